@@ -1,0 +1,44 @@
+# sharpseek — every target installs what it needs into .venv (Python 3.11 with pip is all it assumes).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP_CORE := $(VENV)/.stamp-core
+STAMP_DEV := $(VENV)/.stamp-dev
+PYTEST_ARGS ?=
+
+.PHONY: install install-dev demo test bench lint format clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP_CORE): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e .
+	touch $@
+
+$(STAMP_DEV): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@ $(STAMP_CORE)
+
+install: $(STAMP_CORE)          ## the library and the `sharpseek` command
+install-dev: $(STAMP_DEV)       ## plus test, lint and benchmark tools
+
+demo: $(STAMP_CORE)             ## the main job on the embedded default
+	$(VENV)/bin/sharpseek demo
+
+test: $(STAMP_DEV)              ## the whole test suite (under 20 minutes on 2 cores)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP_DEV)             ## benchmarks; figures written to benchmarks/results/
+	$(PY) benchmarks/bench_physics.py --out benchmarks/results/physics.json
+
+lint: $(STAMP_DEV)
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+
+format: $(STAMP_DEV)
+	$(VENV)/bin/ruff format src tests benchmarks
+	$(VENV)/bin/ruff check --fix src tests benchmarks
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis build src/*.egg-info

@@ -1,0 +1,176 @@
+"""The ``sharpseek`` command: a thin shell over the library (parse, check, call, report)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from sharpseek.config import PresetName, Settings, get_settings
+
+app = typer.Typer(
+    name="sharpseek",
+    help="Generate solar active regions from physical quantities and search real SHARPs.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+ingest_app = typer.Typer(help="Bring SHARPs (or synthetic ones) into a versioned dataset.",
+                         no_args_is_help=True)
+plot_app = typer.Typer(help="Pictures of datasets.", no_args_is_help=True)
+app.add_typer(ingest_app, name="ingest")
+app.add_typer(plot_app, name="plot")
+
+console = Console()
+
+PresetOption = Annotated[
+    PresetName | None, typer.Option("--preset", help="tiny (CPU, tests) or paper (GPU nodes)")
+]
+HomeOption = Annotated[
+    Path | None, typer.Option("--home", help="data home (default: SHARPSEEK_HOME or ./.sharpseek)")
+]
+
+
+def _settings(preset: str | None, home: Path | None) -> Settings:
+    overrides = {}
+    if preset is not None:
+        overrides["preset"] = preset
+    if home is not None:
+        overrides["home"] = home
+    return get_settings(**overrides)
+
+
+@app.callback()
+def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@ingest_app.command("synthetic")
+def ingest_synthetic_cmd(
+    regions: Annotated[int | None, typer.Option(min=1, help="synthetic HARPs")] = None,
+    frames: Annotated[int | None, typer.Option(min=1, help="frames per region")] = None,
+    cadence_hours: Annotated[float | None, typer.Option(min=0.01, help="hours between frames")] = None,
+    seed: Annotated[int | None, typer.Option(help="random seed (same seed, same data)")] = None,
+    overwrite: Annotated[bool, typer.Option(help="regenerate even if this version exists")] = False,
+    preset: PresetOption = None,
+    home: HomeOption = None,
+) -> None:
+    """Generate synthetic active regions (time sequences with ground truth) as a dataset.
+
+    Unset sizes come from the preset (tiny: 300 regions x 12 frames, 6 h cadence).
+    """
+    from sharpseek.ingest import ingest_synthetic
+
+    settings = _settings(preset, home)
+    start = time.perf_counter()
+    ds = ingest_synthetic(
+        settings, regions=regions, frames=frames, cadence_hours=cadence_hours, seed=seed,
+        overwrite=overwrite,
+    )
+    console.print(
+        f"dataset [bold]{ds.name}/{ds.version}[/]: {len(ds)} frames of "
+        f"{ds.info['n_regions']} regions at {ds.path} ({time.perf_counter() - start:.1f} s)"
+    )
+
+
+@plot_app.command("dataset")
+def plot_dataset_cmd(
+    name: Annotated[str, typer.Option(help="dataset name")] = "synthetic",
+    version: Annotated[str | None, typer.Option(help="version (default: the latest)")] = None,
+    out: Annotated[Path | None, typer.Option(help="output folder (default: <home>/figures)")] = None,
+    samples: Annotated[int, typer.Option(min=1, max=120, help="frames in the grid")] = 24,
+    seed: Annotated[int, typer.Option(help="seed of the frame selection")] = 0,
+    preset: PresetOption = None,
+    home: HomeOption = None,
+) -> None:
+    """Write a grid of samples, realism histograms (with KS distances against real SHARP
+    headers) and the real samples beside their nearest dataset frames."""
+    from sharpseek.dataset import latest_version, open_dataset
+    from sharpseek.report import dataset_report
+
+    settings = _settings(preset, home)
+    path = settings.datasets_dir / name / version if version else latest_version(
+        settings.datasets_dir, name
+    )
+    if path is None or not path.exists():
+        console.print(f"[red]no dataset {name!r}{'/' + version if version else ''} under "
+                      f"{settings.datasets_dir}[/]; make one with `sharpseek ingest synthetic`")
+        raise typer.Exit(code=2)
+    ds = open_dataset(path)
+    report = dataset_report(
+        ds,
+        out or settings.figures_dir,
+        header_table=settings.header_table,
+        real_sample_paths=settings.real_sample_paths,
+        n_samples=samples,
+        seed=seed,
+    )
+    _print_report(report, settings)
+
+
+def _print_report(report, settings: Settings) -> None:
+    if report.comparisons:
+        table = Table(title="realism: dataset vs real SHARP headers (KS distance; 0 = same)")
+        table.add_column("quantity")
+        table.add_column("KS", justify="right")
+        table.add_column("n dataset / real", justify="right")
+        for c in report.comparisons:
+            table.add_row(c.label, f"{c.ks:.3f}", f"{c.n[0]} / {c.n[1]}")
+        console.print(table)
+    else:
+        console.print(f"[yellow]no header table at {settings.samples_dir}: realism skipped[/]")
+    for kind, path in report.figures.items():
+        console.print(f"{kind:>8}: {path}")
+
+
+@app.command("measure")
+def measure_cmd(
+    files: Annotated[list[Path], typer.Argument(help="SHARP Br FITS files or .npy model-space arrays")],
+) -> None:
+    """Print the physical parameters of SHARP FITS files (or model-space .npy arrays)."""
+    from sharpseek.measure import measure_files
+
+    table = Table(title="physical parameters (model space: G px, model px, degrees)")
+    results = measure_files(files)
+    columns = list(results[0].keys()) if results else []
+    for c in columns:
+        table.add_column(c, justify="right" if c != "file" else "left")
+    for r in results:
+        table.add_row(*[_fmt(r[c]) for c in columns])
+    console.print(table)
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+@app.command("demo")
+def demo_cmd(
+    preset: PresetOption = None,
+    home: HomeOption = None,
+) -> None:
+    """The main job on the embedded default: build the synthetic dataset and its pictures."""
+    settings = _settings(preset, home)
+    console.rule("sharpseek demo: synthetic active regions")
+    ingest_synthetic_cmd(preset=preset, home=home)
+    plot_dataset_cmd(preset=preset, home=home)
+    console.print(f"[green]done[/]: pictures in {settings.figures_dir}")
+
+
+@app.command("config")
+def config_cmd(preset: PresetOption = None, home: HomeOption = None) -> None:
+    """Show the settings in force (environment SHARPSEEK_* plus preset)."""
+    console.print_json(_settings(preset, home).model_dump_json())
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,133 @@
+"""One settings object for sharpseek.
+
+Everything configurable lives here: the data home, the compute device, chunk sizes, and the
+presets (`tiny` for tests and the CPU demo, `paper` for GPU nodes). Values come from, in
+order of precedence: keyword overrides, environment variables prefixed ``SHARPSEEK_``
+(nested fields with ``__``, e.g. ``SHARPSEEK_SYNTHETIC__REGIONS=50``), then the preset.
+
+The physical definitions (thresholds, the 1000 G scale, ...) are *not* settings: they are the
+contract of ``../shared/design/SCIENCE.md`` and live, once, in :mod:`sharpseek.physics`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PresetName = Literal["tiny", "paper"]
+
+
+class SyntheticSettings(BaseModel):
+    """Sizes of a synthetic active-region dataset (see :mod:`sharpseek.synthetic`)."""
+
+    regions: int = Field(300, ge=1, description="number of synthetic HARPs")
+    frames: int = Field(12, ge=1, description="frames per region, through emergence and decay")
+    cadence_hours: float = Field(6.0, gt=0, description="time between frames [h]")
+    seed: int = 0
+
+
+# Preset values: only the fields a preset changes. A preset never hides a knob: every value
+# here is an ordinary field that env vars and overrides can still set.
+PRESETS: dict[str, dict[str, Any]] = {
+    "tiny": {
+        "synthetic": {"regions": 300, "frames": 12, "cadence_hours": 6.0},
+        "physics_chunk_size": 256,
+    },
+    "paper": {
+        "synthetic": {"regions": 2000, "frames": 27, "cadence_hours": 12.0},
+        "physics_chunk_size": 4096,
+    },
+}
+
+
+class Settings(BaseSettings):
+    """All of sharpseek's configuration, typed.
+
+    Examples
+    --------
+    >>> s = Settings(home="/tmp/sh", preset="tiny")
+    >>> s.datasets_dir.name
+    'datasets'
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="SHARPSEEK_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    home: Path = Field(Path(".sharpseek"), description="data home (SHARPSEEK_HOME)")
+    preset: PresetName = "tiny"
+    device: str = Field(
+        "auto", description="torch device for batched work: auto, cpu, cuda, cuda:1, ..."
+    )
+    physics_chunk_size: int = Field(
+        256, ge=1, description="images per chunk in batched physics (bounds memory for any N)"
+    )
+    synthetic: SyntheticSettings = SyntheticSettings()
+    samples_dir: Path = Field(
+        Path("../shared/data/sharp-samples"),
+        description="folder of real SHARP FITS samples and the header table "
+        "sharp_headers_867.csv, used when present (plots, demo)",
+    )
+
+    @property
+    def header_table(self) -> Path | None:
+        """The real SHARP header table, or None when it is absent."""
+        path = self.samples_dir / "sharp_headers_867.csv"
+        return path if path.is_file() else None
+
+    @property
+    def real_sample_paths(self) -> list[Path]:
+        """The real Br FITS samples present in ``samples_dir`` (possibly none)."""
+        if not self.samples_dir.is_dir():
+            return []
+        return sorted(self.samples_dir.glob("*.Br.fits"))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_preset(cls, data: Any) -> Any:
+        """Fill fields the caller did not set from the chosen preset."""
+        if not isinstance(data, dict):
+            return data
+        import os
+
+        name = data.get("preset") or os.environ.get("SHARPSEEK_PRESET", "tiny")
+        if name not in PRESETS:
+            raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+        merged = _deep_merge(PRESETS[name], data)
+        return merged
+
+    @property
+    def datasets_dir(self) -> Path:
+        """Where versioned datasets live: ``<home>/datasets``."""
+        return self.home / "datasets"
+
+    @property
+    def figures_dir(self) -> Path:
+        """Where pictures made by the CLI go: ``<home>/figures``."""
+        return self.home / "figures"
+
+    def torch_device(self):
+        """The torch device named by ``device`` (``auto``: CUDA when available)."""
+        import torch
+
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(self.device)
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def get_settings(**overrides: Any) -> Settings:
+    """Build the settings from the environment plus keyword overrides."""
+    return Settings(**overrides)

@@ -1,0 +1,133 @@
+"""Pictures people look at: magnetograms in gauss with a diverging scale, histograms.
+
+Every magnetogram is drawn with ``origin='lower'`` (row index y grows northward, column x
+westward, as in a CEA SHARP), on a symmetric diverging colour scale in gauss with a colour
+bar, so positive (red) and negative (blue) polarity read the same in every figure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files, never windows: this runs on servers and in CI
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from sharpseek.physics import FIELD_SCALE  # noqa: E402
+from sharpseek.realism import Comparison  # noqa: E402
+
+__all__ = ["magnetogram_grid", "realism_histograms", "MAGNETOGRAM_CMAP"]
+
+MAGNETOGRAM_CMAP = "RdBu_r"
+FIELD_SCALE_G = FIELD_SCALE.to_value("G")
+
+
+def _draw_magnetogram(ax, image_gauss: np.ndarray, vmax_gauss: float):
+    im = ax.imshow(
+        image_gauss,
+        origin="lower",
+        cmap=MAGNETOGRAM_CMAP,
+        vmin=-vmax_gauss,
+        vmax=vmax_gauss,
+        interpolation="nearest",
+    )
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return im
+
+
+def magnetogram_grid(
+    images: np.ndarray,
+    path: str | Path,
+    *,
+    titles: Sequence[str] | None = None,
+    centroids: np.ndarray | None = None,
+    ncols: int = 6,
+    vmax_gauss: float = 1000.0,
+    suptitle: str | None = None,
+) -> Path:
+    """Save a grid of model-space magnetograms, drawn in gauss with one colour bar.
+
+    Parameters
+    ----------
+    images : ndarray (n, 128, 128)
+        Model-space patches, b in [-1, 1] (B = 1000 G * b).
+    centroids : ndarray (n, 4), optional
+        ``pos_x, pos_y, neg_x, neg_y`` [model px] from the physics; drawn as the paper's
+        Fig. 3 does (a cyan line between the polarity centroids) where finite.
+    vmax_gauss : float
+        Half-range of the symmetric colour scale [G].
+    """
+    images = np.asarray(images)
+    if images.ndim != 3:
+        raise ValueError(f"images must have shape (n, ny, nx), got {images.shape}")
+    n = len(images)
+    ncols = max(1, min(ncols, n))
+    nrows = int(np.ceil(n / ncols))
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(2.1 * ncols + 1.0, 2.3 * nrows + 0.4), squeeze=False
+    )
+    im = None
+    for i, ax in enumerate(axes.flat):
+        if i >= n:
+            ax.axis("off")
+            continue
+        im = _draw_magnetogram(ax, images[i] * FIELD_SCALE_G, vmax_gauss)
+        if titles is not None:
+            ax.set_title(titles[i], fontsize=7)
+        if centroids is not None and np.all(np.isfinite(centroids[i])):
+            px, py, nx, ny = centroids[i]
+            ax.plot([px, nx], [py, ny], color="cyan", lw=1.2)
+            ax.plot(px, py, "o", ms=3, color="cyan", mec="k", mew=0.4)
+            ax.plot(nx, ny, "s", ms=3, color="cyan", mec="k", mew=0.4)
+    if im is not None:
+        cbar = fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8, pad=0.02)
+        cbar.set_label(r"$B_r$ [G]")
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=10)
+    return _save(fig, path)
+
+
+def realism_histograms(
+    comparisons: Sequence[Comparison],
+    path: str | Path,
+    *,
+    dataset_label: str = "synthetic",
+    real_label: str = "real SHARP headers",
+) -> Path:
+    """Save one histogram panel per comparison, dataset against real, KS distance in the title."""
+    n = len(comparisons)
+    fig, axes = plt.subplots(1, n, figsize=(3.4 * n, 3.0), squeeze=False)
+    for ax, c in zip(axes.flat, comparisons, strict=True):
+        ours, real = c.dataset, c.real
+        if c.log:
+            ours, real = ours[ours > 0], real[real > 0]
+            lo = np.log10(min(ours.min(initial=np.inf), real.min(initial=np.inf)))
+            hi = np.log10(max(ours.max(initial=1), real.max(initial=1)))
+            bins = np.logspace(lo, hi, 30)
+            ax.set_xscale("log")
+        else:
+            both = np.concatenate([ours, real])
+            bins = np.linspace(both.min(), both.max(), 30) if both.size else 10
+        ax.hist(real, bins=bins, density=True, alpha=0.55, color="0.35", label=real_label)
+        ax.hist(ours, bins=bins, density=True, histtype="step", lw=1.6, color="C3",
+                label=dataset_label)
+        ax.set_xlabel(c.label, fontsize=8)
+        ax.set_title(f"KS = {c.ks:.2f}  (n={c.n[0]} vs {c.n[1]})", fontsize=8)
+        ax.tick_params(labelsize=7)
+    axes.flat[0].set_ylabel("density")
+    axes.flat[0].legend(fontsize=7)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _save(fig, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
