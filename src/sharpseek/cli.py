@@ -137,14 +137,31 @@ def measure_cmd(
     """Print the physical parameters of SHARP FITS files (or model-space .npy arrays)."""
     from sharpseek.measure import measure_files
 
-    table = Table(title="physical parameters (model space: G px, model px, degrees)")
-    results = measure_files(files)
-    columns = list(results[0].keys()) if results else []
-    for c in columns:
-        table.add_column(c, justify="right" if c != "file" else "left")
-    for r in results:
-        table.add_row(*[_fmt(r[c]) for c in columns])
-    console.print(table)
+    try:
+        results = measure_files(files)
+    except (ValueError, FileNotFoundError, OSError) as err:
+        console.print(f"[red]error:[/] {err}")
+        raise typer.Exit(code=2) from err
+    # One column per file, one row per parameter: readable in any terminal width.
+    for start in range(0, len(results), 4):
+        chunk = results[start : start + 4]
+        table = Table(title="physical parameters (model space unless a unit says otherwise)")
+        table.add_column("parameter")
+        table.add_column("unit")
+        for r in chunk:
+            table.add_column(r["file"], justify="right", overflow="fold")
+        for key in chunk[0]:
+            if key == "file":
+                continue
+            table.add_row(key, MEASURE_UNITS.get(key, ""), *[_fmt(r.get(key)) for r in chunk])
+        console.print(table)
+
+
+MEASURE_UNITS = {
+    "tuf": "G px", "tpf": "G px", "tnf": "G px", "psep": "model px", "r": "G px",
+    "tilt": "deg", "sigma": "b", "alpha": "", "grad": "b / px", "flux_mx": "Mx",
+    "flux_strong_mx": "Mx", "psep_mm": "Mm", "usflux_jsoc_mx": "Mx",
+}
 
 
 def _fmt(value) -> str:

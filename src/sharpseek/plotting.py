@@ -69,7 +69,7 @@ def magnetogram_grid(
     ncols = max(1, min(ncols, n))
     nrows = int(np.ceil(n / ncols))
     fig, axes = plt.subplots(
-        nrows, ncols, figsize=(2.1 * ncols + 1.0, 2.3 * nrows + 0.4), squeeze=False
+        nrows, ncols, figsize=(2.4 * ncols + 1.0, 2.5 * nrows + 0.4), squeeze=False
     )
     im = None
     for i, ax in enumerate(axes.flat):
@@ -78,7 +78,7 @@ def magnetogram_grid(
             continue
         im = _draw_magnetogram(ax, images[i] * FIELD_SCALE_G, vmax_gauss)
         if titles is not None:
-            ax.set_title(titles[i], fontsize=7)
+            ax.set_title(titles[i], fontsize=6)
         if centroids is not None and np.all(np.isfinite(centroids[i])):
             px, py, nx, ny = centroids[i]
             ax.plot([px, nx], [py, ny], color="cyan", lw=1.2)
@@ -104,19 +104,16 @@ def realism_histograms(
     fig, axes = plt.subplots(1, n, figsize=(3.4 * n, 3.0), squeeze=False)
     for ax, c in zip(axes.flat, comparisons, strict=True):
         ours, real = c.dataset, c.real
-        if c.log:
-            ours, real = ours[ours > 0], real[real > 0]
-            lo = np.log10(min(ours.min(initial=np.inf), real.min(initial=np.inf)))
-            hi = np.log10(max(ours.max(initial=1), real.max(initial=1)))
-            bins = np.logspace(lo, hi, 30)
-            ax.set_xscale("log")
-        else:
-            both = np.concatenate([ours, real])
-            bins = np.linspace(both.min(), both.max(), 30) if both.size else 10
+        label = c.label
+        if c.log:  # histogram the decades, so "density" means the same on every axis
+            ours, real = np.log10(ours[ours > 0]), np.log10(real[real > 0])
+            label = f"log10 {c.label}"
+        both = np.concatenate([ours, real])
+        bins = np.linspace(both.min(), both.max(), 30) if both.size else 10
         ax.hist(real, bins=bins, density=True, alpha=0.55, color="0.35", label=real_label)
         ax.hist(ours, bins=bins, density=True, histtype="step", lw=1.6, color="C3",
                 label=dataset_label)
-        ax.set_xlabel(c.label, fontsize=8)
+        ax.set_xlabel(label, fontsize=8)
         ax.set_title(f"KS = {c.ks:.2f}  (n={c.n[0]} vs {c.n[1]})", fontsize=8)
         ax.tick_params(labelsize=7)
     axes.flat[0].set_ylabel("density")

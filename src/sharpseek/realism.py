@@ -81,9 +81,8 @@ def compare_with_headers(manifest: pd.DataFrame, headers: pd.DataFrame) -> list[
     def col(frame: pd.DataFrame, name: str) -> np.ndarray:
         return pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=float)
 
-    real_flux = col(headers, "USFLUX")
     pairs = [
-        ("flux", "unsigned flux [Mx]", col(manifest, "flux_strong_mx"), real_flux[real_flux > 0], True),
+        ("flux", "unsigned flux [Mx]", col(manifest, "flux_strong_mx"), col(headers, "USFLUX"), True),
         ("naxis1", "patch width NAXIS1 [px]", col(manifest, "naxis1"), col(headers, "NAXIS1"), True),
         ("naxis2", "patch height NAXIS2 [px]", col(manifest, "naxis2"), col(headers, "NAXIS2"), True),
         ("latitude", "latitude LAT_FWT [deg]", col(manifest, "lat_fwt"), col(headers, "LAT_FWT"), False),
@@ -98,5 +97,7 @@ def compare_with_headers(manifest: pd.DataFrame, headers: pd.DataFrame) -> list[
     out = []
     for name, label, ours, real, log in pairs:
         ours, real = ours[np.isfinite(ours)], real[np.isfinite(real)]
+        if log:  # a log quantity of 0 is "nothing measured" (e.g. USFLUX = 0): leave it out
+            ours, real = ours[ours > 0], real[real > 0]
         out.append(Comparison(name, label, ours, real, _ks(ours, real), log))
     return out
