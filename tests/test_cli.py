@@ -13,8 +13,17 @@ def _unwrapped(text: str) -> str:
     """Rich wraps long messages to the terminal width; compare with the wrapping undone."""
     return " ".join(text.split())
 
-COMMANDS = [[], ["ingest"], ["ingest", "synthetic"], ["plot"], ["plot", "dataset"], ["measure"],
-            ["demo"], ["config"]]
+
+COMMANDS = [
+    [],
+    ["ingest"],
+    ["ingest", "synthetic"],
+    ["plot"],
+    ["plot", "dataset"],
+    ["measure"],
+    ["demo"],
+    ["config"],
+]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "root")
@@ -32,8 +41,9 @@ def home(tmp_path, monkeypatch):
 
 def test_ingest_then_plot_dataset(home, monkeypatch, samples_dir):
     monkeypatch.setenv("SHARPSEEK_SAMPLES_DIR", str(samples_dir))
-    result = runner.invoke(app, ["ingest", "synthetic", "--regions", "6", "--frames", "3",
-                                 "--seed", "3"])
+    result = runner.invoke(
+        app, ["ingest", "synthetic", "--regions", "6", "--frames", "3", "--seed", "3"]
+    )
     assert result.exit_code == 0, result.output
     assert "18 frames of 6 regions" in result.output
     version_dir = home / "datasets" / "synthetic" / "seed3-r6-f3-c6h-s1"
@@ -44,7 +54,8 @@ def test_ingest_then_plot_dataset(home, monkeypatch, samples_dir):
     assert "KS" in result.output
     figures = sorted(p.name for p in (home / "figures").glob("*.png"))
     assert figures == sorted(
-        f"synthetic-seed3-r6-f3-c6h-s1-{kind}.png" for kind in ("grid", "realism", "real-vs-dataset")
+        f"synthetic-seed3-r6-f3-c6h-s1-{kind}.png"
+        for kind in ("grid", "realism", "real-vs-dataset")
     )
 
 

@@ -15,7 +15,11 @@ def _records(n, *, seed=0, harps=3):
     for i in range(n):
         yield PatchRecord(
             image=rng.uniform(-1, 1, (128, 128)).astype(np.float32),
-            meta={"series": "synthetic", "harpnum": 1 + i % harps, "t_rec": T0 + timedelta(hours=i)},
+            meta={
+                "series": "synthetic",
+                "harpnum": 1 + i % harps,
+                "t_rec": T0 + timedelta(hours=i),
+            },
             columns={"scale_x": 2.0, "truth_flux_mx": 1e21 * (i + 1)},
         )
 
@@ -28,11 +32,15 @@ def test_record_id_names_series_harp_and_t_rec():
 
 def test_roundtrip_keeps_order_images_and_columns(tmp_path):
     records = list(_records(10))
-    ds = write_dataset(tmp_path, "synthetic", "v1", iter(records), provenance={"x": 1}, shard_size=4)
+    ds = write_dataset(
+        tmp_path, "synthetic", "v1", iter(records), provenance={"x": 1}, shard_size=4
+    )
     again = open_dataset(tmp_path / "synthetic" / "v1")
     assert len(again) == 10
     assert sorted(again.manifest["shard"].unique()) == [
-        "images-00000.npy", "images-00001.npy", "images-00002.npy"
+        "images-00000.npy",
+        "images-00001.npy",
+        "images-00002.npy",
     ]
     images = again.images()
     expected = np.stack([r.image for r in records]).astype(np.float16).astype(np.float32)
@@ -57,8 +65,9 @@ def test_annotation_sees_stored_float16_images_and_rows(tmp_path):
         seen.append((images.dtype, len(rows), rows[0]["harpnum"]))
         return {"mean_b": images.mean(axis=(1, 2))}
 
-    ds = write_dataset(tmp_path, "s", "v", _records(5), provenance={}, shard_size=3,
-                       annotate=annotate)
+    ds = write_dataset(
+        tmp_path, "s", "v", _records(5), provenance={}, shard_size=3, annotate=annotate
+    )
     assert seen == [(np.float32, 3, 1), (np.float32, 2, 1)]
     np.testing.assert_allclose(ds.manifest["mean_b"], ds.images().mean(axis=(1, 2)), rtol=1e-6)
 

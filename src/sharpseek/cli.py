@@ -19,8 +19,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-ingest_app = typer.Typer(help="Bring SHARPs (or synthetic ones) into a versioned dataset.",
-                         no_args_is_help=True)
+ingest_app = typer.Typer(
+    help="Bring SHARPs (or synthetic ones) into a versioned dataset.", no_args_is_help=True
+)
 plot_app = typer.Typer(help="Pictures of datasets.", no_args_is_help=True)
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(plot_app, name="plot")
@@ -56,7 +57,9 @@ def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> 
 def ingest_synthetic_cmd(
     regions: Annotated[int | None, typer.Option(min=1, help="synthetic HARPs")] = None,
     frames: Annotated[int | None, typer.Option(min=1, help="frames per region")] = None,
-    cadence_hours: Annotated[float | None, typer.Option(min=0.01, help="hours between frames")] = None,
+    cadence_hours: Annotated[
+        float | None, typer.Option(min=0.01, help="hours between frames")
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="random seed (same seed, same data)")] = None,
     overwrite: Annotated[bool, typer.Option(help="regenerate even if this version exists")] = False,
     preset: PresetOption = None,
@@ -71,7 +74,11 @@ def ingest_synthetic_cmd(
     settings = _settings(preset, home)
     start = time.perf_counter()
     ds = ingest_synthetic(
-        settings, regions=regions, frames=frames, cadence_hours=cadence_hours, seed=seed,
+        settings,
+        regions=regions,
+        frames=frames,
+        cadence_hours=cadence_hours,
+        seed=seed,
         overwrite=overwrite,
     )
     console.print(
@@ -84,7 +91,9 @@ def ingest_synthetic_cmd(
 def plot_dataset_cmd(
     name: Annotated[str, typer.Option(help="dataset name")] = "synthetic",
     version: Annotated[str | None, typer.Option(help="version (default: the latest)")] = None,
-    out: Annotated[Path | None, typer.Option(help="output folder (default: <home>/figures)")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="output folder (default: <home>/figures)")
+    ] = None,
     samples: Annotated[int, typer.Option(min=1, max=120, help="frames in the grid")] = 24,
     seed: Annotated[int, typer.Option(help="seed of the frame selection")] = 0,
     preset: PresetOption = None,
@@ -96,12 +105,16 @@ def plot_dataset_cmd(
     from sharpseek.report import dataset_report
 
     settings = _settings(preset, home)
-    path = settings.datasets_dir / name / version if version else latest_version(
-        settings.datasets_dir, name
+    path = (
+        settings.datasets_dir / name / version
+        if version
+        else latest_version(settings.datasets_dir, name)
     )
     if path is None or not path.exists():
-        console.print(f"[red]no dataset {name!r}{'/' + version if version else ''} under "
-                      f"{settings.datasets_dir}[/]; make one with `sharpseek ingest synthetic`")
+        console.print(
+            f"[red]no dataset {name!r}{'/' + version if version else ''} under "
+            f"{settings.datasets_dir}[/]; make one with `sharpseek ingest synthetic`"
+        )
         raise typer.Exit(code=2)
     ds = open_dataset(path)
     report = dataset_report(
@@ -132,13 +145,27 @@ def _print_report(report, settings: Settings) -> None:
 
 @app.command("measure")
 def measure_cmd(
-    files: Annotated[list[Path], typer.Argument(help="SHARP Br FITS files or .npy model-space arrays")],
+    files: Annotated[
+        list[Path], typer.Argument(help="SHARP Br FITS files or .npy model-space arrays")
+    ],
+    plot: Annotated[
+        Path | None,
+        typer.Option(help="folder for a picture per image: field, polarities + PSEP, R region"),
+    ] = None,
 ) -> None:
     """Print the physical parameters of SHARP FITS files (or model-space .npy arrays)."""
-    from sharpseek.measure import measure_files
+    from sharpseek.measure import load_model_images, measure_files
+    from sharpseek.plotting import polarity_panels
 
     try:
         results = measure_files(files)
+        if plot is not None:
+            for path in files:
+                labels, images, _ = load_model_images(path)
+                for label, image in zip(labels, images, strict=True):
+                    stem = label.replace("[", "-").replace("]", "").removesuffix(".fits")
+                    out = polarity_panels(image, plot / f"{stem}.png", title=label)
+                    console.print(f"picture: {out}")
     except (ValueError, FileNotFoundError, OSError) as err:
         console.print(f"[red]error:[/] {err}")
         raise typer.Exit(code=2) from err
@@ -158,9 +185,19 @@ def measure_cmd(
 
 
 MEASURE_UNITS = {
-    "tuf": "G px", "tpf": "G px", "tnf": "G px", "psep": "model px", "r": "G px",
-    "tilt": "deg", "sigma": "b", "alpha": "", "grad": "b / px", "flux_mx": "Mx",
-    "flux_strong_mx": "Mx", "psep_mm": "Mm", "usflux_jsoc_mx": "Mx",
+    "tuf": "G px",
+    "tpf": "G px",
+    "tnf": "G px",
+    "psep": "model px",
+    "r": "G px",
+    "tilt": "deg",
+    "sigma": "b",
+    "alpha": "",
+    "grad": "b / px",
+    "flux_mx": "Mx",
+    "flux_strong_mx": "Mx",
+    "psep_mm": "Mm",
+    "usflux_jsoc_mx": "Mx",
 }
 
 

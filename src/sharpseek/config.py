@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PresetName = Literal["tiny", "paper"]
@@ -29,16 +29,56 @@ class SyntheticSettings(BaseModel):
     seed: int = 0
 
 
+class StoreSettings(BaseModel):
+    """Where artifacts live: a local folder (``<home>``, the embedded default) or MinIO/S3.
+
+    Keys come from the environment (``SHARPSEEK_STORE__ACCESS_KEY``,
+    ``SHARPSEEK_STORE__SECRET_KEY``) or a Kubernetes Secret mounted as such; they are
+    ``SecretStr`` so they never appear in logs or reprs.
+    """
+
+    backend: Literal["local", "s3"] = "local"
+    endpoint: str | None = Field(None, description="S3/MinIO host:port, e.g. minio:9000")
+    bucket: str = "sharpseek"
+    access_key: SecretStr | None = None
+    secret_key: SecretStr | None = None
+    secure: bool = Field(True, description="use TLS to the S3 endpoint")
+    region: str | None = None
+
+
+class JsocSettings(BaseModel):
+    """How SHARPs are fetched from JSOC through drms."""
+
+    server_url: str = Field(
+        "http://jsoc.stanford.edu/", description="JSOC base URL (a test server in the tests)"
+    )
+    email: str | None = Field(
+        None, description="JSOC-registered export email (SHARPSEEK_JSOC__EMAIL)"
+    )
+    series: str = "hmi.sharp_cea_720s"
+    cadence: str = Field("1h", description="record cadence, e.g. 12m (native), 1h, 12h")
+    quality: Literal["usable", "strict"] = Field(
+        "usable", description="usable: QUALITY < 65536; strict: QUALITY == 0"
+    )
+    segments: list[str] = Field(default_factory=lambda: ["Br"])
+    retries: int = Field(5, ge=0, description="retries of a transient failure")
+    backoff_seconds: float = Field(2.0, ge=0, description="first retry delay; doubles each time")
+    export_timeout_seconds: float = Field(1800.0, gt=0)
+    poll_seconds: float = Field(5.0, gt=0, description="export status polling interval")
+
+
 # Preset values: only the fields a preset changes. A preset never hides a knob: every value
 # here is an ordinary field that env vars and overrides can still set.
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {
         "synthetic": {"regions": 300, "frames": 12, "cadence_hours": 6.0},
         "physics_chunk_size": 256,
+        "jsoc": {"cadence": "1h"},
     },
     "paper": {
         "synthetic": {"regions": 2000, "frames": 27, "cadence_hours": 12.0},
         "physics_chunk_size": 4096,
+        "jsoc": {"cadence": "12h"},
     },
 }
 
@@ -66,6 +106,8 @@ class Settings(BaseSettings):
         256, ge=1, description="images per chunk in batched physics (bounds memory for any N)"
     )
     synthetic: SyntheticSettings = SyntheticSettings()
+    store: StoreSettings = StoreSettings()
+    jsoc: JsocSettings = JsocSettings()
     samples_dir: Path = Field(
         Path("../shared/data/sharp-samples"),
         description="folder of real SHARP FITS samples and the header table "

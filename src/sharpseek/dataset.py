@@ -122,7 +122,8 @@ def write_dataset(
         How the data was made (source, seed, sizes, code version); stored in dataset.json.
     annotate : callable, optional
         ``annotate(images, rows) -> dict[str, ndarray (n,)]`` adds columns per shard, computed
-        on the stored float16 images (``rows``: each record's meta and columns merged) (for example :func:`sharpseek.physics.compute_parameters`).
+        on the stored float16 images (``rows``: each record's meta and columns merged), for example
+        :func:`sharpseek.physics.compute_parameters`.
     overwrite : bool
         Replace an existing complete version. Without it an existing version is an error.
     """
@@ -150,7 +151,9 @@ def write_dataset(
         np.save(tmp / shard, images)
         shard_rows = []
         for i, rec in enumerate(batch):
-            row = {"record_id": record_id(rec.meta["series"], rec.meta["harpnum"], rec.meta["t_rec"])}
+            row = {
+                "record_id": record_id(rec.meta["series"], rec.meta["harpnum"], rec.meta["t_rec"])
+            }
             row.update(rec.meta)
             row.update(rec.columns)
             row["shard"] = shard

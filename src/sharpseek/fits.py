@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 from astropy.io import fits
-from astropy.utils.exceptions import AstropyUserWarning
 from astropy.io.fits.verify import VerifyWarning
+from astropy.utils.exceptions import AstropyUserWarning
 
 __all__ = ["SharpFile", "read_sharp", "parse_t_rec", "SHARP_SERIES"]
 

@@ -20,7 +20,7 @@ import numpy as np  # noqa: E402
 from sharpseek.physics import FIELD_SCALE  # noqa: E402
 from sharpseek.realism import Comparison  # noqa: E402
 
-__all__ = ["magnetogram_grid", "realism_histograms", "MAGNETOGRAM_CMAP"]
+__all__ = ["magnetogram_grid", "realism_histograms", "polarity_panels", "MAGNETOGRAM_CMAP"]
 
 MAGNETOGRAM_CMAP = "RdBu_r"
 FIELD_SCALE_G = FIELD_SCALE.to_value("G")
@@ -111,8 +111,9 @@ def realism_histograms(
         both = np.concatenate([ours, real])
         bins = np.linspace(both.min(), both.max(), 30) if both.size else 10
         ax.hist(real, bins=bins, density=True, alpha=0.55, color="0.35", label=real_label)
-        ax.hist(ours, bins=bins, density=True, histtype="step", lw=1.6, color="C3",
-                label=dataset_label)
+        ax.hist(
+            ours, bins=bins, density=True, histtype="step", lw=1.6, color="C3", label=dataset_label
+        )
         ax.set_xlabel(label, fontsize=8)
         ax.set_title(f"KS = {c.ks:.2f}  (n={c.n[0]} vs {c.n[1]})", fontsize=8)
         ax.tick_params(labelsize=7)
@@ -128,3 +129,78 @@ def _save(fig, path: str | Path) -> Path:
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path
+
+
+def polarity_panels(
+    image: np.ndarray,
+    path: str | Path,
+    *,
+    title: str = "",
+    vmax_gauss: float = 1000.0,
+) -> Path:
+    """Save the paper's Fig. 3 for one patch: the magnetogram, its thresholded polarities
+    with the |B|-weighted centroids joined (PSEP), and the region M where R is summed.
+
+    Parameters
+    ----------
+    image : ndarray (128, 128)
+        Model-space patch, b in [-1, 1].
+    """
+    from sharpseek.physics import PARAMETER_UNITS, compute_parameters, polarity_maps
+
+    image = np.asarray(image, dtype=np.float32)
+    if image.ndim != 2:
+        raise ValueError(f"image must have shape (ny, nx), got {image.shape}")
+    params = {k: float(v[0]) for k, v in compute_parameters(image[None]).items()}
+    pos, neg, region = (m[0] for m in polarity_maps(image[None]))
+
+    fig, axes = plt.subplots(1, 3, figsize=(11.5, 3.9))
+    im = _draw_magnetogram(axes[0], image * FIELD_SCALE_G, vmax_gauss)
+    cbar = fig.colorbar(im, ax=axes[0], shrink=0.85)
+    cbar.set_label(r"$B_r$ [G]")
+    axes[0].set_title("radial field", fontsize=9)
+
+    polarity = pos.astype(np.int8) - neg.astype(np.int8)
+    axes[1].imshow(
+        polarity,
+        origin="lower",
+        cmap=MAGNETOGRAM_CMAP,
+        vmin=-1.5,
+        vmax=1.5,
+        interpolation="nearest",
+    )
+    if np.isfinite(params["psep"]):
+        axes[1].plot(
+            [params["pos_x"], params["neg_x"]],
+            [params["pos_y"], params["neg_y"]],
+            color="cyan",
+            lw=1.5,
+        )
+        axes[1].plot(params["pos_x"], params["pos_y"], "o", color="cyan", mec="k")
+        axes[1].plot(params["neg_x"], params["neg_y"], "s", color="cyan", mec="k")
+    axes[1].set_title(
+        f"|B| > 150 G (red +, blue -); PSEP {params['psep']:.1f} px, tilt {params['tilt']:.1f} deg",
+        fontsize=8,
+    )
+    axes[1].set_xticks([])
+    axes[1].set_yticks([])
+
+    axes[2].imshow(
+        np.where(region, np.abs(image) * FIELD_SCALE_G, np.nan),
+        origin="lower",
+        cmap="YlOrRd",
+        vmin=0,
+        vmax=vmax_gauss,
+        interpolation="nearest",
+    )
+    axes[2].contour(pos, levels=[0.5], colors="C3", linewidths=0.6)
+    axes[2].contour(neg, levels=[0.5], colors="C0", linewidths=0.6)
+    axes[2].set_title(f"R region M: R = {params['r']:.3g} {PARAMETER_UNITS['r']}", fontsize=8)
+    axes[2].set_xticks([])
+    axes[2].set_yticks([])
+    summary = ", ".join(
+        f"{k.upper()} {params[k]:.3g}" for k in ("tuf", "tpf", "tnf", "sigma", "alpha", "grad")
+    )
+    fig.suptitle(f"{title}\n{summary}" if title else summary, fontsize=9)
+    fig.tight_layout()
+    return _save(fig, path)

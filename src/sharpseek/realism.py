@@ -82,10 +82,34 @@ def compare_with_headers(manifest: pd.DataFrame, headers: pd.DataFrame) -> list[
         return pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=float)
 
     pairs = [
-        ("flux", "unsigned flux [Mx]", col(manifest, "flux_strong_mx"), col(headers, "USFLUX"), True),
-        ("naxis1", "patch width NAXIS1 [px]", col(manifest, "naxis1"), col(headers, "NAXIS1"), True),
-        ("naxis2", "patch height NAXIS2 [px]", col(manifest, "naxis2"), col(headers, "NAXIS2"), True),
-        ("latitude", "latitude LAT_FWT [deg]", col(manifest, "lat_fwt"), col(headers, "LAT_FWT"), False),
+        (
+            "flux",
+            "unsigned flux [Mx]",
+            col(manifest, "flux_strong_mx"),
+            col(headers, "USFLUX"),
+            True,
+        ),
+        (
+            "naxis1",
+            "patch width NAXIS1 [px]",
+            col(manifest, "naxis1"),
+            col(headers, "NAXIS1"),
+            True,
+        ),
+        (
+            "naxis2",
+            "patch height NAXIS2 [px]",
+            col(manifest, "naxis2"),
+            col(headers, "NAXIS2"),
+            True,
+        ),
+        (
+            "latitude",
+            "latitude LAT_FWT [deg]",
+            col(manifest, "lat_fwt"),
+            col(headers, "LAT_FWT"),
+            False,
+        ),
         (
             "flux_balance",
             "flux balance (F+ - F-)/(F+ + F-)",
