@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from sharpseek.config import PresetName, Settings, get_settings
@@ -135,7 +136,7 @@ def _print_report(report, settings: Settings) -> None:
         table.add_column("KS", justify="right")
         table.add_column("n dataset / real", justify="right")
         for c in report.comparisons:
-            table.add_row(c.label, f"{c.ks:.3f}", f"{c.n[0]} / {c.n[1]}")
+            table.add_row(escape(c.label), f"{c.ks:.3f}", f"{c.n[0]} / {c.n[1]}")
         console.print(table)
     else:
         console.print(f"[yellow]no header table at {settings.samples_dir}: realism skipped[/]")
@@ -167,7 +168,7 @@ def measure_cmd(
                     out = polarity_panels(image, plot / f"{stem}.png", title=label)
                     console.print(f"picture: {out}")
     except (ValueError, FileNotFoundError, OSError) as err:
-        console.print(f"[red]error:[/] {err}")
+        console.print(f"[red]error:[/] {escape(str(err))}")
         raise typer.Exit(code=2) from err
     # One column per file, one row per parameter: readable in any terminal width.
     for start in range(0, len(results), 4):
