@@ -92,14 +92,21 @@ def read_sharp(path: str | Path) -> SharpFile:
             data = np.asarray(hdu.data, dtype=np.float64)
     meta: dict[str, Any] = {}
     for key, name in KEYWORDS.items():
-        value = header.get(key)
-        if isinstance(value, float) and math.isnan(value):
-            value = float("nan")
-        meta[name] = value
+        meta[name] = _keyword_value(header.get(key))
     meta["naxis1"], meta["naxis2"] = data.shape[1], data.shape[0]
     meta["t_rec"] = parse_t_rec(header["T_REC"]) if "T_REC" in header else None
     meta["series"] = _series_from_name(path.name)
     return SharpFile(path=path, data=data, meta=meta, header=header)
+
+
+def _keyword_value(value: Any) -> Any:
+    """A header value as Python: old JSOC headers write missing numbers as a bare ``nan``,
+    which astropy's silentfix leaves as the string 'nan'."""
+    if isinstance(value, str) and value.strip().lower() in ("nan", "-nan"):
+        return float("nan")
+    if isinstance(value, float) and math.isnan(value):
+        return float("nan")
+    return value
 
 
 def _series_from_name(name: str) -> str:
