@@ -1,27 +1,51 @@
-"""The dataset writer and reader: sharded float16 images plus a Parquet manifest."""
+"""Versioned datasets in the store: shards + manifest, appends, idempotence, crash and resume,
+NRT replacement, quarantine — on a local folder and on a real S3 server (moto)."""
 
+import uuid
 from datetime import datetime, timedelta
 
 import numpy as np
 import pytest
 
-from sharpseek.dataset import PatchRecord, latest_version, open_dataset, record_id, write_dataset
+from sharpseek.dataset import (
+    PatchDataset,
+    PatchRecord,
+    Quarantined,
+    append_records,
+    dataset_versions,
+    latest_version,
+    load_dataset,
+    open_dataset,
+    record_id,
+    write_dataset,
+)
+from sharpseek.store import LocalStore, S3Store
+
+pytest_plugins = ["s3_servers"]
 
 T0 = datetime(2014, 1, 31, 2, 48)
 
 
-def _records(n, *, seed=0, harps=3):
-    rng = np.random.default_rng(seed)
-    for i in range(n):
-        yield PatchRecord(
-            image=rng.uniform(-1, 1, (128, 128)).astype(np.float32),
-            meta={
-                "series": "synthetic",
-                "harpnum": 1 + i % harps,
-                "t_rec": T0 + timedelta(hours=i),
-            },
-            columns={"scale_x": 2.0, "truth_flux_mx": 1e21 * (i + 1)},
-        )
+def _record(i, *, series="hmi.sharp_cea_720s", harps=3, seed=0):
+    rng = np.random.default_rng(seed + i)
+    return PatchRecord(
+        image=rng.uniform(-1, 1, (128, 128)).astype(np.float32),
+        meta={"series": series, "harpnum": 1 + i % harps, "t_rec": T0 + timedelta(hours=i)},
+        columns={"scale_x": 2.0, "flux_mx": 1e21 * (i + 1)},
+    )
+
+
+def _records(n, start=0, **kw):
+    return [_record(i, **kw) for i in range(start, start + n)]
+
+
+@pytest.fixture(params=["local", "s3"])
+def store(request, tmp_path):
+    if request.param == "local":
+        return LocalStore(tmp_path / "home")
+    server = request.getfixturevalue("moto_server")
+    bucket = "ds-" + uuid.uuid4().hex[:12]
+    return S3Store(server.endpoint, bucket, "testing", "testing", secure=False, retries=1)
 
 
 def test_record_id_names_series_harp_and_t_rec():
@@ -30,32 +54,120 @@ def test_record_id_names_series_harp_and_t_rec():
     )
 
 
-def test_roundtrip_keeps_order_images_and_columns(tmp_path):
-    records = list(_records(10))
-    ds = write_dataset(
-        tmp_path, "synthetic", "v1", iter(records), provenance={"x": 1}, shard_size=4
-    )
-    again = open_dataset(tmp_path / "synthetic" / "v1")
-    assert len(again) == 10
-    assert sorted(again.manifest["shard"].unique()) == [
-        "images-00000.npy",
-        "images-00001.npy",
-        "images-00002.npy",
-    ]
-    images = again.images()
+def test_roundtrip_keeps_order_images_and_columns(store):
+    records = _records(10)
+    result = append_records(store, "sharp", records, provenance={"x": 1}, shard_size=4)
+    ds = load_dataset(store, "sharp")
+    assert result.added == 10 and ds.version == "v0001" == latest_version(store, "sharp")
+    assert ds.manifest["shard"].nunique() == 3
     expected = np.stack([r.image for r in records]).astype(np.float16).astype(np.float32)
-    np.testing.assert_array_equal(images, expected)
-    assert again.manifest["truth_flux_mx"].tolist() == [1e21 * (i + 1) for i in range(10)]
-    assert again.info["provenance"] == {"x": 1}
-    assert ds.version == again.version == "v1"
+    np.testing.assert_array_equal(ds.images(), expected)
+    np.testing.assert_array_equal(ds.images([7, 1]), expected[[7, 1]])
+    assert ds.manifest["flux_mx"].tolist() == [1e21 * (i + 1) for i in range(10)]
+    assert ds.info["provenance"] == {"x": 1}
+    assert ds.manifest["content_hash"].nunique() == 10
 
 
-def test_images_of_selected_rows_in_requested_order(tmp_path):
-    records = list(_records(9))
-    ds = write_dataset(tmp_path, "s", "v", iter(records), provenance={}, shard_size=4)
-    picked = ds.images([7, 1, 4])
-    for out, row in zip(picked, [7, 1, 4], strict=True):
-        np.testing.assert_array_equal(out, records[row].image.astype(np.float16).astype(np.float32))
+def test_append_references_old_shards_and_writes_only_new_ones(store):
+    append_records(store, "sharp", _records(8), provenance={}, shard_size=4)
+    first = load_dataset(store, "sharp")
+    result = append_records(store, "sharp", _records(3, start=8), provenance={}, shard_size=4)
+    second = result.dataset
+    assert second.version == "v0002" and len(second) == 11 and result.added == 3
+    old_shards = set(first.manifest["shard"])
+    assert old_shards < set(second.manifest["shard"])
+    assert len(set(second.manifest["shard"]) - old_shards) == 1
+    assert dataset_versions(store, "sharp") == ["v0001", "v0002"]
+    assert len(load_dataset(store, "sharp", "v0001")) == 8  # old versions stay readable
+
+
+def test_rerun_with_the_same_records_adds_nothing(store):
+    append_records(store, "sharp", _records(5), provenance={})
+    result = append_records(store, "sharp", _records(5), provenance={})
+    assert (result.added, result.skipped, len(result.dataset)) == (0, 5, 5)
+
+
+def test_repeated_record_in_one_input_is_taken_once(store):
+    rec = _record(0)
+    result = append_records(store, "sharp", [rec, rec], provenance={})
+    assert (result.added, result.skipped) == (1, 1)
+
+
+def test_crash_mid_ingest_then_rerun_loses_and_duplicates_nothing(store):
+    def crashing():
+        yield from _records(6)
+        raise RuntimeError("crash mid-ingest")
+
+    with pytest.raises(RuntimeError, match="crash mid-ingest"):
+        append_records(store, "sharp", crashing(), provenance={}, shard_size=4)
+    assert latest_version(store, "sharp") is None  # nothing that looks finished
+    result = append_records(store, "sharp", _records(9), provenance={}, shard_size=4)
+    ds = result.dataset
+    assert result.recovered == 4  # the first shard was finished before the crash
+    assert result.added == 9 and result.skipped == 4
+    assert sorted(ds.manifest["record_id"]) == sorted(r.record_id for r in _records(9))
+    expected = {r.record_id: r.image.astype(np.float16) for r in _records(9)}
+    for rid, image in zip(ds.manifest["record_id"], ds.images(), strict=True):
+        np.testing.assert_array_equal(image, expected[rid].astype(np.float32))
+    assert not list(store.list("datasets/sharp/journal/"))
+
+
+def test_definitive_record_replaces_near_real_time_one(store):
+    nrt = _records(4, series="hmi.sharp_cea_720s_nrt")
+    append_records(store, "sharp", nrt, provenance={})
+    definitive = _records(2, series="hmi.sharp_cea_720s")
+    result = append_records(store, "sharp", definitive, provenance={})
+    series = result.dataset.manifest.sort_values("t_rec")["series"].tolist()
+    assert result.replaced == 2 and len(result.dataset) == 4
+    assert series == ["hmi.sharp_cea_720s"] * 2 + ["hmi.sharp_cea_720s_nrt"] * 2
+    # a late NRT copy of a record held as definitive is not taken
+    again = append_records(store, "sharp", nrt[:1], provenance={})
+    assert again.added == 0 and again.skipped == 1
+
+
+def test_quarantine_is_kept_with_reason_and_good_records_go_in(store):
+    items = [_record(0), Quarantined("bad.fits", "not a readable FITS file"), _record(1)]
+    result = append_records(store, "sharp", items, provenance={})
+    ds = load_dataset(store, "sharp")
+    assert len(ds) == 2 and len(result.quarantined) == 1
+    assert ds.quarantine[["source", "reason"]].values.tolist() == [
+        ["bad.fits", "not a readable FITS file"]
+    ]
+    assert ds.info["n_quarantined"] == 1
+
+
+def test_quarantined_record_leaves_quarantine_once_ingested(store):
+    late = _record(5)
+    append_records(
+        store, "sharp", [Quarantined("x.fits", "export missed it", late.record_id)], provenance={}
+    )
+    ds = append_records(store, "sharp", [late], provenance={}).dataset
+    assert len(ds.quarantine) == 0 and len(ds) == 1
+
+
+def test_wrong_image_shape_names_the_record(store):
+    rec = PatchRecord(np.zeros((64, 64)), {"series": "synthetic", "harpnum": 5, "t_rec": T0})
+    with pytest.raises(ValueError, match=r"synthetic:5:.*shape \(64, 64\), expected \(128, 128\)"):
+        append_records(store, "s", [rec], provenance={})
+
+
+def test_existing_version_is_not_silently_replaced(tmp_path):
+    write_dataset(tmp_path, "s", "v", _records(2), provenance={})
+    with pytest.raises(FileExistsError, match="dataset s/v already exists"):
+        write_dataset(tmp_path, "s", "v", _records(2), provenance={})
+    ds = write_dataset(tmp_path, "s", "v", _records(3), provenance={}, overwrite=True)
+    assert len(ds) == 3 and len(open_dataset(tmp_path / "datasets" / "s" / "v")) == 3
+
+
+def test_open_incomplete_folder_says_what_is_missing(tmp_path):
+    (tmp_path / "datasets" / "s" / "v").mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match="not a complete sharpseek dataset"):
+        open_dataset(tmp_path / "datasets" / "s" / "v")
+
+
+def test_missing_dataset_is_a_clear_error(store):
+    with pytest.raises(FileNotFoundError, match="no complete version of dataset 'nothing'"):
+        load_dataset(store, "nothing")
 
 
 def test_annotation_sees_stored_float16_images_and_rows(tmp_path):
@@ -72,43 +184,21 @@ def test_annotation_sees_stored_float16_images_and_rows(tmp_path):
     np.testing.assert_allclose(ds.manifest["mean_b"], ds.images().mean(axis=(1, 2)), rtol=1e-6)
 
 
-def test_duplicate_record_is_refused(tmp_path):
-    rec = next(_records(1))
-    with pytest.raises(ValueError, match="duplicate record synthetic:1:20140131_024800_TAI"):
-        write_dataset(tmp_path, "s", "v", [rec, rec], provenance={})
-    assert not (tmp_path / "s" / "v").exists()
+def test_patch_dataset_items_and_columns(store):
+    ds = append_records(store, "sharp", _records(6), provenance={}, shard_size=4).dataset
+    items = PatchDataset(ds, rows=[5, 0], columns=["flux_mx"])
+    image, values = items[0]
+    assert image.shape == (1, 128, 128) and image.dtype.is_floating_point
+    np.testing.assert_array_equal(image[0].numpy(), ds.images([5])[0])
+    assert values.tolist() == [pytest.approx(6e21, rel=1e-6)]
+    assert len(items) == 2
 
 
-def test_wrong_image_shape_names_the_record(tmp_path):
-    rec = PatchRecord(np.zeros((64, 64)), {"series": "synthetic", "harpnum": 5, "t_rec": T0})
-    with pytest.raises(ValueError, match=r"synthetic:5:.*shape \(64, 64\), expected \(128, 128\)"):
-        write_dataset(tmp_path, "s", "v", [rec], provenance={})
+def test_patch_dataset_works_in_dataloader_workers(tmp_path):
+    import torch
 
-
-def test_existing_version_is_not_silently_replaced(tmp_path):
-    write_dataset(tmp_path, "s", "v", _records(2), provenance={})
-    with pytest.raises(FileExistsError, match="dataset s/v already exists"):
-        write_dataset(tmp_path, "s", "v", _records(2), provenance={})
-    write_dataset(tmp_path, "s", "v", _records(3), provenance={}, overwrite=True)
-    assert len(open_dataset(tmp_path / "s" / "v")) == 3
-
-
-def test_interrupted_write_leaves_no_complete_looking_version(tmp_path):
-    def broken():
-        yield from _records(3)
-        raise RuntimeError("crash mid-ingest")
-
-    with pytest.raises(RuntimeError):
-        write_dataset(tmp_path, "s", "v", broken(), provenance={}, shard_size=2)
-    assert not (tmp_path / "s" / "v").exists()
-    assert latest_version(tmp_path, "s") is None
-    # a rerun cleans the partial folder and completes
-    ds = write_dataset(tmp_path, "s", "v", _records(3), provenance={}, shard_size=2)
-    assert len(ds) == 3
-    assert latest_version(tmp_path, "s") == tmp_path / "s" / "v"
-
-
-def test_open_incomplete_folder_says_what_is_missing(tmp_path):
-    (tmp_path / "empty").mkdir()
-    with pytest.raises(FileNotFoundError, match="not a complete sharpseek dataset"):
-        open_dataset(tmp_path / "empty")
+    ds = write_dataset(tmp_path, "s", "v", _records(8), provenance={}, shard_size=3)
+    loader = torch.utils.data.DataLoader(PatchDataset(ds), batch_size=4, num_workers=2)
+    batches = list(loader)
+    assert [b.shape for b in batches] == [(4, 1, 128, 128)] * 2
+    np.testing.assert_array_equal(torch.cat(batches)[:, 0].numpy(), ds.images())

@@ -88,9 +88,87 @@ def ingest_synthetic_cmd(
     )
 
 
+def _report_append(result, started: float) -> None:
+    ds = result.dataset
+    console.print(
+        f"dataset [bold]{ds.name}/{ds.version}[/]: {len(ds)} records of "
+        f"{ds.info['n_regions']} regions; {result.added} added, {result.skipped} already there, "
+        f"{result.replaced} near-real-time replaced, {result.recovered} taken up from an "
+        f"interrupted run ({time.perf_counter() - started:.1f} s)"
+    )
+    if result.quarantined:
+        table = Table(title=f"quarantined ({len(result.quarantined)}): not ingested")
+        table.add_column("file or record", overflow="fold")
+        table.add_column("reason", overflow="fold")
+        for q in result.quarantined:
+            table.add_row(escape(q.record_id or q.source), escape(q.reason))
+        console.print(table)
+        raise typer.Exit(code=3)
+
+
+@ingest_app.command("fits")
+def ingest_fits_cmd(
+    paths: Annotated[list[Path], typer.Argument(help="SHARP Br FITS files or folders of them")],
+    dataset: Annotated[str, typer.Option(help="dataset name")] = "sharp",
+    preset: PresetOption = None,
+    home: HomeOption = None,
+) -> None:
+    """Ingest SHARP FITS files as JSOC exports them (Br segments; other segments are left
+    aside). Bad files are quarantined with their reason (exit status 3); the rest go in."""
+    from sharpseek.ingest import ingest_fits
+
+    settings = _settings(preset, home)
+    started = time.perf_counter()
+    _report_append(ingest_fits(settings, paths, dataset=dataset), started)
+
+
+@ingest_app.command("jsoc")
+def ingest_jsoc_cmd(
+    start: Annotated[
+        str | None, typer.Option(help="start T_REC (TAI), e.g. 2014.01.31_00:00")
+    ] = None,
+    end: Annotated[str | None, typer.Option(help="end T_REC (TAI)")] = None,
+    harp: Annotated[list[int] | None, typer.Option(help="HARPNUM (repeatable)")] = None,
+    noaa: Annotated[list[int] | None, typer.Option(help="NOAA AR number (repeatable)")] = None,
+    nrt: Annotated[bool, typer.Option(help="near-real-time series hmi.sharp_cea_720s_nrt")] = False,
+    cadence: Annotated[str | None, typer.Option(help="record cadence: 12m, 1h, 12h, 1d")] = None,
+    strict_quality: Annotated[bool, typer.Option(help="QUALITY == 0 instead of < 65536")] = False,
+    incremental: Annotated[
+        bool, typer.Option(help="only records after the newest T_REC already held, per HARP")
+    ] = False,
+    dataset: Annotated[str, typer.Option(help="dataset name")] = "sharp",
+    preset: PresetOption = None,
+    home: HomeOption = None,
+) -> None:
+    """Query JSOC (drms), export with your registered email (SHARPSEEK_JSOC__EMAIL), download
+    the Br segments resumably, and ingest them."""
+    from sharpseek.ingest import ingest_jsoc
+    from sharpseek.jsoc import NRT_SERIES, JsocError
+
+    settings = _settings(preset, home)
+    started = time.perf_counter()
+    try:
+        result = ingest_jsoc(
+            settings,
+            start=start,
+            end=end,
+            harpnums=harp,
+            noaa=noaa,
+            series=NRT_SERIES if nrt else None,
+            cadence=cadence,
+            strict_quality=strict_quality,
+            incremental=incremental,
+            dataset=dataset,
+        )
+    except (ValueError, JsocError) as err:
+        console.print(f"[red]error:[/] {escape(str(err))}")
+        raise typer.Exit(code=2) from err
+    _report_append(result, started)
+
+
 @plot_app.command("dataset")
 def plot_dataset_cmd(
-    name: Annotated[str, typer.Option(help="dataset name")] = "synthetic",
+    name: Annotated[str, typer.Option("--dataset", "--name", help="dataset name")] = "synthetic",
     version: Annotated[str | None, typer.Option(help="version (default: the latest)")] = None,
     out: Annotated[
         Path | None, typer.Option(help="output folder (default: <home>/figures)")
@@ -102,22 +180,20 @@ def plot_dataset_cmd(
 ) -> None:
     """Write a grid of samples, realism histograms (with KS distances against real SHARP
     headers) and the real samples beside their nearest dataset frames."""
-    from sharpseek.dataset import latest_version, open_dataset
+    from sharpseek.dataset import load_dataset
     from sharpseek.report import dataset_report
+    from sharpseek.store import open_store
 
     settings = _settings(preset, home)
-    path = (
-        settings.datasets_dir / name / version
-        if version
-        else latest_version(settings.datasets_dir, name)
-    )
-    if path is None or not path.exists():
+    store = open_store(settings)
+    try:
+        ds = load_dataset(store, name, version)
+    except FileNotFoundError as err:
         console.print(
-            f"[red]no dataset {name!r}{'/' + version if version else ''} under "
-            f"{settings.datasets_dir}[/]; make one with `sharpseek ingest synthetic`"
+            f"[red]{escape(str(err))}[/]; make one with `sharpseek ingest synthetic` "
+            "(or `ingest fits`, `ingest jsoc`)"
         )
-        raise typer.Exit(code=2)
-    ds = open_dataset(path)
+        raise typer.Exit(code=2) from err
     report = dataset_report(
         ds,
         out or settings.figures_dir,

@@ -1,27 +1,37 @@
-"""Versioned datasets of model-space patches: sharded arrays plus a Parquet manifest.
+"""Versioned datasets of model-space patches in the object store.
 
-Layout of one dataset version (under ``<SHARPSEEK_HOME>/datasets/<name>/<version>/``)::
+Layout under a store (local folder ``SHARPSEEK_HOME`` or an S3/MinIO bucket)::
 
-    manifest.parquet     one row per frame: identity, SHARP metadata, resize scales,
-                         physical parameters (model space and physical units), truth_* for
-                         synthetic data
-    images-00000.npy     float16 array (n, 128, 128) of b = clip(Br / 1000 G, -1, 1)
-    images-00001.npy     ...
-    dataset.json         name, version, provenance (how it was made), counts, shard size
+    datasets/<name>/shards/<hash>.npy          float16 (n, 128, 128) arrays, content-addressed:
+                                               versions share them, a rerun rewrites none
+    datasets/<name>/<version>/manifest.parquet one row per patch: identity, SHARP metadata,
+                                               physics, shard + offset, content hash, source
+    datasets/<name>/<version>/quarantine.parquet  records refused, with their reason
+    datasets/<name>/<version>/dataset.json     written last: a version exists once it exists
+    datasets/<name>/LATEST                     the newest complete version's name
+    datasets/<name>/journal/<version>/<hash>.parquet  rows of shards written by a run of
+                                               <version> not yet committed
 
-Images are stored as float16 (b in [-1, 1]: spacing <= 5e-4, i.e. <= 0.5 G) and every
-parameter in the manifest is computed from the stored float16 values, so what a reader loads
-is exactly what the parameters describe.
+A version is a manifest: appending 100 patches to a 50,000-patch version writes one new
+shard and a new manifest that references the old shards. Records are keyed by
+``record_id`` = (series, HARPNUM, T_REC): a rerun skips what is there (idempotent); a run
+that crashes leaves its finished shards in the journal, and the next run takes them up, so
+nothing is computed twice, duplicated or lost. A definitive record replaces the
+near-real-time record of the same (HARPNUM, T_REC).
 
-A version is written into a temporary folder and renamed into place when complete, so a
-crash never leaves a half-written version that looks finished.
+Images are float16 (b in [-1, 1]: spacing <= 5e-4, i.e. <= 0.5 G) and every parameter in
+the manifest is computed from the stored values, so what a reader loads is exactly what the
+parameters describe.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
-import shutil
-from collections.abc import Iterable, Iterator
+import logging
+import re
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,17 +41,37 @@ import numpy as np
 import pandas as pd
 
 from sharpseek.physics import MODEL_SIZE
+from sharpseek.store import LocalStore, ObjectNotFound, ObjectStore
 
-__all__ = ["PatchRecord", "Dataset", "write_dataset", "open_dataset", "record_id"]
+__all__ = [
+    "AppendResult",
+    "Dataset",
+    "PatchDataset",
+    "PatchRecord",
+    "Quarantined",
+    "append_records",
+    "dataset_versions",
+    "latest_version",
+    "load_dataset",
+    "open_dataset",
+    "record_id",
+    "write_dataset",
+]
+
+log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.parquet"
+QUARANTINE = "quarantine.parquet"
 INFO = "dataset.json"
 IMAGE_DTYPE = np.float16
+DEFINITIVE_SERIES = "hmi.sharp_cea_720s"
+NRT_SERIES = "hmi.sharp_cea_720s_nrt"
+QUARANTINE_COLUMNS = ["source", "record_id", "reason", "when"]
 
 
 def record_id(series: str, harpnum: int, t_rec: datetime) -> str:
     """Identity of a record: ``series:HARPNUM:T_REC`` (T_REC in TAI, to the second)."""
-    return f"{series}:{int(harpnum)}:{t_rec:%Y%m%d_%H%M%S}_TAI"
+    return f"{series}:{int(harpnum)}:{pd.Timestamp(t_rec):%Y%m%d_%H%M%S}_TAI"
 
 
 @dataclass
@@ -55,182 +85,451 @@ class PatchRecord:
     meta : dict
         SHARP metadata (series, harpnum, t_rec, lat_fwt, ..., see SCIENCE.md "Data").
     columns : dict
-        Further per-frame columns (resize scales, physical-unit quantities, truth_*).
+        Further per-frame columns (resize scales, physical-unit quantities, truth_*, source).
     """
 
     image: np.ndarray
     meta: dict[str, Any]
     columns: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def record_id(self) -> str:
+        return record_id(self.meta["series"], self.meta["harpnum"], self.meta["t_rec"])
+
+
+@dataclass(frozen=True)
+class Quarantined:
+    """A record (or file) refused on the way in, and why. Good records still go in."""
+
+    source: str
+    reason: str
+    record_id: str = ""
+
 
 @dataclass
 class Dataset:
-    """A written dataset version: manifest in memory, images loaded per shard on demand."""
+    """A complete dataset version: manifest in memory, shards read on demand from the store."""
 
-    path: Path
+    store: ObjectStore
+    name: str
+    version: str
     info: dict[str, Any]
     manifest: pd.DataFrame
+    quarantine: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=QUARANTINE_COLUMNS)
+    )
+    _cache: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
         return len(self.manifest)
 
     @property
-    def name(self) -> str:
-        return self.info["name"]
+    def prefix(self) -> str:
+        return f"datasets/{self.name}/{self.version}"
 
     @property
-    def version(self) -> str:
-        return self.info["version"]
+    def path(self) -> Path | None:
+        """The version's folder when the store is a local folder, else None."""
+        if isinstance(self.store, LocalStore):
+            return self.store.root / self.prefix
+        return None
+
+    def shard(self, key: str) -> np.ndarray:
+        """The float16 array of one shard (memory-mapped from a local store)."""
+        array = self._cache.get(key)
+        if array is None:
+            if isinstance(self.store, LocalStore):
+                array = np.load(self.store.root / key, mmap_mode="r")
+            else:
+                array = np.load(io.BytesIO(self.store.get_bytes(key)), allow_pickle=False)
+                if len(self._cache) >= 4:  # bound memory: keep a few remote shards
+                    self._cache.pop(next(iter(self._cache)))
+            self._cache[key] = array
+        return array
 
     def images(self, rows: Iterable[int] | None = None) -> np.ndarray:
         """Model-space images, float32 (n, 128, 128), in manifest order (or of ``rows``)."""
         manifest = self.manifest if rows is None else self.manifest.iloc[list(rows)]
         out = np.empty((len(manifest), MODEL_SIZE, MODEL_SIZE), dtype=np.float32)
-        for shard, group in manifest.groupby("shard", sort=True):
-            arr = np.load(self.path / shard, mmap_mode="r")
-            positions = np.flatnonzero(manifest["shard"].to_numpy() == shard)
-            out[positions] = arr[group["shard_index"].to_numpy()]
+        shards = manifest["shard"].to_numpy()
+        offsets = manifest["shard_index"].to_numpy()
+        for key in pd.unique(shards):
+            where = np.flatnonzero(shards == key)
+            out[where] = self.shard(key)[offsets[where]]
         return out
 
     def iter_shards(self) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
         """Yield (manifest rows, float32 images) shard by shard: bounded memory."""
-        for shard, group in self.manifest.groupby("shard", sort=True):
-            arr = np.load(self.path / shard, mmap_mode="r")
-            yield group, np.asarray(arr[group["shard_index"].to_numpy()], dtype=np.float32)
+        for key, group in self.manifest.groupby("shard", sort=False):
+            yield group, np.asarray(self.shard(key)[group["shard_index"].to_numpy()], np.float32)
+
+
+@dataclass
+class AppendResult:
+    """What an append did."""
+
+    dataset: Dataset
+    added: int = 0
+    skipped: int = 0  # already in the base version (or repeated in the input)
+    replaced: int = 0  # near-real-time rows replaced by definitive ones
+    recovered: int = 0  # rows taken up from the journal of an interrupted run
+    quarantined: list[Quarantined] = field(default_factory=list)
+
+
+# ----------------------------------------------------------------------------------------------
+# reading
+# ----------------------------------------------------------------------------------------------
+def dataset_versions(store: ObjectStore, name: str) -> list[str]:
+    """Names of the complete versions of dataset ``name``, oldest first."""
+    prefix = f"datasets/{name}/"
+    found = []
+    for info in store.list(prefix, recursive=True):
+        parts = info.key[len(prefix) :].split("/")
+        if len(parts) == 2 and parts[1] == INFO:
+            found.append((info.modified, parts[0]))
+    return [version for _, version in sorted(found)]
+
+
+def latest_version(store: ObjectStore, name: str) -> str | None:
+    """The newest complete version of ``name`` (from ``LATEST``), or None."""
+    try:
+        version = store.get_bytes(f"datasets/{name}/LATEST").decode().strip()
+    except ObjectNotFound:
+        return None
+    return version if store.exists(f"datasets/{name}/{version}/{INFO}") else None
+
+
+def load_dataset(store: ObjectStore, name: str, version: str | None = None) -> Dataset:
+    """Open version ``version`` (default: the latest) of dataset ``name`` in ``store``."""
+    version = version or latest_version(store, name)
+    if version is None:
+        raise FileNotFoundError(f"no complete version of dataset {name!r} in {store.describe()}")
+    prefix = f"datasets/{name}/{version}"
+    try:
+        info = json.loads(store.get_bytes(f"{prefix}/{INFO}"))
+    except ObjectNotFound:
+        raise FileNotFoundError(
+            f"dataset {name}/{version} is not a complete sharpseek dataset in "
+            f"{store.describe()} (missing {INFO})"
+        ) from None
+    manifest = pd.read_parquet(io.BytesIO(store.get_bytes(f"{prefix}/{MANIFEST}")))
+    quarantine = (
+        pd.read_parquet(io.BytesIO(store.get_bytes(f"{prefix}/{QUARANTINE}")))
+        if store.exists(f"{prefix}/{QUARANTINE}")
+        else pd.DataFrame(columns=QUARANTINE_COLUMNS)
+    )
+    return Dataset(store, name, version, info, manifest, quarantine)
+
+
+def open_dataset(path: str | Path) -> Dataset:
+    """Open a dataset version from its local folder ``<home>/datasets/<name>/<version>``."""
+    path = Path(path).expanduser().resolve()
+    if not (path / INFO).is_file() or not (path / MANIFEST).is_file():
+        raise FileNotFoundError(
+            f"{path} is not a complete sharpseek dataset (missing {INFO} or {MANIFEST})"
+        )
+    return load_dataset(LocalStore(path.parents[2]), path.parent.name, path.name)
+
+
+# ----------------------------------------------------------------------------------------------
+# writing
+# ----------------------------------------------------------------------------------------------
+Annotate = Callable[[np.ndarray, list[dict[str, Any]]], dict[str, np.ndarray]]
+
+
+def append_records(
+    store: ObjectStore,
+    name: str,
+    records: Iterable[PatchRecord | Quarantined],
+    *,
+    provenance: dict[str, Any],
+    annotate: Annotate | None = None,
+    base: str | None = "latest",
+    version: str | None = None,
+    shard_size: int = 2048,
+    overwrite: bool = False,
+) -> AppendResult:
+    """Add records to dataset ``name`` as a new version and return it.
+
+    Parameters
+    ----------
+    records : iterable of PatchRecord or Quarantined
+        Consumed once, shard by shard (never all in memory). ``Quarantined`` items are
+        recorded with their reason; everything else goes on.
+    provenance : dict
+        How the data was made (source, query, seed, code version); stored in dataset.json.
+    annotate : callable, optional
+        ``annotate(images, rows) -> dict[str, ndarray (n,)]`` adds columns per shard, computed
+        on the stored float16 images (``rows``: each record's meta and columns merged), for
+        example :func:`sharpseek.physics.compute_parameters`.
+    base : str or None
+        The version to extend: ``"latest"`` (default), a version name, or None for a fresh
+        dataset.
+    version : str, optional
+        Name of the new version (default ``v0001``, ``v0002``, ... after the existing ones).
+    overwrite : bool
+        Replace an existing version of that name; without it that is an error.
+    """
+    base_version = latest_version(store, name) if base == "latest" else base
+    base_ds = load_dataset(store, name, base_version) if base_version else None
+    base_manifest = base_ds.manifest if base_ds is not None else pd.DataFrame()
+    base_quarantine = base_ds.quarantine if base_ds is not None else pd.DataFrame()
+    existing = dataset_versions(store, name)
+    version = version or _next_version(existing)
+    if version in existing and not overwrite:
+        raise FileExistsError(f"dataset {name}/{version} already exists in {store.describe()}")
+    prefix = f"datasets/{name}/{version}"
+    result = AppendResult(dataset=None)  # type: ignore[arg-type]
+
+    known = set(base_manifest["record_id"]) if len(base_manifest) else set()
+    definitive_keys = _keys(base_manifest, DEFINITIVE_SERIES)
+    journal_prefix = f"datasets/{name}/journal/{version}/"
+    journal_rows = _read_journal(store, journal_prefix, known)
+    result.recovered = len(journal_rows)
+    known |= {row["record_id"] for row in journal_rows}
+
+    new_rows: list[dict[str, Any]] = list(journal_rows)
+    batch: list[PatchRecord] = []
+
+    def flush() -> None:
+        if not batch:
+            return
+        images = np.stack([_checked_image(r.image, r.record_id) for r in batch]).astype(IMAGE_DTYPE)
+        buffer = io.BytesIO()
+        np.save(buffer, images, allow_pickle=False)
+        data = buffer.getvalue()
+        key = f"datasets/{name}/shards/{hashlib.sha256(data).hexdigest()[:24]}.npy"
+        if not store.exists(key):
+            store.put_bytes(key, data, content_type="application/octet-stream")
+        rows = []
+        for i, rec in enumerate(batch):
+            row = {"record_id": rec.record_id, **rec.meta, **rec.columns}
+            row["content_hash"] = hashlib.sha256(images[i].tobytes()).hexdigest()[:16]
+            row["shard"] = key
+            row["shard_index"] = i
+            rows.append(row)
+        if annotate is not None:
+            extra = annotate(images.astype(np.float32), rows)
+            for i, row in enumerate(rows):
+                row.update({k: _scalar(v[i]) for k, v in extra.items()})
+        journal = io.BytesIO()
+        pd.DataFrame(rows).to_parquet(journal, index=False)
+        store.put_bytes(f"{journal_prefix}{Path(key).stem}.parquet", journal.getvalue())
+        new_rows.extend(rows)
+        batch.clear()
+
+    quarantined: list[Quarantined] = []
+    for item in records:
+        if isinstance(item, Quarantined):
+            log.warning("quarantined %s: %s", item.record_id or item.source, item.reason)
+            quarantined.append(item)
+            continue
+        rid = item.record_id
+        series, harp, t_rec = item.meta["series"], int(item.meta["harpnum"]), item.meta["t_rec"]
+        if rid in known or (
+            series == NRT_SERIES and (harp, pd.Timestamp(t_rec)) in definitive_keys
+        ):
+            result.skipped += 1
+            continue
+        known.add(rid)
+        if series == DEFINITIVE_SERIES:
+            definitive_keys.add((harp, pd.Timestamp(t_rec)))
+        batch.append(item)
+        if len(batch) >= shard_size:
+            flush()
+    flush()
+
+    # the new version: base rows (less NRT rows that a definitive row replaces) + new rows
+    new_frame = pd.DataFrame(new_rows)
+    if len(base_manifest):
+        replaced = _replaced_nrt(base_manifest, definitive_keys)
+        result.replaced = int(replaced.sum())
+        manifest = pd.concat([base_manifest[~replaced], new_frame], ignore_index=True)
+    else:
+        manifest = new_frame
+    result.added = len(new_frame)
+    quarantine = _merge_quarantine(base_quarantine, quarantined, set(manifest.get("record_id", [])))
+    result.quarantined = quarantined
+
+    _put_parquet(store, f"{prefix}/{MANIFEST}", manifest)
+    _put_parquet(store, f"{prefix}/{QUARANTINE}", quarantine)
+    info = {
+        "name": name,
+        "version": version,
+        "base_version": base_version,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "n_records": len(manifest),
+        "n_regions": int(manifest["harpnum"].nunique()) if len(manifest) else 0,
+        "n_added": result.added,
+        "n_replaced_nrt": result.replaced,
+        "n_quarantined": len(quarantine),
+        "shard_size": shard_size,
+        "image_dtype": np.dtype(IMAGE_DTYPE).name,
+        "provenance": provenance,
+    }
+    store.put_bytes(f"{prefix}/{INFO}", json.dumps(info, indent=2, default=str).encode())
+    store.put_bytes(f"datasets/{name}/LATEST", version.encode())
+    store.delete_prefix(journal_prefix.rstrip("/"))  # committed: the journal is spent
+    result.dataset = Dataset(store, name, version, info, manifest, quarantine)
+    return result
 
 
 def write_dataset(
     root: Path,
     name: str,
     version: str,
-    records: Iterable[PatchRecord],
+    records: Iterable[PatchRecord | Quarantined],
     *,
     provenance: dict[str, Any],
-    shard_size: int = 1024,
-    annotate=None,
+    shard_size: int = 2048,
+    annotate: Annotate | None = None,
     overwrite: bool = False,
 ) -> Dataset:
-    """Write records as dataset ``name``/``version`` under ``root`` and return it.
+    """Write ``records`` as a fresh version ``name/version`` in the local folder ``root``
+    (the data home). See :func:`append_records`."""
+    return append_records(
+        LocalStore(root),
+        name,
+        records,
+        provenance=provenance,
+        annotate=annotate,
+        base=None,
+        version=version,
+        shard_size=shard_size,
+        overwrite=overwrite,
+    ).dataset
 
-    Parameters
-    ----------
-    root : Path
-        The datasets folder (``Settings.datasets_dir``).
-    records : iterable of PatchRecord
-        Consumed once, shard by shard (never all in memory).
-    provenance : dict
-        How the data was made (source, seed, sizes, code version); stored in dataset.json.
-    annotate : callable, optional
-        ``annotate(images, rows) -> dict[str, ndarray (n,)]`` adds columns per shard, computed
-        on the stored float16 images (``rows``: each record's meta and columns merged), for example
-        :func:`sharpseek.physics.compute_parameters`.
-    overwrite : bool
-        Replace an existing complete version. Without it an existing version is an error.
-    """
-    final = root / name / version
-    if final.exists():
-        if not overwrite:
-            raise FileExistsError(f"dataset {name}/{version} already exists at {final}")
-        shutil.rmtree(final)
-    tmp = root / name / f".{version}.partial"
-    if tmp.exists():
-        shutil.rmtree(tmp)  # the leftovers of an interrupted write
-    tmp.mkdir(parents=True)
 
+def _next_version(existing: list[str]) -> str:
+    numbers = [int(m.group(1)) for v in existing if (m := re.fullmatch(r"v(\d+)", v))]
+    return f"v{max(numbers, default=0) + 1:04d}"
+
+
+def _keys(manifest: pd.DataFrame, series: str) -> set[tuple[int, pd.Timestamp]]:
+    if not len(manifest):
+        return set()
+    rows = manifest[manifest["series"] == series]
+    return {(int(h), pd.Timestamp(t)) for h, t in zip(rows["harpnum"], rows["t_rec"], strict=True)}
+
+
+def _replaced_nrt(manifest: pd.DataFrame, definitive: set) -> pd.Series:
+    is_nrt = manifest["series"] == NRT_SERIES
+    keys = [
+        (int(h), pd.Timestamp(t))
+        for h, t in zip(manifest["harpnum"], manifest["t_rec"], strict=True)
+    ]
+    return is_nrt & pd.Series([k in definitive for k in keys], index=manifest.index)
+
+
+def _read_journal(store: ObjectStore, prefix: str, known: set[str]) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
-    seen: set[str] = set()
-    shard_number = 0
-    batch: list[PatchRecord] = []
-
-    def flush() -> None:
-        nonlocal shard_number
-        if not batch:
-            return
-        shard = f"images-{shard_number:05d}.npy"
-        images = np.stack([_checked_image(r.image, r.meta) for r in batch]).astype(IMAGE_DTYPE)
-        np.save(tmp / shard, images)
-        shard_rows = []
-        for i, rec in enumerate(batch):
-            row = {
-                "record_id": record_id(rec.meta["series"], rec.meta["harpnum"], rec.meta["t_rec"])
-            }
-            row.update(rec.meta)
-            row.update(rec.columns)
-            row["shard"] = shard
-            row["shard_index"] = i
-            shard_rows.append(row)
-        if annotate is not None:
-            extra = annotate(images.astype(np.float32), shard_rows)
-            for i, row in enumerate(shard_rows):
-                row.update({k: _scalar(v[i]) for k, v in extra.items()})
-        rows.extend(shard_rows)
-        batch.clear()
-        shard_number += 1
-
-    for rec in records:
-        rid = record_id(rec.meta["series"], rec.meta["harpnum"], rec.meta["t_rec"])
-        if rid in seen:
-            raise ValueError(f"duplicate record {rid} in dataset {name}/{version}")
-        seen.add(rid)
-        batch.append(rec)
-        if len(batch) >= shard_size:
-            flush()
-    flush()
-
-    manifest = pd.DataFrame(rows)
-    manifest.to_parquet(tmp / MANIFEST, index=False)
-    info = {
-        "name": name,
-        "version": version,
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "n_records": len(manifest),
-        "n_regions": int(manifest["harpnum"].nunique()) if len(manifest) else 0,
-        "shard_size": shard_size,
-        "image_dtype": np.dtype(IMAGE_DTYPE).name,
-        "provenance": provenance,
-    }
-    (tmp / INFO).write_text(json.dumps(info, indent=2, default=str))
-    tmp.rename(final)
-    return Dataset(path=final, info=info, manifest=manifest)
+    for info in store.list(prefix):
+        if not info.key.endswith(".parquet"):
+            continue
+        frame = pd.read_parquet(io.BytesIO(store.get_bytes(info.key)))
+        if not store.exists(frame["shard"].iloc[0]):
+            continue  # its shard never landed: the records will simply be redone
+        for row in frame.to_dict("records"):
+            if row["record_id"] not in known:
+                known.add(row["record_id"])
+                rows.append(row)
+    if rows:
+        log.info("taking up %d records from an interrupted run (%s)", len(rows), prefix)
+    return rows
 
 
-def open_dataset(path: Path) -> Dataset:
-    """Open a written dataset version folder."""
-    path = Path(path)
-    if not (path / INFO).is_file() or not (path / MANIFEST).is_file():
-        raise FileNotFoundError(
-            f"{path} is not a complete sharpseek dataset (missing {INFO} or {MANIFEST})"
-        )
-    info = json.loads((path / INFO).read_text())
-    manifest = pd.read_parquet(path / MANIFEST)
-    return Dataset(path=path, info=info, manifest=manifest)
+def _merge_quarantine(
+    base: pd.DataFrame, new: list[Quarantined], ingested: set[str]
+) -> pd.DataFrame:
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    frame = pd.DataFrame(
+        [
+            {"source": q.source, "record_id": q.record_id, "reason": q.reason, "when": now}
+            for q in new
+        ],
+        columns=QUARANTINE_COLUMNS,
+    )
+    merged = pd.concat([base, frame], ignore_index=True) if len(base) else frame
+    if not len(merged):
+        return merged
+    # a record that has since been ingested is no longer in quarantine; keep one entry per source
+    merged = merged[~merged["record_id"].isin(ingested - {""})]
+    return merged.drop_duplicates(subset=["source", "record_id"], keep="last").reset_index(
+        drop=True
+    )
 
 
-def latest_version(root: Path, name: str) -> Path | None:
-    """The most recently written complete version of dataset ``name``, or None."""
-    folder = Path(root) / name
-    if not folder.is_dir():
-        return None
-    done = [p for p in folder.iterdir() if p.is_dir() and (p / INFO).is_file()]
-    return max(done, key=lambda p: (p / INFO).stat().st_mtime, default=None)
+def _put_parquet(store: ObjectStore, key: str, frame: pd.DataFrame) -> None:
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    store.put_bytes(key, buffer.getvalue())
 
 
-def _checked_image(image: np.ndarray, meta: dict[str, Any]) -> np.ndarray:
+def _checked_image(image: np.ndarray, rid: str) -> np.ndarray:
     image = np.asarray(image)
     if image.shape != (MODEL_SIZE, MODEL_SIZE):
         raise ValueError(
-            f"record {meta.get('series')}:{meta.get('harpnum')}:{meta.get('t_rec')}: "
-            f"image shape {image.shape}, expected ({MODEL_SIZE}, {MODEL_SIZE})"
+            f"record {rid}: image shape {image.shape}, expected ({MODEL_SIZE}, {MODEL_SIZE})"
         )
     if not np.all(np.isfinite(image)):
-        raise ValueError(
-            f"record {meta.get('series')}:{meta.get('harpnum')}:{meta.get('t_rec')}: "
-            "image has non-finite values"
-        )
+        raise ValueError(f"record {rid}: image has non-finite values")
     return image
 
 
 def _scalar(value: Any) -> Any:
-    if hasattr(value, "item"):
-        return value.item()
-    return value
+    return value.item() if hasattr(value, "item") else value
+
+
+class PatchDataset:
+    """A ``torch.utils.data.Dataset`` over a dataset version: item i is a float32 tensor
+    (1, 128, 128) of model-space b, with the manifest row's ``columns`` when asked for.
+
+    Shards are opened once per worker and read lazily (memory-mapped from a local store),
+    so a DataLoader with workers does not copy the dataset into each process.
+
+    Parameters
+    ----------
+    dataset : Dataset
+        An opened dataset version.
+    rows : sequence of int, optional
+        Manifest row numbers to expose (e.g. a split by HARPNUM); default all.
+    columns : sequence of str
+        Manifest columns returned beside each image (as a float32 tensor, in this order).
+    """
+
+    def __init__(self, dataset: Dataset, rows=None, columns=()):
+        manifest = dataset.manifest
+        self.dataset = dataset
+        self.rows = np.arange(len(manifest)) if rows is None else np.asarray(rows, dtype=int)
+        self._shard = manifest["shard"].to_numpy()[self.rows]
+        self._index = manifest["shard_index"].to_numpy()[self.rows]
+        self.columns = tuple(columns)
+        self._values = (
+            np.array(manifest.iloc[self.rows][list(self.columns)], dtype=np.float32)  # writable
+            if self.columns
+            else None
+        )
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int):
+        import torch
+
+        array = self.dataset.shard(self._shard[i])
+        image = torch.from_numpy(np.asarray(array[self._index[i]], dtype=np.float32))[None]
+        if self._values is None:
+            return image  # (1, 128, 128)
+        return image, torch.from_numpy(self._values[i])
+
+    def __getstate__(self):  # shard maps are reopened in each worker process
+        state = dict(self.__dict__)
+        state["dataset"] = Dataset(
+            self.dataset.store,
+            self.dataset.name,
+            self.dataset.version,
+            self.dataset.info,
+            self.dataset.manifest,
+            self.dataset.quarantine,
+        )
+        return state

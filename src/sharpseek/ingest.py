@@ -1,48 +1,87 @@
-"""Ingestion: turn a source of frames into a versioned dataset through one writer.
+"""Ingestion: every source of SHARPs lands in the same versioned dataset, through one writer.
 
-Every source (synthetic now; local FITS and JSOC in later work) yields the same kind of
-frame — Br in gauss at original resolution plus SHARP metadata — and goes through
-:func:`frame_to_record`: model-space conversion, physical-unit quantities at original
-resolution, then the dataset writer, which adds the model-space parameters per shard.
+Sources — synthetic (:mod:`sharpseek.synthetic`), local FITS as JSOC exports them, and JSOC
+itself through drms (:mod:`sharpseek.jsoc`) — yield frames (Br in gauss at original
+resolution plus SHARP metadata) that all go through :func:`frame_to_record`: model-space
+conversion, physical-unit quantities at original resolution, mu, data-quality flags. The
+dataset writer (:func:`sharpseek.dataset.append_records`) adds the model-space physics per
+shard, keys records by (series, HARPNUM, T_REC), and quarantines what is refused with its
+reason while the rest goes on.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+import math
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import astropy.units as u
 import numpy as np
+import pandas as pd
 
 from sharpseek import __version__
 from sharpseek.config import Settings
-from sharpseek.dataset import Dataset, PatchRecord, open_dataset, write_dataset
+from sharpseek.dataset import (
+    AppendResult,
+    Dataset,
+    PatchRecord,
+    Quarantined,
+    append_records,
+    latest_version,
+    load_dataset,
+    record_id,
+)
+from sharpseek.fits import SHARP_SERIES, read_sharp
 from sharpseek.physics import compute_parameters, patch_quantities
-from sharpseek.preprocess import to_model_space
+from sharpseek.preprocess import heliocentric_mu, to_model_space
+from sharpseek.store import ObjectStore, open_store
 
-__all__ = ["frame_to_record", "ingest_synthetic", "synthetic_version", "model_space_annotator"]
+__all__ = [
+    "DATASET_SCHEMA",
+    "MIN_PATCH_SIDE",
+    "find_fits_files",
+    "fits_records",
+    "frame_to_record",
+    "ingest_fits",
+    "ingest_jsoc",
+    "ingest_synthetic",
+    "model_space_annotator",
+    "synthetic_version",
+]
 
 log = logging.getLogger(__name__)
 
 #: Bump when the dataset's columns or the preprocessing change, so old versions are not reused.
 DATASET_SCHEMA = 1
+#: Patches smaller than this on a side carry no usable structure at 128x128 [px].
+MIN_PATCH_SIDE = 8
+#: Our flux above 100 G over JSOC's USFLUX outside this range flags the record (measured on
+#: the real samples: 1.0-4.1; USFLUX uses JSOC's own strong-field mask).
+USFLUX_RATIO_RANGE = (0.5, 6.0)
+#: BUNIT values of a field strength that JSOC and others write (Mx/cm^2 is a gauss).
+FIELD_UNITS = u.G
 
 
 def frame_to_record(br: np.ndarray, meta: dict[str, Any], extra: dict[str, Any] | None = None):
     """One frame (Br [G], ny x nx, original resolution) -> a :class:`PatchRecord`.
 
-    Adds the resize scales and the physical-unit quantities of SCIENCE.md at original
+    Adds the resize scales; the physical-unit quantities of SCIENCE.md at original
     resolution: ``flux_mx`` (all pixels), ``flux_strong_mx`` (|Br| > 100 G),
-    ``flux_positive_mx``, ``flux_negative_mx`` and ``psep_mm``.
+    ``flux_positive_mx``, ``flux_negative_mx``, ``psep_mm``; ``mu`` when the metadata lack it;
+    and ``dq_flags`` where JSOC's own keywords disagree strongly with ours.
     """
+    meta = dict(meta)
     patch = to_model_space(br)
     quantities = patch_quantities(
         np.asarray(br) * u.G,
         pixel_scale=float(meta.get("cdelt1") or 0.03) * u.deg,
         rsun_ref=float(meta.get("rsun_ref") or 6.96e8) * u.m,
     )
+    if meta.get("mu") is None:
+        meta["mu"] = derive_mu(meta)
     columns = {
         "scale_x": patch.scale_x,
         "scale_y": patch.scale_y,
@@ -53,26 +92,74 @@ def frame_to_record(br: np.ndarray, meta: dict[str, Any], extra: dict[str, Any] 
         "flux_negative_mx": quantities["negative_flux"].to_value(u.Mx),
         "psep_mm": quantities["polarity_separation"].to_value(u.Mm),
     }
+    columns["dq_flags"] = ",".join(data_quality_flags(meta, columns))
     if extra:
         columns.update(extra)
-    return PatchRecord(image=patch.image, meta=dict(meta), columns=columns)
+    return PatchRecord(image=patch.image, meta=meta, columns=columns)
+
+
+def derive_mu(meta: dict[str, Any]) -> float:
+    """mu = cos(heliocentric angle) of the patch centre (SCIENCE.md "Data"): from LAT_FWT and
+    LON_FWT, falling back to CRVAL2 and CRVAL1 - CRLN_OBS; B0 = CRLT_OBS. NaN if unknown."""
+
+    def number(key: str) -> float:
+        value = meta.get(key)
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            return math.nan
+        return value
+
+    lat, lon = number("lat_fwt"), number("lon_fwt")
+    if not (math.isfinite(lat) and math.isfinite(lon)):
+        lat, lon = number("crval2"), number("crval1") - number("crln_obs")
+    b0 = number("crlt_obs")
+    if not math.isfinite(b0):
+        b0 = 0.0
+    return float(heliocentric_mu(lat, lon, b0))
+
+
+def data_quality_flags(meta: dict[str, Any], columns: dict[str, Any]) -> list[str]:
+    """Where JSOC's keywords disagree strongly with what we measure (names of flags)."""
+    flags = []
+    usflux = meta.get("usflux")
+    try:
+        usflux = float(usflux)
+    except (TypeError, ValueError):
+        usflux = math.nan
+    if math.isfinite(usflux) and usflux > 0:
+        ratio = columns["flux_strong_mx"] / usflux
+        lo, hi = USFLUX_RATIO_RANGE
+        if not lo <= ratio <= hi:
+            flags.append(f"usflux_ratio={ratio:.2g}")
+    if columns["nan_fraction"] > 0.5:
+        flags.append("mostly_nan")
+    return flags
 
 
 def model_space_annotator(settings: Settings):
     """The per-shard annotation: the batched physics of :mod:`sharpseek.physics`."""
 
     def annotate(images: np.ndarray, rows: list[dict[str, Any]]) -> dict[str, np.ndarray]:
-        latitude = np.array([r.get("lat_fwt", np.nan) for r in rows], dtype=np.float64)
+        latitude = np.array([_float(r.get("lat_fwt")) for r in rows], dtype=np.float64)
         params = compute_parameters(
-            images,
-            latitude=latitude,
-            chunk_size=settings.physics_chunk_size,
+            images, latitude=latitude, chunk_size=settings.physics_chunk_size
         )
         return {k: np.asarray(v) for k, v in params.items()}
 
     return annotate
 
 
+def _float(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+# ----------------------------------------------------------------------------------------------
+# synthetic
+# ----------------------------------------------------------------------------------------------
 def synthetic_version(*, regions: int, frames: int, cadence_hours: float, seed: int) -> str:
     """The version name of a synthetic dataset: its recipe, readable."""
     cadence = f"{cadence_hours:g}".replace(".", "p")
@@ -88,6 +175,7 @@ def ingest_synthetic(
     seed: int | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    store: ObjectStore | None = None,
 ) -> Dataset:
     """Generate synthetic HARPs and write them as dataset ``synthetic``.
 
@@ -97,6 +185,7 @@ def ingest_synthetic(
     """
     from sharpseek.synthetic import SERIES, generate_frames
 
+    store = store or open_store(settings)
     cfg = settings.synthetic
     regions = cfg.regions if regions is None else regions
     frames = cfg.frames if frames is None else frames
@@ -105,10 +194,9 @@ def ingest_synthetic(
     version = synthetic_version(
         regions=regions, frames=frames, cadence_hours=cadence_hours, seed=seed
     )
-    final = settings.datasets_dir / SERIES / version
-    if final.exists() and not overwrite:
+    if not overwrite and store.exists(f"datasets/{SERIES}/{version}/dataset.json"):
         log.info("dataset %s/%s is up to date; reusing it", SERIES, version)
-        return open_dataset(final)
+        return load_dataset(store, SERIES, version)
 
     def records() -> Iterator[PatchRecord]:
         for frame in generate_frames(
@@ -118,8 +206,9 @@ def ingest_synthetic(
             seed=seed,
             progress=progress,
         ):
-            truth = {f"truth_{k}": v for k, v in frame.truth.items()}
-            yield frame_to_record(frame.br, frame.meta, truth)
+            extra = {f"truth_{k}": v for k, v in frame.truth.items()}
+            extra["source"] = "synthetic"
+            yield frame_to_record(frame.br, frame.meta, extra)
 
     provenance = {
         "source": "synthetic",
@@ -130,26 +219,243 @@ def ingest_synthetic(
         "sharpseek_version": __version__,
         "schema": DATASET_SCHEMA,
     }
-    return write_records(settings, SERIES, version, records(), provenance, overwrite=overwrite)
-
-
-def write_records(
-    settings: Settings,
-    name: str,
-    version: str,
-    records: Iterable[PatchRecord],
-    provenance: dict[str, Any],
-    *,
-    overwrite: bool = False,
-) -> Dataset:
-    """Write records through the one dataset writer with the model-space physics."""
-    root: Path = settings.datasets_dir
-    return write_dataset(
-        root,
-        name,
-        version,
-        records,
+    return append_records(
+        store,
+        SERIES,
+        records(),
         provenance=provenance,
         annotate=model_space_annotator(settings),
+        base=None,
+        version=version,
         overwrite=overwrite,
+    ).dataset
+
+
+# ----------------------------------------------------------------------------------------------
+# local FITS
+# ----------------------------------------------------------------------------------------------
+def find_fits_files(paths: Sequence[str | Path]) -> tuple[list[Path], list[Quarantined]]:
+    """The Br FITS files among ``paths`` (files, or folders searched recursively).
+
+    Other segments of a SHARP (``bitmap``, ``magnetogram``, ...) are left aside, as are
+    files that do not end in ``.fits``; a path that does not exist is reported.
+    """
+    found: list[Path] = []
+    problems: list[Quarantined] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            candidates = sorted(p for p in path.rglob("*") if p.is_file())
+        elif path.is_file():
+            candidates = [path]
+        else:
+            problems.append(Quarantined(str(path), "no such file or folder"))
+            continue
+        for file in candidates:
+            name = file.name.lower()
+            if not (name.endswith(".fits") or name.endswith(".fits.gz")):
+                if path.is_file():
+                    problems.append(Quarantined(str(file), "not a .fits file"))
+                continue
+            segment = _segment_of(file.name)
+            if segment is not None and segment != "br":
+                log.info("leaving aside %s: segment %r, not Br", file, segment)
+                continue
+            found.append(file)
+    unique = list(dict.fromkeys(p.resolve() for p in found))
+    return unique, problems
+
+
+def _segment_of(name: str) -> str | None:
+    """The segment of a JSOC export name ``<series>.<HARP>.<T_REC>.<segment>.fits``."""
+    parts = name.removesuffix(".gz").removesuffix(".fits").split(".")
+    if len(parts) >= 4 and any(name.startswith(s + ".") for s in SHARP_SERIES):
+        return parts[-1].lower()
+    return None
+
+
+def fits_records(
+    files: Iterable[Path], *, source: str = "fits", store: ObjectStore | None = None
+) -> Iterator[PatchRecord | Quarantined]:
+    """Read, check and convert Br FITS files; a bad file becomes :class:`Quarantined`.
+
+    With ``store``, each good file is kept exactly as received under
+    ``raw/<series>/<HARPNUM>/<file name>`` (not uploaded again when already there).
+    """
+    for path in files:
+        try:
+            sharp = read_sharp(path)
+        except Exception as err:  # astropy raises many kinds for a broken file
+            yield Quarantined(str(path), f"not a readable FITS file: {type(err).__name__}: {err}")
+            continue
+        meta, header = sharp.meta, sharp.header
+        problem = _fits_problem(sharp.data, meta, header)
+        rid = ""
+        if meta.get("harpnum") is not None and meta.get("t_rec") is not None:
+            rid = record_id(meta["series"], meta["harpnum"], meta["t_rec"])
+        if problem:
+            yield Quarantined(str(path), problem, rid)
+            continue
+        extra = {"source": f"{source}:{path.name}"}
+        if store is not None:
+            key = f"raw/{meta['series']}/{int(meta['harpnum'])}/{path.name}"
+            if not store.exists(key):
+                store.put_file(key, path)
+            extra["raw_key"] = key
+        try:
+            yield frame_to_record(sharp.data, meta, extra)
+        except ValueError as err:
+            yield Quarantined(str(path), str(err), rid)
+
+
+def _fits_problem(data: np.ndarray, meta: dict[str, Any], header) -> str | None:
+    if meta.get("harpnum") is None or meta.get("t_rec") is None:
+        return "header lacks HARPNUM or T_REC"
+    ny, nx = data.shape
+    if min(nx, ny) < MIN_PATCH_SIDE:
+        return f"patch is {nx}x{ny} px, under {MIN_PATCH_SIDE} px on a side"
+    if not np.isfinite(data).any():
+        return "all pixels are NaN"
+    bunit = str(header.get("BUNIT", "")).strip()
+    if not bunit:
+        return "header has no BUNIT: cannot tell the field's unit"
+    try:
+        unit = u.Unit(bunit.replace("^", "**"), format="generic")
+    except ValueError:
+        return f"unit BUNIT={bunit!r} is not understood"
+    if not unit.is_equivalent(FIELD_UNITS):
+        return f"unit BUNIT={bunit!r} is not a field strength (gauss or Mx/cm^2)"
+    if unit != FIELD_UNITS:
+        scale = unit.to(FIELD_UNITS)
+        if not math.isclose(scale, 1.0):
+            return f"unit BUNIT={bunit!r} is a field strength but not in gauss (x{scale:g})"
+    return None
+
+
+def ingest_fits(
+    settings: Settings,
+    paths: Sequence[str | Path],
+    *,
+    dataset: str = "sharp",
+    source: str = "fits",
+    store: ObjectStore | None = None,
+) -> AppendResult:
+    """Ingest local SHARP Br FITS files (or folders of them) into dataset ``dataset``.
+
+    Records already in the latest version are skipped (a rerun is idempotent); bad files are
+    quarantined with their reason and the others go on; a definitive record replaces the
+    near-real-time record of the same HARP and T_REC.
+    """
+    store = store or open_store(settings)
+    files, problems = find_fits_files(paths)
+
+    def items() -> Iterator[PatchRecord | Quarantined]:
+        yield from problems
+        yield from fits_records(files, source=source, store=store)
+
+    provenance = {
+        "source": source,
+        "paths": [str(p) for p in paths],
+        "n_files": len(files),
+        "sharpseek_version": __version__,
+        "schema": DATASET_SCHEMA,
+    }
+    return append_records(
+        store, dataset, items(), provenance=provenance, annotate=model_space_annotator(settings)
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# JSOC
+# ----------------------------------------------------------------------------------------------
+def ingest_jsoc(
+    settings: Settings,
+    *,
+    start: datetime | str | None = None,
+    end: datetime | str | None = None,
+    harpnums: Sequence[int] | None = None,
+    noaa: Sequence[int] | None = None,
+    series: str | None = None,
+    cadence: str | None = None,
+    strict_quality: bool = False,
+    incremental: bool = False,
+    dataset: str = "sharp",
+    progress: bool = True,
+    store: ObjectStore | None = None,
+    client=None,
+) -> AppendResult:
+    """Query JSOC, export and download the Br segments, and ingest them.
+
+    With ``incremental``, asks only for records after the newest T_REC already in the
+    dataset, per HARP (new HARPs need a time range). Downloads go to
+    ``<home>/downloads/`` and resume after a crash (see :func:`sharpseek.jsoc.export_and_download`);
+    records the export did not deliver are quarantined with that reason.
+    """
+    from sharpseek import jsoc
+
+    store = store or open_store(settings)
+    cfg = settings.jsoc
+    series = series or cfg.series
+    cadence = cadence or cfg.cadence
+    quality = "strict" if strict_quality else cfg.quality
+    client = client or jsoc.make_client(cfg)
+    if incremental:
+        version = latest_version(store, dataset)
+        newest: dict[int, datetime] = {}
+        if version is not None:
+            manifest = load_dataset(store, dataset, version).manifest
+            held = manifest[manifest["series"].isin([series, jsoc.DEFINITIVE_SERIES])]
+            if harpnums:
+                held = held[held["harpnum"].isin(list(harpnums))]
+            newest = {
+                int(h): pd.Timestamp(t).to_pydatetime()
+                for h, t in held.groupby("harpnum")["t_rec"].max().items()
+            }
+        queries = jsoc.incremental_queries(
+            series, newest, end=end, cadence=cadence, quality=quality
+        )
+    else:
+        queries = [
+            jsoc.build_query(
+                series,
+                start=start,
+                end=end,
+                harpnums=harpnums,
+                noaa=noaa,
+                cadence=cadence,
+                quality=quality,
+            )
+        ]
+    downloads = settings.home / "downloads"
+    files: list[Path] = []
+    missing: list[Quarantined] = []
+    request_ids = []
+    for query in queries:
+        result = jsoc.export_and_download(
+            client, query, downloads, progress=progress, **jsoc.export_options(cfg)
+        )
+        files.extend(result.files)
+        request_ids.append(result.request_id)
+        missing.extend(
+            Quarantined(
+                f"jsoc:{result.request_id}", "the JSOC export did not deliver this record", m
+            )
+            for m in result.missing
+        )
+
+    def items() -> Iterator[PatchRecord | Quarantined]:
+        yield from missing
+        br_files, problems = find_fits_files(files)
+        yield from problems
+        yield from fits_records(br_files, source="jsoc", store=store)
+
+    provenance = {
+        "source": "jsoc",
+        "series": series,
+        "queries": queries,
+        "request_ids": request_ids,
+        "sharpseek_version": __version__,
+        "schema": DATASET_SCHEMA,
+    }
+    return append_records(
+        store, dataset, items(), provenance=provenance, annotate=model_space_annotator(settings)
     )
