@@ -1,0 +1,257 @@
+"""Ingestion end to end: local FITS (good and bad), JSOC through the real drms client against
+the fake JSOC server, and the CLI's report and exit status."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from typer.testing import CliRunner
+
+from fake_jsoc import FakeJsoc, builtin_record_table
+from sharpseek.cli import app
+from sharpseek.config import Settings
+from sharpseek.dataset import load_dataset
+from sharpseek.ingest import derive_mu, ingest_fits, ingest_jsoc
+from sharpseek.jsoc import DEFINITIVE_SERIES, NRT_SERIES
+from sharpseek.store import LocalStore
+
+EMAIL = "researcher@example.org"  # registered on the fake JSOC
+runner = CliRunner()
+
+
+@pytest.fixture
+def settings(tmp_path):
+    return Settings(
+        home=tmp_path / "home",
+        jsoc={
+            "email": EMAIL,
+            "retries": 2,
+            "backoff_seconds": 0.001,
+            "poll_seconds": 0.001,
+            "export_timeout_seconds": 5.0,
+        },
+    )
+
+
+def _write_sharp(path, data, **header):
+    """A FITS as JSOC exports it: empty primary HDU, Rice-compressed image HDU."""
+    hdu = fits.CompImageHDU(np.asarray(data, dtype=np.float32), compression_type="RICE_1")
+    base = {
+        "HARPNUM": 9100,
+        "T_REC": "2020.01.01_00:00:00_TAI",
+        "BUNIT": "Mx/cm^2",
+        "CDELT1": 0.03,
+        "RSUN_REF": 696000000,
+        "LAT_FWT": 10.0,
+        "LON_FWT": 5.0,
+        "CRLT_OBS": 1.0,
+    }
+    base.update(header)
+    for key, value in base.items():
+        if value is not None:
+            hdu.header[key] = value
+    fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(path)
+    return path
+
+
+def _bipole(ny=60, nx=90):
+    y, x = np.mgrid[:ny, :nx]
+    return 900 * np.exp(-((x - 30) ** 2 + (y - 30) ** 2) / 40) - 900 * np.exp(
+        -((x - 60) ** 2 + (y - 30) ** 2) / 40
+    )
+
+
+def test_real_samples_ingest_and_other_segments_are_left_aside(settings, samples_dir):
+    result = ingest_fits(settings, [samples_dir])
+    ds = result.dataset
+    assert result.added == 5 and not result.quarantined
+    assert sorted(ds.manifest["harpnum"].unique()) == [377, 3700, 7115]
+    assert ds.manifest["mu"].between(0, 1).all()
+    assert (ds.manifest["flux_strong_mx"] / ds.manifest["usflux"]).between(0.9, 4.5).all()
+    store = LocalStore(settings.home)
+    raw = sorted(o.key for o in store.list("raw/"))
+    assert len(raw) == 5 and all(k.endswith(".Br.fits") for k in raw)
+    original = samples_dir / raw[0].split("/")[-1]
+    assert store.get_bytes(raw[0]) == original.read_bytes()  # kept exactly as received
+    again = ingest_fits(settings, [samples_dir])
+    assert (again.added, again.skipped, len(again.dataset)) == (0, 5, 5)
+
+
+def test_mu_is_derived_from_the_flux_weighted_centre():
+    assert derive_mu({"lat_fwt": 0.0, "lon_fwt": 0.0, "crlt_obs": 0.0}) == pytest.approx(1.0)
+    assert derive_mu({"lat_fwt": 0.0, "lon_fwt": 60.0, "crlt_obs": 0.0}) == pytest.approx(0.5)
+    # without LAT_FWT/LON_FWT: CRVAL2 and CRVAL1 - CRLN_OBS
+    assert derive_mu({"crval2": 0.0, "crval1": 160.0, "crln_obs": 100.0, "crlt_obs": 0.0}) == (
+        pytest.approx(0.5)
+    )
+
+
+BAD_CASES = {
+    "not_fits.fits": ("text", "not a readable FITS file"),
+    "truncated.fits": ("truncated", "not a readable FITS file"),
+    "all_nan.fits": ("nan", "all pixels are NaN"),
+    "counts.fits": ("unit", "BUNIT='DN/s' is not a field strength"),
+    "tesla.fits": ("tesla", "not in gauss"),
+    "tiny.fits": ("small", "under 8 px on a side"),
+    "anonymous.fits": ("noharp", "lacks HARPNUM or T_REC"),
+}
+
+
+def _bad_file(folder, name, kind):
+    path = folder / name
+    if kind == "text":
+        path.write_text("SIMPLE? no, this is a text file")
+    elif kind == "truncated":
+        good = _write_sharp(folder / "whole.tmp", _bipole(), HARPNUM=9199)
+        path.write_bytes(good.read_bytes()[:4000])
+        good.unlink()
+    elif kind == "nan":
+        _write_sharp(path, np.full((40, 40), np.nan), HARPNUM=9101)
+    elif kind == "unit":
+        _write_sharp(path, _bipole(), HARPNUM=9102, BUNIT="DN/s")
+    elif kind == "tesla":
+        _write_sharp(path, _bipole() / 1e4, HARPNUM=9103, BUNIT="T")
+    elif kind == "small":
+        _write_sharp(path, np.ones((5, 5)), HARPNUM=9104)
+    elif kind == "noharp":
+        _write_sharp(path, _bipole(), HARPNUM=None)
+    return path
+
+
+def test_each_bad_file_is_quarantined_with_its_reason_and_good_ones_go_in(settings, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    _write_sharp(folder / "good1.fits", _bipole(), HARPNUM=9001)
+    _write_sharp(folder / "good2.fits", _bipole(), HARPNUM=9002, BUNIT="G")
+    for name, (kind, _) in BAD_CASES.items():
+        _bad_file(folder, name, kind)
+    result = ingest_fits(settings, [folder])
+    assert result.added == 2
+    reasons = {q.source.split("/")[-1]: q.reason for q in result.quarantined}
+    assert set(reasons) == set(BAD_CASES)
+    for name, (_, expected) in BAD_CASES.items():
+        assert expected in reasons[name], (name, reasons[name])
+    quarantine = load_dataset(LocalStore(settings.home), "sharp").quarantine
+    assert len(quarantine) == len(BAD_CASES)
+
+
+def test_cli_exit_status_says_something_was_quarantined(settings, tmp_path, monkeypatch):
+    monkeypatch.setenv("SHARPSEEK_HOME", str(settings.home))
+    folder = tmp_path / "in"
+    folder.mkdir()
+    _write_sharp(folder / "good.fits", _bipole())
+    _bad_file(folder, "all_nan.fits", "nan")
+    result = runner.invoke(app, ["ingest", "fits", str(folder)], terminal_width=200)
+    assert result.exit_code == 3, result.output
+    assert "all pixels are NaN" in result.output and "1 added" in result.output
+    clean = runner.invoke(app, ["ingest", "fits", str(folder / "good.fits")])
+    assert clean.exit_code == 0, clean.output
+    assert "0 added, 1 already there" in " ".join(clean.output.split())
+
+
+def test_missing_path_is_reported(settings, tmp_path):
+    result = ingest_fits(settings, [tmp_path / "nowhere"])
+    assert [q.reason for q in result.quarantined] == ["no such file or folder"]
+
+
+# ---------------------------------------------------------------- JSOC
+@pytest.fixture
+def fake_jsoc(tmp_path):
+    server = FakeJsoc(
+        {DEFINITIVE_SERIES: builtin_record_table(), NRT_SERIES: builtin_record_table()},
+        tmp_path / "jsoc-files",
+    ).start()
+    yield server
+    server.stop()
+
+
+def _jsoc_settings(settings, server):
+    return settings.model_copy(
+        update={"jsoc": settings.jsoc.model_copy(update={"server_url": server.url})}
+    )
+
+
+def test_jsoc_ingest_then_incremental_asks_only_for_newer(settings, fake_jsoc):
+    s = _jsoc_settings(settings, fake_jsoc)
+    first = ingest_jsoc(
+        s,
+        harpnums=[9001],
+        start="2020.01.01_00:00:00_TAI",
+        end="2020.01.01_02:00:00_TAI",
+        progress=False,
+    )
+    assert first.added == 3 and not first.quarantined
+    assert set(first.dataset.manifest["source"].str.split(":").str[0]) == {"jsoc"}
+    later = ingest_jsoc(
+        s, harpnums=[9001], end="2020.01.01_05:00:00_TAI", incremental=True, progress=False
+    )
+    assert later.added == 3 and later.skipped == 0  # 03:00, 04:00, 05:00 only
+    assert len(later.dataset) == 6
+
+
+def test_definitive_records_replace_nrt_ones_downstream(settings, fake_jsoc):
+    s = _jsoc_settings(settings, fake_jsoc)
+    window = dict(
+        harpnums=[9002],
+        start="2020.01.01_00:00:00_TAI",
+        end="2020.01.01_03:00:00_TAI",
+        progress=False,
+    )
+    nrt = ingest_jsoc(s, series=NRT_SERIES, **window)
+    assert nrt.added == 4
+    definitive = ingest_jsoc(s, **window)
+    manifest = definitive.dataset.manifest
+    assert definitive.replaced == 4 and len(manifest) == 4
+    assert set(manifest["series"]) == {DEFINITIVE_SERIES}
+
+
+def test_jsoc_export_failure_is_a_clear_cli_error(settings, fake_jsoc, monkeypatch):
+    monkeypatch.setenv("SHARPSEEK_HOME", str(settings.home))
+    monkeypatch.setenv("SHARPSEEK_JSOC__SERVER_URL", fake_jsoc.url)
+    monkeypatch.setenv("SHARPSEEK_JSOC__EMAIL", EMAIL)
+    monkeypatch.setenv("SHARPSEEK_JSOC__POLL_SECONDS", "0.001")
+    fake_jsoc.behaviour.final_status = 4
+    result = runner.invoke(
+        app,
+        [
+            "ingest",
+            "jsoc",
+            "--harp",
+            "9001",
+            "--start",
+            "2020.01.01_00:00:00_TAI",
+            "--end",
+            "2020.01.01_01:00:00_TAI",
+        ],
+    )
+    assert result.exit_code == 2
+    assert "status 4" in " ".join(result.output.split())
+
+
+def test_jsoc_without_email_says_which_variable_to_set(settings, fake_jsoc):
+    s = _jsoc_settings(settings, fake_jsoc)
+    s = s.model_copy(update={"jsoc": s.jsoc.model_copy(update={"email": None})})
+    with pytest.raises(ValueError, match="SHARPSEEK_JSOC__EMAIL"):
+        ingest_jsoc(
+            s,
+            harpnums=[9001],
+            start="2020.01.01_00:00:00_TAI",
+            end="2020.01.01_01:00:00_TAI",
+            progress=False,
+        )
+
+
+def test_same_file_from_two_places_gives_the_same_record(settings, tmp_path, samples_dir):
+    """Ingest is a function of the file: the same record, content hash and parameters."""
+    local = ingest_fits(settings, [next(samples_dir.glob("*3700.20140131*.Br.fits"))])
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    shutil.copy(next(samples_dir.glob("*3700.20140131*.Br.fits")), copy)
+    other = settings.model_copy(update={"home": tmp_path / "home2"})
+    again = ingest_fits(other, [copy])
+    a, b = local.dataset.manifest.iloc[0], again.dataset.manifest.iloc[0]
+    assert a["record_id"] == b["record_id"] and a["content_hash"] == b["content_hash"]
+    assert a["tuf"] == b["tuf"]
