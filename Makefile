@@ -31,6 +31,7 @@ test: $(STAMP_DEV)              ## the whole test suite (under 20 minutes on 2 c
 
 bench: $(STAMP_DEV)             ## benchmarks; figures written to benchmarks/results/
 	$(PY) benchmarks/bench_physics.py --out benchmarks/results/physics.json
+	$(PY) benchmarks/bench_ingest.py --out benchmarks/results/ingest.json
 
 lint: $(STAMP_DEV)
 	$(VENV)/bin/ruff check src tests benchmarks
