@@ -21,6 +21,7 @@ from typing import Any
 import astropy.units as u
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
 from sharpseek import __version__
 from sharpseek.config import Settings
@@ -338,6 +339,7 @@ def ingest_fits(
     dataset: str = "sharp",
     source: str = "fits",
     store: ObjectStore | None = None,
+    progress: bool = True,
 ) -> AppendResult:
     """Ingest local SHARP Br FITS files (or folders of them) into dataset ``dataset``.
 
@@ -350,7 +352,8 @@ def ingest_fits(
 
     def items() -> Iterator[PatchRecord | Quarantined]:
         yield from problems
-        yield from fits_records(files, source=source, store=store)
+        bar = tqdm(files, desc="FITS files", unit="file", disable=not progress)
+        yield from fits_records(bar, source=source, store=store)
 
     provenance = {
         "source": source,
@@ -446,7 +449,8 @@ def ingest_jsoc(
         yield from missing
         br_files, problems = find_fits_files(files)
         yield from problems
-        yield from fits_records(br_files, source="jsoc", store=store)
+        bar = tqdm(br_files, desc="ingest", unit="file", disable=not progress)
+        yield from fits_records(bar, source="jsoc", store=store)
 
     provenance = {
         "source": "jsoc",

@@ -29,8 +29,9 @@ class DatasetReport:
 
 
 def sample_rows(dataset: Dataset, n: int, *, seed: int = 0) -> np.ndarray:
-    """Row numbers of ``n`` frames from distinct regions (as far as there are regions),
-    chosen reproducibly, ordered by total unsigned field so the grid reads weak to strong."""
+    """Row numbers of ``n`` frames, from distinct regions first (then other frames when
+    there are fewer regions than ``n``), chosen reproducibly, ordered by total unsigned field
+    so the grid reads weak to strong."""
     manifest = dataset.manifest
     rng = np.random.default_rng(seed)
     harps = manifest["harpnum"].unique()
@@ -39,6 +40,9 @@ def sample_rows(dataset: Dataset, n: int, *, seed: int = 0) -> np.ndarray:
     for harp in chosen_harps:
         candidates = np.flatnonzero(manifest["harpnum"].to_numpy() == harp)
         rows.append(int(rng.choice(candidates)))
+    if len(rows) < n:  # fewer regions than panels: fill with other frames
+        others = np.setdiff1d(np.arange(len(manifest)), rows)
+        rows += [int(r) for r in rng.permutation(others)[: n - len(rows)]]
     rows = np.array(rows, dtype=int)
     return rows[np.argsort(manifest["tuf"].to_numpy()[rows])]
 
