@@ -255,3 +255,23 @@ def test_same_file_from_two_places_gives_the_same_record(settings, tmp_path, sam
     a, b = local.dataset.manifest.iloc[0], again.dataset.manifest.iloc[0]
     assert a["record_id"] == b["record_id"] and a["content_hash"] == b["content_hash"]
     assert a["tuf"] == b["tuf"]
+
+
+@pytest.mark.slow
+def test_unreachable_s3_store_is_a_clear_cli_error(tmp_path, monkeypatch):
+    import socket
+
+    with socket.socket() as sock:  # a port with nothing listening
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("SHARPSEEK_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("SHARPSEEK_STORE__BACKEND", "s3")
+    monkeypatch.setenv("SHARPSEEK_STORE__ENDPOINT", f"127.0.0.1:{port}")
+    monkeypatch.setenv("SHARPSEEK_STORE__SECURE", "false")
+    monkeypatch.setenv("SHARPSEEK_STORE__ACCESS_KEY", "key-id")
+    monkeypatch.setenv("SHARPSEEK_STORE__SECRET_KEY", "very-secret-value")
+    _write_sharp(tmp_path / "good.fits", _bipole())
+    result = runner.invoke(app, ["ingest", "fits", str(tmp_path / "good.fits")])
+    text = " ".join(result.output.split())
+    assert result.exit_code == 2, result.output
+    assert f"127.0.0.1:{port}" in text and "very-secret-value" not in text

@@ -116,10 +116,16 @@ def ingest_fits_cmd(
     """Ingest SHARP FITS files as JSOC exports them (Br segments; other segments are left
     aside). Bad files are quarantined with their reason (exit status 3); the rest go in."""
     from sharpseek.ingest import ingest_fits
+    from sharpseek.store import StoreError
 
     settings = _settings(preset, home)
     started = time.perf_counter()
-    _report_append(ingest_fits(settings, paths, dataset=dataset), started)
+    try:
+        result = ingest_fits(settings, paths, dataset=dataset)
+    except StoreError as err:
+        console.print(f"[red]store error:[/] {escape(str(err))}")
+        raise typer.Exit(code=2) from err
+    _report_append(result, started)
 
 
 @ingest_app.command("jsoc")
@@ -144,6 +150,7 @@ def ingest_jsoc_cmd(
     the Br segments resumably, and ingest them."""
     from sharpseek.ingest import ingest_jsoc
     from sharpseek.jsoc import NRT_SERIES, JsocError
+    from sharpseek.store import StoreError
 
     settings = _settings(preset, home)
     started = time.perf_counter()
@@ -160,7 +167,7 @@ def ingest_jsoc_cmd(
             incremental=incremental,
             dataset=dataset,
         )
-    except (ValueError, JsocError) as err:
+    except (ValueError, JsocError, StoreError) as err:
         console.print(f"[red]error:[/] {escape(str(err))}")
         raise typer.Exit(code=2) from err
     _report_append(result, started)
