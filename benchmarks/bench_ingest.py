@@ -87,7 +87,7 @@ def main() -> None:
         fits_bytes = sum(p.stat().st_size for p in paths)
 
         settings = Settings(home=tmp / "home")
-        result, total = timed(ingest_fits, settings, [tmp / "fits"])
+        result, total = timed(ingest_fits, settings, [tmp / "fits"], progress=False)
         assert result.added == n, (result.added, result.quarantined[:3])
 
         # stages, each alone on the same files
