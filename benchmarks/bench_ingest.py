@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -34,7 +35,10 @@ from sharpseek.fits import read_sharp
 from sharpseek.ingest import fits_records, ingest_fits
 from sharpseek.physics import compute_parameters, patch_quantities
 from sharpseek.preprocess import to_model_space
-from sharpseek.store import LocalStore
+from sharpseek.store import LocalStore, S3Store
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from s3_servers import start_moto  # noqa: E402  (the tests' real S3 server process)
 from sharpseek.synthetic import generate_frames
 
 
@@ -119,6 +123,19 @@ def main() -> None:
             loader[i]
         read_rate = len(loader) / (time.perf_counter() - start)
 
+        # the same from an S3 server process (moto, in memory) — an illustration only
+        server = start_moto(tmp / "moto-logs")
+        try:
+            s3 = S3Store(server.endpoint, "bench", "bench", "bench", secure=False)
+            s3_ds = append_records(s3, "read", big, provenance={}).dataset
+            s3_loader = PatchDataset(s3_ds)
+            start = time.perf_counter()
+            for i in range(len(s3_loader)):
+                s3_loader[i]
+            s3_read_rate = len(s3_loader) / (time.perf_counter() - start)
+        finally:
+            server.stop()
+
     stage_total = t_read + t_resize + t_units + t_physics + t_write
     results = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -142,6 +159,7 @@ def main() -> None:
         },
         "read_patches_per_s_one_core_local": read_rate,
         "read_n": len(loader),
+        "read_patches_per_s_one_core_s3_moto_illustration": s3_read_rate,
         "storage_mb_per_10k_patches": per_10k_mb,
         "torch_threads": torch.get_num_threads(),
         "python": platform.python_version(),
@@ -152,6 +170,7 @@ def main() -> None:
     for stage, seconds in results["stages_seconds"].items():
         print(f"  {stage:<38} {seconds:6.2f} s  ({results['stages_share'][stage]:.0%})")
     print(f"dataset read (PatchDataset, local, 1 core): {read_rate:.0f} patches/s")
+    print(f"dataset read from moto S3 (illustration only): {s3_read_rate:.0f} patches/s")
     print(f"storage: {per_10k_mb:.0f} MB per 10,000 patches   -> {args.out}")
 
 

@@ -275,3 +275,22 @@ def test_unreachable_s3_store_is_a_clear_cli_error(tmp_path, monkeypatch):
     text = " ".join(result.output.split())
     assert result.exit_code == 2, result.output
     assert f"127.0.0.1:{port}" in text and "very-secret-value" not in text
+
+
+def test_dataset_list_and_show_report_versions_and_quarantine(settings, tmp_path, monkeypatch):
+    monkeypatch.setenv("SHARPSEEK_HOME", str(settings.home))
+    folder = tmp_path / "in"
+    folder.mkdir()
+    _write_sharp(folder / "good.fits", _bipole())
+    _bad_file(folder, "tiny.fits", "small")
+    ingest_fits(settings, [folder], progress=False)
+    _write_sharp(folder / "later.fits", _bipole(), T_REC="2020.01.01_01:00:00_TAI")
+    ingest_fits(settings, [folder], progress=False)
+    listing = " ".join(runner.invoke(app, ["dataset", "list"], terminal_width=200).output.split())
+    assert "sharp │ v0001 │ 1" in listing and "sharp │ v0002 * │ 2" in listing
+    shown = runner.invoke(app, ["dataset", "show", "sharp"], terminal_width=200)
+    text = " ".join(shown.output.split())
+    assert shown.exit_code == 0, shown.output
+    assert "sharp/v0002: 2 records" in text and "under 8 px on a" in text
+    missing = runner.invoke(app, ["dataset", "show", "nothing"])
+    assert missing.exit_code == 2

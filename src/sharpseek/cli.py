@@ -25,7 +25,9 @@ ingest_app = typer.Typer(
 )
 plot_app = typer.Typer(help="Pictures of datasets.", no_args_is_help=True)
 app.add_typer(ingest_app, name="ingest")
+dataset_app = typer.Typer(help="Datasets and their versions.", no_args_is_help=True)
 app.add_typer(plot_app, name="plot")
+app.add_typer(dataset_app, name="dataset")
 
 console = Console()
 
@@ -171,6 +173,88 @@ def ingest_jsoc_cmd(
         console.print(f"[red]error:[/] {escape(str(err))}")
         raise typer.Exit(code=2) from err
     _report_append(result, started)
+
+
+@dataset_app.command("list")
+def dataset_list_cmd(preset: PresetOption = None, home: HomeOption = None) -> None:
+    """List datasets and their versions (the latest marked *)."""
+    from sharpseek.dataset import dataset_names, dataset_versions, latest_version, load_dataset
+    from sharpseek.store import open_store
+
+    store = open_store(_settings(preset, home))
+    table = Table(title=f"datasets in {escape(store.describe())}")
+    for column in ("dataset", "version", "records", "regions", "quarantined", "created"):
+        table.add_column(column)
+    for name in dataset_names(store):
+        latest = latest_version(store, name)
+        for version in dataset_versions(store, name):
+            info = load_dataset(store, name, version).info
+            table.add_row(
+                name,
+                version + (" *" if version == latest else ""),
+                str(info["n_records"]),
+                str(info["n_regions"]),
+                str(info.get("n_quarantined", 0)),
+                info["created"],
+            )
+    console.print(table)
+
+
+@dataset_app.command("show")
+def dataset_show_cmd(
+    name: Annotated[str, typer.Argument(help="dataset name, e.g. sharp or synthetic")],
+    version: Annotated[str | None, typer.Option(help="version (default: the latest)")] = None,
+    preset: PresetOption = None,
+    home: HomeOption = None,
+) -> None:
+    """A dataset version: provenance, parameter ranges and its quarantine list."""
+    from sharpseek.dataset import load_dataset
+    from sharpseek.physics import PARAMETER_UNITS
+    from sharpseek.store import open_store
+
+    store = open_store(_settings(preset, home))
+    try:
+        ds = load_dataset(store, name, version)
+    except FileNotFoundError as err:
+        console.print(f"[red]{escape(str(err))}[/]")
+        raise typer.Exit(code=2) from err
+    console.print(
+        f"[bold]{ds.name}/{ds.version}[/]: {len(ds)} records, "
+        f"{ds.info['n_regions']} regions, created {ds.info['created']}"
+    )
+    console.print_json(data=ds.info["provenance"])
+    table = Table(title="parameters (5th, 50th, 95th percentile)")
+    for column in ("parameter", "unit", "p5", "median", "p95"):
+        table.add_column(column)
+    for key in (
+        "tuf",
+        "tpf",
+        "tnf",
+        "psep",
+        "r",
+        "tilt",
+        "sigma",
+        "alpha",
+        "grad",
+        "flux_mx",
+        "flux_strong_mx",
+        "psep_mm",
+        "mu",
+    ):
+        if key in ds.manifest:
+            values = ds.manifest[key].astype(float).dropna()
+            if len(values):
+                p5, p50, p95 = values.quantile([0.05, 0.5, 0.95])
+                unit = PARAMETER_UNITS.get(key, MEASURE_UNITS.get(key, ""))
+                table.add_row(key, unit, _fmt(p5), _fmt(p50), _fmt(p95))
+    console.print(table)
+    if len(ds.quarantine):
+        q = Table(title=f"quarantine ({len(ds.quarantine)})")
+        q.add_column("file or record", overflow="fold")
+        q.add_column("reason", overflow="fold")
+        for row in ds.quarantine.itertuples():
+            q.add_row(escape(row.record_id or row.source), escape(row.reason))
+        console.print(q)
 
 
 @plot_app.command("dataset")

@@ -50,6 +50,7 @@ __all__ = [
     "PatchRecord",
     "Quarantined",
     "append_records",
+    "dataset_names",
     "dataset_versions",
     "latest_version",
     "load_dataset",
@@ -188,6 +189,16 @@ def dataset_versions(store: ObjectStore, name: str) -> list[str]:
         if len(parts) == 2 and parts[1] == INFO:
             found.append((info.modified, parts[0]))
     return [version for _, version in sorted(found)]
+
+
+def dataset_names(store: ObjectStore) -> list[str]:
+    """Names of the datasets in ``store`` (those with at least one complete version)."""
+    names = []
+    for info in store.list("datasets/", recursive=False):
+        name = info.key.rstrip("/").split("/")[-1]
+        if info.is_dir and dataset_versions(store, name):
+            names.append(name)
+    return sorted(names)
 
 
 def latest_version(store: ObjectStore, name: str) -> str | None:
