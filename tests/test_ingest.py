@@ -18,6 +18,8 @@ from sharpseek.ingest import derive_mu, ingest_fits, ingest_jsoc
 from sharpseek.jsoc import DEFINITIVE_SERIES, NRT_SERIES
 from sharpseek.store import LocalStore
 
+pytest_plugins = ["s3_servers"]
+
 EMAIL = "researcher@example.org"  # registered on the fake JSOC
 runner = CliRunner()
 
@@ -294,3 +296,16 @@ def test_dataset_list_and_show_report_versions_and_quarantine(settings, tmp_path
     assert "sharp/v0002: 2 records" in text and "under 8 px on a" in text
     missing = runner.invoke(app, ["dataset", "show", "nothing"])
     assert missing.exit_code == 2
+
+
+def test_fits_ingest_into_an_s3_store_keeps_raw_files_there(settings, samples_dir, moto_server):
+    import uuid
+
+    from sharpseek.store import S3Store
+
+    store = S3Store(moto_server.endpoint, "ingest-" + uuid.uuid4().hex[:10], "k", "s", secure=False)
+    result = ingest_fits(settings, [samples_dir], store=store, progress=False)
+    assert result.added == 5
+    assert len([o for o in store.list("raw/")]) == 5
+    again = load_dataset(store, "sharp")
+    np.testing.assert_array_equal(again.images(), result.dataset.images())
