@@ -124,3 +124,87 @@ def test_2d_view_puts_the_boundary_on_a_line():
     line = -(b.normal[0] * view[:, 0] + b.intercept) / b.normal[1]
     above = np.sign(view[:, 1] - line) * np.sign(b.normal[1])
     assert np.all(above == side)
+
+
+# ---------------------------------------------------------------- a generator with known physics
+LATENT = 8
+AMPLITUDE_AXIS = np.eye(LATENT)[0] * 0.8 + np.eye(LATENT)[2] * 0.6  # TUF grows along this
+SEPARATION_AXIS = np.eye(LATENT)[1]  # PSEP grows along this
+
+
+def toy_generate(z: np.ndarray) -> np.ndarray:
+    """A bipole whose field strength follows z . AMPLITUDE_AXIS and whose separation follows
+    z . SEPARATION_AXIS: the directions of TUF and PSEP are known."""
+    z = np.asarray(z, dtype=np.float64)
+    amplitude = 0.2 + 0.7 / (1 + np.exp(-(z @ AMPLITUDE_AXIS)))  # (n,) in b units
+    separation = 30 + 12 * np.tanh(z @ SEPARATION_AXIS / 2)  # (n,) model px
+    y, x = np.mgrid[:128, :128].astype(np.float64)
+    xp = (64 + separation / 2)[:, None, None]
+    xn = (64 - separation / 2)[:, None, None]
+    blob = lambda cx: np.exp(-((x - cx) ** 2 + (y - 64) ** 2) / (2 * 4.0**2))  # noqa: E731
+    return (amplitude[:, None, None] * (blob(xp) - blob(xn))).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def toy_directions():
+    from sharpseek.directions import fit_directions
+
+    return fit_directions(
+        toy_generate,
+        gan_version="toy-1",
+        latent_dim=LATENT,
+        n=600,
+        parameters=("tuf", "psep", "tpf"),
+        batch_size=128,
+    )
+
+
+def test_fitted_directions_point_along_the_known_axes(toy_directions):
+    assert toy_directions["tuf"].normal @ AMPLITUDE_AXIS > 0.9
+    assert toy_directions["psep"].normal @ SEPARATION_AXIS > 0.9
+    assert toy_directions["tuf"].accuracy > 0.9 and toy_directions["psep"].accuracy > 0.9
+
+
+def test_calibration_curves_rise_along_their_own_direction(toy_directions):
+    from sharpseek.directions import calibrate
+
+    curves = calibrate(
+        toy_generate, toy_directions, along=("tuf", "psep"), n_z=40, eps=np.linspace(-2, 2, 5)
+    )
+    assert np.all(np.diff(curves["tuf"]["tuf"]["median"]) > 0)
+    assert np.all(np.diff(curves["psep"]["psep"]["median"]) > 0)
+    # PSEP barely moves along the TUF direction (the axes are orthogonal here)
+    psep_along_tuf = curves["tuf"]["psep"]["median"]
+    assert max(psep_along_tuf) - min(psep_along_tuf) < 0.2 * (
+        max(curves["psep"]["psep"]["median"]) - min(curves["psep"]["psep"]["median"])
+    )
+
+
+def test_direction_set_round_trips_through_the_store(toy_directions, tmp_path):
+    from sharpseek.directions import DirectionSet
+    from sharpseek.store import LocalStore
+
+    store = LocalStore(tmp_path)
+    toy_directions.save(store)
+    again = DirectionSet.load(store, "toy-1")
+    np.testing.assert_array_equal(again["tuf"].normal, toy_directions["tuf"].normal)
+    with pytest.raises(FileNotFoundError, match="no directions for GAN version 'other'"):
+        DirectionSet.load(store, "other")
+
+
+def test_directions_refuse_another_gan_version(toy_directions):
+    with pytest.raises(ValueError, match="fitted for GAN version 'toy-1', not 'toy-2'"):
+        toy_directions.check_gan("toy-2")
+
+
+def test_unknown_parameter_names_the_known_ones(toy_directions):
+    with pytest.raises(KeyError, match="no direction for 'flux'; known: psep, tpf, tuf"):
+        toy_directions["flux"]
+
+
+@pytest.mark.filterwarnings("ignore:condition .* is redundant")
+def test_holding_a_parameter_removes_its_direction(toy_directions):
+    n = toy_directions.direction("tuf", hold=["tpf"])
+    assert abs(n @ toy_directions["tpf"].normal) < 1e-10
+    with pytest.raises(ValueError, match="cannot hold 'tuf' while shifting along it"):
+        toy_directions.direction("tuf", hold=["tuf"])

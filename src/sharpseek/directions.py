@@ -316,3 +316,204 @@ def _unit(v: np.ndarray, name: str) -> np.ndarray:
     if not np.isfinite(norm) or norm < 1e-12:
         raise ValueError(f"{name} must be a finite non-zero vector")
     return v / norm
+
+
+# ----------------------------------------------------------------------------------------------
+# directions of a generator: fit, store, calibrate
+# ----------------------------------------------------------------------------------------------
+#: The parameters a direction is fitted for by default: every parameter of the physics module.
+DIRECTION_PARAMETERS = (
+    "tuf", "tpf", "tnf", "psep", "r", "tilt", "orientation", "sigma", "alpha", "grad", "bipolar",
+)  # fmt: skip
+
+
+@dataclass
+class DirectionSet:
+    """The boundaries of one generator version, with their provenance and calibration.
+
+    Stored as JSON at ``directions/<gan_version>/directions.json`` in the store: a retrained
+    generator needs its own directions, and :meth:`check_gan` refuses a mismatch.
+    """
+
+    gan_version: str
+    boundaries: dict[str, Boundary]
+    n_samples: int
+    seed: int
+    latent_dim: int
+    calibration: dict[str, dict[str, dict[str, list[float]]]] = field(default_factory=dict)
+
+    def __getitem__(self, parameter: str) -> Boundary:
+        if parameter not in self.boundaries:
+            raise KeyError(
+                f"no direction for {parameter!r}; known: {', '.join(sorted(self.boundaries))}"
+            )
+        return self.boundaries[parameter]
+
+    def check_gan(self, gan_version: str) -> None:
+        """Raise when these directions were fitted on another generator version."""
+        if gan_version != self.gan_version:
+            raise ValueError(
+                f"directions were fitted for GAN version {self.gan_version!r}, not "
+                f"{gan_version!r}: fit directions for this GAN (`sharpseek directions fit`)"
+            )
+
+    def direction(self, parameter: str, hold: tuple[str, ...] | list[str] = ()) -> np.ndarray:
+        """The unit direction of ``parameter``, conditioned on holding the ``hold`` ones."""
+        normal = self[parameter].normal
+        if not hold:
+            return normal
+        if parameter in hold:
+            raise ValueError(f"cannot hold {parameter!r} while shifting along it")
+        conditioned, _ = condition_direction(normal, np.stack([self[h].normal for h in hold]))
+        return conditioned
+
+    def to_json(self) -> str:
+        import json
+
+        return json.dumps(
+            {
+                "gan_version": self.gan_version,
+                "n_samples": self.n_samples,
+                "seed": self.seed,
+                "latent_dim": self.latent_dim,
+                "boundaries": {k: b.to_dict() for k, b in self.boundaries.items()},
+                "calibration": self.calibration,
+            },
+            indent=1,
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> DirectionSet:
+        import json
+
+        data = json.loads(text)
+        data["boundaries"] = {k: Boundary.from_dict(b) for k, b in data["boundaries"].items()}
+        return cls(**data)
+
+    @staticmethod
+    def key(gan_version: str) -> str:
+        return f"directions/{gan_version}/directions.json"
+
+    def save(self, store) -> str:
+        key = self.key(self.gan_version)
+        store.put_bytes(key, self.to_json().encode(), content_type="application/json")
+        return key
+
+    @classmethod
+    def load(cls, store, gan_version: str) -> DirectionSet:
+        from sharpseek.store import ObjectNotFound
+
+        try:
+            return cls.from_json(store.get_bytes(cls.key(gan_version)).decode())
+        except ObjectNotFound:
+            raise FileNotFoundError(
+                f"no directions for GAN version {gan_version!r} in {store.describe()}; "
+                "fit them with `sharpseek directions fit`"
+            ) from None
+
+
+def sample_parameters(
+    generate,
+    n: int,
+    *,
+    latent_dim: int,
+    seed: int = 0,
+    batch_size: int = 512,
+    progress: bool = False,
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Sample z ~ N(0, I), generate, and measure every parameter (batched).
+
+    Parameters
+    ----------
+    generate : callable
+        ``generate(z)`` with z float32 (b, latent_dim) -> model-space images (b, 128, 128).
+
+    Returns
+    -------
+    z : ndarray (n, latent_dim) float32
+    parameters : dict of name -> ndarray (n,)
+    """
+    from sharpseek.physics import compute_parameters
+
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal((n, latent_dim)).astype(np.float32)
+    parts: dict[str, list[np.ndarray]] = {}
+    starts = range(0, n, batch_size)
+    if progress:
+        from tqdm.auto import tqdm
+
+        starts = tqdm(starts, desc="generate + measure", unit="batch")
+    for start in starts:
+        images = np.asarray(generate(z[start : start + batch_size]))
+        for key, value in compute_parameters(images).items():
+            parts.setdefault(key, []).append(np.asarray(value))
+    return z, {key: np.concatenate(value) for key, value in parts.items()}
+
+
+def fit_directions(
+    generate,
+    *,
+    gan_version: str,
+    latent_dim: int = 100,
+    n: int = 10_000,
+    parameters: tuple[str, ...] = DIRECTION_PARAMETERS,
+    seed: int = 0,
+    batch_size: int = 512,
+    progress: bool = False,
+) -> DirectionSet:
+    """Fit one boundary per parameter on ``n`` generated images (the paper: 10,000, 70/30)."""
+    z, values = sample_parameters(
+        generate, n, latent_dim=latent_dim, seed=seed, batch_size=batch_size, progress=progress
+    )
+    unknown = [p for p in parameters if p not in values]
+    if unknown:
+        raise ValueError(f"unknown parameter(s) {unknown}; known: {sorted(values)}")
+    boundaries = {}
+    for parameter in parameters:
+        try:
+            boundaries[parameter] = train_boundary(
+                z, values[parameter], parameter, seed=seed, gan_version=gan_version
+            )
+        except ValueError as err:  # e.g. a parameter constant on these images
+            log.warning("no direction for %s: %s", parameter, err)
+    return DirectionSet(gan_version, boundaries, n, seed, latent_dim)
+
+
+def calibrate(
+    generate,
+    directions: DirectionSet,
+    *,
+    along: tuple[str, ...] | None = None,
+    eps: np.ndarray | None = None,
+    n_z: int = 200,
+    seed: int = 1,
+) -> dict[str, dict[str, dict[str, list[float]]]]:
+    """How every parameter's distribution moves along each direction.
+
+    For each direction in ``along`` and each eps, the same ``n_z`` latent vectors are shifted
+    by eps along it and every parameter is measured: its median and 16th/84th percentiles
+    over the vectors. The curves are stored in ``directions.calibration`` and returned as
+    ``{direction: {"eps": [...], parameter: {"median": [...], "p16": [...], "p84": [...]}}}``.
+    """
+    from sharpseek.physics import compute_parameters
+
+    eps = np.linspace(-3, 3, 13) if eps is None else np.asarray(eps, dtype=float)
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal((n_z, directions.latent_dim)).astype(np.float32)
+    out: dict[str, dict[str, Any]] = {}
+    for name in along or tuple(directions.boundaries):
+        normal = directions[name].normal
+        curves: dict[str, Any] = {"eps": eps.tolist()}
+        for e in eps:
+            images = np.asarray(generate(shift(z, normal, e).astype(np.float32)))
+            for key, value in compute_parameters(images).items():
+                value = np.asarray(value, dtype=float)
+                finite = value[np.isfinite(value)]
+                q = np.percentile(finite, [16, 50, 84]) if len(finite) else [np.nan] * 3
+                c = curves.setdefault(key, {"median": [], "p16": [], "p84": []})
+                c["p16"].append(float(q[0]))
+                c["median"].append(float(q[1]))
+                c["p84"].append(float(q[2]))
+        out[name] = curves
+    directions.calibration.update(out)
+    return out
