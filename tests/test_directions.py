@@ -208,3 +208,72 @@ def test_holding_a_parameter_removes_its_direction(toy_directions):
     assert abs(n @ toy_directions["tpf"].normal) < 1e-10
     with pytest.raises(ValueError, match="cannot hold 'tuf' while shifting along it"):
         toy_directions.direction("tuf", hold=["tuf"])
+
+
+# ---------------------------------------------------------------- targets in physical terms
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("tuf=2x", ("tuf", "factor", 2.0)),
+        ("PSEP = 40", ("psep", "value", 40.0)),
+        ("r>p90", ("r", "above", 90.0)),
+        ("tilt<p10", ("tilt", "below", 10.0)),
+    ],
+)
+def test_target_strings(text, expected):
+    from sharpseek.directions import Target
+
+    t = Target.parse(text)
+    assert (t.parameter, t.kind, t.amount) == expected
+
+
+def test_target_string_that_cannot_be_read_says_how_to_write_one():
+    from sharpseek.directions import Target
+
+    with pytest.raises(ValueError, match="write e.g. 'tuf=2x'"):
+        Target.parse("make it bigger")
+    with pytest.raises(ValueError, match="a bound needs a percentile"):
+        Target.parse("r>5")
+
+
+def test_solver_reaches_a_flux_factor_and_a_separation_at_once(toy_directions):
+    from sharpseek.directions import Target, solve_targets
+
+    z0 = np.zeros(LATENT)
+    result = solve_targets(
+        toy_generate, toy_directions, z0, [Target.parse("tuf=1.5x"), Target.parse("psep=36")]
+    )
+    assert result.converged, result
+    errors = result.relative_errors()
+    assert errors["tuf"] < 0.03 and errors["psep"] < 0.03
+    assert result.requested["tuf"] == pytest.approx(1.5 * result.start["tuf"])
+
+
+def test_solver_reaches_a_percentile_bound(toy_directions):
+    from sharpseek.directions import Target, solve_targets
+
+    result = solve_targets(
+        toy_generate, toy_directions, np.zeros(LATENT), [Target.parse("psep>p90")]
+    )
+    assert result.converged
+    assert result.achieved["psep"] >= toy_directions.distribution["psep"][90]
+
+
+@pytest.mark.filterwarnings("ignore:stopped at")
+def test_solver_warns_when_a_target_is_beyond_what_the_generator_makes(toy_directions):
+    from sharpseek.directions import Target, solve_targets
+
+    with pytest.warns(UserWarning, match="outside what the generator produced"):
+        result = solve_targets(
+            toy_generate, toy_directions, np.zeros(LATENT), [Target.parse("psep=80")]
+        )
+    assert not result.converged
+
+
+def test_solver_refuses_to_target_and_hold_the_same_parameter(toy_directions):
+    from sharpseek.directions import Target, solve_targets
+
+    with pytest.raises(ValueError, match=r"cannot both target and hold \['tuf'\]"):
+        solve_targets(
+            toy_generate, toy_directions, np.zeros(LATENT), [Target.parse("tuf=2x")], hold=["tuf"]
+        )
