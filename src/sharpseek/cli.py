@@ -29,6 +29,16 @@ dataset_app = typer.Typer(help="Datasets and their versions.", no_args_is_help=T
 app.add_typer(plot_app, name="plot")
 app.add_typer(dataset_app, name="dataset")
 
+
+def _register_training() -> None:
+    from sharpseek.cli_train import evaluate_app, train_app
+
+    app.add_typer(train_app, name="train")
+    app.add_typer(evaluate_app, name="evaluate")
+
+
+_register_training()
+
 console = Console()
 
 PresetOption = Annotated[

@@ -1,0 +1,377 @@
+"""``sharpseek train gan|encoder`` and ``sharpseek evaluate models``: thin shells over
+:mod:`sharpseek.training` and :mod:`sharpseek.evaluate` (parse, check, one call, report).
+
+Register in ``cli.py``::
+
+    from sharpseek.cli_train import evaluate_app, train_app
+    app.add_typer(train_app, name="train")
+    app.add_typer(evaluate_app, name="evaluate")
+
+Multi-GPU: ``torchrun --nproc_per_node 4 $(which sharpseek) train gan --preset paper``
+(each process joins the group torchrun describes; only rank 0 writes).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from sharpseek.config import PresetName, get_settings
+
+train_app = typer.Typer(
+    help="Train the GAN or the SimSiam encoder (checkpoints every epoch, resumable).",
+    no_args_is_help=True,
+)
+evaluate_app = typer.Typer(help="Quality measures of trained models.", no_args_is_help=True)
+
+console = Console()
+log = logging.getLogger(__name__)
+
+PresetOpt = Annotated[
+    PresetName | None,
+    typer.Option("--preset", help="tiny (CPU demo, minutes) or paper (GPU nodes)"),
+]
+HomeOpt = Annotated[
+    Path | None, typer.Option("--home", help="data home (default: SHARPSEEK_HOME or ./.sharpseek)")
+]
+DatasetOpt = Annotated[str, typer.Option("--dataset", help="dataset name")]
+DatasetVersionOpt = Annotated[
+    str | None, typer.Option("--dataset-version", help="dataset version (default: the latest)")
+]
+VersionOpt = Annotated[
+    str | None,
+    typer.Option("--version", help="run name under models/<kind>/ (default from preset, seed)"),
+]
+EpochsOpt = Annotated[int | None, typer.Option("--epochs", min=1, help="override the preset")]
+BatchOpt = Annotated[int | None, typer.Option("--batch-size", min=1, help="global batch size")]
+SeedOpt = Annotated[
+    int | None, typer.Option("--seed", help="seed of weights, order, augmentations")
+]
+PrecisionOpt = Annotated[
+    str | None, typer.Option("--precision", help="auto, 32, bf16 or fp16 (the last two need CUDA)")
+]
+WorkersOpt = Annotated[int | None, typer.Option("--num-workers", min=0, help="loader workers")]
+DeviceOpt = Annotated[str | None, typer.Option("--device", help="cpu, cuda, cuda:1 (default auto)")]
+ResumeOpt = Annotated[bool, typer.Option("--resume", help="continue this version from last.pt")]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="delete this version first")]
+ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="progress bars")]
+
+
+def _settings(preset: str | None, home: Path | None):
+    overrides: dict[str, Any] = {}
+    if preset is not None:
+        overrides["preset"] = preset
+    if home is not None:
+        overrides["home"] = home
+    return get_settings(**overrides)
+
+
+def _open_dataset(settings, store, name: str, version: str | None):
+    """The dataset ``name``/``version`` of the store (latest version by default)."""
+    from sharpseek import dataset as ds_module
+
+    if hasattr(ds_module, "load_dataset"):  # store-backed layout
+        return ds_module.load_dataset(store, name, version)
+    root = settings.datasets_dir
+    path = root / name / version if version else ds_module.latest_version(root, name)
+    if path is None:
+        raise FileNotFoundError(f"no dataset {name!r} under {root}")
+    return ds_module.open_dataset(path)
+
+
+def _overrides(**values: Any) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def _fail(err: BaseException) -> typer.Exit:
+    console.print(f"[red]error:[/] {escape(str(err))}")
+    return typer.Exit(code=2)
+
+
+#: Short column labels, so the tables fit an 80-column terminal.
+LABELS = {
+    "retrieval_encoder": "retr. enc",
+    "retrieval_pca": "retr. PCA",
+    "retrieval_physics": "retr. phys",
+    "augmentation_robustness": "aug. rob.",
+    "collapse": "collapse",
+    "seconds": "s",
+}
+
+
+def _print_history(history: list[dict[str, Any]], columns: list[str], title: str) -> None:
+    table = Table(title=title)
+    for c in columns:
+        table.add_column(LABELS.get(c, c), justify="right")
+    for row in history:
+        table.add_row(*[_fmt(row.get(c)) for c in columns])
+    console.print(table)
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value)
+
+
+@train_app.command("gan")
+def train_gan_cmd(
+    preset: PresetOpt = None,
+    home: HomeOpt = None,
+    dataset: DatasetOpt = "synthetic",
+    dataset_version: DatasetVersionOpt = None,
+    version: VersionOpt = None,
+    epochs: EpochsOpt = None,
+    batch_size: BatchOpt = None,
+    lr: Annotated[float | None, typer.Option("--lr", help="Adam learning rate")] = None,
+    width: Annotated[
+        float | None, typer.Option("--width", help="channel multiplier (paper 1)")
+    ] = None,
+    seed: SeedOpt = None,
+    precision: PrecisionOpt = None,
+    num_workers: WorkersOpt = None,
+    device: DeviceOpt = None,
+    resume: ResumeOpt = False,
+    overwrite: OverwriteOpt = False,
+    progress: ProgressOpt = True,
+) -> None:
+    """Train the paper's GAN; the "best" checkpoint is the paper's choice (lowest D accuracy
+    on fixed generated images within the first half of training)."""
+    import torch.distributed as dist
+
+    from sharpseek.store import open_store
+    from sharpseek.training.common import init_distributed
+    from sharpseek.training.gan import gan_train_config, train_gan
+
+    settings = _settings(preset, home)
+    started = init_distributed()
+    try:
+        config = gan_train_config(
+            settings.preset,
+            model=_overrides(width=width) or None,
+            **_overrides(
+                epochs=epochs,
+                batch_size=batch_size,
+                lr=lr,
+                seed=seed,
+                precision=precision,
+                num_workers=num_workers,
+            ),
+        )
+        store = open_store(settings)
+        ds = _open_dataset(settings, store, dataset, dataset_version)
+        run = train_gan(
+            config,
+            ds,
+            store,
+            version=version,
+            resume=resume,
+            overwrite=overwrite,
+            device=device or settings.device,
+            progress=progress,
+            tensorboard_dir=settings.home
+            / "runs"
+            / "gan"
+            / (version or f"{config.preset}-seed{config.seed}"),
+        )
+    except (ValueError, FileNotFoundError, FileExistsError) as err:
+        raise _fail(err) from err
+    finally:
+        if started:
+            dist.destroy_process_group()
+    _print_history(
+        run.history,
+        ["epoch", "loss_d", "loss_g", "acc_real", "acc_fake", "w1_mean", "ks_mean", "seconds"],
+        f"GAN {run.prefix} on {ds.name}/{ds.version}",
+    )
+    if run.best:
+        console.print(
+            f"best: {run.prefix}best.pt = epoch {run.best['epoch']}: {run.best['reason']}"
+        )
+    console.print(f"checkpoints, metrics.csv and sample grids: {run.prefix} in {store.describe()}")
+
+
+@train_app.command("encoder")
+def train_encoder_cmd(
+    preset: PresetOpt = None,
+    home: HomeOpt = None,
+    dataset: DatasetOpt = "synthetic",
+    dataset_version: DatasetVersionOpt = None,
+    version: VersionOpt = None,
+    augment: Annotated[
+        str | None,
+        typer.Option("--augment", help="augmentation set: paper, tilt-sensitive or none"),
+    ] = None,
+    epochs: EpochsOpt = None,
+    batch_size: BatchOpt = None,
+    base_lr: Annotated[
+        float | None, typer.Option("--base-lr", help="lr = base_lr x batch / 256")
+    ] = None,
+    seed: SeedOpt = None,
+    precision: PrecisionOpt = None,
+    num_workers: WorkersOpt = None,
+    device: DeviceOpt = None,
+    resume: ResumeOpt = False,
+    overwrite: OverwriteOpt = False,
+    progress: ProgressOpt = True,
+) -> None:
+    """Train the SimSiam encoder; reports loss, collapse level and same-region retrieval on
+    held-out HARPs beside the PCA and physical-parameter baselines."""
+    import torch.distributed as dist
+
+    from sharpseek.store import open_store
+    from sharpseek.training.common import init_distributed
+    from sharpseek.training.encoder import default_version, encoder_train_config, train_encoder
+
+    settings = _settings(preset, home)
+    started = init_distributed()
+    try:
+        config = encoder_train_config(
+            settings.preset,
+            augment=augment,
+            **_overrides(
+                epochs=epochs,
+                batch_size=batch_size,
+                base_lr=base_lr,
+                seed=seed,
+                precision=precision,
+                num_workers=num_workers,
+            ),
+        )
+        store = open_store(settings)
+        ds = _open_dataset(settings, store, dataset, dataset_version)
+        run = train_encoder(
+            config,
+            ds,
+            store,
+            version=version,
+            resume=resume,
+            overwrite=overwrite,
+            device=device or settings.device,
+            progress=progress,
+            tensorboard_dir=settings.home
+            / "runs"
+            / "encoder"
+            / (version or default_version(config)),
+        )
+    except (ValueError, FileNotFoundError, FileExistsError) as err:
+        raise _fail(err) from err
+    finally:
+        if started:
+            dist.destroy_process_group()
+    _print_history(
+        run.history,
+        [
+            "epoch",
+            "loss",
+            "collapse",
+            "retrieval_encoder",
+            "retrieval_pca",
+            "retrieval_physics",
+            "augmentation_robustness",
+            "seconds",
+        ],
+        f"encoder {run.prefix} ({config.augment.name} augmentations) on {ds.name}/{ds.version}",
+    )
+    if run.best:
+        console.print(
+            f"best: {run.prefix}best.pt = epoch {run.best['epoch']}: {run.best['reason']}"
+        )
+    console.print(f"checkpoints and metrics.csv: {run.prefix} in {store.describe()}")
+
+
+@train_app.command("augmentations")
+def augmentations_cmd(
+    out: Annotated[Path, typer.Option("--out", help="PNG to write")] = Path("augmented-pairs.png"),
+    frames: Annotated[int, typer.Option("--frames", min=1, max=12, help="rows")] = 4,
+    sets: Annotated[
+        str, typer.Option("--sets", help="comma-separated augmentation sets")
+    ] = "paper,tilt-sensitive",
+    seed: Annotated[int, typer.Option("--seed", help="seed of the frames and views")] = 0,
+    preset: PresetOpt = None,
+    home: HomeOpt = None,
+    dataset: DatasetOpt = "synthetic",
+    dataset_version: DatasetVersionOpt = None,
+) -> None:
+    """Draw strong bipolar frames of a dataset beside two augmented views per set."""
+    from sharpseek.models.augment import augmented_pairs_figure, pick_showcase_rows
+    from sharpseek.store import open_store
+
+    settings = _settings(preset, home)
+    try:
+        store = open_store(settings)
+        ds = _open_dataset(settings, store, dataset, dataset_version)
+        rows = pick_showcase_rows(ds.manifest, frames, seed=seed)
+        path = augmented_pairs_figure(ds.images(rows), out, sets=tuple(sets.split(",")), seed=seed)
+    except (ValueError, FileNotFoundError) as err:
+        raise _fail(err) from err
+    console.print(f"picture: {path}")
+
+
+@evaluate_app.command("models")
+def evaluate_models_cmd(
+    gan: Annotated[
+        str | None, typer.Option("--gan", help="GAN checkpoint: store key or file")
+    ] = None,
+    encoder: Annotated[
+        str | None, typer.Option("--encoder", help="encoder checkpoint: store key or file")
+    ] = None,
+    samples: Annotated[int, typer.Option("--samples", min=2, help="generated images")] = 1000,
+    seed: Annotated[int, typer.Option("--seed", help="seed of the generated images")] = 0,
+    out: Annotated[Path | None, typer.Option("--out", help="write the report as JSON")] = None,
+    preset: PresetOpt = None,
+    home: HomeOpt = None,
+) -> None:
+    """Quality measures on the HARPs each checkpoint held out from training: the GAN's
+    parameter distances (Wasserstein, KS; Frechet in SimSiam space with --encoder), the
+    encoder's same-region retrieval beside its baselines, and augmentation robustness."""
+    from sharpseek.evaluate import evaluate_checkpoints
+    from sharpseek.store import open_store
+
+    if gan is None and encoder is None:
+        raise _fail(ValueError("give --gan and/or --encoder (a store key or a file)"))
+    settings = _settings(preset, home)
+    store = open_store(settings)
+    try:
+        report = evaluate_checkpoints(
+            store,
+            gan=gan,
+            encoder=encoder,
+            n_generated=samples,
+            seed=seed,
+            open_dataset=lambda name, version: _open_dataset(settings, store, name, version),
+        )
+    except (ValueError, FileNotFoundError) as err:
+        raise _fail(err) from err
+    for section, values in report.items():
+        table = Table(title=section)
+        table.add_column("measure")
+        table.add_column("value", justify="right")
+        for k, v in values.items():
+            table.add_row(k, _fmt(v))
+        console.print(table)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2, default=str))
+        console.print(f"report: {out}")
+
+
+def main() -> None:
+    """``python -m sharpseek.cli_train train gan ...``: the sub-apps without cli.py."""
+    app = typer.Typer(no_args_is_help=True, add_completion=False)
+    app.add_typer(train_app, name="train")
+    app.add_typer(evaluate_app, name="evaluate")
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""The vector index: SimSiam embeddings of SHARP frames in Qdrant, searchable with filters.
+
+One interface, :class:`VectorIndex`, two backends:
+
+- :class:`EdgeIndex` — qdrant-edge-py, Qdrant's engine in-process and on disk under a folder:
+  the embedded default (no server);
+- :class:`ServerIndex` — a Qdrant server through qdrant-client (the full stack), or
+  qdrant-client's local mode as the tests' stand-in for a server.
+
+A point is one frame: id from (series, HARPNUM, T_REC), vector = the 100-d SimSiam projection
+output (SCIENCE.md), payload = the manifest row (physics in model space and physical units,
+T_REC, HARPNUM, NOAA numbers, position, QUALITY) plus dataset and encoder versions.
+Retrieval is by Euclidean distance; the score of a hit is that distance.
+
+Typical use::
+
+    index = open_index("embedded", path=home / "index")
+    index.reindex("simsiam-v0001", iter_batches(manifest, vectors), dataset_version="v0003")
+    hits = index.search(query, limit=10, encoder_version="simsiam-v0001",
+                        filter=SearchFilter(ranges={"tuf": (2e5, None)}, hemisphere="north"))
+
+See docs/index.md.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from sharpseek.index.base import (
+    CollectionInfo,
+    EmptyIndexError,
+    EncoderMismatchError,
+    IndexConfig,
+    IndexedRecord,
+    ReindexResult,
+    SearchHit,
+    UpsertResult,
+    VectorIndex,
+    iter_batches,
+    recall_at_k,
+)
+from sharpseek.index.edge import EdgeIndex
+from sharpseek.index.filters import SearchFilter
+from sharpseek.index.points import INDEXED_FIELDS, build_points, point_id, region_key
+from sharpseek.index.server import ServerIndex
+
+__all__ = [
+    "INDEXED_FIELDS",
+    "CollectionInfo",
+    "EdgeIndex",
+    "EmptyIndexError",
+    "EncoderMismatchError",
+    "IndexConfig",
+    "IndexedRecord",
+    "ReindexResult",
+    "SearchFilter",
+    "SearchHit",
+    "ServerIndex",
+    "UpsertResult",
+    "VectorIndex",
+    "build_points",
+    "iter_batches",
+    "open_index",
+    "point_id",
+    "recall_at_k",
+    "region_key",
+]
+
+
+def open_index(
+    backend: Literal["embedded", "server"] = "embedded",
+    *,
+    path: str | Path | None = None,
+    url: str | None = None,
+    api_key: str | None = None,
+    config: IndexConfig | None = None,
+) -> VectorIndex:
+    """The index a deployment is configured for.
+
+    ``embedded``: :class:`EdgeIndex` in the folder ``path``. ``server``: :class:`ServerIndex`
+    on the Qdrant server at ``url`` (``api_key`` if it needs one).
+    """
+    if backend == "embedded":
+        if path is None:
+            raise ValueError("the embedded index needs a folder (path)")
+        return EdgeIndex(path, config)
+    if backend == "server":
+        if not url:
+            raise ValueError("the server index needs the Qdrant URL (url)")
+        return ServerIndex.connect(url, api_key=api_key, config=config)
+    raise ValueError(f"unknown index backend {backend!r}; choose 'embedded' or 'server'")

@@ -1,0 +1,211 @@
+"""Batched augmentations for SimSiam, in torch on the training device (affine grids).
+
+Each image gets its own random affine map, drawn from a seeded ``torch.Generator``:
+
+- shift: a uniform offset within ``shift_px`` model pixels along x and along y;
+- zoom: a magnification uniform in ``zoom`` (1.2 makes structures 20% larger);
+- rotation: an angle uniform within +-``rotation_deg`` about the patch centre;
+- vertical flip (with probability 1/2): y -> -y, north <-> south. This reverses the sign of
+  the tilt (Joy <-> anti-Joy), so a flip-invariant encoder cannot tell them apart.
+
+Pixels brought in from outside the patch are 0 (no field). Parameters are drawn on the CPU
+from the generator, then applied with ``F.affine_grid`` / ``F.grid_sample`` (bilinear) on the
+images' device, so the same seed gives the same maps on any device.
+
+Named sets (:data:`AUGMENTATION_SETS`): ``paper`` (SCIENCE.md: shift 10 px, zoom 0.8-1.2,
+rotation +-20 deg, vertical flip), ``tilt-sensitive`` (no flip, rotation +-5 deg: for searches
+about tilt and orientation) and ``none``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from sharpseek.models.gan import check_images
+from sharpseek.physics import MODEL_SIZE
+
+__all__ = [
+    "AugmentConfig",
+    "AUGMENTATION_SETS",
+    "augmentation_set",
+    "random_affine",
+    "augment",
+    "augmented_pairs_figure",
+    "pick_showcase_rows",
+]
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """One augmentation set; every encoder checkpoint stores the one it was trained with.
+
+    A component is switched off by its neutral value: ``shift_px=0``, ``zoom=(1, 1)``,
+    ``rotation_deg=0``, ``vflip=False``.
+    """
+
+    name: str = "paper"
+    shift_px: float = 10.0  # max |offset| along x and along y [model px]
+    zoom: tuple[float, float] = (0.8, 1.2)  # magnification range
+    rotation_deg: float = 20.0  # max |rotation| [deg]
+    vflip: bool = True  # flip north-south with probability 1/2
+
+    def __post_init__(self):
+        object.__setattr__(self, "zoom", tuple(float(v) for v in self.zoom))
+        lo, hi = self.zoom
+        if len(self.zoom) != 2 or not 0 < lo <= hi:
+            raise ValueError(
+                f"AugmentConfig.zoom must be (low, high) with 0 < low <= high, got {self.zoom}"
+            )
+        if self.shift_px < 0 or self.rotation_deg < 0:
+            raise ValueError(
+                f"AugmentConfig.shift_px and rotation_deg must be >= 0, got {self.shift_px}, "
+                f"{self.rotation_deg}"
+            )
+
+    @property
+    def is_identity(self) -> bool:
+        return (
+            self.shift_px == 0
+            and self.zoom == (1.0, 1.0)
+            and self.rotation_deg == 0
+            and not self.vflip
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AugmentConfig:
+        return cls(**data)
+
+
+AUGMENTATION_SETS: dict[str, AugmentConfig] = {
+    "paper": AugmentConfig("paper"),
+    "tilt-sensitive": AugmentConfig("tilt-sensitive", rotation_deg=5.0, vflip=False),
+    "none": AugmentConfig("none", shift_px=0.0, zoom=(1.0, 1.0), rotation_deg=0.0, vflip=False),
+}
+
+
+def augmentation_set(name: str, **overrides: Any) -> AugmentConfig:
+    """The named augmentation set (``paper``, ``tilt-sensitive``, ``none``), with overrides."""
+    if name not in AUGMENTATION_SETS:
+        raise ValueError(
+            f"unknown augmentation set {name!r}; choose one of {sorted(AUGMENTATION_SETS)}"
+        )
+    return replace(AUGMENTATION_SETS[name], **overrides)
+
+
+def random_affine(
+    n: int, config: AugmentConfig, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """``n`` random affine maps as ``F.affine_grid`` thetas (n, 2, 3), float32 on the CPU.
+
+    Theta maps output coordinates to input coordinates in normalised units (-1..1 across
+    the patch; one pixel = 2/128). With A = R(angle) / zoom (and y negated for a flip), an
+    output point p samples the input at A (p - t): the content is rotated by ``angle``,
+    magnified by ``zoom`` and moved by t.
+    """
+    u = torch.rand(n, 5, generator=generator, dtype=torch.float64)  # (n, 5) in [0, 1)
+    shift = (2 * u[:, 0:2] - 1) * config.shift_px * (2.0 / MODEL_SIZE)  # (n, 2) normalised
+    lo, hi = config.zoom
+    zoom = lo + (hi - lo) * u[:, 2]  # (n,)
+    angle = (2 * u[:, 3] - 1) * math.radians(config.rotation_deg)  # (n,)
+    flip = (u[:, 4] < 0.5) if config.vflip else torch.zeros(n, dtype=torch.bool)
+    cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+    a = torch.stack([torch.stack([cos, sin], -1), torch.stack([-sin, cos], -1)], -2)  # (n,2,2)
+    a[flip, :, 1] *= -1  # y -> -y before rotating: a north-south flip
+    t = -(a @ shift.unsqueeze(-1))  # (n, 2, 1)
+    return torch.cat([a, t], dim=2).float()  # (n, 2, 3)
+
+
+def augment(
+    images: torch.Tensor,
+    config: AugmentConfig,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Augment a batch (N, 1, 128, 128) on its own device; a new tensor, same shape.
+
+    Parameters
+    ----------
+    images : tensor (N, 1, 128, 128)
+        Model-space patches.
+    config : AugmentConfig
+        Which transformations, how large (:func:`augmentation_set` gives the named ones).
+    generator : torch.Generator, optional
+        A CPU generator: the same state gives the same maps on any device.
+    """
+    check_images(images)
+    if config.is_identity:
+        return images.clone()
+    theta = random_affine(images.shape[0], config, generator).to(images.device, images.dtype)
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)  # (N, 128, 128, 2)
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def pick_showcase_rows(manifest, n: int, *, seed: int = 0) -> np.ndarray:
+    """``n`` manifest rows of strong bipolar frames of different regions (for pictures):
+    drawn, seeded, among the bipolar frames in the top quarter of TUF, one per HARP."""
+    table = manifest[manifest["bipolar"].astype(bool)] if "bipolar" in manifest else manifest
+    table = table[table["tuf"] >= table["tuf"].quantile(0.75)]
+    table = table.drop_duplicates("harpnum")
+    if len(table) < n:
+        raise ValueError(f"only {len(table)} strong bipolar regions in the dataset, {n} asked")
+    rng = np.random.default_rng(seed)
+    return np.sort(manifest.index.get_indexer(table.index[rng.permutation(len(table))[:n]]))
+
+
+def augmented_pairs_figure(
+    images: np.ndarray | torch.Tensor,
+    path: str | Path,
+    *,
+    sets: tuple[str, ...] = ("paper", "tilt-sensitive"),
+    seed: int = 0,
+) -> Path:
+    """A picture of augmented pairs: each row an original patch and two views per set."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from sharpseek.plotting import MAGNETOGRAM_CMAP
+
+    x = torch.as_tensor(np.asarray(images), dtype=torch.float32)
+    x = x.unsqueeze(1) if x.ndim == 3 else x
+    check_images(x)
+    columns = [("original", x)]
+    for name in sets:
+        cfg = augmentation_set(name)
+        g = torch.Generator().manual_seed(seed)
+        columns += [(f"{name} view 1", augment(x, cfg, g)), (f"{name} view 2", augment(x, cfg, g))]
+    n, m = x.shape[0], len(columns)
+    fig, axes = plt.subplots(n, m, figsize=(1.9 * m + 0.8, 1.9 * n + 0.4), squeeze=False)
+    im = None
+    for j, (title, col) in enumerate(columns):
+        for i in range(n):
+            ax = axes[i, j]
+            im = ax.imshow(
+                col[i, 0].numpy() * 1000.0,
+                origin="lower",
+                cmap=MAGNETOGRAM_CMAP,
+                vmin=-1000,
+                vmax=1000,
+                interpolation="nearest",
+            )
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(title, fontsize=8)
+    cbar = fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.7, pad=0.02)
+    cbar.set_label(r"$B_r$ [G]")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return path
