@@ -32,6 +32,8 @@ test: $(STAMP_DEV)              ## the whole test suite (under 20 minutes on 2 c
 bench: $(STAMP_DEV)             ## benchmarks; figures written to benchmarks/results/
 	$(PY) benchmarks/bench_physics.py --out benchmarks/results/physics.json
 	$(PY) benchmarks/bench_ingest.py --out benchmarks/results/ingest.json
+	$(PY) benchmarks/bench_models.py --out benchmarks/results/models.json
+	$(PY) benchmarks/bench_index.py --out benchmarks/results/index.json
 
 lint: $(STAMP_DEV)
 	$(VENV)/bin/ruff check src tests benchmarks
