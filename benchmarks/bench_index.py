@@ -28,6 +28,7 @@ import contextlib
 import json
 import platform
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -251,6 +252,8 @@ def bench_size(n: int, args: argparse.Namespace, workdir: Path) -> dict:
     filters = dict(FILTERS, harps=SearchFilter(harpnums=harps))
 
     config = IndexConfig(hnsw_ef=args.chosen_ef)
+    if n > args.hnsw_max:  # reindex builds the graph at or above exact_threshold: not here
+        config = IndexConfig(hnsw_ef=args.chosen_ef, exact_threshold=n + 1)
     folder = workdir / f"edge-{n}"
     index = EdgeIndex(folder, config)
     log(f"N={n:,}: indexing (reindex, batches of 5,000)")
@@ -437,6 +440,7 @@ def main() -> None:
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-index-", dir=args.workdir))
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean up the workdir on kill
     started = time.perf_counter()
     results = {
         "benchmark": "bench_index",

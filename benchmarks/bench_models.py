@@ -16,7 +16,9 @@ What one "training image" is:
 
 Inference: the generator producing images from z (GAN) and ``SimSiam.encode`` (encoder),
 batch 256 (tiny) / 64 (paper). Each measurement is warmed up with one step, then timed over
-``--steps`` steps (best of those), so the whole run takes about two minutes on 2 CPU cores.
+``--steps`` steps (best of those), with 2 torch threads and then 1 (``--threads``): on a
+2-core machine shared with other jobs, one thread is often the faster. The whole run takes
+one to two minutes on 2 CPU cores. The load average before and after is recorded.
 """
 
 from __future__ import annotations
@@ -152,6 +154,11 @@ def main() -> None:
     parser.add_argument("--precision", default="32", choices=["32", "bf16", "fp16"])
     parser.add_argument("--steps", type=int, default=3, help="timed steps per measurement")
     parser.add_argument("--sizes", default="tiny,paper")
+    parser.add_argument(
+        "--threads",
+        default=f"{torch.get_num_threads()},1",
+        help="torch thread counts to measure, comma-separated (one run each)",
+    )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/models.json"))
     args = parser.parse_args()
     device = torch.device(args.device)
@@ -161,31 +168,36 @@ def main() -> None:
             "platform": platform.platform(),
             "processor": platform.processor(),
             "cpu_count": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(),
             "device": str(device),
             "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         },
         "versions": {"sharpseek": __version__, "torch": torch.__version__},
         "date": dt.date.today().isoformat(),
         "precision": args.precision,
+        "load_average_before": os.getloadavg(),
         "steps": args.steps,
-        "gan": {},
-        "encoder": {},
+        "runs": [],
     }
     start = time.perf_counter()
-    for size in args.sizes.split(","):
-        results["gan"][size] = bench_gan(size, device, args.steps, args.precision)
-        results["encoder"][size] = bench_encoder(size, device, args.steps, args.precision)
+    for threads in [int(t) for t in args.threads.split(",")]:
+        torch.set_num_threads(threads)
+        run: dict = {"torch_threads": threads, "gan": {}, "encoder": {}}
+        for size in args.sizes.split(","):
+            run["gan"][size] = bench_gan(size, device, args.steps, args.precision)
+            run["encoder"][size] = bench_encoder(size, device, args.steps, args.precision)
+        results["runs"].append(run)
     results["seconds"] = time.perf_counter() - start
+    results["load_average_after"] = os.getloadavg()
 
-    print(f"{'model':<8} {'size':<6} {'train img/s':>12} {'infer img/s':>12}")
-    for model in ("gan", "encoder"):
-        for size, r in results[model].items():
-            print(
-                f"{model:<8} {size:<6} {r['train_images_per_s']:>12.1f} "
-                f"{r['infer_images_per_s']:>12.1f}"
-            )
-    print(f"({results['seconds']:.0f} s)")
+    print(f"{'threads':<8} {'model':<8} {'size':<6} {'train img/s':>12} {'infer img/s':>12}")
+    for run in results["runs"]:
+        for model in ("gan", "encoder"):
+            for size, r in run[model].items():
+                print(
+                    f"{run['torch_threads']:<8} {model:<8} {size:<6} "
+                    f"{r['train_images_per_s']:>12.1f} {r['infer_images_per_s']:>12.1f}"
+                )
+    print(f"({results['seconds']:.0f} s; load average {results['load_average_after'][0]:.1f})")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
     print(f"written: {args.out}")
