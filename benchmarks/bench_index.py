@@ -350,6 +350,14 @@ def bench_size(n: int, args: argparse.Namespace, workdir: Path) -> dict:
         index.optimize()
         out["hnsw_build_s"] = round(time.perf_counter() - start, 1)
         log(f"N={n:,}: HNSW built in {out['hnsw_build_s']} s")
+        # exact search again, now on optimized (immutable) segments
+        for label, flt in (("", None), (", filter broad", filters["broad"])):
+            case(
+                f"edge exact after optimize{label}",
+                lambda q, f=flt: index.search(
+                    q, limit=K, filter=f, group_by_harp=False, exact=True
+                ),
+            )
         out["hnsw"] = hnsw_figures(index, queries, filters, args, n)
     out["disk_mb"] = round(sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) / 2**20)
     index.close()
