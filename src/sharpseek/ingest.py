@@ -104,12 +104,7 @@ def derive_mu(meta: dict[str, Any]) -> float:
     LON_FWT, falling back to CRVAL2 and CRVAL1 - CRLN_OBS; B0 = CRLT_OBS. NaN if unknown."""
 
     def number(key: str) -> float:
-        value = meta.get(key)
-        try:
-            value = float(value)
-        except (TypeError, ValueError):
-            return math.nan
-        return value
+        return _float(meta.get(key))
 
     lat, lon = number("lat_fwt"), number("lon_fwt")
     if not (math.isfinite(lat) and math.isfinite(lon)):
@@ -123,11 +118,7 @@ def derive_mu(meta: dict[str, Any]) -> float:
 def data_quality_flags(meta: dict[str, Any], columns: dict[str, Any]) -> list[str]:
     """Where JSOC's keywords disagree strongly with what we measure (names of flags)."""
     flags = []
-    usflux = meta.get("usflux")
-    try:
-        usflux = float(usflux)
-    except (TypeError, ValueError):
-        usflux = math.nan
+    usflux = _float(meta.get("usflux"))
     if math.isfinite(usflux) and usflux > 0:
         ratio = columns["flux_strong_mx"] / usflux
         lo, hi = USFLUX_RATIO_RANGE
