@@ -6,6 +6,8 @@ PY := $(VENV)/bin/python
 STAMP_CORE := $(VENV)/.stamp-core
 STAMP_DEV := $(VENV)/.stamp-dev
 PYTEST_ARGS ?=
+# Extras the test suite needs: every service it starts (TorchServe, Prefect, Streamlit) is real.
+TEST_EXTRAS ?= dev,serve,ui,flows
 
 .PHONY: install install-dev demo test bench lint format clean
 
@@ -17,7 +19,7 @@ $(STAMP_CORE): pyproject.toml | $(PY)
 	touch $@
 
 $(STAMP_DEV): pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[$(TEST_EXTRAS)]'
 	touch $@ $(STAMP_CORE)
 
 install: $(STAMP_CORE)          ## the library and the `sharpseek` command
