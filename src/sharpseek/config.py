@@ -67,6 +67,23 @@ class JsocSettings(BaseModel):
     poll_seconds: float = Field(5.0, gt=0, description="export status polling interval")
 
 
+class ModelSettings(BaseModel):
+    """Which trained models the library serves: a run version and a checkpoint of each.
+
+    A run lives in the store at ``models/<kind>/<version>/``; ``checkpoint`` names a file in
+    it (``best``, ``last`` or ``epoch-0007``).
+    """
+
+    gan: str = Field("tiny-seed0", description="GAN run version (models/gan/<gan>/)")
+    gan_checkpoint: str = Field(
+        "best", description="checkpoint of the GAN run: best (the paper's choice), last, epoch-N"
+    )
+    encoder: str = Field(
+        "tiny-paper-seed0", description="encoder run version (models/encoder/<encoder>/)"
+    )
+    encoder_checkpoint: str = Field("best", description="checkpoint of the encoder run")
+
+
 # Preset values: only the fields a preset changes. A preset never hides a knob: every value
 # here is an ordinary field that env vars and overrides can still set.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -74,11 +91,15 @@ PRESETS: dict[str, dict[str, Any]] = {
         "synthetic": {"regions": 300, "frames": 12, "cadence_hours": 6.0},
         "physics_chunk_size": 256,
         "jsoc": {"cadence": "1h"},
+        # At the CPU demo's 10 epochs the paper's "best" (an early epoch) is still far from
+        # real images; the last epoch is the better generator (docs/training.md).
+        "models": {"gan": "tiny-seed0", "gan_checkpoint": "last", "encoder": "tiny-paper-seed0"},
     },
     "paper": {
         "synthetic": {"regions": 2000, "frames": 27, "cadence_hours": 12.0},
         "physics_chunk_size": 4096,
         "jsoc": {"cadence": "12h"},
+        "models": {"gan": "paper-seed0", "encoder": "paper-paper-seed0"},
     },
 }
 
@@ -108,6 +129,7 @@ class Settings(BaseSettings):
     synthetic: SyntheticSettings = SyntheticSettings()
     store: StoreSettings = StoreSettings()
     jsoc: JsocSettings = JsocSettings()
+    models: ModelSettings = ModelSettings()
     samples_dir: Path = Field(
         Path("../shared/data/sharp-samples"),
         description="folder of real SHARP FITS samples and the header table "
