@@ -20,7 +20,14 @@ import numpy as np  # noqa: E402
 from sharpseek.physics import FIELD_SCALE  # noqa: E402
 from sharpseek.realism import Comparison  # noqa: E402
 
-__all__ = ["magnetogram_grid", "realism_histograms", "polarity_panels", "MAGNETOGRAM_CMAP"]
+__all__ = [
+    "magnetogram_grid",
+    "magnetogram_rgb",
+    "polarity_panels",
+    "polarity_rgb",
+    "realism_histograms",
+    "MAGNETOGRAM_CMAP",
+]
 
 MAGNETOGRAM_CMAP = "RdBu_r"
 FIELD_SCALE_G = FIELD_SCALE.to_value("G")
@@ -204,3 +211,90 @@ def polarity_panels(
     fig.suptitle(f"{title}\n{summary}" if title else summary, fontsize=9)
     fig.tight_layout()
     return _save(fig, path)
+
+
+# ----------------------------------------------------------------------------------------------
+# pictures as RGB arrays (no matplotlib figure): fast enough to redraw on every UI change
+# ----------------------------------------------------------------------------------------------
+def _lut(cmap_name: str, n: int = 256) -> np.ndarray:
+    """(n, 3) uint8 colour table of a matplotlib colour map."""
+    return (matplotlib.colormaps[cmap_name](np.linspace(0, 1, n))[:, :3] * 255).astype(np.uint8)
+
+
+def _upscale(rgb: np.ndarray, zoom: int) -> np.ndarray:
+    """Flip rows so north (large y) is up, as ``origin='lower'``, and repeat pixels."""
+    rgb = rgb[::-1]
+    return np.repeat(np.repeat(rgb, zoom, axis=0), zoom, axis=1) if zoom > 1 else rgb
+
+
+def magnetogram_rgb(image: np.ndarray, *, vmax_gauss: float = 1000.0, zoom: int = 3) -> np.ndarray:
+    """A model-space magnetogram as an RGB picture on the diverging gauss scale.
+
+    The same colour scale as :func:`magnetogram_grid` (``RdBu_r``, symmetric about 0 G, red
+    positive), so pictures drawn either way compare. North (row y large) is at the top.
+
+    Parameters
+    ----------
+    image : ndarray (ny, nx), b in [-1, 1] (B = 1000 G * b)
+    vmax_gauss : half-range of the colour scale [G]
+    zoom : each model pixel becomes zoom x zoom picture pixels (nearest neighbour)
+
+    Returns
+    -------
+    ndarray (zoom*ny, zoom*nx, 3) uint8
+    """
+    image = np.asarray(image, dtype=np.float32)
+    if image.ndim != 2:
+        raise ValueError(f"image must have shape (ny, nx), got {image.shape}")
+    if vmax_gauss <= 0:
+        raise ValueError(f"vmax_gauss must be > 0, got {vmax_gauss}")
+    lut = _lut(MAGNETOGRAM_CMAP)
+    scaled = (np.nan_to_num(image) * FIELD_SCALE_G / vmax_gauss + 1) / 2  # 0..1 over the scale
+    rgb = lut[np.clip((scaled * 255).round(), 0, 255).astype(np.intp)]
+    return _upscale(rgb, zoom)
+
+
+def polarity_rgb(
+    pos: np.ndarray,
+    neg: np.ndarray,
+    region: np.ndarray,
+    *,
+    centroids: tuple[float, float, float, float] | None = None,
+    zoom: int = 3,
+) -> np.ndarray:
+    """The paper's Fig. 3 polarity view as one RGB picture.
+
+    P (|B| above the polarity threshold, positive) red, N blue, the R region M (where the
+    7x7-dilated P and N overlap) yellow, drawn under the polarities; the |B|-weighted
+    centroids (``pos_x, pos_y, neg_x, neg_y`` [model px], from
+    :func:`~sharpseek.physics.compute_parameters`) joined by a cyan line where finite.
+
+    Parameters
+    ----------
+    pos, neg, region : bool arrays (ny, nx) from :func:`~sharpseek.physics.polarity_maps`
+
+    Returns
+    -------
+    ndarray (zoom*ny, zoom*nx, 3) uint8
+    """
+    pos, neg, region = (np.asarray(m, dtype=bool) for m in (pos, neg, region))
+    if not pos.shape == neg.shape == region.shape or pos.ndim != 2:
+        raise ValueError(
+            f"masks must share one (ny, nx) shape, got {pos.shape}, {neg.shape}, {region.shape}"
+        )
+    rgb = np.full((*pos.shape, 3), 245, np.uint8)
+    rgb[region] = (250, 215, 60)
+    rgb[pos] = (200, 30, 40)
+    rgb[neg] = (30, 80, 200)
+    rgb[region & (pos | neg)] = rgb[region & (pos | neg)] // 2 + np.array([125, 107, 30], np.uint8)
+    if centroids is not None and np.all(np.isfinite(centroids)):
+        px, py, nx, ny = (float(c) for c in centroids)
+        steps = int(max(abs(nx - px), abs(ny - py)) * 2) + 2
+        xs = np.clip(np.rint(np.linspace(px, nx, steps)).astype(int), 0, pos.shape[1] - 1)
+        ys = np.clip(np.rint(np.linspace(py, ny, steps)).astype(int), 0, pos.shape[0] - 1)
+        rgb[ys, xs] = (0, 220, 230)
+        for cx, cy in ((px, py), (nx, ny)):  # a 3x3 dark-rimmed marker on each centroid
+            x, y = int(round(cx)), int(round(cy))
+            rgb[max(y - 1, 0) : y + 2, max(x - 1, 0) : x + 2] = (0, 0, 0)
+            rgb[y, x] = (0, 220, 230)
+    return _upscale(rgb, zoom)
