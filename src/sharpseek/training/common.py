@@ -195,6 +195,18 @@ def split_by_harp(
     return np.flatnonzero(~is_held), np.flatnonzero(is_held)
 
 
+def training_split(dataset, holdout_fraction: float, seed: int, batch_size: int):
+    """:func:`split_by_harp` of a dataset's manifest, refusing fewer training frames than
+    one batch: (training rows, held-out rows)."""
+    train_rows, held_rows = split_by_harp(dataset.manifest, holdout_fraction, seed)
+    if len(train_rows) < batch_size:
+        raise ValueError(
+            f"dataset {dataset.name}/{dataset.version}: {len(train_rows)} training frames, "
+            f"fewer than one batch of {batch_size}"
+        )
+    return train_rows, held_rows
+
+
 def subset_whole_regions(
     manifest: pd.DataFrame, rows: np.ndarray, max_frames: int, seed: int
 ) -> np.ndarray:
@@ -424,6 +436,40 @@ def load_checkpoint(
             "expected here"
         )
     return payload
+
+
+def open_run(
+    run: RunStore,
+    *,
+    resume: bool,
+    overwrite: bool,
+    config_dict: dict[str, Any],
+    dataset,
+    info: DistInfo,
+) -> dict[str, Any] | None:
+    """Prepare a run's folder before training: refuse to clobber an existing run, clear it
+    (``overwrite``), or load its ``last.pt`` for ``resume`` after checking that the config
+    and dataset match (random-generator states restored).
+
+    Returns the checkpoint to resume from, or None for a fresh start.
+    """
+    if not run.has_checkpoints():
+        return None
+    if overwrite:
+        if info.is_main:
+            run.delete_all()
+        return None
+    if not resume:
+        raise FileExistsError(
+            f"{run.store.describe()} already holds checkpoints under {run.prefix}; pass "
+            "resume=True (--resume) to continue that run, overwrite=True (--overwrite) to "
+            "replace it, or choose another version"
+        )
+    ckpt = run.load("last.pt")
+    check_resumable(ckpt, config_dict, dataset, run.key("last.pt"))
+    restore_rng_state(ckpt["rng"])
+    log.info("resuming %s from epoch %d", run.prefix, int(ckpt["epoch"]))
+    return ckpt
 
 
 def _is_key(text: str) -> bool:

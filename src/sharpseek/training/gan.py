@@ -53,7 +53,6 @@ from sharpseek.training.common import (
     TensorBoardLogger,
     all_reduce_mean,
     capture_rng_state,
-    check_resumable,
     checkpoint_header,
     derive_seed,
     distributed_info,
@@ -62,10 +61,10 @@ from sharpseek.training.common import (
     epoch_name,
     load_checkpoint,
     metrics_csv,
+    open_run,
     resolve_device,
-    restore_rng_state,
     seed_everything,
-    split_by_harp,
+    training_split,
 )
 
 __all__ = [
@@ -203,12 +202,9 @@ def train_gan(
     run = RunStore(store, "gan", version)
     config_dict = config.to_dict()
 
-    train_rows, held_rows = split_by_harp(dataset.manifest, config.holdout_fraction, config.seed)
-    if len(train_rows) < config.batch_size:
-        raise ValueError(
-            f"dataset {dataset.name}/{dataset.version}: {len(train_rows)} training frames, "
-            f"fewer than one batch of {config.batch_size}"
-        )
+    train_rows, held_rows = training_split(
+        dataset, config.holdout_fraction, config.seed, config.batch_size
+    )
 
     seed_everything(config.seed)  # the initial weights
     G = Generator(config.model).to(device)
@@ -220,28 +216,22 @@ def train_gan(
     history: list[dict[str, Any]] = []
     best: dict[str, Any] | None = None
     start = 0
-    if run.has_checkpoints():
-        if overwrite:
-            if info.is_main:
-                run.delete_all()
-        elif not resume:
-            raise FileExistsError(
-                f"{store.describe()} already holds checkpoints under {run.prefix}; pass "
-                "resume=True (--resume) to continue that run, overwrite=True (--overwrite) to "
-                "replace it, or choose another version"
-            )
-        else:
-            ckpt = run.load("last.pt")
-            check_resumable(ckpt, config_dict, dataset, run.key("last.pt"))
-            G.load_state_dict(ckpt["generator"])
-            D.load_state_dict(ckpt["discriminator"])
-            opt_g.load_state_dict(ckpt["opt_g"])
-            opt_d.load_state_dict(ckpt["opt_d"])
-            scaler_g.load_state_dict(ckpt["scaler_g"])
-            scaler_d.load_state_dict(ckpt["scaler_d"])
-            history, best, start = list(ckpt["history"]), ckpt["best"], int(ckpt["epoch"])
-            restore_rng_state(ckpt["rng"])
-            log.info("resuming %s from epoch %d", run.prefix, start)
+    ckpt = open_run(
+        run,
+        resume=resume,
+        overwrite=overwrite,
+        config_dict=config_dict,
+        dataset=dataset,
+        info=info,
+    )
+    if ckpt is not None:
+        G.load_state_dict(ckpt["generator"])
+        D.load_state_dict(ckpt["discriminator"])
+        opt_g.load_state_dict(ckpt["opt_g"])
+        opt_d.load_state_dict(ckpt["opt_d"])
+        scaler_g.load_state_dict(ckpt["scaler_g"])
+        scaler_d.load_state_dict(ckpt["scaler_d"])
+        history, best, start = list(ckpt["history"]), ckpt["best"], int(ckpt["epoch"])
     if info.distributed:
         torch.distributed.barrier()
 
