@@ -67,6 +67,51 @@ class JsocSettings(BaseModel):
     poll_seconds: float = Field(5.0, gt=0, description="export status polling interval")
 
 
+class ServeSettings(BaseModel):
+    """Model serving (:mod:`sharpseek.backends`, :mod:`sharpseek.serving`, docs/serving.md).
+
+    ``inprocess`` loads the checkpoints in this process; ``torchserve`` talks to a TorchServe
+    server over HTTP at the three URLs. Tokens come from the environment only
+    (``SHARPSEEK_SERVE__INFERENCE_TOKEN``, ``SHARPSEEK_SERVE__MANAGEMENT_TOKEN``) or, when
+    unset, from TorchServe's ``key_file.json`` (``key_file``); they are ``SecretStr``.
+    """
+
+    backend: Literal["inprocess", "torchserve"] = "inprocess"
+    inference_url: str = Field("http://127.0.0.1:8080", description="TorchServe inference API")
+    management_url: str = Field("http://127.0.0.1:8081", description="TorchServe management API")
+    metrics_url: str = Field("http://127.0.0.1:8082", description="Prometheus metrics endpoint")
+    inference_token: SecretStr | None = None
+    management_token: SecretStr | None = None
+    key_file: Path | None = Field(
+        None, description="TorchServe's key_file.json (default <home>/serve/key_file.json)"
+    )
+    token_auth: bool = Field(True, description="TorchServe token authorization (keep it on)")
+    token_expiration_min: int = Field(
+        1440, ge=1, description="lifetime of TorchServe's generated tokens [min]"
+    )
+    enable_model_api: bool = Field(
+        False, description="allow registering/deleting models at runtime (the local swap)"
+    )
+    model_store: Path | None = Field(
+        None, description="folder of model archives (default <home>/serve/model-store)"
+    )
+    batch_size: int = Field(8, ge=1, description="requests TorchServe batches into one call")
+    max_batch_delay_ms: int = Field(20, ge=0, description="longest wait to fill a batch [ms]")
+    workers: int = Field(1, ge=1, description="worker processes per model")
+    threads_per_worker: int | None = Field(
+        None, ge=1, description="torch threads of each worker (default: torch's own choice)"
+    )
+    max_items_per_request: int = Field(
+        256, ge=1, description="most latents or images in one request (more: HTTP 400)"
+    )
+    timeout_seconds: float = Field(60.0, gt=0, description="HTTP timeout of one request [s]")
+    retries: int = Field(3, ge=0, description="retries of a request answered 503 / refused")
+    backoff_seconds: float = Field(0.5, ge=0, description="first retry delay; doubles [s]")
+    startup_timeout_seconds: float = Field(
+        300.0, gt=0, description="wait for TorchServe and its models to be ready [s]"
+    )
+
+
 class ModelSettings(BaseModel):
     """Which trained models the library serves: a run version and a checkpoint of each.
 
@@ -162,6 +207,7 @@ class Settings(BaseSettings):
     store: StoreSettings = StoreSettings()
     jsoc: JsocSettings = JsocSettings()
     models: ModelSettings = ModelSettings()
+    serve: ServeSettings = ServeSettings()
     flows: FlowSettings = FlowSettings()
     samples_dir: Path = Field(
         Path("../shared/data/sharp-samples"),
