@@ -1,0 +1,37 @@
+"""Library side of the Streamlit UI (services/frontend): view state and shareable URLs
+(:mod:`.state`), the view model the pages call (:mod:`.workbench`), exports (:mod:`.exports`).
+
+Nothing here imports Streamlit: the pages are thin shells over these calls, and the logic is
+tested without a browser. See docs/ui.md.
+"""
+
+from sharpseek.ui.exports import image_npy, image_png, results_table, share_url
+from sharpseek.ui.state import (
+    PAGES,
+    URL_FORMAT,
+    Filters,
+    ViewState,
+    decode_query,
+    encode_query,
+    version_problems,
+)
+from sharpseek.ui.workbench import Match, Rendered, Workbench, read_upload, render
+
+__all__ = [
+    "PAGES",
+    "URL_FORMAT",
+    "Filters",
+    "Match",
+    "Rendered",
+    "ViewState",
+    "Workbench",
+    "decode_query",
+    "encode_query",
+    "image_npy",
+    "image_png",
+    "read_upload",
+    "render",
+    "results_table",
+    "share_url",
+    "version_problems",
+]

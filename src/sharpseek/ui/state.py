@@ -1,0 +1,268 @@
+"""What a view of the UI is, and its shareable URL: a small typed state and its query string.
+
+A :class:`ViewState` names everything needed to redraw a view: the page, the seed (or the
+indexed record) the work started from, the shifts along physical directions, the held
+quantities, the search filters and result count, and the versions of the GAN, the directions
+and the index it was made with. :func:`encode_query` writes it as query-string parameters and
+:func:`decode_query` reads them back, checking every value (a bad one raises ValueError naming
+the parameter). The format carries its own version (``v``), so a link made by a later
+sharpseek is refused by name rather than misread.
+
+Query string (format 1)::
+
+    v=1&page=shift&seed=42&shift=tuf:1.5,psep:-0.5&hold=r&f.tuf=1e5..&hemi=north
+    &mu=0.5..1&time=2014-01-01..2014-06-01&harp=377,401&noaa=11158&k=12&per=1
+    &gan=<gan version>&dirs=<directions version>&index=<collection>&record=<record id>
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "PAGES",
+    "URL_FORMAT",
+    "Filters",
+    "ViewState",
+    "decode_query",
+    "encode_query",
+    "version_problems",
+]
+
+#: Version of the query-string format written by :func:`encode_query`.
+URL_FORMAT = 1
+#: The pages of the UI, in menu order.
+PAGES = ("generate", "shift", "search", "export", "status")
+_NAME = re.compile(r"[a-z_][a-z0-9_]*")
+_KNOWN = {
+    "v", "page", "seed", "shift", "hold", "hemi", "lat", "mu", "time", "harp", "noaa", "k",
+    "per", "gan", "dirs", "index", "record",
+}  # fmt: skip
+
+
+@dataclass
+class Filters:
+    """Search filters as the UI holds them (plain values; see :meth:`to_search_filter`).
+
+    ``ranges`` maps an indexed payload field (``tuf``, ``r``, ``psep_mm``, ...) to a closed
+    (low, high) range, None leaving a side open; ``time`` is a (start, end) pair of ISO
+    texts (TAI, as T_REC); ``latitude`` and ``mu`` are ranges on LAT_FWT [deg] and mu.
+    """
+
+    ranges: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
+    time: tuple[str | None, str | None] | None = None
+    hemisphere: str | None = None
+    latitude: tuple[float | None, float | None] | None = None
+    mu: tuple[float | None, float | None] | None = None
+    harpnums: list[int] | None = None
+    noaa: list[int] | None = None
+
+    def to_search_filter(self):
+        """The :class:`~sharpseek.index.SearchFilter` (which checks every value), or None."""
+        from sharpseek.index import SearchFilter
+
+        spec = SearchFilter(
+            ranges=dict(self.ranges),
+            time=self.time,
+            hemisphere=self.hemisphere,
+            latitude=self.latitude,
+            mu=self.mu,
+            harpnums=self.harpnums,
+            noaa=self.noaa,
+        )
+        return None if spec.is_empty() else spec
+
+
+@dataclass
+class ViewState:
+    """One view of the UI (see the module notes for its query string)."""
+
+    page: str = "generate"
+    seed: int | None = None
+    record: str | None = None
+    shifts: dict[str, float] = field(default_factory=dict)
+    hold: list[str] = field(default_factory=list)
+    filters: Filters = field(default_factory=Filters)
+    limit: int = 12
+    per_region: int = 1
+    gan: str | None = None
+    directions: str | None = None
+    index: str | None = None
+
+
+def _num(value: float) -> str:
+    return "" if value is None else format(float(value), ".6g")
+
+
+def _pair_text(pair) -> str:
+    return f"{_num(pair[0])}..{_num(pair[1])}"
+
+
+def encode_query(state: ViewState) -> dict[str, str]:
+    """The query-string parameters of a view (only those that are set)."""
+    out: dict[str, str] = {"v": str(URL_FORMAT), "page": state.page}
+    if state.seed is not None:
+        out["seed"] = str(state.seed)
+    if state.record:
+        out["record"] = state.record
+    shifts = {k: v for k, v in state.shifts.items() if v}
+    if shifts:
+        out["shift"] = ",".join(f"{k}:{_num(v)}" for k, v in sorted(shifts.items()))
+    if state.hold:
+        out["hold"] = ",".join(sorted(state.hold))
+    f = state.filters
+    for key, pair in sorted(f.ranges.items()):
+        out[f"f.{key}"] = _pair_text(pair)
+    if f.time is not None:
+        out["time"] = f"{f.time[0] or ''}..{f.time[1] or ''}"
+    if f.hemisphere:
+        out["hemi"] = f.hemisphere
+    if f.latitude is not None:
+        out["lat"] = _pair_text(f.latitude)
+    if f.mu is not None:
+        out["mu"] = _pair_text(f.mu)
+    if f.harpnums:
+        out["harp"] = ",".join(str(h) for h in f.harpnums)
+    if f.noaa:
+        out["noaa"] = ",".join(str(n) for n in f.noaa)
+    out["k"] = str(state.limit)
+    out["per"] = str(state.per_region)
+    for key, value in (("gan", state.gan), ("dirs", state.directions), ("index", state.index)):
+        if value:
+            out[key] = value
+    return out
+
+
+def decode_query(params: Mapping[str, Any]) -> ViewState:
+    """Read a view from query-string parameters (as :func:`encode_query` writes them).
+
+    Raises
+    ------
+    ValueError
+        Naming the parameter and what is wrong: an unknown parameter, a format version this
+        sharpseek cannot read, a number that is not one, an inverted range.
+    """
+    p = {str(k): (v[-1] if isinstance(v, list | tuple) else str(v)) for k, v in params.items()}
+    unknown = sorted(k for k in p if k not in _KNOWN and not k.startswith("f."))
+    if unknown:
+        raise ValueError(f"link parameter(s) {', '.join(unknown)} not understood")
+    version = p.get("v", str(URL_FORMAT))
+    if version != str(URL_FORMAT):
+        raise ValueError(
+            f"link format v={version}: this sharpseek reads format {URL_FORMAT} only "
+            "(the link was made by another version of sharpseek)"
+        )
+    state = ViewState()
+    page = p.get("page", "generate")
+    if page not in PAGES:
+        raise ValueError(f"page={page!r}: choose one of {', '.join(PAGES)}")
+    state.page = page
+    if "seed" in p:
+        state.seed = _int(p["seed"], "seed", minimum=0)
+    state.record = p.get("record") or None
+    if p.get("shift"):
+        for item in p["shift"].split(","):
+            name, sep, amount = item.partition(":")
+            if not sep or not _NAME.fullmatch(name):
+                raise ValueError(f"shift={p['shift']!r}: write name:eps pairs, e.g. tuf:1.5")
+            state.shifts[name] = _float(amount, f"shift of {name}")
+    if p.get("hold"):
+        state.hold = [h for h in p["hold"].split(",") if h]
+        for h in state.hold:
+            if not _NAME.fullmatch(h):
+                raise ValueError(f"hold={p['hold']!r}: {h!r} is not a parameter name")
+    f = state.filters
+    for key, text in p.items():
+        if key.startswith("f."):
+            name = key[2:]
+            if not _NAME.fullmatch(name):
+                raise ValueError(f"{key}: {name!r} is not a field name")
+            f.ranges[name] = _range(text, key)
+    if p.get("time"):
+        start, sep, end = p["time"].partition("..")
+        if not sep:
+            raise ValueError(f"time={p['time']!r}: write start..end (ISO dates, TAI)")
+        f.time = (start or None, end or None)
+    if p.get("hemi"):
+        if p["hemi"] not in ("north", "south"):
+            raise ValueError(f"hemi={p['hemi']!r}: choose north or south")
+        f.hemisphere = p["hemi"]
+    if p.get("lat"):
+        f.latitude = _range(p["lat"], "lat")
+    if p.get("mu"):
+        f.mu = _range(p["mu"], "mu")
+    if p.get("harp"):
+        f.harpnums = [_int(x, "harp", minimum=0) for x in p["harp"].split(",") if x]
+    if p.get("noaa"):
+        f.noaa = [_int(x, "noaa", minimum=0) for x in p["noaa"].split(",") if x]
+    if "k" in p:
+        state.limit = _int(p["k"], "k", minimum=1, maximum=100)
+    if "per" in p:
+        state.per_region = _int(p["per"], "per", minimum=1, maximum=20)
+    state.gan = p.get("gan") or None
+    state.directions = p.get("dirs") or None
+    state.index = p.get("index") or None
+    return state
+
+
+def version_problems(state: ViewState, current: Mapping[str, str | None]) -> list[str]:
+    """Plain sentences for each version a view names that this installation no longer has.
+
+    ``current`` maps ``gan``, ``directions`` and ``index`` to the versions served now (None
+    where there is none). A view made with another version cannot be reproduced: the same
+    seed gives another image under another GAN, shifts mean other things under other
+    directions, and another index holds other embeddings.
+    """
+    what = {
+        "gan": ("GAN", "the same seed and shifts give a different image"),
+        "directions": ("directions", "the shifts move along different directions"),
+        "index": ("index", "search results come from a different index"),
+    }
+    named = {"gan": state.gan, "directions": state.directions, "index": state.index}
+    out = []
+    for key, version in named.items():
+        if version and version != current.get(key):
+            label, effect = what[key]
+            now = current.get(key) or "none"
+            out.append(
+                f"This link names {label} version {version}, which is gone (this installation "
+                f"has {now}): {effect}, so the view is not a reproduction."
+            )
+    return out
+
+
+def _int(text: str, name: str, *, minimum: int | None = None, maximum: int | None = None) -> int:
+    try:
+        value = int(str(text).strip())
+    except ValueError:
+        raise ValueError(f"{name}={text!r} is not a whole number") from None
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name}={value} must be at least {minimum}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name}={value} must be at most {maximum}")
+    return value
+
+
+def _float(text: str, name: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{name}={text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{name}={text!r} must be finite")
+    return value
+
+
+def _range(text: str, name: str) -> tuple[float | None, float | None]:
+    low, sep, high = str(text).partition("..")
+    if not sep:
+        raise ValueError(f"{name}={text!r}: write low..high (either side may be empty)")
+    lo = _float(low, name) if low else None
+    hi = _float(high, name) if high else None
+    if lo is not None and hi is not None and lo > hi:
+        raise ValueError(f"{name}={text!r}: inverted range (low > high)")
+    return lo, hi

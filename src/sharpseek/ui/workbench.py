@@ -1,0 +1,539 @@
+"""The UI's view model: one object that the Streamlit pages call for everything they show.
+
+:class:`Workbench` holds the models, directions and index a deployment is configured for
+(through the library's interfaces, so the same pages run embedded or against servers) and
+turns UI requests into library calls: a grid of generated active regions, a shifted image
+with its polarity maps and parameters, a target solved, a search with filters, the data
+behind the filter histograms, the status of every part. It holds no Streamlit code and no
+physics: the pages stay thin and this is unit-tested without a browser.
+
+Every failure a user can cause (a bad upload, a filter the index refuses, a server that is
+down) raises an ordinary exception with a message naming the input; the pages show it and
+keep their state.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from sharpseek.config import Settings
+from sharpseek.physics import MODEL_SIZE, compute_parameters, polarity_maps
+
+__all__ = ["Match", "Rendered", "Workbench", "read_upload", "SHIFT_PARAMETERS"]
+
+log = logging.getLogger(__name__)
+
+#: Directions offered as sliders (when the directions set has them), in this order.
+SHIFT_PARAMETERS = ("tuf", "psep", "r", "tilt", "tpf", "tnf", "sigma", "alpha", "grad")
+#: Parameters shown beside an image and compared between query and match.
+SHOWN_PARAMETERS = ("tuf", "tpf", "tnf", "psep", "r", "tilt", "sigma", "alpha", "grad")
+#: Payload fields a search can be filtered on from the UI (histogrammed over indexed data).
+FILTER_FIELDS = ("tuf", "r", "psep", "tpf", "tnf", "tilt", "sigma", "grad", "flux_mx", "psep_mm")
+
+
+@dataclass
+class Rendered:
+    """One image and everything the Shift page draws of it.
+
+    ``image`` (128, 128) float32 model space; ``params`` every value of
+    :func:`~sharpseek.physics.compute_parameters` (model units); ``pos``, ``neg``, ``region``
+    the bool polarity masks and R's region M (128, 128); ``seconds`` the time it took.
+    """
+
+    image: np.ndarray
+    params: dict[str, float]
+    pos: np.ndarray
+    neg: np.ndarray
+    region: np.ndarray
+    seconds: float = 0.0
+
+    @property
+    def centroids(self) -> tuple[float, float, float, float]:
+        p = self.params
+        return (p["pos_x"], p["pos_y"], p["neg_x"], p["neg_y"])
+
+
+@dataclass
+class Match:
+    """One search result: the indexed record, its distance, its image and its parameters."""
+
+    record_id: str
+    distance: float
+    series: str
+    harpnum: int
+    t_rec: Any
+    noaa: list[int]
+    payload: dict[str, Any]
+    image: np.ndarray | None = None
+    params: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def similarity(self) -> float:
+        """1 / (1 + Euclidean distance in embedding space): 1 is identical, toward 0 far."""
+        return 1.0 / (1.0 + self.distance)
+
+
+def render(image: np.ndarray) -> Rendered:
+    """Measure one model-space image and its polarity maps (one batched call each)."""
+    start = time.perf_counter()
+    image = _checked_image(image, "image")
+    params = {k: float(v[0]) for k, v in compute_parameters(image[None]).items()}
+    pos, neg, region = (m[0] for m in polarity_maps(image[None]))
+    return Rendered(image, params, pos, neg, region, time.perf_counter() - start)
+
+
+def read_upload(name: str, data: bytes) -> tuple[np.ndarray, dict[str, Any]]:
+    """A model-space image from an uploaded file: a SHARP Br FITS, a .npy or a PNG.
+
+    - FITS: the SHARP segment is read (:func:`sharpseek.fits.read_sharp`) and resized to
+      128 x 128 model space as every ingested patch is
+      (:func:`~sharpseek.preprocess.to_model_space`);
+    - .npy: a (128, 128) model-space array, b in [-1, 1] (as the Export page writes them);
+    - PNG: a 128 x 128 grayscale picture read as b = value / 127.5 - 1 (the mapping is the
+      caller's claim: a PNG holds no units).
+
+    Returns the image (128, 128) float32 and what is known of its origin (FITS metadata).
+
+    Raises
+    ------
+    ValueError
+        Naming the file and what is wrong with it.
+    """
+    suffix = Path(name).suffix.lower()
+    if suffix in (".fits", ".fit", ".fts") or data[:6] == b"SIMPLE":
+        from sharpseek.fits import read_sharp
+        from sharpseek.preprocess import to_model_space
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / (Path(name).name or "upload.fits")
+            path.write_bytes(data)
+            try:
+                sharp = read_sharp(path)
+            except Exception as err:  # astropy raises several kinds for a broken file
+                raise ValueError(f"{name}: not a readable FITS image ({err})") from None
+        try:
+            patch = to_model_space(sharp.data)
+        except ValueError as err:
+            raise ValueError(f"{name}: {err}") from None
+        meta = {k: v for k, v in sharp.meta.items() if v is not None}
+        meta["nan_fraction"] = patch.nan_fraction
+        return patch.image, meta
+    if suffix == ".npy":
+        try:
+            array = np.load(io.BytesIO(data), allow_pickle=False)
+        except Exception as err:
+            raise ValueError(f"{name}: not a readable .npy array ({err})") from None
+        if array.ndim == 3 and array.shape[0] == 1:
+            array = array[0]
+        return _checked_image(array, name), {}
+    if suffix == ".png":
+        from PIL import Image, UnidentifiedImageError
+
+        try:
+            picture = Image.open(io.BytesIO(data))
+            picture.load()
+        except (UnidentifiedImageError, OSError) as err:
+            raise ValueError(f"{name}: not a readable PNG ({err})") from None
+        if picture.mode not in ("L", "I;16", "I"):
+            raise ValueError(
+                f"{name}: a {picture.mode} PNG; upload a grayscale 128 x 128 PNG (value 0 = "
+                "-1000 G, 255 = +1000 G), or the .npy or FITS of the patch"
+            )
+        gray = np.asarray(picture, dtype=np.float32)
+        if picture.mode != "L":
+            gray = gray / 257.0
+        # rows of a picture run top (north) to bottom; model arrays run south to north
+        return _checked_image(gray[::-1] / 127.5 - 1.0, name), {}
+    raise ValueError(f"{name}: upload a FITS (.fits), a .npy or a PNG file, not {suffix or 'this'}")
+
+
+def _checked_image(array: Any, name: str) -> np.ndarray:
+    array = np.asarray(array)
+    if array.dtype == object or not np.issubdtype(array.dtype, np.number):
+        raise ValueError(f"{name}: expected numbers, got dtype {array.dtype}")
+    if array.shape != (MODEL_SIZE, MODEL_SIZE):
+        raise ValueError(
+            f"{name}: an array of shape {array.shape}; a model-space image is "
+            f"({MODEL_SIZE}, {MODEL_SIZE})"
+        )
+    array = array.astype(np.float32)
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name}: contains NaN or infinite values")
+    if np.abs(array).max() > 1.0 + 1e-6:
+        raise ValueError(
+            f"{name}: values reach {np.abs(array).max():.3g}; model space is b = Br / 1000 G "
+            "clipped to [-1, 1]"
+        )
+    return array
+
+
+class Workbench:
+    """Models, directions and index of one deployment, behind the calls the pages make.
+
+    Parameters
+    ----------
+    settings : Settings
+    generator, encoder : optional
+        Anything with the :class:`~sharpseek.inference.GeneratorModel` /
+        :class:`~sharpseek.inference.EncoderModel` interface (``version``, ``latent``,
+        ``generate`` / ``embed``); by default loaded from the settings.
+    index : optional
+        A :class:`~sharpseek.index.VectorIndex`; by default opened from the settings.
+    """
+
+    def __init__(self, settings: Settings, *, generator=None, encoder=None, index=None, store=None):
+        from sharpseek.store import open_store
+
+        self.settings = settings
+        self.store = store if store is not None else open_store(settings)
+        self._generator = generator
+        self._encoder = encoder
+        self._index = index
+        self._directions: Any = None
+        self._directions_error: str | None = None
+        self._datasets: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ parts, loaded lazily
+    @property
+    def generator(self):
+        if self._generator is None:
+            from sharpseek.inference import GeneratorModel
+
+            self._generator = GeneratorModel.from_settings(self.settings, store=self.store)
+        return self._generator
+
+    @property
+    def encoder(self):
+        if self._encoder is None:
+            from sharpseek.inference import EncoderModel
+
+            self._encoder = EncoderModel.from_settings(self.settings, store=self.store)
+        return self._encoder
+
+    @property
+    def index(self):
+        if self._index is None:
+            from sharpseek.index import open_index
+
+            cfg = getattr(self.settings, "index", None)
+            if cfg is not None and getattr(cfg, "backend", "embedded") == "server":
+                key = cfg.api_key.get_secret_value() if cfg.api_key else None
+                self._index = open_index("server", url=cfg.url, api_key=key)
+            else:
+                path = getattr(self.settings, "index_dir", self.settings.home / "index")
+                self._index = open_index("embedded", path=path)
+        return self._index
+
+    @property
+    def directions(self):
+        """The generator's :class:`~sharpseek.directions.DirectionSet`, or None (see
+        :attr:`directions_error` for why)."""
+        if self._directions is None and self._directions_error is None:
+            from sharpseek.directions import DirectionSet
+
+            try:
+                ds = DirectionSet.load(self.store, self.generator.version)
+                ds.check_gan(self.generator.version)
+                self._directions = ds
+            except (FileNotFoundError, ValueError) as err:
+                self._directions_error = str(err)
+        return self._directions
+
+    @property
+    def directions_error(self) -> str | None:
+        _ = self.directions
+        return self._directions_error
+
+    def close(self) -> None:
+        if self._index is not None:
+            self._index.close()
+            self._index = None
+
+    # ------------------------------------------------------------------ versions and status
+    def versions(self) -> dict[str, str | None]:
+        """GAN, directions and index versions served now (None where there is none)."""
+        return {
+            "gan": self.generator.version,
+            "directions": _directions_version(self.directions),
+            "index": self._index_version(),
+        }
+
+    def _index_version(self) -> str | None:
+        try:
+            live = self.index.live()
+        except Exception as err:  # a server that is down: the index part reports it
+            log.warning("index unavailable: %s", err)
+            return None
+        return None if live is None else live.name
+
+    def status(self) -> dict[str, Any]:
+        """Which backends are in use, model and index versions, records indexed, last ingest."""
+        out: dict[str, Any] = {"home": str(self.settings.home)}
+        out["models"] = {
+            "backend": "in-process (embedded)",
+            "gan": self.generator.version,
+            "encoder": _safe(lambda: self.encoder.version),
+        }
+        out["directions"] = _directions_version(self.directions) or self.directions_error
+        try:
+            status = self.index.status()
+            live = next((c for c in status["collections"] if c["live"]), None)
+            out["index"] = {
+                "backend": status["backend"],
+                "live": status["live"],
+                "records": live["points"] if live else 0,
+                "encoder": live["encoder_version"] if live else None,
+                "dataset_versions": live["dataset_versions"] if live else [],
+            }
+        except Exception as err:
+            out["index"] = {"error": f"index unavailable: {err}"}
+        out["store"] = self.store.describe()
+        out["last_ingest"] = self.last_ingest()
+        return out
+
+    def last_ingest(self) -> dict[str, str] | None:
+        """The newest dataset version written to the store: name, version, created (UTC)."""
+        from sharpseek.dataset import dataset_names, latest_version, load_dataset
+
+        newest = None
+        for name in dataset_names(self.store):
+            version = latest_version(self.store, name)
+            if version is None:
+                continue
+            info = self._dataset(name, version).info
+            created = str(info.get("created", ""))
+            if newest is None or created > newest["created"]:
+                newest = {"dataset": name, "version": version, "created": created}
+        _ = load_dataset
+        return newest
+
+    # ------------------------------------------------------------------ generate and shift
+    def grid(self, seeds: Sequence[int]) -> np.ndarray:
+        """Images of the seeds' latent vectors, (n, 128, 128) float32."""
+        return self.generator.generate(self.generator.latent(list(seeds)))
+
+    def latent(self, seed: int) -> np.ndarray:
+        """z of a seed, (latent_dim,) float64."""
+        return np.asarray(self.generator.latent([int(seed)])[0], dtype=np.float64)
+
+    def shift_parameters(self) -> list[str]:
+        """Directions offered as sliders: those the direction set has, in a fixed order."""
+        ds = self.directions
+        return [] if ds is None else [p for p in SHIFT_PARAMETERS if p in ds.boundaries]
+
+    def shifted(
+        self, z: np.ndarray, shifts: dict[str, float], hold: Sequence[str] = ()
+    ) -> np.ndarray:
+        """z + sum_p eps_p n_p, each n_p conditioned on the ``hold`` parameters.
+
+        A direction that is itself held is not shifted (it is a condition for the others).
+        """
+        from sharpseek.directions import shift
+
+        ds = self._require_directions()
+        moving = {p: e for p, e in shifts.items() if e and p not in hold}
+        if not moving:
+            return np.asarray(z, dtype=np.float64)
+        normals = np.stack([ds.direction(p, hold=tuple(hold)) for p in moving])
+        return shift(z, normals, np.array(list(moving.values())))
+
+    def render_latent(self, z: np.ndarray) -> Rendered:
+        """Generate the image of one z and measure it."""
+        start = time.perf_counter()
+        image = self.generator.generate(np.asarray(z, dtype=np.float32)[None])[0]
+        out = render(image)
+        out.seconds = time.perf_counter() - start
+        return out
+
+    def calibrated(self, parameter: str, eps: float) -> tuple[float, float, float] | None:
+        """Median (16th, 84th percentiles) of ``parameter`` over the calibration sample
+        shifted by ``eps`` along its own direction: what this slider position means in
+        physical terms, for a typical z. None when the direction is not calibrated."""
+        ds = self.directions
+        curves = None if ds is None else ds.calibration.get(parameter)
+        if not curves or parameter not in curves:
+            return None
+        grid = np.asarray(curves["eps"], dtype=float)
+        c = curves[parameter]
+        return tuple(
+            float(np.interp(eps, grid, np.asarray(c[q], dtype=float)))
+            for q in ("median", "p16", "p84")
+        )  # type: ignore[return-value]
+
+    def solve(self, z: np.ndarray, targets: str, hold: Sequence[str] = ()):
+        """Parse targets such as ``tuf=2x, r>p90`` and solve them from ``z``
+        (:func:`~sharpseek.directions.solve_targets`); returns its TargetResult."""
+        import warnings
+
+        from sharpseek.directions import Target, solve_targets
+
+        parsed = [Target.parse(t) for t in targets.replace(";", ",").split(",") if t.strip()]
+        if not parsed:
+            raise ValueError("no target given; write e.g. 'tuf=2x' or 'psep=40, r>p90'")
+        ds = self._require_directions()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # they come back in result.warnings
+            return solve_targets(
+                self.generator.generate,
+                ds,
+                z,
+                parsed,
+                hold=[h for h in hold if h not in {t.parameter for t in parsed}],
+            )
+
+    def _require_directions(self):
+        ds = self.directions
+        if ds is None:
+            raise RuntimeError(self.directions_error or "no directions")
+        return ds
+
+    # ------------------------------------------------------------------ search
+    def search(
+        self,
+        image: np.ndarray,
+        filters=None,
+        *,
+        limit: int = 12,
+        per_region: int = 1,
+        group_by_region: bool = True,
+    ) -> list[Match]:
+        """Indexed frames nearest to an image's embedding, with their images and parameters.
+
+        ``filters`` is a :class:`~sharpseek.ui.state.Filters` (or None); one frame per
+        region by default.
+        """
+        image = _checked_image(image, "query image")
+        vector = self.encoder.embed(image[None])[0]
+        spec = None if filters is None else filters.to_search_filter()
+        hits = self.index.search(
+            vector,
+            limit=limit,
+            filter=spec,
+            group_by_harp=group_by_region,
+            per_region=per_region,
+            encoder_version=self.encoder.version,
+        )
+        matches = [
+            Match(
+                record_id=h.record_id,
+                distance=h.score,
+                series=str(h.payload.get("series", "")),
+                harpnum=h.harpnum,
+                t_rec=h.t_rec,
+                noaa=[int(n) for n in (h.payload.get("noaa_ars") or [])],
+                payload=h.payload,
+            )
+            for h in hits
+        ]
+        images = self.record_images([m.payload for m in matches])
+        for match, img in zip(matches, images, strict=True):
+            match.image = img
+            match.params = {
+                k: float(v) if v is not None else float("nan")
+                for k, v in match.payload.items()
+                if k in SHOWN_PARAMETERS
+            }
+        return matches
+
+    def record_images(self, payloads: Sequence[dict[str, Any]]) -> list[np.ndarray | None]:
+        """The model-space images of indexed records (None where the dataset is gone)."""
+        out: list[np.ndarray | None] = [None] * len(payloads)
+        by_version: dict[tuple[str, str], list[int]] = {}
+        for i, payload in enumerate(payloads):
+            key = (str(payload.get("source") or ""), str(payload.get("dataset_version") or ""))
+            by_version.setdefault(key, []).append(i)
+        for (source, version), rows in by_version.items():
+            dataset = self._dataset_for(source, version)
+            if dataset is None:
+                continue
+            position = pd.Series(
+                np.arange(len(dataset.manifest)), index=dataset.manifest["record_id"].to_numpy()
+            )
+            wanted = [str(payloads[i].get("record_id")) for i in rows]
+            found = [i for i, rid in zip(rows, wanted, strict=True) if rid in position.index]
+            if found:
+                images = dataset.images(
+                    [int(position[str(payloads[i]["record_id"])]) for i in found]
+                )
+                for i, img in zip(found, images, strict=True):
+                    out[i] = img
+        return out
+
+    def record(self, record_id: str) -> tuple[np.ndarray, dict[str, Any]]:
+        """An indexed record's image and payload (to start from a real SHARP)."""
+        found = self.index.get([record_id])
+        if not found:
+            raise ValueError(f"record {record_id!r} is not in the index")
+        image = self.record_images([found[0].payload])[0]
+        if image is None:
+            raise ValueError(f"record {record_id!r}: its dataset version is gone from the store")
+        return image, found[0].payload
+
+    def indexed_values(self, fields: Sequence[str] = FILTER_FIELDS) -> pd.DataFrame:
+        """Payload values of the indexed records, for the filter histograms (and picking a
+        record): the manifest rows of the live collection's dataset versions."""
+        try:
+            live = self.index.live()
+        except Exception as err:
+            raise RuntimeError(f"index unavailable: {err}") from None
+        if live is None:
+            return pd.DataFrame(columns=["record_id", *fields])
+        frames = []
+        for version in live.dataset_versions:
+            dataset = self._dataset_for("", version)
+            if dataset is not None:
+                keep = [c for c in ("record_id", "harpnum", "t_rec", *fields, "lat_fwt", "mu")
+                        if c in dataset.manifest.columns]  # fmt: skip
+                frames.append(dataset.manifest[keep])
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+    def _dataset(self, name: str, version: str):
+        from sharpseek.dataset import load_dataset
+
+        key = f"{name}/{version}"
+        if key not in self._datasets:
+            self._datasets[key] = load_dataset(self.store, name, version)
+        return self._datasets[key]
+
+    def _dataset_for(self, source: str, version: str):
+        """The dataset holding ``version`` (its name is the payload's source, or found)."""
+        from sharpseek.dataset import dataset_names, dataset_versions
+
+        names = [source] if source else []
+        names += [n for n in dataset_names(self.store) if n != source]
+        for name in names:
+            if name and version in dataset_versions(self.store, name):
+                return self._dataset(name, version)
+        return None
+
+
+def _directions_version(ds) -> str | None:
+    if ds is None:
+        return None
+    version = getattr(ds, "version", None)
+    if isinstance(version, str):
+        return version
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name in sorted(ds.boundaries):
+        digest.update(name.encode())
+        digest.update(np.asarray(ds.boundaries[name].normal, dtype=np.float64).tobytes())
+    return f"{ds.gan_version}-d{digest.hexdigest()[:8]}"
+
+
+def _safe(fn):
+    try:
+        return fn()
+    except Exception as err:
+        return f"unavailable: {err}"
