@@ -159,6 +159,37 @@ class FlowSettings(BaseModel):
     )
 
 
+class IndexSettings(BaseModel):
+    """The vector index of SimSiam embeddings (:mod:`sharpseek.index`, docs/index.md).
+
+    ``embedded`` keeps it in a folder (qdrant-edge-py, no server); ``server`` uses a Qdrant
+    server at ``url``. The API key comes from the environment only
+    (``SHARPSEEK_INDEX__API_KEY``); it is a ``SecretStr`` so it never appears in logs.
+    """
+
+    backend: Literal["embedded", "server"] = "embedded"
+    path: Path | None = Field(None, description="embedded index folder (default <home>/index)")
+    url: str | None = Field(None, description="Qdrant server URL, e.g. http://qdrant:6333")
+    api_key: SecretStr | None = None
+    collection: str = Field(
+        "sharps", description="alias of the live collection; collections are <name>--<encoder>"
+    )
+    dim: int = Field(100, ge=1, description="embedding dimension (the encoder's output)")
+    exact_threshold: int = Field(
+        1_000_000,
+        ge=0,
+        description="collections with fewer points are searched exactly; at or above, HNSW "
+        "(the default puts 1,000,000 points on HNSW)",
+    )
+    hnsw_m: int = Field(16, ge=1, description="HNSW graph degree")
+    hnsw_ef_construct: int = Field(100, ge=1, description="HNSW build beam")
+    hnsw_ef: int = Field(512, ge=1, description="HNSW search beam (recall: docs/index.md)")
+    indexing_threshold_kb: int = Field(
+        10_000, ge=1, description="Qdrant builds no HNSW graph for smaller segments [KB]"
+    )
+    batch_size: int = Field(2000, ge=1, description="points per write request")
+
+
 # Preset values: only the fields a preset changes. A preset never hides a knob: every value
 # here is an ordinary field that env vars and overrides can still set.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -209,6 +240,7 @@ class Settings(BaseSettings):
     models: ModelSettings = ModelSettings()
     serve: ServeSettings = ServeSettings()
     flows: FlowSettings = FlowSettings()
+    index: IndexSettings = IndexSettings()
     samples_dir: Path = Field(
         Path("../shared/data/sharp-samples"),
         description="folder of real SHARP FITS samples and the header table "
@@ -246,6 +278,11 @@ class Settings(BaseSettings):
     def datasets_dir(self) -> Path:
         """Where versioned datasets live: ``<home>/datasets``."""
         return self.home / "datasets"
+
+    @property
+    def index_dir(self) -> Path:
+        """The embedded index folder: ``index.path`` or ``<home>/index``."""
+        return self.index.path if self.index.path is not None else self.home / "index"
 
     @property
     def figures_dir(self) -> Path:
