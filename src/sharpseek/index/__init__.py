@@ -60,8 +60,10 @@ __all__ = [
     "UpsertResult",
     "VectorIndex",
     "build_points",
+    "index_config",
     "iter_batches",
     "open_index",
+    "open_index_from_settings",
     "point_id",
     "recall_at_k",
     "region_key",
@@ -90,3 +92,32 @@ def open_index(
             raise ValueError("the server index needs the Qdrant URL (url)")
         return ServerIndex.connect(url, api_key=api_key, config=config)
     raise ValueError(f"unknown index backend {backend!r}; choose 'embedded' or 'server'")
+
+
+def index_config(settings, *, dim: int | None = None) -> IndexConfig:
+    """The :class:`IndexConfig` of ``settings.index`` (``dim``: override, e.g. an encoder's)."""
+    section = settings.index
+    return IndexConfig(
+        name=section.collection,
+        dim=int(dim if dim is not None else section.dim),
+        exact_threshold=section.exact_threshold,
+        hnsw_m=section.hnsw_m,
+        hnsw_ef_construct=section.hnsw_ef_construct,
+        hnsw_ef=section.hnsw_ef,
+        indexing_threshold_kb=section.indexing_threshold_kb,
+        batch_size=section.batch_size,
+    )
+
+
+def open_index_from_settings(settings, *, dim: int | None = None) -> VectorIndex:
+    """The index ``settings.index`` describes: embedded in ``settings.index_dir``, or the
+    Qdrant server at ``settings.index.url`` (API key from ``SHARPSEEK_INDEX__API_KEY``)."""
+    section = settings.index
+    key = section.api_key.get_secret_value() if section.api_key is not None else None
+    return open_index(
+        section.backend,
+        path=settings.index_dir,
+        url=section.url,
+        api_key=key,
+        config=index_config(settings, dim=dim),
+    )

@@ -665,6 +665,14 @@ class VectorIndex(ABC):
             )
         return hits
 
+    def missing(self, record_ids: Sequence[str]) -> list[str]:
+        """The ``record_ids`` the live collection lacks (all of them when nothing is live)."""
+        name = self._live_name()
+        if name is None:
+            return list(record_ids)
+        present = self._existing_chunked(name, [point_id(r) for r in record_ids])
+        return [r for r in record_ids if point_id(r) not in present]
+
     def get(self, record_ids: Sequence[str], *, with_vector: bool = False) -> list[IndexedRecord]:
         """The stored records among ``record_ids`` (in that order; missing ones left out)."""
         name, _ = self._require_live(None)

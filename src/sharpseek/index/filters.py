@@ -72,7 +72,10 @@ class SearchFilter:
         Keyword or integer fields equal to the value (or to any of the values), e.g.
         ``{"series": "hmi.sharp_cea_720s", "quality": 0}``.
     exclude_harpnums : sequence of int
-        Leave these HARPs out (e.g. the region a query frame came from).
+        Leave these HARPs out (in every series).
+    exclude_regions : sequence of str
+        Leave these regions out (``region`` keys, e.g. ``synthetic:12`` or
+        ``hmi.sharp_cea_720s:377``): the region a query frame came from.
 
     Examples
     --------
@@ -90,6 +93,7 @@ class SearchFilter:
     mu: tuple[float | None, float | None] | None = None
     equals: Mapping[str, Any] = field(default_factory=dict)
     exclude_harpnums: Sequence[int] | None = None
+    exclude_regions: Sequence[str] | None = None
 
     def __post_init__(self) -> None:
         ranges = {}
@@ -117,6 +121,15 @@ class SearchFilter:
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, _pair(value, name))
+        if self.exclude_regions is not None:
+            regions = (
+                (self.exclude_regions,)
+                if isinstance(self.exclude_regions, str)
+                else tuple(self.exclude_regions)
+            )
+            if not regions or not all(isinstance(r, str) and r for r in regions):
+                raise ValueError(f"exclude_regions must be region keys (text), got {regions!r}")
+            object.__setattr__(self, "exclude_regions", regions)
         equals = {}
         for key, value in dict(self.equals).items():
             if isinstance(value, str) or not isinstance(value, Iterable):
@@ -158,6 +171,8 @@ class SearchFilter:
             must.append(_any(key, values, fields))
         if self.exclude_harpnums is not None:
             must_not.append(_any("harpnum", self.exclude_harpnums, fields))
+        if self.exclude_regions is not None:
+            must_not.append(_any("region", self.exclude_regions, fields))
         return must, must_not
 
     def is_empty(self) -> bool:
@@ -175,6 +190,7 @@ class SearchFilter:
                     "latitude",
                     "mu",
                     "exclude_harpnums",
+                    "exclude_regions",
                 )
             )
         )

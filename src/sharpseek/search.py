@@ -1,0 +1,883 @@
+"""Search real SHARPs that look like a query, with the physics side by side (issue 6).
+
+The notebook API behind ``sharpseek search``. A query is an active region as a model-space
+image (128 x 128, b = B_r / 1000 G clipped to [-1, 1]) and its SimSiam embedding; it comes
+from
+
+- a **latent vector**: a seed of the generator, optionally shifted along physical directions
+  (:class:`sharpseek.directions.DirectionSet` of the generator version), see
+  :meth:`Searcher.latent_query`;
+- an **image**: a FITS file (a SHARP ``Br`` segment, preprocessed as ingestion does), a
+  ``.npy`` array (B_r in gauss, any size, or a model-space 128 x 128 array), or a PNG written
+  by :func:`export_png`, which carries its gauss scale in its metadata; any other PNG is
+  refused (a colour-mapped picture cannot be turned back into gauss), see
+  :meth:`Searcher.image_query`;
+- an **indexed record**: its stored embedding, :meth:`Searcher.record_query`.
+
+:meth:`Searcher.search` sends the embedding and the filter (:class:`SearchFilter`) to the
+index in one request, one best frame per region by default, and returns a
+:class:`pandas.DataFrame`: one row per match with its identity, T_REC, NOAA numbers, the
+Euclidean distance in the embedding space (``score``, smaller is closer), a JSOC link, and
+the query's and the match's parameters side by side (``query_tuf``, ``match_tuf``, ...).
+
+The paper's baselines (nearest neighbour in the normalised (TUF, R, PSEP) space, by
+Euclidean or by Mahalanobis distance): :class:`PhysicsBaseline` and
+:meth:`Searcher.baseline_search`, on a dataset's manifest.
+
+Real records: sunpy is not a dependency, so :meth:`Searcher.record_fits` gives the raw FITS
+file of a record (open it with ``astropy.io.fits`` or, where installed,
+``sunpy.map.Map(path)``); :meth:`Searcher.record_image` gives its model-space image.
+
+See docs/search.md.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from sharpseek.config import Settings, get_settings
+from sharpseek.index import SearchFilter, VectorIndex, open_index_from_settings
+from sharpseek.index.filters import to_tai
+from sharpseek.index.points import region_key
+from sharpseek.physics import FIELD_SCALE, MODEL_SIZE
+
+__all__ = [
+    "BASELINE_FEATURES",
+    "PNG_SCALE_KEY",
+    "SHOWN_PARAMETERS",
+    "ImageInputError",
+    "PhysicsBaseline",
+    "Query",
+    "Searcher",
+    "baseline_features",
+    "export_png",
+    "filter_mask",
+    "jsoc_url",
+    "load_image",
+    "nearest_regions",
+    "read_png",
+    "results_to_json",
+]
+
+log = logging.getLogger(__name__)
+
+#: Parameters shown for query and match (model space, SCIENCE.md; units in
+#: :data:`sharpseek.physics.PARAMETER_UNITS`).
+SHOWN_PARAMETERS = ("tuf", "tpf", "tnf", "psep", "r", "tilt", "sigma", "alpha", "grad")
+#: The paper's physical baseline space.
+BASELINE_FEATURES = ("tuf", "r", "psep")
+#: PNG text chunk holding the gauss scale of a sharpseek magnetogram PNG.
+PNG_SCALE_KEY = "sharpseek-scale"
+PNG_FORMAT = "sharpseek-magnetogram/1"
+_FIELD_G = float(FIELD_SCALE.to_value("G"))
+_LEVELS = 65535  # 16-bit grey
+
+
+class ImageInputError(ValueError):
+    """An image that cannot be a query: wrong shape, NaN, unknown format, unscaled PNG."""
+
+
+# ---------------------------------------------------------------------------------------------
+# images in and out
+
+
+def export_png(image: np.ndarray, path: str | Path, *, description: str = "") -> Path:
+    """Write a model-space image as a 16-bit grey PNG that carries its gauss scale.
+
+    Grey level g in 0..65535 stands for B_r = -1000 G + g * 2000 G / 65535 (a step of
+    0.03 G; the model's own float16 datasets are coarser). The scale is written as JSON in
+    the PNG text chunk ``sharpseek-scale``, so :func:`read_png` (and ``sharpseek search
+    --image``) can turn the picture back into gauss. Row 0 of the array is the *bottom* row
+    of the picture (south, as the magnetogram figures draw it with origin='lower').
+
+    Parameters
+    ----------
+    image : ndarray (128, 128)
+        b = B_r / 1000 G in [-1, 1], finite.
+    """
+    from PIL import Image, PngImagePlugin
+
+    b = _check_model_image(np.asarray(image, dtype=np.float64), "image")
+    grey = np.rint((np.clip(b, -1, 1) + 1.0) / 2.0 * _LEVELS).astype(np.uint16)
+    picture = Image.fromarray(np.ascontiguousarray(np.flipud(grey)))  # uint16 -> I;16
+    meta = PngImagePlugin.PngInfo()
+    scale = {
+        "format": PNG_FORMAT,
+        "b_min_gauss": -_FIELD_G,
+        "b_max_gauss": _FIELD_G,
+        "levels": _LEVELS,
+        "origin": "lower",
+        "description": description,
+    }
+    meta.add_text(PNG_SCALE_KEY, json.dumps(scale))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    picture.save(path, pnginfo=meta)
+    return path
+
+
+def read_png(path: str | Path) -> np.ndarray:
+    """The model-space image (128, 128) float32 of a PNG written by :func:`export_png`.
+
+    Raises
+    ------
+    ImageInputError
+        A PNG without sharpseek's scale (e.g. a colour-mapped figure): colours are not field
+        values, so it cannot be turned back into gauss.
+    """
+    from PIL import Image
+
+    with Image.open(path) as picture:
+        text = picture.info.get(PNG_SCALE_KEY)
+        if text is None:
+            raise ImageInputError(
+                f"{path}: this PNG carries no sharpseek gauss scale (metadata "
+                f"{PNG_SCALE_KEY!r}); a colour-mapped picture cannot be turned back into "
+                "gauss. Give the FITS file, a .npy array, or a PNG exported by sharpseek"
+            )
+        try:
+            scale = json.loads(text)
+            low, high, levels = (
+                float(scale["b_min_gauss"]),
+                float(scale["b_max_gauss"]),
+                int(scale["levels"]),
+            )
+        except (ValueError, KeyError, TypeError) as err:
+            raise ImageInputError(
+                f"{path}: unreadable {PNG_SCALE_KEY!r} metadata ({err})"
+            ) from None
+        if scale.get("format") != PNG_FORMAT:
+            raise ImageInputError(f"{path}: unknown sharpseek PNG format {scale.get('format')!r}")
+        grey = np.asarray(picture, dtype=np.float64)
+    if grey.ndim != 2:
+        raise ImageInputError(f"{path}: a sharpseek PNG is one grey channel, got {grey.shape}")
+    gauss = low + grey / levels * (high - low)
+    if scale.get("origin", "lower") == "lower":
+        gauss = np.flipud(gauss)
+    return _check_model_image(gauss / _FIELD_G, str(path)).astype(np.float32)
+
+
+def load_image(
+    source: str | Path | np.ndarray, *, units: Literal["gauss", "model"] = "gauss"
+) -> np.ndarray:
+    """A query image in model space, (128, 128) float32, b in [-1, 1].
+
+    Parameters
+    ----------
+    source : path or array
+        ``.fits`` / ``.fits.gz`` / ``.fts``: a SHARP segment (B_r in gauss); NaN pixels
+        (off-disk) become 0 G and the patch is resized as ingestion does
+        (:func:`sharpseek.preprocess.to_model_space`). ``.npy`` or an array: in ``units``.
+        ``.png``: only a PNG written by :func:`export_png`.
+    units : "gauss" or "model"
+        For arrays: B_r in gauss (any 2-D size; resized and clipped as ingestion does), or
+        model space (exactly 128 x 128, in [-1, 1]).
+
+    Raises
+    ------
+    ImageInputError
+        Unknown file type, not 2-D, wrong size for model units, NaN or infinite values in an
+        array, values outside [-1, 1] in model units, an unscaled PNG.
+    """
+    from sharpseek.preprocess import to_model_space
+
+    if units not in ("gauss", "model"):
+        raise ImageInputError(f"units must be 'gauss' or 'model', got {units!r}")
+    if isinstance(source, str | Path):
+        path = Path(source)
+        if not path.is_file():
+            raise ImageInputError(f"image file {path} does not exist")
+        name = path.name.lower()
+        if name.endswith(".png"):
+            return read_png(path)
+        if name.endswith((".fits", ".fits.gz", ".fts", ".fit")):
+            from sharpseek.fits import read_sharp
+
+            try:
+                data = read_sharp(path).data
+            except (OSError, ValueError) as err:
+                raise ImageInputError(f"{path}: not a readable FITS image ({err})") from None
+            if np.isnan(data).all():
+                raise ImageInputError(f"{path}: every pixel is NaN")
+            return to_model_space(data).image.astype(np.float32)
+        if name.endswith(".npy"):
+            try:
+                array = np.load(path, allow_pickle=False)
+            except (OSError, ValueError) as err:
+                raise ImageInputError(f"{path}: not a readable .npy array ({err})") from None
+            return load_image(array, units=units) if array.dtype != object else _bad_npy(path)
+        raise ImageInputError(
+            f"{path}: unknown image type; give a FITS file, a .npy array or a PNG exported "
+            "by sharpseek"
+        )
+    array = np.asarray(source)
+    if array.dtype == object or not np.issubdtype(array.dtype, np.number):
+        raise ImageInputError(f"image must be numeric, got dtype {array.dtype}")
+    array = np.squeeze(array.astype(np.float64))
+    if array.ndim != 2:
+        raise ImageInputError(f"image must be 2-D (ny, nx), got shape {np.shape(source)}")
+    bad = ~np.isfinite(array)
+    if bad.any():
+        raise ImageInputError(
+            f"image has {int(bad.sum())} NaN or infinite pixel(s); set them to 0 G (as "
+            "preprocessing does for off-disk pixels) or give the FITS file"
+        )
+    if units == "model":
+        return _check_model_image(array, "image").astype(np.float32)
+    return to_model_space(array).image.astype(np.float32)
+
+
+def _bad_npy(path: Path) -> np.ndarray:
+    raise ImageInputError(f"{path}: holds Python objects, not an image array")
+
+
+def _check_model_image(b: np.ndarray, what: str) -> np.ndarray:
+    if b.shape != (MODEL_SIZE, MODEL_SIZE):
+        raise ImageInputError(
+            f"{what}: a model-space image is ({MODEL_SIZE}, {MODEL_SIZE}), got {b.shape}"
+        )
+    if not np.isfinite(b).all():
+        raise ImageInputError(f"{what}: has NaN or infinite values")
+    if np.abs(b).max() > 1.0 + 1e-6:
+        raise ImageInputError(
+            f"{what}: model-space values lie in [-1, 1] (B_r / 1000 G), got up to "
+            f"{np.abs(b).max():.3g}; is it in gauss?"
+        )
+    return b
+
+
+# ---------------------------------------------------------------------------------------------
+# links, baselines, filters on tables
+
+
+def jsoc_url(
+    series: str, harpnum: int, t_rec: Any, base: str = "http://jsoc.stanford.edu/"
+) -> str | None:
+    """A link to the record at JSOC (its LookData page), or None for a synthetic record.
+
+    >>> jsoc_url("hmi.sharp_cea_720s", 377, pd.Timestamp("2011-02-15 01:36"))
+    'http://jsoc.stanford.edu/ajax/lookdata.html?ds=hmi.sharp_cea_720s%5B377%5D%5B2011.02.15_01%3A36%3A00_TAI%5D'
+    """
+    from urllib.parse import quote
+
+    if not str(series).startswith("hmi."):
+        return None
+    spec = f"{series}[{int(harpnum)}][{pd.Timestamp(t_rec):%Y.%m.%d_%H:%M:%S}_TAI]"
+    return f"{base.rstrip('/')}/ajax/lookdata.html?ds={quote(spec, safe='.')}"
+
+
+def baseline_features(table: pd.DataFrame | Mapping[str, Any]) -> np.ndarray:
+    """(n, 3) float64 (TUF [G px], R [G px], PSEP [model px]) of a table of parameters.
+
+    PSEP is undefined (NaN) for a patch that is not bipolar; here it is taken as 0 px
+    (no separation), so every frame has a place in the space. Any other NaN is an error.
+    """
+    tuf = np.asarray(table["tuf"], dtype=np.float64)
+    r = np.asarray(table["r"], dtype=np.float64)
+    psep = np.asarray(table["psep"], dtype=np.float64)
+    x = np.stack([tuf, r, np.where(np.isfinite(psep), psep, 0.0)], axis=1)
+    if not np.isfinite(x).all():
+        raise ValueError("TUF and R must be finite for the physical baseline")
+    return x
+
+
+@dataclass
+class PhysicsBaseline:
+    """The paper's baselines: nearest neighbour in the (TUF, R, PSEP) space of real frames.
+
+    ``euclidean``: Euclidean distance after normalising each parameter by the mean and
+    standard deviation of the real frames. ``mahalanobis``:
+    sqrt((x1 - x2)^T S^-1 (x1 - x2)) with S the covariance of the real features (scale
+    invariant, so no normalisation). Fitted on the real frames :meth:`fit` is given.
+    """
+
+    features: np.ndarray  # (n, 3) raw features of the real frames
+    mean: np.ndarray
+    std: np.ndarray
+    covariance: np.ndarray
+
+    @classmethod
+    def fit(cls, real: pd.DataFrame) -> PhysicsBaseline:
+        x = baseline_features(real)
+        if len(x) < 4:
+            raise ValueError(f"the physical baseline needs at least 4 real frames, got {len(x)}")
+        std = x.std(axis=0)
+        std[std == 0] = 1.0
+        return cls(x, x.mean(axis=0), std, np.cov(x, rowvar=False))
+
+    def transform(self, x: np.ndarray, metric: str) -> np.ndarray:
+        """Coordinates in which the metric is Euclidean: z-scores, or whitened features."""
+        if metric == "euclidean":
+            return (x - self.mean) / self.std
+        if metric == "mahalanobis":
+            # S^-1 = W W^T with W = L^-T (S = L L^T): |W^T d| is the Mahalanobis distance
+            chol = np.linalg.cholesky(self.covariance + 1e-12 * np.eye(len(self.covariance)))
+            return np.linalg.solve(chol, (x - self.mean).T).T
+        raise ValueError(f"unknown baseline metric {metric!r}; choose euclidean or mahalanobis")
+
+    def distances(self, queries: np.ndarray, metric: str) -> np.ndarray:
+        """(m, n) distances from raw query features (m, 3) to every real frame."""
+        q = self.transform(np.atleast_2d(np.asarray(queries, np.float64)), metric)
+        r = self.transform(self.features, metric)
+        d2 = (q**2).sum(1)[:, None] + (r**2).sum(1)[None, :] - 2 * q @ r.T
+        return np.sqrt(np.clip(d2, 0, None))
+
+
+def filter_mask(table: pd.DataFrame, spec: SearchFilter | None) -> np.ndarray:
+    """Which rows of a manifest satisfy ``spec`` (the same semantics as the index: closed
+    ranges, a null never matches a range, hemisphere strict). For searches over a table,
+    e.g. the baselines; a test checks it against the index on the same rows."""
+    n = len(table)
+    mask = np.ones(n, bool)
+    if spec is None:
+        return mask
+
+    def col(name: str) -> pd.Series:
+        if name not in table.columns:
+            raise ValueError(f"unknown filter field {name!r}: not a column of this table")
+        return table[name]
+
+    def within(values: pd.Series, low: Any, high: Any) -> np.ndarray:
+        v = values.to_numpy()
+        ok = pd.notna(values).to_numpy()
+        if low is not None:
+            ok &= np.where(ok, v >= low, False)
+        if high is not None:
+            ok &= np.where(ok, v <= high, False)
+        return ok
+
+    for name, (low, high) in spec.ranges.items():
+        values = col(name)
+        if pd.api.types.is_datetime64_any_dtype(values):
+            low = None if low is None else to_tai(low)
+            high = None if high is None else to_tai(high)
+        else:
+            values = pd.to_numeric(values, errors="coerce").astype(float)
+            values = values.where(np.isfinite(values))
+        mask &= within(values, low, high)
+    if spec.time is not None:
+        mask &= within(pd.to_datetime(col("t_rec")), *spec.time)
+    if spec.harpnums is not None:
+        mask &= col("harpnum").isin(spec.harpnums).to_numpy()
+    if spec.exclude_harpnums is not None:
+        mask &= ~col("harpnum").isin(spec.exclude_harpnums).to_numpy()
+    if spec.noaa is not None:
+        wanted = set(spec.noaa)
+        lists = _noaa_lists(table)
+        mask &= np.array([bool(wanted & set(ars)) for ars in lists], bool)
+    lat = pd.to_numeric(col("lat_fwt"), errors="coerce") if _uses_lat(spec) else None
+    if spec.hemisphere == "north":
+        mask &= (lat > 0).to_numpy()
+    elif spec.hemisphere == "south":
+        mask &= (lat < 0).to_numpy()
+    if spec.latitude is not None:
+        mask &= within(lat, *spec.latitude)
+    if spec.mu is not None:
+        mask &= within(pd.to_numeric(col("mu"), errors="coerce"), *spec.mu)
+    for name, values in spec.equals.items():
+        mask &= col(name).isin(values).to_numpy()
+    if spec.exclude_regions is not None:
+        regions = [region_key(s, h) for s, h in zip(table["series"], table["harpnum"], strict=True)]
+        mask &= ~np.isin(regions, list(spec.exclude_regions))
+    return mask
+
+
+def _uses_lat(spec: SearchFilter) -> bool:
+    return spec.hemisphere is not None or spec.latitude is not None
+
+
+def _noaa_lists(table: pd.DataFrame) -> list[list[int]]:
+    from sharpseek.index.points import _noaa_lists as lists
+
+    return lists(table)
+
+
+# ---------------------------------------------------------------------------------------------
+# queries
+
+
+@dataclass
+class Query:
+    """A search query: an embedding, and the active region it stands for.
+
+    Attributes
+    ----------
+    vector : ndarray (dim,) float32
+        The SimSiam embedding.
+    encoder_version : str
+        The encoder that made ``vector``; the live collection must hold the same.
+    kind : "latent", "image" or "record"
+    description : str
+        What it is, e.g. ``seed 7, tuf +2.0`` or the file name or record id.
+    image : ndarray (128, 128) or None
+        The model-space image (None for a record query whose image is not at hand).
+    parameters : dict
+        Its physical parameters (model space, :data:`SHOWN_PARAMETERS` and more).
+    region : str or None
+        For a record query, its region (left out of the results by default).
+    latent : ndarray or None
+        For a latent query, z after the shifts.
+    """
+
+    vector: np.ndarray
+    encoder_version: str
+    kind: str
+    description: str
+    image: np.ndarray | None = None
+    parameters: dict[str, float] = field(default_factory=dict)
+    region: str | None = None
+    latent: np.ndarray | None = None
+
+
+def _parameters(images: np.ndarray) -> list[dict[str, float]]:
+    from sharpseek.physics import compute_parameters
+
+    values = compute_parameters(np.asarray(images, np.float32))
+    return [
+        {k: float(v[i]) for k, v in values.items() if k != "bipolar"}
+        | {"bipolar": bool(values["bipolar"][i])}
+        for i in range(len(images))
+    ]
+
+
+class Searcher:
+    """Queries, searches and baselines on the configured index and models.
+
+    Models and the index open on first use, from ``settings`` (``settings.models``,
+    ``settings.index``). Give any of them to use another (tests, notebooks).
+
+    Examples
+    --------
+    >>> searcher = Searcher.from_settings()                        # doctest: +SKIP
+    >>> q = searcher.latent_query(7, shifts={"tuf": 2.0})          # doctest: +SKIP
+    >>> searcher.search(q, k=10, filter=SearchFilter(mu=(0.8, 1)))  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        index: VectorIndex | None = None,
+        encoder=None,
+        generator=None,
+        store=None,
+    ) -> None:
+        self.settings = settings or get_settings()
+        self._index = index
+        self._encoder = encoder
+        self._generator = generator
+        self._store = store
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None, **parts: Any) -> Searcher:
+        return cls(settings, **parts)
+
+    # ------------------------------------------------------------------ parts
+    @property
+    def store(self):
+        if self._store is None:
+            from sharpseek.store import open_store
+
+            self._store = open_store(self.settings)
+        return self._store
+
+    @property
+    def encoder(self):
+        if self._encoder is None:
+            from sharpseek.inference import EncoderModel
+
+            self._encoder = EncoderModel.from_settings(self.settings, store=self.store)
+        return self._encoder
+
+    @property
+    def generator(self):
+        if self._generator is None:
+            from sharpseek.inference import GeneratorModel
+
+            self._generator = GeneratorModel.from_settings(self.settings, store=self.store)
+        return self._generator
+
+    @property
+    def index(self) -> VectorIndex:
+        if self._index is None:
+            self._index = open_index_from_settings(self.settings)
+        return self._index
+
+    def close(self) -> None:
+        if self._index is not None:
+            self._index.close()
+            self._index = None
+
+    def __enter__(self) -> Searcher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ queries
+    def latent_query(
+        self,
+        seed: int | None = None,
+        *,
+        z: np.ndarray | None = None,
+        shifts: Mapping[str, float] | None = None,
+        hold: Sequence[str] = (),
+    ) -> Query:
+        """The generated active region of a seed (or of ``z``), shifted along directions.
+
+        ``shifts`` maps a parameter to a step eps in latent units along its unit direction
+        (z' = z + eps n, SCIENCE.md), each direction conditioned on the ``hold`` parameters.
+        Directions come from the store for the generator's version (``sharpseek directions
+        fit``); without them a shift is refused.
+        """
+        gen = self.generator
+        if (seed is None) == (z is None):
+            raise ValueError("give a seed or a latent vector z (one of them)")
+        latent = gen.latent([int(seed)])[0] if z is None else np.asarray(z, np.float32).ravel()
+        if latent.shape != (gen.latent_dim,) or not np.isfinite(latent).all():
+            raise ValueError(f"latent vector must be {gen.latent_dim} finite numbers")
+        words = [f"seed {seed}" if seed is not None else "latent vector"]
+        if shifts:
+            from sharpseek.directions import DirectionSet
+
+            directions = DirectionSet.load(self.store, gen.version)
+            directions.check_gan(gen.version)
+            for name, eps in shifts.items():
+                if not math.isfinite(float(eps)):
+                    raise ValueError(f"shift of {name!r} must be finite, got {eps!r}")
+                latent = latent + float(eps) * directions.direction(name, tuple(hold))
+                words.append(f"{name} {float(eps):+g}")
+            if hold:
+                words.append(f"holding {', '.join(hold)}")
+        latent = latent.astype(np.float32)
+        image = gen.generate(latent[None])[0]
+        query = self.image_query(image, units="model")
+        query.kind, query.description, query.latent = "latent", ", ".join(words), latent
+        return query
+
+    def image_query(
+        self, image: str | Path | np.ndarray, *, units: Literal["gauss", "model"] = "model"
+    ) -> Query:
+        """A query from an image: a path (FITS, .npy, sharpseek PNG; see :func:`load_image`)
+        or an array in ``units`` (default model space, e.g. a generated image)."""
+        is_path = isinstance(image, str | Path)
+        b = load_image(image, units=units)
+        vector = self.encoder.embed(b[None])[0]
+        return Query(
+            vector=vector,
+            encoder_version=self.encoder.version,
+            kind="image",
+            description=str(image) if is_path else "image",
+            image=b,
+            parameters=_parameters(b[None])[0],
+        )
+
+    def record_query(self, record_id: str) -> Query:
+        """A query from an indexed record: its stored embedding and parameters."""
+        found = self.index.get([record_id], with_vector=True)
+        if not found:
+            raise KeyError(f"record {record_id!r} is not in the live collection of the index")
+        record = found[0]
+        payload = record.payload
+        return Query(
+            vector=record.vector,
+            encoder_version=str(payload.get("encoder_version")),
+            kind="record",
+            description=record_id,
+            image=None,
+            parameters={k: _float(payload.get(k)) for k in SHOWN_PARAMETERS},
+            region=str(payload.get("region")),
+        )
+
+    # ------------------------------------------------------------------ search
+    def search(
+        self,
+        query: Query,
+        *,
+        k: int = 10,
+        filter: SearchFilter | None = None,
+        per_region: int = 1,
+        group_by_region: bool = True,
+        include_own_region: bool = False,
+        exact: bool | None = None,
+    ) -> pd.DataFrame:
+        """The real frames nearest to ``query`` in the embedding space, best first.
+
+        One request to the index, with the filter inside. By default one best frame per
+        region (``k`` regions); ``per_region`` frames of each; ``group_by_region=False``
+        for ``k`` frames. A record query leaves its own region out unless
+        ``include_own_region``.
+
+        Returns
+        -------
+        DataFrame, one row per match: ``rank``, ``record_id``, ``series``, ``harpnum``,
+        ``region``, ``t_rec`` (TAI), ``noaa_ars`` (list), ``score`` (Euclidean distance in
+        the embedding space), ``lat_fwt``, ``lon_fwt``, ``mu``, ``jsoc_url`` (None for
+        synthetic records), ``dataset_version``, and ``query_<p>`` / ``match_<p>`` for each
+        of :data:`SHOWN_PARAMETERS`. ``attrs["query"]`` describes the query.
+
+        Raises
+        ------
+        EmptyIndexError, EncoderMismatchError, ValueError (see :meth:`VectorIndex.search`).
+        """
+        spec = filter
+        if query.region is not None and not include_own_region:
+            spec = _with_excluded_region(spec, query.region)
+        hits = self.index.search(
+            query.vector,
+            limit=k,
+            filter=spec,
+            group_by_harp=group_by_region,
+            per_region=per_region,
+            exact=exact,
+            encoder_version=query.encoder_version,
+        )
+        rows = []
+        base = self.settings.jsoc.server_url
+        for rank, hit in enumerate(hits, start=1):
+            p = hit.payload
+            row = {
+                "rank": rank,
+                "record_id": hit.record_id,
+                "series": p.get("series"),
+                "harpnum": hit.harpnum,
+                "region": hit.region,
+                "t_rec": pd.Timestamp(hit.t_rec),
+                "noaa_ars": list(p.get("noaa_ars") or []),
+                "score": hit.score,
+                "lat_fwt": _float(p.get("lat_fwt")),
+                "lon_fwt": _float(p.get("lon_fwt")),
+                "mu": _float(p.get("mu")),
+                "jsoc_url": jsoc_url(str(p.get("series")), hit.harpnum, hit.t_rec, base),
+                "dataset_version": p.get("dataset_version"),
+            }
+            for name in SHOWN_PARAMETERS:
+                row[f"query_{name}"] = _float(query.parameters.get(name))
+                row[f"match_{name}"] = _float(p.get(name))
+            rows.append(row)
+        frame = pd.DataFrame(rows, columns=_columns())
+        frame.attrs["query"] = _describe(query)
+        return frame
+
+    def nearest_regions(
+        self,
+        images: np.ndarray,
+        k: int = 3,
+        *,
+        filter: SearchFilter | None = None,
+    ) -> list[pd.DataFrame]:
+        """For each model-space image (n, 128, 128), the best frames of its ``k`` nearest
+        real regions (one :meth:`search` result per image). For catalogues of generated ARs.
+        """
+        images = np.asarray(images, dtype=np.float32)
+        if images.ndim == 2:
+            images = images[None]
+        if images.ndim != 3:
+            raise ImageInputError(f"images must have shape (n, 128, 128), got {images.shape}")
+        for i, image in enumerate(images):
+            _check_model_image(image, f"image {i}")
+        vectors = self.encoder.embed(images)
+        params = _parameters(images)
+        out = []
+        for i in range(len(images)):
+            query = Query(
+                vector=vectors[i],
+                encoder_version=self.encoder.version,
+                kind="image",
+                description=f"image {i}",
+                image=images[i],
+                parameters=params[i],
+            )
+            out.append(self.search(query, k=k, filter=filter))
+        return out
+
+    def baseline_search(
+        self,
+        query: Query,
+        table: pd.DataFrame,
+        *,
+        metric: Literal["euclidean", "mahalanobis"] = "euclidean",
+        k: int = 10,
+        filter: SearchFilter | None = None,
+        per_region: int = 1,
+    ) -> pd.DataFrame:
+        """The paper's baseline: nearest frames of ``table`` (a manifest) to the query in the
+        (TUF, R, PSEP) space, normalised (``euclidean``) or by ``mahalanobis`` distance with
+        the covariance of all of ``table``'s frames; ``score`` is that distance. The filter
+        has the index's semantics (:func:`filter_mask`)."""
+        baseline = PhysicsBaseline.fit(table)
+        q = baseline_features(pd.DataFrame([query.parameters]))
+        dist = baseline.distances(q, metric)[0]
+        spec = filter
+        if query.region is not None:
+            spec = _with_excluded_region(spec, query.region)
+        keep = np.flatnonzero(filter_mask(table, spec))
+        order = keep[np.argsort(dist[keep], kind="stable")]
+        chosen: list[int] = []
+        counts: dict[str, int] = {}
+        for i in order:
+            region = region_key(str(table["series"].iloc[i]), int(table["harpnum"].iloc[i]))
+            if counts.get(region, 0) >= per_region:
+                continue
+            counts[region] = counts.get(region, 0) + 1
+            chosen.append(int(i))
+            if len(counts) >= k and all(c >= per_region for c in counts.values()):
+                break
+        rows = []
+        base = self.settings.jsoc.server_url
+        for rank, i in enumerate(chosen, start=1):
+            r = table.iloc[i]
+            row = {
+                "rank": rank,
+                "record_id": r.get("record_id"),
+                "series": r["series"],
+                "harpnum": int(r["harpnum"]),
+                "region": region_key(str(r["series"]), int(r["harpnum"])),
+                "t_rec": pd.Timestamp(r["t_rec"]),
+                "noaa_ars": _noaa_lists(table.iloc[[i]])[0],
+                "score": float(dist[i]),
+                "lat_fwt": _float(r.get("lat_fwt")),
+                "lon_fwt": _float(r.get("lon_fwt")),
+                "mu": _float(r.get("mu")),
+                "jsoc_url": jsoc_url(str(r["series"]), int(r["harpnum"]), r["t_rec"], base),
+                "dataset_version": None,
+            }
+            for name in SHOWN_PARAMETERS:
+                row[f"query_{name}"] = _float(query.parameters.get(name))
+                row[f"match_{name}"] = _float(r.get(name))
+            rows.append(row)
+        frame = pd.DataFrame(rows, columns=_columns())
+        frame.attrs["query"] = _describe(query) | {"method": metric}
+        return frame
+
+    # ------------------------------------------------------------------ records
+    def _dataset_of(self, record_id: str):
+        from sharpseek.dataset import dataset_names, dataset_versions, load_dataset
+
+        found = self.index.get([record_id])
+        wanted = str(found[0].payload.get("dataset_version")) if found else None
+        for name in dataset_names(self.store):
+            versions = dataset_versions(self.store, name)
+            for version in ([wanted] if wanted in versions else []) + versions[::-1]:
+                ds = load_dataset(self.store, name, version)
+                rows = np.flatnonzero(ds.manifest["record_id"].to_numpy() == record_id)
+                if len(rows):
+                    return ds, int(rows[0])
+        raise KeyError(f"record {record_id!r} is in no dataset of {self.store.describe()}")
+
+    def record_image(self, record_id: str) -> np.ndarray:
+        """The model-space image (128, 128) float32 of a record, from its dataset."""
+        ds, row = self._dataset_of(record_id)
+        return ds.images([row])[0]
+
+    def record_fits(self, record_id: str) -> Path | None:
+        """The raw FITS file of a real record (a local path; downloaded to a temporary
+        folder from an S3 store), or None for a synthetic record or one ingested without
+        keeping its file. Open it with ``astropy.io.fits.open(path)`` or, where sunpy is
+        installed, ``sunpy.map.Map(path)`` (sunpy is not a dependency of sharpseek)."""
+        ds, row = self._dataset_of(record_id)
+        r = ds.manifest.iloc[row]
+        source = str(r.get("source") or "")
+        if ":" not in source:
+            return None
+        key = f"raw/{r['series']}/{int(r['harpnum'])}/{source.split(':', 1)[1]}"
+        if not self.store.exists(key):
+            return None
+        from sharpseek.store import LocalStore
+
+        if isinstance(self.store, LocalStore):
+            return self.store.root / key
+        target = Path(tempfile.mkdtemp(prefix="sharpseek-fits-")) / Path(key).name
+        return self.store.get_file(key, target)
+
+
+def nearest_regions(
+    images: np.ndarray,
+    k: int = 3,
+    *,
+    settings: Settings | None = None,
+    filter: SearchFilter | None = None,
+    searcher: Searcher | None = None,
+) -> list[pd.DataFrame]:
+    """For each model-space image (n, 128, 128), its ``k`` nearest real regions (best
+    frame of each) in the configured index: the hook of the generated-AR catalogue."""
+    if searcher is not None:
+        return searcher.nearest_regions(images, k, filter=filter)
+    with Searcher(settings) as own:
+        return own.nearest_regions(images, k, filter=filter)
+
+
+def results_to_json(frame: pd.DataFrame) -> dict[str, Any]:
+    """A search result as plain JSON: ``{"query": {...}, "results": [...]}`` with each match's
+    parameters under ``query`` and ``match`` side by side."""
+    results = []
+    for _, row in frame.iterrows():
+        item = {
+            key: _plain(row[key])
+            for key in frame.columns
+            if not key.startswith(("query_", "match_"))
+        }
+        item["parameters"] = {
+            name: {"query": _plain(row[f"query_{name}"]), "match": _plain(row[f"match_{name}"])}
+            for name in SHOWN_PARAMETERS
+        }
+        results.append(item)
+    return {"query": frame.attrs.get("query", {}), "results": results}
+
+
+# ---------------------------------------------------------------------------------------------
+def _columns() -> list[str]:
+    base = [
+        "rank", "record_id", "series", "harpnum", "region", "t_rec", "noaa_ars", "score",
+        "lat_fwt", "lon_fwt", "mu", "jsoc_url", "dataset_version",
+    ]  # fmt: skip
+    for name in SHOWN_PARAMETERS:
+        base += [f"query_{name}", f"match_{name}"]
+    return base
+
+
+def _describe(query: Query) -> dict[str, Any]:
+    return {
+        "kind": query.kind,
+        "description": query.description,
+        "encoder_version": query.encoder_version,
+        "parameters": {k: _plain(query.parameters.get(k)) for k in SHOWN_PARAMETERS},
+    }
+
+
+def _with_excluded_region(spec: SearchFilter | None, region: str) -> SearchFilter:
+    from dataclasses import replace
+
+    spec = spec or SearchFilter()
+    regions = tuple(spec.exclude_regions or ()) + (region,)
+    return replace(spec, exclude_regions=regions)
+
+
+def _float(value: Any) -> float:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+    return out
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
