@@ -39,6 +39,10 @@ def _register_training() -> None:
 
 _register_training()
 
+from sharpseek.cli_ui import ui as _ui  # noqa: E402
+
+app.command("ui")(_ui)
+
 console = Console()
 
 PresetOption = Annotated[

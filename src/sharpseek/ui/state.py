@@ -95,7 +95,7 @@ class ViewState:
 
 
 def _num(value: float) -> str:
-    return "" if value is None else format(float(value), ".6g")
+    return "" if value is None else format(float(value), ".12g")
 
 
 def _pair_text(pair) -> str:

@@ -1,0 +1,41 @@
+"""sharpseek's Streamlit app: a thin shell over ``sharpseek.ui`` (run it with `sharpseek ui`).
+
+Each page lives in ``views/`` and only calls the library: the view state, its shareable URL,
+the models, directions, index and exports are all in :mod:`sharpseek.ui`.
+"""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import common  # noqa: E402
+import streamlit as st  # noqa: E402
+from views import export, generate, search, shift, status  # noqa: E402
+
+st.set_page_config(page_title="sharpseek", page_icon=":sunny:", layout="wide")
+
+PAGES = {
+    "generate": ("Generate", generate.show),
+    "shift": ("Shift", shift.show),
+    "search": ("Search", search.show),
+    "export": ("Export", export.show),
+    "status": ("Status", status.show),
+}
+
+wb = common.workbench()
+if wb is not None:
+    common.init_state(wb)
+    view = common.view()
+    if "page_choice" not in st.session_state:
+        st.session_state["page_choice"] = view.page
+    st.sidebar.title("sharpseek")
+    choice = st.sidebar.radio(
+        "Page", list(PAGES), format_func=lambda k: PAGES[k][0], key="page_choice"
+    )
+    view.page = choice
+    common.sidebar_summary(wb)
+    try:
+        PAGES[choice][1](wb)
+    finally:
+        common.sync_url()

@@ -1,0 +1,81 @@
+"""Export: results as CSV, images as PNG and .npy, JSOC links, the shareable URL."""
+
+from __future__ import annotations
+
+import common
+import streamlit as st
+
+from sharpseek.jsoc import record_url
+from sharpseek.ui import encode_query, image_npy, image_png, results_table, share_url
+
+
+def show(wb) -> None:
+    st.header("Export")
+    common.show_messages()
+    rendered, error = common.guarded(common.current_render, wb)
+    if error:
+        st.error(error)
+    common.sync_url()
+    base = st.context.url or "http://localhost:8501/"
+    url = share_url(base, encode_query(common.view()))
+    st.subheader("Shareable link")
+    st.caption(
+        "Seed, shifts, held quantities, filters, and the GAN, directions and index versions: "
+        "opening it redraws this view, or says which version is gone."
+    )
+    st.code(url, language=None)
+    if rendered is not None:
+        st.subheader("Current image")
+        name = st.session_state.get("base_label", "image").replace(" ", "-")
+        a, b = st.columns(2)
+        a.download_button(
+            "PNG", image_png(rendered.image), f"{name}.png", "image/png", key="dl_png"
+        )
+        b.download_button(
+            "Model-space .npy",
+            image_npy(rendered.image),
+            f"{name}.npy",
+            "application/octet-stream",
+            key="dl_npy",
+        )
+    matches = st.session_state.get("matches")
+    if not matches:
+        st.info("Run a search to export its results.")
+        return
+    st.subheader("Search results")
+    table = results_table(
+        matches, st.session_state.get("query_params"), jsoc_url=wb.settings.jsoc.server_url
+    )
+    st.download_button(
+        "Results CSV",
+        table.to_csv(index=False).encode(),
+        "sharpseek-results.csv",
+        "text/csv",
+        key="dl_csv",
+    )
+    lines = []
+    for i, m in enumerate(matches, start=1):
+        link = record_url(m.series, m.harpnum, m.t_rec, wb.settings.jsoc.server_url)
+        where = f"[JSOC record]({link})" if link else "synthetic record: not in JSOC"
+        lines.append(f"{i}. `{m.record_id}` — {where}")
+    st.markdown("\n".join(lines))
+    pick = st.selectbox(
+        "Match image",
+        range(len(matches)),
+        key="export_match",
+        format_func=lambda i: matches[i].record_id,
+    )
+    m = matches[pick]
+    if m.image is not None:
+        a, b = st.columns(2)
+        stem = m.record_id.replace(":", "_")
+        a.download_button(
+            "Match PNG", image_png(m.image), f"{stem}.png", "image/png", key="dl_match_png"
+        )
+        b.download_button(
+            "Match .npy",
+            image_npy(m.image),
+            f"{stem}.npy",
+            "application/octet-stream",
+            key="dl_match_npy",
+        )

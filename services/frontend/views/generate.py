@@ -1,0 +1,94 @@
+"""Generate: a grid of generated active regions from seeds; pick one, or start from a real SHARP."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import common
+import numpy as np
+import streamlit as st
+
+from sharpseek.plotting import magnetogram_rgb
+from sharpseek.ui import read_upload
+
+GRID_SIZE = 12
+COLUMNS = 6
+
+
+def show(wb) -> None:
+    st.header("Generate")
+    common.show_messages()
+    st.caption(
+        "Each picture is a generated active region: B_r on a diverging scale (red +, blue -, "
+        "±1000 G), north up. A seed names its latent vector, so a seed is a shareable name."
+    )
+    if "grid_seeds" not in st.session_state:
+        st.session_state["grid_seeds"] = list(range(GRID_SIZE))
+    left, right = st.columns([1, 2])
+    with left:
+        if st.button("New random seeds", key="new_seeds"):
+            rng = np.random.default_rng()
+            st.session_state["grid_seeds"] = sorted(
+                int(s) for s in rng.choice(1_000_000, GRID_SIZE, replace=False)
+            )
+    with right:
+        typed = st.number_input("Seed", min_value=0, step=1, value=0, key="typed_seed")
+        if st.button("Work on this seed", key="use_typed_seed"):
+            common.set_seed(wb, int(typed))
+            st.success(f"Working on seed {int(typed)}: open Shift to move it, Search to query.")
+
+    seeds = st.session_state["grid_seeds"]
+    images, error = common.guarded(wb.grid, seeds)
+    if error:
+        st.error(f"Could not generate: {error}")
+        return
+    for row in range(0, len(seeds), COLUMNS):
+        cols = st.columns(COLUMNS)
+        for col, seed, image in zip(cols, seeds[row : row + COLUMNS], images[row:], strict=False):
+            with col:
+                st.image(magnetogram_rgb(image, zoom=1), caption=f"seed {seed}", width="stretch")
+                if st.button("Work on it", key=f"pick_{seed}"):
+                    common.set_seed(wb, seed)
+                    st.success(f"Working on seed {seed}.")
+
+    st.subheader("Start from a real SHARP")
+    st.caption(
+        "Upload a SHARP Br FITS file, a (128, 128) model-space .npy, or a 128 x 128 grayscale "
+        "PNG; or pick a record from the index. It becomes the search query."
+    )
+    upload = st.file_uploader("Upload FITS / .npy / PNG", key="upload")
+    if upload is not None and st.session_state.get("upload_done") != upload.file_id:
+        st.session_state["upload_done"] = upload.file_id
+        result, error = common.guarded(read_upload, upload.name, upload.getvalue())
+        if error:
+            st.error(f"Upload refused: {error}")
+        else:
+            image, meta = result
+            common.set_base_image(image, f"upload {upload.name}", meta)
+            _try_inversion(wb, image)
+            st.success(f"Working on {upload.name}.")
+    values, error = common.guarded(wb.indexed_values, ())
+    if error:
+        st.warning(error)
+    elif len(values):
+        record = st.selectbox(
+            "Indexed record", values["record_id"].tolist(), index=None, key="pick_record"
+        )
+        if record and st.button("Work on this record", key="use_record"):
+            result, error = common.guarded(wb.record, record)
+            if error:
+                st.error(error)
+            else:
+                common.set_base_image(result[0], f"record {record}", result[1])
+                common.view().record = record
+                _try_inversion(wb, result[0])
+                st.success(f"Working on {record}.")
+
+
+def _try_inversion(wb, image) -> None:
+    """Find z for a real patch when the library can (GAN inversion); else say so."""
+    if importlib.util.find_spec("sharpseek.inversion") is None:
+        st.info(
+            "GAN inversion is not available in this installation: the patch is used as the "
+            "search query as it is; shifting it needs its latent vector."
+        )

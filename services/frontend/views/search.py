@@ -1,0 +1,193 @@
+"""Search: the current image as the query, filters over histograms, results, compare."""
+
+from __future__ import annotations
+
+import altair as alt
+import common
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from sharpseek.physics import PARAMETER_UNITS
+from sharpseek.plotting import magnetogram_rgb
+from sharpseek.ui import Filters
+from sharpseek.ui.workbench import FILTER_FIELDS, SHOWN_PARAMETERS
+
+COLUMNS = 4
+
+
+def _int_list(text: str, what: str) -> list[int] | None:
+    items = [t for t in text.replace(",", " ").split() if t]
+    try:
+        return [int(t) for t in items] or None
+    except ValueError:
+        raise ValueError(f"{what}: {text!r} is not a list of whole numbers") from None
+
+
+def _histogram(values: pd.Series, low: float, high: float, field: str):
+    finite = values[np.isfinite(values)]
+    counts, edges = np.histogram(finite, bins=40)
+    frame = pd.DataFrame({"from": edges[:-1], "to": edges[1:], "count": counts})
+    frame["selected"] = (frame["to"] >= low) & (frame["from"] <= high)
+    unit = PARAMETER_UNITS.get(field, "")
+    return (
+        alt.Chart(frame, height=90)
+        .mark_bar()
+        .encode(
+            x=alt.X("from:Q", bin="binned", title=f"{field} {unit}".strip()),
+            x2="to:Q",
+            y=alt.Y("count:Q", title="records"),
+            color=alt.condition("datum.selected", alt.value("#c8102e"), alt.value("#bbbbbb")),
+        )
+    )
+
+
+def _filters(wb, values: pd.DataFrame) -> Filters:
+    """Draw the filter widgets; return the filters they say (checked by the library)."""
+    state = common.view()
+    f = Filters()
+    st.session_state.setdefault("filter_fields", list(state.filters.ranges) or [])
+    fields = [c for c in FILTER_FIELDS if c in values.columns]
+    chosen = st.multiselect("Filter on", fields, key="filter_fields")
+    for field in chosen:
+        column = pd.to_numeric(values[field], errors="coerce").astype(float)
+        finite = column[np.isfinite(column)]
+        if not len(finite):
+            st.caption(f"{field}: no indexed values")
+            continue
+        lo, hi = float(finite.min()), float(finite.max())
+        saved = state.filters.ranges.get(field)
+        key = f"range_{field}"
+        if key not in st.session_state:
+            start = (
+                saved[0] if saved and saved[0] is not None else lo,
+                saved[1] if saved and saved[1] is not None else hi,
+            )
+            st.session_state[key] = (max(lo, min(hi, start[0])), max(lo, min(hi, start[1])))
+        low, high = st.session_state[key]
+        st.altair_chart(_histogram(column, low, high, field), width="stretch")
+        low, high = st.slider(field, lo, hi, key=key, format="%.4g")
+        f.ranges[field] = (low, high)
+    c1, c2 = st.columns(2)
+    hemi = c1.radio(
+        "Hemisphere",
+        ["any", "north", "south"],
+        horizontal=True,
+        key="hemi",
+        index=["any", "north", "south"].index(state.filters.hemisphere or "any"),
+    )
+    f.hemisphere = None if hemi == "any" else hemi
+    if c2.checkbox("Limit mu (disk position)", key="use_mu", value=state.filters.mu is not None):
+        mu = state.filters.mu or (0.0, 1.0)
+        f.mu = st.slider(
+            "mu = cos(heliocentric angle)", 0.0, 1.0, (mu[0] or 0.0, mu[1] or 1.0), key="mu"
+        )
+    t1, t2 = st.columns(2)
+    time = state.filters.time or (None, None)
+    start = t1.text_input("T_REC from (TAI, ISO)", value=time[0] or "", key="time_from")
+    end = t2.text_input("T_REC to (TAI, ISO)", value=time[1] or "", key="time_to")
+    if start or end:
+        f.time = (start or None, end or None)
+    h1, h2 = st.columns(2)
+    harps = h1.text_input(
+        "HARP numbers", key="harps", value=" ".join(map(str, state.filters.harpnums or []))
+    )
+    noaa = h2.text_input(
+        "NOAA numbers", key="noaa", value=" ".join(map(str, state.filters.noaa or []))
+    )
+    f.harpnums = _int_list(harps, "HARP numbers")
+    f.noaa = _int_list(noaa, "NOAA numbers")
+    return f
+
+
+def show(wb) -> None:
+    st.header("Search")
+    common.show_messages()
+    state = common.view()
+    rendered, error = common.guarded(common.current_render, wb)
+    if error:
+        st.error(f"Could not draw the query: {error}")
+        return
+    if rendered is None:
+        st.info("Pick an active region on the Generate page first: it becomes the query.")
+        return
+    values, error = common.guarded(wb.indexed_values)
+    if error:
+        st.error(f"The index cannot be read: {error}")
+        return
+    left, right = st.columns([1, 2])
+    with left:
+        st.image(magnetogram_rgb(rendered.image), caption="query (the current image)")
+    with right:
+        try:
+            filters = _filters(wb, values)
+            filters.to_search_filter()  # checks the values now, naming a bad one
+        except ValueError as err:
+            st.error(f"Filter not applied: {err}")
+            filters = None
+        k1, k2 = st.columns(2)
+        st.session_state.setdefault("limit", state.limit)
+        limit = k1.number_input("Results", 1, 100, key="limit")
+        one = k2.checkbox("One result per region", value=state.per_region == 1, key="one_per")
+        go = st.button("Search", key="search", type="primary", disabled=filters is None)
+    if go and filters is not None:
+        matches, error = common.guarded(
+            wb.search, rendered.image, filters, limit=int(limit), group_by_region=one
+        )
+        if error:
+            st.error(f"Search failed: {error}")
+        else:
+            state.filters = filters
+            state.limit = int(limit)
+            state.per_region = 1
+            st.session_state["matches"] = matches
+            st.session_state["query_params"] = rendered.params
+            st.session_state["query_image"] = rendered.image
+    matches = st.session_state.get("matches")
+    if matches is None:
+        return
+    st.subheader(f"{len(matches)} result(s)")
+    if not matches:
+        st.info("No indexed record matches these filters.")
+        return
+    for row in range(0, len(matches), COLUMNS):
+        cols = st.columns(COLUMNS)
+        for col, (i, m) in zip(cols, list(enumerate(matches))[row : row + COLUMNS], strict=False):
+            with col:
+                if m.image is not None:
+                    st.image(magnetogram_rgb(m.image, zoom=1), width="stretch")
+                noaa = ", ".join(map(str, m.noaa)) or "none"
+                st.markdown(
+                    f"**{i + 1}. HARP {m.harpnum}** ({m.series})  \nT_REC {m.t_rec} TAI  \n"
+                    f"NOAA {noaa}  \nsimilarity {m.similarity:.3f} (distance {m.distance:.3f})"
+                )
+    query = st.session_state.get("query_params", {})
+    table = pd.DataFrame(
+        {
+            "parameter": [p.upper() for p in SHOWN_PARAMETERS],
+            "unit": [PARAMETER_UNITS.get(p, "") for p in SHOWN_PARAMETERS],
+            "query": [query.get(p) for p in SHOWN_PARAMETERS],
+            **{
+                f"{i + 1}. HARP {m.harpnum}": [m.params.get(p) for p in SHOWN_PARAMETERS]
+                for i, m in enumerate(matches)
+            },
+        }
+    )
+    st.dataframe(table, hide_index=True, key="results_table")
+
+    st.subheader("Compare")
+    pick = st.selectbox(
+        "Match",
+        range(len(matches)),
+        key="compare",
+        format_func=lambda i: f"{i + 1}. {matches[i].record_id}",
+    )
+    m = matches[pick]
+    q_image = st.session_state.get("query_image")
+    if m.image is None or q_image is None:
+        st.warning("This match's image is not in the store any more.")
+        return
+    a, b, c = st.columns(3)
+    a.image(magnetogram_rgb(q_image), caption="query")
+    b.image(magnetogram_rgb(m.image), caption=f"match: {m.record_id}")
+    c.image(magnetogram_rgb(m.image - q_image), caption="match − query (same scale, ±1000 G)")

@@ -1,0 +1,36 @@
+"""Status: backends in use, model and index versions, records indexed, last ingest."""
+
+from __future__ import annotations
+
+import common
+import streamlit as st
+
+
+def show(wb) -> None:
+    st.header("Status")
+    common.show_messages()
+    info, error = common.guarded(wb.status)
+    if error:
+        st.error(error)
+        return
+    index = info["index"]
+    a, b, c = st.columns(3)
+    a.metric("SHARPs indexed", index.get("records", "—"))
+    b.metric("Index backend", index.get("backend", "unavailable"))
+    last = info.get("last_ingest")
+    c.metric("Last ingest (UTC)", (last or {}).get("created", "never")[:19].replace("T", " "))
+    if "error" in index:
+        st.error(index["error"])
+    rows = [
+        ("model backend", info["models"]["backend"]),
+        ("GAN version", info["models"]["gan"]),
+        ("encoder version", info["models"]["encoder"]),
+        ("directions version", info["directions"] or "none"),
+        ("live index collection", index.get("live") or "none"),
+        ("indexed dataset versions", ", ".join(index.get("dataset_versions", [])) or "none"),
+        ("last ingest", f"{last['dataset']}/{last['version']}" if last else "none"),
+        ("object store", info["store"]),
+    ]
+    st.table({"part": [r[0] for r in rows], "in use": [str(r[1]) for r in rows]})
+    if "last_render_ms" in st.session_state:
+        st.caption(f"Last Shift update drawn in {st.session_state['last_render_ms']:.0f} ms.")
