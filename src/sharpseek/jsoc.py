@@ -67,7 +67,6 @@ __all__ = [
     "build_query",
     "parse_cadence",
     "format_t_rec",
-    "record_url",
     "query_records",
     "incremental_queries",
     "incremental_query",
@@ -186,24 +185,6 @@ def format_t_rec(t: datetime) -> str:
     '2014.01.31_02:48:00_TAI'
     """
     return t.strftime("%Y.%m.%d_%H:%M:%S_TAI")
-
-
-def record_url(series: str, harpnum: int, t_rec: datetime, server_url: str) -> str | None:
-    """A link to one SHARP record in JSOC's LookData page, or None for a series JSOC lacks.
-
-    Examples
-    --------
-    >>> record_url("hmi.sharp_cea_720s", 377, datetime(2011, 2, 15), "http://jsoc.stanford.edu/")
-    'http://jsoc.stanford.edu/ajax/lookdata.html?ds=hmi.sharp_cea_720s[377][2011.02.15_00:00:00_TAI]'
-    >>> record_url("synthetic", 1, datetime(2020, 1, 1), "http://jsoc.stanford.edu/") is None
-    True
-    """
-    if series not in SHARP_SERIES:
-        return None
-    return (
-        f"{server_url.rstrip('/')}/ajax/lookdata.html?ds={series}[{int(harpnum)}]"
-        f"[{format_t_rec(t_rec)}]"
-    )
 
 
 def parse_cadence(cadence: str) -> timedelta:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import common
 import streamlit as st
 
-from sharpseek.jsoc import record_url
+from sharpseek.search import jsoc_url as record_url
 from sharpseek.ui import encode_query, image_npy, image_png, results_table, share_url
 
 

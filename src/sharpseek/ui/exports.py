@@ -20,7 +20,7 @@ def results_table(
     """One row per match: identity, T_REC (TAI), NOAA numbers, distance, similarity, its
     parameters (model units, named ``<parameter> [<unit>]``) and its JSOC link; the query's
     parameters as a first row (``record_id`` = ``query``) when given."""
-    from sharpseek.jsoc import record_url
+    from sharpseek.search import jsoc_url as record_url
     from sharpseek.ui.workbench import SHOWN_PARAMETERS
 
     def unit(p: str) -> str:

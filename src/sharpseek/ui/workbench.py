@@ -223,15 +223,9 @@ class Workbench:
     @property
     def index(self):
         if self._index is None:
-            from sharpseek.index import open_index
+            from sharpseek.index import open_index_from_settings
 
-            cfg = getattr(self.settings, "index", None)
-            if cfg is not None and getattr(cfg, "backend", "embedded") == "server":
-                key = cfg.api_key.get_secret_value() if cfg.api_key else None
-                self._index = open_index("server", url=cfg.url, api_key=key)
-            else:
-                path = getattr(self.settings, "index_dir", self.settings.home / "index")
-                self._index = open_index("embedded", path=path)
+            self._index = open_index_from_settings(self.settings)
         return self._index
 
     @property
@@ -280,7 +274,7 @@ class Workbench:
         """Which backends are in use, model and index versions, records indexed, last ingest."""
         out: dict[str, Any] = {"home": str(self.settings.home)}
         out["models"] = {
-            "backend": "in-process (embedded)",
+            "backend": "in-process (embedded)",  # TorchServe once sharpseek.backends lands
             "gan": self.generator.version,
             "encoder": _safe(lambda: self.encoder.version),
         }
