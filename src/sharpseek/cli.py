@@ -39,6 +39,10 @@ def _register_training() -> None:
 
 _register_training()
 
+from sharpseek.cli_serve import serve_app as _serve_app  # noqa: E402
+
+app.add_typer(_serve_app, name="serve")
+
 from sharpseek.cli_ui import ui as _ui  # noqa: E402
 
 app.command("ui")(_ui)

@@ -1,0 +1,171 @@
+"""``sharpseek serve build|start|stop|status|swap``: a thin shell over :mod:`sharpseek.serving`.
+
+Register in ``cli.py``::
+
+    from sharpseek.cli_serve import serve_app
+    app.add_typer(serve_app, name="serve")
+
+Configuration comes from ``settings.serve`` (env ``SHARPSEEK_SERVE__*``, docs/serving.md).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from sharpseek.config import PresetName, get_settings
+
+serve_app = typer.Typer(
+    help="Serve the generator and the encoder with TorchServe (docs/serving.md).",
+    no_args_is_help=True,
+)
+console = Console()
+
+PresetOpt = Annotated[
+    PresetName | None, typer.Option("--preset", help="tiny (CPU, tests) or paper (GPU nodes)")
+]
+HomeOpt = Annotated[
+    Path | None, typer.Option("--home", help="data home (default: SHARPSEEK_HOME or ./.sharpseek)")
+]
+
+
+def _settings(preset: str | None, home: Path | None):
+    overrides: dict[str, Any] = {}
+    if preset is not None:
+        overrides["preset"] = preset
+    if home is not None:
+        overrides["home"] = home
+    return get_settings(**overrides)
+
+
+def _fail(err: BaseException) -> typer.Exit:
+    console.print(f"[red]error:[/] {escape(str(err))}")
+    return typer.Exit(code=2)
+
+
+@serve_app.command("build")
+def build_cmd(
+    preset: PresetOpt = None,
+    home: HomeOpt = None,
+    model: Annotated[
+        list[str] | None, typer.Option("--model", help="generator or encoder (default both)")
+    ] = None,
+    upload: Annotated[
+        bool, typer.Option("--upload/--no-upload", help="copy archives to the store's model-store/")
+    ] = True,
+    require_directions: Annotated[
+        bool, typer.Option("--require-directions", help="fail when the GAN has no directions")
+    ] = False,
+) -> None:
+    """Model archives (.mar) of the current checkpoints and directions, versioned."""
+    from sharpseek.serving import ServeError, build_archives, model_store_dir
+
+    settings = _settings(preset, home)
+    try:
+        archives = build_archives(
+            settings,
+            models=tuple(model) if model else ("generator", "encoder"),
+            upload=upload,
+            require_directions=require_directions,
+        )
+    except (FileNotFoundError, ValueError, ServeError) as err:
+        raise _fail(err) from None
+    table = Table(title=f"archives in {model_store_dir(settings)}")
+    for column in ("model", "archive", "GAN", "encoder", "directions"):
+        table.add_column(column)
+    for a in archives:
+        table.add_row(a.model, a.file, a.gan or "", a.encoder or "", a.directions or "-")
+    console.print(table)
+
+
+@serve_app.command("start")
+def start_cmd(preset: PresetOpt = None, home: HomeOpt = None) -> None:
+    """Start TorchServe with the current archives; returns when the models are ready."""
+    from sharpseek.backends import BackendError
+    from sharpseek.serving import ServeError, serve_dir, start
+
+    settings = _settings(preset, home)
+    try:
+        with console.status("starting TorchServe (the JVM and one worker per model) ..."):
+            state = start(settings)
+    except (ServeError, BackendError, ValueError) as err:
+        raise _fail(err) from None
+    console.print(
+        f"TorchServe runs (pid {state['pid']}): inference {settings.serve.inference_url}, "
+        f"management {settings.serve.management_url}, metrics {settings.serve.metrics_url}/metrics"
+    )
+    if settings.serve.token_auth:
+        console.print(f"tokens: {serve_dir(settings) / 'key_file.json'}")
+
+
+@serve_app.command("stop")
+def stop_cmd(preset: PresetOpt = None, home: HomeOpt = None) -> None:
+    """Stop the TorchServe started here (and its workers)."""
+    from sharpseek.serving import stop
+
+    settings = _settings(preset, home)
+    console.print("stopped" if stop(settings) else "TorchServe was not running")
+
+
+@serve_app.command("status")
+def status_cmd(
+    preset: PresetOpt = None,
+    home: HomeOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Whether TorchServe runs, and which versions of which models it serves."""
+    from sharpseek.serving import status
+
+    settings = _settings(preset, home)
+    state = status(settings)
+    if as_json:
+        console.print_json(json.dumps(state))
+        return
+    if not state["running"]:
+        console.print("TorchServe is not running")
+        return
+    health = "healthy" if state["healthy"] else "not healthy"
+    console.print(f"TorchServe pid {state['pid']} at {state['inference_url']}: {health}")
+    if "error" in state:
+        console.print(f"[red]{escape(state['error'])}[/]")
+    table = Table()
+    for column in ("model", "version", "default", "workers", "batch", "delay ms"):
+        table.add_column(column)
+    for name, versions in state["models"].items():
+        for v in versions:
+            table.add_row(
+                name,
+                v["version"],
+                "yes" if v["default"] else "",
+                ",".join(v["workers"]),
+                str(v["batch_size"]),
+                str(v["max_batch_delay_ms"]),
+            )
+    console.print(table)
+
+
+@serve_app.command("swap")
+def swap_cmd(
+    archive: Annotated[str, typer.Argument(help="archive file in the model store")],
+    preset: PresetOpt = None,
+    home: HomeOpt = None,
+    keep_old: Annotated[bool, typer.Option("--keep-old", help="do not unregister the old")] = False,
+) -> None:
+    """Serve a new archive version without downtime (needs serve.enable_model_api)."""
+    from sharpseek.backends import BackendError
+    from sharpseek.serving import ServeError, swap_model
+
+    settings = _settings(preset, home)
+    try:
+        done = swap_model(settings, archive, unregister_old=not keep_old)
+    except (ServeError, BackendError, ValueError) as err:
+        raise _fail(err) from None
+    console.print(
+        f"{done['model']} now serves {done['version']} (was {', '.join(done['previous'])})"
+    )
