@@ -7,7 +7,7 @@ STAMP_CORE := $(VENV)/.stamp-core
 STAMP_DEV := $(VENV)/.stamp-dev
 PYTEST_ARGS ?=
 # Extras the test suite needs: every service it starts (TorchServe, Prefect, Streamlit) is real.
-TEST_EXTRAS ?= dev,serve,ui,flows
+TEST_EXTRAS ?= dev,serve,ui,flows,deploy
 
 .PHONY: install install-dev demo test bench lint format clean
 
