@@ -35,6 +35,9 @@ def _register_training() -> None:
 
     app.add_typer(train_app, name="train")
     app.add_typer(evaluate_app, name="evaluate")
+    from sharpseek.cli_index import register as register_index  # index, search, eval retrieval
+
+    register_index(app, evaluate_app)
 
 
 _register_training()
@@ -46,6 +49,15 @@ app.add_typer(_serve_app, name="serve")
 from sharpseek.cli_ui import ui as _ui  # noqa: E402
 
 app.command("ui")(_ui)
+
+
+def _register_directions() -> None:
+    from sharpseek.cli_directions import register
+
+    register(app, plot_app)
+
+
+_register_directions()
 
 console = Console()
 

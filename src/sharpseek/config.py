@@ -190,6 +190,28 @@ class IndexSettings(BaseModel):
     batch_size: int = Field(2000, ge=1, description="points per write request")
 
 
+class DirectionsSettings(BaseModel):
+    """Physical directions, catalogues and inversion (:mod:`sharpseek.directions`,
+    :mod:`sharpseek.catalogue`, :mod:`sharpseek.inversion`; docs/directions.md)."""
+
+    samples: int = Field(10_000, ge=20, description="generated images the SVMs are fitted on")
+    calibration_n_z: int = Field(200, ge=2, description="latent vectors per calibration point")
+    calibration_eps_max: float = Field(3.0, gt=0, description="calibration spans -eps..+eps")
+    calibration_steps: int = Field(13, ge=3, description="eps values of a calibration curve")
+    inversion_starts: int = Field(8, ge=1, description="random starts of a GAN inversion")
+    inversion_steps: int = Field(300, ge=1, description="Adam steps of a GAN inversion")
+    inversion_lr: float = Field(0.05, gt=0, description="Adam learning rate on z")
+    pixel_mm: float = Field(
+        1.0, gt=0, description="size of a model pixel of a placed AR [Mm] (SHARP px: 0.364)"
+    )
+    cycle: int = Field(25, ge=1, description="solar cycle for Hale's law of placed ARs")
+    date_obs: str = Field("2024-01-01T00:00:00", description="DATE-OBS of exported ARs")
+    duplicate_correlation: float = Field(
+        0.95, gt=0, le=1, description="a candidate this correlated with a kept AR is a duplicate"
+    )
+    max_candidates: int = Field(20_000, ge=1, description="most candidates drawn per catalogue")
+
+
 # Preset values: only the fields a preset changes. A preset never hides a knob: every value
 # here is an ordinary field that env vars and overrides can still set.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -238,6 +260,7 @@ class Settings(BaseSettings):
     store: StoreSettings = StoreSettings()
     jsoc: JsocSettings = JsocSettings()
     models: ModelSettings = ModelSettings()
+    directions: DirectionsSettings = DirectionsSettings()
     serve: ServeSettings = ServeSettings()
     flows: FlowSettings = FlowSettings()
     index: IndexSettings = IndexSettings()

@@ -42,6 +42,8 @@ __all__ = [
     "TargetResult",
     "calibrate",
     "fit_directions",
+    "held_changes",
+    "named_shift",
     "sample_parameters",
     "solve_targets",
 ]
@@ -404,6 +406,43 @@ class DirectionSet:
     def key(gan_version: str) -> str:
         return f"directions/{gan_version}/directions.json"
 
+    @property
+    def version(self) -> str:
+        """``<gan_version>-d<8 hex>``: the GAN version and a digest of the boundaries (their
+        normals, intercepts and label rules), so a refit with another N or seed is told apart."""
+        import hashlib
+        import json
+
+        digest = hashlib.sha256()
+        for name in sorted(self.boundaries):
+            b = self.boundaries[name]
+            digest.update(name.encode())
+            digest.update(np.asarray(b.normal, dtype=np.float64).tobytes())
+            digest.update(json.dumps([b.intercept, asdict(b.rule)]).encode())
+        return f"{self.gan_version}-d{digest.hexdigest()[:8]}"
+
+    @staticmethod
+    def stored_versions(store) -> list[str]:
+        """GAN versions that have directions in ``store``."""
+        return sorted(
+            info.key.split("/")[1]
+            for info in store.list("directions/")
+            if info.key.endswith("/directions.json") and info.key.count("/") == 2
+        )
+
+    def calibrated_range(self, parameter: str) -> tuple[float, float] | None:
+        """Lowest 16th and highest 84th percentile of ``parameter`` over the calibration
+        curves (any direction, any eps): what shifting was seen to reach. None uncalibrated."""
+        lows, highs = [], []
+        for curves in self.calibration.values():
+            c = curves.get(parameter)
+            if c:
+                lows.extend(v for v in c["p16"] if np.isfinite(v))
+                highs.extend(v for v in c["p84"] if np.isfinite(v))
+        if not lows:
+            return None
+        return float(min(lows)), float(max(highs))
+
     def save(self, store) -> str:
         key = self.key(self.gan_version)
         store.put_bytes(key, self.to_json().encode(), content_type="application/json")
@@ -414,12 +453,21 @@ class DirectionSet:
         from sharpseek.store import ObjectNotFound
 
         try:
-            return cls.from_json(store.get_bytes(cls.key(gan_version)).decode())
+            loaded = cls.from_json(store.get_bytes(cls.key(gan_version)).decode())
         except ObjectNotFound:
+            others = cls.stored_versions(store)
+            stored = (
+                f" (stored only for other GAN versions: {', '.join(others)}; a retrained GAN "
+                "needs its own)"
+                if others
+                else ""
+            )
             raise FileNotFoundError(
-                f"no directions for GAN version {gan_version!r} in {store.describe()}; "
+                f"no directions for GAN version {gan_version!r} in {store.describe()}{stored}; "
                 "fit them with `sharpseek directions fit`"
             ) from None
+        loaded.check_gan(gan_version)
+        return loaded
 
 
 def sample_parameters(
@@ -479,7 +527,12 @@ def fit_directions(
     if unknown:
         raise ValueError(f"unknown parameter(s) {unknown}; known: {sorted(values)}")
     boundaries = {}
-    for parameter in parameters:
+    names = parameters
+    if progress:
+        from tqdm.auto import tqdm
+
+        names = tqdm(parameters, desc="SVM boundaries", unit="parameter")
+    for parameter in names:
         try:
             boundaries[parameter] = train_boundary(
                 z, values[parameter], parameter, seed=seed, gan_version=gan_version
@@ -503,6 +556,7 @@ def calibrate(
     eps: np.ndarray | None = None,
     n_z: int = 200,
     seed: int = 1,
+    progress: bool = False,
 ) -> dict[str, dict[str, dict[str, list[float]]]]:
     """How every parameter's distribution moves along each direction.
 
@@ -517,7 +571,12 @@ def calibrate(
     rng = np.random.default_rng(seed)
     z = rng.standard_normal((n_z, directions.latent_dim)).astype(np.float32)
     out: dict[str, dict[str, Any]] = {}
-    for name in along or tuple(directions.boundaries):
+    names = along or tuple(directions.boundaries)
+    if progress:
+        from tqdm.auto import tqdm
+
+        names = tqdm(names, desc="calibration", unit="direction")
+    for name in names:
         normal = directions[name].normal
         curves: dict[str, Any] = {"eps": eps.tolist()}
         for e in eps:
@@ -550,14 +609,16 @@ class Target:
 
     @classmethod
     def parse(cls, text: str) -> Target:
-        """Parse ``tuf=2x``, ``psep=40``, ``r>p90`` or ``tilt<p10``."""
+        """Parse ``tuf=2x`` (or ``tuf=x2``), ``psep=40``, ``r>p90`` or ``tilt<p10``."""
         import re
 
         spec = text.replace(" ", "").lower()
+        # "x2" (times two) is read as "2x"
+        spec = re.sub(r"=x([-+0-9.e]+)$", r"=\1x", spec)
         m = re.fullmatch(r"([a-z_]+)(=|>|<)(p?)([-+0-9.e]+)(x?)", spec)
         if not m:
             raise ValueError(
-                f"target {text!r} not understood; write e.g. 'tuf=2x' (twice the start), "
+                f"target {text!r} not understood; write e.g. 'tuf=x2' (twice the start), "
                 "'psep=40' (a value), 'r>p90' (above the 90th percentile)"
             )
         name, op, pct, number, times = m.groups()
@@ -671,6 +732,12 @@ def solve_targets(
                 f"{t.parameter}: target {goal[t.parameter]:.4g} lies outside what the generator "
                 f"produced when its directions were fitted ({lo:.4g} .. {hi:.4g})"
             )
+        reach = directions.calibrated_range(t.parameter)
+        if reach is not None and not reach[0] <= goal[t.parameter] <= reach[1]:
+            messages.append(
+                f"{t.parameter}: target {goal[t.parameter]:.4g} lies outside what the "
+                f"calibration reached along the directions ({reach[0]:.4g} .. {reach[1]:.4g})"
+            )
     target_vec = np.array([goal[n] for n in names])
     scale = np.maximum(np.abs(target_vec), 1e-12)
 
@@ -733,3 +800,106 @@ def solve_targets(
         iterations=iterations,
         warnings=messages,
     )
+
+
+# ----------------------------------------------------------------------------------------------
+# named shifts and the diagnostic of held quantities
+# ----------------------------------------------------------------------------------------------
+def named_shift(
+    directions: DirectionSet,
+    z: np.ndarray,
+    along: dict[str, float],
+    hold: tuple[str, ...] | list[str] = (),
+) -> tuple[np.ndarray, np.ndarray]:
+    """z' = z + sum_p eps_p n_p for named parameters, each direction conditioned on ``hold``.
+
+    Parameters
+    ----------
+    z : ndarray (n, d) or (d,)
+    along : {parameter: eps}, eps in units of the unit normal (latent-space length)
+
+    Returns
+    -------
+    z_shifted : ndarray, same shape as z
+    basis : ndarray (k, d), the (conditioned) unit directions used, in ``along``'s order
+
+    Raises
+    ------
+    KeyError naming the known parameters for an unknown one; ValueError when a held
+    parameter is also shifted, or when the conditions span a direction.
+    """
+    if not along:
+        raise ValueError("give at least one parameter to shift along, e.g. tuf=1.5")
+    for name in [*along, *hold]:
+        directions[name]  # raises a KeyError naming the known ones
+    both = sorted(set(along) & set(hold))
+    if both:
+        raise ValueError(f"cannot hold {both} while shifting along them")
+    basis = np.stack([directions.direction(p, hold=tuple(hold)) for p in along])  # (k, d)
+    return shift(z, basis, np.array(list(along.values()), dtype=float)), basis
+
+
+def held_changes(
+    generate,
+    directions: DirectionSet,
+    parameter: str,
+    hold: tuple[str, ...] | list[str],
+    *,
+    eps: np.ndarray | None = None,
+    n_z: int = 100,
+    seed: int = 2,
+) -> dict[str, Any]:
+    """How much ``parameter`` and each held quantity move along the plain and the
+    conditioned direction of ``parameter`` (the diagnostic of conditional manipulation).
+
+    The same ``n_z`` latent vectors are shifted by each eps along n (plain) and along n
+    conditioned on ``hold``; every parameter is measured.
+
+    Returns
+    -------
+    dict with ``eps`` (m,), ``cos_before`` {held: cos(n, n_held)}, and for "plain" and
+    "conditioned": {name: {"median": (m,) medians over z, "spearman": Spearman rank
+    correlation of the value with eps over all (z, eps) pairs, "change": median over z of
+    |value(eps_max) - value(eps_min)| / (p84 - p16 of the generator's distribution)}} for
+    ``parameter`` and each held name. ``change`` is in units of the parameter's natural
+    spread, so 0.1 reads "moved a tenth of the usual spread".
+    """
+    from scipy.stats import spearmanr
+
+    from sharpseek.physics import compute_parameters
+
+    eps = np.linspace(-2, 2, 5) if eps is None else np.asarray(eps, dtype=float)
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal((n_z, directions.latent_dim))
+    plain = directions[parameter].normal
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # redundancy is reported by cos_before
+        conditioned = directions.direction(parameter, hold=tuple(hold))
+    out: dict[str, Any] = {
+        "eps": eps.tolist(),
+        "cos_before": {h: float(plain @ directions[h].normal) for h in hold},
+    }
+    for label, n in (("plain", plain), ("conditioned", conditioned)):
+        values: dict[str, list[np.ndarray]] = {}
+        for e in eps:
+            params = compute_parameters(np.asarray(generate(shift(z, n, e).astype(np.float32))))
+            for name in (parameter, *hold):
+                values.setdefault(name, []).append(np.asarray(params[name], dtype=float))
+        report = {}
+        for name, rows in values.items():
+            grid = np.stack(rows)  # (m, n_z)
+            table = directions.distribution.get(name)
+            spread = (table[84] - table[16]) if table else np.nan
+            ok = np.isfinite(grid)
+            e_all = np.repeat(eps[:, None], n_z, axis=1)[ok]
+            rho = float(spearmanr(e_all, grid[ok]).statistic) if ok.sum() > 3 else float("nan")
+            ends = np.abs(grid[-1] - grid[0])
+            ends = ends[np.isfinite(ends)]
+            change = float(np.median(ends) / spread) if len(ends) and spread > 0 else float("nan")
+            report[name] = {
+                "median": [float(np.nanmedian(r)) if np.isfinite(r).any() else None for r in rows],
+                "spearman": rho,
+                "change": change,
+            }
+        out[label] = report
+    return out

@@ -1,0 +1,612 @@
+"""``sharpseek directions fit|show``, ``sharpseek shift``, ``sharpseek generate``,
+``sharpseek invert`` and ``sharpseek plot directions``: thin shells over
+:mod:`sharpseek.directions`, :mod:`sharpseek.catalogue` and :mod:`sharpseek.inversion`
+(parse, check, one library call, report). Registered in ``cli.py`` by :func:`register`.
+
+Bad input (unknown parameters, holding a shifted parameter, directions of another GAN
+version, unreadable files) exits with code 2 and one line naming what is wrong.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from sharpseek.config import PresetName, get_settings
+
+directions_app = typer.Typer(
+    help="Physical directions of the GAN: fit SVM boundaries, show them.", no_args_is_help=True
+)
+console = Console()
+err_console = Console(stderr=True)
+
+PresetOpt = Annotated[
+    PresetName | None, typer.Option("--preset", help="tiny (CPU demo) or paper (GPU nodes)")
+]
+HomeOpt = Annotated[
+    Path | None, typer.Option("--home", help="data home (default: SHARPSEEK_HOME or ./.sharpseek)")
+]
+ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="progress bars")]
+
+
+def _settings(preset: str | None, home: Path | None):
+    overrides: dict[str, Any] = {}
+    if preset is not None:
+        overrides["preset"] = preset
+    if home is not None:
+        overrides["home"] = home
+    return get_settings(**overrides)
+
+
+def _fail(message: str) -> typer.Exit:
+    err_console.print(f"[red]error:[/] {escape(message)}")
+    return typer.Exit(code=2)
+
+
+def _load(settings, *, need_directions: bool = True):
+    """(store, generator model, directions or None), failing with exit 2 and one line."""
+    from sharpseek.directions import DirectionSet
+    from sharpseek.inference import GeneratorModel
+    from sharpseek.store import open_store
+
+    try:
+        store = open_store(settings)
+        model = GeneratorModel.from_settings(settings, store=store)
+    except (FileNotFoundError, ValueError, KeyError) as err:
+        raise _fail(f"cannot load the GAN {settings.models.gan!r}: {err}") from None
+    except Exception as err:  # store errors name the endpoint, never the keys
+        raise _fail(f"cannot load the GAN {settings.models.gan!r}: {err}") from None
+    if not need_directions:
+        return store, model, None
+    try:
+        directions = DirectionSet.load(store, model.version)
+    except (FileNotFoundError, ValueError) as err:
+        raise _fail(str(err)) from None
+    return store, model, directions
+
+
+def _key_error(err: KeyError) -> str:
+    return str(err.args[0]) if err.args else str(err)
+
+
+def _parse_along(items: list[str]) -> dict[str, float]:
+    along: dict[str, float] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            if not sep:
+                raise ValueError
+            along[name.strip().lower()] = float(value)
+        except ValueError:
+            raise _fail(f"--along {item!r}: write PARAMETER=EPS, e.g. tuf=1.5") from None
+    return along
+
+
+def _figure_path(settings, out: Path | None, name: str) -> Path:
+    path = out if out is not None else settings.figures_dir / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+# ----------------------------------------------------------------------------------------------
+# directions fit / show
+# ----------------------------------------------------------------------------------------------
+@directions_app.command("fit")
+def fit_cmd(
+    n: Annotated[
+        int | None, typer.Option("--n", min=20, help="generated images (default: settings)")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="seed of the sample and the 70/30 split")] = 0,
+    calibrate: Annotated[
+        bool, typer.Option("--calibrate/--no-calibrate", help="measure calibration curves")
+    ] = True,
+    calibration_n_z: Annotated[
+        int | None, typer.Option(min=2, help="latent vectors per calibration point")
+    ] = None,
+    progress: ProgressOpt = True,
+    preset: PresetOpt = None,
+    home: HomeOpt = None,
+) -> None:
+    """Fit one SVM boundary per physical parameter of the settings' GAN and store them
+    (with calibration curves) under directions/<gan version>/."""
+    from sharpseek.directions import calibrate as calibrate_fn
+    from sharpseek.directions import fit_directions
+
+    settings = _settings(preset, home)
+    cfg = settings.directions
+    store, model, _ = _load(settings, need_directions=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        directions = fit_directions(
+            model.generate,
+            gan_version=model.version,
+            latent_dim=model.latent_dim,
+            n=n or cfg.samples,
+            seed=seed,
+            progress=progress,
+        )
+        if calibrate:
+            calibrate_fn(
+                model.generate,
+                directions,
+                eps=np.linspace(
+                    -cfg.calibration_eps_max, cfg.calibration_eps_max, cfg.calibration_steps
+                ),
+                n_z=calibration_n_z or cfg.calibration_n_z,
+                seed=seed + 1,
+                progress=progress,
+            )
+    key = directions.save(store)
+    console.print(
+        f"directions [bold]{directions.version}[/] for GAN {model.version}: "
+        f"{len(directions.boundaries)} parameters, N = {directions.n_samples} -> {key}"
+    )
+    _print_table(directions, model.version)
+
+
+def _print_table(directions, current: str | None) -> None:
+    table = Table(title=f"directions of GAN {directions.gan_version}")
+    for column in ("parameter", "val. accuracy", "label", "threshold", "N", "calibrated"):
+        table.add_column(column)
+    for name, b in directions.boundaries.items():
+        table.add_row(
+            name,
+            f"{b.accuracy:.3f}",
+            b.rule.kind,
+            f"{b.rule.threshold:.4g}",
+            str(b.n_samples),
+            "yes" if name in directions.calibration else "no",
+        )
+    console.print(table)
+    if current is not None and current != directions.gan_version:
+        err_console.print(
+            f"[yellow]warning:[/] these directions were fitted for GAN {directions.gan_version}, "
+            f"but the settings' GAN is {current}: refit with `sharpseek directions fit`"
+        )
+
+
+@directions_app.command("show")
+def show_cmd(
+    gan_version: Annotated[
+        str | None, typer.Option(help="show the directions of this GAN version")
+    ] = None,
+    preset: PresetOpt = None,
+    home: HomeOpt = None,
+) -> None:
+    """Table of the stored directions: parameter, validation accuracy, label threshold, N,
+    GAN version (warns when they belong to another GAN version than the settings')."""
+    from sharpseek.directions import DirectionSet
+    from sharpseek.store import open_store
+
+    settings = _settings(preset, home)
+    store = open_store(settings)
+    current = None
+    try:
+        _, model, _ = _load(settings, need_directions=False)
+        current = model.version
+    except typer.Exit:
+        if gan_version is None:
+            raise
+    wanted = gan_version or current
+    try:
+        directions = DirectionSet.load(store, wanted)
+    except (FileNotFoundError, ValueError) as err:
+        raise _fail(str(err)) from None
+    console.print(f"directions version {directions.version}")
+    _print_table(directions, current)
+
+
+# ----------------------------------------------------------------------------------------------
+# shift
+# ----------------------------------------------------------------------------------------------
+_SHOWN = ("tuf", "tpf", "tnf", "psep", "r", "tilt", "orientation", "sigma", "alpha", "grad")
+
+
+def shift_cmd(
+    seed: Annotated[int, typer.Option("--seed", min=0, help="seed of the start z")],
+    along: Annotated[
+        list[str] | None, typer.Option("--along", help="PARAMETER=EPS, repeatable")
+    ] = None,
+    target: Annotated[
+        list[str] | None,
+        typer.Option("--target", help="tuf=x2 | psep=40 | r>p90 (physical targets), repeatable"),
+    ] = None,
+    hold: Annotated[
+        list[str] | None, typer.Option("--hold", help="parameter to hold fixed, repeatable")
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="PNG (default: figures dir)")] = None,
+    preset: PresetOpt = None,
+    home: HomeOpt = None,
+) -> None:
+    """Shift the AR of a seed along physical directions (--along tuf=1.5), or to physical
+    targets (--target tuf=x2), holding other parameters; print before/after; write a PNG."""
+    from sharpseek.directions import Target, named_shift, solve_targets
+    from sharpseek.physics import PARAMETER_UNITS, compute_parameters
+    from sharpseek.plotting import magnetogram_grid
+
+    along_map = _parse_along(along or [])
+    hold_list = [h.strip().lower() for h in hold or []]
+    if bool(along_map) == bool(target):
+        raise _fail("give either --along PARAMETER=EPS or --target (e.g. tuf=x2), not both")
+    settings = _settings(preset, home)
+    _, model, directions = _load(settings)
+    z0 = model.latent(seed)[0]
+    result = None
+    try:
+        if along_map:
+            z1, _ = named_shift(directions, z0, along_map, hold_list)
+        else:
+            targets = [Target.parse(t) for t in target or []]
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", UserWarning)
+                result = solve_targets(model.generate, directions, z0, targets, hold=hold_list)
+            for w in caught:
+                err_console.print(f"[yellow]warning:[/] {escape(str(w.message))}")
+            z1 = result.z
+    except KeyError as err:
+        raise _fail(_key_error(err)) from None
+    except ValueError as err:
+        raise _fail(str(err)) from None
+    images = model.generate(np.stack([z0, z1]).astype(np.float32))
+    params = compute_parameters(images)
+    if along_map:
+        console.print(
+            "requested shift: "
+            + ", ".join(f"{k} eps = {v:+g}" for k, v in along_map.items())
+            + (f" holding {', '.join(hold_list)}" if hold_list else "")
+        )
+    table = Table(title=f"seed {seed}: GAN {model.version}")
+    for column in ("parameter", "unit", "before", "after", "change"):
+        table.add_column(column)
+    for name in _SHOWN:
+        a, b = float(params[name][0]), float(params[name][1])
+        mark = " (held)" if name in hold_list else ""
+        table.add_row(name + mark, PARAMETER_UNITS[name], f"{a:.4g}", f"{b:.4g}", _relative(a, b))
+    console.print(table)
+    if result is not None:
+        rt = Table(title="targets: requested against achieved")
+        for column in ("parameter", "start", "requested", "achieved", "rel. error"):
+            rt.add_column(column)
+        errors = result.relative_errors()
+        for name, requested in result.requested.items():
+            rt.add_row(
+                name,
+                f"{result.start[name]:.4g}",
+                f"{requested:.4g}",
+                f"{result.achieved[name]:.4g}",
+                f"{errors[name]:.1%}",
+            )
+        console.print(rt)
+        console.print(
+            f"{'converged' if result.converged else 'NOT converged'} after "
+            f"{result.iterations} iterations; eps = {np.round(result.eps, 3).tolist()}"
+        )
+    path = _figure_path(settings, out, f"shift-seed{seed}.png")
+    centroids = np.stack(
+        [params["pos_x"], params["pos_y"], params["neg_x"], params["neg_y"]], axis=1
+    )
+    magnetogram_grid(
+        images,
+        path,
+        titles=[
+            f"seed {seed}\nTUF {params['tuf'][0]:.3g} PSEP {params['psep'][0]:.3g} "
+            f"R {params['r'][0]:.3g}",
+            f"shifted\nTUF {params['tuf'][1]:.3g} PSEP {params['psep'][1]:.3g} "
+            f"R {params['r'][1]:.3g}",
+        ],
+        centroids=centroids,
+        ncols=2,
+    )
+    console.print(f"picture: {path}")
+
+
+def _relative(a: float, b: float) -> str:
+    if not (np.isfinite(a) and np.isfinite(b)):
+        return "-"
+    if a == 0:
+        return f"{b - a:+.3g}"
+    return f"{(b - a) / abs(a):+.1%}"
+
+
+# ----------------------------------------------------------------------------------------------
+# generate a catalogue
+# ----------------------------------------------------------------------------------------------
+def generate_cmd(
+    count: Annotated[int, typer.Option("--count", min=1, help="number of distinct ARs")],
+    where: Annotated[
+        list[str] | None,
+        typer.Option("--where", help="range, e.g. 'tilt<-10' or 'tuf>p90', repeatable"),
+    ] = None,
+    lat: Annotated[
+        list[float] | None,
+        typer.Option("--lat", help="latitude [deg]: one for all ARs, or one per AR"),
+    ] = None,
+    lon: Annotated[
+        list[float] | None,
+        typer.Option("--lon", help="Stonyhurst longitude [deg]: one for all, or one per AR"),
+    ] = None,
+    pixel_mm: Annotated[
+        float | None, typer.Option("--pixel-mm", help="Mm per model pixel (default: settings)")
+    ] = None,
+    hemisphere: Annotated[
+        str | None, typer.Option("--hemisphere", help="north or south: sets the sign of --lat")
+    ] = None,
+    cycle: Annotated[
+        int | None, typer.Option("--cycle", min=1, help="solar cycle (Hale's law)")
+    ] = None,
+    anti_joy: Annotated[bool, typer.Option("--anti-joy", help="tilt against Joy's law")] = False,
+    anti_hale: Annotated[
+        bool, typer.Option("--anti-hale", help="leading polarity against Hale's law")
+    ] = False,
+    balance: Annotated[bool, typer.Option("--balance", help="make the net flux zero")] = False,
+    seed: Annotated[int, typer.Option(help="seed of the candidates")] = 0,
+    out: Annotated[
+        Path, typer.Option("--out", help="FITS path; the CSV gets the same name .csv")
+    ] = Path("catalogue.fits"),
+    progress: ProgressOpt = True,
+    preset: PresetOpt = None,
+    home: HomeOpt = None,
+) -> None:
+    """Generate K distinct ARs meeting ranges on their parameters, placed on the Sun, and
+    export them as FITS (one image HDU per AR in gauss, CEA WCS) and CSV."""
+    from sharpseek.catalogue import (
+        CatalogueError,
+        Placement,
+        Range,
+        make_catalogue,
+        write_csv,
+        write_fits,
+    )
+    from sharpseek.plotting import magnetogram_grid
+
+    settings = _settings(preset, home)
+    cfg = settings.directions
+    try:
+        ranges = [Range.parse(w) for w in where or []]
+    except ValueError as err:
+        raise _fail(str(err)) from None
+    lats = lat or [15.0]
+    lons = lon or [0.0]
+    for name, values in (("--lat", lats), ("--lon", lons)):
+        if len(values) not in (1, count):
+            raise _fail(f"{name}: give one value or {count} (one per AR), got {len(values)}")
+    if hemisphere is not None:
+        if hemisphere.lower() not in ("north", "south"):
+            raise _fail(f"--hemisphere {hemisphere!r}: choose north or south")
+        sign = 1.0 if hemisphere.lower() == "north" else -1.0
+        lats = [sign * abs(v) for v in lats]
+    try:
+        placements = [
+            Placement(
+                lat=lats[i if len(lats) > 1 else 0],
+                lon=lons[i if len(lons) > 1 else 0],
+                pixel_mm=pixel_mm if pixel_mm is not None else cfg.pixel_mm,
+                cycle=cycle if cycle is not None else cfg.cycle,
+                date_obs=cfg.date_obs,
+            )
+            for i in range(count)
+        ]
+    except CatalogueError as err:
+        raise _fail(str(err)) from None
+    _, model, directions = _load(settings)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            catalogue = make_catalogue(
+                model.generate,
+                directions,
+                count,
+                placements,
+                ranges=ranges,
+                anti_joy=anti_joy,
+                anti_hale=anti_hale,
+                balance=balance,
+                seed=seed,
+                max_candidates=cfg.max_candidates,
+                duplicate_correlation=cfg.duplicate_correlation,
+                progress=progress,
+            )
+    except KeyError as err:
+        raise _fail(_key_error(err)) from None
+    except ValueError as err:  # CatalogueError included
+        raise _fail(str(err)) from None
+    for note in catalogue.notes:
+        err_console.print(f"[yellow]note:[/] {escape(note)}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fits_path = write_fits(catalogue, out)
+    csv_path = write_csv(catalogue, out.with_suffix(".csv"))
+    table = Table(title=f"{len(catalogue)} ARs from {catalogue.candidates} candidates")
+    for column in ("AR", "lat", "lon", "TUF [Mx]", "PSEP [Mm]", "tilt [deg]", "Joy", "Hale"):
+        table.add_column(column)
+    for i, e in enumerate(catalogue.entries, start=1):
+        q = e.quantities
+        table.add_row(
+            f"AR{i:04d}",
+            f"{e.placement.lat:+.1f}",
+            f"{e.placement.lon:+.1f}",
+            f"{q['tuf'].value:.3g}",
+            f"{q['psep'].value:.3g}",
+            f"{q['tilt'].value:+.1f}",
+            _flag(q["joy"].value),
+            _flag(q["hale"].value),
+        )
+    console.print(table)
+    png = out.with_suffix(".png")
+    shown = catalogue.entries[:24]
+    magnetogram_grid(
+        np.stack([e.image_gauss / 1000.0 for e in shown]),
+        png,
+        titles=[
+            f"AR{i:04d} tilt {e.quantities['tilt'].value:+.0f}" for i, e in enumerate(shown, 1)
+        ],
+        vmax_gauss=1000.0,
+    )
+    console.print(f"FITS: {fits_path}\nCSV: {csv_path}\npicture: {png}")
+
+
+def _flag(value: float) -> str:
+    return "-" if not np.isfinite(value) else "yes" if value > 0.5 else "no"
+
+
+# ----------------------------------------------------------------------------------------------
+# invert
+# ----------------------------------------------------------------------------------------------
+def invert_cmd(
+    file: Annotated[Path, typer.Argument(help="a SHARP Br FITS file, or a model-space .npy")],
+    starts: Annotated[int | None, typer.Option(min=1, help="random starts")] = None,
+    steps: Annotated[int | None, typer.Option(min=1, help="Adam steps")] = None,
+    seed: Annotated[int, typer.Option(help="seed of the starts")] = 0,
+    out: Annotated[Path | None, typer.Option("--out", help="PNG (default: figures dir)")] = None,
+    save_z: Annotated[Path | None, typer.Option("--save-z", help="write z_hat as .npy")] = None,
+    progress: ProgressOpt = True,
+    preset: PresetOpt = None,
+    home: HomeOpt = None,
+) -> None:
+    """Find the latent vector whose generated image best matches FILE (GAN inversion); write
+    original / reconstruction / difference as a PNG."""
+    from sharpseek.inversion import invert
+
+    settings = _settings(preset, home)
+    cfg = settings.directions
+    image, mu = _read_image(file)
+    _, model, _ = _load(settings, need_directions=False)
+    try:
+        result = invert(
+            model,
+            image,
+            starts=starts or cfg.inversion_starts,
+            steps=steps or cfg.inversion_steps,
+            lr=cfg.inversion_lr,
+            seed=seed,
+            progress=progress,
+        )
+    except ValueError as err:
+        raise _fail(f"{file}: {err}") from None
+    where = f" at mu = {mu:.3f}" if mu is not None else ""
+    console.print(
+        f"{file.name}{where}: reconstruction RMS {result.rms_gauss:.1f} G (best of "
+        f"{len(result.errors)} starts; worst {np.sqrt(result.errors.max()) * 1000:.1f} G)"
+    )
+    path = _figure_path(settings, out, f"invert-{file.stem}.png")
+    _inversion_png(image, result.reconstruction, path, title=f"{file.name}{where}")
+    console.print(f"picture: {path}")
+    if save_z is not None:
+        np.save(save_z, result.z)
+        console.print(f"z_hat: {save_z}")
+
+
+def _read_image(file: Path) -> tuple[np.ndarray, float | None]:
+    """Model-space (128, 128) image of FILE and, for a SHARP, its mu (else None)."""
+    from sharpseek.physics import MODEL_SIZE
+
+    if not file.is_file():
+        raise _fail(f"{file}: no such file")
+    suffix = file.suffix.lower()
+    if suffix == ".npy":
+        try:
+            image = np.load(file, allow_pickle=False)
+        except ValueError as err:
+            raise _fail(f"{file}: not a readable .npy array ({err})") from None
+        if image.shape != (MODEL_SIZE, MODEL_SIZE) or not np.isfinite(image).all():
+            raise _fail(
+                f"{file}: a .npy must hold a finite model-space ({MODEL_SIZE}, {MODEL_SIZE}) "
+                f"image (b = B_r / 1000 G in [-1, 1]); got shape {image.shape}"
+            )
+        return image.astype(np.float32), None
+    if suffix not in (".fits", ".fit", ".fts"):
+        raise _fail(f"{file}: expected a .fits SHARP Br segment or a .npy model-space image")
+    from sharpseek.fits import read_sharp
+    from sharpseek.preprocess import heliocentric_mu, to_model_space
+
+    try:
+        sharp = read_sharp(file)
+        patch = to_model_space(sharp.data)
+    except (OSError, ValueError, KeyError) as err:
+        raise _fail(f"{file}: cannot read a Br image ({err})") from None
+    meta = sharp.meta
+    lat = meta.get("lat_fwt")
+    lon = meta.get("lon_fwt")
+    if lat is None or lon is None or not (np.isfinite(lat) and np.isfinite(lon)):
+        lat = meta.get("crval2")
+        lon = (meta.get("crval1") or np.nan) - (meta.get("crln_obs") or np.nan)
+    b0 = meta.get("crlt_obs") or 0.0
+    mu = heliocentric_mu(lat, lon, b0) if lat is not None else None
+    return patch.image, (float(mu) if mu is not None and np.isfinite(mu) else None)
+
+
+def _inversion_png(image: np.ndarray, reconstruction: np.ndarray, path: Path, title: str):
+    from sharpseek.directions_plots import inversion_panels
+
+    return inversion_panels(image, reconstruction, path, title=title)
+
+
+# ----------------------------------------------------------------------------------------------
+# plot directions
+# ----------------------------------------------------------------------------------------------
+def plot_directions_cmd(
+    parameter: Annotated[str, typer.Option(help="direction of Fig. 4 and Fig. 5")] = "tuf",
+    hold: Annotated[
+        list[str] | None, typer.Option("--hold", help="condition of Fig. 5's second row")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="seed of the shifted AR")] = 0,
+    out_dir: Annotated[Path | None, typer.Option("--out-dir", help="default: figures dir")] = None,
+    preset: PresetOpt = None,
+    home: HomeOpt = None,
+) -> None:
+    """The paper's Fig. 4 (2-D view with the boundary and thumbnails), Fig. 5 (strips of
+    shifted images with and without a condition) and the calibration curves."""
+    from sharpseek import directions_plots as dp
+
+    settings = _settings(preset, home)
+    _, model, directions = _load(settings)
+    parameter = parameter.lower()
+    hold_list = [h.lower() for h in hold or []] or ["psep" if parameter != "psep" else "tuf"]
+    folder = out_dir if out_dir is not None else settings.figures_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            paths = [
+                dp.boundary_view(
+                    model.generate, directions, parameter, folder / f"directions-2d-{parameter}.png"
+                ),
+                dp.shift_strips(
+                    model.generate,
+                    directions,
+                    model.latent(seed)[0],
+                    parameter,
+                    hold_list,
+                    folder / f"directions-strips-{parameter}.png",
+                ),
+            ]
+            if directions.calibration:
+                paths.append(
+                    dp.calibration_curves(directions, folder / "directions-calibration.png")
+                )
+            else:
+                err_console.print(
+                    "[yellow]warning:[/] no calibration stored: `sharpseek directions fit "
+                    "--calibrate` draws the calibration curves"
+                )
+    except KeyError as err:
+        raise _fail(_key_error(err)) from None
+    except ValueError as err:
+        raise _fail(str(err)) from None
+    for path in paths:
+        console.print(f"picture: {path}")
+
+
+def register(app: typer.Typer, plot_app: typer.Typer) -> None:
+    """Add these commands to the ``sharpseek`` app and its ``plot`` group."""
+    app.add_typer(directions_app, name="directions")
+    app.command("shift")(shift_cmd)
+    app.command("generate")(generate_cmd)
+    app.command("invert")(invert_cmd)
+    plot_app.command("directions")(plot_directions_cmd)
