@@ -1,0 +1,297 @@
+"""The UI: its library side (view state, URLs, uploads, exports, workbench) and every page
+through Streamlit's AppTest against a small real home (untrained models, fitted directions,
+an embedded index of a tiny synthetic dataset; see ui_fixtures.py)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sharpseek.ui import (
+    Filters,
+    ViewState,
+    Workbench,
+    decode_query,
+    encode_query,
+    image_npy,
+    image_png,
+    read_upload,
+    results_table,
+    version_problems,
+)
+
+pytest_plugins = ["model_fixtures", "ui_fixtures"]
+torch.set_num_threads(1)
+APP = str(Path(__file__).resolve().parents[1] / "services" / "frontend" / "app.py")
+
+
+# ---------------------------------------------------------------- view state and URLs
+def test_query_string_round_trip():
+    state = ViewState(
+        page="search", seed=42, shifts={"tuf": 1.5, "psep": -0.25}, hold=["r"],
+        filters=Filters(ranges={"tuf": (1e5, None), "r": (0.0, 2.5e4)}, hemisphere="south",
+                        mu=(0.5, 1.0), time=("2014-01-01", None), harpnums=[377, 401],
+                        noaa=[11158]),
+        limit=7, gan="g-1", directions="g-1-dabc", index="sharps--e1",
+    )  # fmt: skip
+    assert decode_query(encode_query(state)) == state
+
+
+def test_zero_shifts_are_left_out_of_the_link():
+    assert "shift" not in encode_query(ViewState(seed=1, shifts={"tuf": 0.0}))
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"v": "2"}, "format v=2"),
+        ({"seed": "abc"}, "seed='abc' is not a whole number"),
+        ({"seed": "-3"}, "seed=-3 must be at least 0"),
+        ({"f.tuf": "5..1"}, "inverted range"),
+        ({"shift": "tuf=1"}, "name:eps pairs"),
+        ({"page": "nowhere"}, "page='nowhere'"),
+        ({"bogus": "1"}, "bogus not understood"),
+        ({"shift": "tuf:nan"}, "must be finite"),
+    ],
+)
+def test_bad_link_names_the_parameter(params, message):
+    with pytest.raises(ValueError, match=message):
+        decode_query(params)
+
+
+def test_version_problems_say_which_version_is_gone():
+    state = ViewState(seed=1, gan="old-gan", directions=None, index="sharps--new")
+    problems = version_problems(
+        state, {"gan": "new-gan", "directions": "d", "index": "sharps--new"}
+    )
+    assert len(problems) == 1
+    assert "GAN version old-gan, which is gone" in problems[0] and "new-gan" in problems[0]
+
+
+def test_filters_become_a_checked_search_filter():
+    assert Filters().to_search_filter() is None
+    spec = Filters(ranges={"tuf": (1.0, 2.0)}, hemisphere="north").to_search_filter()
+    assert spec.ranges == {"tuf": (1.0, 2.0)} and spec.hemisphere == "north"
+    with pytest.raises(ValueError, match="hemisphere"):
+        Filters(hemisphere="east").to_search_filter()
+
+
+# ---------------------------------------------------------------- uploads and exports
+def test_npy_export_reads_back_as_the_same_image():
+    image = np.random.default_rng(0).uniform(-1, 1, (128, 128)).astype(np.float32)
+    back, _ = read_upload("a.npy", image_npy(image))
+    np.testing.assert_array_equal(back, image)
+
+
+def test_grayscale_png_maps_0_255_to_minus_plus_1000_gauss_north_up():
+    from PIL import Image
+
+    gray = np.zeros((128, 128), np.uint8)
+    gray[0, :] = 255  # top row of the picture = north = last model row
+    buffer = io.BytesIO()
+    Image.fromarray(gray).save(buffer, format="PNG")
+    image, _ = read_upload("x.png", buffer.getvalue())
+    assert image[-1, 0] == pytest.approx(1.0) and image[0, 0] == pytest.approx(-1.0)
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "message"),
+    [
+        ("notes.txt", b"hello", "upload a FITS"),
+        ("small.npy", image_npy(np.zeros((64, 64))), r"shape \(64, 64\)"),
+        ("big.npy", image_npy(np.full((128, 128), 3.0)), "values reach 3"),
+        ("broken.npy", b"not numpy", "not a readable .npy"),
+        ("broken.fits", b"SIMPLE  = garbage", "not a readable FITS"),
+        ("colour.png", None, "RGB PNG"),
+    ],
+)
+def test_bad_upload_is_refused_with_its_name(name, data, message):
+    if data is None:
+        from PIL import Image
+
+        buffer = io.BytesIO()
+        Image.new("RGB", (128, 128)).save(buffer, format="PNG")
+        data = buffer.getvalue()
+    with pytest.raises(ValueError, match=message):
+        read_upload(name, data)
+
+
+def test_real_fits_sample_becomes_a_model_space_image(br_sample_paths):
+    path = br_sample_paths[0]
+    image, meta = read_upload(path.name, path.read_bytes())
+    assert image.shape == (128, 128) and np.abs(image).max() <= 1
+    assert meta["harpnum"] > 0
+
+
+def test_png_export_is_the_magnetogram_scale():
+    from PIL import Image
+
+    image = np.zeros((128, 128), np.float32)
+    image[:, :64] = 1.0
+    picture = np.asarray(Image.open(io.BytesIO(image_png(image))))
+    assert picture.shape == (384, 384, 3)
+    assert picture[0, 0, 0] > 100 > picture[0, 0, 2]  # +1000 G is red
+    assert np.all(np.abs(picture[0, -1].astype(int) - picture[0, -1].mean()) < 10)  # 0 G is grey
+
+
+# ---------------------------------------------------------------- workbench
+def test_workbench_shift_moves_tuf_as_its_calibration_says(ui_home):
+    wb = Workbench(ui_home)
+    z = wb.latent(5)
+    before = wb.render_latent(z).params["tuf"]
+    after = wb.render_latent(wb.shifted(z, {"tuf": 3.0})).params["tuf"]
+    cal_low, cal_high = wb.calibrated("tuf", -3.0)[0], wb.calibrated("tuf", 3.0)[0]
+    assert cal_high > cal_low  # the calibration curve grows along the TUF direction
+    assert after > before
+
+
+def test_workbench_search_returns_one_frame_per_region_within_the_filter(ui_home):
+    wb = Workbench(ui_home)
+    values = wb.indexed_values()
+    cut = float(values["tuf"].median())
+    matches = wb.search(wb.grid([1])[0], Filters(ranges={"tuf": (cut, None)}), limit=5)
+    assert 0 < len(matches) <= 5
+    assert len({m.harpnum for m in matches}) == len(matches)
+    assert all(m.params["tuf"] >= cut for m in matches)
+    assert all(m.image is not None and m.image.shape == (128, 128) for m in matches)
+    distances = [m.distance for m in matches]
+    assert distances == sorted(distances)
+    table = results_table(matches, {"tuf": 1.0}, jsoc_url="http://jsoc.example/")
+    assert list(table["record_id"][:1]) == ["query"] and len(table) == len(matches) + 1
+
+
+def test_status_counts_the_indexed_records(ui_home):
+    status = Workbench(ui_home).status()
+    assert status["index"]["records"] == 36  # 12 regions x 3 frames
+    assert status["index"]["backend"] == "embedded"
+    assert status["last_ingest"]["dataset"] == "synthetic"
+
+
+# ---------------------------------------------------------------- pages (AppTest)
+@pytest.fixture
+def app(ui_home):
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _page(at, name):
+    at.sidebar.radio(key="page_choice").set_value(name).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_generate_page_picks_a_seed(app):
+    assert len(app.image) >= 12
+    app.button(key="pick_3").click().run()
+    assert "Working on seed 3." in [s.value for s in app.success]
+    assert app.query_params["seed"] == ["3"] or app.query_params["seed"] == "3"
+
+
+def test_generate_page_refuses_a_bad_upload_and_keeps_the_seed(app):
+    app.button(key="pick_2").click().run()
+    app.file_uploader(key="upload").upload("oops.txt", b"not an image", "text/plain").run()
+    assert any("Upload refused: oops.txt" in e.value for e in app.error)
+    _page(app, "shift")
+    assert "seed 2" in " ".join(c.value for c in app.sidebar.caption)
+
+
+def test_shift_page_slider_changes_the_parameters(app):
+    app.button(key="pick_4").click().run()
+    _page(app, "shift")
+    before = app.dataframe[0].value.set_index("parameter")["now"]["TUF"]
+    app.sidebar.slider(key="eps_tuf").set_value(2.5).run()
+    table = app.dataframe[0].value.set_index("parameter")
+    assert table["now"]["TUF"] != before and table["start"]["TUF"] == pytest.approx(before)
+    assert dict(_qp(app))["shift"] == "tuf:2.5"
+    assert any(c.value.startswith("TUF ≈") for c in app.sidebar.caption)
+
+
+def test_shift_page_solves_a_target(app):
+    app.button(key="pick_4").click().run()
+    _page(app, "shift")
+    app.sidebar.text_input(key="targets").input("tuf=1.3x").run()
+    app.sidebar.button(key="solve").click().run()
+    assert not app.exception
+    text = " ".join(m.value for m in [*app.success, *app.warning])
+    assert "TUF: start" in text and "reached" in text
+    assert app.sidebar.slider(key="eps_tuf").value != 0
+
+
+def test_shift_page_bad_target_is_a_message(app):
+    app.button(key="pick_4").click().run()
+    _page(app, "shift")
+    app.sidebar.text_input(key="targets").input("tuf is big").run()
+    app.sidebar.button(key="solve").click().run()
+    assert any("not understood" in e.value for e in app.error)
+    assert app.sidebar.slider(key="eps_tuf").value == 0
+
+
+def test_search_page_filters_and_compares(app):
+    app.button(key="pick_1").click().run()
+    _page(app, "search")
+    app.multiselect(key="filter_fields").set_value(["tuf"]).run()
+    low, high = app.slider(key="range_tuf").value
+    cut = (low + high) / 2
+    app.slider(key="range_tuf").set_value((cut, high)).run()
+    app.button(key="search").click().run()
+    assert not app.exception and not app.error
+    table = app.dataframe[0].value.set_index("parameter")
+    matches = [c for c in table.columns if c not in ("unit", "query")]
+    assert matches and all(table[c]["TUF"] >= cut for c in matches)
+    assert len(app.image) >= 3 + len(matches)  # query, results, compare (3)
+    assert "f.tuf" in dict(_qp(app))
+
+
+def test_search_page_bad_harp_number_is_a_message(app):
+    app.button(key="pick_1").click().run()
+    _page(app, "search")
+    app.text_input(key="harps").input("12x").run()
+    assert any("HARP numbers" in e.value for e in app.error)
+    assert app.button(key="search").disabled
+
+
+def test_export_page_link_reproduces_the_view(app, ui_home):
+    from streamlit.testing.v1 import AppTest
+
+    app.button(key="pick_6").click().run()
+    _page(app, "shift")
+    app.sidebar.slider(key="eps_tuf").set_value(1.2).run()
+    tuf = app.dataframe[0].value.set_index("parameter")["now"]["TUF"]
+    _page(app, "export")
+    link = app.code[0].value
+    assert "seed=6" in link and "gan=" in link and "dirs=" in link
+    again = AppTest.from_file(APP, default_timeout=60)
+    for key, value in dict(_qp(app)).items():
+        again.query_params[key] = value
+    again.query_params["page"] = "shift"
+    again.run()
+    assert not again.error
+    table = again.dataframe[0].value.set_index("parameter")
+    assert table["now"]["TUF"] == pytest.approx(tuf)
+
+
+def test_link_with_a_gone_gan_version_says_so(ui_home):
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params.update({"v": "1", "page": "shift", "seed": "3", "gan": "retired-gan-e0001"})
+    at.run()
+    assert any("GAN version retired-gan-e0001, which is gone" in e.value for e in at.error)
+
+
+def test_status_page_shows_backends_and_counts(app):
+    _page(app, "status")
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics["SHARPs indexed"] == "36" and metrics["Index backend"] == "embedded"
+
+
+def _qp(at):
+    return {k: (v[-1] if isinstance(v, list) else v) for k, v in at.query_params.items()}
