@@ -234,6 +234,7 @@ def decode_generate_request(
     if body is None:
         raise RequestError("generator request: expected a JSON body with 'seeds' or a 'z' part")
     data = _as_json(body, "generator request")
+    shifts, hold, parameters = _options(data, "generator request")
     if "seeds" not in data:
         raise RequestError("generator request: JSON body needs 'seeds' (or send a 'z' part)")
     seeds = data["seeds"]
@@ -242,7 +243,6 @@ def decode_generate_request(
     ):
         raise RequestError("'seeds' must be a list of non-negative integers")
     _check_count(len(seeds), max_items, "'seeds'")
-    shifts, hold, parameters = _options(data, "generator request")
     return GenerateRequest(seeds=list(seeds), shifts=shifts, hold=hold, parameters=parameters)
 
 

@@ -1,0 +1,355 @@
+"""Real TorchServe (Java + the handlers of services/serving/) on free ports: both models
+against the in-process results, bad inputs, auth, metrics, the model swap without downtime,
+and a clean stop. One server for the module: the JVM takes ~20-60 s to start on 2 cores."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+import zipfile
+
+import httpx
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from sharpseek import serving
+from sharpseek.backends import (
+    BackendAuthError,
+    InProcessBackend,
+    RequestError,
+    TorchServeBackend,
+    read_key_file,
+)
+from sharpseek.cli import app
+from sharpseek.config import Settings
+from sharpseek.directions import fit_directions
+from sharpseek.inference import GeneratorModel
+from sharpseek.serving_protocol import encode_embed_request
+from sharpseek.store import open_store
+
+pytest_plugins = ["model_fixtures"]
+pytestmark = pytest.mark.slow
+
+# float16 has an 11-bit significand: |x - fp16(x)| <= 2**-11 |x| <= 2**-11 for |x| <= 1.
+FP16_ATOL = 2.0**-11
+
+
+def _free_ports(n: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def _settings(home, ports) -> Settings:
+    inference, management, metrics = ports
+    return Settings(
+        home=home,
+        preset="tiny",
+        serve={
+            "backend": "torchserve",
+            "inference_url": f"http://127.0.0.1:{inference}",
+            "management_url": f"http://127.0.0.1:{management}",
+            "metrics_url": f"http://127.0.0.1:{metrics}",
+            "enable_model_api": True,
+            "threads_per_worker": 1,
+            "max_items_per_request": 16,
+            "batch_size": 4,
+            "max_batch_delay_ms": 10,
+            "timeout_seconds": 120,
+            "startup_timeout_seconds": 400,
+        },
+    )
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """Untrained checkpoints + small directions, archives built, TorchServe started; always
+    stopped at the end, and no process of its group may be left."""
+    from model_fixtures import write_untrained_checkpoints
+
+    torch.set_num_threads(1)
+    settings = _settings(tmp_path_factory.mktemp("serve") / "home", _free_ports(3))
+    write_untrained_checkpoints(settings)
+    generator = GeneratorModel.from_settings(settings)
+    directions = fit_directions(
+        generator.generate, gan_version=generator.version, latent_dim=generator.latent_dim, n=200
+    )
+    directions.save(open_store(settings))
+    archives = serving.build_archives(settings)
+    state = None
+    try:
+        state = serving.start(settings)
+        yield settings, archives
+    finally:
+        pid = state["pid"] if state else (serving._read_state(settings) or {}).get("pid")
+        serving.stop(settings)
+        if pid is not None:
+            assert serving.group_pids(pid) == [], "TorchServe left processes behind"
+        assert not (serving.serve_dir(settings) / "key_file.json").exists()
+
+
+@pytest.fixture(scope="module")
+def inprocess(server):
+    settings, _ = server
+    return InProcessBackend(settings)
+
+
+@pytest.fixture(scope="module")
+def backend(server):
+    with TorchServeBackend(server[0]) as client:
+        yield client
+
+
+def _token(settings, api="inference") -> dict:
+    key = read_key_file(serving.serve_dir(settings) / "key_file.json")[api]
+    return {"Authorization": f"Bearer {key}"}
+
+
+def _shift_names(inprocess) -> tuple[str, str]:
+    names = sorted(inprocess.directions.boundaries)
+    return names[0], names[1]
+
+
+# ---------------------------------------------------------------------------- archives
+def test_archives_record_what_they_hold(server):
+    settings, archives = server
+    by_model = {a.model: a for a in archives}
+    gen = by_model["generator"]
+    assert gen.gan == GeneratorModel.from_settings(settings).version
+    assert gen.directions.startswith(gen.gan + "/") and gen.version.startswith(gen.gan + ".")
+    with zipfile.ZipFile(serving.model_store_dir(settings) / gen.file) as mar:
+        names = set(mar.namelist())
+    assert {
+        "MAR-INF/MANIFEST.json",
+        "generator_handler.py",
+        "base_handler.py",
+        gen.checkpoint,
+    } <= names
+    assert open_store(settings).exists(f"model-store/generator/{gen.file}")
+    # same inputs -> same archive version, nothing rewritten
+    again = serving.build_archives(settings, models=("encoder",), upload=False)
+    assert again[0].version == by_model["encoder"].version
+
+
+# ---------------------------------------------------------------------------- both models
+def test_generator_by_seeds_with_shifts_matches_inprocess(backend, inprocess):
+    name, held = _shift_names(inprocess)
+    served = backend.generate(seeds=[1, 2, 3], shifts={name: 1.5}, hold=[held])
+    local = inprocess.generate(seeds=[1, 2, 3], shifts={name: 1.5}, hold=[held])
+    assert served.images.shape == (3, 128, 128) and served.images.dtype == np.float32
+    np.testing.assert_allclose(served.images, local.images, rtol=0, atol=FP16_ATOL)
+    np.testing.assert_allclose(served.z, local.z, rtol=1e-6)
+    assert served.parameters.keys() == local.parameters.keys()
+    for key in served.parameters:  # measured on the float32 images, server side
+        np.testing.assert_allclose(
+            served.parameters[key], local.parameters[key], rtol=1e-5, atol=1e-9
+        )
+    assert (served.gan_version, served.directions_version) == (
+        local.gan_version,
+        local.directions_version,
+    )
+
+
+def test_generator_by_latents_matches_inprocess(backend, inprocess):
+    z = np.random.default_rng(7).standard_normal((5, 100)).astype(np.float32)
+    served = backend.generate(z, parameters=False)
+    np.testing.assert_allclose(served.images, inprocess.generate(z).images, rtol=0, atol=FP16_ATOL)
+    assert served.parameters == {}
+
+
+def test_large_calls_are_split_into_allowed_requests(backend, inprocess):
+    seeds = list(range(40))  # max_items_per_request is 16
+    served = backend.generate(seeds=seeds, parameters=False)
+    np.testing.assert_allclose(
+        served.images, inprocess.generate(seeds=seeds).images, rtol=0, atol=FP16_ATOL
+    )
+
+
+def test_encoder_matches_inprocess(backend, inprocess):
+    images = inprocess.generate(seeds=[4, 5, 6], parameters=False).images
+    served = backend.embed(images)
+    # the server sees the float16 images: the same embeddings to float32 precision
+    local16 = inprocess.embed(images.astype(np.float16).astype(np.float32))
+    np.testing.assert_allclose(served, local16, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(served, inprocess.embed(images), rtol=1e-2, atol=1e-2)
+
+
+def test_versions_match_inprocess(backend, inprocess):
+    assert backend.versions() == inprocess.versions()
+
+
+def test_concurrent_requests_are_batched_and_each_answered(server, backend, inprocess):
+    results = {}
+
+    def call(seed):
+        results[seed] = backend.generate(seeds=[seed], parameters=False).images
+
+    threads = [threading.Thread(target=call, args=(s,)) for s in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    local = inprocess.generate(seeds=list(range(8)), parameters=False).images
+    for seed in range(8):
+        np.testing.assert_allclose(results[seed][0], local[seed], atol=FP16_ATOL)
+
+
+# ---------------------------------------------------------------------------- bad inputs
+def _post(settings, model, headers=None, **kwargs):
+    url = f"{settings.serve.inference_url}/predictions/{model}"
+    return httpx.post(
+        url, headers=headers if headers is not None else _token(settings), timeout=60, **kwargs
+    )
+
+
+@pytest.mark.parametrize(
+    "model, kwargs, message",
+    [
+        ("encoder", {"content": encode_embed_request(np.zeros((2, 64, 64)))}, "(n, 128, 128)"),
+        ("encoder", {"content": encode_embed_request(np.full((1, 128, 128), np.nan))}, "NaN"),
+        ("encoder", {"content": encode_embed_request(np.zeros((17, 128, 128)))}, "limit of 16"),
+        ("encoder", {"content": b"not an array"}, "not a .npy"),
+        ("generator", {"json": {"seeds": list(range(17))}}, "limit of 16"),
+        ("generator", {"json": {"seeds": [1], "shifts": {"no-such": 1.0}}}, "unknown direction"),
+        ("generator", {"json": {"seeds": [1], "shifts": {"tuf": 1.0}, "hold": ["tuf"]}}, "hold"),
+        ("generator", {"json": {"seed": [1]}}, "unknown field"),
+    ],
+)
+def test_bad_input_is_a_400_with_a_message(server, model, kwargs, message):
+    response = _post(server[0], model, **kwargs)
+    assert response.status_code == 400, response.text
+    assert message in response.json()["message"]
+
+
+def test_nan_latents_are_a_400(server, backend):
+    with pytest.raises(RequestError, match="NaN") as info:
+        backend.generate(np.full((2, 100), np.nan, np.float32))
+    assert info.value.status == 400
+
+
+def test_unknown_direction_through_the_client(backend):
+    with pytest.raises(RequestError, match="unknown direction") as info:
+        backend.generate(seeds=[1], shifts={"no-such": 1.0})
+    assert info.value.status == 400
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong-token"}])
+def test_missing_or_wrong_token_is_refused(server, headers):
+    response = _post(server[0], "generator", headers=headers, json={"seeds": [1]})
+    assert response.status_code == 400
+    assert "Token Authorization failed" in response.json()["message"]
+
+
+def test_client_with_a_wrong_token_raises_auth_error(server):
+    client = TorchServeBackend(server[0], token="wrong-token")
+    with pytest.raises(BackendAuthError, match="refused the inference token"):
+        client.generate(seeds=[1])
+
+
+def test_a_bad_request_does_not_fail_its_batch_neighbours(server, backend):
+    answers = {}
+
+    def good():
+        answers["good"] = backend.generate(seeds=[9], parameters=False)
+
+    def bad():
+        answers["bad"] = _post(server[0], "generator", json={"seeds": [1], "shifts": {"x": 1}})
+
+    threads = [threading.Thread(target=f) for f in (good, bad, good)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert answers["bad"].status_code == 400 and answers["good"].images.shape == (1, 128, 128)
+
+
+# ---------------------------------------------------------------------------- operations
+def test_prometheus_metrics_count_requests(server, backend):
+    backend.generate(seeds=[1], parameters=False)
+    text = httpx.get(f"{server[0].serve.metrics_url}/metrics", timeout=30).text
+    assert "ts_inference_requests_total" in text and 'model_name="generator"' in text
+
+
+def test_status_lists_both_models_with_batching(server):
+    state = serving.status(server[0])
+    assert state["running"] and state["healthy"]
+    for name in ("generator", "encoder"):
+        (version,) = state["models"][name]
+        assert version["workers"] == ["READY"] and version["default"]
+        assert (version["batch_size"], version["max_batch_delay_ms"]) == (4, 10)
+
+
+def test_cli_status_and_refused_second_start(server):
+    settings = server[0]
+    env = {
+        "SHARPSEEK_HOME": str(settings.home),
+        "SHARPSEEK_SERVE__MANAGEMENT_URL": settings.serve.management_url,
+        "SHARPSEEK_SERVE__INFERENCE_URL": settings.serve.inference_url,
+    }
+    runner = CliRunner()
+    result = runner.invoke(app, ["serve", "status"], env=env)
+    assert result.exit_code == 0 and "healthy" in result.output and "generator" in result.output
+    result = runner.invoke(app, ["serve", "start"], env=env)
+    assert result.exit_code == 2 and "already runs" in result.output
+
+
+def test_swap_to_a_new_version_without_a_failed_request(server, backend, tmp_path):
+    """Register a retrained generator through the management API while a thread keeps
+    sending requests: every request is answered, first by the old version then the new."""
+    from model_fixtures import write_untrained_checkpoints
+
+    settings = server[0]
+    old = backend.versions()["gan"]
+    # "retrain": another generator under the same run name (new weights, new epoch)
+    write_untrained_checkpoints(settings, seed=1, epoch=2)
+    (new_archive,) = serving.build_archives(settings, models=("generator",), upload=False)
+    assert new_archive.gan != old and new_archive.directions is None
+
+    seen, failures, stop = [], [], threading.Event()
+
+    def keep_asking():
+        with TorchServeBackend(settings) as client:
+            while not stop.is_set():
+                try:
+                    seen.append(client.generate(seeds=[3], parameters=False).gan_version)
+                except Exception as err:  # noqa: BLE001 - every failure is counted
+                    failures.append(repr(err))
+
+    thread = threading.Thread(target=keep_asking)
+    thread.start()
+    try:
+        while len(seen) < 3 and thread.is_alive():
+            time.sleep(0.1)
+        done = serving.swap_model(settings, new_archive.file)
+        deadline = time.monotonic() + 30
+        while (not seen or seen[-1] != new_archive.gan) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1.0)  # a few more requests after the old version is gone
+    finally:
+        stop.set()
+        thread.join(timeout=120)
+    assert failures == []
+    assert seen[0] == old and seen[-1] == new_archive.gan
+    assert seen.index(new_archive.gan) > 0 and set(seen) == {old, new_archive.gan}
+    assert done["version"] == new_archive.version
+    state = serving.status(settings)
+    assert [v["version"] for v in state["models"]["generator"]] == [new_archive.version]
+
+
+def test_serve_cli_without_archives_or_server(tmp_path):
+    env = {"SHARPSEEK_HOME": str(tmp_path / "empty")}
+    runner = CliRunner()
+    result = runner.invoke(app, ["serve", "start"], env=env)
+    assert result.exit_code == 2 and "sharpseek serve build" in result.output
+    assert "Traceback" not in result.output
+    result = runner.invoke(app, ["serve", "stop"], env=env)
+    assert result.exit_code == 0 and "not running" in result.output
+    result = runner.invoke(app, ["serve", "build"], env=env)
+    assert result.exit_code == 2 and "Traceback" not in result.output
