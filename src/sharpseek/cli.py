@@ -50,6 +50,15 @@ from sharpseek.cli_ui import ui as _ui  # noqa: E402
 
 app.command("ui")(_ui)
 
+
+def _register_directions() -> None:
+    from sharpseek.cli_directions import register
+
+    register(app, plot_app)
+
+
+_register_directions()
+
 console = Console()
 
 PresetOption = Annotated[
