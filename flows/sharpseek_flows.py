@@ -1,0 +1,454 @@
+"""sharpseek's Prefect flows: thin orchestration of :mod:`sharpseek.pipeline` calls.
+
+Every task calls one library function and reports what it returned (a log line a person
+reads, and Prefect artifacts: tables, sample grids). What is up to date is decided by the
+library (fingerprints of input versions and hashes, in the store), not here.
+
+Flows (deployments in ``flows/prefect.yaml``; docs/pipeline.md):
+
+``ingest_synthetic_flow``, ``ingest_fits_flow``, ``ingest_jsoc_flow``
+    data in (synthetic, local FITS, JSOC incremental / near-real-time)
+``dataset_versions_flow``
+    the table of dataset versions and content digests
+``train_gan_flow``, ``train_encoder_flow``, ``fit_directions_flow``
+    models and their physical directions
+``index_flow``
+    embed the frames the index lacks (shards mapped over workers), then write them:
+    a new collection for a new encoder, the missing frames otherwise
+``archives_flow``, ``evaluate_flow``
+    TorchServe model archives; the quality report
+``ingest_and_reindex_flow``
+    the hourly job: definitive records after the newest held, near-real-time ones for
+    recent days, then the index update
+``pipeline``
+    all of it in order, skipping what is up to date
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import sys
+from datetime import timedelta
+from typing import Any
+
+from prefect import flow, get_run_logger, task, unmapped
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from sharpseek import pipeline as lib
+from sharpseek.config import Settings, get_settings
+
+# Workers of a distributed runner may not have this file on their path: ship its functions
+# by value (they only call the installed library).
+try:
+    import cloudpickle
+
+    if __name__ in sys.modules:
+        cloudpickle.register_pickle_by_value(sys.modules[__name__])
+except (ImportError, ValueError):  # pragma: no cover - cloudpickle comes with prefect
+    pass
+
+
+def settings_for(home: str | None = None, preset: str | None = None, **extra: Any) -> Settings:
+    """The settings of a flow run: environment (SHARPSEEK_*) plus the run's parameters."""
+    overrides: dict[str, Any] = dict(extra)
+    if home:
+        overrides["home"] = home
+    if preset:
+        overrides["preset"] = preset
+    return get_settings(**overrides)
+
+
+def _delays(settings: Settings) -> list[float]:
+    first = settings.flows.retry_delay_seconds
+    return [first * 2**i for i in range(max(settings.flows.retries, 1))]
+
+
+def _report(outcome: lib.StageOutcome) -> dict[str, Any]:
+    get_run_logger().info(outcome.message)
+    return outcome.as_dict()
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")[:60]
+
+
+def _image_markdown(settings: Settings, key: str | None, title: str) -> str:
+    """Markdown showing a PNG of the store inline (small ones) or naming where it is."""
+    if not key:
+        return ""
+    from sharpseek.store import open_store
+
+    store = open_store(settings)
+    if not store.exists(key):
+        return f"*{title}: {key} not found*"
+    data = store.get_bytes(key)
+    if len(data) > 600_000:
+        return f"**{title}**: `{store.url(key)}`"
+    encoded = base64.b64encode(data).decode()
+    return f"**{title}** (`{key}`)\n\n![{title}](data:image/png;base64,{encoded})"
+
+
+# ----------------------------------------------------------------------------------------------
+# tasks: one library call each
+# ----------------------------------------------------------------------------------------------
+@task(name="ingest synthetic", cache_policy=NO_CACHE)
+def ingest_synthetic_task(settings: Settings) -> dict[str, Any]:
+    return _report(lib.ingest_synthetic_stage(settings, progress=False))
+
+
+@task(name="ingest FITS", cache_policy=NO_CACHE)
+def ingest_fits_task(settings: Settings, paths: list[str], dataset: str) -> dict[str, Any]:
+    outcome = lib.ingest_fits_stage(settings, paths, dataset=dataset, progress=False)
+    for source, reason in outcome.outputs.get("quarantined", []):
+        get_run_logger().warning("quarantined %s: %s", source, reason)
+    return _report(outcome)
+
+
+@task(name="ingest JSOC", cache_policy=NO_CACHE)
+def ingest_jsoc_task(settings: Settings, **kwargs: Any) -> dict[str, Any]:
+    """JSOC is the flaky part of the world: this task retries (``settings.flows.retries``,
+    with doubling delays) on top of the library's own per-request retries."""
+    return _report(lib.ingest_jsoc_stage(settings, **kwargs))
+
+
+@task(name="dataset versions", cache_policy=NO_CACHE)
+def dataset_versions_task(settings: Settings) -> list[dict[str, Any]]:
+    rows = lib.dataset_versions_table(settings)
+    create_table_artifact(
+        rows, key="dataset-versions", description="Dataset versions (latest with its digest)"
+    )
+    get_run_logger().info("%d dataset versions", len(rows))
+    return rows
+
+
+@task(name="train", cache_policy=NO_CACHE)
+def train_task(
+    settings: Settings, kind: str, dataset: str | None, epochs: int | None
+) -> dict[str, Any]:
+    logger = get_run_logger()
+
+    def on_epoch_end(epoch: int, row: dict[str, Any]) -> None:
+        shown = {k: round(v, 4) for k, v in row.items() if isinstance(v, float)}
+        logger.info("%s epoch %d: %s", kind, epoch, shown)
+
+    outcome = lib.train_stage(
+        settings, kind, dataset=dataset, epochs=epochs, progress=True, on_epoch_end=on_epoch_end
+    )
+    if not outcome.skipped and outcome.outputs.get("history"):
+        create_table_artifact(
+            outcome.outputs["history"],
+            key=f"train-{kind}-{_slug(outcome.outputs['run'])}",
+            description=f"{kind} {outcome.outputs['run']}: one row per epoch",
+        )
+        grid = _image_markdown(settings, outcome.outputs.get("samples"), "GAN samples")
+        if grid:
+            create_markdown_artifact(grid, key=f"samples-{_slug(outcome.outputs['run'])}")
+    return _report(outcome)
+
+
+@task(name="fit directions", cache_policy=NO_CACHE)
+def directions_task(settings: Settings) -> dict[str, Any]:
+    outcome = lib.directions_stage(settings, progress=False)
+    if not outcome.skipped:
+        accuracy = outcome.outputs["accuracy"]
+        rows = [{"parameter": k, "held-out accuracy": v} for k, v in accuracy.items()]
+        create_table_artifact(rows, key="directions", description="SVM boundaries per parameter")
+    return _report(outcome)
+
+
+@task(name="evaluate", cache_policy=NO_CACHE)
+def evaluate_task(settings: Settings) -> dict[str, Any]:
+    outcome = lib.evaluate_stage(settings)
+    rows = [
+        {"model": section, "measure": k, "value": v}
+        for section, values in outcome.outputs.get("report", {}).items()
+        for k, v in values.items()
+        if isinstance(v, int | float | str)
+    ]
+    create_table_artifact(rows, key="evaluation", description="Model quality on held-out HARPs")
+    return _report(outcome)
+
+
+@task(name="model archives", cache_policy=NO_CACHE)
+def archives_task(settings: Settings) -> dict[str, Any]:
+    return _report(lib.archives_stage(settings))
+
+
+@task(name="plan index", cache_policy=NO_CACHE)
+def plan_index_task(settings: Settings, datasets: list[str] | None) -> lib.IndexPlan:
+    plan = lib.plan_index(settings, datasets=datasets)
+    get_run_logger().info(
+        "index plan: %s, %d frames in %d shards for encoder %s (live: %s, %d points)",
+        plan.mode,
+        plan.n_frames,
+        len(plan.shards),
+        plan.encoder_version,
+        plan.live_before,
+        plan.points_before,
+    )
+    return plan
+
+
+@task(name="embed shard", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
+def embed_shard_task(settings: Settings, shard: lib.Shard, encoder_key: str) -> dict[str, Any]:
+    """One shard on one worker (retried: a worker or the store may fail transiently)."""
+    return lib.embed_shard(settings, shard, encoder_key)
+
+
+@task(name="write index", cache_policy=NO_CACHE)
+def write_index_task(settings: Settings, plan: lib.IndexPlan) -> dict[str, Any]:
+    outcome = lib.apply_index_plan(settings, plan)
+    get_run_logger().info(outcome.message)
+    create_table_artifact(
+        [
+            {"dataset": name, "frames added": n}
+            for name, n in (outcome.per_dataset or {"-": 0}).items()
+        ]
+        + [{"dataset": "points in the live collection", "frames added": outcome.points_after}],
+        key="index-update",
+        description=f"index {outcome.mode}: live {outcome.live_after}",
+    )
+    return outcome.as_dict()
+
+
+# ----------------------------------------------------------------------------------------------
+# flows
+# ----------------------------------------------------------------------------------------------
+@flow(name="ingest-synthetic", log_prints=True)
+def ingest_synthetic_flow(home: str | None = None, preset: str | None = None) -> dict[str, Any]:
+    """The synthetic dataset of the preset's recipe (reused when it exists)."""
+    return ingest_synthetic_task(settings_for(home, preset))
+
+
+@flow(name="ingest-fits")
+def ingest_fits_flow(
+    paths: list[str], dataset: str = "sharp", home: str | None = None, preset: str | None = None
+) -> dict[str, Any]:
+    """SHARP Br FITS files (or folders); skipped when exactly these files are in already."""
+    return ingest_fits_task(settings_for(home, preset), paths, dataset)
+
+
+@flow(name="ingest-jsoc")
+def ingest_jsoc_flow(
+    start: str | None = None,
+    end: str | None = None,
+    harpnums: list[int] | None = None,
+    nrt: bool = False,
+    incremental: bool = True,
+    dataset: str = "sharp",
+    home: str | None = None,
+    preset: str | None = None,
+) -> dict[str, Any]:
+    """JSOC records after the newest held per HARP (plus new HARPs with start/harpnums)."""
+    settings = settings_for(home, preset)
+    ingest = ingest_jsoc_task.with_options(
+        retries=settings.flows.retries, retry_delay_seconds=_delays(settings)
+    )
+    return ingest(
+        settings,
+        start=start,
+        end=end,
+        harpnums=harpnums,
+        nrt=nrt,
+        incremental=incremental,
+        dataset=dataset,
+    )
+
+
+@flow(name="dataset-versions")
+def dataset_versions_flow(home: str | None = None, preset: str | None = None) -> list[dict]:
+    """Publish the table of dataset versions (records, regions, content digest)."""
+    return dataset_versions_task(settings_for(home, preset))
+
+
+@flow(name="train-gan")
+def train_gan_flow(
+    epochs: int | None = None,
+    dataset: str | None = None,
+    home: str | None = None,
+    preset: str | None = None,
+) -> dict[str, Any]:
+    """Train (or resume, or skip when up to date) the GAN run ``settings.models.gan``."""
+    return train_task(settings_for(home, preset), "gan", dataset, epochs)
+
+
+@flow(name="train-encoder")
+def train_encoder_flow(
+    epochs: int | None = None,
+    dataset: str | None = None,
+    home: str | None = None,
+    preset: str | None = None,
+) -> dict[str, Any]:
+    """Train (or resume, or skip when up to date) the encoder run ``settings.models.encoder``."""
+    return train_task(settings_for(home, preset), "encoder", dataset, epochs)
+
+
+@flow(name="fit-directions")
+def fit_directions_flow(home: str | None = None, preset: str | None = None) -> dict[str, Any]:
+    """Physical directions (SVM boundaries + calibration) of the settings' GAN version."""
+    return directions_task(settings_for(home, preset))
+
+
+@flow(name="evaluate")
+def evaluate_flow(home: str | None = None, preset: str | None = None) -> dict[str, Any]:
+    """The quality report of the settings' GAN and encoder."""
+    return evaluate_task(settings_for(home, preset))
+
+
+@flow(name="model-archives")
+def archives_flow(home: str | None = None, preset: str | None = None) -> dict[str, Any]:
+    """TorchServe archives of the settings' model versions, published to the store."""
+    return archives_task(settings_for(home, preset))
+
+
+def _prefect_api_url() -> str | None:
+    """The API this run reports to (a server's, or the ephemeral one this process started)."""
+    from prefect.context import FlowRunContext
+    from prefect.settings import PREFECT_API_URL
+
+    context = FlowRunContext.get()
+    if context is not None and context.client is not None:
+        return str(context.client.api_url)
+    return PREFECT_API_URL.value() or None
+
+
+def local_dask_cluster(**kwargs: Any):
+    """A Dask LocalCluster whose workers report their task runs to this run's Prefect API
+    (otherwise each worker would start an ephemeral Prefect server of its own)."""
+    from distributed import LocalCluster
+
+    env = dict(kwargs.pop("env", None) or {})
+    url = _prefect_api_url()
+    if url:
+        env.setdefault("PREFECT_API_URL", url)
+    return LocalCluster(env=env, **kwargs)
+
+
+def task_runner_for(settings: Settings):
+    """The runner of sharded work: threads in-process, or a Dask cluster (a LocalCluster of
+    ``settings.flows.dask_workers`` single-threaded process workers, or ``dask_address``)."""
+    if settings.flows.task_runner == "dask":
+        from prefect_dask import DaskTaskRunner
+
+        if settings.flows.dask_address:
+            return DaskTaskRunner(address=settings.flows.dask_address)
+        return DaskTaskRunner(
+            cluster_class=local_dask_cluster,
+            cluster_kwargs={
+                "n_workers": settings.flows.dask_workers,
+                "threads_per_worker": 1,
+                "processes": True,
+                "dashboard_address": ":0",  # any free port: never clash with another cluster
+            },
+        )
+    return ThreadPoolTaskRunner(max_workers=max(1, (os.cpu_count() or 2) // 2))
+
+
+def _index(settings: Settings, datasets: list[str] | None) -> dict[str, Any]:
+    plan = plan_index_task(settings, datasets)
+    if plan.mode == "none":
+        return {"mode": "none", "points_after": plan.points_before, "live_after": plan.live_before}
+    futures = embed_shard_task.map(unmapped(settings), plan.shards, unmapped(plan.encoder_key))
+    done = futures.result()  # raises if a shard failed: the live index is untouched
+    cached = sum(d["cached"] for d in done)
+    get_run_logger().info("%d shards embedded (%d reused from the store)", len(done), cached)
+    return write_index_task(settings, plan)
+
+
+@flow(name="index")
+def index_flow(
+    datasets: list[str] | None = None, home: str | None = None, preset: str | None = None
+) -> dict[str, Any]:
+    """Bring the search index up to date with the latest datasets and the settings' encoder.
+
+    Sharded embedding runs on this flow's task runner (``settings.flows.task_runner``): call
+    :func:`run_index_flow` to pick it from the settings."""
+    return _index(settings_for(home, preset), datasets)
+
+
+def run_index_flow(settings: Settings, datasets: list[str] | None = None, **params: Any):
+    """Run :func:`index_flow` on the task runner the settings name."""
+    return index_flow.with_options(task_runner=task_runner_for(settings))(
+        datasets=datasets, **params
+    )
+
+
+@flow(name="ingest-and-reindex")
+def ingest_and_reindex_flow(
+    harpnums: list[int] | None = None,
+    start: str | None = None,
+    end: str | None = None,
+    nrt: bool = True,
+    dataset: str = "sharp",
+    home: str | None = None,
+    preset: str | None = None,
+) -> dict[str, Any]:
+    """The scheduled job: new definitive SHARPs after the newest held, near-real-time ones of
+    the last ``settings.flows.nrt_lookback_days`` (definitive records replace them as they
+    appear), then the live index takes exactly the new frames. If JSOC fails (after the
+    retries), the run fails before the index is touched."""
+    settings = settings_for(home, preset)
+    ingest = ingest_jsoc_task.with_options(
+        retries=settings.flows.retries, retry_delay_seconds=_delays(settings)
+    )
+    out: dict[str, Any] = {
+        "definitive": ingest(
+            settings, start=start, end=end, harpnums=harpnums, nrt=False, dataset=dataset
+        )
+    }
+    if nrt:
+        out["nrt"] = ingest(settings, end=end, harpnums=harpnums, nrt=True, dataset=dataset)
+    out["index"] = run_index_flow(settings, [dataset], home=home, preset=preset)
+    return out
+
+
+@flow(name="pipeline")
+def pipeline(
+    home: str | None = None,
+    preset: str | None = None,
+    samples: bool = True,
+    gan_epochs: int | None = None,
+    encoder_epochs: int | None = None,
+    directions: bool = True,
+    evaluate: bool = True,
+    archives: bool = True,
+) -> dict[str, Any]:
+    """Everything in order, each stage skipped when its inputs have not changed: synthetic
+    data (+ the real samples in ``settings.samples_dir``), dataset versions, GAN, encoder,
+    directions, index, model archives, evaluation."""
+    settings = settings_for(home, preset)
+    logger = get_run_logger()
+    logger.info("pipeline on %s (preset %s)", settings.home, settings.preset)
+    stages: dict[str, Any] = {"ingest-synthetic": ingest_synthetic_task(settings)}
+    if samples and settings.real_sample_paths:
+        paths = [str(p) for p in settings.real_sample_paths]
+        stages["ingest-fits"] = ingest_fits_task(settings, paths, "sharp")
+    elif samples:
+        logger.info("no real samples in %s: synthetic data only", settings.samples_dir)
+    dataset_versions_task(settings)
+    stages["train-gan"] = train_task(settings, "gan", None, gan_epochs)
+    stages["train-encoder"] = train_task(settings, "encoder", None, encoder_epochs)
+    if directions:
+        stages["directions"] = directions_task(settings)
+    stages["index"] = run_index_flow(settings, home=home, preset=preset)
+    if archives:
+        stages["archives"] = archives_task(settings)
+    if evaluate:
+        stages["evaluate"] = evaluate_task(settings)
+    summary = [
+        {
+            "stage": name,
+            "skipped": bool(value.get("skipped", value.get("mode") == "none")),
+            "message": value.get("message") or f"index: {value.get('mode')}",
+        }
+        for name, value in stages.items()
+    ]
+    create_table_artifact(summary, key="pipeline-summary", description="What each stage did")
+    return stages
+
+
+#: The hourly schedule of ingest-and-reindex (also in prefect.yaml).
+HOURLY = timedelta(hours=1)

@@ -1,0 +1,936 @@
+"""The pipeline's library: what is up to date, shard planning, and the steps the flows call.
+
+The Prefect flows in ``flows/`` are thin shells: each task calls one function of this module
+(or of the module that owns the work) and reports what it returned. This module decides
+
+- **what is up to date**: every stage has a *fingerprint*, the SHA-256 of the versions and
+  hashes of its inputs (the dataset's record ids and content hashes, the content-addressed
+  model versions, the training config, the FITS files' bytes). A :class:`Ledger` in the store
+  (``pipeline/stages/<stage>.json``) remembers the fingerprint of the last finished run of
+  each stage and what it wrote; a stage whose fingerprint matches and whose outputs still
+  exist is skipped. The ledger lives beside the data it describes, so every worker sees it
+  and it disappears with the data (Prefect's own result cache would live on one worker's
+  disk and outlive a deleted store);
+- **shards**: work that grows with the archive (embedding every frame) is cut into shards of
+  ``settings.flows.shard_size`` frames, each a task a worker runs on its own; a shard's
+  result goes to the store under a key made from the encoder version and the shard's
+  records' content hashes, so a rerun (after a crash, or on another worker) reuses it.
+
+Everything here works without Prefect (plain calls), which is how the tests check it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from sharpseek.config import Settings
+from sharpseek.store import ObjectStore, open_store
+
+log = logging.getLogger(__name__)
+
+LEDGER_PREFIX = "pipeline/stages"
+EMBEDDINGS_PREFIX = "pipeline/embeddings"
+REPORTS_PREFIX = "pipeline/reports"
+#: Bump when a stage's meaning changes, so every fingerprint changes with it.
+PIPELINE_SCHEMA = 1
+
+__all__ = [
+    "DatasetRef",
+    "IndexOutcome",
+    "IndexPlan",
+    "Ledger",
+    "Shard",
+    "StageOutcome",
+    "apply_index_plan",
+    "dataset_digest",
+    "dataset_ref",
+    "directions_stage",
+    "embed_shard",
+    "evaluate_stage",
+    "archives_stage",
+    "files_digest",
+    "fingerprint",
+    "ingest_fits_stage",
+    "ingest_jsoc_stage",
+    "ingest_synthetic_stage",
+    "open_settings_index",
+    "plan_index",
+    "plan_shards",
+    "train_stage",
+]
+
+
+# ----------------------------------------------------------------------------------------------
+# fingerprints and the ledger
+# ----------------------------------------------------------------------------------------------
+def fingerprint(inputs: Mapping[str, Any]) -> str:
+    """SHA-256 (16 hex digits) of a stage's inputs, as canonical JSON (sorted keys)."""
+    text = json.dumps({"schema": PIPELINE_SCHEMA, **inputs}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def dataset_digest(manifest: pd.DataFrame) -> str:
+    """SHA-256 (16 hex) of a dataset's content: its record ids and their images' hashes.
+
+    Two versions holding the same records with the same pixels have the same digest, so an
+    ingest that added nothing makes nothing downstream stale.
+    """
+    if not len(manifest):
+        return hashlib.sha256(b"").hexdigest()[:16]
+    pairs = manifest[["record_id", "content_hash"]].astype(str).sort_values("record_id")
+    digest = hashlib.sha256()
+    for rid, content in pairs.itertuples(index=False):
+        digest.update(f"{rid}\t{content}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def files_digest(paths: Iterable[Path]) -> str:
+    """SHA-256 (16 hex) of files' names and bytes (the inputs of a FITS ingest)."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(p) for p in paths):
+        digest.update(path.name.encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()[:16]
+
+
+@dataclass
+class StageOutcome:
+    """What a stage did: ``skipped`` when its fingerprint matched a finished run."""
+
+    stage: str
+    skipped: bool
+    fingerprint: str
+    outputs: dict[str, Any] = field(default_factory=dict)
+    message: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Ledger:
+    """The fingerprint and outputs of each stage's last finished run, in the store."""
+
+    def __init__(self, store: ObjectStore):
+        self.store = store
+
+    @staticmethod
+    def key(stage: str) -> str:
+        return f"{LEDGER_PREFIX}/{stage}.json"
+
+    def get(self, stage: str) -> dict[str, Any] | None:
+        key = self.key(stage)
+        if not self.store.exists(key):
+            return None
+        return json.loads(self.store.get_bytes(key))
+
+    def current(
+        self, stage: str, fp: str, *, exists: Callable[[dict[str, Any]], bool] | None = None
+    ) -> dict[str, Any] | None:
+        """The stage's record when it finished with fingerprint ``fp`` and ``exists(outputs)``
+        (its outputs are still there); else None (the stage must run)."""
+        entry = self.get(stage)
+        if entry is None or entry.get("fingerprint") != fp:
+            return None
+        if exists is not None and not exists(entry.get("outputs", {})):
+            log.info("stage %s: outputs of the recorded run are gone; running it again", stage)
+            return None
+        return entry
+
+    def record(
+        self, stage: str, fp: str, inputs: Mapping[str, Any], outputs: Mapping[str, Any]
+    ) -> None:
+        entry = {
+            "stage": stage,
+            "fingerprint": fp,
+            "inputs": dict(inputs),
+            "outputs": dict(outputs),
+            "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        self.store.put_bytes(self.key(stage), json.dumps(entry, indent=2, default=str).encode())
+
+
+def _outcome_from(stage: str, entry: dict[str, Any], what: str) -> StageOutcome:
+    return StageOutcome(
+        stage,
+        True,
+        entry["fingerprint"],
+        dict(entry.get("outputs", {})),
+        f"{what} is up to date (finished {entry.get('finished', '?')}); skipped",
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# datasets
+# ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DatasetRef:
+    """A dataset version and the digest of its content (what downstream stages depend on)."""
+
+    name: str
+    version: str
+    digest: str
+    n_records: int
+    n_regions: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def dataset_ref(ds) -> DatasetRef:
+    """The :class:`DatasetRef` of a :class:`sharpseek.dataset.Dataset`."""
+    return DatasetRef(
+        ds.name,
+        ds.version,
+        dataset_digest(ds.manifest),
+        len(ds.manifest),
+        int(ds.info.get("n_regions", ds.manifest["harpnum"].nunique() if len(ds) else 0)),
+    )
+
+
+def latest_ref(settings: Settings, name: str, store: ObjectStore | None = None):
+    """The :class:`DatasetRef` of the latest version of ``name``, or None when absent."""
+    from sharpseek.dataset import latest_version, load_dataset
+
+    store = store or open_store(settings)
+    version = latest_version(store, name)
+    if version is None:
+        return None
+    return dataset_ref(load_dataset(store, name, version))
+
+
+def ingest_synthetic_stage(settings: Settings, *, progress: bool = True) -> StageOutcome:
+    """The synthetic dataset of the settings' recipe (reused when complete: the version name
+    is the recipe, and the generator is deterministic)."""
+    from sharpseek.ingest import ingest_synthetic, synthetic_version
+
+    store = open_store(settings)
+    cfg = settings.synthetic
+    version = synthetic_version(
+        regions=cfg.regions, frames=cfg.frames, cadence_hours=cfg.cadence_hours, seed=cfg.seed
+    )
+    existed = store.exists(f"datasets/synthetic/{version}/dataset.json")
+    ref = dataset_ref(ingest_synthetic(settings, progress=progress, store=store))
+    return StageOutcome(
+        "ingest-synthetic",
+        existed,
+        fingerprint({"recipe": version}),
+        {"dataset": ref.as_dict()},
+        (
+            f"synthetic/{ref.version} is up to date ({ref.n_records} frames); reused"
+            if existed
+            else f"synthetic/{ref.version}: {ref.n_records} frames of {ref.n_regions} regions"
+        ),
+    )
+
+
+def ingest_fits_stage(
+    settings: Settings,
+    paths: Sequence[str | Path],
+    *,
+    dataset: str = "sharp",
+    progress: bool = True,
+) -> StageOutcome:
+    """Ingest Br FITS files unless exactly these files (names and bytes) were ingested into
+    ``dataset`` before (then no new, empty dataset version is made)."""
+    from sharpseek.ingest import find_fits_files, ingest_fits
+
+    store = open_store(settings)
+    files, problems = find_fits_files(paths)
+    inputs = {"dataset": dataset, "files": files_digest(files), "n_files": len(files)}
+    fp = fingerprint(inputs)
+    stage = f"ingest-fits-{dataset}"
+    ledger = Ledger(store)
+    entry = ledger.current(
+        stage,
+        fp,
+        exists=lambda out: store.exists(f"datasets/{dataset}/{out['version']}/dataset.json"),
+    )
+    if entry is not None:
+        return _outcome_from(stage, entry, f"{len(files)} FITS files in {dataset}")
+    result = ingest_fits(settings, paths, dataset=dataset, store=store, progress=progress)
+    ref = dataset_ref(result.dataset)
+    outputs = {
+        "version": ref.version,
+        "dataset": ref.as_dict(),
+        "added": result.added,
+        "skipped": result.skipped,
+        "replaced": result.replaced,
+        "quarantined": [(q.source, q.reason) for q in result.quarantined + problems],
+    }
+    ledger.record(stage, fp, inputs, outputs)
+    return StageOutcome(
+        stage,
+        False,
+        fp,
+        outputs,
+        f"{dataset}/{ref.version}: {result.added} added, {result.skipped} already there, "
+        f"{len(result.quarantined)} quarantined",
+    )
+
+
+def ingest_jsoc_stage(
+    settings: Settings,
+    *,
+    start: str | None = None,
+    end: str | None = None,
+    harpnums: Sequence[int] | None = None,
+    nrt: bool = False,
+    incremental: bool = True,
+    dataset: str = "sharp",
+    progress: bool = False,
+) -> StageOutcome:
+    """Incremental JSOC ingest (definitive series, or NRT with ``nrt``) into ``dataset``.
+
+    With ``incremental`` and HARPs already held, asks only for records after each HARP's
+    newest T_REC; ``harpnums`` with ``start`` brings in new HARPs. NRT asks ``start``
+    defaults to ``now - settings.flows.nrt_lookback_days`` (recent days only). Transient
+    JSOC failures are retried inside (``settings.jsoc.retries``) and by the flow's task.
+    """
+    from sharpseek import jsoc
+    from sharpseek.ingest import ingest_jsoc
+
+    if nrt and start is None:
+        lookback = pd.Timedelta(days=settings.flows.nrt_lookback_days)
+        start = (pd.Timestamp.now(tz="UTC").tz_localize(None) - lookback).strftime(
+            "%Y.%m.%d_%H:00:00_TAI"
+        )
+    from sharpseek.dataset import latest_version
+
+    series = jsoc.NRT_SERIES if nrt else None
+    store = open_store(settings)
+    held = latest_version(store, dataset) is not None
+    if not held and start is None:
+        raise ValueError(
+            f"dataset {dataset!r} is empty: the first JSOC ingest needs a start time "
+            "(and HARP numbers) to know what to ask for"
+        )
+    results = []
+    if incremental and held:
+        results.append(
+            ingest_jsoc(
+                settings,
+                end=end,
+                harpnums=harpnums,
+                series=series,
+                incremental=True,
+                dataset=dataset,
+                store=store,
+                progress=progress,
+            )
+        )
+    if start is not None and (harpnums or nrt or not held or not incremental):
+        # new HARPs, recent NRT days, or a first run: a time range (held records are skipped)
+        results.append(
+            ingest_jsoc(
+                settings,
+                start=start,
+                end=end,
+                harpnums=harpnums,
+                series=series,
+                dataset=dataset,
+                store=store,
+                progress=progress,
+            )
+        )
+    last = results[-1].dataset if results else None
+    ref = dataset_ref(last) if last is not None else latest_ref(settings, dataset, store)
+    added = sum(r.added for r in results)
+    replaced = sum(r.replaced for r in results)
+    quarantined = [(q.source, q.reason) for r in results for q in r.quarantined]
+    which = "near-real-time" if nrt else "definitive"
+    return StageOutcome(
+        f"ingest-jsoc-{'nrt' if nrt else 'definitive'}",
+        False,
+        fingerprint({"dataset": ref.as_dict() if ref else None}),
+        {
+            "dataset": ref.as_dict() if ref else None,
+            "added": added,
+            "replaced": replaced,
+            "quarantined": quarantined,
+        },
+        f"JSOC {which}: {added} new records, {replaced} NRT records replaced by definitive, "
+        f"{len(quarantined)} quarantined; {dataset} now "
+        f"{ref.version if ref else '-'} ({ref.n_records if ref else 0} records)",
+    )
+
+
+def dataset_versions_table(settings: Settings) -> list[dict[str, Any]]:
+    """One row per dataset version: name, version (latest marked), records, regions, digest
+    of the latest; what the dataset-versioning flow publishes."""
+    from sharpseek.dataset import dataset_names, dataset_versions, latest_version, load_dataset
+
+    store = open_store(settings)
+    rows = []
+    for name in dataset_names(store):
+        latest = latest_version(store, name)
+        for version in dataset_versions(store, name):
+            ds = load_dataset(store, name, version)
+            rows.append(
+                {
+                    "dataset": name,
+                    "version": version + (" (latest)" if version == latest else ""),
+                    "records": int(ds.info["n_records"]),
+                    "regions": int(ds.info["n_regions"]),
+                    "added": int(ds.info.get("n_added", 0)),
+                    "quarantined": int(ds.info.get("n_quarantined", 0)),
+                    "digest": dataset_digest(ds.manifest) if version == latest else "",
+                    "created": ds.info["created"],
+                }
+            )
+    return rows
+
+
+# ----------------------------------------------------------------------------------------------
+# training
+# ----------------------------------------------------------------------------------------------
+def _train_config(kind: str, preset: str, epochs: int | None):
+    overrides = {} if epochs is None else {"epochs": epochs}
+    if kind == "gan":
+        from sharpseek.training.gan import gan_train_config
+
+        return gan_train_config(preset, **overrides)
+    if kind == "encoder":
+        from sharpseek.training.encoder import encoder_train_config
+
+        return encoder_train_config(preset, **overrides)
+    raise ValueError(f"unknown model kind {kind!r}; choose gan or encoder")
+
+
+def _run_name(settings: Settings, kind: str) -> str:
+    return settings.models.gan if kind == "gan" else settings.models.encoder
+
+
+def _plain(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+def train_stage(
+    settings: Settings,
+    kind: Literal["gan", "encoder"],
+    *,
+    dataset: str | None = None,
+    epochs: int | None = None,
+    progress: bool = True,
+    on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None,
+) -> StageOutcome:
+    """Train the GAN or the encoder run that ``settings.models`` names, unless a finished
+    run of the same config on the same dataset content is there.
+
+    A run left by an interrupted training with the same config and dataset is resumed; a
+    run of another config or dataset is replaced (the pipeline retrains what is stale).
+    """
+    from sharpseek.dataset import latest_version, load_dataset
+    from sharpseek.training.common import RunStore, load_checkpoint
+
+    store = open_store(settings)
+    name = dataset or settings.flows.training_dataset
+    version = latest_version(store, name)
+    if version is None:
+        raise FileNotFoundError(
+            f"no dataset {name!r} in {store.describe()} to train the {kind} on; ingest it first"
+        )
+    ds = load_dataset(store, name, version)
+    ref = dataset_ref(ds)
+    config = _train_config(kind, settings.preset, epochs)
+    config_dict = _plain(config.to_dict())
+    run_name = _run_name(settings, kind)
+    inputs = {"kind": kind, "run": run_name, "config": config_dict, "dataset_digest": ref.digest}
+    fp = fingerprint(inputs)
+    stage = f"train-{kind}"
+    ledger = Ledger(store)
+    run = RunStore(store, kind, run_name)
+    entry = ledger.current(stage, fp, exists=lambda out: store.exists(out["last"]))
+    if entry is not None:
+        return _outcome_from(stage, entry, f"{kind} {run_name}")
+
+    resume = overwrite = False
+    if run.has_checkpoints() and run.exists("last.pt"):
+        ckpt = load_checkpoint(run.key("last.pt"), store=store, kind=kind)
+        same_data = ckpt.get("dataset") == {"name": ds.name, "version": ds.version}
+        same_config = _plain(ckpt.get("config")) == config_dict
+        if same_data and same_config and int(ckpt.get("epoch", 0)) >= config.epochs:
+            # a finished run the ledger did not know (trained by hand): adopt it
+            outputs = {"run": run_name, "last": run.key("last.pt"), "epoch": ckpt["epoch"]}
+            ledger.record(stage, fp, inputs, outputs)
+            return StageOutcome(
+                stage, True, fp, outputs, f"{kind} {run_name}: finished run found; adopted"
+            )
+        without_epochs = {k: v for k, v in config_dict.items() if k != "epochs"}
+        old = {k: v for k, v in _plain(ckpt.get("config", {})).items() if k != "epochs"}
+        if same_data and old == without_epochs and int(ckpt.get("epoch", 0)) < config.epochs:
+            resume = True
+            log.info("%s %s: resuming at epoch %s", kind, run_name, ckpt.get("epoch"))
+        else:
+            overwrite = True
+            log.warning("%s %s is stale (config or dataset changed): retraining", kind, run_name)
+    if kind == "gan":
+        from sharpseek.training.gan import train_gan as train
+    else:
+        from sharpseek.training.encoder import train_encoder as train
+    result = train(
+        config,
+        ds,
+        store,
+        version=run_name,
+        resume=resume,
+        overwrite=overwrite,
+        device=settings.device,
+        progress=progress,
+        on_epoch_end=on_epoch_end,
+    )
+    last = result.history[-1] if result.history else {}
+    outputs = {
+        "run": run_name,
+        "last": run.key("last.pt"),
+        "epoch": int(last.get("epoch", config.epochs)),
+        "best_epoch": (result.best or {}).get("epoch"),
+        "history": _plain(result.history),
+        "samples": run.key(f"samples/epoch-{config.epochs:04d}.png") if kind == "gan" else None,
+    }
+    ledger.record(stage, fp, inputs, outputs)
+    return StageOutcome(
+        stage,
+        False,
+        fp,
+        outputs,
+        f"{kind} {run_name}: trained {config.epochs} epochs on {ds.name}/{ds.version}"
+        + (" (resumed)" if resume else ""),
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# directions, evaluation, archives
+# ----------------------------------------------------------------------------------------------
+def _directions_samples(settings: Settings) -> int:
+    section = getattr(settings, "directions", None)
+    return int(getattr(section, "samples", 10_000))
+
+
+def directions_stage(settings: Settings, *, progress: bool = True) -> StageOutcome:
+    """Fit (and calibrate) the physical directions of the settings' generator version,
+    unless they are stored for this exact version and sample count."""
+    from sharpseek.directions import calibrate, fit_directions
+    from sharpseek.inference import GeneratorModel
+
+    store = open_store(settings)
+    generator = GeneratorModel.from_settings(settings, store=store)
+    n = _directions_samples(settings)
+    inputs = {"gan_version": generator.version, "samples": n}
+    fp = fingerprint(inputs)
+    stage = "directions"
+    ledger = Ledger(store)
+    entry = ledger.current(stage, fp, exists=lambda out: store.exists(out["key"]))
+    if entry is not None:
+        return _outcome_from(stage, entry, f"directions of {generator.version}")
+    directions = fit_directions(
+        generator.generate,
+        gan_version=generator.version,
+        latent_dim=generator.latent_dim,
+        n=n,
+        progress=progress,
+    )
+    section = getattr(settings, "directions", None)
+    if section is not None and hasattr(section, "calibration_steps"):
+        eps_max = section.calibration_eps_max
+        eps = np.linspace(-eps_max, eps_max, section.calibration_steps)
+        calibrate(generator.generate, directions, eps=eps, n_z=section.calibration_n_z)
+    else:
+        calibrate(generator.generate, directions)
+    key = directions.save(store)
+    accuracy = {
+        name: round(float(getattr(b, "accuracy", float("nan"))), 3)
+        for name, b in directions.boundaries.items()
+    }
+    outputs = {"gan_version": generator.version, "key": key, "accuracy": accuracy}
+    ledger.record(stage, fp, inputs, outputs)
+    return StageOutcome(
+        stage,
+        False,
+        fp,
+        outputs,
+        f"directions of {generator.version}: {len(directions.boundaries)} fitted on {n} images",
+    )
+
+
+def model_keys(settings: Settings) -> dict[str, str]:
+    """Store keys of the checkpoints ``settings.models`` names."""
+    from sharpseek.inference import checkpoint_name
+    from sharpseek.training.common import checkpoint_key
+
+    m = settings.models
+    return {
+        "gan": checkpoint_key("gan", m.gan, checkpoint_name(m.gan_checkpoint)),
+        "encoder": checkpoint_key("encoder", m.encoder, checkpoint_name(m.encoder_checkpoint)),
+    }
+
+
+def evaluate_stage(settings: Settings) -> StageOutcome:
+    """The model quality report (:func:`sharpseek.evaluate.evaluate_checkpoints`) of the
+    settings' GAN and encoder versions, stored as JSON under ``pipeline/reports/``."""
+    from sharpseek.evaluate import evaluate_checkpoints
+    from sharpseek.inference import EncoderModel, GeneratorModel
+
+    store = open_store(settings)
+    keys = model_keys(settings)
+    gan_version = GeneratorModel.from_settings(settings, store=store).version
+    enc_version = EncoderModel.from_settings(settings, store=store).version
+    n = settings.flows.eval_samples
+    inputs = {"gan_version": gan_version, "encoder_version": enc_version, "samples": n}
+    fp = fingerprint(inputs)
+    stage = "evaluate"
+    ledger = Ledger(store)
+    entry = ledger.current(stage, fp, exists=lambda out: store.exists(out["key"]))
+    if entry is not None:
+        return _outcome_from(stage, entry, f"evaluation of {gan_version} and {enc_version}")
+    report = evaluate_checkpoints(store, gan=keys["gan"], encoder=keys["encoder"], n_generated=n)
+    key = f"{REPORTS_PREFIX}/evaluation-{fp}.json"
+    store.put_bytes(key, json.dumps(report, indent=2, default=str).encode())
+    outputs = {"key": key, "report": _plain(report)}
+    ledger.record(stage, fp, inputs, outputs)
+    return StageOutcome(stage, False, fp, outputs, f"evaluation report: {key}")
+
+
+def archives_stage(settings: Settings) -> StageOutcome:
+    """Build and publish the TorchServe model archives of the settings' model versions
+    through :mod:`sharpseek.serving` (``build_archives(settings, store=...)``); skipped with
+    a message when that module is not installed."""
+    try:
+        from sharpseek import serving
+    except ImportError:
+        serving = None
+    build = getattr(serving, "build_archives", None) if serving is not None else None
+    if build is None:
+        return StageOutcome(
+            "archives",
+            True,
+            "",
+            {},
+            "model archives: sharpseek.serving.build_archives is not available; skipped",
+        )
+    from sharpseek.inference import EncoderModel, GeneratorModel
+
+    store = open_store(settings)
+    inputs = {
+        "gan_version": GeneratorModel.from_settings(settings, store=store).version,
+        "encoder_version": EncoderModel.from_settings(settings, store=store).version,
+    }
+    fp = fingerprint(inputs)
+    ledger = Ledger(store)
+    entry = ledger.current("archives", fp)
+    if entry is not None:
+        return _outcome_from("archives", entry, "model archives")
+    built = build(settings, store=store)
+    outputs = {"archives": _plain(built)}
+    ledger.record("archives", fp, inputs, outputs)
+    return StageOutcome("archives", False, fp, outputs, f"model archives published: {built}")
+
+
+# ----------------------------------------------------------------------------------------------
+# the index: plan, shards, apply
+# ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Shard:
+    """Rows of one dataset version to embed as one task (``key``: where its vectors go)."""
+
+    dataset: str
+    version: str
+    rows: tuple[int, ...]
+    key: str
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+def plan_shards(
+    manifest: pd.DataFrame,
+    rows: Sequence[int],
+    *,
+    dataset: str,
+    version: str,
+    encoder_version: str,
+    shard_size: int,
+) -> list[Shard]:
+    """Cut ``rows`` of a manifest into shards of at most ``shard_size`` (in row order).
+
+    A shard's key is made from the encoder version and its records' ids and content hashes,
+    so the same frames embedded by the same encoder map to the same stored result.
+    """
+    if shard_size < 1:
+        raise ValueError(f"shard_size must be >= 1, got {shard_size}")
+    rows = [int(r) for r in rows]
+    shards = []
+    for start in range(0, len(rows), shard_size):
+        chunk = tuple(rows[start : start + shard_size])
+        part = manifest.iloc[list(chunk)]
+        digest = hashlib.sha256()
+        for rid, content in part[["record_id", "content_hash"]].astype(str).itertuples(False):
+            digest.update(f"{rid}\t{content}\n".encode())
+        key = f"{EMBEDDINGS_PREFIX}/{encoder_version}/{dataset}/{digest.hexdigest()[:20]}.npy"
+        shards.append(Shard(dataset, version, chunk, key))
+    return shards
+
+
+@dataclass
+class IndexPlan:
+    """What the index needs: ``reindex`` (a new encoder version: every frame, into a new
+    collection that goes live when full), ``update`` (the frames the live collection lacks)
+    or ``none``."""
+
+    mode: Literal["reindex", "update", "none"]
+    encoder_version: str
+    encoder_key: str
+    datasets: list[DatasetRef]
+    shards: list[Shard]
+    live_before: str | None
+    points_before: int
+
+    @property
+    def n_frames(self) -> int:
+        return sum(len(s) for s in self.shards)
+
+
+def open_settings_index(settings: Settings, *, dim: int | None = None):
+    """The index the settings describe (``sharpseek.index.open_index_from_settings`` when
+    present; else the embedded index in ``<home>/index``)."""
+    import sharpseek.index as index_module
+
+    opener = getattr(index_module, "open_index_from_settings", None)
+    if opener is not None:
+        return opener(settings, dim=dim)
+    config = index_module.IndexConfig(dim=dim or 100)
+    return index_module.open_index("embedded", path=settings.home / "index", config=config)
+
+
+def _missing_ids(index, record_ids: list[str], chunk: int = 2000) -> set[str]:
+    present: set[str] = set()
+    for start in range(0, len(record_ids), chunk):
+        present |= {r.record_id for r in index.get(record_ids[start : start + chunk])}
+    return set(record_ids) - present
+
+
+def plan_index(
+    settings: Settings,
+    *,
+    datasets: Sequence[str] | None = None,
+    encoder_key: str | None = None,
+) -> IndexPlan:
+    """Decide what the index needs for the settings' encoder and the latest versions of
+    ``datasets`` (default ``settings.flows.index_datasets``; absent ones are left out)."""
+    from sharpseek.dataset import latest_version, load_dataset
+    from sharpseek.inference import EncoderModel
+
+    store = open_store(settings)
+    encoder_key = encoder_key or model_keys(settings)["encoder"]
+    encoder = EncoderModel.from_checkpoint(encoder_key, store=store)
+    names = list(datasets if datasets is not None else settings.flows.index_datasets)
+    loaded = []
+    for name in names:
+        version = latest_version(store, name)
+        if version is not None:
+            loaded.append(load_dataset(store, name, version))
+    if not loaded:
+        raise FileNotFoundError(
+            f"none of the datasets {names} is in {store.describe()}: nothing to index"
+        )
+    index = open_settings_index(settings, dim=encoder.dim)
+    try:
+        live = index.live()
+        points_before = index.count() if live is not None else 0
+        mode: Literal["reindex", "update", "none"]
+        if live is None or live.encoder_version != encoder.version:
+            mode = "reindex"
+            wanted = {ds.name: list(range(len(ds))) for ds in loaded}
+        else:
+            mode = "update"
+            wanted = {}
+            for ds in loaded:
+                ids = ds.manifest["record_id"].astype(str).tolist()
+                missing = _missing_ids(index, ids)
+                wanted[ds.name] = [i for i, r in enumerate(ids) if r in missing]
+    finally:
+        index.close()
+    shards = []
+    for ds in loaded:
+        shards += plan_shards(
+            ds.manifest,
+            wanted[ds.name],
+            dataset=ds.name,
+            version=ds.version,
+            encoder_version=encoder.version,
+            shard_size=settings.flows.shard_size,
+        )
+    if mode == "update" and not shards:
+        mode = "none"
+    return IndexPlan(
+        mode,
+        encoder.version,
+        encoder_key,
+        [dataset_ref(ds) for ds in loaded],
+        shards,
+        live.name if live is not None else None,
+        points_before,
+    )
+
+
+_ENCODERS: dict[tuple[str, str], Any] = {}
+
+
+def _encoder(store: ObjectStore, key: str):
+    """One loaded encoder per (store, key) per process: shards on a worker share it."""
+    from sharpseek.inference import EncoderModel
+
+    cache_key = (store.describe(), key)
+    if cache_key not in _ENCODERS:
+        _ENCODERS.clear()
+        _ENCODERS[cache_key] = EncoderModel.from_checkpoint(key, store=store)
+    return _ENCODERS[cache_key]
+
+
+def embed_shard(settings: Settings, shard: Shard, encoder_key: str) -> dict[str, Any]:
+    """Embed one shard's frames and store the vectors (float32 (n, dim) .npy) at its key.
+
+    Runs on any worker that can reach the store; a shard already stored is not recomputed.
+    Returns ``{"key", "n", "cached"}``.
+    """
+    import torch
+
+    store = open_store(settings)
+    if store.exists(shard.key):
+        return {"key": shard.key, "n": len(shard), "cached": True}
+    from sharpseek.dataset import load_dataset
+
+    torch.set_num_threads(1)  # one core per worker: the cluster is the parallelism
+    ds = load_dataset(store, shard.dataset, shard.version)
+    vectors = _encoder(store, encoder_key).embed(ds.images(shard.rows)).astype(np.float32)
+    buffer = io.BytesIO()
+    np.save(buffer, vectors, allow_pickle=False)
+    store.put_bytes(shard.key, buffer.getvalue())
+    return {"key": shard.key, "n": len(shard), "cached": False}
+
+
+def _load_vectors(store: ObjectStore, key: str) -> np.ndarray:
+    return np.load(io.BytesIO(store.get_bytes(key)), allow_pickle=False)
+
+
+@dataclass
+class IndexOutcome:
+    """What the index stage did."""
+
+    mode: str
+    encoder_version: str
+    live_before: str | None
+    live_after: str | None
+    points_before: int
+    points_after: int
+    added: int = 0
+    skipped: int = 0
+    replaced: int = 0
+    per_dataset: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def message(self) -> str:
+        if self.mode == "none":
+            return f"index {self.live_after} is up to date ({self.points_after} points); skipped"
+        verb = "rebuilt for a new encoder" if self.mode == "reindex" else "updated"
+        return (
+            f"index {verb}: {self.added} frames added, {self.replaced} NRT frames replaced; "
+            f"{self.points_before} -> {self.points_after} points, live {self.live_after}"
+        )
+
+
+def apply_index_plan(settings: Settings, plan: IndexPlan) -> IndexOutcome:
+    """Write the embedded shards into the index: a new collection that goes live when
+    complete (``reindex``), or the missing frames into the live one (``update``).
+
+    Every shard must be embedded first (:func:`embed_shard`). The live collection is never
+    touched before all vectors exist, so a failure anywhere before leaves it as it was.
+    """
+    from sharpseek.dataset import load_dataset
+
+    store = open_store(settings)
+    if plan.mode != "none":
+        for shard in plan.shards:
+            if not store.exists(shard.key):
+                raise RuntimeError(
+                    f"shard {shard.key} was not embedded; the live index is unchanged"
+                )
+    manifests = {
+        ref.name: load_dataset(store, ref.name, ref.version).manifest for ref in plan.datasets
+    }
+    by_dataset: dict[str, list[Shard]] = {}
+    for shard in plan.shards:
+        by_dataset.setdefault(shard.dataset, []).append(shard)
+    versions = {ref.name: ref.version for ref in plan.datasets}
+
+    def batches(name: str):
+        for shard in by_dataset.get(name, []):
+            yield manifests[name].iloc[list(shard.rows)], _load_vectors(store, shard.key)
+
+    dim = None
+    if plan.shards:
+        dim = int(_load_vectors(store, plan.shards[0].key).shape[1])
+    index = open_settings_index(settings, dim=dim)
+    outcome = IndexOutcome(
+        plan.mode, plan.encoder_version, plan.live_before, None, plan.points_before, 0
+    )
+    try:
+        names = [n for n in versions if by_dataset.get(n)]
+        if plan.mode == "reindex":
+            first, rest = names[0], names[1:]
+            result = index.reindex(
+                plan.encoder_version, batches(first), dataset_version=versions[first]
+            )
+            writes = [result.writes]
+            outcome.per_dataset[first] = result.writes.added
+        else:
+            rest, writes = names, []
+        for name in rest:
+            done = None
+            for rows, vectors in batches(name):
+                w = index.upsert_records(
+                    rows,
+                    vectors,
+                    encoder_version=plan.encoder_version,
+                    dataset_version=versions[name],
+                )
+                done = w if done is None else _sum(done, w)
+            if done is not None:
+                writes.append(done)
+                outcome.per_dataset[name] = done.added
+        for w in writes:
+            outcome.added += w.added
+            outcome.skipped += w.skipped
+            outcome.replaced += w.replaced
+        live = index.live()
+        outcome.live_after = live.name if live is not None else None
+        outcome.points_after = index.count() if live is not None else 0
+    finally:
+        index.close()
+    return outcome
+
+
+def _sum(a, b):
+    a += b
+    return a
+
+
+def index_stage_inputs(plan: IndexPlan) -> dict[str, Any]:
+    """The fingerprint inputs of an index state: encoder version and dataset contents."""
+    return {
+        "encoder_version": plan.encoder_version,
+        "datasets": {ref.name: ref.digest for ref in plan.datasets},
+    }
