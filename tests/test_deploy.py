@@ -77,6 +77,10 @@ REQUIRED_SETTINGS = {
     "SHARPSEEK_INDEX__BACKEND",
     "SHARPSEEK_INDEX__URL",
     "SHARPSEEK_INDEX__API_KEY",
+    "SHARPSEEK_SERVE__BACKEND",
+    "SHARPSEEK_SERVE__INFERENCE_URL",
+    "SHARPSEEK_SERVE__MANAGEMENT_URL",
+    "SHARPSEEK_SERVE__TOKEN_AUTH",
 }
 SECRET_SETTINGS = {
     "SHARPSEEK_STORE__ACCESS_KEY",
@@ -789,3 +793,14 @@ def test_compose_and_chart_settings_are_read_by_the_library(compose_config):
     assert s.store.backend == "s3" and s.store.endpoint == "minio:9000" and not s.store.secure
     assert s.index.backend == "server" and s.index.url == "http://qdrant:6333"
     assert s.store.secret_key.get_secret_value() == "change-me-store-secret"
+    assert s.serve.backend == "torchserve" and s.serve.inference_url == "http://torchserve:8080"
+    assert s.serve.token_auth is False  # the containers' TorchServe runs without tokens
+    assert s.flows.work_pool == "sharpseek-local"
+
+
+def test_work_pool_names_agree_with_the_flow_settings(helm, compose_config):
+    defaults = Settings().flows
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert values["prefect"]["worker"]["pool"] == defaults.gpu_work_pool
+    worker = compose_config["services"]["worker"]["command"]
+    assert worker[worker.index("--pool") + 1] == defaults.work_pool
