@@ -29,6 +29,7 @@ from typing import Any
 
 import astropy.units as u
 import numpy as np
+from astropy.time import Time
 
 from sharpseek.directions import DirectionSet
 from sharpseek.physics import FIELD_SCALE, MODEL_SIZE, RSUN_REF, compute_parameters
@@ -158,6 +159,10 @@ class Placement:
             raise CatalogueError(f"latitude {self.lat} deg: must lie in (-90, 90)")
         if not -180 <= self.lon <= 180:
             raise CatalogueError(f"longitude {self.lon} deg: must lie in [-180, 180]")
+        try:
+            Time(self.date_obs)
+        except ValueError:
+            raise CatalogueError(f"date {self.date_obs!r}: not an ISO 8601 date") from None
         if not self.pixel_mm > 0:
             raise CatalogueError(f"pixel size {self.pixel_mm} Mm: must be positive")
         half_extent = MODEL_SIZE / 2 * self.pixel_mm / _RSUN_MM  # [rad]
@@ -192,6 +197,7 @@ class Placement:
             "CDELT2": (self.cdelt_deg, "[deg] pixel size (equal-area)"),
             "PV2_1": (1.0, "CEA lambda"),
             "DATE-OBS": (self.date_obs, "nominal date of the placement"),
+            "MJD-OBS": (Time(self.date_obs).mjd, "the same date as a modified Julian date"),
             "RSUN_REF": (RSUN_REF.to_value(u.m), "[m] solar radius"),
             "DSUN_OBS": (_AU_M, "[m] nominal observer distance (1 AU)"),
             "HGLN_OBS": (0.0, "[deg] nominal observer at the central meridian"),
@@ -520,7 +526,7 @@ _CARDS = {
     "tuf": ("TUF", u.Mx, "total unsigned flux"),
     "tpf": ("TPF", u.Mx, "positive flux over B > 150 G"),
     "tnf": ("TNF", u.Mx, "negative flux over B < -150 G (positive)"),
-    "r": ("R_SCHR", u.Mx, "Schrijver R (flux near the polarity inversion line)"),
+    "r": ("R_SCHR", u.Mx, "Schrijver R: flux near the PIL"),
     "net_flux": ("NETFLUX", u.Mx, "signed flux"),
     "psep": ("PSEP", u.Mm, "polarity separation"),
     "tilt": ("TILT", u.deg, "tilt, following -> leading (west)"),
