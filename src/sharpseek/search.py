@@ -349,7 +349,7 @@ def filter_mask(table: pd.DataFrame, spec: SearchFilter | None) -> np.ndarray:
 
     def within(values: pd.Series, low: Any, high: Any) -> np.ndarray:
         v = values.to_numpy()
-        ok = pd.notna(values).to_numpy()
+        ok = pd.notna(values).to_numpy().copy()
         if low is not None:
             ok &= np.where(ok, v >= low, False)
         if high is not None:

@@ -1,0 +1,394 @@
+"""Tests of sharpseek.search, sharpseek.evaluate_retrieval and their CLI (issue 6).
+
+One small home per module: untrained tiny models (seconds), a synthetic dataset of 12
+regions x 4 frames, and an embedded index built from it. Expected results come from numpy
+brute force over the encoder's embeddings of the same images, and from slow obvious
+implementations (baselines, correlations).
+"""
+
+from __future__ import annotations
+
+import json
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from scipy import stats  # noqa: E402
+from scipy.spatial import distance  # noqa: E402
+from typer.testing import CliRunner  # noqa: E402
+
+from sharpseek.config import Settings  # noqa: E402
+from sharpseek.index import EmptyIndexError, EncoderMismatchError, SearchFilter  # noqa: E402
+from sharpseek.index.points import region_key  # noqa: E402
+from sharpseek.search import (  # noqa: E402
+    ImageInputError,
+    PhysicsBaseline,
+    Searcher,
+    baseline_features,
+    export_png,
+    filter_mask,
+    jsoc_url,
+    load_image,
+    read_png,
+    results_to_json,
+)
+
+pytest_plugins = ["model_fixtures"]
+torch.set_num_threads(1)
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    """(settings, dataset, embeddings of its frames): index built, env pointing at it."""
+    from model_fixtures import write_untrained_checkpoints
+    from sharpseek.index.build import build_index
+    from sharpseek.ingest import ingest_synthetic
+
+    mp = pytest.MonkeyPatch()
+    root = tmp_path_factory.mktemp("search") / "home"
+    mp.setenv("SHARPSEEK_HOME", str(root))
+    settings = Settings(home=root, preset="tiny")
+    write_untrained_checkpoints(settings)
+    ds = ingest_synthetic(settings, regions=12, frames=4, progress=False)
+    with Searcher(settings) as searcher:
+        build_index(searcher.index, ds, searcher.encoder)
+        vectors = searcher.encoder.embed(ds.images())
+    yield settings, ds, vectors
+    mp.undo()
+
+
+@pytest.fixture
+def searcher(home):
+    with Searcher(home[0]) as s:
+        yield s
+
+
+def numpy_grouped(vectors, manifest, query, k, per_region=1, mask=None):
+    """Record ids of the best ``per_region`` frames of the ``k`` nearest regions."""
+    d = np.linalg.norm(vectors.astype(np.float64) - query.astype(np.float64), axis=1)
+    order = np.argsort(d, kind="stable")
+    if mask is not None:
+        order = order[mask[order]]
+    groups: dict[str, list[str]] = {}
+    for i in order:
+        region = region_key(manifest["series"].iloc[i], int(manifest["harpnum"].iloc[i]))
+        if region not in groups and len(groups) == k:
+            continue
+        group = groups.setdefault(region, [])
+        if len(group) < per_region:
+            group.append(manifest["record_id"].iloc[i])
+    return [r for g in groups.values() for r in g]
+
+
+# ---------------------------------------------------------------------------------------------
+# images in and out
+
+
+def test_png_round_trip_keeps_gauss_and_orientation(tmp_path):
+    rng = np.random.default_rng(0)
+    image = np.clip(rng.normal(0, 0.4, (128, 128)), -1, 1).astype(np.float32)
+    image[0, :] = -1.0  # bottom row (south) strongly negative
+    path = export_png(image, tmp_path / "q.png", description="test")
+    back = read_png(path)
+    # 16-bit levels over 2000 G: at most half a level (0.0153 G) off, in model units
+    assert np.abs(back - image).max() <= 1.0 / 65535 + 1e-7
+    assert np.all(back[0] == -1.0)
+    from PIL import Image
+
+    with Image.open(path) as picture:  # the picture's top row is the image's last row
+        assert np.asarray(picture)[-1].max() == 0
+
+
+def test_a_colour_mapped_png_is_refused_with_the_reason(tmp_path):
+    path = tmp_path / "figure.png"
+    plt.imsave(path, np.random.default_rng(0).normal(size=(128, 128)), cmap="RdBu_r")
+    with pytest.raises(ImageInputError, match="cannot be turned back into gauss"):
+        load_image(path)
+
+
+@pytest.mark.parametrize(
+    ("array", "units", "match"),
+    [
+        (np.zeros((64, 64)), "model", r"\(128, 128\)"),
+        (np.zeros((2, 3, 64)), "gauss", "2-D"),
+        (np.full((128, 128), np.nan), "gauss", "NaN"),
+        (np.full((128, 128), 500.0), "model", "is it in gauss"),
+        (np.array([["a"]]), "gauss", "numeric"),
+    ],
+)
+def test_bad_images_are_refused(array, units, match):
+    with pytest.raises(ImageInputError, match=match):
+        load_image(array, units=units)
+
+
+def test_gauss_arrays_and_fits_are_preprocessed_as_ingestion_does(tmp_path):
+    from astropy.io import fits
+
+    from sharpseek.preprocess import to_model_space
+
+    br = np.random.default_rng(1).normal(0, 300, (90, 210))
+    np.save(tmp_path / "br.npy", br)
+    expected = to_model_space(br).image
+    assert np.array_equal(load_image(tmp_path / "br.npy"), expected)
+    with_nan = br.copy()
+    with_nan[:5] = np.nan  # off-disk pixels in a FITS file are normal: they become 0 G
+    fits.PrimaryHDU(with_nan).writeto(tmp_path / "x.Br.fits")
+    assert np.array_equal(load_image(tmp_path / "x.Br.fits"), to_model_space(with_nan).image)
+    with pytest.raises(ImageInputError, match="unknown image type"):
+        (tmp_path / "x.jpg").write_bytes(b"0")
+        load_image(tmp_path / "x.jpg")
+
+
+def test_jsoc_link_for_real_records_only():
+    url = jsoc_url("hmi.sharp_cea_720s", 377, pd.Timestamp("2011-02-15 01:36"))
+    assert url.startswith("http://jsoc.stanford.edu/ajax/lookdata.html?ds=hmi.sharp_cea_720s")
+    assert "%5B377%5D%5B2011.02.15_01%3A36%3A00_TAI%5D" in url
+    assert jsoc_url("synthetic", 1, pd.Timestamp("2020-01-01")) is None
+
+
+# ---------------------------------------------------------------------------------------------
+# baselines and filters on tables
+
+
+def test_baselines_match_slow_obvious_distances():
+    rng = np.random.default_rng(2)
+    real = pd.DataFrame(
+        {
+            "tuf": rng.lognormal(12, 1, 50),
+            "r": rng.lognormal(10, 1, 50),
+            "psep": np.where(rng.random(50) < 0.2, np.nan, rng.uniform(2, 40, 50)),
+        }
+    )
+    query = pd.DataFrame({"tuf": [2e5, 5e4], "r": [3e4, 1e3], "psep": [10.0, np.nan]})
+    base = PhysicsBaseline.fit(real)
+    x = baseline_features(real)
+    q = baseline_features(query)
+    assert x[np.isnan(real["psep"]).to_numpy(), 2].tolist() == [0.0] * int(
+        real["psep"].isna().sum()
+    )
+    vi = np.linalg.inv(np.cov(x, rowvar=False))
+    mean, std = x.mean(0), x.std(0)
+    for i in range(2):
+        for j in range(50):
+            maha = distance.mahalanobis(q[i], x[j], vi)
+            euc = np.sqrt((((q[i] - mean) / std - (x[j] - mean) / std) ** 2).sum())
+            assert base.distances(q, "mahalanobis")[i, j] == pytest.approx(maha, rel=1e-6)
+            assert base.distances(q, "euclidean")[i, j] == pytest.approx(euc, rel=1e-9)
+    with pytest.raises(ValueError, match="unknown baseline metric"):
+        base.distances(q, "cosine")
+
+
+def test_correlations_match_scipy_on_finite_pairs():
+    from sharpseek.evaluate_retrieval import correlations
+
+    rng = np.random.default_rng(3)
+    a = pd.DataFrame({"tuf": rng.normal(size=30), "psep": rng.normal(size=30)})
+    b = pd.DataFrame({"tuf": a["tuf"] + rng.normal(size=30), "psep": rng.normal(size=30)})
+    a.loc[[2, 5], "psep"] = np.nan
+    rows = {r["parameter"]: r for r in correlations(a, b, ("tuf", "psep"))}
+    assert rows["tuf"]["pearson"] == pytest.approx(stats.pearsonr(a["tuf"], b["tuf"])[0])
+    ok = a["psep"].notna()
+    assert rows["psep"]["n"] == 28
+    assert rows["psep"]["spearman"] == pytest.approx(
+        stats.spearmanr(a["psep"][ok], b["psep"][ok])[0]
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# search on the index
+
+
+def test_image_query_finds_the_numpy_nearest_regions_with_physics_side_by_side(home, searcher):
+    settings, ds, vectors = home
+    image = ds.images([5])[0]
+    query = searcher.image_query(image)
+    assert np.allclose(query.vector, vectors[5], atol=1e-5)
+    frame = searcher.search(query, k=4)
+    assert frame["record_id"].tolist() == numpy_grouped(vectors, ds.manifest, query.vector, 4)
+    assert frame["region"].nunique() == 4
+    assert frame["rank"].tolist() == [1, 2, 3, 4]
+    assert frame["record_id"].iloc[0] == ds.manifest["record_id"].iloc[5]  # itself first
+    assert frame["score"].iloc[0] == pytest.approx(0.0, abs=1e-4)
+    by_id = ds.manifest.set_index("record_id")
+    for _, row in frame.iterrows():
+        assert row["match_tuf"] == pytest.approx(by_id.loc[row["record_id"], "tuf"])
+        assert row["query_tuf"] == pytest.approx(ds.manifest["tuf"].iloc[5], rel=1e-4)
+        assert row["jsoc_url"] is None  # synthetic
+
+
+def test_per_region_and_filter_agree_with_numpy_and_filter_mask(home, searcher):
+    settings, ds, vectors = home
+    query = searcher.image_query(ds.images([0])[0])
+    spec = SearchFilter(
+        ranges={"tuf": (float(ds.manifest["tuf"].median()), None)},
+        hemisphere="north",
+        mu=(0.3, 1.0),
+    )
+    mask = filter_mask(ds.manifest, spec)
+    assert 0 < mask.sum() < len(mask)
+    frame = searcher.search(query, k=3, per_region=2, filter=spec)
+    assert frame["record_id"].tolist() == numpy_grouped(
+        vectors, ds.manifest, query.vector, 3, per_region=2, mask=mask
+    )
+    assert (frame["lat_fwt"] > 0).all() and (frame["mu"] >= 0.3).all()
+    ungrouped = searcher.search(query, k=5, group_by_region=False)
+    d = np.linalg.norm(vectors - query.vector, axis=1)
+    assert (
+        ungrouped["record_id"].tolist() == ds.manifest["record_id"].iloc[np.argsort(d)[:5]].tolist()
+    )
+
+
+def test_record_query_uses_the_stored_vector_and_leaves_its_region_out(home, searcher):
+    settings, ds, vectors = home
+    rid = ds.manifest["record_id"].iloc[9]
+    query = searcher.record_query(rid)
+    assert np.allclose(query.vector, vectors[9], atol=1e-5)
+    frame = searcher.search(query, k=3)
+    own = region_key("synthetic", int(ds.manifest["harpnum"].iloc[9]))
+    assert own not in set(frame["region"])
+    mask = filter_mask(ds.manifest, SearchFilter(exclude_regions=[own]))
+    assert frame["record_id"].tolist() == numpy_grouped(
+        vectors, ds.manifest, query.vector, 3, mask=mask
+    )
+    with pytest.raises(KeyError, match="not in the live collection"):
+        searcher.record_query("synthetic:999:20200101_000000_TAI")
+
+
+def test_latent_query_with_shift_moves_z_along_the_stored_direction(home, searcher):
+    from sharpseek.directions import Boundary, DirectionSet, LabelRule
+
+    gen = searcher.generator
+    with pytest.raises(FileNotFoundError, match="no directions"):
+        searcher.latent_query(3, shifts={"tuf": 1.0})
+    normal = np.zeros(gen.latent_dim)
+    normal[0] = 1.0
+    rule = LabelRule("median", 0.0, None)
+    boundary = Boundary("tuf", normal, 0.0, 0.9, rule, 10, 7, 3, gen.version)
+    DirectionSet(gen.version, {"tuf": boundary}, 10, 0, gen.latent_dim).save(searcher.store)
+    query = searcher.latent_query(3, shifts={"tuf": 2.5})
+    expected = gen.latent([3])[0] + 2.5 * normal
+    assert np.allclose(query.latent, expected)
+    assert np.allclose(query.vector, searcher.encoder.embed(gen.generate(expected[None]))[0])
+    assert query.description == "seed 3, tuf +2.5"
+
+
+def test_nearest_regions_gives_each_image_its_k_regions(home, searcher):
+    settings, ds, vectors = home
+    results = searcher.nearest_regions(ds.images([1, 20]), k=2)
+    assert len(results) == 2
+    for frame, row in zip(results, (1, 20), strict=True):
+        assert frame["record_id"].tolist() == numpy_grouped(vectors, ds.manifest, vectors[row], 2)
+    with pytest.raises(ImageInputError):
+        searcher.nearest_regions(np.full((1, 128, 128), np.nan))
+
+
+def test_encoder_mismatch_and_empty_index_are_errors(home, searcher, tmp_path):
+    settings, ds, _ = home
+    query = searcher.image_query(ds.images([0])[0])
+    query.encoder_version = "another-encoder-e0001-00000000"
+    with pytest.raises(EncoderMismatchError):
+        searcher.search(query)
+    empty = settings.model_copy(
+        update={"index": settings.index.model_copy(update={"path": tmp_path})}
+    )
+    with Searcher(empty) as other, pytest.raises(EmptyIndexError):
+        other.search(searcher.image_query(ds.images([0])[0]))
+
+
+def test_results_to_json_puts_parameters_side_by_side(home, searcher):
+    settings, ds, _ = home
+    frame = searcher.search(searcher.image_query(ds.images([2])[0]), k=2)
+    data = json.loads(json.dumps(results_to_json(frame)))
+    assert data["query"]["kind"] == "image"
+    assert set(data["results"][0]["parameters"]["tuf"]) == {"query", "match"}
+
+
+def test_baseline_search_groups_regions_and_matches_the_metric(home, searcher):
+    settings, ds, _ = home
+    query = searcher.image_query(ds.images([4])[0])
+    frame = searcher.baseline_search(query, ds.manifest, metric="mahalanobis", k=3)
+    assert frame["region"].nunique() == 3
+    assert frame["score"].is_monotonic_increasing
+    base = PhysicsBaseline.fit(ds.manifest)
+    d = base.distances(baseline_features(pd.DataFrame([query.parameters])), "mahalanobis")[0]
+    assert frame["score"].iloc[0] == pytest.approx(d.min())
+
+
+# ---------------------------------------------------------------------------------------------
+# CLI
+
+
+def _cli(*args):
+    from sharpseek.cli import app
+
+    return runner.invoke(app, list(args))
+
+
+def test_cli_search_json_and_index_status(home):
+    result = _cli("search", "--seed", "1", "-k", "3", "--json", "--hemisphere", "north")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert len(data["results"]) == 3 and all(r["lat_fwt"] > 0 for r in data["results"])
+    status = _cli("index", "status", "--json")
+    assert status.exit_code == 0
+    assert json.loads(status.output)["collections"][0]["points"] == 48
+    update = _cli("index", "update", "--no-progress")
+    assert update.exit_code == 0 and "added 0" in update.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--seed", "1", "--range", "nosuch=1:2"], "unknown filter field 'nosuch'"),
+        (["--seed", "1", "--range", "tuf=5:1"], "inverted range"),
+        (["--seed", "1", "--mu", "0.9:0.1"], "inverted mu"),
+        (["--seed", "1", "--record", "x"], "exactly one query"),
+        (["--seed", "1", "--hemisphere", "east"], "unknown hemisphere"),
+        (["--record", "synthetic:999:20200101_000000_TAI"], "not in the live collection"),
+    ],
+)
+def test_cli_bad_input_exits_2_with_one_line(home, args, message):
+    result = _cli("search", *args)
+    assert result.exit_code == 2, result.output
+    assert message in " ".join(result.output.split())
+    assert "Traceback" not in result.output
+
+
+def test_cli_refuses_an_arbitrary_png_and_an_image_with_nans(home, tmp_path):
+    plt.imsave(tmp_path / "fig.png", np.ones((8, 8)))
+    result = _cli("search", "--image", str(tmp_path / "fig.png"))
+    assert result.exit_code == 2 and "cannot be turned back into gauss" in " ".join(
+        result.output.split()
+    )
+    np.save(tmp_path / "nan.npy", np.full((50, 60), np.nan))
+    result = _cli("search", "--image", str(tmp_path / "nan.npy"))
+    assert result.exit_code == 2 and "NaN" in result.output
+
+
+def test_cli_saved_query_png_searches_like_the_seed(home, tmp_path):
+    png = tmp_path / "q.png"
+    first = _cli("search", "--seed", "4", "--json", "--save-query-png", str(png))
+    again = _cli("search", "--image", str(png), "--json")
+    assert first.exit_code == 0 and again.exit_code == 0, again.output
+    ids = [r["record_id"] for r in json.loads(first.output.split("query image")[0])["results"]]
+    assert ids == [r["record_id"] for r in json.loads(again.output)["results"]]
+
+
+def test_cli_evaluate_retrieval_writes_a_labelled_report(home, tmp_path):
+    result = _cli(
+        "evaluate", "retrieval", "--queries", "30", "--out", str(tmp_path), "--no-progress"
+    )
+    assert result.exit_code == 0, result.output
+    report = (tmp_path / "retrieval.md").read_text()
+    assert "**synthetic**" in report and "12 regions" in report
+    assert "0.78 (0.79)" in report  # the paper's TUF beside ours
+    for name in ("eval-fig7.png", "eval-fig8.png", "eval-fig9.png", "retrieval.json"):
+        assert (tmp_path / name).stat().st_size > 0
+    data = json.loads((tmp_path / "retrieval.json").read_text())
+    assert {r["method"] for r in data["correlations"]} == {"simsiam", "euclidean", "mahalanobis"}
