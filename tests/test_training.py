@@ -36,7 +36,12 @@ from sharpseek.training import (
     train_encoder,
     train_gan,
 )
-from sharpseek.training.common import MixedPrecision, epoch_batches
+from sharpseek.training.common import (
+    MixedPrecision,
+    epoch_batches,
+    pick_partners,
+    same_region_partners,
+)
 
 MICRO_ENCODER = {
     "widths": (8, 8, 8, 8),
@@ -130,6 +135,31 @@ def test_split_never_puts_one_region_on_both_sides(dataset):
     harp = dataset.manifest["harpnum"].to_numpy()
     assert set(harp[train]).isdisjoint(harp[held])
     assert len(train) + len(held) == len(harp) and len(set(harp[held])) == 5
+
+
+def test_same_region_partners_are_the_region_within_the_window():
+    harp = np.array([7, 7, 7, 9, 9, 7])
+    hours = np.array([0.0, 6.0, 30.0, 0.0, 24.0, 24.0])
+    partners = same_region_partners(harp, hours, 24.0)
+    # a slow per-frame check of the definition
+    for i in range(len(harp)):
+        want = [
+            j for j in range(len(harp)) if harp[j] == harp[i] and abs(hours[j] - hours[i]) <= 24
+        ]
+        assert sorted(partners[i].tolist()) == want
+    assert sorted(partners[0].tolist()) == [0, 1, 5]  # 30 h away is outside
+
+
+def test_partner_choice_is_seeded_and_within_the_candidates():
+    partners = same_region_partners(
+        np.repeat(np.arange(10), 5), np.tile(np.arange(5.0) * 6, 10), 12
+    )
+    batch = list(range(0, 50, 3))
+    draw = lambda: pick_partners(batch, partners, torch.Generator().manual_seed(4))  # noqa: E731
+    first = draw()
+    assert first == draw()
+    assert all(p in partners[i] for i, p in zip(batch, first, strict=True))
+    assert any(p != i for i, p in zip(batch, first, strict=True))
 
 
 def test_reduced_precision_on_cpu_is_refused():
@@ -274,20 +304,18 @@ def test_collapse_below_the_threshold_warns(dataset, store):
 
 
 @pytest.mark.slow
-def test_encoder_resume_after_interruption_equals_uninterrupted_run(dataset, store):
-    whole = train_encoder(enc_cfg(epochs=3), dataset, store, version="whole", progress=False)
+@pytest.mark.parametrize("pairs", ["augment", "same-region"])
+def test_encoder_resume_after_interruption_equals_uninterrupted_run(dataset, store, pairs):
+    cfg = enc_cfg(epochs=3, positive_pairs=pairs)
+    whole = train_encoder(cfg, dataset, store, version="whole", progress=False)
 
     def interrupt(epoch, row):
         if epoch == 1:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train_encoder(
-            enc_cfg(epochs=3), dataset, store, version="cut", progress=False, on_epoch_end=interrupt
-        )
-    resumed = train_encoder(
-        enc_cfg(epochs=3), dataset, store, version="cut", resume=True, progress=False
-    )
+        train_encoder(cfg, dataset, store, version="cut", progress=False, on_epoch_end=interrupt)
+    resumed = train_encoder(cfg, dataset, store, version="cut", resume=True, progress=False)
     assert _same_state(whole.model.state_dict(), resumed.model.state_dict())
     np.testing.assert_equal(_numbers(resumed.history), _numbers(whole.history))
 

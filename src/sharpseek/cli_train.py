@@ -216,6 +216,17 @@ def train_encoder_cmd(
     base_lr: Annotated[
         float | None, typer.Option("--base-lr", help="lr = base_lr x batch / 256")
     ] = None,
+    positive_pairs: Annotated[
+        str | None,
+        typer.Option(
+            "--positive-pairs",
+            help="augment (two views of one frame, the paper) or same-region (a frame and "
+            "another frame of its HARP within --pair-window hours)",
+        ),
+    ] = None,
+    pair_window: Annotated[
+        float | None, typer.Option("--pair-window", help="same-region pairs: window [h]")
+    ] = None,
     seed: SeedOpt = None,
     precision: PrecisionOpt = None,
     num_workers: WorkersOpt = None,
@@ -242,6 +253,8 @@ def train_encoder_cmd(
                 epochs=epochs,
                 batch_size=batch_size,
                 base_lr=base_lr,
+                positive_pairs=positive_pairs,
+                pair_window_hours=pair_window,
                 seed=seed,
                 precision=precision,
                 num_workers=num_workers,

@@ -36,6 +36,7 @@ __all__ = [
     "parameter_distances",
     "frechet_distance",
     "same_region_retrieval",
+    "frame_hours",
     "pca_features",
     "physics_features",
     "augmentation_robustness",
@@ -135,7 +136,7 @@ def same_region_retrieval(
     if n <= k:
         raise ValueError(f"same-region retrieval with k={k} needs more than {k} frames, got {n}")
     harp = torch.as_tensor(np.array(harpnum, dtype=np.int64))
-    hours = torch.as_tensor(_hours(t_rec), dtype=torch.float64)
+    hours = torch.as_tensor(frame_hours(t_rec), dtype=torch.float64)
     shares = []
     for start in range(0, n, chunk):
         q = x[start : start + chunk]  # (c, d)
@@ -150,7 +151,7 @@ def same_region_retrieval(
     return float(torch.cat(shares).mean())
 
 
-def _hours(t_rec) -> np.ndarray:
+def frame_hours(t_rec) -> np.ndarray:
     """Times as float hours since 1970 (any resolution pandas reads)."""
     seconds = pd.to_datetime(pd.Series(np.asarray(t_rec))).to_numpy().astype("datetime64[s]")
     return seconds.astype(np.int64) / 3600.0

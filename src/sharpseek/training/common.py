@@ -84,6 +84,7 @@ STREAM_LATENT = 2
 STREAM_AUGMENT = 3
 STREAM_FIXED = 4
 STREAM_SPLIT = 5
+STREAM_PAIRS = 6
 
 
 # ---------------------------------------------------------------------------------------------
@@ -171,6 +172,36 @@ def epoch_batches(
         batch = order[start : start + batch_size]
         batches.append(batch[rank * per_rank : (rank + 1) * per_rank])
     return batches
+
+
+def same_region_partners(
+    harpnum: np.ndarray, hours: np.ndarray, window_hours: float
+) -> list[np.ndarray]:
+    """For each frame, the positions of the frames of its own region within ``window_hours``
+    (itself included): the candidates for its positive pair.
+
+    Parameters
+    ----------
+    harpnum : (n,) int
+    hours : (n,) float, frame times [h]
+    """
+    harpnum, hours = np.asarray(harpnum), np.asarray(hours, dtype=np.float64)
+    partners: list[np.ndarray] = [np.empty(0, int)] * len(harpnum)
+    for harp in np.unique(harpnum):
+        members = np.flatnonzero(harpnum == harp)
+        close = np.abs(hours[members, None] - hours[None, members]) <= window_hours + 1e-9
+        for i, row in zip(members, close, strict=True):
+            partners[i] = members[row]
+    return partners
+
+
+def pick_partners(
+    batch: Sequence[int], partners: list[np.ndarray], generator: torch.Generator
+) -> list[int]:
+    """One random same-region partner for each position of ``batch`` (drawn from
+    ``generator``, so the pairs are a function of seed and epoch)."""
+    u = torch.rand(len(batch), generator=generator, dtype=torch.float64).numpy()
+    return [int(partners[i][int(f * len(partners[i]))]) for i, f in zip(batch, u, strict=True)]
 
 
 def split_by_harp(

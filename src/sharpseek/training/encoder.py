@@ -32,11 +32,17 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from sharpseek.dataset import PatchDataset
-from sharpseek.evaluate import augmentation_robustness, retrieval_scores, same_region_retrieval
+from sharpseek.evaluate import (
+    augmentation_robustness,
+    frame_hours,
+    retrieval_scores,
+    same_region_retrieval,
+)
 from sharpseek.models.augment import AUGMENTATION_SETS, AugmentConfig, augment, augmentation_set
 from sharpseek.models.simsiam import SIMSIAM_PRESETS, SimSiam, SimSiamConfig, collapse_level
 from sharpseek.training.common import (
     STREAM_AUGMENT,
+    STREAM_PAIRS,
     MixedPrecision,
     RunStore,
     TensorBoardLogger,
@@ -50,7 +56,9 @@ from sharpseek.training.common import (
     load_checkpoint,
     metrics_csv,
     open_run,
+    pick_partners,
     resolve_device,
+    same_region_partners,
     seed_everything,
     subset_whole_regions,
     training_split,
@@ -73,6 +81,9 @@ class CollapseWarning(UserWarning):
     """The encoder's outputs are collapsing toward one vector."""
 
 
+POSITIVE_PAIRS = ("augment", "same-region")
+
+
 @dataclass(frozen=True)
 class EncoderTrainConfig:
     """Everything an encoder run depends on; stored whole in each of its checkpoints."""
@@ -92,6 +103,12 @@ class EncoderTrainConfig:
     collapse_warning: float = 0.1  # warn when the collapse level falls below this
     precision: str = "auto"  # auto (bf16 on CUDA, 32 on CPU), 32, bf16, fp16
     num_workers: int = 0  # DataLoader worker processes
+    # Positive pairs: "augment" = two augmentations of one frame (the paper's SimSiam);
+    # "same-region" = a frame and another frame of its HARP within pair_window_hours, each
+    # augmented. The second teaches what stays the same while a region evolves, which is what
+    # finding the same region means; it needs a dataset with several frames per region.
+    positive_pairs: str = "augment"
+    pair_window_hours: float = 24.0
 
     def __post_init__(self):
         if isinstance(self.model, dict):
@@ -105,6 +122,15 @@ class EncoderTrainConfig:
                 )
         if self.batch_size < 2:
             raise ValueError("EncoderTrainConfig.batch_size must be >= 2 (batch norm)")
+        if self.positive_pairs not in POSITIVE_PAIRS:
+            raise ValueError(
+                f"EncoderTrainConfig.positive_pairs must be one of {POSITIVE_PAIRS}, got "
+                f"{self.positive_pairs!r}"
+            )
+        if not self.pair_window_hours >= 0:
+            raise ValueError(
+                f"EncoderTrainConfig.pair_window_hours must be >= 0, got {self.pair_window_hours}"
+            )
 
     @property
     def lr(self) -> float:
@@ -248,6 +274,14 @@ def train_encoder(
         tb.log(row0, 0)
     train_model = DDP(model) if info.distributed else model
     images = PatchDataset(dataset, rows=train_rows)
+    partners = None
+    if config.positive_pairs == "same-region":
+        train_table = dataset.manifest.iloc[train_rows]
+        partners = same_region_partners(
+            train_table["harpnum"].to_numpy(),
+            frame_hours(train_table["t_rec"].to_numpy()),
+            config.pair_window_hours,
+        )
     for epoch in range(start + 1, config.epochs + 1):
         t0 = time.perf_counter()
         lr = config.lr_at(epoch)
@@ -261,6 +295,9 @@ def train_encoder(
             rank=info.rank,
             world_size=info.world_size,
         )
+        if partners is not None:  # each batch is followed by its frames' partners
+            pair_gen = epoch_generator(config.seed, epoch, STREAM_PAIRS, info.rank)
+            batches = [b + pick_partners(b, partners, pair_gen) for b in batches]
         loader = DataLoader(
             images,
             batch_sampler=batches,
@@ -278,9 +315,10 @@ def train_encoder(
         )
         for x in bar:
             x = x.to(device, non_blocking=True)  # (b, 1, 128, 128)
+            first, second = x.chunk(2) if partners is not None else (x, x)
             with torch.no_grad():
-                view1 = augment(x, config.augment, aug_gen)
-                view2 = augment(x, config.augment, aug_gen)
+                view1 = augment(first, config.augment, aug_gen)
+                view2 = augment(second, config.augment, aug_gen)
             with amp.autocast():
                 out = train_model(view1, view2)
             optimizer.zero_grad(set_to_none=True)
