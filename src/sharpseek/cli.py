@@ -409,13 +409,32 @@ def _fmt(value) -> str:
 def demo_cmd(
     preset: PresetOption = None,
     home: HomeOption = None,
+    ui: Annotated[bool, typer.Option("--ui/--no-ui", help="serve the UI afterwards")] = True,
+    samples: Annotated[
+        bool, typer.Option("--samples/--no-samples", help="ingest the real samples when present")
+    ] = True,
 ) -> None:
-    """The main job on the embedded default: build the synthetic dataset and its pictures."""
+    """The main job on the embedded default: the Prefect pipeline (synthetic data + real
+    samples, GAN, encoder, directions, index, evaluation; what is up to date is reused),
+    the dataset pictures, then the UI (docs/pipeline.md)."""
+    import importlib.util
+
+    from sharpseek.cli_demo import run_demo
+
     settings = _settings(preset, home)
-    console.rule("sharpseek demo: synthetic active regions")
-    ingest_synthetic_cmd(preset=preset, home=home)
-    plot_dataset_cmd(preset=preset, home=home)
-    console.print(f"[green]done[/]: pictures in {settings.figures_dir}")
+    if importlib.util.find_spec("prefect") is None:  # found, not imported: Prefect's
+        # settings (PREFECT_HOME) are set by the demo before its first import
+        console.print("[red]the demo needs the flows extra:[/] pip install -e '.[flows]'")
+        raise typer.Exit(code=2)
+    code = run_demo(
+        app,
+        settings,
+        ui=ui,
+        samples=samples,
+        console=console,
+        pictures=lambda: plot_dataset_cmd(preset=preset, home=home),
+    )
+    raise typer.Exit(code=code)
 
 
 @app.command("config")

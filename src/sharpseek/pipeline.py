@@ -934,3 +934,60 @@ def index_stage_inputs(plan: IndexPlan) -> dict[str, Any]:
         "encoder_version": plan.encoder_version,
         "datasets": {ref.name: ref.digest for ref in plan.datasets},
     }
+
+
+# ----------------------------------------------------------------------------------------------
+# running the flows from the command line (the demo)
+# ----------------------------------------------------------------------------------------------
+def flows_file() -> Path:
+    """``flows/sharpseek_flows.py`` of the source checkout this package is installed from."""
+    root = Path(__file__).resolve().parents[2]
+    path = root / "flows" / "sharpseek_flows.py"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"the Prefect flows are not at {path}: the demo runs from a source checkout "
+            "(pip install -e '.[flows]')"
+        )
+    return path
+
+
+def load_flows():
+    """Import ``flows/sharpseek_flows.py`` (as module ``sharpseek_flows``)."""
+    import importlib.util
+    import sys
+
+    if "sharpseek_flows" in sys.modules:
+        return sys.modules["sharpseek_flows"]
+    path = flows_file()
+    spec = importlib.util.spec_from_file_location("sharpseek_flows", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["sharpseek_flows"] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop("sharpseek_flows", None)
+        raise
+    return module
+
+
+def embedded_prefect_env(settings: Settings) -> dict[str, str]:
+    """Environment for Prefect in ephemeral mode (no server): its database under
+    ``<home>/prefect`` unless PREFECT_HOME is set, a startup timeout that a busy 2-core
+    machine meets, no telemetry (there may be no internet)."""
+    return {
+        "PREFECT_HOME": str((settings.home / "prefect").resolve()),
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    }
+
+
+def run_pipeline_flow(settings: Settings, **params: Any) -> dict[str, Any]:
+    """Run the ``pipeline`` flow in this process (Prefect's ephemeral API unless
+    PREFECT_API_URL names a server); returns what each stage did."""
+    import os
+
+    for key, value in embedded_prefect_env(settings).items():
+        os.environ.setdefault(key, value)
+    Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)  # its database
+    flows = load_flows()
+    return flows.pipeline(home=str(settings.home), preset=settings.preset, **params)

@@ -1,0 +1,141 @@
+"""The pipeline library without Prefect: fingerprints, the ledger, shards, index plans."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from sharpseek import pipeline as lib
+from sharpseek.config import Settings
+from sharpseek.ingest import ingest_synthetic
+from sharpseek.store import open_store
+
+pytest_plugins = ["model_fixtures"]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    torch.set_num_threads(1)
+
+
+def _manifest(ids, hashes):
+    return pd.DataFrame({"record_id": ids, "content_hash": hashes})
+
+
+def test_fingerprint_is_canonical_and_sensitive():
+    a = lib.fingerprint({"x": 1, "y": [1, 2]})
+    assert a == lib.fingerprint({"y": [1, 2], "x": 1})  # key order does not matter
+    assert a != lib.fingerprint({"x": 2, "y": [1, 2]})
+    assert len(a) == 16
+
+
+def test_dataset_digest_is_about_content_not_order():
+    m = _manifest(["a", "b", "c"], ["1", "2", "3"])
+    assert lib.dataset_digest(m) == lib.dataset_digest(m.iloc[::-1])
+    assert lib.dataset_digest(m) != lib.dataset_digest(_manifest(["a", "b", "c"], ["1", "2", "4"]))
+    assert lib.dataset_digest(m) != lib.dataset_digest(m.iloc[:2])
+
+
+def test_files_digest_follows_bytes(tmp_path):
+    f = tmp_path / "a.fits"
+    f.write_bytes(b"one")
+    first = lib.files_digest([f])
+    f.write_bytes(b"two")
+    assert lib.files_digest([f]) != first
+
+
+@pytest.mark.parametrize("n, size", [(0, 3), (1, 3), (7, 3), (9, 3), (10, 100)])
+def test_plan_shards_covers_each_row_once(n, size):
+    m = _manifest([f"r{i}" for i in range(n)], [f"h{i}" for i in range(n)])
+    rows = list(range(n))[::-1]
+    shards = lib.plan_shards(
+        m, rows, dataset="d", version="v1", encoder_version="e1", shard_size=size
+    )
+    flat = [r for s in shards for r in s.rows]
+    assert sorted(flat) == sorted(rows) and len(flat) == n
+    assert all(1 <= len(s) <= size for s in shards)
+    assert len(shards) == -(-n // size)
+    again = lib.plan_shards(
+        m, rows, dataset="d", version="v1", encoder_version="e1", shard_size=size
+    )
+    assert [s.key for s in again] == [s.key for s in shards]  # deterministic keys
+    other = lib.plan_shards(
+        m, rows, dataset="d", version="v1", encoder_version="e2", shard_size=size
+    )
+    assert not {s.key for s in other} & {s.key for s in shards}  # per encoder version
+
+
+def test_plan_shards_rejects_zero_size():
+    with pytest.raises(ValueError, match="shard_size"):
+        lib.plan_shards(_manifest([], []), [], dataset="d", version="v", encoder_version="e",
+                        shard_size=0)  # fmt: skip
+
+
+def test_ledger_skips_only_matching_fingerprint_with_outputs(tmp_path):
+    store = open_store(Settings(home=tmp_path / "home"))
+    ledger = lib.Ledger(store)
+    assert ledger.current("s", "fp1") is None
+    store.put_bytes("out/x", b"1")
+    ledger.record("s", "fp1", {"in": 1}, {"key": "out/x"})
+    exists = lambda out: store.exists(out["key"])  # noqa: E731
+    assert ledger.current("s", "fp1", exists=exists)["outputs"] == {"key": "out/x"}
+    assert ledger.current("s", "fp2", exists=exists) is None  # inputs changed
+    store.delete("out/x")
+    assert ledger.current("s", "fp1", exists=exists) is None  # output deleted: rerun
+
+
+def test_fits_stage_skips_unchanged_files_without_a_new_version(tmp_path, br_sample_paths):
+    settings = Settings(home=tmp_path / "home")
+    first = lib.ingest_fits_stage(settings, br_sample_paths[:2], progress=False)
+    assert not first.skipped and first.outputs["added"] == 2
+    second = lib.ingest_fits_stage(settings, br_sample_paths[:2], progress=False)
+    assert second.skipped
+    from sharpseek.dataset import dataset_versions
+
+    assert dataset_versions(open_store(settings), "sharp") == [first.outputs["version"]]
+    third = lib.ingest_fits_stage(settings, br_sample_paths[:3], progress=False)
+    assert not third.skipped and third.outputs["added"] == 1
+
+
+def test_index_plan_then_update_embeds_exactly_the_new_frames(untrained_home):
+    settings = untrained_home.model_copy(
+        update={"flows": untrained_home.flows.model_copy(update={"shard_size": 7})}
+    )
+    ingest_synthetic(settings, regions=3, frames=4, seed=1, progress=False)
+    plan = lib.plan_index(settings, datasets=["synthetic"])
+    assert plan.mode == "reindex" and plan.n_frames == 12 and len(plan.shards) == 2
+    with pytest.raises(RuntimeError, match="not embedded"):
+        lib.apply_index_plan(settings, plan)  # nothing written before every shard exists
+    results = [lib.embed_shard(settings, s, plan.encoder_key) for s in plan.shards]
+    assert not any(r["cached"] for r in results)
+    assert lib.embed_shard(settings, plan.shards[0], plan.encoder_key)["cached"]
+    outcome = lib.apply_index_plan(settings, plan)
+    assert (outcome.mode, outcome.added, outcome.points_after) == ("reindex", 12, 12)
+
+    # the stored vectors are the encoder's embeddings of exactly those frames
+    from sharpseek.dataset import load_dataset
+    from sharpseek.inference import EncoderModel
+
+    store = open_store(settings)
+    ds = load_dataset(store, "synthetic")
+    shard = plan.shards[1]
+    stored = np.load(store.open_read(shard.key))
+    direct = EncoderModel.from_checkpoint(plan.encoder_key, store=store).embed(
+        ds.images(shard.rows)
+    )
+    np.testing.assert_allclose(stored, direct, rtol=1e-5, atol=1e-6)
+
+    assert lib.plan_index(settings, datasets=["synthetic"]).mode == "none"
+    # a longer recipe is another dataset version with one more frame per region
+    ingest_synthetic(settings, regions=3, frames=5, seed=1, progress=False)
+    update = lib.plan_index(settings, datasets=["synthetic"])
+    new_ids = set(load_dataset(store, "synthetic").manifest["record_id"]) - set(
+        ds.manifest["record_id"]
+    )
+    assert update.mode == "update" and update.n_frames == len(new_ids) > 0
+    for s in update.shards:
+        lib.embed_shard(settings, s, update.encoder_key)
+    done = lib.apply_index_plan(settings, update)
+    assert done.added == len(new_ids) and done.points_after == 12 + len(new_ids)
