@@ -392,3 +392,18 @@ def test_cli_evaluate_retrieval_writes_a_labelled_report(home, tmp_path):
         assert (tmp_path / name).stat().st_size > 0
     data = json.loads((tmp_path / "retrieval.json").read_text())
     assert {r["method"] for r in data["correlations"]} == {"simsiam", "euclidean", "mahalanobis"}
+
+
+def test_catalogue_hook_gives_each_ar_its_nearest_real_sharps(home, searcher, tmp_path):
+    from sharpseek.search import nearest_sharps
+
+    settings, ds, vectors = home
+    images = ds.images([3, 30]) * 1.5  # a balanced AR may exceed 1000 G: clipped, as the model sees
+    found = nearest_sharps(2, searcher=searcher)(images)
+    clipped = np.clip(images, -1, 1)
+    expected_vectors = searcher.encoder.embed(clipped)
+    assert found == [numpy_grouped(vectors, ds.manifest, v, 2) for v in expected_vectors]
+    empty = settings.model_copy(
+        update={"index": settings.index.model_copy(update={"path": tmp_path / "none"})}
+    )
+    assert nearest_sharps(2, settings=empty)(images) == [[], []]

@@ -346,6 +346,9 @@ def generate_cmd(
         bool, typer.Option("--anti-hale", help="leading polarity against Hale's law")
     ] = False,
     balance: Annotated[bool, typer.Option("--balance", help="make the net flux zero")] = False,
+    nearest: Annotated[
+        int, typer.Option("--nearest", min=0, help="nearest real SHARPs per AR (index; 0: none)")
+    ] = 3,
     seed: Annotated[int, typer.Option(help="seed of the candidates")] = 0,
     out: Annotated[
         Path, typer.Option("--out", help="FITS path; the CSV gets the same name .csv")
@@ -365,6 +368,7 @@ def generate_cmd(
         write_fits,
     )
     from sharpseek.plotting import magnetogram_grid
+    from sharpseek.search import nearest_sharps
 
     settings = _settings(preset, home)
     cfg = settings.directions
@@ -412,6 +416,7 @@ def generate_cmd(
                 max_candidates=cfg.max_candidates,
                 duplicate_correlation=cfg.duplicate_correlation,
                 progress=progress,
+                nearest=nearest_sharps(nearest, settings=settings) if nearest else None,
             )
     except KeyError as err:
         raise _fail(_key_error(err)) from None

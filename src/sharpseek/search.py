@@ -65,6 +65,7 @@ __all__ = [
     "jsoc_url",
     "load_image",
     "nearest_regions",
+    "nearest_sharps",
     "read_png",
     "results_to_json",
 ]
@@ -815,6 +816,39 @@ def nearest_regions(
         return searcher.nearest_regions(images, k, filter=filter)
     with Searcher(settings) as own:
         return own.nearest_regions(images, k, filter=filter)
+
+
+def nearest_sharps(
+    k: int = 3,
+    *,
+    settings: Settings | None = None,
+    filter: SearchFilter | None = None,
+    searcher: Searcher | None = None,
+):
+    """The catalogue's hook (:data:`sharpseek.catalogue.NearestFn`): a function from model-space
+    images (n, 128, 128) to, per image, the record ids of its ``k`` nearest real regions'
+    best frames. Images are clipped to [-1, 1] first (the model's input space). With nothing
+    indexed yet it returns empty lists and logs a warning (a catalogue is still useful
+    without); an encoder-version mismatch is an error."""
+    from sharpseek.index import EmptyIndexError
+
+    def find(images: np.ndarray) -> list[list[str]]:
+        images = np.clip(np.asarray(images, dtype=np.float32), -1.0, 1.0)
+        own = searcher is None
+        active = Searcher(settings) if own else searcher
+        try:
+            if active.index.count() == 0:  # before loading any model: nothing to search
+                raise EmptyIndexError(f"nothing indexed in {active.settings.index_dir}")
+            frames = active.nearest_regions(images, k, filter=filter)
+        except EmptyIndexError as err:
+            log.warning("no nearest SHARPs: %s", err)
+            return [[] for _ in range(len(images))]
+        finally:
+            if own:
+                active.close()
+        return [frame["record_id"].tolist() for frame in frames]
+
+    return find
 
 
 def results_to_json(frame: pd.DataFrame) -> dict[str, Any]:
