@@ -230,7 +230,7 @@ def test_target_strings(text, expected):
 def test_target_string_that_cannot_be_read_says_how_to_write_one():
     from sharpseek.directions import Target
 
-    with pytest.raises(ValueError, match="write e.g. 'tuf=2x'"):
+    with pytest.raises(ValueError, match="write e.g. 'tuf=x2'"):
         Target.parse("make it bigger")
     with pytest.raises(ValueError, match="a bound needs a percentile"):
         Target.parse("r>5")
@@ -277,3 +277,58 @@ def test_solver_refuses_to_target_and_hold_the_same_parameter(toy_directions):
         solve_targets(
             toy_generate, toy_directions, np.zeros(LATENT), [Target.parse("tuf=2x")], hold=["tuf"]
         )
+
+
+def test_target_times_written_before_the_number():
+    from sharpseek.directions import Target
+
+    t = Target.parse("tuf=x2")
+    assert (t.parameter, t.kind, t.amount) == ("tuf", "factor", 2.0)
+
+
+def test_named_shift_moves_along_the_conditioned_directions(toy_directions):
+    from sharpseek.directions import named_shift
+
+    z = np.zeros(LATENT)
+    with pytest.warns(UserWarning, match="redundant"):  # tuf and psep axes are orthogonal
+        out, basis = named_shift(toy_directions, z, {"tuf": 1.5}, hold=["psep"])
+    assert abs(basis[0] @ toy_directions["psep"].normal) < 1e-10
+    np.testing.assert_allclose(out, 1.5 * basis[0])
+    with pytest.raises(ValueError, match=r"cannot hold \['psep'\]"):
+        named_shift(toy_directions, z, {"psep": 1.0}, hold=["psep"])
+    with pytest.raises(KeyError, match="known: psep, tpf, tuf"):
+        named_shift(toy_directions, z, {"flux": 1.0})
+
+
+def test_directions_version_changes_with_the_boundaries(toy_directions):
+    import dataclasses
+
+    from sharpseek.directions import DirectionSet
+
+    other = DirectionSet.from_json(toy_directions.to_json())
+    assert other.version == toy_directions.version and other.version.startswith("toy-1-d")
+    b = other.boundaries["tuf"]
+    other.boundaries["tuf"] = dataclasses.replace(b, normal=-b.normal)
+    assert other.version != toy_directions.version
+
+
+def test_held_changes_measure_what_a_condition_keeps_still(toy_directions):
+    """TPF follows TUF's axis in the toy (same amplitude), so holding TPF while shifting
+    along TUF stops TUF moving too; PSEP's axis is orthogonal, so holding it changes nothing."""
+    from sharpseek.directions import held_changes
+
+    report = held_changes(toy_generate, toy_directions, "tuf", ["tpf"], n_z=20)
+    plain, cond = report["plain"], report["conditioned"]
+    assert plain["tuf"]["spearman"] > 0.7 and plain["tpf"]["spearman"] > 0.7
+    assert cond["tpf"]["change"] < 0.3 * plain["tpf"]["change"]
+    assert report["cos_before"]["tpf"] > 0.9
+
+
+def test_solver_warns_when_a_target_is_beyond_the_calibration(toy_directions):
+    from sharpseek.directions import DirectionSet, Target, solve_targets
+
+    ds = DirectionSet.from_json(toy_directions.to_json())
+    ds.calibration = {"psep": {"eps": [-1, 0, 1], "psep": {
+        "median": [30, 31, 32], "p16": [29, 30, 31], "p84": [31, 32, 33]}}}  # fmt: skip
+    with pytest.warns(UserWarning, match="outside what the calibration reached"):
+        solve_targets(toy_generate, ds, np.zeros(LATENT), [Target.parse("psep=36")])

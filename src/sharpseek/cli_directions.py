@@ -25,7 +25,7 @@ directions_app = typer.Typer(
     help="Physical directions of the GAN: fit SVM boundaries, show them.", no_args_is_help=True
 )
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)  # one line per message
 
 PresetOpt = Annotated[
     PresetName | None, typer.Option("--preset", help="tiny (CPU demo) or paper (GPU nodes)")
@@ -240,16 +240,17 @@ def shift_cmd(
     z0 = model.latent(seed)[0]
     result = None
     try:
-        if along_map:
-            z1, _ = named_shift(directions, z0, along_map, hold_list)
-        else:
-            targets = [Target.parse(t) for t in target or []]
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always", UserWarning)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UserWarning)
+            if along_map:
+                z1, _ = named_shift(directions, z0, along_map, hold_list)
+            else:
+                targets = [Target.parse(t) for t in target or []]
                 result = solve_targets(model.generate, directions, z0, targets, hold=hold_list)
-            for w in caught:
+                z1 = result.z
+        for w in caught:
+            if issubclass(w.category, UserWarning):
                 err_console.print(f"[yellow]warning:[/] {escape(str(w.message))}")
-            z1 = result.z
     except KeyError as err:
         raise _fail(_key_error(err)) from None
     except ValueError as err:

@@ -1,0 +1,206 @@
+"""The directions commands end to end on an untrained, seeded tiny GAN (seconds): fit, show,
+shift (eps and physical targets), generate a catalogue, invert, plot; and every bad input
+exits with code 2 and one line. What the directions mean physically is tested with
+generators of known physics in test_directions.py and test_catalogue.py; an untrained GAN
+makes no bipoles, so only its field-strength and texture parameters get directions here."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from sharpseek.cli import app
+from sharpseek.config import Settings
+
+pytest_plugins = ["model_fixtures"]
+torch.set_num_threads(1)
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    """A home with untrained checkpoints and directions fitted on 240 images."""
+    from model_fixtures import write_untrained_checkpoints
+
+    path = tmp_path_factory.mktemp("home")
+    settings = Settings(home=path, preset="tiny")
+    write_untrained_checkpoints(settings)
+    result = runner.invoke(
+        app,
+        ["directions", "fit", "--n", "240", "--calibration-n-z", "6", "--no-progress",
+         "--home", str(path)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    return path
+
+
+def run(home, *args):
+    return runner.invoke(app, [*args, "--home", str(home)])
+
+
+def test_fit_stores_directions_with_calibration_per_gan_version(home):
+    from sharpseek.directions import DirectionSet
+    from sharpseek.inference import GeneratorModel
+    from sharpseek.store import open_store
+
+    settings = Settings(home=home, preset="tiny")
+    version = GeneratorModel.from_settings(settings).version
+    ds = DirectionSet.load(open_store(settings), version)
+    assert ds.n_samples == 240 and "tuf" in ds.boundaries and "tuf" in ds.calibration
+    assert len(ds.calibration["tuf"]["eps"]) == settings.directions.calibration_steps
+    assert 0.5 <= ds["tuf"].accuracy <= 1.0
+
+
+def test_show_lists_parameters_with_accuracy_threshold_and_n(home):
+    result = run(home, "directions", "show")
+    assert result.exit_code == 0, result.output
+    assert "tuf" in result.output and "median" in result.output and "240" in result.output
+
+
+def test_shift_prints_before_and_after_and_writes_a_png(home, tmp_path):
+    out = tmp_path / "shift.png"
+    result = run(home, "shift", "--seed", "4", "--along", "tuf=1.5", "--hold", "sigma",
+                 "--out", str(out))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "tuf eps = +1.5 holding sigma" in result.output and "sigma (held)" in result.output
+    assert out.stat().st_size > 1000
+
+
+def test_shift_to_a_physical_target_reports_requested_and_achieved(home, tmp_path):
+    result = run(home, "shift", "--seed", "4", "--target", "tuf=x1.001", "--hold", "grad",
+                 "--out", str(tmp_path / "t.png"))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "requested against achieved" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--along", "flux=1"], "no direction for 'flux'; known: "),
+        (["--along", "tuf=1", "--hold", "tuf"], "cannot hold ['tuf']"),
+        (["--along", "tuf"], "write PARAMETER=EPS"),
+        (["--target", "tuf=bigger"], "not understood"),
+        ([], "give either --along"),
+    ],
+)
+def test_shift_bad_input_exits_2_with_one_line(home, args, message):
+    result = run(home, "shift", "--seed", "1", *args)
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+
+
+def test_directions_of_another_gan_version_are_refused(home, tmp_path):
+    """A home whose only directions belong to another GAN: no silent reuse."""
+    import shutil
+
+    other = tmp_path / "other"
+    shutil.copytree(home, other)
+    folder = next((other / "directions").iterdir())
+    folder.rename(folder.with_name("tiny-seed0-e0099-00000000"))
+    result = run(other, "shift", "--seed", "1", "--along", "tuf=1")
+    assert result.exit_code == 2
+    assert "stored only for other GAN versions: tiny-seed0-e0099-00000000" in result.output
+    # a file that claims another version than its folder is refused too
+    path = other / "directions" / "tiny-seed0-e0099-00000000" / "directions.json"
+    current = folder.name
+    data = json.loads(path.read_text())
+    (other / "directions" / current).mkdir()
+    (other / "directions" / current / "directions.json").write_text(json.dumps(data | {
+        "gan_version": "tiny-seed0-e0099-00000000"}))  # fmt: skip
+    result = run(other, "directions", "show")
+    assert result.exit_code == 2 and "fitted for GAN version" in result.output
+
+
+def test_generate_exports_fits_and_csv(home, tmp_path):
+    from astropy.io import fits
+
+    out = tmp_path / "cat.fits"
+    result = run(home, "generate", "--count", "3", "--where", "tuf>p50", "--lat", "-12",
+                 "--lon", "5", "--pixel-mm", "0.5", "--no-progress",
+                 "--out", str(out))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    with fits.open(out) as hdul:
+        assert len(hdul) == 4 and hdul[1].header["CRVAL2"] == -12.0
+        assert hdul[1].header["PIXMM"] == 0.5 and "Z099" in hdul[1].header
+    assert len(out.with_suffix(".csv").read_text().splitlines()) == 4
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--where", "tilt=5"], "range 'tilt=5' not understood"),
+        (["--where", "flux>1"], "unknown parameter 'flux'"),
+        (["--lat", "100"], "latitude 100.0 deg"),
+        (["--lat", "1", "--lat", "2"], "--lat: give one value or 3"),
+        (["--hemisphere", "east"], "choose north or south"),
+        (["--lat", "0", "--anti-joy"], "need a hemisphere"),
+        (["--balance"], "cannot balance an AR with a single polarity"),  # untrained: all > 0
+    ],
+)
+def test_generate_bad_input_exits_2_with_one_line(home, tmp_path, args, message):
+    result = run(home, "generate", "--count", "3", "--no-progress", "--out",
+                 str(tmp_path / "c.fits"), *args)  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+
+
+def test_generate_that_cannot_be_met_says_so(home, tmp_path, monkeypatch):
+    monkeypatch.setenv("SHARPSEEK_DIRECTIONS__MAX_CANDIDATES", "300")
+    result = run(home, "generate", "--count", "2", "--anti-joy", "--no-progress",
+                 "--out", str(tmp_path / "c.fits"))  # fmt: skip
+    assert result.exit_code == 2 and "found only 0 of 2" in result.output  # no bipoles at all
+
+
+def test_invert_a_model_space_npy_writes_the_three_panels(home, tmp_path):
+    from sharpseek.inference import GeneratorModel
+
+    model = GeneratorModel.from_settings(Settings(home=home, preset="tiny"))
+    path = tmp_path / "ar.npy"
+    np.save(path, model.generate(model.latent(2))[0])
+    out = tmp_path / "inv.png"
+    result = run(home, "invert", str(path), "--starts", "2", "--steps", "30", "--no-progress",
+                 "--out", str(out), "--save-z", str(tmp_path / "z.npy"))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "reconstruction RMS" in result.output and out.stat().st_size > 1000
+    assert np.load(tmp_path / "z.npy").shape == (model.latent_dim,)
+
+
+def test_invert_a_real_sharp_reports_its_mu(home, tmp_path, br_sample_paths):
+    result = run(home, "invert", str(br_sample_paths[0]), "--starts", "1", "--steps", "3",
+                 "--no-progress", "--out", str(tmp_path / "r.png"))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "at mu = 0." in result.output
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("missing.fits", None, "no such file"),
+        ("a.txt", b"hello", "expected a .fits SHARP Br segment or a .npy"),
+        ("b.npy", np.zeros((3, 3)), "model-space (128, 128) image"),
+        ("c.fits", b"not fits at all", "cannot read a Br image"),
+    ],
+)
+def test_invert_bad_files_exit_2(home, tmp_path, name, content, message):
+    path = tmp_path / name
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
+        np.save(path, content)
+    result = run(home, "invert", str(path), "--steps", "1", "--no-progress")
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+
+
+def test_plot_directions_draws_figures_4_5_and_calibration(home, tmp_path):
+    result = run(home, "plot", "directions", "--parameter", "tuf", "--hold", "grad",
+                 "--out-dir", str(tmp_path))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    names = sorted(p.name for p in tmp_path.glob("*.png"))
+    assert names == [
+        "directions-2d-tuf.png",
+        "directions-calibration.png",
+        "directions-strips-tuf.png",
+    ]
