@@ -265,7 +265,7 @@ def recall_cmd(
     except _user_errors() as err:
         raise _fail(_message(err)) from None
     kb = points * live.dim * 4 / 1024
-    graph = kb >= settings.index.indexing_threshold_kb
+    graph = kb >= max(settings.index.indexing_threshold_kb, index.config.full_scan_threshold_kb)
     result = {
         "recall_at_k": recall,
         "k": k,
@@ -288,9 +288,10 @@ def recall_cmd(
     )
     if not graph:
         console.print(
-            f"note: {points} vectors ({kb:.0f} KB) are below indexing_threshold_kb "
-            f"({settings.index.indexing_threshold_kb}); Qdrant builds no graph and searches "
-            "exactly, so recall is 1 by construction"
+            f"note: {points} vectors ({kb:.0f} KB) are below Qdrant's indexing or full-scan "
+            f"threshold ({settings.index.indexing_threshold_kb} / "
+            f"{index.config.full_scan_threshold_kb} KB): it scans them exactly, so recall "
+            "is 1 by construction"
         )
 
 
