@@ -96,12 +96,12 @@ def _image_markdown(settings: Settings, key: str | None, title: str) -> str:
 # ----------------------------------------------------------------------------------------------
 @task(name="ingest synthetic", cache_policy=NO_CACHE)
 def ingest_synthetic_task(settings: Settings) -> dict[str, Any]:
-    return _report(lib.ingest_synthetic_stage(settings, progress=False))
+    return _report(lib.ingest_synthetic_stage(settings, progress=True))
 
 
 @task(name="ingest FITS", cache_policy=NO_CACHE)
 def ingest_fits_task(settings: Settings, paths: list[str], dataset: str) -> dict[str, Any]:
-    outcome = lib.ingest_fits_stage(settings, paths, dataset=dataset, progress=False)
+    outcome = lib.ingest_fits_stage(settings, paths, dataset=dataset, progress=True)
     for source, reason in outcome.outputs.get("quarantined", []):
         get_run_logger().warning("quarantined %s: %s", source, reason)
     return _report(outcome)

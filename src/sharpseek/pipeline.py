@@ -298,7 +298,7 @@ def ingest_jsoc_stage(
     JSOC failures are retried inside (``settings.jsoc.retries``) and by the flow's task.
     """
     from sharpseek import jsoc
-    from sharpseek.ingest import ingest_jsoc
+    from sharpseek.ingest import ingest_jsoc as _ingest_jsoc
 
     if nrt and start is None:
         lookback = pd.Timedelta(days=settings.flows.nrt_lookback_days)
@@ -316,6 +316,17 @@ def ingest_jsoc_stage(
             "(and HARP numbers) to know what to ask for"
         )
     results = []
+
+    def ingest_jsoc(*args, **kwargs):
+        try:
+            return _ingest_jsoc(*args, **kwargs)
+        except OSError as err:  # URLError, refused, reset, timeout: name JSOC and the URL
+            reason = getattr(err, "reason", None) or err
+            raise jsoc.JsocError(
+                f"JSOC is unreachable at {settings.jsoc.server_url} ({reason}); "
+                "nothing was ingested"
+            ) from err
+
     if incremental and held:
         results.append(
             ingest_jsoc(

@@ -1,0 +1,192 @@
+"""The Prefect flows under prefect's test harness (a real, temporary Prefect API).
+
+Data is tiny (two fake JSOC HARPs, a few synthetic regions) and the models are untrained
+tiny checkpoints (``model_fixtures``): these tests check the orchestration — what runs,
+what is skipped, what reaches the index, what a failure leaves — not model quality.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from sharpseek.config import Settings
+
+pytest_plugins = ["model_fixtures"]
+
+ROOT = Path(__file__).resolve().parents[1]
+EMAIL = "researcher@example.org"  # registered on the fake JSOC
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def harness():
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture(scope="module")
+def flows(harness):
+    from sharpseek.pipeline import load_flows
+
+    return load_flows()
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    torch.set_num_threads(1)
+
+
+@pytest.fixture
+def fake_jsoc(tmp_path):
+    sys.path.insert(0, str(ROOT / "tests"))
+    from fake_jsoc import DEFINITIVE, NRT, FakeJsoc, builtin_record_table
+
+    server = FakeJsoc(
+        {DEFINITIVE: builtin_record_table(), NRT: builtin_record_table()}, tmp_path / "jsoc"
+    ).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def home(untrained_home, monkeypatch, fake_jsoc) -> Settings:
+    """SHARPSEEK_* for the flows (they read the environment, as a deployment does)."""
+    env = {
+        "SHARPSEEK_JSOC__SERVER_URL": fake_jsoc.url,
+        "SHARPSEEK_JSOC__EMAIL": EMAIL,
+        "SHARPSEEK_JSOC__RETRIES": "0",
+        "SHARPSEEK_JSOC__POLL_SECONDS": "0.001",
+        "SHARPSEEK_JSOC__EXPORT_TIMEOUT_SECONDS": "5",
+        "SHARPSEEK_FLOWS__RETRIES": "2",
+        "SHARPSEEK_FLOWS__RETRY_DELAY_SECONDS": "0",
+        "SHARPSEEK_FLOWS__SHARD_SIZE": "2",
+        "SHARPSEEK_SYNTHETIC__REGIONS": "3",
+        "SHARPSEEK_SYNTHETIC__FRAMES": "2",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return Settings()
+
+
+def _index(settings: Settings):
+    from sharpseek.pipeline import open_settings_index
+
+    return open_settings_index(settings)
+
+
+def test_incremental_reindex_picks_up_exactly_the_new_records(flows, home):
+    first = flows.ingest_and_reindex_flow(
+        harpnums=[9001],
+        start="2020.01.01_00:00:00_TAI",
+        end="2020.01.01_02:00:00_TAI",
+        nrt=False,
+    )
+    assert first["definitive"]["outputs"]["added"] == 3
+    assert first["index"]["mode"] == "reindex" and first["index"]["points_after"] == 3
+
+    later = flows.ingest_and_reindex_flow(harpnums=[9001], end="2020.01.01_05:00:00_TAI", nrt=False)
+    assert later["definitive"]["outputs"]["added"] == 3  # 03:00, 04:00, 05:00
+    assert later["index"]["mode"] == "update"
+    assert later["index"]["added"] == 3 and later["index"]["points_after"] == 6
+
+    from sharpseek.dataset import load_dataset
+    from sharpseek.store import open_store
+
+    manifest = load_dataset(open_store(home), "sharp").manifest
+    with _index(home) as index:
+        stored = index.get(manifest["record_id"].tolist())
+    hours = sorted(pd.Timestamp(r.payload["t_rec"]).hour for r in stored)
+    assert hours == [0, 1, 2, 3, 4, 5]
+
+    again = flows.ingest_and_reindex_flow(harpnums=[9001], end="2020.01.01_05:00:00_TAI", nrt=False)
+    assert again["index"]["mode"] == "none" and again["index"]["points_after"] == 6
+
+
+def test_jsoc_unreachable_retries_then_fails_leaving_the_live_index(flows, home, monkeypatch):
+    flows.ingest_and_reindex_flow(
+        harpnums=[9002],
+        start="2020.01.01_00:00:00_TAI",
+        end="2020.01.01_01:00:00_TAI",
+        nrt=False,
+    )
+    with _index(home) as index:
+        live, count = index.live().name, index.count()
+    assert count == 2
+
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on: JSOC unreachable
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}/"
+    monkeypatch.setenv("SHARPSEEK_JSOC__SERVER_URL", dead)
+    state = flows.ingest_and_reindex_flow(
+        harpnums=[9002], end="2020.01.01_05:00:00_TAI", nrt=False, return_state=True
+    )
+    assert state.is_failed()
+    with pytest.raises(Exception) as err:
+        state.result()
+    message = str(err.value)
+    assert "127.0.0.1" in message or "JSOC" in message, message
+
+    # the task ran 1 + SHARPSEEK_FLOWS__RETRIES times
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(
+                id=FlowRunFilterId(any_=[state.state_details.flow_run_id])
+            )
+        )
+    ingest = [r for r in runs if r.name.startswith("ingest JSOC")]
+    assert len(ingest) == 1 and ingest[0].run_count == 3, [(r.name, r.run_count) for r in runs]
+    assert not any(r.name.startswith("write index") for r in runs)
+
+    with _index(home) as index:
+        assert index.live().name == live and index.count() == count
+
+
+def test_index_shards_on_a_dask_cluster_of_two_workers(flows, home, monkeypatch):
+    monkeypatch.setenv("SHARPSEEK_FLOWS__TASK_RUNNER", "dask")
+    monkeypatch.setenv("SHARPSEEK_FLOWS__DASK_WORKERS", "2")
+    settings = Settings()
+    from sharpseek.ingest import ingest_synthetic
+
+    ds = ingest_synthetic(settings, progress=False)  # 3 regions x 2 frames
+    runner = flows.task_runner_for(settings)
+    assert type(runner).__name__ == "DaskTaskRunner"
+    out = flows.run_index_flow(settings, ["synthetic"])
+    assert out["mode"] == "reindex" and out["points_after"] == len(ds) == 6
+
+    from sharpseek.inference import EncoderModel
+    from sharpseek.pipeline import model_keys
+    from sharpseek.store import open_store
+
+    encoder = EncoderModel.from_checkpoint(
+        model_keys(settings)["encoder"], store=open_store(settings)
+    )
+    ids = ds.manifest["record_id"].tolist()
+    with _index(settings) as index:
+        stored = {r.record_id: r.vector for r in index.get(ids, with_vector=True)}
+    direct = encoder.embed(ds.images())
+    np.testing.assert_allclose(np.stack([stored[i] for i in ids]), direct, rtol=1e-4, atol=1e-5)
+
+
+def test_stage_flows_skip_what_is_up_to_date(flows, home):
+    first = flows.ingest_synthetic_flow()
+    assert not first["skipped"]
+    assert flows.ingest_synthetic_flow()["skipped"]
+    rows = flows.dataset_versions_flow()
+    assert [(r["dataset"], r["records"]) for r in rows] == [("synthetic", 6)]
+    archives = flows.archives_flow()
+    assert archives["stage"] == "archives"
