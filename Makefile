@@ -36,6 +36,7 @@ bench: $(STAMP_DEV)             ## benchmarks; figures written to benchmarks/res
 	$(PY) benchmarks/bench_ingest.py --out benchmarks/results/ingest.json
 	$(PY) benchmarks/bench_models.py --out benchmarks/results/models.json
 	$(PY) benchmarks/bench_index.py --out benchmarks/results/index.json
+	$(PY) benchmarks/bench_directions.py --out benchmarks/results/directions.json
 	$(PY) benchmarks/bench_serving.py --out benchmarks/results/serving.json
 
 lint: $(STAMP_DEV)

@@ -767,6 +767,13 @@ def solve_targets(
             axis=1,
         )  # (k, k): d param_j / d eps_i
         residual = (target_vec - f0) / scale
+        if not (np.all(np.isfinite(jac)) and np.all(np.isfinite(residual))):
+            # e.g. PSEP or tilt undefined (not bipolar) at a probe: no gradient to follow
+            messages.append(
+                f"a target parameter became undefined (NaN) near eps = {np.round(eps, 3)}: "
+                "stopped there"
+            )
+            break
         step, *_ = np.linalg.lstsq(jac / scale[:, None], residual, rcond=None)
         if not np.all(np.isfinite(step)) or np.allclose(step, 0):
             messages.append("the measured parameters do not respond along these directions")
