@@ -5,6 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP_CORE := $(VENV)/.stamp-core
 STAMP_DEV := $(VENV)/.stamp-dev
+STAMP_DEMO := $(VENV)/.stamp-demo
 PYTEST_ARGS ?=
 # Extras the test suite needs: every service it starts (TorchServe, Prefect, Streamlit) is real.
 TEST_EXTRAS ?= dev,serve,ui,flows,deploy
@@ -25,8 +26,12 @@ $(STAMP_DEV): pyproject.toml | $(PY)
 install: $(STAMP_CORE)          ## the library and the `sharpseek` command
 install-dev: $(STAMP_DEV)       ## plus test, lint and benchmark tools
 
-demo: $(STAMP_CORE)             ## the main job on the embedded default
-	$(VENV)/bin/sharpseek demo
+$(STAMP_DEMO): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[flows,ui]'
+	touch $@ $(STAMP_CORE)
+
+demo: $(STAMP_DEMO)             ## the main job on the embedded default: the Prefect pipeline, then the UI
+	$(VENV)/bin/sharpseek demo $(DEMO_ARGS)
 
 test: $(STAMP_DEV)              ## the whole test suite (under 20 minutes on 2 cores)
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -37,6 +42,7 @@ bench: $(STAMP_DEV)             ## benchmarks; figures written to benchmarks/res
 	$(PY) benchmarks/bench_models.py --out benchmarks/results/models.json
 	$(PY) benchmarks/bench_index.py --out benchmarks/results/index.json
 	$(PY) benchmarks/bench_directions.py --out benchmarks/results/directions.json
+	$(PY) benchmarks/bench_flows.py --out benchmarks/results/flows.json
 	$(PY) benchmarks/bench_serving.py --out benchmarks/results/serving.json
 
 lint: $(STAMP_DEV)

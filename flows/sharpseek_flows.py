@@ -29,6 +29,7 @@ from __future__ import annotations
 import base64
 import os
 import sys
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -422,30 +423,32 @@ def pipeline(
     settings = settings_for(home, preset)
     logger = get_run_logger()
     logger.info("pipeline on %s (preset %s)", settings.home, settings.preset)
-    stages: dict[str, Any] = {"ingest-synthetic": ingest_synthetic_task(settings)}
+    stages: dict[str, Any] = {}
+    seconds: dict[str, float] = {}
+
+    def stage(name: str, call, *args: Any, **kwargs: Any) -> None:
+        started = time.perf_counter()
+        stages[name] = call(*args, **kwargs)
+        seconds[name] = time.perf_counter() - started
+
+    stage("ingest-synthetic", ingest_synthetic_task, settings)
     if samples and settings.real_sample_paths:
         paths = [str(p) for p in settings.real_sample_paths]
-        stages["ingest-fits"] = ingest_fits_task(settings, paths, "sharp")
+        stage("ingest-fits", ingest_fits_task, settings, paths, "sharp")
     elif samples:
         logger.info("no real samples in %s: synthetic data only", settings.samples_dir)
-    dataset_versions_task(settings)
-    stages["train-gan"] = train_task(settings, "gan", None, gan_epochs)
-    stages["train-encoder"] = train_task(settings, "encoder", None, encoder_epochs)
+    stage("dataset-versions", lambda s: {"rows": dataset_versions_task(s)}, settings)
+    stage("train-gan", train_task, settings, "gan", None, gan_epochs)
+    stage("train-encoder", train_task, settings, "encoder", None, encoder_epochs)
     if directions:
-        stages["directions"] = directions_task(settings)
-    stages["index"] = run_index_flow(settings, home=home, preset=preset)
+        stage("directions", directions_task, settings)
+    stage("index", run_index_flow, settings, home=home, preset=preset)
     if archives:
-        stages["archives"] = archives_task(settings)
+        stage("archives", archives_task, settings)
     if evaluate:
-        stages["evaluate"] = evaluate_task(settings)
-    summary = [
-        {
-            "stage": name,
-            "skipped": bool(value.get("skipped", value.get("mode") == "none")),
-            "message": value.get("message") or f"index: {value.get('mode')}",
-        }
-        for name, value in stages.items()
-    ]
+        stage("evaluate", evaluate_task, settings)
+    summary = lib.summarize_run(stages, seconds)
+    lib.save_run_summary(settings, summary)
     create_table_artifact(summary, key="pipeline-summary", description="What each stage did")
     return stages
 

@@ -78,6 +78,15 @@ def run_demo(
     stages = run_pipeline_flow(settings, samples=samples)
     console.print(stages_table(stages, time.perf_counter() - started))
     console.print(f"[green]pipeline done[/] in {time.perf_counter() - started:.0f} s")
+    from sharpseek.pipeline import run_summaries, runs_figure
+
+    runs = run_summaries(settings, last=2)
+    figure = runs_figure(
+        runs,
+        settings.figures_dir / "pipeline-runs.png",
+        labels=["previous run", "this run"][-len(runs) :],
+    )
+    console.print(f"stage timings: {figure}")
     if pictures is not None:
         pictures()
     if not ui:
