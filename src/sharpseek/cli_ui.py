@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -45,8 +44,7 @@ def ui(
         "--server.headless", "true" if no_browser else "false",
         "--browser.gatherUsageStats", "false",
     ]  # fmt: skip
-    typer.echo(f"sharpseek UI on http://{address}:{port}/ (Ctrl+C stops it)")
-    try:
-        raise typer.Exit(subprocess.call(command))
-    except KeyboardInterrupt:
-        raise typer.Exit(0) from None
+    typer.echo(f"sharpseek UI on http://{address}:{port}/ (Ctrl+C stops it)", err=True)
+    sys.stdout.flush()
+    # become the Streamlit server (exec, not a child): a signal to this process stops it
+    os.execv(sys.executable, command)

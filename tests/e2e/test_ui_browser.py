@@ -118,9 +118,10 @@ def test_generate_shift_search_in_chromium(server, tmp_path):
         range_slider.focus()
         for _ in range(15):
             page.keyboard.press("ArrowRight")
-        page.wait_for_function("() => !document.querySelector('[data-stale=\"true\"]')")
+        idle = "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
+        page.wait_for_function(idle)  # the reruns of the slider steps are over
         page.get_by_role("button", name="Search", exact=True).click()
-        expect(page.get_by_text("result(s)")).to_be_visible()
+        expect(page.get_by_text("result(s)")).to_be_visible(timeout=60_000)
         low = float(page.get_by_role("slider").first.input_value())
         header = page.get_by_text("result(s)").inner_text()
         count = int(header.split()[0])

@@ -28,7 +28,8 @@ def _histogram(values: pd.Series, low: float, high: float, field: str):
     finite = values[np.isfinite(values)]
     counts, edges = np.histogram(finite, bins=40)
     frame = pd.DataFrame({"from": edges[:-1], "to": edges[1:], "count": counts})
-    frame["selected"] = (frame["to"] >= low) & (frame["from"] <= high)
+    inside = (frame["to"] >= low) & (frame["from"] <= high)
+    frame["in_range"] = np.where(inside, "yes", "no")
     unit = PARAMETER_UNITS.get(field, "")
     return (
         alt.Chart(frame, height=90)
@@ -37,7 +38,11 @@ def _histogram(values: pd.Series, low: float, high: float, field: str):
             x=alt.X("from:Q", bin="binned", title=f"{field} {unit}".strip()),
             x2="to:Q",
             y=alt.Y("count:Q", title="records"),
-            color=alt.condition("datum.selected", alt.value("#c8102e"), alt.value("#bbbbbb")),
+            color=alt.Color(
+                "in_range:N",
+                scale=alt.Scale(domain=["yes", "no"], range=["#c8102e", "#bbbbbb"]),
+                legend=None,
+            ),
         )
     )
 
