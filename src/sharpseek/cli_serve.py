@@ -1,4 +1,4 @@
-"""``sharpseek serve build|start|stop|status|swap``: a thin shell over :mod:`sharpseek.serving`.
+"""``sharpseek serve build|fetch|start|stop|status|swap``: a shell over :mod:`sharpseek.serving`.
 
 Register in ``cli.py``::
 
@@ -82,6 +82,51 @@ def build_cmd(
     for a in archives:
         table.add_row(a.model, a.file, a.gan or "", a.encoder or "", a.directions or "-")
     console.print(table)
+    if upload:
+        from sharpseek.serving import serving_version, store_current_archives
+        from sharpseek.store import open_store
+
+        published = store_current_archives(open_store(settings))
+        console.print(
+            f"serving version {serving_version(published)} published "
+            f"({', '.join(published.values())}): on Kubernetes, "
+            f"--set torchserve.modelVersion={serving_version(published)}"
+        )
+
+
+@serve_app.command("fetch")
+def fetch_cmd(
+    to: Annotated[Path, typer.Option("--to", help="model-store folder to fill")],
+    version: Annotated[
+        str | None,
+        typer.Option("--version", help="serving version (default: the store's current one)"),
+    ] = None,
+    bind: Annotated[
+        str | None,
+        typer.Option("--bind", help="listen on this host, e.g. 0.0.0.0 in a container"),
+    ] = None,
+    allow_empty: Annotated[
+        bool,
+        typer.Option("--allow-empty", help="nothing published yet: configure no models"),
+    ] = False,
+    preset: PresetOpt = None,
+    home: HomeOpt = None,
+) -> None:
+    """Download published archives from the store and write TorchServe's config for them."""
+    from sharpseek.serving import ServeError, fetch_archives
+
+    settings = _settings(preset, home)
+    try:
+        done = fetch_archives(settings, to, version, bind_host=bind, allow_empty=allow_empty)
+    except (ServeError, ValueError, OSError) as err:
+        raise _fail(err) from None
+    if done["archives"]:
+        console.print(
+            f"serving version {done['version']}: {', '.join(done['archives'].values())} "
+            f"in {to}; config {done['config']}"
+        )
+    else:
+        console.print(f"no archives published yet; {done['config']} loads no model")
 
 
 @serve_app.command("start")

@@ -5,7 +5,12 @@
   (``.mar``: a zip with ``MAR-INF/MANIFEST.json``, the format torch-model-archiver writes);
   each records which GAN, encoder and directions it holds (``sharpseek-archive.json``).
 - :func:`write_config` writes TorchServe's ``config.properties`` from ``settings.serve``:
-  token authorization on, the model API only where enabled, Prometheus metrics.
+  token authorization on, the model API only where enabled, Prometheus metrics, and
+  ``load_models`` naming exactly the archives of ``current.json``.
+- :func:`fetch_archives` downloads a published serving version (the store's current one, or
+  a named one) into a model-store folder and writes ``current.json`` and the configuration
+  beside it: the one way containers (compose, the Helm chart's init container) get their
+  archives, with the same loading rule as :func:`start`.
 - :func:`start` / :func:`stop` / :func:`status` run TorchServe locally in its own process
   group under ``<home>/serve/`` (logs, key file, pid file: nothing in the shared /tmp).
 - :func:`swap_model` puts a new archive version in service without downtime through the
@@ -14,6 +19,15 @@
 Archives are named ``<model>-<version>.mar``; the version is the model's content-addressed
 version plus 8 hex digits of the archive's payload (checkpoint, directions, handlers), so
 the same inputs always give the same version and a changed one never passes for the old.
+
+Layout in the store (written by :func:`build_archives`, read by :func:`fetch_archives`)::
+
+    model-store/<model>/<model>-<archive version>.mar   the archives
+    model-store/<model>/CURRENT                         file name of the model's current one
+    model-store/versions/<serving version>.json         {"archives": {model: file}, ...}
+
+A *serving version* (:func:`serving_version`, 12 hex digits) names one generator archive
+and one encoder archive together; it is what a Kubernetes Deployment revision pins.
 """
 
 from __future__ import annotations
@@ -22,6 +36,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -39,10 +54,14 @@ __all__ = [
     "ServeError",
     "build_archives",
     "current_archives",
+    "fetch_archives",
     "handlers_dir",
     "management_request",
     "model_store_dir",
+    "published_versions",
     "serve_dir",
+    "serving_version",
+    "store_current_archives",
     "start",
     "status",
     "stop",
@@ -62,6 +81,9 @@ _HANDLER_FILES = {
 ARCHIVE_INFO = "sharpseek-archive.json"
 CURRENT = "current.json"
 STATE = "torchserve.json"
+#: Prefix of the archives in the object store (MinIO on Kubernetes).
+STORE_PREFIX = "model-store"
+_SERVING_VERSION = re.compile(r"^[0-9a-f]{12}$")
 
 
 class ServeError(RuntimeError):
@@ -255,12 +277,145 @@ def build_archives(
         archive = _build_one(settings, model, payload, info, loaded.version, out_dir, handlers)
         built.append(archive)
         if upload:
-            store.put_file(f"model-store/{model}/{archive.file}", out_dir / archive.file)
-            store.put_bytes(f"model-store/{model}/CURRENT", archive.file.encode())
+            store.put_file(f"{STORE_PREFIX}/{model}/{archive.file}", out_dir / archive.file)
+            store.put_bytes(f"{STORE_PREFIX}/{model}/CURRENT", archive.file.encode())
+    if upload:
+        _publish_serving_version(store, store_current_archives(store))
     current = current_archives(settings)
     current.update({a.model: a.file for a in built})
     (out_dir / CURRENT).write_text(json.dumps(current, indent=1))
     return built
+
+
+def serving_version(archives: dict[str, str]) -> str:
+    """The serving version of ``{model: archive file}``: 12 hex digits of their names.
+
+    The archive names are content-addressed, so equal archives give equal serving versions.
+    """
+    text = "\n".join(f"{model}={archives[model]}" for model in sorted(archives))
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def store_current_archives(store) -> dict[str, str]:
+    """``{model: archive file}`` named by the store's ``model-store/<model>/CURRENT``."""
+    current = {}
+    for model in MODELS:
+        key = f"{STORE_PREFIX}/{model}/CURRENT"
+        if store.exists(key):
+            current[model] = store.get_bytes(key).decode().strip()
+    return current
+
+
+def _publish_serving_version(store, archives: dict[str, str]) -> str:
+    from sharpseek import __version__
+
+    version = serving_version(archives)
+    key = f"{STORE_PREFIX}/versions/{version}.json"
+    if not store.exists(key):  # same archives, same record: keep the first one's date
+        record = {
+            "version": version,
+            "archives": archives,
+            "published": datetime.now(UTC).isoformat(timespec="seconds"),
+            "sharpseek_version": __version__,
+        }
+        store.put_bytes(key, json.dumps(record, indent=1).encode())
+    return version
+
+
+def published_versions(store) -> list[str]:
+    """Serving versions recorded in the store (``model-store/versions/*.json``), sorted."""
+    prefix = f"{STORE_PREFIX}/versions/"
+    names = [o.key[len(prefix) :] for o in store.list(prefix)]
+    return sorted(n[: -len(".json")] for n in names if n.endswith(".json"))
+
+
+def fetch_archives(
+    settings: Settings,
+    to: str | Path,
+    version: str | None = None,
+    *,
+    store=None,
+    bind_host: str | None = None,
+    allow_empty: bool = False,
+) -> dict:
+    """Download a serving version's archives from the store into the folder ``to``.
+
+    Writes the archives, ``current.json`` naming them, and ``config.properties`` (from
+    :func:`write_config`: ``settings.serve``, ``model_store=to``, ``load_models`` = exactly
+    these archives), so ``torchserve --ts-config <to>/config.properties --model-store <to>``
+    serves them. Archives already in ``to`` are kept (a running server may still use them).
+
+    Parameters
+    ----------
+    to : the model-store folder (created when missing)
+    version : a serving version (``model-store/versions/<version>.json``); default the
+        store's current archives (``model-store/<model>/CURRENT``)
+    bind_host : listen on this host (``0.0.0.0`` in a container) at the ports of
+        ``serve.*_url``; default the URLs' own hosts
+    allow_empty : when the store has no current archives yet, write a configuration that
+        loads none instead of failing (compose's first start; models are registered later)
+
+    Returns
+    -------
+    ``{"version", "archives": {model: file}, "config": path}``
+
+    Raises
+    ------
+    ServeError : unknown or malformed version, no archives published, or an archive that is
+        missing or does not hold the model its name says.
+    """
+    from sharpseek.store import open_store
+
+    store = store if store is not None else open_store(settings)
+    if version is not None:
+        version = version.strip()
+        if not _SERVING_VERSION.match(version):
+            raise ServeError(
+                f"--version {version!r} is not a serving version (12 hex digits, printed by "
+                "`sharpseek serve build`)"
+            )
+        key = f"{STORE_PREFIX}/versions/{version}.json"
+        if not store.exists(key):
+            known = published_versions(store)
+            raise ServeError(
+                f"unknown serving version {version!r}: no {key} in {store.describe()} "
+                f"(published: {', '.join(known[-5:]) if known else 'none'})"
+            )
+        archives = json.loads(store.get_bytes(key))["archives"]
+    else:
+        archives = store_current_archives(store)
+        if not archives and not allow_empty:
+            raise ServeError(
+                f"no model archives published in {store.describe()} ({STORE_PREFIX}/<model>/"
+                "CURRENT missing): run `sharpseek serve build` first"
+            )
+    to = Path(to)
+    to.mkdir(parents=True, exist_ok=True)
+    for model, file in sorted(archives.items()):
+        key = f"{STORE_PREFIX}/{model}/{file}"
+        if not store.exists(key):
+            raise ServeError(f"archive {key} is missing from {store.describe()}")
+        part = to / f"{file}.part"
+        store.get_file(key, part)
+        try:
+            info = read_archive_info(part)
+        except (zipfile.BadZipFile, KeyError, ValueError, TypeError) as err:
+            part.unlink()
+            raise ServeError(f"{key} is not a sharpseek model archive ({err})") from None
+        if info.model != model or info.file != file:
+            part.unlink()
+            raise ServeError(f"{key} holds {info.file} ({info.model}), not {file}")
+        os.replace(part, to / file)
+    (to / CURRENT).write_text(json.dumps(archives, indent=1))
+    config = write_config(
+        settings, list(archives.values()), path=to / "config.properties", model_store=to,
+        bind_host=bind_host,
+    )  # fmt: skip
+    return {
+        "version": serving_version(archives) if archives else None,
+        "archives": archives,
+        "config": config,
+    }
 
 
 def current_archives(settings: Settings) -> dict[str, str]:
@@ -283,26 +438,40 @@ def _host_port(url: str, what: str) -> tuple[str, int]:
     return parts.hostname, parts.port
 
 
-def write_config(settings: Settings, load: list[str] | None = None) -> Path:
-    """Write ``<home>/serve/config.properties`` from ``settings.serve``; returns its path.
+def write_config(
+    settings: Settings,
+    load: list[str] | None = None,
+    *,
+    path: Path | None = None,
+    model_store: Path | None = None,
+    bind_host: str | None = None,
+) -> Path:
+    """Write TorchServe's ``config.properties`` from ``settings.serve``; returns its path.
 
-    ``load`` lists archive files to load at start (default: the current ones).
+    ``load`` lists archive files to load at start (default: those of ``current.json``;
+    none: TorchServe starts without models). ``path`` defaults to
+    ``<home>/serve/config.properties``, ``model_store`` to :func:`model_store_dir`;
+    ``bind_host`` replaces the host of the three URLs (``0.0.0.0`` in a container).
     """
     serve = settings.serve
+    address = {}
     for what in ("inference_url", "management_url", "metrics_url"):
-        _host_port(getattr(serve, what), what)
+        host, port = _host_port(getattr(serve, what), what)
+        address[what] = f"http://{bind_host}:{port}" if bind_host else getattr(serve, what)
+    store_dir = Path(model_store) if model_store is not None else model_store_dir(settings)
     load = load if load is not None else list(current_archives(settings).values())
     # The largest body: a request of max_items float16 images, an answer with them and
     # their parameters; with room for the npz/npy headers.
     max_bytes = serve.max_items_per_request * (128 * 128 * 2 + 4096) + (1 << 20)
     lines = [
         "# Written by `sharpseek serve start` from settings.serve (docs/serving.md).",
-        f"inference_address={serve.inference_url}",
-        f"management_address={serve.management_url}",
-        f"metrics_address={serve.metrics_url}",
+        f"inference_address={address['inference_url']}",
+        f"management_address={address['management_url']}",
+        f"metrics_address={address['metrics_url']}",
         "metrics_mode=prometheus",
-        f"model_store={model_store_dir(settings).resolve()}",
-        f"load_models={','.join(load) if load else 'standalone'}",
+        f"model_store={store_dir.resolve()}",
+        # TorchServe loads nothing at start when load_models is absent.
+        *([f"load_models={','.join(load)}"] if load else []),
         f"enable_model_api={'true' if serve.enable_model_api else 'false'}",
         f"disable_token_authorization={'false' if serve.token_auth else 'true'}",
         f"token_expiration_min={serve.token_expiration_min}",
@@ -316,7 +485,7 @@ def write_config(settings: Settings, load: list[str] | None = None) -> Path:
         "disable_system_metrics=true",
         "allowed_urls=file://.*",
     ]
-    path = serve_dir(settings) / "config.properties"
+    path = Path(path) if path is not None else serve_dir(settings) / "config.properties"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
     return path

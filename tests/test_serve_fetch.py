@@ -1,0 +1,194 @@
+"""`sharpseek serve fetch`: published serving versions from a local store into a model-store
+folder with the TorchServe configuration that loads exactly them (what the Helm chart's init
+container and compose's TorchServe run), refusals with a clear message, and one real
+TorchServe started the way the containers start it, from the fetched folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from sharpseek import serving
+from sharpseek.cli import app
+from sharpseek.config import Settings
+from sharpseek.store import open_store
+
+pytest_plugins = ["model_fixtures"]
+
+
+def _said(result) -> str:
+    """The CLI's output with rich's line wrapping undone."""
+    return " ".join(result.output.split())
+
+
+def _properties(path) -> dict[str, str]:
+    lines = path.read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+
+
+@pytest.fixture
+def published(untrained_home):
+    """Two serving versions in the local store: the first, then a newer generator archive
+    (another batch size changes its model-config.yaml, hence its version)."""
+    torch.set_num_threads(1)
+    first = {a.model: a.file for a in serving.build_archives(untrained_home)}
+    newer_settings = untrained_home.model_copy(
+        update={"serve": untrained_home.serve.model_copy(update={"batch_size": 3})}
+    )
+    (newer,) = serving.build_archives(newer_settings, models=("generator",))
+    second = {**first, "generator": newer.file}
+    assert second["generator"] != first["generator"]
+    return untrained_home, first, second
+
+
+def test_fetch_current_and_pinned_versions(published, tmp_path):
+    settings, first, second = published
+    store = open_store(settings)
+    assert serving.store_current_archives(store) == second
+    assert serving.published_versions(store) == sorted(
+        [serving.serving_version(first), serving.serving_version(second)]
+    )
+
+    current = tmp_path / "current"
+    done = serving.fetch_archives(settings, current)
+    assert done["archives"] == second and done["version"] == serving.serving_version(second)
+    assert json.loads((current / "current.json").read_text()) == second
+    assert sorted(p.name for p in current.glob("*.mar")) == sorted(second.values())
+    props = _properties(done["config"])
+    assert props["load_models"].split(",") == list(second.values())
+    assert props["model_store"] == str(current.resolve())
+    assert props["disable_token_authorization"] == "false"  # the settings' default: on
+    for name in second.values():  # byte-equal to what build published
+        assert (current / name).read_bytes() == store.get_bytes(
+            f"model-store/{name.split('-', 1)[0]}/{name}"
+        )
+
+    pinned = tmp_path / "pinned"
+    result = CliRunner().invoke(
+        app,
+        ["serve", "fetch", "--to", str(pinned), "--version", serving.serving_version(first),
+         "--bind", "0.0.0.0"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert serving.serving_version(first) in result.output
+    props = _properties(pinned / "config.properties")
+    assert props["load_models"].split(",") == list(first.values())
+    port = settings.serve.inference_url.rsplit(":", 1)[1]
+    assert props["inference_address"] == f"http://0.0.0.0:{port}"
+
+
+def test_fetch_refuses_unknown_malformed_and_missing(published, tmp_path):
+    settings, first, _ = published
+    runner = CliRunner()
+    to = str(tmp_path / "ms")
+    result = runner.invoke(app, ["serve", "fetch", "--to", to, "--version", "0123456789ab"])
+    assert result.exit_code == 2 and "unknown serving version '0123456789ab'" in _said(result)
+    assert serving.serving_version(first) in _said(result)  # names the published ones
+    assert "Traceback" not in result.output
+    result = runner.invoke(app, ["serve", "fetch", "--to", to, "--version", "live"])
+    assert result.exit_code == 2 and "not a serving version" in _said(result)
+    # a version whose archive has gone from the store
+    store = open_store(settings)
+    store.delete(f"model-store/encoder/{first['encoder']}")
+    result = runner.invoke(
+        app, ["serve", "fetch", "--to", to, "--version", serving.serving_version(first)]
+    )
+    assert result.exit_code == 2 and f"model-store/encoder/{first['encoder']}" in _said(result)
+    assert "is missing" in _said(result)
+
+
+def test_fetch_from_an_empty_store(tmp_path):
+    runner = CliRunner()
+    env = {"SHARPSEEK_HOME": str(tmp_path / "empty")}
+    to = tmp_path / "ms"
+    result = runner.invoke(app, ["serve", "fetch", "--to", str(to)], env=env)
+    assert result.exit_code == 2 and "sharpseek serve build" in _said(result)
+    assert "Traceback" not in result.output
+    result = runner.invoke(app, ["serve", "fetch", "--to", str(to), "--allow-empty"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "load_models" not in _properties(to / "config.properties")
+
+
+def _free_ports(n: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+@pytest.mark.slow
+def test_torchserve_serves_exactly_the_fetched_version(published, tmp_path):
+    """The container command: fetch, then TorchServe with the fetched config. Token auth off
+    as in the containers (docs/serving.md says why)."""
+    settings, first, _ = published
+    inference, management, metrics = _free_ports(3)
+    container = Settings(
+        home=settings.home,
+        preset="tiny",
+        serve={
+            "inference_url": f"http://127.0.0.1:{inference}",
+            "management_url": f"http://127.0.0.1:{management}",
+            "metrics_url": f"http://127.0.0.1:{metrics}",
+            "token_auth": False,
+            "threads_per_worker": 1,
+        },
+    )
+    to = tmp_path / "model-store"
+    serving.fetch_archives(container, to, serving.serving_version(first))
+    run = tmp_path / "run"
+    (run / "tmp").mkdir(parents=True)
+    env = dict(os.environ, TMPDIR=str(run / "tmp"), TEMP=str(run / "tmp"), OMP_NUM_THREADS="1")
+    env.update(LOG_LOCATION=str(run), METRICS_LOCATION=str(run))
+    cmd = [
+        sys.executable, "-m", "ts.model_server", "--start", "--foreground",
+        "--ts-config", str(to / "config.properties"), "--model-store", str(to), "--ncs",
+    ]  # fmt: skip
+    with open(run / "out.log", "wb") as out:
+        proc = subprocess.Popen(
+            cmd, cwd=run, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        deadline = time.monotonic() + 400
+        served: dict[str, str] = {}
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                listing = httpx.get(f"http://127.0.0.1:{management}/models", timeout=5).json()
+                for entry in listing.get("models", []):
+                    (described,) = httpx.get(
+                        f"http://127.0.0.1:{management}/models/{entry['modelName']}", timeout=5
+                    ).json()
+                    if any(w["status"] == "READY" for w in described["workers"]):
+                        served[entry["modelName"]] = described["modelVersion"]
+                if len(served) == 2:
+                    break
+            except (httpx.HTTPError, ValueError):
+                pass
+            time.sleep(1.0)
+        assert proc.poll() is None, (run / "out.log").read_text()[-3000:]
+        expected = {
+            model: serving.read_archive_info(to / file).version for model, file in first.items()
+        }
+        assert served == expected
+        ping = httpx.get(f"http://127.0.0.1:{inference}/ping", timeout=5)
+        assert ping.status_code == 200 and "Healthy" in ping.text
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=60)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        assert serving.group_pids(proc.pid) == []
