@@ -453,22 +453,40 @@ def test_torchserve_pulls_its_archives_from_minio_per_revision(helm):
         ]
         return dep, docs
 
-    dep, docs = deployment("gan-a-enc-b")
+    dep, docs = deployment("0123456789ab")
     pod = dep["spec"]["template"]
     (init,) = pod["spec"]["initContainers"]
-    script = init["args"][0]
-    assert "model-store/gan-a-enc-b/" in script and "mc cp --recursive" in script
-    assert pod["metadata"]["annotations"]["sharpseek/model-version"] == "gan-a-enc-b"
+    # the library's own fetch (one layout, one loading rule), pinned to the version
+    assert init["image"] == pod["spec"]["containers"][0]["image"]
+    assert init["command"] == [
+        "sharpseek", "serve", "fetch", "--to", "/model-store", "--bind", "0.0.0.0",
+        "--version", "0123456789ab",
+    ]  # fmt: skip
+    (torchserve,) = pod["spec"]["containers"]
+    config = torchserve["command"][torchserve["command"].index("--ts-config") + 1]
+    assert config == "/model-store/config.properties"  # written by the fetch
+    assert "all" not in torchserve["command"], "loads exactly the fetched archives"
+    assert pod["metadata"]["annotations"]["sharpseek/model-version"] == "0123456789ab"
     assert dep["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
-    other, _ = deployment("gan-c-enc-d")
+    other, _ = deployment("ba9876543210")
     assert other["spec"]["template"] != pod, "a new model version must be a new revision"
     (hpa,) = _kinds(docs, "HorizontalPodAutoscaler")
     assert hpa["spec"]["scaleTargetRef"]["name"] == dep["metadata"]["name"]
     assert "replicas" not in dep["spec"], "the HPA owns the replica count"
-    (ts_config,) = [
-        d for d in _kinds(docs, "ConfigMap") if d["metadata"]["name"] == dep["metadata"]["name"]
+    # the fetch writes the config from these settings: model API and token auth off
+    (config_map,) = [
+        d for d in _kinds(docs, "ConfigMap") if d["metadata"]["name"] == _config_map_name(init)
     ]
-    assert "enable_model_api=false" in ts_config["data"]["config.properties"]
+    assert config_map["data"]["SHARPSEEK_SERVE__ENABLE_MODEL_API"] == "false"
+    assert config_map["data"]["SHARPSEEK_SERVE__TOKEN_AUTH"] == "false"
+    unpinned, _ = deployment("")
+    (init,) = unpinned["spec"]["template"]["spec"]["initContainers"]
+    assert "--version" not in init["command"]  # the store's current version
+
+
+def _config_map_name(container: dict) -> str:
+    (name,) = [s["configMapRef"]["name"] for s in container["envFrom"] if "configMapRef" in s]
+    return name
 
 
 def test_production_serving_on_gpus(helm):

@@ -93,19 +93,3 @@ helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version }}
 - secretRef:
     name: {{ include "sharpseek.appSecret" . }}
 {{- end -}}
-
-{{/* TorchServe config.properties of the chart (see templates/torchserve.yaml). */}}
-{{- define "sharpseek.torchserveProperties" -}}
-{{- $ts := .Values.torchserve -}}
-inference_address=http://0.0.0.0:8080
-management_address=http://0.0.0.0:8081
-metrics_address=http://0.0.0.0:8082
-metrics_mode=prometheus
-model_store=/model-store
-load_models=all
-enable_model_api=false
-disable_token_authorization=true
-default_workers_per_model={{ $ts.workersPerModel }}
-max_request_size=67108864
-max_response_size=67108864
-{{- end -}}
