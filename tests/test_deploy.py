@@ -293,6 +293,20 @@ def test_compose_services_health_and_order(compose_config):
         assert any(m["type"] == "volume" and m["target"] == target for m in mounts), name
 
 
+def test_compose_torchserve_fetches_with_the_library(compose_config):
+    """The serving image starts with `sharpseek serve fetch` (the store's current archives and
+    the config loading exactly them), not a copy step of its own."""
+    services = compose_config["services"]
+    assert not any("mc mirror" in " ".join(svc.get("command") or []) for svc in services.values())
+    torchserve = services["torchserve"]
+    assert torchserve["environment"]["SHARPSEEK_SERVE__MODEL_STORE"] == "/model-store"
+    assert "minio-setup" in torchserve["depends_on"]
+    text = (ROOT / "services/serving/Dockerfile").read_text()
+    (cmd,) = [ln for ln in text.splitlines() if ln.startswith("CMD ")]
+    assert "sharpseek serve fetch --to /model-store --bind 0.0.0.0" in cmd
+    assert "--ts-config /model-store/config.properties" in cmd and "--models" not in cmd
+
+
 def test_compose_gpu_profile(compose_config):
     gpu = compose_config["services"]["worker-gpu"]
     assert gpu["profiles"] == ["gpu"]
