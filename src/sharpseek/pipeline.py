@@ -642,9 +642,11 @@ def archives_stage(settings: Settings) -> StageOutcome:
     if entry is not None:
         return _outcome_from("archives", entry, "model archives")
     built = build(settings, store=store)
-    outputs = {"archives": _plain(built)}
+    archives = [asdict(a) if hasattr(a, "__dataclass_fields__") else a for a in built]
+    outputs = {"archives": _plain(archives)}
     ledger.record("archives", fp, inputs, outputs)
-    return StageOutcome("archives", False, fp, outputs, f"model archives published: {built}")
+    names = ", ".join(str(getattr(a, "file", a)) for a in built)
+    return StageOutcome("archives", False, fp, outputs, f"model archives published: {names}")
 
 
 # ----------------------------------------------------------------------------------------------
