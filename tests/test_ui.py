@@ -139,18 +139,101 @@ def test_png_export_is_the_magnetogram_scale():
 
 
 # ---------------------------------------------------------------- workbench
-def test_workbench_shift_moves_tuf_as_its_calibration_says(ui_home):
-    wb = Workbench(ui_home)
-    z = wb.latent(5)
-    before = wb.render_latent(z).params["tuf"]
-    after = wb.render_latent(wb.shifted(z, {"tuf": 3.0})).params["tuf"]
+@pytest.fixture
+def wb(ui_home):
+    """A Workbench on the UI home, closed after the test (the embedded index serves one
+    opener at a time)."""
+    bench = Workbench(ui_home)
+    yield bench
+    bench.close()
+
+
+def test_workbench_shift_moves_tuf_as_its_calibration_says(wb):
+    before = wb.render(seed=5).params["tuf"]
+    after = wb.render(seed=5, shifts={"tuf": 3.0}).params["tuf"]
     cal_low, cal_high = wb.calibrated("tuf", -3.0)[0], wb.calibrated("tuf", 3.0)[0]
     assert cal_high > cal_low  # the calibration curve grows along the TUF direction
     assert after > before
 
 
-def test_workbench_search_returns_one_frame_per_region_within_the_filter(ui_home):
-    wb = Workbench(ui_home)
+def test_workbench_renders_what_the_backend_generates(wb, ui_home):
+    from sharpseek.backends import open_backend
+    from sharpseek.physics import compute_parameters
+
+    shown = wb.render(seed=5, shifts={"tuf": 1.0, "grad": -0.5}, hold=["sigma"])
+    direct = open_backend(ui_home).generate(seeds=[5], shifts={"tuf": 1.0, "grad": -0.5},
+                                            hold=["sigma"])  # fmt: skip
+    np.testing.assert_array_equal(shown.image, direct.images[0])
+    np.testing.assert_array_equal(shown.z, direct.z[0])
+    assert shown.params["tuf"] == pytest.approx(float(compute_parameters(direct.images)["tuf"][0]))
+    assert wb.model_backend() == "in-process (embedded)"
+
+
+def test_workbench_search_is_the_searchers_search(wb, ui_home):
+    from sharpseek.search import Searcher
+
+    image = wb.grid([7])[0]
+    matches = wb.search(image, Filters(hemisphere="north"), limit=4)
+    searcher = Searcher(ui_home, index=wb.index)  # its own in-process encoder, same index
+    frame = searcher.search(
+        searcher.image_query(image), k=4, filter=Filters(hemisphere="north").to_search_filter()
+    )
+    assert len(frame) == 4
+    assert [m.record_id for m in matches] == frame["record_id"].tolist()
+    np.testing.assert_allclose([m.distance for m in matches], frame["score"], rtol=1e-5)
+    for m in matches:
+        np.testing.assert_array_equal(m.image, searcher.record_image(m.record_id))
+
+
+def test_workbench_inversion_finds_a_generated_patch(ui_home):
+    wb = Workbench(
+        ui_home.model_copy(
+            update={
+                "directions": ui_home.directions.model_copy(
+                    update={"inversion_steps": 60, "inversion_starts": 4}
+                )
+            }
+        )
+    )
+    target = wb.grid([11])[0]
+    result = wb.invert(target)
+    wb.close()
+    noise = np.random.default_rng(0).standard_normal(result.z.shape).astype(np.float32)
+    far = wb.render(z=noise).image
+    # the inverted z reconstructs the patch much better than a random z does
+    assert result.error < 0.5 * float(np.mean((far - target) ** 2))
+    shifted = wb.render(z=result.z, shifts={"tuf": 2.0})
+    assert shifted.params["tuf"] != pytest.approx(wb.render(z=result.z).params["tuf"])
+
+
+def test_torchserve_that_is_down_is_named_in_the_status(ui_home):
+    settings = ui_home.model_copy(update={"serve": ui_home.serve.model_copy(update={
+        "backend": "torchserve", "inference_url": "http://127.0.0.1:9", "token_auth": False,
+        "retries": 0, "timeout_seconds": 2})})  # fmt: skip
+    bench = Workbench(settings)
+    status = bench.status()
+    bench.close()
+    assert status["models"]["backend"] == "TorchServe at http://127.0.0.1:9"
+    assert "cannot reach TorchServe at http://127.0.0.1:9" in status["models"]["error"]
+    assert status["index"]["records"] == 36  # the index part still answers
+
+
+def test_range_histogram_draws_bars_in_and_out_of_the_range():
+    from PIL import Image
+
+    from sharpseek.ui.charts import range_histogram_png
+
+    values = np.random.default_rng(1).normal(0, 1, 500)
+    picture = np.asarray(Image.open(io.BytesIO(range_histogram_png(values, 0.5, 3, label="x"))))
+    rgb = picture[..., :3].astype(int)
+    red = (rgb[..., 0] > 180) & (rgb[..., 1] < 60) & (rgb[..., 2] < 80)
+    grey = (np.abs(rgb[..., 0] - 187) < 4) & (np.abs(rgb[..., 2] - 187) < 4)
+    assert red.sum() > 200 and grey.sum() > 200  # bars on both sides, not just axes
+    # the red bars lie right of the grey ones (the range is the upper tail)
+    assert np.median(np.nonzero(red)[1]) > np.median(np.nonzero(grey)[1])
+
+
+def test_workbench_search_returns_one_frame_per_region_within_the_filter(wb):
     values = wb.indexed_values()
     cut = float(values["tuf"].median())
     matches = wb.search(wb.grid([1])[0], Filters(ranges={"tuf": (cut, None)}), limit=5)
@@ -164,8 +247,8 @@ def test_workbench_search_returns_one_frame_per_region_within_the_filter(ui_home
     assert list(table["record_id"][:1]) == ["query"] and len(table) == len(matches) + 1
 
 
-def test_status_counts_the_indexed_records(ui_home):
-    status = Workbench(ui_home).status()
+def test_status_counts_the_indexed_records(wb):
+    status = wb.status()
     assert status["index"]["records"] == 36  # 12 regions x 3 frames
     assert status["index"]["backend"] == "embedded"
     assert status["last_ingest"]["dataset"] == "synthetic"
@@ -203,35 +286,59 @@ def test_generate_page_refuses_a_bad_upload_and_keeps_the_seed(app):
     assert "seed 2" in " ".join(c.value for c in app.sidebar.caption)
 
 
+def test_upload_is_inverted_shifted_and_kept_as_a_query(ui_home):
+    from streamlit.testing.v1 import AppTest
+
+    bench = Workbench(ui_home)
+    real = bench.grid([9])[0]
+    bench.close()
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.file_uploader(key="upload").upload("patch.npy", image_npy(real), "application/npy").run()
+    assert not at.exception, at.exception
+    assert any("Working on patch.npy (inverted" in s.value for s in at.success)
+    error = {m.label: m.value for m in at.metric}["Reconstruction rms error"]
+    assert error.endswith(" G") and float(error[:-2]) > 0
+    _page(at, "shift")
+    before = at.dataframe[0].value.set_index("parameter")["now"]["TUF"]
+    at.slider(key="eps_tuf").set_value(2.0).run()
+    assert at.dataframe[0].value.set_index("parameter")["now"]["TUF"] != before
+    _page(at, "search")
+    assert at.radio(key="query_source").value == "the real patch"
+    at.button(key="search").click().run()
+    assert not at.exception and not at.error
+    np.testing.assert_array_equal(at.session_state["query_image"], real)
+
+
 def test_shift_page_slider_changes_the_parameters(app):
     app.button(key="pick_4").click().run()
     _page(app, "shift")
     before = app.dataframe[0].value.set_index("parameter")["now"]["TUF"]
-    app.sidebar.slider(key="eps_tuf").set_value(2.5).run()
+    app.slider(key="eps_tuf").set_value(2.5).run()
     table = app.dataframe[0].value.set_index("parameter")
     assert table["now"]["TUF"] != before and table["start"]["TUF"] == pytest.approx(before)
     assert dict(_qp(app))["shift"] == "tuf:2.5"
-    assert any(c.value.startswith("TUF ≈") for c in app.sidebar.caption)
+    assert any(c.value.startswith("TUF ≈") for c in app.caption)
 
 
 def test_shift_page_solves_a_target(app):
     app.button(key="pick_4").click().run()
     _page(app, "shift")
-    app.sidebar.text_input(key="targets").input("tuf=1.3x").run()
-    app.sidebar.button(key="solve").click().run()
+    app.text_input(key="targets").input("tuf=1.3x").run()
+    app.button(key="solve").click().run()
     assert not app.exception
     text = " ".join(m.value for m in [*app.success, *app.warning])
     assert "TUF: start" in text and "reached" in text
-    assert app.sidebar.slider(key="eps_tuf").value != 0
+    assert app.slider(key="eps_tuf").value != 0
 
 
 def test_shift_page_bad_target_is_a_message(app):
     app.button(key="pick_4").click().run()
     _page(app, "shift")
-    app.sidebar.text_input(key="targets").input("tuf is big").run()
-    app.sidebar.button(key="solve").click().run()
+    app.text_input(key="targets").input("tuf is big").run()
+    app.button(key="solve").click().run()
     assert any("not understood" in e.value for e in app.error)
-    assert app.sidebar.slider(key="eps_tuf").value == 0
+    assert app.slider(key="eps_tuf").value == 0
 
 
 def test_search_page_filters_and_compares(app):
@@ -263,7 +370,7 @@ def test_export_page_link_reproduces_the_view(app, ui_home):
 
     app.button(key="pick_6").click().run()
     _page(app, "shift")
-    app.sidebar.slider(key="eps_tuf").set_value(1.2).run()
+    app.slider(key="eps_tuf").set_value(1.2).run()
     tuf = app.dataframe[0].value.set_index("parameter")["now"]["TUF"]
     _page(app, "export")
     link = app.code[0].value

@@ -64,6 +64,10 @@ def ui_home_path(tmp_path_factory):
 
 @pytest.fixture
 def ui_home(ui_home_path, monkeypatch):
-    """SHARPSEEK_HOME with models, directions and an index; yields the settings."""
+    """SHARPSEEK_HOME with models, directions and an index; yields the settings. GAN
+    inversion is cut to 40 steps from 2 starts (a second or two; the UI tests check its
+    wiring, tests/test_inversion.py its accuracy)."""
     monkeypatch.setenv("SHARPSEEK_HOME", str(ui_home_path))
+    monkeypatch.setenv("SHARPSEEK_DIRECTIONS__INVERSION_STEPS", "40")
+    monkeypatch.setenv("SHARPSEEK_DIRECTIONS__INVERSION_STARTS", "2")
     return Settings(home=ui_home_path, preset="tiny")

@@ -24,7 +24,7 @@ def workbench() -> Workbench | None:
     """The deployment's workbench (cached per settings), or None after showing why not."""
     try:
         wb = _workbench(Settings().model_dump_json())
-        _ = wb.generator  # load now: a missing model is a message, not a traceback later
+        wb.model_versions()  # ask now: a missing model or a down server is a message here
         return wb
     except Exception as err:  # noqa: BLE001 - whatever it is, the page says it
         st.error(f"sharpseek cannot start: {err}")
@@ -56,6 +56,7 @@ def init_state(wb: Workbench) -> None:
         try:
             image, payload = wb.record(state.record)
             set_base_image(image, f"record {state.record}", payload)
+            invert_base(wb)
         except Exception as err:  # noqa: BLE001
             st.session_state["messages"].append(f"record {state.record}: {err}")
             state.record = None
@@ -72,17 +73,40 @@ def set_seed(wb: Workbench, seed: int) -> None:
     state.seed = int(seed)
     state.record = None
     st.session_state["base_image"] = None
+    st.session_state["base_z"] = None
+    st.session_state["inversion"] = None
     st.session_state["base_label"] = f"seed {seed}"
     reset_shifts(wb)
 
 
 def set_base_image(image: np.ndarray, label: str, payload: dict | None = None) -> None:
-    """Work on a real patch (upload or indexed record): no latent vector, so no shifts."""
+    """Work on a real patch (upload or indexed record); its z comes from :func:`invert_base`."""
     state = view()
     state.seed = None
+    state.record = None
     st.session_state["base_image"] = image
+    st.session_state["base_z"] = None
+    st.session_state["inversion"] = None
     st.session_state["base_label"] = label
     st.session_state["base_payload"] = payload or {}
+
+
+def invert_base(wb: Workbench) -> str | None:
+    """GAN inversion of the real base patch: its z_hat becomes the latent vector the Shift
+    page moves. Returns an error message, or None when it worked."""
+    image = st.session_state.get("base_image")
+    if image is None:
+        return None
+    with st.spinner("GAN inversion: finding the latent vector of this patch ..."):
+        result, error = guarded(wb.invert, image)
+    if error:
+        return f"GAN inversion failed, so this patch cannot be shifted: {error}"
+    st.session_state["base_z"] = result.z
+    st.session_state["inversion"] = {
+        "rms_gauss": result.rms_gauss,
+        "reconstruction": result.reconstruction,
+    }
+    return None
 
 
 def reset_shifts(wb: Workbench) -> None:
@@ -94,28 +118,33 @@ def reset_shifts(wb: Workbench) -> None:
         st.session_state[f"hold_{name}"] = False
 
 
-def current_latent(wb: Workbench) -> np.ndarray | None:
-    """z of the current view (seed + shifts), or None when it started from a real patch."""
+def has_latent() -> bool:
+    """Whether the current view has a latent vector (a seed, or an inverted real patch)."""
+    return view().seed is not None or st.session_state.get("base_z") is not None
+
+
+def current_render(wb: Workbench, *, shifted: bool = True):
+    """The current image rendered: generated from the seed or the inverted patch's z with
+    the view's shifts (``shifted=False``: without them), else the real patch; or None."""
     state = view()
-    if state.seed is None:
-        return None
-    z = wb.latent(state.seed)
-    if state.shifts and wb.directions is not None:
-        z = wb.shifted(z, state.shifts, state.hold)
-    return z
-
-
-def current_render(wb: Workbench):
-    """The current image rendered (generated, or the real base patch), or None."""
-    z = current_latent(wb)
+    shifts = state.shifts if shifted and wb.directions is not None else {}
+    hold = state.hold if shifts else []
+    if state.seed is not None:
+        return wb.render(seed=state.seed, shifts=shifts, hold=hold)
+    z = st.session_state.get("base_z")
     if z is not None:
-        return wb.render_latent(z)
-    image = st.session_state.get("base_image")
-    if image is not None:
-        from sharpseek.ui import render
+        return wb.render(z=z, shifts=shifts, hold=hold)
+    return real_render()
 
-        return render(image)
-    return None
+
+def real_render():
+    """The real base patch (upload or record) measured as it is, or None."""
+    image = st.session_state.get("base_image")
+    if image is None:
+        return None
+    from sharpseek.ui import render
+
+    return render(image)
 
 
 def sync_url() -> None:
@@ -125,7 +154,7 @@ def sync_url() -> None:
         return
     wb = _workbench(Settings().model_dump_json())
     versions = wb.versions()
-    state.gan = versions["gan"] if state.seed is not None else None
+    state.gan = versions["gan"] if has_latent() else None
     state.directions = versions["directions"] if state.shifts else None
     state.index = versions["index"] if st.session_state.get("matches") is not None else None
     wanted = encode_query(state)
@@ -143,7 +172,7 @@ def sidebar_summary(wb: Workbench) -> None:
         st.sidebar.caption(
             "Shifts: " + ", ".join(f"{k.upper()} {v:+.2f}" for k, v in state.shifts.items())
         )
-    st.sidebar.caption(f"GAN {wb.generator.version}")
+    st.sidebar.caption(f"GAN {wb.gan_version}")
 
 
 def guarded(action, *args, **kwargs):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import common
 import numpy as np
 import streamlit as st
@@ -54,7 +52,9 @@ def show(wb) -> None:
     st.subheader("Start from a real SHARP")
     st.caption(
         "Upload a SHARP Br FITS file, a (128, 128) model-space .npy, or a 128 x 128 grayscale "
-        "PNG; or pick a record from the index. It becomes the search query."
+        "PNG; or pick a record from the index. GAN inversion finds the latent vector whose "
+        "generated image is closest to it, so it can be shifted like a generated AR; the real "
+        "patch itself stays available as the search query."
     )
     upload = st.file_uploader("Upload FITS / .npy / PNG", key="upload")
     if upload is not None and st.session_state.get("upload_done") != upload.file_id:
@@ -65,8 +65,7 @@ def show(wb) -> None:
         else:
             image, meta = result
             common.set_base_image(image, f"upload {upload.name}", meta)
-            _try_inversion(wb, image)
-            st.success(f"Working on {upload.name}.")
+            _invert(wb, upload.name)
     values, error = common.guarded(wb.indexed_values, ())
     if error:
         st.warning(error)
@@ -81,14 +80,30 @@ def show(wb) -> None:
             else:
                 common.set_base_image(result[0], f"record {record}", result[1])
                 common.view().record = record
-                _try_inversion(wb, result[0])
-                st.success(f"Working on {record}.")
+                _invert(wb, record)
+    _show_inversion()
 
 
-def _try_inversion(wb, image) -> None:
-    """Find z for a real patch when the library can (GAN inversion); else say so."""
-    if importlib.util.find_spec("sharpseek.inversion") is None:
-        st.info(
-            "GAN inversion is not available in this installation: the patch is used as the "
-            "search query as it is; shifting it needs its latent vector."
-        )
+def _invert(wb, name: str) -> None:
+    """Invert the new real base patch; say what came of it."""
+    error = common.invert_base(wb)
+    if error:
+        st.warning(error)
+    else:
+        st.success(f"Working on {name} (inverted: open Shift to move it, Search to query).")
+
+
+def _show_inversion() -> None:
+    """The real patch beside its GAN reconstruction, with the reconstruction error."""
+    inversion = st.session_state.get("inversion")
+    real = st.session_state.get("base_image")
+    if not inversion or real is None:
+        return
+    a, b, c = st.columns([1, 1, 1])
+    a.image(magnetogram_rgb(real), caption=f"real: {st.session_state.get('base_label')}")
+    b.image(magnetogram_rgb(inversion["reconstruction"]), caption="GAN inversion G(z_hat)")
+    c.metric("Reconstruction rms error", f"{inversion['rms_gauss']:.0f} G")
+    c.caption(
+        "Root-mean-square of real − reconstruction over the patch. Large errors (typical "
+        "toward the limb) mean the shifted images are far from this real region."
+    )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import altair as alt
 import common
 import numpy as np
 import pandas as pd
@@ -11,6 +10,7 @@ import streamlit as st
 from sharpseek.physics import PARAMETER_UNITS
 from sharpseek.plotting import magnetogram_rgb
 from sharpseek.ui import Filters
+from sharpseek.ui.charts import range_histogram_png
 from sharpseek.ui.workbench import FILTER_FIELDS, SHOWN_PARAMETERS
 
 COLUMNS = 4
@@ -22,29 +22,6 @@ def _int_list(text: str, what: str) -> list[int] | None:
         return [int(t) for t in items] or None
     except ValueError:
         raise ValueError(f"{what}: {text!r} is not a list of whole numbers") from None
-
-
-def _histogram(values: pd.Series, low: float, high: float, field: str):
-    finite = values[np.isfinite(values)]
-    counts, edges = np.histogram(finite, bins=40)
-    frame = pd.DataFrame({"from": edges[:-1], "to": edges[1:], "count": counts})
-    inside = (frame["to"] >= low) & (frame["from"] <= high)
-    frame["in_range"] = np.where(inside, "yes", "no")
-    unit = PARAMETER_UNITS.get(field, "")
-    return (
-        alt.Chart(frame, height=90)
-        .mark_bar()
-        .encode(
-            x=alt.X("from:Q", bin="binned", title=f"{field} {unit}".strip()),
-            x2="to:Q",
-            y=alt.Y("count:Q", title="records"),
-            color=alt.Color(
-                "in_range:N",
-                scale=alt.Scale(domain=["yes", "no"], range=["#c8102e", "#bbbbbb"]),
-                legend=None,
-            ),
-        )
-    )
 
 
 def _filters(wb, values: pd.DataFrame) -> Filters:
@@ -70,7 +47,11 @@ def _filters(wb, values: pd.DataFrame) -> Filters:
             )
             st.session_state[key] = (max(lo, min(hi, start[0])), max(lo, min(hi, start[1])))
         low, high = st.session_state[key]
-        st.altair_chart(_histogram(column, low, high, field), width="stretch")
+        unit = PARAMETER_UNITS.get(field, "")
+        st.image(
+            range_histogram_png(column.to_numpy(), low, high, label=f"{field} {unit}".strip()),
+            width="stretch",
+        )
         low, high = st.slider(field, lo, hi, key=key, format="%.4g")
         f.ranges[field] = (low, high)
     c1, c2 = st.columns(2)
@@ -109,7 +90,19 @@ def show(wb) -> None:
     st.header("Search")
     common.show_messages()
     state = common.view()
-    rendered, error = common.guarded(common.current_render, wb)
+    source = "generated"
+    if st.session_state.get("base_image") is not None and common.has_latent():
+        choice = st.radio(
+            "Query",
+            ["the real patch", "its GAN inversion, with the shifts"],
+            horizontal=True,
+            key="query_source",
+        )
+        source = "real" if choice == "the real patch" else "generated"
+    if source == "real":
+        rendered, error = common.guarded(common.real_render)
+    else:
+        rendered, error = common.guarded(common.current_render, wb)
     if error:
         st.error(f"Could not draw the query: {error}")
         return

@@ -1,8 +1,14 @@
-"""Shift: move the current AR along physical directions; hold others; solve targets."""
+"""Shift: move the current AR along physical directions; hold others; solve targets.
+
+The sliders, the pictures and the table live in one fragment (``st.fragment``): moving a
+slider reruns only this view, not the whole page, so an update costs about one generate +
+measure (docs/ui.md, "Speed").
+"""
 
 from __future__ import annotations
 
 import common
+import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -23,9 +29,16 @@ def _on_change(wb) -> None:
     state.hold = [p for p in wb.shift_parameters() if st.session_state.get(f"hold_{p}")]
 
 
+def _base_latent(wb) -> np.ndarray:
+    state = common.view()
+    if state.seed is not None:
+        return wb.latent(state.seed)
+    return np.asarray(st.session_state["base_z"])
+
+
 def _solve(wb) -> None:
     state = common.view()
-    z0 = wb.latent(state.seed)
+    z0 = _base_latent(wb)
     result, error = common.guarded(wb.solve, z0, st.session_state.get("targets", ""), state.hold)
     if error:
         st.session_state["solve_message"] = ("error", f"Targets not solved: {error}")
@@ -51,6 +64,10 @@ def _solve(wb) -> None:
     st.session_state["solve_message"] = (kind, "  \n".join(lines))
 
 
+def _reset(wb) -> None:
+    common.reset_shifts(wb)
+
+
 def show(wb) -> None:
     st.header("Shift")
     common.show_messages()
@@ -58,17 +75,42 @@ def show(wb) -> None:
     if state.seed is None and st.session_state.get("base_image") is None:
         st.info("Pick an active region on the Generate page first.")
         return
-    params_left = st.container()
-    if state.seed is not None and wb.directions is None:
-        st.warning(f"No directions for this GAN, so no sliders: {wb.directions_error}")
-    elif state.seed is None:
-        st.info(
-            "This view started from a real patch: it has no latent vector, so it cannot be "
-            "shifted (GAN inversion would give one)."
+    inversion = st.session_state.get("inversion")
+    if inversion:
+        st.caption(
+            f"{st.session_state.get('base_label')}: shifting its GAN inversion (reconstruction "
+            f"rms error {inversion['rms_gauss']:.0f} G against the real patch)."
         )
-    else:
-        with st.sidebar:
-            st.subheader("Directions")
+    if common.has_latent() and wb.directions is None:
+        st.warning(f"No directions for this GAN, so no sliders: {wb.directions_error}")
+    elif not common.has_latent():
+        st.info(
+            "This view started from a real patch whose GAN inversion failed: it has no latent "
+            "vector, so it cannot be shifted. It is still the search query as it is."
+        )
+    _shift_view(wb)
+
+
+def _start_params(wb) -> dict[str, float] | None:
+    """Parameters of the unshifted base, computed once per base (not on every update)."""
+    state = common.view()
+    z = st.session_state.get("base_z")
+    key = ("seed", state.seed) if state.seed is not None else ("z", None if z is None else id(z))
+    cached = st.session_state.get("start_params")
+    if cached is None or cached[0] != key:
+        rendered, _ = common.guarded(common.current_render, wb, shifted=False)
+        cached = (key, None if rendered is None else rendered.params)
+        st.session_state["start_params"] = cached
+    return cached[1]
+
+
+@st.fragment
+def _shift_view(wb) -> None:
+    state = common.view()
+    shiftable = common.has_latent() and wb.directions is not None
+    if shiftable:
+        controls, pictures = st.columns([1, 3])
+        with controls:
             st.caption(
                 "eps along each direction; the calibrated value is the median (16-84 %) "
                 "of that parameter over typical ARs shifted by eps."
@@ -95,23 +137,19 @@ def show(wb) -> None:
                     st.caption(f"{p.upper()} ≈ {cal[0]:.3g} ({cal[1]:.3g}–{cal[2]:.3g}) {unit}")
             st.text_input("Targets", key="targets", placeholder="tuf=2x, psep=40, r>p90")
             st.button("Solve targets", key="solve", on_click=_solve, args=(wb,))
-            if st.button("Reset shifts", key="reset"):
-                common.reset_shifts(wb)
-                st.rerun()
-    message = st.session_state.pop("solve_message", None)
-    if message:
-        getattr(st, message[0])(message[1])
-
-    rendered, error = common.guarded(common.current_render, wb)
-    if error:
-        st.error(f"Could not draw the view: {error}")
-        return
-    start = None
-    if state.seed is not None and state.shifts:
-        start_render, _ = common.guarded(wb.render_latent, wb.latent(state.seed))
-        start = start_render.params if start_render else None
-    with params_left:
-        a, b, c = st.columns([1, 1, 1])
+            st.button("Reset shifts", key="reset", on_click=_reset, args=(wb,))
+    else:
+        pictures = st.container()
+    with pictures:
+        message = st.session_state.pop("solve_message", None)
+        if message:
+            getattr(st, message[0])(message[1])
+        rendered, error = common.guarded(common.current_render, wb)
+        if error:
+            st.error(f"Could not draw the view: {error}")
+            return
+        start = _start_params(wb) if common.has_latent() and state.shifts else None
+        a, b = st.columns(2)
         a.image(magnetogram_rgb(rendered.image), caption="B_r (red +, blue −, ±1000 G)")
         b.image(
             polarity_rgb(rendered.pos, rendered.neg, rendered.region, centroids=rendered.centroids),
@@ -127,6 +165,9 @@ def show(wb) -> None:
             if start is not None:
                 row["start"] = start[p]
             rows.append(row)
-        c.dataframe(pd.DataFrame(rows), hide_index=True, key="params_table")
-        c.caption(f"Drawn in {rendered.seconds * 1000:.0f} ms (generate + measure).")
+        st.dataframe(pd.DataFrame(rows), hide_index=True, key="params_table")
+        st.caption(
+            f"Drawn in {rendered.seconds * 1000:.0f} ms (generate + measure, {wb.model_backend()})."
+        )
         st.session_state["last_render_ms"] = rendered.seconds * 1000
+    common.sync_url()  # the fragment's rerun keeps the address bar equal to the view

@@ -14,18 +14,23 @@ def show(wb) -> None:
         st.error(error)
         return
     index = info["index"]
-    a, b, c = st.columns(3)
+    models = info["models"]
+    a, b, c, d = st.columns(4)
     a.metric("SHARPs indexed", index.get("records", "—"))
-    b.metric("Index backend", index.get("backend", "unavailable"))
+    b.metric("Model backend", models["backend"])
+    c.metric("Index backend", index.get("backend", "unavailable"))
     last = info.get("last_ingest")
-    c.metric("Last ingest (UTC)", (last or {}).get("created", "never")[:19].replace("T", " "))
+    d.metric("Last ingest (UTC)", (last or {}).get("created", "never")[:19].replace("T", " "))
+    if "error" in models:
+        st.error(f"Models unavailable: {models['error']}")
     if "error" in index:
         st.error(index["error"])
     rows = [
-        ("model backend", info["models"]["backend"]),
-        ("GAN version", info["models"]["gan"]),
-        ("encoder version", info["models"]["encoder"]),
+        ("model backend", models["backend"]),
+        ("GAN version", models.get("gan", "unavailable")),
+        ("encoder version", models.get("encoder", "unavailable")),
         ("directions version", info["directions"] or "none"),
+        ("index", f"{index.get('backend', '—')} at {index.get('where', '—')}"),
         ("live index collection", index.get("live") or "none"),
         ("indexed dataset versions", ", ".join(index.get("dataset_versions", [])) or "none"),
         ("last ingest", f"{last['dataset']}/{last['version']}" if last else "none"),

@@ -47,7 +47,8 @@ class Rendered:
 
     ``image`` (128, 128) float32 model space; ``params`` every value of
     :func:`~sharpseek.physics.compute_parameters` (model units); ``pos``, ``neg``, ``region``
-    the bool polarity masks and R's region M (128, 128); ``seconds`` the time it took.
+    the bool polarity masks and R's region M (128, 128); ``seconds`` the time it took;
+    ``z`` (latent_dim,) the latent vector it was generated from (None for a real patch).
     """
 
     image: np.ndarray
@@ -56,6 +57,7 @@ class Rendered:
     neg: np.ndarray
     region: np.ndarray
     seconds: float = 0.0
+    z: np.ndarray | None = None
 
     @property
     def centroids(self) -> tuple[float, float, float, float]:
@@ -177,51 +179,78 @@ def _checked_image(array: Any, name: str) -> np.ndarray:
     return array
 
 
+class _BackendEncoder:
+    """The encoder side of a :class:`~sharpseek.backends.ModelBackend` in the shape
+    :class:`~sharpseek.search.Searcher` takes (``embed`` and ``version``)."""
+
+    def __init__(self, backend, version: str):
+        self.backend = backend
+        self.version = version
+
+    def embed(self, images: np.ndarray) -> np.ndarray:
+        return self.backend.embed(images)
+
+
 class Workbench:
     """Models, directions and index of one deployment, behind the calls the pages make.
+
+    Models are reached only through :func:`sharpseek.backends.open_backend` (in-process or
+    TorchServe, ``settings.serve.backend``), search and indexed records only through
+    :class:`sharpseek.search.Searcher`. The directions (slider list, calibration, targets)
+    are the stored :class:`~sharpseek.directions.DirectionSet` of the GAN version the
+    backend serves.
 
     Parameters
     ----------
     settings : Settings
-    generator, encoder : optional
-        Anything with the :class:`~sharpseek.inference.GeneratorModel` /
-        :class:`~sharpseek.inference.EncoderModel` interface (``version``, ``latent``,
-        ``generate`` / ``embed``); by default loaded from the settings.
-    index : optional
-        A :class:`~sharpseek.index.VectorIndex`; by default opened from the settings.
+    backend : optional
+        A :class:`~sharpseek.backends.ModelBackend`; by default ``open_backend(settings)``.
+    index, store : optional
+        A :class:`~sharpseek.index.VectorIndex` and a store; by default from the settings.
     """
 
-    def __init__(self, settings: Settings, *, generator=None, encoder=None, index=None, store=None):
+    def __init__(self, settings: Settings, *, backend=None, index=None, store=None):
+        from sharpseek.backends import open_backend
         from sharpseek.store import open_store
 
         self.settings = settings
         self.store = store if store is not None else open_store(settings)
-        self._generator = generator
-        self._encoder = encoder
+        self.backend = backend if backend is not None else open_backend(settings)
         self._index = index
+        self._searcher = None
+        self._model_versions: dict[str, str | None] | None = None
         self._directions: Any = None
         self._directions_error: str | None = None
+        self._inversion_generator = None
         self._datasets: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ parts, loaded lazily
-    @property
-    def generator(self):
-        if self._generator is None:
-            from sharpseek.inference import GeneratorModel
-
-            self._generator = GeneratorModel.from_settings(self.settings, store=self.store)
-        return self._generator
+    def model_versions(self) -> dict[str, str | None]:
+        """``{"gan", "encoder", "directions"}`` the backend answers with (asked once)."""
+        if self._model_versions is None:
+            self._model_versions = dict(self.backend.versions())
+        return self._model_versions
 
     @property
-    def encoder(self):
-        if self._encoder is None:
-            from sharpseek.inference import EncoderModel
+    def gan_version(self) -> str:
+        return str(self.model_versions()["gan"])
 
-            self._encoder = EncoderModel.from_settings(self.settings, store=self.store)
-        return self._encoder
+    @property
+    def searcher(self):
+        """The :class:`~sharpseek.search.Searcher` on the configured index, embedding through
+        the backend."""
+        if self._searcher is None:
+            from sharpseek.search import Searcher
+
+            encoder = _BackendEncoder(self.backend, str(self.model_versions()["encoder"]))
+            self._searcher = Searcher(
+                self.settings, index=self.index, encoder=encoder, store=self.store
+            )
+        return self._searcher
 
     @property
     def index(self):
+        """The configured :class:`~sharpseek.index.VectorIndex` (embedded or a server)."""
         if self._index is None:
             from sharpseek.index import open_index_from_settings
 
@@ -230,14 +259,14 @@ class Workbench:
 
     @property
     def directions(self):
-        """The generator's :class:`~sharpseek.directions.DirectionSet`, or None (see
+        """The served GAN's :class:`~sharpseek.directions.DirectionSet`, or None (see
         :attr:`directions_error` for why)."""
         if self._directions is None and self._directions_error is None:
             from sharpseek.directions import DirectionSet
 
             try:
-                ds = DirectionSet.load(self.store, self.generator.version)
-                ds.check_gan(self.generator.version)
+                ds = DirectionSet.load(self.store, self.gan_version)
+                ds.check_gan(self.gan_version)
                 self._directions = ds
             except (FileNotFoundError, ValueError) as err:
                 self._directions_error = str(err)
@@ -249,16 +278,21 @@ class Workbench:
         return self._directions_error
 
     def close(self) -> None:
+        self._searcher = None
         if self._index is not None:
             self._index.close()
             self._index = None
+        self.backend.close()
 
     # ------------------------------------------------------------------ versions and status
     def versions(self) -> dict[str, str | None]:
         """GAN, directions and index versions served now (None where there is none)."""
+        from sharpseek.serving_protocol import directions_version
+
+        ds = self.directions
         return {
-            "gan": self.generator.version,
-            "directions": _directions_version(self.directions),
+            "gan": self.gan_version,
+            "directions": None if ds is None else directions_version(ds),
             "index": self._index_version(),
         }
 
@@ -270,20 +304,36 @@ class Workbench:
             return None
         return None if live is None else live.name
 
+    def model_backend(self) -> str:
+        """Which model backend answers, in words: in-process, or TorchServe at its URL."""
+        from sharpseek.backends import TorchServeBackend
+
+        if isinstance(self.backend, TorchServeBackend):
+            return f"TorchServe at {self.backend.url}"
+        return "in-process (embedded)"
+
     def status(self) -> dict[str, Any]:
         """Which backends are in use, model and index versions, records indexed, last ingest."""
         out: dict[str, Any] = {"home": str(self.settings.home)}
-        out["models"] = {
-            "backend": "in-process (embedded)",  # TorchServe once sharpseek.backends lands
-            "gan": self.generator.version,
-            "encoder": _safe(lambda: self.encoder.version),
-        }
-        out["directions"] = _directions_version(self.directions) or self.directions_error
+        try:
+            versions = self.model_versions()
+            out["models"] = {
+                "backend": self.model_backend(),
+                "gan": versions["gan"],
+                "encoder": versions["encoder"],
+            }
+        except Exception as err:  # a TorchServe that is down: the models part says so
+            out["models"] = {"backend": self.model_backend(), "error": str(err)}
+        if "error" in out["models"]:
+            out["directions"] = "unknown: the models are unavailable"
+        else:
+            out["directions"] = self.versions()["directions"] or self.directions_error
         try:
             status = self.index.status()
             live = next((c for c in status["collections"] if c["live"]), None)
             out["index"] = {
                 "backend": status["backend"],
+                "where": _index_location(self.settings, status["backend"]),
                 "live": status["live"],
                 "records": live["points"] if live else 0,
                 "encoder": live["encoder_version"] if live else None,
@@ -297,7 +347,7 @@ class Workbench:
 
     def last_ingest(self) -> dict[str, str] | None:
         """The newest dataset version written to the store: name, version, created (UTC)."""
-        from sharpseek.dataset import dataset_names, latest_version, load_dataset
+        from sharpseek.dataset import dataset_names, latest_version
 
         newest = None
         for name in dataset_names(self.store):
@@ -308,44 +358,44 @@ class Workbench:
             created = str(info.get("created", ""))
             if newest is None or created > newest["created"]:
                 newest = {"dataset": name, "version": version, "created": created}
-        _ = load_dataset
         return newest
 
     # ------------------------------------------------------------------ generate and shift
     def grid(self, seeds: Sequence[int]) -> np.ndarray:
         """Images of the seeds' latent vectors, (n, 128, 128) float32."""
-        return self.generator.generate(self.generator.latent(list(seeds)))
+        return self.backend.generate(seeds=list(seeds), parameters=False).images
 
     def latent(self, seed: int) -> np.ndarray:
-        """z of a seed, (latent_dim,) float64."""
-        return np.asarray(self.generator.latent([int(seed)])[0], dtype=np.float64)
+        """z of a seed, (latent_dim,) float32 (as the backend draws it)."""
+        return self.backend.generate(seeds=[int(seed)], parameters=False).z[0]
 
     def shift_parameters(self) -> list[str]:
         """Directions offered as sliders: those the direction set has, in a fixed order."""
         ds = self.directions
         return [] if ds is None else [p for p in SHIFT_PARAMETERS if p in ds.boundaries]
 
-    def shifted(
-        self, z: np.ndarray, shifts: dict[str, float], hold: Sequence[str] = ()
-    ) -> np.ndarray:
-        """z + sum_p eps_p n_p, each n_p conditioned on the ``hold`` parameters.
-
-        A direction that is itself held is not shifted (it is a condition for the others).
-        """
-        from sharpseek.directions import shift
-
-        ds = self._require_directions()
-        moving = {p: e for p, e in shifts.items() if e and p not in hold}
-        if not moving:
-            return np.asarray(z, dtype=np.float64)
-        normals = np.stack([ds.direction(p, hold=tuple(hold)) for p in moving])
-        return shift(z, normals, np.array(list(moving.values())))
-
-    def render_latent(self, z: np.ndarray) -> Rendered:
-        """Generate the image of one z and measure it."""
+    def render(
+        self,
+        *,
+        seed: int | None = None,
+        z: np.ndarray | None = None,
+        shifts: dict[str, float] | None = None,
+        hold: Sequence[str] = (),
+    ) -> Rendered:
+        """The image of a seed (or of ``z``) shifted by ``shifts`` (parameter -> eps) with
+        the ``hold`` parameters held (one backend call: generate + measure), and its
+        polarity maps. A direction that is itself held is not shifted (it is a condition
+        for the others)."""
         start = time.perf_counter()
-        image = self.generator.generate(np.asarray(z, dtype=np.float32)[None])[0]
-        out = render(image)
+        moving = {p: float(e) for p, e in (shifts or {}).items() if e and p not in hold}
+        result = self.backend.generate(
+            None if z is None else np.asarray(z, np.float32)[None],
+            seeds=None if seed is None else [int(seed)],
+            shifts=moving,
+            hold=list(hold) if moving else [],
+        )
+        out = _measured(result.images[0], {k: v[0] for k, v in result.parameters.items()})
+        out.z = result.z[0]
         out.seconds = time.perf_counter() - start
         return out
 
@@ -366,7 +416,8 @@ class Workbench:
 
     def solve(self, z: np.ndarray, targets: str, hold: Sequence[str] = ()):
         """Parse targets such as ``tuf=2x, r>p90`` and solve them from ``z``
-        (:func:`~sharpseek.directions.solve_targets`); returns its TargetResult."""
+        (:func:`~sharpseek.directions.solve_targets`, generating through the backend);
+        returns its TargetResult."""
         import warnings
 
         from sharpseek.directions import Target, solve_targets
@@ -375,12 +426,16 @@ class Workbench:
         if not parsed:
             raise ValueError("no target given; write e.g. 'tuf=2x' or 'psep=40, r>p90'")
         ds = self._require_directions()
+
+        def generate(latents: np.ndarray) -> np.ndarray:
+            return self.backend.generate(np.asarray(latents, np.float32), parameters=False).images
+
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # they come back in result.warnings
             return solve_targets(
-                self.generator.generate,
+                generate,
                 ds,
-                z,
+                np.asarray(z, np.float64),
                 parsed,
                 hold=[h for h in hold if h not in {t.parameter for t in parsed}],
             )
@@ -390,6 +445,44 @@ class Workbench:
         if ds is None:
             raise RuntimeError(self.directions_error or "no directions")
         return ds
+
+    # ------------------------------------------------------------------ inversion
+    def invert(self, image: np.ndarray, *, progress: bool = False):
+        """GAN inversion of a real patch (:func:`sharpseek.inversion.invert`, the settings'
+        ``directions.inversion_*``): its z_hat, reconstruction and error.
+
+        Inversion needs the generator's gradients, so it runs on the GAN in this process:
+        the in-process backend's own, or (with TorchServe) the settings' checkpoint, which
+        must be the version the server answers with.
+        """
+        from sharpseek.backends import InProcessBackend
+        from sharpseek.inversion import invert
+
+        image = _checked_image(image, "image")
+        if isinstance(self.backend, InProcessBackend):
+            generator = self.backend.generator
+        else:
+            if self._inversion_generator is None:
+                from sharpseek.inference import GeneratorModel
+
+                local = GeneratorModel.from_settings(self.settings, store=self.store)
+                if local.version != self.gan_version:
+                    raise RuntimeError(
+                        f"GAN inversion runs here on checkpoint {local.version}, but the server "
+                        f"answers with {self.gan_version}: point settings.models at the "
+                        "served GAN to invert real patches"
+                    )
+                self._inversion_generator = local
+            generator = self._inversion_generator
+        cfg = self.settings.directions
+        return invert(
+            generator,
+            image,
+            starts=cfg.inversion_starts,
+            steps=cfg.inversion_steps,
+            lr=cfg.inversion_lr,
+            progress=progress,
+        )
 
     # ------------------------------------------------------------------ search
     def search(
@@ -401,81 +494,57 @@ class Workbench:
         per_region: int = 1,
         group_by_region: bool = True,
     ) -> list[Match]:
-        """Indexed frames nearest to an image's embedding, with their images and parameters.
+        """Indexed frames nearest to an image's embedding, with their images and parameters
+        (:meth:`~sharpseek.search.Searcher.image_query`, then its ``search``).
 
         ``filters`` is a :class:`~sharpseek.ui.state.Filters` (or None); one frame per
         region by default.
         """
-        image = _checked_image(image, "query image")
-        vector = self.encoder.embed(image[None])[0]
+        query = self.searcher.image_query(_checked_image(image, "query image"), units="model")
         spec = None if filters is None else filters.to_search_filter()
-        hits = self.index.search(
-            vector,
-            limit=limit,
-            filter=spec,
-            group_by_harp=group_by_region,
-            per_region=per_region,
-            encoder_version=self.encoder.version,
+        frame = self.searcher.search(
+            query, k=limit, filter=spec, per_region=per_region, group_by_region=group_by_region
         )
-        matches = [
-            Match(
-                record_id=h.record_id,
-                distance=h.score,
-                series=str(h.payload.get("series", "")),
-                harpnum=h.harpnum,
-                t_rec=h.t_rec,
-                noaa=[int(n) for n in (h.payload.get("noaa_ars") or [])],
-                payload=h.payload,
+        matches = []
+        for row in frame.itertuples(index=False):
+            r = row._asdict()
+            matches.append(
+                Match(
+                    record_id=str(r["record_id"]),
+                    distance=float(r["score"]),
+                    series=str(r["series"] or ""),
+                    harpnum=int(r["harpnum"]),
+                    t_rec=r["t_rec"],
+                    noaa=[int(n) for n in r["noaa_ars"]],
+                    payload={k: v for k, v in r.items() if not k.startswith(("query_", "match_"))},
+                    image=self._record_image_or_none(str(r["record_id"])),
+                    params={p: float(r[f"match_{p}"]) for p in SHOWN_PARAMETERS},
+                )
             )
-            for h in hits
-        ]
-        images = self.record_images([m.payload for m in matches])
-        for match, img in zip(matches, images, strict=True):
-            match.image = img
-            match.params = {
-                k: float(v) if v is not None else float("nan")
-                for k, v in match.payload.items()
-                if k in SHOWN_PARAMETERS
-            }
         return matches
 
-    def record_images(self, payloads: Sequence[dict[str, Any]]) -> list[np.ndarray | None]:
-        """The model-space images of indexed records (None where the dataset is gone)."""
-        out: list[np.ndarray | None] = [None] * len(payloads)
-        by_version: dict[tuple[str, str], list[int]] = {}
-        for i, payload in enumerate(payloads):
-            key = (str(payload.get("source") or ""), str(payload.get("dataset_version") or ""))
-            by_version.setdefault(key, []).append(i)
-        for (source, version), rows in by_version.items():
-            dataset = self._dataset_for(source, version)
-            if dataset is None:
-                continue
-            position = pd.Series(
-                np.arange(len(dataset.manifest)), index=dataset.manifest["record_id"].to_numpy()
-            )
-            wanted = [str(payloads[i].get("record_id")) for i in rows]
-            found = [i for i, rid in zip(rows, wanted, strict=True) if rid in position.index]
-            if found:
-                images = dataset.images(
-                    [int(position[str(payloads[i]["record_id"])]) for i in found]
-                )
-                for i, img in zip(found, images, strict=True):
-                    out[i] = img
-        return out
+    def _record_image_or_none(self, record_id: str) -> np.ndarray | None:
+        try:
+            return self.searcher.record_image(record_id)
+        except KeyError:  # its dataset version is gone from the store
+            return None
 
     def record(self, record_id: str) -> tuple[np.ndarray, dict[str, Any]]:
         """An indexed record's image and payload (to start from a real SHARP)."""
         found = self.index.get([record_id])
         if not found:
             raise ValueError(f"record {record_id!r} is not in the index")
-        image = self.record_images([found[0].payload])[0]
-        if image is None:
-            raise ValueError(f"record {record_id!r}: its dataset version is gone from the store")
+        try:
+            image = self.searcher.record_image(record_id)
+        except KeyError as err:
+            raise ValueError(f"record {record_id!r}: {err.args[0]}") from None
         return image, found[0].payload
 
     def indexed_values(self, fields: Sequence[str] = FILTER_FIELDS) -> pd.DataFrame:
         """Payload values of the indexed records, for the filter histograms (and picking a
         record): the manifest rows of the live collection's dataset versions."""
+        from sharpseek.dataset import dataset_names, dataset_versions
+
         try:
             live = self.index.live()
         except Exception as err:
@@ -483,12 +552,14 @@ class Workbench:
         if live is None:
             return pd.DataFrame(columns=["record_id", *fields])
         frames = []
-        for version in live.dataset_versions:
-            dataset = self._dataset_for("", version)
-            if dataset is not None:
-                keep = [c for c in ("record_id", "harpnum", "t_rec", *fields, "lat_fwt", "mu")
-                        if c in dataset.manifest.columns]  # fmt: skip
-                frames.append(dataset.manifest[keep])
+        for name in dataset_names(self.store):
+            versions = set(dataset_versions(self.store, name))
+            for version in live.dataset_versions:
+                if version in versions:
+                    manifest = self._dataset(name, version).manifest
+                    keep = [c for c in ("record_id", "harpnum", "t_rec", *fields, "lat_fwt", "mu")
+                            if c in manifest.columns]  # fmt: skip
+                    frames.append(manifest[keep])
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
     def _dataset(self, name: str, version: str):
@@ -499,35 +570,13 @@ class Workbench:
             self._datasets[key] = load_dataset(self.store, name, version)
         return self._datasets[key]
 
-    def _dataset_for(self, source: str, version: str):
-        """The dataset holding ``version`` (its name is the payload's source, or found)."""
-        from sharpseek.dataset import dataset_names, dataset_versions
 
-        names = [source] if source else []
-        names += [n for n in dataset_names(self.store) if n != source]
-        for name in names:
-            if name and version in dataset_versions(self.store, name):
-                return self._dataset(name, version)
-        return None
+def _measured(image: np.ndarray, params: dict[str, Any]) -> Rendered:
+    pos, neg, region = (m[0] for m in polarity_maps(np.asarray(image, np.float32)[None]))
+    return Rendered(image, {k: float(v) for k, v in params.items()}, pos, neg, region)
 
 
-def _directions_version(ds) -> str | None:
-    if ds is None:
-        return None
-    version = getattr(ds, "version", None)
-    if isinstance(version, str):
-        return version
-    import hashlib
-
-    digest = hashlib.sha256()
-    for name in sorted(ds.boundaries):
-        digest.update(name.encode())
-        digest.update(np.asarray(ds.boundaries[name].normal, dtype=np.float64).tobytes())
-    return f"{ds.gan_version}-d{digest.hexdigest()[:8]}"
-
-
-def _safe(fn):
-    try:
-        return fn()
-    except Exception as err:
-        return f"unavailable: {err}"
+def _index_location(settings: Settings, backend: str) -> str:
+    if backend == "embedded":
+        return str(settings.index_dir)
+    return str(getattr(settings.index, "url", "") or "server")
