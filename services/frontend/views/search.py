@@ -52,7 +52,8 @@ def _filters(wb, values: pd.DataFrame) -> Filters:
             range_histogram_png(column.to_numpy(), low, high, label=f"{field} {unit}".strip()),
             width="stretch",
         )
-        low, high = st.slider(field, lo, hi, key=key, format="%.4g")
+        step = (hi - lo) / 200 if hi > lo else None  # 0.5 % of the indexed span per key press
+        low, high = st.slider(field, lo, hi, key=key, format="%.4g", step=step)
         f.ranges[field] = (low, high)
     c1, c2 = st.columns(2)
     hemi = c1.radio(
@@ -155,9 +156,13 @@ def show(wb) -> None:
                 if m.image is not None:
                     st.image(magnetogram_rgb(m.image, zoom=1), width="stretch")
                 noaa = ", ".join(map(str, m.noaa)) or "none"
+                shown = ", ".join(
+                    f"{p.upper()} {m.params.get(p, float('nan')):.6g}" for p in ("tuf", "r", "psep")
+                )
                 st.markdown(
                     f"**{i + 1}. HARP {m.harpnum}** ({m.series})  \nT_REC {m.t_rec} TAI  \n"
                     f"NOAA {noaa}  \nsimilarity {m.similarity:.3f} (distance {m.distance:.3f})"
+                    f"  \n{shown}"
                 )
     query = st.session_state.get("query_params", {})
     table = pd.DataFrame(
