@@ -124,39 +124,9 @@ class ModelSettings(BaseModel):
         "best", description="checkpoint of the GAN run: best (the paper's choice), last, epoch-N"
     )
     encoder: str = Field(
-        "tiny-paper-seed0", description="encoder run version (models/encoder/<encoder>/)"
+        "tiny-none-regionpairs-seed0", description="encoder run version (models/encoder/<encoder>/)"
     )
     encoder_checkpoint: str = Field("best", description="checkpoint of the encoder run")
-
-
-class FlowSettings(BaseModel):
-    """How the Prefect flows run (flows/, docs/pipeline.md): work pools, sharding, retries."""
-
-    training_dataset: str = Field(
-        "synthetic", description="dataset the GAN and encoder train on (synthetic or sharp)"
-    )
-    index_datasets: list[str] = Field(
-        default_factory=lambda: ["sharp", "synthetic"],
-        description="datasets whose frames go into the search index (those present)",
-    )
-    shard_size: int = Field(512, ge=1, description="frames per embedding shard (one task each)")
-    task_runner: Literal["thread", "dask"] = Field(
-        "thread", description="thread: in-process; dask: shards over a Dask cluster"
-    )
-    dask_address: str | None = Field(
-        None, description="scheduler of a running Dask cluster (dask); None: a LocalCluster"
-    )
-    dask_workers: int = Field(2, ge=1, description="workers of the LocalCluster (dask)")
-    retries: int = Field(3, ge=0, description="task retries where the world is flaky (JSOC, S3)")
-    retry_delay_seconds: float = Field(30.0, ge=0, description="first retry delay; doubles")
-    nrt_lookback_days: float = Field(
-        3.0, gt=0, description="scheduled ingest: days of near-real-time records to ask for"
-    )
-    eval_samples: int = Field(1000, ge=2, description="generated images in the evaluation")
-    work_pool: str = Field("sharpseek-local", description="process work pool (local use)")
-    gpu_work_pool: str = Field(
-        "sharpseek-gpu", description="Kubernetes work pool with GPUs (training deployments)"
-    )
 
 
 class IndexSettings(BaseModel):
@@ -212,6 +182,36 @@ class DirectionsSettings(BaseModel):
     max_candidates: int = Field(20_000, ge=1, description="most candidates drawn per catalogue")
 
 
+class FlowSettings(BaseModel):
+    """How the Prefect flows run (flows/, docs/pipeline.md): work pools, sharding, retries."""
+
+    training_dataset: str = Field(
+        "synthetic", description="dataset the GAN and encoder train on (synthetic or sharp)"
+    )
+    index_datasets: list[str] = Field(
+        default_factory=lambda: ["sharp", "synthetic"],
+        description="datasets whose frames go into the search index (those present)",
+    )
+    shard_size: int = Field(512, ge=1, description="frames per embedding shard (one task each)")
+    task_runner: Literal["thread", "dask"] = Field(
+        "thread", description="thread: in-process; dask: shards over a Dask cluster"
+    )
+    dask_address: str | None = Field(
+        None, description="scheduler of a running Dask cluster (dask); None: a LocalCluster"
+    )
+    dask_workers: int = Field(2, ge=1, description="workers of the LocalCluster (dask)")
+    retries: int = Field(3, ge=0, description="task retries where the world is flaky (JSOC, S3)")
+    retry_delay_seconds: float = Field(30.0, ge=0, description="first retry delay; doubles")
+    nrt_lookback_days: float = Field(
+        3.0, gt=0, description="scheduled ingest: days of near-real-time records to ask for"
+    )
+    eval_samples: int = Field(1000, ge=2, description="generated images in the evaluation")
+    work_pool: str = Field("sharpseek-local", description="process work pool (local use)")
+    gpu_work_pool: str = Field(
+        "sharpseek-gpu", description="Kubernetes work pool with GPUs (training deployments)"
+    )
+
+
 # Preset values: only the fields a preset changes. A preset never hides a knob: every value
 # here is an ordinary field that env vars and overrides can still set.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -221,7 +221,13 @@ PRESETS: dict[str, dict[str, Any]] = {
         "jsoc": {"cadence": "1h"},
         # At the CPU demo's 10 epochs the paper's "best" (an early epoch) is still far from
         # real images; the last epoch is the better generator (docs/training.md).
-        "models": {"gan": "tiny-seed0", "gan_checkpoint": "last", "encoder": "tiny-paper-seed0"},
+        "models": {
+            "gan": "tiny-seed0",
+            "gan_checkpoint": "last",
+            "encoder": "tiny-none-regionpairs-seed0",
+        },
+        # 3,000 images fit the SVMs in well under a minute on 2 cores (10,000: several minutes)
+        "directions": {"samples": 3000, "calibration_n_z": 100},
         "flows": {"shard_size": 256, "eval_samples": 300},
     },
     "paper": {
@@ -260,9 +266,9 @@ class Settings(BaseSettings):
     store: StoreSettings = StoreSettings()
     jsoc: JsocSettings = JsocSettings()
     models: ModelSettings = ModelSettings()
+    flows: FlowSettings = FlowSettings()
     directions: DirectionsSettings = DirectionsSettings()
     serve: ServeSettings = ServeSettings()
-    flows: FlowSettings = FlowSettings()
     index: IndexSettings = IndexSettings()
     samples_dir: Path = Field(
         Path("../shared/data/sharp-samples"),
