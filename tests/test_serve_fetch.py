@@ -196,3 +196,22 @@ def test_torchserve_serves_exactly_the_fetched_version(published, tmp_path):
             time.sleep(0.5)
         proc.wait()
         assert serving.group_pids(proc.pid) == [], "TorchServe left processes behind"
+
+
+def test_handlers_dir_comes_from_the_settings_when_set(tmp_path):
+    """Where sharpseek is pip-installed (the worker image) the handlers are not above the
+    package; ``serve.handlers_dir`` names them, and a folder without them is refused."""
+    import shutil
+
+    from sharpseek.config import Settings
+    from sharpseek.serving import ServeError, handlers_dir
+
+    source = handlers_dir()
+    assert (source / "base_handler.py").is_file()
+    copy = tmp_path / "handlers"
+    shutil.copytree(source, copy)
+    settings = Settings(home=tmp_path / "home", serve={"handlers_dir": copy})
+    assert handlers_dir(settings) == copy
+    empty = Settings(home=tmp_path / "home", serve={"handlers_dir": tmp_path})
+    with pytest.raises(ServeError, match="holds no base_handler.py"):
+        handlers_dir(empty)

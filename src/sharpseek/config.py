@@ -95,6 +95,11 @@ class ServeSettings(BaseModel):
     model_store: Path | None = Field(
         None, description="folder of model archives (default <home>/serve/model-store)"
     )
+    handlers_dir: Path | None = Field(
+        None,
+        description="folder of the TorchServe handlers (default: services/serving of the "
+        "source checkout; set it where sharpseek is pip-installed, as in the worker image)",
+    )
     batch_size: int = Field(8, ge=1, description="requests TorchServe batches into one call")
     max_batch_delay_ms: int = Field(20, ge=0, description="longest wait to fill a batch [ms]")
     workers: int = Field(1, ge=1, description="worker processes per model")

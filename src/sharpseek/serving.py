@@ -103,8 +103,17 @@ def model_store_dir(settings: Settings) -> Path:
     return serve_dir(settings) / "model-store"
 
 
-def handlers_dir() -> Path:
-    """``services/serving/`` of the source tree (the handlers go into every archive)."""
+def handlers_dir(settings: Settings | None = None) -> Path:
+    """The TorchServe handlers that go into every archive: ``settings.serve.handlers_dir``
+    when set, else ``services/serving/`` of the source tree."""
+    configured = settings.serve.handlers_dir if settings is not None else None
+    if configured is not None:
+        if not (Path(configured) / "base_handler.py").is_file():
+            raise ServeError(
+                f"serve.handlers_dir {str(configured)!r} holds no base_handler.py (the "
+                "TorchServe handlers of services/serving/)"
+            )
+        return Path(configured)
     here = Path(__file__).resolve()
     for parent in here.parents:
         candidate = parent / "services" / "serving"
@@ -247,7 +256,7 @@ def build_archives(
     store = store if store is not None else open_store(settings)
     out_dir = model_store_dir(settings)
     out_dir.mkdir(parents=True, exist_ok=True)
-    handlers = handlers_dir()
+    handlers = handlers_dir(settings)
     built = []
     for model in models:
         if model == "generator":
