@@ -437,9 +437,34 @@ def test_gan_parameter_distributions_end_closer_to_real_than_at_start(larger_dat
     assert ks_end < start["ks_mean"] - 0.1
 
 
-# The issue's "trained encoder beats both baselines on same-region retrieval" is not met yet
-# by the tiny CPU preset (measured on the demo data: encoder 0.13 vs PCA of pixels 0.42); it
-# is reported in the closing note rather than kept here as an expected failure.
+@pytest.fixture(scope="module")
+def regions_60x12(tmp_path_factory):
+    """60 regions x 12 frames at 6 h: 48 training regions, 12 held out (144 frames)."""
+    home = tmp_path_factory.mktemp("home60x12")
+    ds = ingest_synthetic(
+        Settings(home=home, preset="tiny"), regions=60, frames=12, seed=0, progress=False
+    )
+    return open_dataset(home / "datasets" / ds.name / ds.version)
+
+
+@pytest.mark.slow
+def test_tiny_encoder_learns_to_find_the_same_region(regions_60x12, store):
+    """The tiny preset (same-region pairs) improves same-region retrieval well beyond the
+    untrained network and beats the physical-parameter baseline. It does NOT beat PCA of the
+    pixels here (0.445 vs 0.472; on the demo data 0.435 vs 0.421, level): the issue's
+    "beats both baselines" is open work (docs/training.md), so it is not asserted."""
+    run = train_encoder(
+        encoder_train_config("tiny", epochs=10), regions_60x12, store, progress=False
+    )
+    start, end = run.history[0], run.history[-1]
+    print(
+        {k: round(end[k], 3) for k in ("retrieval_encoder", "retrieval_pca", "retrieval_physics")},
+        "untrained",
+        round(start["retrieval_encoder"], 3),
+    )
+    # Measured with seed 0 on this machine (one thread): see the print above / the docs.
+    assert end["retrieval_encoder"] > start["retrieval_encoder"] + 0.1
+    assert end["retrieval_encoder"] > end["retrieval_physics"] + 0.04
 
 
 # ------------------------------------------------------------------------- the sub-app
