@@ -457,12 +457,8 @@ def test_tiny_encoder_learns_to_find_the_same_region(regions_60x12, store):
         encoder_train_config("tiny", epochs=10), regions_60x12, store, progress=False
     )
     start, end = run.history[0], run.history[-1]
-    print(
-        {k: round(end[k], 3) for k in ("retrieval_encoder", "retrieval_pca", "retrieval_physics")},
-        "untrained",
-        round(start["retrieval_encoder"], 3),
-    )
-    # Measured with seed 0 on this machine (one thread): see the print above / the docs.
+    # Measured with seed 0 on this machine (one thread): untrained 0.319 -> trained 0.445;
+    # physical parameters 0.370; PCA 0.472.
     assert end["retrieval_encoder"] > start["retrieval_encoder"] + 0.1
     assert end["retrieval_encoder"] > end["retrieval_physics"] + 0.04
 
