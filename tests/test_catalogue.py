@@ -282,3 +282,29 @@ def test_csv_holds_the_same_catalogue(exported):
     assert float(rows[0]["tuf_Mx"]) == pytest.approx(cat.entries[0].quantities["tuf"].value)
     assert float(rows[1][f"z{LATENT - 1:03d}"]) == pytest.approx(cat.entries[1].z[-1])
     assert rows[0]["directions_version"] == cat.directions_version
+
+
+def test_every_ar_opens_as_a_sunpy_map_at_its_placement(exported):
+    """What a flux-transport user does first: open each HDU with sunpy."""
+    import warnings
+
+    import astropy.units as u
+    from astropy.io import fits
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # sunpy's notes about optional extras
+        import sunpy.map
+
+    cat, path, _ = exported
+    with fits.open(path) as hdul:
+        pairs = [(hdu.data, hdu.header) for hdu in hdul[1:]]
+    for (data, header), entry, (lat, lon) in zip(
+        pairs, cat.entries, [(0.0, 0.0), (-30.0, 40.0)], strict=True
+    ):
+        m = sunpy.map.Map(data, header)
+        assert m.unit == u.G
+        assert m.coordinate_frame.name == "heliographic_stonyhurst"
+        centre = m.pixel_to_world(63.5 * u.pix, 63.5 * u.pix)
+        assert centre.lon.to_value(u.deg) == pytest.approx(lon, abs=1e-6)
+        assert centre.lat.to_value(u.deg) == pytest.approx(lat, abs=1e-6)
+        np.testing.assert_array_equal(m.data, entry.image_gauss)
