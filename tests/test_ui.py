@@ -300,9 +300,9 @@ def test_upload_is_inverted_shifted_and_kept_as_a_query(ui_home):
     error = {m.label: m.value for m in at.metric}["Reconstruction rms error"]
     assert error.endswith(" G") and float(error[:-2]) > 0
     _page(at, "shift")
-    before = at.dataframe[0].value.set_index("parameter")["now"]["TUF"]
+    before = at.table[0].value["now"]["TUF"]
     at.slider(key="eps_tuf").set_value(2.0).run()
-    assert at.dataframe[0].value.set_index("parameter")["now"]["TUF"] != before
+    assert at.table[0].value["now"]["TUF"] != before
     _page(at, "search")
     assert at.radio(key="query_source").value == "the real patch"
     at.button(key="search").click().run()
@@ -313,9 +313,9 @@ def test_upload_is_inverted_shifted_and_kept_as_a_query(ui_home):
 def test_shift_page_slider_changes_the_parameters(app):
     app.button(key="pick_4").click().run()
     _page(app, "shift")
-    before = app.dataframe[0].value.set_index("parameter")["now"]["TUF"]
+    before = app.table[0].value["now"]["TUF"]
     app.slider(key="eps_tuf").set_value(2.5).run()
-    table = app.dataframe[0].value.set_index("parameter")
+    table = app.table[0].value
     assert table["now"]["TUF"] != before and table["start"]["TUF"] == pytest.approx(before)
     assert dict(_qp(app))["shift"] == "tuf:2.5"
     assert any(c.value.startswith("TUF ≈") for c in app.caption)
@@ -371,7 +371,7 @@ def test_export_page_link_reproduces_the_view(app, ui_home):
     app.button(key="pick_6").click().run()
     _page(app, "shift")
     app.slider(key="eps_tuf").set_value(1.2).run()
-    tuf = app.dataframe[0].value.set_index("parameter")["now"]["TUF"]
+    tuf = app.table[0].value["now"]["TUF"]
     _page(app, "export")
     link = app.code[0].value
     assert "seed=6" in link and "gan=" in link and "dirs=" in link
@@ -381,7 +381,7 @@ def test_export_page_link_reproduces_the_view(app, ui_home):
     again.query_params["page"] = "shift"
     again.run()
     assert not again.error
-    table = again.dataframe[0].value.set_index("parameter")
+    table = again.table[0].value
     assert table["now"]["TUF"] == pytest.approx(tuf)
 
 

@@ -86,7 +86,8 @@ def test_generate_shift_search_in_chromium(server, tmp_path):
 
         page.goto(server)
         # Generate: the grid, then work on one seed
-        expect(page.get_by_text("seed 3", exact=True)).to_be_visible()
+        # the first page loads the models and opens the index: slow on a busy machine
+        expect(page.get_by_text("seed 3", exact=True)).to_be_visible(timeout=120_000)
         page.get_by_role("button", name="Work on it").nth(3).click()
         expect(page.get_by_text("Working on seed 3.")).to_be_visible()
         snap("generate")

@@ -165,7 +165,9 @@ def _shift_view(wb) -> None:
             if start is not None:
                 row["start"] = start[p]
             rows.append(row)
-        st.dataframe(pd.DataFrame(rows), hide_index=True, key="params_table")
+        # a static table: an interactive data grid costs the browser more on every update
+        table = pd.DataFrame(rows).set_index("parameter")
+        st.table(table.style.format({c: "{:.4g}" for c in ("now", "start") if c in table}))
         st.caption(
             f"Drawn in {rendered.seconds * 1000:.0f} ms (generate + measure, {wb.model_backend()})."
         )

@@ -17,7 +17,7 @@ def show(wb) -> None:
     models = info["models"]
     a, b, c, d = st.columns(4)
     a.metric("SHARPs indexed", index.get("records", "—"))
-    b.metric("Model backend", models["backend"])
+    b.metric("Model backend", models["backend"].split(" ")[0])  # in full in the table
     c.metric("Index backend", index.get("backend", "unavailable"))
     last = info.get("last_ingest")
     d.metric("Last ingest (UTC)", (last or {}).get("created", "never")[:19].replace("T", " "))

@@ -287,14 +287,23 @@ class Workbench:
     # ------------------------------------------------------------------ versions and status
     def versions(self) -> dict[str, str | None]:
         """GAN, directions and index versions served now (None where there is none)."""
+        return {
+            "gan": self.gan_version,
+            "directions": self.directions_version(),
+            "index": self._index_version(),
+        }
+
+    def directions_version(self) -> str | None:
+        """:func:`sharpseek.serving_protocol.directions_version` of the loaded directions
+        (hashed once: the URL names it after every update)."""
         from sharpseek.serving_protocol import directions_version
 
         ds = self.directions
-        return {
-            "gan": self.gan_version,
-            "directions": None if ds is None else directions_version(ds),
-            "index": self._index_version(),
-        }
+        if ds is None:
+            return None
+        if getattr(self, "_directions_version", None) is None:
+            self._directions_version = directions_version(ds)
+        return self._directions_version
 
     def _index_version(self) -> str | None:
         try:
