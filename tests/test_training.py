@@ -59,7 +59,8 @@ def gan_cfg(**kw):
 
 def enc_cfg(**kw):
     base = dict(epochs=2, batch_size=8, eval_max_frames=40)
-    return encoder_train_config("tiny", model=MICRO_ENCODER, **{**base, **kw})
+    augment = kw.pop("augment", "paper")
+    return encoder_train_config("tiny", model=MICRO_ENCODER, augment=augment, **{**base, **kw})
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -155,7 +155,7 @@ def ingest_fits_cmd(
     try:
         result = ingest_fits(settings, paths, dataset=dataset)
     except StoreError as err:
-        console.print(f"[red]store error:[/] {escape(str(err))}")
+        console.print(f"[red]store error:[/] {escape(str(err))}", soft_wrap=True)
         raise typer.Exit(code=2) from err
     _report_append(result, started)
 
@@ -200,7 +200,7 @@ def ingest_jsoc_cmd(
             dataset=dataset,
         )
     except (ValueError, JsocError, StoreError) as err:
-        console.print(f"[red]error:[/] {escape(str(err))}")
+        console.print(f"[red]error:[/] {escape(str(err))}", soft_wrap=True)
         raise typer.Exit(code=2) from err
     _report_append(result, started)
 
@@ -365,7 +365,7 @@ def measure_cmd(
                     out = polarity_panels(image, plot / f"{stem}.png", title=label)
                     console.print(f"picture: {out}")
     except (ValueError, FileNotFoundError, OSError) as err:
-        console.print(f"[red]error:[/] {escape(str(err))}")
+        console.print(f"[red]error:[/] {escape(str(err))}", soft_wrap=True)
         raise typer.Exit(code=2) from err
     # One column per file, one row per parameter: readable in any terminal width.
     for start in range(0, len(results), 4):

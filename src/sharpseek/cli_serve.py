@@ -45,7 +45,7 @@ def _settings(preset: str | None, home: Path | None):
 
 
 def _fail(err: BaseException) -> typer.Exit:
-    console.print(f"[red]error:[/] {escape(str(err))}")
+    console.print(f"[red]error:[/] {escape(str(err))}", soft_wrap=True)
     return typer.Exit(code=2)
 
 

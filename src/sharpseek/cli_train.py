@@ -91,7 +91,7 @@ def _overrides(**values: Any) -> dict[str, Any]:
 
 
 def _fail(err: BaseException) -> typer.Exit:
-    console.print(f"[red]error:[/] {escape(str(err))}")
+    console.print(f"[red]error:[/] {escape(str(err))}", soft_wrap=True)
     return typer.Exit(code=2)
 
 

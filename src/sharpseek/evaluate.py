@@ -344,6 +344,7 @@ def evaluate_checkpoints(
     store-backed :func:`sharpseek.dataset.load_dataset`). Returns ``{"gan": {...},
     "encoder": {...}}`` for the checkpoints given.
     """
+    from sharpseek.models.augment import AUGMENTATION_SETS
     from sharpseek.training.common import load_checkpoint, subset_whole_regions
     from sharpseek.training.encoder import load_encoder
     from sharpseek.training.gan import load_generator
@@ -379,7 +380,7 @@ def evaluate_checkpoints(
                 enc_model,
                 ds.images(rows),
                 ds.manifest.iloc[rows],
-                aug,
+                AUGMENTATION_SETS["paper"],  # one yardstick for every encoder
                 fit_images=ds.images(fit),
                 reference_table=ds.manifest.iloc[train],
                 seed=seed,

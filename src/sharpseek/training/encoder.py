@@ -447,8 +447,14 @@ class _Evaluation:
             "retrieval_encoder": same_region_retrieval(
                 feats.numpy(), self.table["harpnum"].to_numpy(), self.table["t_rec"].to_numpy()
             ),
+            # against the paper's set whatever the encoder trained with: one yardstick for
+            # every encoder (its own set may be "none", which would always give 0)
             "augmentation_robustness": augmentation_robustness(
-                model, x, self.table["harpnum"].to_numpy(), config.augment, seed=self.seed
+                model,
+                x,
+                self.table["harpnum"].to_numpy(),
+                AUGMENTATION_SETS["paper"],
+                seed=self.seed,
             ),
         }
 
