@@ -85,6 +85,11 @@ def test_rerun_with_the_same_records_adds_nothing(store):
     append_records(store, "sharp", _records(5), provenance={})
     result = append_records(store, "sharp", _records(5), provenance={})
     assert (result.added, result.skipped, len(result.dataset)) == (0, 5, 5)
+    # nothing new: no identical version is written (the hourly ingest finds nothing most hours)
+    assert result.unchanged and result.dataset.version == "v0001"
+    assert dataset_versions(store, "sharp") == ["v0001"]
+    grown = append_records(store, "sharp", _records(6), provenance={})
+    assert not grown.unchanged and grown.dataset.version == "v0002" and grown.added == 1
 
 
 def test_repeated_record_in_one_input_is_taken_once(store):

@@ -175,6 +175,7 @@ class AppendResult:
     replaced: int = 0  # near-real-time rows replaced by definitive ones
     recovered: int = 0  # rows taken up from the journal of an interrupted run
     quarantined: list[Quarantined] = field(default_factory=list)
+    unchanged: bool = False  # nothing new: no version written, ``dataset`` is the base
 
 
 # ----------------------------------------------------------------------------------------------
@@ -361,6 +362,19 @@ def append_records(
     result.added = len(new_frame)
     quarantine = _merge_quarantine(base_quarantine, quarantined, set(manifest.get("record_id", [])))
     result.quarantined = quarantined
+
+    if (
+        base_ds is not None
+        and version not in existing
+        and result.added == 0
+        and result.replaced == 0
+        and len(quarantine) == len(base_quarantine)
+    ):
+        # An incremental ingest that found nothing new (the hourly job, most hours) leaves
+        # the dataset as it was instead of writing one identical version per run.
+        store.delete_prefix(journal_prefix.rstrip("/"))
+        result.dataset, result.unchanged = base_ds, True
+        return result
 
     _put_parquet(store, f"{prefix}/{MANIFEST}", manifest)
     _put_parquet(store, f"{prefix}/{QUARANTINE}", quarantine)
