@@ -56,3 +56,25 @@ def test_torch_device_auto_is_cpu_without_cuda():
 
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert Settings(device="auto").torch_device().type == expected
+
+
+def test_every_setting_is_documented():
+    """docs/configuration.md lists every setting's environment variable (no drift)."""
+    from pathlib import Path
+
+    from pydantic import BaseModel
+
+    from sharpseek.config import Settings
+
+    doc = (Path(__file__).parents[1] / "docs" / "configuration.md").read_text()
+
+    def names(model, env):
+        for name, field in type(model).model_fields.items():
+            value = getattr(model, name)
+            if isinstance(value, BaseModel):
+                yield from names(value, f"{env}{name.upper()}__")
+            else:
+                yield f"{env}{name.upper()}"
+
+    missing = [n for n in names(Settings(), "SHARPSEEK_") if f"`{n}`" not in doc]
+    assert not missing, f"settings missing from docs/configuration.md: {missing}"
