@@ -69,7 +69,7 @@ def test_every_setting_is_documented():
     doc = (Path(__file__).parents[1] / "docs" / "configuration.md").read_text()
 
     def names(model, env):
-        for name, field in type(model).model_fields.items():
+        for name in type(model).model_fields:
             value = getattr(model, name)
             if isinstance(value, BaseModel):
                 yield from names(value, f"{env}{name.upper()}__")
