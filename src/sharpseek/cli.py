@@ -12,7 +12,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from sharpseek.config import PresetName, Settings, get_settings
+from sharpseek.cli_common import HomeOpt, PresetOpt, settings_from
+from sharpseek.config import Settings
 
 app = typer.Typer(
     name="sharpseek",
@@ -61,21 +62,8 @@ _register_directions()
 
 console = Console()
 
-PresetOption = Annotated[
-    PresetName | None, typer.Option("--preset", help="tiny (CPU, tests) or paper (GPU nodes)")
-]
-HomeOption = Annotated[
-    Path | None, typer.Option("--home", help="data home (default: SHARPSEEK_HOME or ./.sharpseek)")
-]
 
-
-def _settings(preset: str | None, home: Path | None) -> Settings:
-    overrides = {}
-    if preset is not None:
-        overrides["preset"] = preset
-    if home is not None:
-        overrides["home"] = home
-    return get_settings(**overrides)
+_settings = settings_from
 
 
 @app.callback()
@@ -95,8 +83,8 @@ def ingest_synthetic_cmd(
     ] = None,
     seed: Annotated[int | None, typer.Option(help="random seed (same seed, same data)")] = None,
     overwrite: Annotated[bool, typer.Option(help="regenerate even if this version exists")] = False,
-    preset: PresetOption = None,
-    home: HomeOption = None,
+    preset: PresetOpt = None,
+    home: HomeOpt = None,
 ) -> None:
     """Generate synthetic active regions (time sequences with ground truth) as a dataset.
 
@@ -142,8 +130,8 @@ def _report_append(result, started: float) -> None:
 def ingest_fits_cmd(
     paths: Annotated[list[Path], typer.Argument(help="SHARP Br FITS files or folders of them")],
     dataset: Annotated[str, typer.Option(help="dataset name")] = "sharp",
-    preset: PresetOption = None,
-    home: HomeOption = None,
+    preset: PresetOpt = None,
+    home: HomeOpt = None,
 ) -> None:
     """Ingest SHARP FITS files as JSOC exports them (Br segments; other segments are left
     aside). Bad files are quarantined with their reason (exit status 3); the rest go in."""
@@ -175,8 +163,8 @@ def ingest_jsoc_cmd(
         bool, typer.Option(help="only records after the newest T_REC already held, per HARP")
     ] = False,
     dataset: Annotated[str, typer.Option(help="dataset name")] = "sharp",
-    preset: PresetOption = None,
-    home: HomeOption = None,
+    preset: PresetOpt = None,
+    home: HomeOpt = None,
 ) -> None:
     """Query JSOC (drms), export with your registered email (SHARPSEEK_JSOC__EMAIL), download
     the Br segments resumably, and ingest them."""
@@ -206,7 +194,7 @@ def ingest_jsoc_cmd(
 
 
 @dataset_app.command("list")
-def dataset_list_cmd(preset: PresetOption = None, home: HomeOption = None) -> None:
+def dataset_list_cmd(preset: PresetOpt = None, home: HomeOpt = None) -> None:
     """List datasets and their versions (the latest marked *)."""
     from sharpseek.dataset import dataset_names, dataset_versions, latest_version, load_dataset
     from sharpseek.store import open_store
@@ -234,8 +222,8 @@ def dataset_list_cmd(preset: PresetOption = None, home: HomeOption = None) -> No
 def dataset_show_cmd(
     name: Annotated[str, typer.Argument(help="dataset name, e.g. sharp or synthetic")],
     version: Annotated[str | None, typer.Option(help="version (default: the latest)")] = None,
-    preset: PresetOption = None,
-    home: HomeOption = None,
+    preset: PresetOpt = None,
+    home: HomeOpt = None,
 ) -> None:
     """A dataset version: provenance, parameter ranges and its quarantine list."""
     from sharpseek.dataset import load_dataset
@@ -296,8 +284,8 @@ def plot_dataset_cmd(
     ] = None,
     samples: Annotated[int, typer.Option(min=1, max=120, help="frames in the grid")] = 24,
     seed: Annotated[int, typer.Option(help="seed of the frame selection")] = 0,
-    preset: PresetOption = None,
-    home: HomeOption = None,
+    preset: PresetOpt = None,
+    home: HomeOpt = None,
 ) -> None:
     """Write a grid of samples, realism histograms (with KS distances against real SHARP
     headers) and the real samples beside their nearest dataset frames."""
@@ -407,8 +395,8 @@ def _fmt(value) -> str:
 
 @app.command("demo")
 def demo_cmd(
-    preset: PresetOption = None,
-    home: HomeOption = None,
+    preset: PresetOpt = None,
+    home: HomeOpt = None,
     ui: Annotated[bool, typer.Option("--ui/--no-ui", help="serve the UI afterwards")] = True,
     samples: Annotated[
         bool, typer.Option("--samples/--no-samples", help="ingest the real samples when present")
@@ -438,7 +426,7 @@ def demo_cmd(
 
 
 @app.command("config")
-def config_cmd(preset: PresetOption = None, home: HomeOption = None) -> None:
+def config_cmd(preset: PresetOpt = None, home: HomeOpt = None) -> None:
     """Show the settings in force (environment SHARPSEEK_* plus preset)."""
     console.print_json(_settings(preset, home).model_dump_json())
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import numpy as np
 import typer
@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from sharpseek.config import PresetName, get_settings
+from sharpseek.cli_common import HomeOpt, PresetOpt, ProgressOpt, settings_from
 
 directions_app = typer.Typer(
     help="Physical directions of the GAN: fit SVM boundaries, show them.", no_args_is_help=True
@@ -27,22 +27,8 @@ directions_app = typer.Typer(
 console = Console()
 err_console = Console(stderr=True, soft_wrap=True)  # one line per message
 
-PresetOpt = Annotated[
-    PresetName | None, typer.Option("--preset", help="tiny (CPU demo) or paper (GPU nodes)")
-]
-HomeOpt = Annotated[
-    Path | None, typer.Option("--home", help="data home (default: SHARPSEEK_HOME or ./.sharpseek)")
-]
-ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="progress bars")]
 
-
-def _settings(preset: str | None, home: Path | None):
-    overrides: dict[str, Any] = {}
-    if preset is not None:
-        overrides["preset"] = preset
-    if home is not None:
-        overrides["home"] = home
-    return get_settings(**overrides)
+_settings = settings_from
 
 
 def _fail(message: str) -> typer.Exit:

@@ -22,7 +22,14 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from sharpseek.config import PresetName, get_settings
+from sharpseek.cli_common import (
+    DatasetOpt,
+    DatasetVersionOpt,
+    HomeOpt,
+    PresetOpt,
+    ProgressOpt,
+    settings_from,
+)
 
 index_app = typer.Typer(
     help="The vector index of SimSiam embeddings (embedded folder or Qdrant server).",
@@ -30,26 +37,8 @@ index_app = typer.Typer(
 )
 console = Console()
 
-PresetOpt = Annotated[
-    PresetName | None, typer.Option("--preset", help="tiny (CPU, tests) or paper (GPU nodes)")
-]
-HomeOpt = Annotated[
-    Path | None, typer.Option("--home", help="data home (default: SHARPSEEK_HOME or ./.sharpseek)")
-]
-DatasetOpt = Annotated[str, typer.Option("--dataset", help="dataset name")]
-DatasetVersionOpt = Annotated[
-    str | None, typer.Option("--dataset-version", help="dataset version (default: the latest)")
-]
-ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="progress bars")]
 
-
-def _settings(preset: str | None, home: Path | None):
-    overrides: dict[str, Any] = {}
-    if preset is not None:
-        overrides["preset"] = preset
-    if home is not None:
-        overrides["home"] = home
-    return get_settings(**overrides)
+_settings = settings_from
 
 
 def _fail(message: str) -> typer.Exit:

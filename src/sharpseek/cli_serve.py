@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from sharpseek.config import PresetName, get_settings
+from sharpseek.cli_common import HomeOpt, PresetOpt, settings_from
 
 serve_app = typer.Typer(
     help="Serve the generator and the encoder with TorchServe (docs/serving.md).",
@@ -27,21 +27,8 @@ serve_app = typer.Typer(
 )
 console = Console()
 
-PresetOpt = Annotated[
-    PresetName | None, typer.Option("--preset", help="tiny (CPU, tests) or paper (GPU nodes)")
-]
-HomeOpt = Annotated[
-    Path | None, typer.Option("--home", help="data home (default: SHARPSEEK_HOME or ./.sharpseek)")
-]
 
-
-def _settings(preset: str | None, home: Path | None):
-    overrides: dict[str, Any] = {}
-    if preset is not None:
-        overrides["preset"] = preset
-    if home is not None:
-        overrides["home"] = home
-    return get_settings(**overrides)
+_settings = settings_from
 
 
 def _fail(err: BaseException) -> typer.Exit:

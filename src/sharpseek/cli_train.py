@@ -23,7 +23,14 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from sharpseek.config import PresetName, get_settings
+from sharpseek.cli_common import (
+    DatasetOpt,
+    DatasetVersionOpt,
+    HomeOpt,
+    PresetOpt,
+    ProgressOpt,
+    settings_from,
+)
 
 train_app = typer.Typer(
     help="Train the GAN or the SimSiam encoder (checkpoints every epoch, resumable).",
@@ -34,17 +41,6 @@ evaluate_app = typer.Typer(help="Quality measures of trained models.", no_args_i
 console = Console()
 log = logging.getLogger(__name__)
 
-PresetOpt = Annotated[
-    PresetName | None,
-    typer.Option("--preset", help="tiny (CPU demo, minutes) or paper (GPU nodes)"),
-]
-HomeOpt = Annotated[
-    Path | None, typer.Option("--home", help="data home (default: SHARPSEEK_HOME or ./.sharpseek)")
-]
-DatasetOpt = Annotated[str, typer.Option("--dataset", help="dataset name")]
-DatasetVersionOpt = Annotated[
-    str | None, typer.Option("--dataset-version", help="dataset version (default: the latest)")
-]
 VersionOpt = Annotated[
     str | None,
     typer.Option("--version", help="run name under models/<kind>/ (default from preset, seed)"),
@@ -61,16 +57,9 @@ WorkersOpt = Annotated[int | None, typer.Option("--num-workers", min=0, help="lo
 DeviceOpt = Annotated[str | None, typer.Option("--device", help="cpu, cuda, cuda:1 (default auto)")]
 ResumeOpt = Annotated[bool, typer.Option("--resume", help="continue this version from last.pt")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="delete this version first")]
-ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="progress bars")]
 
 
-def _settings(preset: str | None, home: Path | None):
-    overrides: dict[str, Any] = {}
-    if preset is not None:
-        overrides["preset"] = preset
-    if home is not None:
-        overrides["home"] = home
-    return get_settings(**overrides)
+_settings = settings_from
 
 
 def _open_dataset(settings, store, name: str, version: str | None):
