@@ -139,3 +139,94 @@ def test_index_plan_then_update_embeds_exactly_the_new_frames(untrained_home):
         lib.embed_shard(settings, s, update.encoder_key)
     done = lib.apply_index_plan(settings, update)
     assert done.added == len(new_ids) and done.points_after == 12 + len(new_ids)
+
+
+# ----------------------------------------------------------------------------------------------
+# sharded ingest
+# ----------------------------------------------------------------------------------------------
+def _ingest_settings(home, shard_frames: int) -> Settings:
+    return Settings(
+        home=home,
+        synthetic={"regions": 5, "frames": 3, "seed": 4},
+        flows={"ingest_shard_size": shard_frames},
+    )
+
+
+def _assert_same_dataset(single, sharded):
+    """Same records, in the same order, with the same columns, values and images."""
+    pd.testing.assert_frame_equal(single.manifest, sharded.manifest)
+    np.testing.assert_array_equal(single.images(), sharded.images())
+
+
+def test_plan_synthetic_shards_covers_each_region_once():
+    from sharpseek.ingest import plan_synthetic_shards
+
+    shards = plan_synthetic_shards(regions=7, frames=3, cadence_hours=6.0, seed=0, shard_frames=7)
+    assert [(s.first_region, s.stop_region) for s in shards] == [(0, 2), (2, 4), (4, 6), (6, 7)]
+    assert len({s.key for s in shards}) == 4
+    other_seed = plan_synthetic_shards(regions=7, frames=3, cadence_hours=6.0, seed=1,
+                                       shard_frames=7)  # fmt: skip
+    assert not {s.key for s in other_seed} & {s.key for s in shards}
+    one_each = plan_synthetic_shards(regions=2, frames=30, cadence_hours=6.0, seed=0,
+                                     shard_frames=7)  # fmt: skip
+    assert [len(s) for s in one_each] == [1, 1]  # never less than a whole region
+
+
+def test_sharded_synthetic_ingest_equals_single_process(tmp_path):
+    settings = _ingest_settings(tmp_path / "sharded", shard_frames=7)  # 3 shards: 2 + 2 + 1
+    single = ingest_synthetic(_ingest_settings(tmp_path / "single", 7), progress=False)
+    plan = lib.plan_ingest_synthetic(settings)
+    assert len(plan.shards) == 3 and plan.done is None
+    outcome = lib.run_ingest_plan(settings, plan, progress=False)
+    assert not outcome.skipped and outcome.outputs["dataset"]["n_records"] == 15
+    from sharpseek.dataset import load_dataset
+
+    store = open_store(settings)
+    _assert_same_dataset(single, load_dataset(store, "synthetic"))
+    assert not list(store.list("pipeline/ingest/", recursive=True))  # staged shards removed
+    assert lib.plan_ingest_synthetic(settings).done is not None  # up to date: no shards
+
+
+def test_crash_before_the_commit_neither_duplicates_nor_drops(tmp_path):
+    from sharpseek.dataset import dataset_versions, load_dataset
+    from sharpseek.ingest import commit_ingest_shards, ingest_shard
+
+    settings = _ingest_settings(tmp_path / "sharded", shard_frames=4)  # 5 shards of 1 region
+    store = open_store(settings)
+    plan = lib.plan_ingest_synthetic(settings)
+    made = [ingest_shard(settings, s) for s in plan.shards[:2]]  # then the run dies
+    assert [m["cached"] for m in made] == [False, False]
+    with pytest.raises(RuntimeError, match="3 of 5 ingest shards .* not made"):
+        commit_ingest_shards(store, "synthetic", plan.shards, provenance={}, base=None,
+                             version=plan.version)  # fmt: skip
+    assert dataset_versions(store, "synthetic") == []  # nothing written
+
+    rerun = lib.plan_ingest_synthetic(settings)
+    assert [s.key for s in rerun.shards] == [s.key for s in plan.shards]
+    again = [ingest_shard(settings, s) for s in rerun.shards]
+    assert [a["cached"] for a in again] == [True, True, False, False, False]
+    lib.commit_ingest(settings, rerun)
+    single = ingest_synthetic(_ingest_settings(tmp_path / "single", 4), progress=False)
+    sharded = load_dataset(store, "synthetic")
+    assert sharded.manifest["record_id"].is_unique
+    _assert_same_dataset(single, sharded)
+
+
+def test_sharded_fits_ingest_equals_single_process(tmp_path, br_sample_paths):
+    from sharpseek.ingest import ingest_fits
+
+    settings = _ingest_settings(tmp_path / "sharded", shard_frames=2)
+    paths = [*br_sample_paths, tmp_path / "missing.fits"]
+    plan = lib.plan_ingest_fits(settings, paths)
+    assert len(plan.shards) == -(-len(br_sample_paths) // 2) and len(plan.leading) == 1
+    outcome = lib.run_ingest_plan(settings, plan, progress=False)
+    assert outcome.outputs["added"] == len(br_sample_paths)
+    assert [q[0] for q in outcome.outputs["quarantined"]] == [str(tmp_path / "missing.fits")]
+    single = ingest_fits(Settings(home=tmp_path / "single"), paths, progress=False)
+    from sharpseek.dataset import load_dataset
+
+    sharded = load_dataset(open_store(settings), "sharp")
+    _assert_same_dataset(single.dataset, sharded)
+    pd.testing.assert_frame_equal(
+        single.dataset.quarantine.drop(columns="when"), sharded.quarantine.drop(columns="when")
+    )

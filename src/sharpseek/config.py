@@ -198,6 +198,9 @@ class FlowSettings(BaseModel):
         description="datasets whose frames go into the search index (those present)",
     )
     shard_size: int = Field(512, ge=1, description="frames per embedding shard (one task each)")
+    ingest_shard_size: int = Field(
+        512, ge=1, description="frames per ingest shard (synthetic: whole regions; FITS: files)"
+    )
     task_runner: Literal["thread", "dask"] = Field(
         "thread", description="thread: in-process; dask: shards over a Dask cluster"
     )
@@ -233,14 +236,14 @@ PRESETS: dict[str, dict[str, Any]] = {
         },
         # 3,000 images fit the SVMs in well under a minute on 2 cores (10,000: several minutes)
         "directions": {"samples": 3000, "calibration_n_z": 100},
-        "flows": {"shard_size": 256, "eval_samples": 300},
+        "flows": {"shard_size": 256, "ingest_shard_size": 256, "eval_samples": 300},
     },
     "paper": {
         "synthetic": {"regions": 2000, "frames": 27, "cadence_hours": 12.0},
         "physics_chunk_size": 4096,
         "jsoc": {"cadence": "12h"},
         "models": {"gan": "paper-seed0", "encoder": "paper-paper-seed0"},
-        "flows": {"training_dataset": "sharp", "shard_size": 4096},
+        "flows": {"training_dataset": "sharp", "shard_size": 4096, "ingest_shard_size": 4096},
     },
 }
 

@@ -11,12 +11,16 @@ reason while the rest goes on.
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
 import logging
 import math
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import astropy.units as u
 import numpy as np
@@ -42,14 +46,22 @@ from sharpseek.store import ObjectStore, open_store
 
 __all__ = [
     "DATASET_SCHEMA",
+    "INGEST_SHARDS_PREFIX",
     "MIN_PATCH_SIDE",
+    "IngestShard",
+    "commit_ingest_shards",
     "find_fits_files",
     "fits_records",
     "frame_to_record",
     "ingest_fits",
     "ingest_jsoc",
+    "ingest_shard",
     "ingest_synthetic",
     "model_space_annotator",
+    "plan_fits_shards",
+    "plan_synthetic_shards",
+    "shard_items",
+    "synthetic_records",
     "synthetic_version",
 ]
 
@@ -158,6 +170,47 @@ def synthetic_version(*, regions: int, frames: int, cadence_hours: float, seed: 
     return f"seed{seed}-r{regions}-f{frames}-c{cadence}h-s{DATASET_SCHEMA}"
 
 
+def synthetic_records(
+    *,
+    regions: int,
+    frames: int,
+    cadence_hours: float,
+    seed: int,
+    first_region: int = 0,
+    progress: bool = False,
+) -> Iterator[PatchRecord]:
+    """The records of synthetic regions ``first_region``..``regions - 1`` of a recipe (each
+    the same whether made alone or with the whole recipe)."""
+    from sharpseek.synthetic import generate_frames
+
+    for frame in generate_frames(
+        regions=regions,
+        frames=frames,
+        cadence_hours=cadence_hours,
+        seed=seed,
+        first_region=first_region,
+        progress=progress,
+    ):
+        extra = {f"truth_{k}": v for k, v in frame.truth.items()}
+        extra["source"] = "synthetic"
+        yield frame_to_record(frame.br, frame.meta, extra)
+
+
+def synthetic_provenance(
+    *, regions: int, frames: int, cadence_hours: float, seed: int
+) -> dict[str, Any]:
+    """What dataset.json records about how a synthetic version was made."""
+    return {
+        "source": "synthetic",
+        "regions": regions,
+        "frames": frames,
+        "cadence_hours": cadence_hours,
+        "seed": seed,
+        "sharpseek_version": __version__,
+        "schema": DATASET_SCHEMA,
+    }
+
+
 def ingest_synthetic(
     settings: Settings,
     *,
@@ -175,7 +228,7 @@ def ingest_synthetic(
     recipe that is already complete is reused, not regenerated (the generator is
     deterministic given the recipe), unless ``overwrite``.
     """
-    from sharpseek.synthetic import SERIES, generate_frames
+    from sharpseek.synthetic import SERIES
 
     store = store or open_store(settings)
     cfg = settings.synthetic
@@ -190,31 +243,16 @@ def ingest_synthetic(
         log.info("dataset %s/%s is up to date; reusing it", SERIES, version)
         return load_dataset(store, SERIES, version)
 
-    def records() -> Iterator[PatchRecord]:
-        for frame in generate_frames(
-            regions=regions,
-            frames=frames,
-            cadence_hours=cadence_hours,
-            seed=seed,
-            progress=progress,
-        ):
-            extra = {f"truth_{k}": v for k, v in frame.truth.items()}
-            extra["source"] = "synthetic"
-            yield frame_to_record(frame.br, frame.meta, extra)
-
-    provenance = {
-        "source": "synthetic",
-        "regions": regions,
-        "frames": frames,
-        "cadence_hours": cadence_hours,
-        "seed": seed,
-        "sharpseek_version": __version__,
-        "schema": DATASET_SCHEMA,
-    }
+    records = synthetic_records(
+        regions=regions, frames=frames, cadence_hours=cadence_hours, seed=seed, progress=progress
+    )
+    provenance = synthetic_provenance(
+        regions=regions, frames=frames, cadence_hours=cadence_hours, seed=seed
+    )
     return append_records(
         store,
         SERIES,
-        records(),
+        records,
         provenance=provenance,
         annotate=model_space_annotator(settings),
         base=None,
@@ -346,16 +384,21 @@ def ingest_fits(
         bar = tqdm(files, desc="FITS files", unit="file", disable=not progress)
         yield from fits_records(bar, source=source, store=store)
 
-    provenance = {
-        "source": source,
-        "paths": [str(p) for p in paths],
-        "n_files": len(files),
-        "sharpseek_version": __version__,
-        "schema": DATASET_SCHEMA,
-    }
+    provenance = fits_provenance(paths, n_files=len(files), source=source)
     return append_records(
         store, dataset, items(), provenance=provenance, annotate=model_space_annotator(settings)
     )
+
+
+def fits_provenance(paths: Sequence[str | Path], *, n_files: int, source: str) -> dict[str, Any]:
+    """What dataset.json records about a FITS ingest."""
+    return {
+        "source": source,
+        "paths": [str(p) for p in paths],
+        "n_files": n_files,
+        "sharpseek_version": __version__,
+        "schema": DATASET_SCHEMA,
+    }
 
 
 # ----------------------------------------------------------------------------------------------
@@ -454,3 +497,235 @@ def ingest_jsoc(
     return append_records(
         store, dataset, items(), provenance=provenance, annotate=model_space_annotator(settings)
     )
+
+
+# ----------------------------------------------------------------------------------------------
+# sharded ingest: workers turn pieces of the input into records, one writer commits them
+# ----------------------------------------------------------------------------------------------
+#: Where ingest shards keep their records until the dataset writer commits them.
+INGEST_SHARDS_PREFIX = "pipeline/ingest"
+
+
+@dataclass(frozen=True)
+class IngestShard:
+    """A piece of an ingest that one worker turns into records: preprocessing + physics.
+
+    ``kind == "synthetic"``: regions ``first_region`` .. ``stop_region - 1`` (0-based) of the
+    recipe ``recipe`` (keyword arguments of :func:`synthetic_records`, as sorted pairs);
+    ``kind == "fits"``: the Br FITS ``files``, their records tagged ``source``. ``key`` is the
+    store prefix its records go to, made from its inputs (recipe and region range, or the
+    files' names and bytes, and the sharpseek version): a rerun, or another worker, reuses
+    what a shard already made.
+    """
+
+    dataset: str
+    kind: Literal["synthetic", "fits"]
+    key: str
+    recipe: tuple[tuple[str, Any], ...] = ()
+    first_region: int = 0
+    stop_region: int = 0
+    files: tuple[str, ...] = ()
+    source: str = "fits"
+
+    def __len__(self) -> int:
+        """Regions (synthetic) or files (FITS) in the shard."""
+        return self.stop_region - self.first_region if self.kind == "synthetic" else len(self.files)
+
+
+def _shard_key(dataset: str, inputs: dict[str, Any]) -> str:
+    text = json.dumps(
+        {"schema": DATASET_SCHEMA, "sharpseek": __version__, **inputs}, sort_keys=True, default=str
+    )
+    return f"{INGEST_SHARDS_PREFIX}/{dataset}/{hashlib.sha256(text.encode()).hexdigest()[:24]}"
+
+
+def plan_synthetic_shards(
+    *,
+    regions: int,
+    frames: int,
+    cadence_hours: float,
+    seed: int,
+    shard_frames: int,
+    dataset: str = "synthetic",
+) -> list[IngestShard]:
+    """Cut a synthetic recipe into shards of whole regions, about ``shard_frames`` frames each
+    (at least one region); in region order."""
+    if shard_frames < 1:
+        raise ValueError(f"shard size must be >= 1 frame, got {shard_frames}")
+    recipe = tuple(
+        sorted(
+            {
+                "regions": regions,
+                "frames": frames,
+                "cadence_hours": cadence_hours,
+                "seed": seed,
+            }.items()
+        )
+    )
+    per_shard = max(1, shard_frames // max(frames, 1))
+    shards = []
+    for first in range(0, regions, per_shard):
+        stop = min(first + per_shard, regions)
+        inputs = {"kind": "synthetic", "recipe": recipe, "regions_from": first, "to": stop}
+        shards.append(
+            IngestShard(dataset, "synthetic", _shard_key(dataset, inputs), recipe, first, stop)
+        )
+    return shards
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 (hex) of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def plan_fits_shards(
+    files: Sequence[str | Path], *, dataset: str, source: str, shard_files: int
+) -> list[IngestShard]:
+    """Cut Br FITS files into shards of at most ``shard_files`` files (one frame each), in the
+    order given; a shard's key follows its files' names and bytes."""
+    if shard_files < 1:
+        raise ValueError(f"shard size must be >= 1 file, got {shard_files}")
+    files = [str(f) for f in files]
+    shards = []
+    for start in range(0, len(files), shard_files):
+        chunk = tuple(files[start : start + shard_files])
+        inputs = {
+            "kind": "fits",
+            "source": source,
+            "files": [(Path(f).name, file_sha256(f)) for f in chunk],
+        }
+        shards.append(
+            IngestShard(dataset, "fits", _shard_key(dataset, inputs), files=chunk, source=source)
+        )
+    return shards
+
+
+def _shard_inputs(shard: IngestShard, store: ObjectStore) -> Iterator[PatchRecord | Quarantined]:
+    if shard.kind == "synthetic":  # a region does not depend on how many follow it
+        recipe = {**dict(shard.recipe), "regions": shard.stop_region}
+        return synthetic_records(**recipe, first_region=shard.first_region)
+    return fits_records(map(Path, shard.files), source=shard.source, store=store)
+
+
+def ingest_shard(
+    settings: Settings, shard: IngestShard, *, store: ObjectStore | None = None
+) -> dict[str, Any]:
+    """Make one shard's records: read or generate its frames, convert them to model space,
+    compute the physics on the float16 images the dataset will hold (exactly what
+    :func:`sharpseek.dataset.append_records` would compute), and store them under
+    ``shard.key`` (``images.npy`` float16 (n, 128, 128), ``rows.parquet`` metadata and
+    columns, ``physics.parquet``, ``quarantined.json``, then ``done.json`` last: a shard
+    exists once ``done.json`` does).
+
+    Runs on any worker that reaches the store; a shard already made is not made again.
+    Returns ``{"key", "records", "quarantined", "cached"}``.
+    """
+    store = store or open_store(settings)
+    done_key = f"{shard.key}/done.json"
+    if store.exists(done_key):
+        return {**json.loads(store.get_bytes(done_key)), "key": shard.key, "cached": True}
+    records: list[PatchRecord] = []
+    quarantined: list[Quarantined] = []
+    for item in _shard_inputs(shard, store):
+        (quarantined if isinstance(item, Quarantined) else records).append(item)
+    rows = [{**r.meta, **r.columns} for r in records]
+    if records:
+        images = np.stack([r.image for r in records]).astype(np.float16)
+        buffer = io.BytesIO()
+        np.save(buffer, images, allow_pickle=False)
+        store.put_bytes(f"{shard.key}/images.npy", buffer.getvalue())
+        _put_frame(store, f"{shard.key}/rows.parquet", pd.DataFrame(rows))
+        # the physics of the stored (float16) values, as the dataset writer defines them
+        physics = model_space_annotator(settings)(images.astype(np.float32), rows)
+        frame = pd.DataFrame(physics)
+        frame.insert(0, "record_id", [r.record_id for r in records])
+        _put_frame(store, f"{shard.key}/physics.parquet", frame)
+    store.put_bytes(
+        f"{shard.key}/quarantined.json",
+        json.dumps([[q.source, q.reason, q.record_id] for q in quarantined]).encode(),
+    )
+    counts = {"records": len(records), "quarantined": len(quarantined)}
+    store.put_bytes(done_key, json.dumps(counts).encode())
+    return {**counts, "key": shard.key, "cached": False}
+
+
+def _put_frame(store: ObjectStore, key: str, frame: pd.DataFrame) -> None:
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    store.put_bytes(key, buffer.getvalue())
+
+
+def _get_frame(store: ObjectStore, key: str) -> pd.DataFrame:
+    return pd.read_parquet(io.BytesIO(store.get_bytes(key)))
+
+
+def shard_items(store: ObjectStore, shard: IngestShard) -> Iterator[PatchRecord | Quarantined]:
+    """What a made shard holds, for the dataset writer: its quarantined inputs, then its
+    records (float16 images; metadata and columns as the shard stored them)."""
+    for source, reason, rid in json.loads(store.get_bytes(f"{shard.key}/quarantined.json")):
+        yield Quarantined(source, reason, rid)
+    if not store.exists(f"{shard.key}/rows.parquet"):
+        return
+    images = np.load(io.BytesIO(store.get_bytes(f"{shard.key}/images.npy")), allow_pickle=False)
+    for image, row in zip(images, _get_frame(store, f"{shard.key}/rows.parquet").to_dict("records"),
+                          strict=True):  # fmt: skip
+        yield PatchRecord(image=image, meta=row)
+
+
+def commit_ingest_shards(
+    store: ObjectStore,
+    dataset: str,
+    shards: Sequence[IngestShard],
+    *,
+    provenance: dict[str, Any],
+    leading: Sequence[Quarantined] = (),
+    base: str | None = "latest",
+    version: str | None = None,
+    delete_shards: bool = True,
+) -> AppendResult:
+    """Commit made shards into ``dataset`` through the one dataset writer, in shard order.
+
+    The writer (:func:`sharpseek.dataset.append_records`, journaled and idempotent) takes the
+    physics the shards computed instead of computing it again. Every shard must be made
+    first; otherwise nothing is written. ``leading``: inputs refused before any shard (a path
+    that does not exist). With ``delete_shards``, the shards' staged records are removed
+    once the version is committed.
+    """
+    missing = [s.key for s in shards if not store.exists(f"{s.key}/done.json")]
+    if missing:
+        raise RuntimeError(
+            f"{len(missing)} of {len(shards)} ingest shards of {dataset!r} were not made "
+            f"(first: {missing[0]}); the dataset is unchanged"
+        )
+    frames = [
+        _get_frame(store, f"{s.key}/physics.parquet")
+        for s in shards
+        if store.exists(f"{s.key}/physics.parquet")
+    ]
+    physics = (
+        pd.concat(frames, ignore_index=True).drop_duplicates("record_id").set_index("record_id")
+        if frames
+        else pd.DataFrame()
+    )
+
+    def annotate(images: np.ndarray, rows: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+        part = physics.loc[[row["record_id"] for row in rows]]
+        return {name: part[name].to_numpy() for name in part.columns}
+
+    def items() -> Iterator[PatchRecord | Quarantined]:
+        yield from leading
+        for shard in shards:
+            yield from shard_items(store, shard)
+
+    result = append_records(
+        store, dataset, items(), provenance=provenance, annotate=annotate, base=base,
+        version=version,
+    )  # fmt: skip
+    if delete_shards:
+        for shard in shards:
+            store.delete_prefix(shard.key)
+    return result

@@ -11,10 +11,14 @@ The Prefect flows in ``flows/`` are thin shells: each task calls one function of
   exist is skipped. The ledger lives beside the data it describes, so every worker sees it
   and it disappears with the data (Prefect's own result cache would live on one worker's
   disk and outlive a deleted store);
-- **shards**: work that grows with the archive (embedding every frame) is cut into shards of
-  ``settings.flows.shard_size`` frames, each a task a worker runs on its own; a shard's
-  result goes to the store under a key made from the encoder version and the shard's
-  records' content hashes, so a rerun (after a crash, or on another worker) reuses it.
+- **shards**: work that grows with the archive is cut into shards, each a task a worker runs
+  on its own. Ingest: synthetic regions or FITS files, ``settings.flows.ingest_shard_size``
+  frames a shard, each turned into records (preprocessing + physics) by
+  :func:`sharpseek.ingest.ingest_shard`, then committed once by the one dataset writer
+  (:func:`commit_ingest`). Embedding: ``settings.flows.shard_size`` frames a shard. A
+  shard's result goes to the store under a key made from its inputs (recipe and regions,
+  files' bytes, or the encoder version and the records' content hashes), so a rerun (after
+  a crash, or on another worker) reuses it.
 
 Everything here works without Prefect (plain calls), which is how the tests check it.
 """
@@ -49,6 +53,7 @@ __all__ = [
     "DatasetRef",
     "IndexOutcome",
     "IndexPlan",
+    "IngestPlan",
     "Ledger",
     "Shard",
     "StageOutcome",
@@ -59,6 +64,7 @@ __all__ = [
     "embed_shard",
     "evaluate_stage",
     "archives_stage",
+    "commit_ingest",
     "files_digest",
     "fingerprint",
     "ingest_fits_stage",
@@ -66,7 +72,10 @@ __all__ = [
     "ingest_synthetic_stage",
     "open_settings_index",
     "plan_index",
+    "plan_ingest_fits",
+    "plan_ingest_synthetic",
     "plan_shards",
+    "run_ingest_plan",
     "train_stage",
 ]
 
@@ -209,29 +218,144 @@ def latest_ref(settings: Settings, name: str, store: ObjectStore | None = None):
     return dataset_ref(load_dataset(store, name, version))
 
 
-def ingest_synthetic_stage(settings: Settings, *, progress: bool = True) -> StageOutcome:
-    """The synthetic dataset of the settings' recipe (reused when complete: the version name
-    is the recipe, and the generator is deterministic)."""
-    from sharpseek.ingest import ingest_synthetic, synthetic_version
+@dataclass
+class IngestPlan:
+    """What an ingest stage will do: the shards its workers make (preprocessing + physics,
+    :func:`sharpseek.ingest.ingest_shard`) before the one dataset writer commits them
+    (:func:`commit_ingest`); ``done`` instead when the stage is up to date."""
+
+    stage: str
+    dataset: str
+    fingerprint: str
+    inputs: dict[str, Any]
+    shards: list = field(default_factory=list)  # of sharpseek.ingest.IngestShard
+    provenance: dict[str, Any] = field(default_factory=dict)
+    version: str | None = None  # synthetic: the recipe's name; None: the next vNNNN
+    leading: list = field(default_factory=list)  # Quarantined before any shard
+    done: StageOutcome | None = None
+
+
+def plan_ingest_synthetic(settings: Settings) -> IngestPlan:
+    """The synthetic dataset of the settings' recipe, cut into shards of whole regions
+    (``settings.flows.ingest_shard_size`` frames); ``done`` when the recipe's version exists
+    (the version name is the recipe, and the generator is deterministic)."""
+    from sharpseek.dataset import load_dataset
+    from sharpseek.ingest import plan_synthetic_shards, synthetic_provenance, synthetic_version
 
     store = open_store(settings)
     cfg = settings.synthetic
-    version = synthetic_version(
-        regions=cfg.regions, frames=cfg.frames, cadence_hours=cfg.cadence_hours, seed=cfg.seed
+    recipe = {
+        "regions": cfg.regions,
+        "frames": cfg.frames,
+        "cadence_hours": cfg.cadence_hours,
+        "seed": cfg.seed,
+    }
+    version = synthetic_version(**recipe)
+    inputs = {"recipe": version}
+    fp = fingerprint(inputs)
+    plan = IngestPlan("ingest-synthetic", "synthetic", fp, inputs, version=version)
+    if store.exists(f"datasets/synthetic/{version}/dataset.json"):
+        ref = dataset_ref(load_dataset(store, "synthetic", version))
+        plan.done = StageOutcome(
+            plan.stage,
+            True,
+            fp,
+            {"dataset": ref.as_dict()},
+            f"synthetic/{ref.version} is up to date ({ref.n_records} frames); reused",
+        )
+        return plan
+    plan.shards = plan_synthetic_shards(**recipe, shard_frames=settings.flows.ingest_shard_size)
+    plan.provenance = synthetic_provenance(**recipe)
+    return plan
+
+
+def plan_ingest_fits(
+    settings: Settings, paths: Sequence[str | Path], *, dataset: str = "sharp"
+) -> IngestPlan:
+    """Br FITS files cut into shards of ``settings.flows.ingest_shard_size`` files; ``done``
+    when exactly these files (names and bytes) were ingested into ``dataset`` before (then
+    no new, empty dataset version is made)."""
+    from sharpseek.ingest import find_fits_files, fits_provenance, plan_fits_shards
+
+    store = open_store(settings)
+    files, problems = find_fits_files(paths)
+    inputs = {"dataset": dataset, "files": files_digest(files), "n_files": len(files)}
+    fp = fingerprint(inputs)
+    plan = IngestPlan(f"ingest-fits-{dataset}", dataset, fp, inputs, leading=list(problems))
+    entry = Ledger(store).current(
+        plan.stage,
+        fp,
+        exists=lambda out: store.exists(f"datasets/{dataset}/{out['version']}/dataset.json"),
     )
-    existed = store.exists(f"datasets/synthetic/{version}/dataset.json")
-    ref = dataset_ref(ingest_synthetic(settings, progress=progress, store=store))
+    if entry is not None:
+        plan.done = _outcome_from(plan.stage, entry, f"{len(files)} FITS files in {dataset}")
+        return plan
+    plan.shards = plan_fits_shards(
+        files, dataset=dataset, source="fits", shard_files=settings.flows.ingest_shard_size
+    )
+    plan.provenance = fits_provenance(paths, n_files=len(files), source="fits")
+    return plan
+
+
+def commit_ingest(settings: Settings, plan: IngestPlan) -> StageOutcome:
+    """Commit an ingest plan's made shards through the one dataset writer (once, at the end:
+    a crash before leaves the dataset as it was, and a rerun reuses the made shards)."""
+    from sharpseek.ingest import commit_ingest_shards
+
+    if plan.done is not None:
+        return plan.done
+    store = open_store(settings)
+    synthetic = plan.version is not None
+    result = commit_ingest_shards(
+        store,
+        plan.dataset,
+        plan.shards,
+        provenance=plan.provenance,
+        leading=plan.leading,
+        base=None if synthetic else "latest",
+        version=plan.version,
+    )
+    ref = dataset_ref(result.dataset)
+    if synthetic:
+        message = f"synthetic/{ref.version}: {ref.n_records} frames of {ref.n_regions} regions"
+        return StageOutcome(
+            plan.stage, False, plan.fingerprint, {"dataset": ref.as_dict()}, message
+        )
+    outputs = {
+        "version": ref.version,
+        "dataset": ref.as_dict(),
+        "added": result.added,
+        "skipped": result.skipped,
+        "replaced": result.replaced,
+        "quarantined": [(q.source, q.reason) for q in result.quarantined],
+    }
+    Ledger(store).record(plan.stage, plan.fingerprint, plan.inputs, outputs)
     return StageOutcome(
-        "ingest-synthetic",
-        existed,
-        fingerprint({"recipe": version}),
-        {"dataset": ref.as_dict()},
-        (
-            f"synthetic/{ref.version} is up to date ({ref.n_records} frames); reused"
-            if existed
-            else f"synthetic/{ref.version}: {ref.n_records} frames of {ref.n_regions} regions"
-        ),
+        plan.stage,
+        False,
+        plan.fingerprint,
+        outputs,
+        f"{plan.dataset}/{ref.version}: {result.added} added, {result.skipped} already there, "
+        f"{len(result.quarantined)} quarantined",
     )
+
+
+def run_ingest_plan(settings: Settings, plan: IngestPlan, *, progress: bool = True) -> StageOutcome:
+    """Make every shard of ``plan`` in this process, then commit (no Prefect)."""
+    from tqdm.auto import tqdm
+
+    from sharpseek.ingest import ingest_shard
+
+    if plan.done is None:
+        for shard in tqdm(plan.shards, desc=plan.stage, unit="shard", disable=not progress):
+            ingest_shard(settings, shard)
+    return commit_ingest(settings, plan)
+
+
+def ingest_synthetic_stage(settings: Settings, *, progress: bool = True) -> StageOutcome:
+    """The synthetic dataset of the settings' recipe, shard by shard in this process (the
+    flows map the shards over workers)."""
+    return run_ingest_plan(settings, plan_ingest_synthetic(settings), progress=progress)
 
 
 def ingest_fits_stage(
@@ -241,42 +365,10 @@ def ingest_fits_stage(
     dataset: str = "sharp",
     progress: bool = True,
 ) -> StageOutcome:
-    """Ingest Br FITS files unless exactly these files (names and bytes) were ingested into
-    ``dataset`` before (then no new, empty dataset version is made)."""
-    from sharpseek.ingest import find_fits_files, ingest_fits
-
-    store = open_store(settings)
-    files, problems = find_fits_files(paths)
-    inputs = {"dataset": dataset, "files": files_digest(files), "n_files": len(files)}
-    fp = fingerprint(inputs)
-    stage = f"ingest-fits-{dataset}"
-    ledger = Ledger(store)
-    entry = ledger.current(
-        stage,
-        fp,
-        exists=lambda out: store.exists(f"datasets/{dataset}/{out['version']}/dataset.json"),
-    )
-    if entry is not None:
-        return _outcome_from(stage, entry, f"{len(files)} FITS files in {dataset}")
-    result = ingest_fits(settings, paths, dataset=dataset, store=store, progress=progress)
-    ref = dataset_ref(result.dataset)
-    outputs = {
-        "version": ref.version,
-        "dataset": ref.as_dict(),
-        "added": result.added,
-        "skipped": result.skipped,
-        "replaced": result.replaced,
-        "quarantined": [(q.source, q.reason) for q in result.quarantined + problems],
-    }
-    ledger.record(stage, fp, inputs, outputs)
-    return StageOutcome(
-        stage,
-        False,
-        fp,
-        outputs,
-        f"{dataset}/{ref.version}: {result.added} added, {result.skipped} already there, "
-        f"{len(result.quarantined)} quarantined",
-    )
+    """Ingest Br FITS files unless exactly these files were ingested into ``dataset`` before;
+    shard by shard in this process (the flows map the shards over workers)."""
+    plan = plan_ingest_fits(settings, paths, dataset=dataset)
+    return run_ingest_plan(settings, plan, progress=progress)
 
 
 def ingest_jsoc_stage(

@@ -960,6 +960,7 @@ def generate_frames(
     start: dt.datetime | None = None,
     progress: bool = False,
     model: SyntheticModel = DEFAULT_MODEL,
+    first_region: int = 0,
 ) -> Iterator[SyntheticFrame]:
     """The frames of ``regions`` synthetic HARPs, region by region, frame by frame.
 
@@ -983,6 +984,9 @@ def generate_frames(
         Show a tqdm progress bar over regions.
     model : SyntheticModel
         Model parameters.
+    first_region : int
+        Start at this region (0-based; HARPNUM ``first_region + 1``): a shard of the recipe
+        whose regions are identical to the same regions of the full run.
 
     Returns
     -------
@@ -1003,9 +1007,18 @@ def generate_frames(
         raise ValueError(f"cadence_hours must be > 0; got {cadence_hours}")
     if start is not None and start.tzinfo is not None:
         raise ValueError(f"start must be timezone-naive (TAI); got {start!r}")
+    if not 0 <= first_region <= regions:
+        raise ValueError(f"first_region must be in [0, {regions}]; got {first_region}")
     _window_steps(dt.timedelta(hours=cadence_hours), frames, model)
     return _iter_frames(
-        regions, frames, dt.timedelta(hours=cadence_hours), seed, start, progress, model
+        regions,
+        frames,
+        dt.timedelta(hours=cadence_hours),
+        seed,
+        start,
+        progress,
+        model,
+        first_region,
     )
 
 
@@ -1017,13 +1030,16 @@ def _iter_frames(
     start: dt.datetime | None,
     progress: bool,
     model: SyntheticModel,
+    first_region: int = 0,
 ) -> Iterator[SyntheticFrame]:
     parent = np.random.default_rng(seed)
-    indices = range(regions)
+    if first_region:
+        parent.spawn(first_region)  # the children of the regions before: skipped, not drawn
+    indices = range(first_region, regions)
     if progress:
         from tqdm.auto import tqdm
 
-        indices = tqdm(indices, total=regions, unit="region", desc="synthetic HARPs")
+        indices = tqdm(indices, total=len(indices), unit="region", desc="synthetic HARPs")
     for i in indices:
         child = parent.spawn(1)[0]  # the i-th child: the same for any `regions`
         drawn = _draw_start(child, cadence, frames, model)
