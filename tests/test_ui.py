@@ -402,3 +402,20 @@ def test_status_page_shows_backends_and_counts(app):
 
 def _qp(at):
     return {k: (v[-1] if isinstance(v, list) else v) for k, v in at.query_params.items()}
+
+
+def test_ui_command_starts_streamlit_without_its_gc_after_every_run(monkeypatch):
+    """`sharpseek ui` turns off Streamlit's post-run gc.collect(2): on this process it held
+    the GIL for ~100-200 ms after every Shift update (docs/ui.md, "Speed")."""
+    from typer.testing import CliRunner
+
+    from sharpseek import cli_ui
+    from sharpseek.cli import app as cli_app
+
+    calls = []
+    monkeypatch.setattr(cli_ui.os, "execv", lambda exe, argv: calls.append(argv))
+    result = CliRunner().invoke(cli_app, ["ui", "--port", "8601", "--no-browser"])
+    assert result.exit_code == 0, result.output
+    (argv,) = calls
+    assert argv[argv.index("--runner.postScriptGC") + 1] == "false"
+    assert argv[argv.index("run") + 1] == str(cli_ui.app_path())

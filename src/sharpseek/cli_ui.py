@@ -43,6 +43,10 @@ def ui(
         "--server.address", address,
         "--server.headless", "true" if no_browser else "false",
         "--browser.gatherUsageStats", "false",
+        # Streamlit's gc.collect(2) after every run holds the GIL ~100-200 ms on this
+        # process (torch, pandas, astropy: ~300k objects), delaying the messages of a
+        # Shift update that is already computed (docs/ui.md, "Speed")
+        "--runner.postScriptGC", "false",
     ]  # fmt: skip
     typer.echo(f"sharpseek UI on http://{address}:{port}/ (Ctrl+C stops it)", err=True)
     sys.stdout.flush()
