@@ -169,6 +169,24 @@ def test_workbench_renders_what_the_backend_generates(wb, ui_home):
     assert wb.model_backend() == "in-process (embedded)"
 
 
+def test_shift_updates_hash_the_directions_once(wb, monkeypatch):
+    """The directions version (a hash of the set's JSON, ~10-20 ms) is computed once, not
+    on every slider step; each result still names it."""
+    from sharpseek.directions import DirectionSet
+    from sharpseek.serving_protocol import directions_version
+
+    wb.render(seed=5, shifts={"tuf": 0.1})
+    calls = []
+    original = DirectionSet.to_json
+    monkeypatch.setattr(DirectionSet, "to_json", lambda self: calls.append(1) or original(self))
+    results = [wb.backend.generate(seeds=[5], shifts={"tuf": e}) for e in (0.2, 0.3)]
+    results.append(wb.backend.generate(seeds=[5]))
+    assert calls == []
+    expected = directions_version(wb.directions)
+    assert [r.directions_version for r in results] == [expected] * 3
+    assert wb.backend.versions()["directions"] == expected
+
+
 def test_workbench_search_is_the_searchers_search(wb, ui_home):
     from sharpseek.search import Searcher
 

@@ -179,16 +179,31 @@ class InProcessBackend(ModelBackend):
             self._directions_loaded = True
         return self._directions
 
+    def _directions_version(self) -> str | None:
+        """The loaded directions' version, hashed once (they are not changed once loaded)."""
+        directions = self.directions
+        if directions is None:
+            return None
+        if getattr(self, "_directions_version_of", None) is not directions:
+            from sharpseek.serving_protocol import directions_version
+
+            self._directions_version_value = directions_version(directions)
+            self._directions_version_of = directions
+        return self._directions_version_value
+
     def generate(self, z=None, *, seeds=None, shifts=None, hold=(), parameters=True):
         request = _request(z, seeds, shifts, hold, parameters)
         directions = self.directions if request.shifts else None
-        (result,) = run_generate(self.generator, directions, [request])
+        (result,) = run_generate(
+            self.generator,
+            directions,
+            [request],
+            directions_version=self._directions_version() if directions is not None else None,
+        )
         if isinstance(result, RequestError):
             raise result
         if directions is None and self._directions_loaded and self._directions is not None:
-            from sharpseek.serving_protocol import directions_version
-
-            result.directions_version = directions_version(self._directions)
+            result.directions_version = self._directions_version()
         return result
 
     def embed(self, images):
@@ -202,13 +217,10 @@ class InProcessBackend(ModelBackend):
         return embeddings
 
     def versions(self):
-        from sharpseek.serving_protocol import directions_version
-
-        directions = self.directions
         return {
             "gan": self.generator.version,
             "encoder": self.encoder.version,
-            "directions": directions_version(directions) if directions is not None else None,
+            "directions": self._directions_version(),
         }
 
 

@@ -252,6 +252,9 @@ def directions_version(directions) -> str:
     return f"{directions.gan_version}/{digest}"
 
 
+_directions_version = directions_version  # run_generate's keyword shadows the name
+
+
 def _latents(request: GenerateRequest, model, directions) -> np.ndarray:
     """z of one request after its shifts (float32 (n, latent_dim))."""
     from sharpseek.directions import shift
@@ -285,7 +288,11 @@ def _latents(request: GenerateRequest, model, directions) -> np.ndarray:
 
 
 def run_generate(
-    model, directions, requests: Sequence[GenerateRequest]
+    model,
+    directions,
+    requests: Sequence[GenerateRequest],
+    *,
+    directions_version: str | None = None,
 ) -> list[GenerateResult | RequestError]:
     """Answer several generator requests with one ``model.generate`` call (server batching).
 
@@ -294,6 +301,8 @@ def run_generate(
     model : :class:`sharpseek.inference.GeneratorModel`
     directions : :class:`sharpseek.directions.DirectionSet` of this GAN version, or None
     requests : the batch
+    directions_version : :func:`directions_version` of ``directions`` when the caller holds
+        it already (hashing the set's JSON costs ~10-20 ms per call); computed here if None
 
     Returns
     -------
@@ -318,7 +327,9 @@ def run_generate(
     ]
     wanted = any(measured)
     parameters = compute_parameters(images) if wanted and len(images) else {}
-    d_version = directions_version(directions) if directions is not None else None
+    d_version = None
+    if directions is not None:
+        d_version = directions_version or _directions_version(directions)
     out: list[GenerateResult | RequestError] = []
     start = 0
     for request, z in zip(requests, latents, strict=True):
