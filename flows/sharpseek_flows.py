@@ -7,7 +7,9 @@ library (fingerprints of input versions and hashes, in the store), not here.
 Flows (deployments in ``flows/prefect.yaml``; docs/pipeline.md):
 
 ``ingest_synthetic_flow``, ``ingest_fits_flow``, ``ingest_jsoc_flow``
-    data in (synthetic, local FITS, JSOC incremental / near-real-time)
+    data in (synthetic, local FITS, JSOC incremental / near-real-time); synthetic regions
+    and FITS files are cut into shards (preprocessing + physics) mapped over workers, then
+    committed once by the dataset writer
 ``dataset_versions_flow``
     the table of dataset versions and content digests
 ``train_gan_flow``, ``train_encoder_flow``, ``fit_directions_flow``
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import base64
 import os
+import socket
 import sys
 import time
 from datetime import timedelta
@@ -95,17 +98,57 @@ def _image_markdown(settings: Settings, key: str | None, title: str) -> str:
 # ----------------------------------------------------------------------------------------------
 # tasks: one library call each
 # ----------------------------------------------------------------------------------------------
-@task(name="ingest synthetic", cache_policy=NO_CACHE)
-def ingest_synthetic_task(settings: Settings) -> dict[str, Any]:
-    return _report(lib.ingest_synthetic_stage(settings, progress=True))
+@task(name="plan ingest", cache_policy=NO_CACHE)
+def plan_ingest_task(
+    settings: Settings, source: str, paths: list[str] | None = None, dataset: str = "sharp"
+) -> lib.IngestPlan:
+    if source == "synthetic":
+        plan = lib.plan_ingest_synthetic(settings)
+    else:
+        plan = lib.plan_ingest_fits(settings, paths or [], dataset=dataset)
+    if plan.done is None:
+        get_run_logger().info(
+            "%s: %d shards of about %d frames", plan.stage, len(plan.shards),
+            settings.flows.ingest_shard_size,
+        )  # fmt: skip
+    return plan
 
 
-@task(name="ingest FITS", cache_policy=NO_CACHE)
-def ingest_fits_task(settings: Settings, paths: list[str], dataset: str) -> dict[str, Any]:
-    outcome = lib.ingest_fits_stage(settings, paths, dataset=dataset, progress=True)
-    for source, reason in outcome.outputs.get("quarantined", []):
+@task(name="ingest shard", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
+def ingest_shard_task(settings: Settings, shard) -> dict[str, Any]:
+    """One shard's preprocessing + physics on one worker (retried: a worker or the store may
+    fail transiently; a shard already made is reused)."""
+    from sharpseek.ingest import ingest_shard
+
+    worker = f"{socket.gethostname()}:{os.getpid()}"  # which worker made it (the flow reports)
+    return {**ingest_shard(settings, shard), "worker": worker}
+
+
+@task(name="commit ingest", cache_policy=NO_CACHE)
+def commit_ingest_task(settings: Settings, plan: lib.IngestPlan) -> dict[str, Any]:
+    outcome = lib.commit_ingest(settings, plan)
+    for source, reason in outcome.outputs.get("quarantined", []) if not outcome.skipped else []:
         get_run_logger().warning("quarantined %s: %s", source, reason)
     return _report(outcome)
+
+
+def _ingest(settings: Settings, plan: lib.IngestPlan) -> dict[str, Any]:
+    """Map the plan's shards over this flow's task runner, then commit once."""
+    if plan.done is not None:
+        return _report(plan.done)
+    futures = ingest_shard_task.map(unmapped(settings), plan.shards)
+    done = futures.result()  # raises if a shard failed: nothing is committed
+    shards = {
+        "n": len(done),
+        "reused": sum(d["cached"] for d in done),
+        "records": sum(d["records"] for d in done),
+        "workers": sorted({d["worker"] for d in done}),
+    }
+    get_run_logger().info(
+        "%d ingest shards made on %d worker(s) (%d reused): %d records",
+        shards["n"], len(shards["workers"]), shards["reused"], shards["records"],
+    )  # fmt: skip
+    return {**commit_ingest_task(settings, plan), "shards": shards}
 
 
 @task(name="ingest JSOC", cache_policy=NO_CACHE)
@@ -220,16 +263,31 @@ def write_index_task(settings: Settings, plan: lib.IndexPlan) -> dict[str, Any]:
 # ----------------------------------------------------------------------------------------------
 @flow(name="ingest-synthetic", log_prints=True)
 def ingest_synthetic_flow(home: str | None = None, preset: str | None = None) -> dict[str, Any]:
-    """The synthetic dataset of the preset's recipe (reused when it exists)."""
-    return ingest_synthetic_task(settings_for(home, preset))
+    """The synthetic dataset of the preset's recipe (reused when it exists): shards of whole
+    regions mapped over this flow's task runner (:func:`run_ingest_synthetic_flow` picks it
+    from the settings), then one commit."""
+    settings = settings_for(home, preset)
+    return _ingest(settings, plan_ingest_task(settings, "synthetic"))
 
 
 @flow(name="ingest-fits")
 def ingest_fits_flow(
     paths: list[str], dataset: str = "sharp", home: str | None = None, preset: str | None = None
 ) -> dict[str, Any]:
-    """SHARP Br FITS files (or folders); skipped when exactly these files are in already."""
-    return ingest_fits_task(settings_for(home, preset), paths, dataset)
+    """SHARP Br FITS files (or folders); skipped when exactly these files are in already.
+    Shards of files mapped over this flow's task runner (:func:`run_ingest_fits_flow`)."""
+    settings = settings_for(home, preset)
+    return _ingest(settings, plan_ingest_task(settings, "fits", paths, dataset))
+
+
+def run_ingest_synthetic_flow(settings: Settings, **params: Any) -> dict[str, Any]:
+    """Run :func:`ingest_synthetic_flow` on the task runner the settings name."""
+    return ingest_synthetic_flow.with_options(task_runner=task_runner_for(settings))(**params)
+
+
+def run_ingest_fits_flow(settings: Settings, paths: list[str], **params: Any) -> dict[str, Any]:
+    """Run :func:`ingest_fits_flow` on the task runner the settings name."""
+    return ingest_fits_flow.with_options(task_runner=task_runner_for(settings))(paths, **params)
 
 
 @flow(name="ingest-jsoc")
@@ -431,10 +489,10 @@ def pipeline(
         stages[name] = call(*args, **kwargs)
         seconds[name] = time.perf_counter() - started
 
-    stage("ingest-synthetic", ingest_synthetic_task, settings)
+    stage("ingest-synthetic", run_ingest_synthetic_flow, settings, home=home, preset=preset)
     if samples and settings.real_sample_paths:
         paths = [str(p) for p in settings.real_sample_paths]
-        stage("ingest-fits", ingest_fits_task, settings, paths, "sharp")
+        stage("ingest-fits", run_ingest_fits_flow, settings, paths, home=home, preset=preset)
     elif samples:
         logger.info("no real samples in %s: synthetic data only", settings.samples_dir)
     stage("dataset-versions", lambda s: {"rows": dataset_versions_task(s)}, settings)

@@ -191,3 +191,47 @@ def test_stage_flows_skip_what_is_up_to_date(flows, home):
     archives = flows.archives_flow()  # sharpseek.serving.build_archives: both models
     assert not archives["skipped"] and len(archives["outputs"]["archives"]) == 2
     assert flows.archives_flow()["skipped"]  # same model versions: not rebuilt
+
+
+def test_sharded_ingest_on_a_dask_cluster_of_two_workers_equals_single_process(
+    flows, home, monkeypatch, tmp_path, br_sample_paths
+):
+    """Synthetic regions and FITS files, shards mapped over 2 Dask process workers, one
+    commit: exactly the records (values, order, images) a single-process ingest writes."""
+    monkeypatch.setenv("SHARPSEEK_FLOWS__TASK_RUNNER", "dask")
+    monkeypatch.setenv("SHARPSEEK_FLOWS__DASK_WORKERS", "2")
+    monkeypatch.setenv("SHARPSEEK_FLOWS__INGEST_SHARD_SIZE", "2")  # 3 regions x 2 frames: 3
+    settings = Settings()
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    from sharpseek.dataset import load_dataset
+    from sharpseek.ingest import ingest_fits, ingest_synthetic
+    from sharpseek.store import open_store
+
+    synthetic = flows.run_ingest_synthetic_flow(settings, return_state=True)
+    fits = flows.run_ingest_fits_flow(settings, [str(p) for p in br_sample_paths])
+    assert not synthetic.result()["skipped"] and fits["outputs"]["added"] == len(br_sample_paths)
+
+    # the shards ran as task runs on the Dask workers: processes other than this one
+    for out in (synthetic.result(), fits):
+        workers = out["shards"]["workers"]
+        assert workers and not any(w.endswith(f":{os.getpid()}") for w in workers), workers
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(
+                id=FlowRunFilterId(any_=[synthetic.state_details.flow_run_id])
+            )
+        )
+    shard_runs = [r for r in runs if r.name.startswith("ingest shard")]
+    assert len(shard_runs) == 3 and all(r.state.is_completed() for r in shard_runs)
+
+    store = open_store(settings)
+    single_home = Settings(home=tmp_path / "single")
+    for name, single in [
+        ("synthetic", ingest_synthetic(single_home, progress=False)),
+        ("sharp", ingest_fits(single_home, br_sample_paths, progress=False).dataset),
+    ]:
+        sharded = load_dataset(store, name)
+        pd.testing.assert_frame_equal(single.manifest, sharded.manifest)
+        np.testing.assert_array_equal(single.images(), sharded.images())
