@@ -1,10 +1,18 @@
-"""Sharded embedding on a Dask cluster: the speed-up from 1 to 2 workers.
+"""Sharded work on a Dask cluster: the speed-up from 1 to 2 workers, for the two kinds of
+shard the flows map over workers.
 
-The index flow's shard task (``embed shard``) mapped over the frames of a synthetic dataset
-by Prefect's DaskTaskRunner on a LocalCluster of 1, then 2, single-threaded process workers
-(Prefect's ephemeral API). The cluster is started and warmed up before the clock starts;
-each run starts from an empty embedding cache. The encoder is the untrained ``tiny`` one
-(the cost of an embedding does not depend on what the weights learned).
+- **ingest**: the ingest flows' ``ingest shard`` task (synthetic regions generated,
+  converted to model space, and the batched physics computed on the float16 images; the
+  staged records written to the store), over the regions of a synthetic recipe;
+- **embed**: the index flow's ``embed shard`` task over the frames of that dataset
+  (untrained ``tiny`` encoder: the cost of an embedding does not depend on what the
+  weights learned).
+
+Each is mapped by Prefect's DaskTaskRunner on a LocalCluster of 1, then 2, single-threaded
+process workers (Prefect's ephemeral API). The cluster is started and warmed up before the
+clock starts; each run starts from an empty shard cache. The machine must be quiet: before
+each timed run the benchmark waits (up to ``--wait`` seconds) for the 1-minute load average
+to fall below ``--max-load``, and records the load it saw.
 
     python benchmarks/bench_flows.py --out benchmarks/results/flows.json
 """
@@ -23,13 +31,24 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def wait_for_quiet(max_load: float, wait_s: float) -> float:
+    """Wait until the 1-minute load average is below ``max_load`` (at most ``wait_s``
+    seconds); return the load average when the wait ended."""
+    deadline = time.monotonic() + wait_s
+    while os.getloadavg()[0] >= max_load and time.monotonic() < deadline:
+        time.sleep(5)
+    return os.getloadavg()[0]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/flows.json")
     parser.add_argument("--regions", type=int, default=120)
     parser.add_argument("--frames", type=int, default=12)
-    parser.add_argument("--shard-size", type=int, default=120)
+    parser.add_argument("--shard-size", type=int, default=120, help="frames per shard (both)")
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--max-load", type=float, default=1.5)
+    parser.add_argument("--wait", type=float, default=600.0)
     args = parser.parse_args()
 
     home = Path(tempfile.mkdtemp(prefix="bench-flows-"))
@@ -38,6 +57,7 @@ def main() -> None:
             "SHARPSEEK_HOME": str(home),
             "SHARPSEEK_FLOWS__TASK_RUNNER": "dask",
             "SHARPSEEK_FLOWS__SHARD_SIZE": str(args.shard_size),
+            "SHARPSEEK_FLOWS__INGEST_SHARD_SIZE": str(args.shard_size),
             "PREFECT_HOME": str(home / "prefect"),
             "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
@@ -51,12 +71,19 @@ def main() -> None:
     from model_fixtures import write_untrained_checkpoints
     from sharpseek import pipeline as lib
     from sharpseek.config import Settings
-    from sharpseek.ingest import ingest_synthetic
+    from sharpseek.ingest import INGEST_SHARDS_PREFIX, ingest_synthetic, plan_synthetic_shards
     from sharpseek.store import open_store
 
     settings = Settings()
     write_untrained_checkpoints(settings)
-    ds = ingest_synthetic(settings, regions=args.regions, frames=args.frames, progress=True)
+    recipe = {
+        "regions": args.regions,
+        "frames": args.frames,
+        "cadence_hours": settings.synthetic.cadence_hours,
+        "seed": settings.synthetic.seed,
+    }
+    ds = ingest_synthetic(settings, **recipe, progress=True)
+    ingest_shards = plan_synthetic_shards(**recipe, shard_frames=args.shard_size)
     flows = lib.load_flows()
     plan = lib.plan_index(settings, datasets=["synthetic"])
     store = open_store(settings)
@@ -65,48 +92,74 @@ def main() -> None:
     def warm_up() -> int:
         return os.getpid()
 
-    def timed(workers: int) -> float:
+    work = {
+        "ingest": (flows.ingest_shard_task, ingest_shards, [], INGEST_SHARDS_PREFIX),
+        "embed": (flows.embed_shard_task, plan.shards, [plan.encoder_key], lib.EMBEDDINGS_PREFIX),
+    }
+    loads: list[dict[str, float | str | int]] = []
+
+    def timed(what: str, workers: int) -> float:
         s = settings.model_copy(
             update={"flows": settings.flows.model_copy(update={"dask_workers": workers})}
         )
+        shard_task, shards, extra, prefix = work[what]
 
-        @flow(name=f"bench-embed-{workers}", task_runner=flows.task_runner_for(s))
-        def embed_all() -> float:
+        @flow(name=f"bench-{what}-{workers}", task_runner=flows.task_runner_for(s))
+        def run_all() -> float:
             pids = {f.result() for f in [warm_up.submit() for _ in range(4 * workers)]}
             print(f"{workers} worker(s) up: {len(pids)} process(es)")
-            store.delete_prefix(lib.EMBEDDINGS_PREFIX)  # every shard computed, none reused
+            store.delete_prefix(prefix)  # every shard computed, none reused
+            before = wait_for_quiet(args.max_load, args.wait)
             start = time.perf_counter()
-            futures = flows.embed_shard_task.map(
-                unmapped(s), plan.shards, unmapped(plan.encoder_key)
-            )
+            futures = shard_task.map(unmapped(s), shards, *map(unmapped, extra))
             done = futures.result()
+            seconds = time.perf_counter() - start
             assert not any(d["cached"] for d in done)
-            return time.perf_counter() - start
+            loads.append(
+                {"run": what, "workers": workers, "load_1min_before": round(before, 2),
+                 "load_1min_after": round(os.getloadavg()[0], 2)}
+            )  # fmt: skip
+            return seconds
 
-        return embed_all()
+        return run_all()
 
-    results: dict[str, list[float]] = {"1": [], "2": []}
+    results = {what: {"1": [], "2": []} for what in work}
     for _ in range(args.repeats):
-        for workers in (1, 2):
-            seconds = timed(workers)
-            results[str(workers)].append(seconds)
-            print(f"{workers} worker(s): {len(ds)} frames in {seconds:.1f} s")
-    best = {k: min(v) for k, v in results.items()}
+        for what in work:
+            for workers in (1, 2):
+                seconds = timed(what, workers)
+                results[what][str(workers)].append(seconds)
+                print(f"{what}, {workers} worker(s): {len(ds)} frames in {seconds:.1f} s")
     report = {
-        "what": "index flow shard task (embed shard) mapped by Prefect's DaskTaskRunner over a "
-        "LocalCluster of single-threaded process workers; untrained tiny encoder",
+        "what": {
+            "ingest": "ingest flows' shard task (ingest shard: synthetic regions generated, "
+            "model space, batched physics on the float16 images, records staged in the store)",
+            "embed": "index flow's shard task (embed shard), untrained tiny encoder",
+            "runner": "Prefect DaskTaskRunner on a LocalCluster of single-threaded process "
+            "workers, warmed up before the clock",
+        },
+        "command": "python benchmarks/bench_flows.py --out benchmarks/results/flows.json",
         "frames": len(ds),
-        "shards": len(plan.shards),
-        "shard_size": args.shard_size,
-        "seconds_by_workers": results,
-        "best_seconds_by_workers": best,
-        "frames_per_s_by_workers": {k: len(ds) / v for k, v in best.items()},
-        "speedup_1_to_2": best["1"] / best["2"],
-        "cpu_count": os.cpu_count(),
-        "load_average_1min_at_end": os.getloadavg()[0],
-        "machine": platform.platform(),
-        "python": platform.python_version(),
+        "shard_size_frames": args.shard_size,
+        "shards": {what: len(w[1]) for what, w in work.items()},
     }
+    for what, by_workers in results.items():
+        best = {k: min(v) for k, v in by_workers.items()}
+        report[what] = {
+            "seconds_by_workers": by_workers,
+            "best_seconds_by_workers": best,
+            "frames_per_s_by_workers": {k: len(ds) / v for k, v in best.items()},
+            "speedup_1_to_2": best["1"] / best["2"],
+        }
+    report.update(
+        {
+            "max_load_wanted": args.max_load,
+            "load_average_1min_by_run": loads,
+            "cpu_count": os.cpu_count(),
+            "machine": platform.platform(),
+            "python": platform.python_version(),
+        }
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))
