@@ -12,7 +12,9 @@ Each is mapped by Prefect's DaskTaskRunner on a LocalCluster of 1, then 2, singl
 process workers (Prefect's ephemeral API). The cluster is started and warmed up before the
 clock starts; each run starts from an empty shard cache. The machine must be quiet: before
 each timed run the benchmark waits (up to ``--wait`` seconds) for the 1-minute load average
-to fall below ``--max-load``, and records the load it saw.
+to fall below ``--max-load``, and records the load it saw and how many cores other
+processes used while the clock ran (a load average can be low while another job holds a
+core).
 
     python benchmarks/bench_flows.py --out benchmarks/results/flows.json
 """
@@ -38,6 +40,30 @@ def wait_for_quiet(max_load: float, wait_s: float) -> float:
     while os.getloadavg()[0] >= max_load and time.monotonic() < deadline:
         time.sleep(5)
     return os.getloadavg()[0]
+
+
+def busy_cpu_seconds() -> float:
+    """CPU seconds the whole machine has spent busy since boot (/proc/stat: all but idle
+    and iowait; guest time is already in user)."""
+    with open("/proc/stat") as handle:
+        values = [int(v) for v in handle.readline().split()[1:9]]
+    return (sum(values) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds() -> float:
+    """CPU seconds of this process and its live descendants (the Dask workers, the
+    ephemeral Prefect server)."""
+    import psutil
+
+    me = psutil.Process()
+    total = 0.0
+    for process in [me, *me.children(recursive=True)]:
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
 
 
 def main() -> None:
@@ -110,14 +136,18 @@ def main() -> None:
             print(f"{workers} worker(s) up: {len(pids)} process(es)")
             store.delete_prefix(prefix)  # every shard computed, none reused
             before = wait_for_quiet(args.max_load, args.wait)
+            busy, own = busy_cpu_seconds(), own_cpu_seconds()
             start = time.perf_counter()
             futures = shard_task.map(unmapped(s), shards, *map(unmapped, extra))
             done = futures.result()
             seconds = time.perf_counter() - start
+            busy, own = busy_cpu_seconds() - busy, own_cpu_seconds() - own
             assert not any(d["cached"] for d in done)
             loads.append(
                 {"run": what, "workers": workers, "load_1min_before": round(before, 2),
-                 "load_1min_after": round(os.getloadavg()[0], 2)}
+                 "load_1min_after": round(os.getloadavg()[0], 2),
+                 "cores_used_by_this_benchmark": round(own / seconds, 2),
+                 "cores_used_by_other_processes": round(max(busy - own, 0.0) / seconds, 2)}
             )  # fmt: skip
             return seconds
 
