@@ -112,11 +112,9 @@ class GeneratorModel:
         config = GANTrainConfig.from_dict(ckpt["config"])
         generator = Generator(config.model)
         generator.load_state_dict(ckpt["generator"])
-        run = ckpt.get("version") or _run_from_source(str(source))
-        version = f"{run}-e{int(ckpt.get('epoch', 0)):04d}-{weights_digest(ckpt['generator'])}"
         return cls(
             generator=generator.to(device).eval(),
-            version=version,
+            version=_model_version(ckpt, source, "generator"),
             latent_dim=config.model.latent_dim,
             source=str(source),
             dataset=dict(ckpt.get("dataset") or {}),
@@ -200,11 +198,9 @@ class EncoderModel:
         config = EncoderTrainConfig.from_dict(ckpt["config"])
         model = SimSiam(config.model)
         model.load_state_dict(ckpt["model"])
-        run = ckpt.get("version") or _run_from_source(str(source))
-        version = f"{run}-e{int(ckpt.get('epoch', 0)):04d}-{weights_digest(ckpt['model'])}"
         return cls(
             model=model.to(device).eval(),
-            version=version,
+            version=_model_version(ckpt, source, "model"),
             dim=config.model.dim,
             source=str(source),
             augment=config.augment.name,
@@ -244,6 +240,12 @@ class EncoderModel:
         return self.model.encode(tensor, batch_size=self.batch_size).numpy()
 
     __call__ = embed
+
+
+def _model_version(ckpt: dict, source, weights: str) -> str:
+    """``<run>-e<epoch>-<digest of ckpt[weights]>``: the version of a loaded checkpoint."""
+    run = ckpt.get("version") or _run_from_source(str(source))
+    return f"{run}-e{int(ckpt.get('epoch', 0)):04d}-{weights_digest(ckpt[weights])}"
 
 
 def _run_from_source(source: str) -> str:
