@@ -348,7 +348,10 @@ def test_cuda_results_equal_cpu_results():
         assert gpu[key].device.type == "cuda"
         got, ref = gpu[key].cpu().numpy(), cpu[key].numpy()
         np.testing.assert_array_equal(np.isnan(got), np.isnan(ref), err_msg=key)
-        np.testing.assert_allclose(got, ref, rtol=1e-9, atol=1e-9, err_msg=key)
+        # SIGMA's least-squares fit is ill-conditioned: the GPU's summation order moves it by
+        # ~1e-6 relative (seen on an H200: 1.1e-6), as the physics docstring states
+        rtol = 1e-5 if key == "sigma" else 1e-9
+        np.testing.assert_allclose(got, ref, rtol=rtol, atol=1e-9, err_msg=key)
 
 
 # ----------------------------------------------------------------------------------------------
