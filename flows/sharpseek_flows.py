@@ -7,9 +7,9 @@ library (fingerprints of input versions and hashes, in the store), not here.
 Flows (deployments in ``flows/prefect.yaml``; docs/pipeline.md):
 
 ``ingest_synthetic_flow``, ``ingest_fits_flow``, ``ingest_jsoc_flow``
-    data in (synthetic, local FITS, JSOC incremental / near-real-time); synthetic regions
-    and FITS files are cut into shards (preprocessing + physics) mapped over workers, then
-    committed once by the dataset writer
+    data in (synthetic, local FITS, JSOC incremental / near-real-time); synthetic regions,
+    FITS files and the files downloaded from JSOC are cut into shards (preprocessing +
+    physics) mapped over workers, then committed once by the dataset writer
 ``dataset_versions_flow``
     the table of dataset versions and content digests
 ``train_gan_flow``, ``train_encoder_flow``, ``fit_directions_flow``
@@ -132,13 +132,11 @@ def commit_ingest_task(settings: Settings, plan: lib.IngestPlan) -> dict[str, An
     return _report(outcome)
 
 
-def _ingest(settings: Settings, plan: lib.IngestPlan) -> dict[str, Any]:
-    """Map the plan's shards over this flow's task runner, then commit once."""
-    if plan.done is not None:
-        return _report(plan.done)
-    futures = ingest_shard_task.map(unmapped(settings), plan.shards)
-    done = futures.result()  # raises if a shard failed: nothing is committed
-    shards = {
+def _make_shards(settings: Settings, shards: list) -> dict[str, Any]:
+    """Map ingest shards over this flow's task runner; what was made, and on which workers."""
+    futures = ingest_shard_task.map(unmapped(settings), shards) if shards else []
+    done = [f.result() for f in futures]  # raises if a shard failed: nothing is committed
+    made = {
         "n": len(done),
         "reused": sum(d["cached"] for d in done),
         "records": sum(d["records"] for d in done),
@@ -146,16 +144,53 @@ def _ingest(settings: Settings, plan: lib.IngestPlan) -> dict[str, Any]:
     }
     get_run_logger().info(
         "%d ingest shards made on %d worker(s) (%d reused): %d records",
-        shards["n"], len(shards["workers"]), shards["reused"], shards["records"],
+        made["n"], len(made["workers"]), made["reused"], made["records"],
     )  # fmt: skip
+    return made
+
+
+def _ingest(settings: Settings, plan: lib.IngestPlan) -> dict[str, Any]:
+    """Map the plan's shards over this flow's task runner, then commit once."""
+    if plan.done is not None:
+        return _report(plan.done)
+    shards = _make_shards(settings, plan.shards)
     return {**commit_ingest_task(settings, plan), "shards": shards}
 
 
-@task(name="ingest JSOC", cache_policy=NO_CACHE)
-def ingest_jsoc_task(settings: Settings, **kwargs: Any) -> dict[str, Any]:
-    """JSOC is the flaky part of the world: this task retries (``settings.flows.retries``,
+@task(name="download JSOC", cache_policy=NO_CACHE)
+def download_jsoc_task(settings: Settings, **kwargs: Any) -> list[lib.IngestPlan]:
+    """Ask JSOC, download the Br files and plan them into shards (staged in the store).
+    JSOC is the flaky part of the world: this task retries (``settings.flows.retries``,
     with doubling delays) on top of the library's own per-request retries."""
-    return _report(lib.ingest_jsoc_stage(settings, **kwargs))
+    plans = lib.plan_ingest_jsoc(settings, **kwargs)
+    get_run_logger().info(
+        "JSOC: %d request(s), %d files in %d shards, %d refused before any shard",
+        len(plans),
+        sum(len(s) for p in plans for s in p.shards),
+        sum(len(p.shards) for p in plans),
+        sum(len(p.leading) for p in plans),
+    )
+    return plans
+
+
+@task(name="commit JSOC ingest", cache_policy=NO_CACHE)
+def commit_jsoc_task(
+    settings: Settings, plans: list[lib.IngestPlan], nrt: bool, dataset: str
+) -> dict[str, Any]:
+    outcome = lib.commit_ingest_jsoc(settings, plans, nrt=nrt, dataset=dataset)
+    for source, reason in outcome.outputs["quarantined"]:
+        get_run_logger().warning("quarantined %s: %s", source, reason)
+    return _report(outcome)
+
+
+def _ingest_jsoc(settings: Settings, *, nrt: bool, dataset: str, **kwargs: Any) -> dict[str, Any]:
+    """Download (one retried task), map the shards over this flow's task runner, commit."""
+    download = download_jsoc_task.with_options(
+        retries=settings.flows.retries, retry_delay_seconds=_delays(settings)
+    )
+    plans = download(settings, nrt=nrt, dataset=dataset, **kwargs)
+    shards = _make_shards(settings, [s for plan in plans for s in plan.shards])
+    return {**commit_jsoc_task(settings, plans, nrt, dataset), "shards": shards}
 
 
 @task(name="dataset versions", cache_policy=NO_CACHE)
@@ -301,12 +336,11 @@ def ingest_jsoc_flow(
     home: str | None = None,
     preset: str | None = None,
 ) -> dict[str, Any]:
-    """JSOC records after the newest held per HARP (plus new HARPs with start/harpnums)."""
+    """JSOC records after the newest held per HARP (plus new HARPs with start/harpnums):
+    one retried download task, the files' shards mapped over this flow's task runner
+    (:func:`run_ingest_jsoc_flow` picks it from the settings), one commit."""
     settings = settings_for(home, preset)
-    ingest = ingest_jsoc_task.with_options(
-        retries=settings.flows.retries, retry_delay_seconds=_delays(settings)
-    )
-    return ingest(
+    return _ingest_jsoc(
         settings,
         start=start,
         end=end,
@@ -315,6 +349,11 @@ def ingest_jsoc_flow(
         incremental=incremental,
         dataset=dataset,
     )
+
+
+def run_ingest_jsoc_flow(settings: Settings, **params: Any) -> dict[str, Any]:
+    """Run :func:`ingest_jsoc_flow` on the task runner the settings name."""
+    return ingest_jsoc_flow.with_options(task_runner=task_runner_for(settings))(**params)
 
 
 @flow(name="dataset-versions")
@@ -450,16 +489,12 @@ def ingest_and_reindex_flow(
     appear), then the live index takes exactly the new frames. If JSOC fails (after the
     retries), the run fails before the index is touched."""
     settings = settings_for(home, preset)
-    ingest = ingest_jsoc_task.with_options(
-        retries=settings.flows.retries, retry_delay_seconds=_delays(settings)
-    )
+    common = {"end": end, "harpnums": harpnums, "dataset": dataset, "home": home, "preset": preset}
     out: dict[str, Any] = {
-        "definitive": ingest(
-            settings, start=start, end=end, harpnums=harpnums, nrt=False, dataset=dataset
-        )
+        "definitive": run_ingest_jsoc_flow(settings, start=start, nrt=False, **common)
     }
     if nrt:
-        out["nrt"] = ingest(settings, end=end, harpnums=harpnums, nrt=True, dataset=dataset)
+        out["nrt"] = run_ingest_jsoc_flow(settings, nrt=True, **common)
     out["index"] = run_index_flow(settings, [dataset], home=home, preset=preset)
     return out
 

@@ -138,19 +138,29 @@ def test_jsoc_unreachable_retries_then_fails_leaving_the_live_index(flows, home,
     message = str(err.value)
     assert "127.0.0.1" in message or "JSOC" in message, message
 
-    # the task ran 1 + SHARPSEEK_FLOWS__RETRIES times
+    # the download task (in the ingest-jsoc subflow) ran 1 + SHARPSEEK_FLOWS__RETRIES times
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterId,
+        FlowRunFilterParentFlowRunId,
+    )
 
+    parent = state.state_details.flow_run_id
     with get_client(sync_client=True) as client:
+        children = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[parent])
+            )  # fmt: skip
+        )
         runs = client.read_task_runs(
             flow_run_filter=FlowRunFilter(
-                id=FlowRunFilterId(any_=[state.state_details.flow_run_id])
+                id=FlowRunFilterId(any_=[parent, *(c.id for c in children)])
             )
         )
-    ingest = [r for r in runs if r.name.startswith("ingest JSOC")]
-    assert len(ingest) == 1 and ingest[0].run_count == 3, [(r.name, r.run_count) for r in runs]
-    assert not any(r.name.startswith("write index") for r in runs)
+    download = [r for r in runs if r.name.startswith("download JSOC")]
+    assert len(download) == 1 and download[0].run_count == 3, [(r.name, r.run_count) for r in runs]
+    assert not any(r.name.startswith(("ingest shard", "commit", "write index")) for r in runs)
 
     with _index(home) as index:
         assert index.live().name == live and index.count() == count

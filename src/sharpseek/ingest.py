@@ -16,6 +16,7 @@ import io
 import json
 import logging
 import math
+import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -49,7 +50,9 @@ __all__ = [
     "INGEST_SHARDS_PREFIX",
     "MIN_PATCH_SIDE",
     "IngestShard",
+    "JsocDownload",
     "commit_ingest_shards",
+    "download_jsoc",
     "find_fits_files",
     "fits_records",
     "frame_to_record",
@@ -59,6 +62,7 @@ __all__ = [
     "ingest_synthetic",
     "model_space_annotator",
     "plan_fits_shards",
+    "plan_jsoc_shards",
     "plan_synthetic_shards",
     "shard_items",
     "synthetic_records",
@@ -404,7 +408,31 @@ def fits_provenance(paths: Sequence[str | Path], *, n_files: int, source: str) -
 # ----------------------------------------------------------------------------------------------
 # JSOC
 # ----------------------------------------------------------------------------------------------
-def ingest_jsoc(
+@dataclass
+class JsocDownload:
+    """What one JSOC request downloaded: the files (Br segments, in ``<home>/downloads/``),
+    the records the export did not deliver (already :class:`Quarantined`, with that reason),
+    the series asked for, the record-set queries and JSOC's export request ids."""
+
+    files: list[Path]
+    missing: list[Quarantined]
+    series: str
+    queries: list[str]
+    request_ids: list[str]
+
+    def provenance(self) -> dict[str, Any]:
+        """What dataset.json records about a JSOC ingest."""
+        return {
+            "source": "jsoc",
+            "series": self.series,
+            "queries": self.queries,
+            "request_ids": self.request_ids,
+            "sharpseek_version": __version__,
+            "schema": DATASET_SCHEMA,
+        }
+
+
+def download_jsoc(
     settings: Settings,
     *,
     start: datetime | str | None = None,
@@ -419,13 +447,13 @@ def ingest_jsoc(
     progress: bool = True,
     store: ObjectStore | None = None,
     client=None,
-) -> AppendResult:
-    """Query JSOC, export and download the Br segments, and ingest them.
+) -> JsocDownload:
+    """Query JSOC, export and download the Br segments (the network half of
+    :func:`ingest_jsoc`; arguments as there). Nothing is written to the dataset.
 
-    With ``incremental``, asks only for records after the newest T_REC already in the
-    dataset, per HARP (new HARPs need a time range). Downloads go to
-    ``<home>/downloads/`` and resume after a crash (see :func:`sharpseek.jsoc.export_and_download`);
-    records the export did not deliver are quarantined with that reason.
+    Downloads go to ``<home>/downloads/`` and resume after a crash (see
+    :func:`sharpseek.jsoc.export_and_download`): a rerun of the same request after a crash
+    finds the same files and asks JSOC for nothing more.
     """
     from sharpseek import jsoc
 
@@ -463,40 +491,98 @@ def ingest_jsoc(
             )
         ]
     downloads = settings.home / "downloads"
-    files: list[Path] = []
-    missing: list[Quarantined] = []
-    request_ids = []
+    out = JsocDownload(files=[], missing=[], series=series, queries=queries, request_ids=[])
     for query in queries:
         result = jsoc.export_and_download(
             client, query, downloads, progress=progress, **jsoc.export_options(cfg)
         )
-        files.extend(result.files)
-        request_ids.append(result.request_id)
-        missing.extend(
+        out.files.extend(result.files)
+        out.request_ids.append(result.request_id)
+        out.missing.extend(
             Quarantined(
                 f"jsoc:{result.request_id}", "the JSOC export did not deliver this record", m
             )
             for m in result.missing
         )
+    return out
+
+
+def ingest_jsoc(
+    settings: Settings,
+    *,
+    start: datetime | str | None = None,
+    end: datetime | str | None = None,
+    harpnums: Sequence[int] | None = None,
+    noaa: Sequence[int] | None = None,
+    series: str | None = None,
+    cadence: str | None = None,
+    strict_quality: bool = False,
+    incremental: bool = False,
+    dataset: str = "sharp",
+    progress: bool = True,
+    store: ObjectStore | None = None,
+    client=None,
+) -> AppendResult:
+    """Query JSOC, export and download the Br segments, and ingest them in this process.
+
+    With ``incremental``, asks only for records after the newest T_REC already in the
+    dataset, per HARP (new HARPs need a time range). Downloads go to
+    ``<home>/downloads/`` and resume after a crash (see :func:`sharpseek.jsoc.export_and_download`);
+    records the export did not deliver are quarantined with that reason. The flows cut the
+    downloaded files into shards instead (:func:`plan_jsoc_shards`).
+    """
+    store = store or open_store(settings)
+    download = download_jsoc(
+        settings,
+        start=start,
+        end=end,
+        harpnums=harpnums,
+        noaa=noaa,
+        series=series,
+        cadence=cadence,
+        strict_quality=strict_quality,
+        incremental=incremental,
+        dataset=dataset,
+        progress=progress,
+        store=store,
+        client=client,
+    )
 
     def items() -> Iterator[PatchRecord | Quarantined]:
-        yield from missing
-        br_files, problems = find_fits_files(files)
+        yield from download.missing
+        br_files, problems = find_fits_files(download.files)
         yield from problems
         bar = tqdm(br_files, desc="ingest", unit="file", disable=not progress)
         yield from fits_records(bar, source="jsoc", store=store)
 
-    provenance = {
-        "source": "jsoc",
-        "series": series,
-        "queries": queries,
-        "request_ids": request_ids,
-        "sharpseek_version": __version__,
-        "schema": DATASET_SCHEMA,
-    }
     return append_records(
-        store, dataset, items(), provenance=provenance, annotate=model_space_annotator(settings)
+        store,
+        dataset,
+        items(),
+        provenance=download.provenance(),
+        annotate=model_space_annotator(settings),
     )
+
+
+def plan_jsoc_shards(
+    download: JsocDownload, *, dataset: str, shard_files: int, store: ObjectStore
+) -> tuple[list[IngestShard], list[Quarantined]]:
+    """Cut what a JSOC request downloaded into shards of at most ``shard_files`` Br files,
+    and stage each file's bytes in ``store`` with its shard (the worker that makes a shard
+    may run on another machine than the download: a Dask worker pod reads the store, not
+    the flow run's disk). Returns the shards and what was refused before any shard (records
+    the export did not deliver, files that are not Br FITS), in the order
+    :func:`ingest_jsoc` meets them.
+
+    The series (definitive or near-real-time) travels in each file's JSOC name, which the
+    staged copy keeps: the dataset writer replaces an NRT record by the definitive one of
+    the same HARP and T_REC as it does for the single-process ingest.
+    """
+    br_files, problems = find_fits_files(download.files)
+    shards = plan_fits_shards(
+        br_files, dataset=dataset, source="jsoc", shard_files=shard_files, stage_in=store
+    )
+    return shards, [*download.missing, *problems]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -515,7 +601,9 @@ class IngestShard:
     ``kind == "fits"``: the Br FITS ``files``, their records tagged ``source``. ``key`` is the
     store prefix its records go to, made from its inputs (recipe and region range, or the
     files' names and bytes, and the sharpseek version): a rerun, or another worker, reuses
-    what a shard already made.
+    what a shard already made. ``staged``: store keys holding a copy of each file (same
+    order), read instead of the local paths, so that a worker on another machine can make
+    the shard (JSOC downloads: :func:`plan_jsoc_shards`).
     """
 
     dataset: str
@@ -526,6 +614,7 @@ class IngestShard:
     stop_region: int = 0
     files: tuple[str, ...] = ()
     source: str = "fits"
+    staged: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         """Regions (synthetic) or files (FITS) in the shard."""
@@ -583,10 +672,20 @@ def file_sha256(path: str | Path) -> str:
 
 
 def plan_fits_shards(
-    files: Sequence[str | Path], *, dataset: str, source: str, shard_files: int
+    files: Sequence[str | Path],
+    *,
+    dataset: str,
+    source: str,
+    shard_files: int,
+    stage_in: ObjectStore | None = None,
 ) -> list[IngestShard]:
     """Cut Br FITS files into shards of at most ``shard_files`` files (one frame each), in the
-    order given; a shard's key follows its files' names and bytes."""
+    order given; a shard's key follows its files' names and bytes.
+
+    With ``stage_in``, each file of a shard not yet made is copied into that store under
+    ``<shard key>/inputs/<i>/<file name>`` (removed with the shard once committed), and the
+    shard reads those copies (:attr:`IngestShard.staged`).
+    """
     if shard_files < 1:
         raise ValueError(f"shard size must be >= 1 file, got {shard_files}")
     files = [str(f) for f in files]
@@ -598,9 +697,15 @@ def plan_fits_shards(
             "source": source,
             "files": [(Path(f).name, file_sha256(f)) for f in chunk],
         }
-        shards.append(
-            IngestShard(dataset, "fits", _shard_key(dataset, inputs), files=chunk, source=source)
-        )
+        key = _shard_key(dataset, inputs)
+        staged: tuple[str, ...] = ()
+        if stage_in is not None:
+            staged = tuple(f"{key}/inputs/{i}/{Path(f).name}" for i, f in enumerate(chunk))
+            if not stage_in.exists(f"{key}/done.json"):
+                for path, staged_key in zip(chunk, staged, strict=True):
+                    if not stage_in.exists(staged_key):
+                        stage_in.put_file(staged_key, Path(path))
+        shards.append(IngestShard(dataset, "fits", key, files=chunk, source=source, staged=staged))
     return shards
 
 
@@ -608,7 +713,31 @@ def _shard_inputs(shard: IngestShard, store: ObjectStore) -> Iterator[PatchRecor
     if shard.kind == "synthetic":  # a region does not depend on how many follow it
         recipe = {**dict(shard.recipe), "regions": shard.stop_region}
         return synthetic_records(**recipe, first_region=shard.first_region)
+    if shard.staged:
+        return _staged_fits_records(shard, store)
     return fits_records(map(Path, shard.files), source=shard.source, store=store)
+
+
+def _staged_fits_records(
+    shard: IngestShard, store: ObjectStore
+) -> Iterator[PatchRecord | Quarantined]:
+    """:func:`fits_records` of a shard's staged copies, fetched from the store into a
+    temporary folder under their own names (the name carries the series); a refused file is
+    reported under its original path, as the single-process ingest reports it."""
+    with tempfile.TemporaryDirectory(prefix="sharpseek-shard-") as folder:
+        local: list[Path] = []
+        for i, (original, key) in enumerate(zip(shard.files, shard.staged, strict=True)):
+            path = Path(folder) / str(i) / Path(original).name
+            path.parent.mkdir()
+            path.write_bytes(store.get_bytes(key))
+            local.append(path)
+        originals = {str(p): f for p, f in zip(local, shard.files, strict=True)}
+        for item in fits_records(local, source=shard.source, store=store):
+            if isinstance(item, Quarantined) and item.source in originals:
+                original = originals[item.source]  # the reason may name the path too
+                reason = item.reason.replace(item.source, original)
+                item = Quarantined(original, reason, item.record_id)
+            yield item
 
 
 def ingest_shard(

@@ -69,6 +69,8 @@ __all__ = [
     "fingerprint",
     "ingest_fits_stage",
     "ingest_jsoc_stage",
+    "plan_ingest_jsoc",
+    "commit_ingest_jsoc",
     "ingest_synthetic_stage",
     "open_settings_index",
     "plan_index",
@@ -371,7 +373,7 @@ def ingest_fits_stage(
     return run_ingest_plan(settings, plan, progress=progress)
 
 
-def ingest_jsoc_stage(
+def plan_ingest_jsoc(
     settings: Settings,
     *,
     start: str | None = None,
@@ -381,24 +383,27 @@ def ingest_jsoc_stage(
     incremental: bool = True,
     dataset: str = "sharp",
     progress: bool = False,
-) -> StageOutcome:
-    """Incremental JSOC ingest (definitive series, or NRT with ``nrt``) into ``dataset``.
+) -> list[IngestPlan]:
+    """Ask JSOC, download the Br files, and cut them into ingest shards: one plan per JSOC
+    request (the incremental one, then the time range), committed in that order by
+    :func:`commit_ingest_jsoc`. Arguments as :func:`ingest_jsoc_stage`.
 
-    With ``incremental`` and HARPs already held, asks only for records after each HARP's
-    newest T_REC; ``harpnums`` with ``start`` brings in new HARPs. NRT asks ``start``
-    defaults to ``now - settings.flows.nrt_lookback_days`` (recent days only). Transient
-    JSOC failures are retried inside (``settings.jsoc.retries``) and by the flow's task.
+    The downloads stay one step (the flows' one retried task): each request is one export at
+    JSOC (one request id, resumed after a crash from its state file in the downloads folder),
+    and the files are network-bound, not CPU-bound. The shards (preprocessing + physics) are
+    what grows with the archive; their files are staged in the store so any worker can make
+    them (:func:`sharpseek.ingest.plan_jsoc_shards`). An unreachable JSOC raises
+    :class:`sharpseek.jsoc.JsocError` naming the URL.
     """
     from sharpseek import jsoc
-    from sharpseek.ingest import ingest_jsoc as _ingest_jsoc
+    from sharpseek.dataset import latest_version
+    from sharpseek.ingest import download_jsoc, plan_jsoc_shards
 
     if nrt and start is None:
         lookback = pd.Timedelta(days=settings.flows.nrt_lookback_days)
         start = (pd.Timestamp.now(tz="UTC").tz_localize(None) - lookback).strftime(
             "%Y.%m.%d_%H:00:00_TAI"
         )
-    from sharpseek.dataset import latest_version
-
     series = jsoc.NRT_SERIES if nrt else None
     store = open_store(settings)
     held = latest_version(store, dataset) is not None
@@ -407,45 +412,59 @@ def ingest_jsoc_stage(
             f"dataset {dataset!r} is empty: the first JSOC ingest needs a start time "
             "(and HARP numbers) to know what to ask for"
         )
-    results = []
-
-    def ingest_jsoc(*args, **kwargs):
+    requests: list[dict[str, Any]] = []
+    if incremental and held:
+        requests.append({"end": end, "harpnums": harpnums, "incremental": True})
+    if start is not None and (harpnums or nrt or not held or not incremental):
+        # new HARPs, recent NRT days, or a first run: a time range (held records are skipped)
+        requests.append({"start": start, "end": end, "harpnums": harpnums})
+    stage = f"ingest-jsoc-{'nrt' if nrt else 'definitive'}"
+    plans = []
+    for request in requests:
         try:
-            return _ingest_jsoc(*args, **kwargs)
+            download = download_jsoc(
+                settings, series=series, dataset=dataset, store=store, progress=progress,
+                **request,
+            )  # fmt: skip
         except OSError as err:  # URLError, refused, reset, timeout: name JSOC and the URL
             reason = getattr(err, "reason", None) or err
             raise jsoc.JsocError(
                 f"JSOC is unreachable at {settings.jsoc.server_url} ({reason}); "
                 "nothing was ingested"
             ) from err
+        shards, leading = plan_jsoc_shards(
+            download, dataset=dataset, shard_files=settings.flows.ingest_shard_size, store=store
+        )
+        inputs = {"dataset": dataset, "queries": download.queries}
+        plans.append(
+            IngestPlan(
+                stage,
+                dataset,
+                fingerprint(inputs),
+                inputs,
+                shards=shards,
+                provenance=download.provenance(),
+                leading=leading,
+            )
+        )
+    return plans
 
-    if incremental and held:
-        results.append(
-            ingest_jsoc(
-                settings,
-                end=end,
-                harpnums=harpnums,
-                series=series,
-                incremental=True,
-                dataset=dataset,
-                store=store,
-                progress=progress,
-            )
+
+def commit_ingest_jsoc(
+    settings: Settings, plans: Sequence[IngestPlan], *, nrt: bool = False, dataset: str = "sharp"
+) -> StageOutcome:
+    """Commit the made shards of each JSOC plan through the one dataset writer, in order (a
+    definitive record replaces the NRT one of the same HARP and T_REC; records already held
+    are skipped, so a rerun after a crash neither duplicates nor drops)."""
+    from sharpseek.ingest import commit_ingest_shards
+
+    store = open_store(settings)
+    results = [
+        commit_ingest_shards(
+            store, plan.dataset, plan.shards, provenance=plan.provenance, leading=plan.leading
         )
-    if start is not None and (harpnums or nrt or not held or not incremental):
-        # new HARPs, recent NRT days, or a first run: a time range (held records are skipped)
-        results.append(
-            ingest_jsoc(
-                settings,
-                start=start,
-                end=end,
-                harpnums=harpnums,
-                series=series,
-                dataset=dataset,
-                store=store,
-                progress=progress,
-            )
-        )
+        for plan in plans
+    ]
     last = results[-1].dataset if results else None
     ref = dataset_ref(last) if last is not None else latest_ref(settings, dataset, store)
     added = sum(r.added for r in results)
@@ -466,6 +485,43 @@ def ingest_jsoc_stage(
         f"{len(quarantined)} quarantined; {dataset} now "
         f"{ref.version if ref else '-'} ({ref.n_records if ref else 0} records)",
     )
+
+
+def ingest_jsoc_stage(
+    settings: Settings,
+    *,
+    start: str | None = None,
+    end: str | None = None,
+    harpnums: Sequence[int] | None = None,
+    nrt: bool = False,
+    incremental: bool = True,
+    dataset: str = "sharp",
+    progress: bool = False,
+) -> StageOutcome:
+    """Incremental JSOC ingest (definitive series, or NRT with ``nrt``) into ``dataset``,
+    shard by shard in this process (the flows map the shards over workers).
+
+    With ``incremental`` and HARPs already held, asks only for records after each HARP's
+    newest T_REC; ``harpnums`` with ``start`` brings in new HARPs. NRT asks ``start``
+    defaults to ``now - settings.flows.nrt_lookback_days`` (recent days only). Transient
+    JSOC failures are retried inside (``settings.jsoc.retries``) and by the flow's task.
+    """
+    from sharpseek.ingest import ingest_shard
+
+    plans = plan_ingest_jsoc(
+        settings,
+        start=start,
+        end=end,
+        harpnums=harpnums,
+        nrt=nrt,
+        incremental=incremental,
+        dataset=dataset,
+        progress=progress,
+    )
+    for plan in plans:
+        for shard in plan.shards:
+            ingest_shard(settings, shard)
+    return commit_ingest_jsoc(settings, plans, nrt=nrt, dataset=dataset)
 
 
 def dataset_versions_table(settings: Settings) -> list[dict[str, Any]]:
