@@ -53,6 +53,19 @@ APP_FLOWS = {
     ("torchserve", "minio", 9000),
     ("prefect-server", "postgresql", 5432),
 }
+# The chart's Dask cluster (dask.enabled, the default): flow runs and workers dial the
+# scheduler, the scheduler dials workers and nannies, workers pass data to each other and
+# reach the store and the Prefect API.
+DASK_FLOWS = {
+    ("flow-run", "dask-scheduler", 8786),
+    ("dask-worker", "dask-scheduler", 8786),
+    ("dask-scheduler", "dask-worker", 8788),
+    ("dask-scheduler", "dask-worker", 8789),
+    ("dask-worker", "dask-worker", 8788),
+    ("dask-worker", "minio", 9000),
+    ("dask-worker", "prefect-server", 4200),
+}
+PREFECT_YAML = ROOT / "flows" / "prefect.yaml"
 # Flows the system cannot run without, beyond the issue's list (docs/deploy.md says why).
 INFRA_FLOWS = {
     ("minio-setup", "minio", 9000),
@@ -632,12 +645,17 @@ def _named(flows: set, docs: list[dict]) -> set:
 
 def test_network_policies_allow_exactly_the_listed_flows(helm):
     docs = render(helm)
-    assert _named(_allowed_flows(docs), docs) == APP_FLOWS | INFRA_FLOWS
+    assert _named(_allowed_flows(docs), docs) == APP_FLOWS | INFRA_FLOWS | DASK_FLOWS
+    no_dask = render(helm, sets={"dask.enabled": "false"})
+    assert _named(_allowed_flows(no_dask), no_dask) == APP_FLOWS | INFRA_FLOWS
 
 
 def test_network_policies_in_production(helm):
     docs = render(helm, "values-production.yaml")
-    assert _named(_allowed_flows(docs), docs) == APP_FLOWS | INFRA_FLOWS | PRODUCTION_INFRA_FLOWS
+    assert (
+        _named(_allowed_flows(docs), docs)
+        == APP_FLOWS | INFRA_FLOWS | PRODUCTION_INFRA_FLOWS | DASK_FLOWS
+    )
 
 
 def test_network_policy_selectors_match_real_pods(helm):
@@ -836,3 +854,138 @@ def test_work_pool_names_agree_with_the_flow_settings(helm, compose_config):
     assert values["prefect"]["worker"]["pool"] == defaults.gpu_work_pool
     worker = compose_config["services"]["worker"]["command"]
     assert worker[worker.index("--pool") + 1] == defaults.work_pool
+
+
+# ---------------------------------------------------------------- the Dask cluster of the shards
+def _dask_workloads(docs: list[dict]) -> dict[str, dict]:
+    return {
+        _component(d["metadata"]["labels"]): d
+        for d in _kinds(docs, "Deployment")
+        if _component(d["metadata"]["labels"]).startswith("dask-")
+    }
+
+
+@pytest.mark.parametrize("profile", [None, *PROFILES])
+def test_dask_scheduler_and_workers_run_the_worker_image(helm, profile):
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    if profile:
+        values |= yaml.safe_load((CHART / profile).read_text())
+    docs = render(helm, *([profile] if profile else []), sets={"dask.workers": "3"})
+    workloads = _dask_workloads(docs)
+    assert set(workloads) == {"dask-scheduler", "dask-worker"}
+    worker_image = "{repository}:{tag}".format(
+        **{**yaml.safe_load((CHART / "values.yaml").read_text())["images"]["worker"],
+           **values["images"]["worker"]}
+    )  # fmt: skip
+    (service,) = [
+        d
+        for d in _kinds(docs, "Service")
+        if _component(d["metadata"]["labels"]) == "dask-scheduler"
+    ]
+    scheduler_pod = workloads["dask-scheduler"]["spec"]["template"]
+    assert service["spec"]["selector"].items() <= scheduler_pod["metadata"]["labels"].items()
+    (port,) = service["spec"]["ports"]
+    (scheduler,) = scheduler_pod["spec"]["containers"]
+    assert scheduler["image"] == worker_image
+    assert scheduler["command"][:2] == ["dask", "scheduler"]
+    assert scheduler["command"][scheduler["command"].index("--port") + 1] == str(port["port"])
+
+    worker = workloads["dask-worker"]
+    assert worker["spec"]["replicas"] == 3
+    (container,) = worker["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == worker_image
+    command = container["command"]
+    address = f"tcp://{service['metadata']['name']}:{port['port']}"
+    assert command[:3] == ["dask", "worker", address]
+    assert command[command.index("--nthreads") + 1] == "1"
+    assert container["resources"] == values["dask"]["resources"]
+    # the limit Dask spills and pauses at is the pod's own
+    assert (
+        command[command.index("--memory-limit") + 1] == container["resources"]["limits"]["memory"]
+    )
+    # workers run the library: the same ConfigMap and Secret as the flow runs, referenced
+    refs = {next(iter(r.values()))["name"] for r in container["envFrom"]}
+    props = _work_pool_template(docs)["variables"]["properties"]
+    assert refs == {props["config_map"]["default"], props["secret_name"]["default"]}
+    # the flow runs find the scheduler through the ConfigMap
+    (config,) = [d for d in _kinds(docs, "ConfigMap") if d["metadata"]["name"].endswith("-config")]
+    assert config["data"]["SHARPSEEK_FLOWS__DASK_ADDRESS"] == address
+
+    off = render(helm, *([profile] if profile else []), sets={"dask.enabled": "false"})
+    assert not _dask_workloads(off)
+    (config,) = [d for d in _kinds(off, "ConfigMap") if d["metadata"]["name"].endswith("-config")]
+    assert "SHARPSEEK_FLOWS__DASK_ADDRESS" not in config["data"]
+
+
+def test_worker_image_has_the_dask_runner():
+    """The image the Dask pods run installs the flows extra, which pins prefect-dask and
+    distributed (the `dask` command of the pods comes with them)."""
+    import tomllib
+
+    dockerfile = (ROOT / "services/worker/Dockerfile").read_text()
+    assert re.search(r'pip install "\./\[[^]]*\bflows\b', dockerfile)
+    extra = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    pins = {re.split(r"[=<>!~ ]", p, maxsplit=1)[0] for p in extra["flows"]}
+    assert {"prefect-dask", "distributed"} <= pins
+
+
+def test_no_secret_value_in_the_dask_objects(helm):
+    sentinels = {
+        "secrets.storeAccessKey": "sentinel-access-1",
+        "secrets.storeSecretKey": "sentinel-secret-2",
+        "secrets.qdrantApiKey": "sentinel-qdrant-3",
+    }
+    docs = render(helm, sets=sentinels)
+    dask = [
+        d
+        for d in docs
+        if d["kind"] in ("Deployment", "Service")
+        and _component(d["metadata"]["labels"]).startswith("dask-")
+    ]
+    assert len(dask) == 3
+    for d in dask:
+        text = yaml.safe_dump(d)
+        assert not any(v in text for v in sentinels.values()), d["metadata"]["name"]
+        for c in d.get("spec", {}).get("template", {}).get("spec", {}).get("containers", []):
+            assert not [e for e in c.get("env", []) if e["name"].startswith("SHARPSEEK_")]
+
+
+def _deployments() -> dict[str, dict]:
+    config = yaml.safe_load(PREFECT_YAML.read_text())
+    return {d["name"]: d for d in config["deployments"]}
+
+
+def test_kubernetes_deployments_run_their_shards_on_the_chart_dask(helm, monkeypatch):
+    """What `prefect deploy` makes of prefect.yaml with the chart's ConfigMap in the
+    environment: the Kubernetes pool's deployments select dask at the chart's scheduler; the
+    process pool's keep the thread runner."""
+    from prefect.utilities.templating import apply_values
+
+    docs = render(helm)
+    (config,) = [d for d in _kinds(docs, "ConfigMap") if d["metadata"]["name"].endswith("-config")]
+    for key in ("SHARPSEEK_FLOWS__GPU_WORK_POOL", "SHARPSEEK_FLOWS__DASK_ADDRESS"):
+        monkeypatch.setenv(key, config["data"][key])
+    monkeypatch.setenv("SHARPSEEK_FLOWS__WORK_POOL", "sharpseek-local")
+    deployments = {
+        name: apply_values(d, os.environ, remove_notset=False) for name, d in _deployments().items()
+    }
+    gpu_pool = config["data"]["SHARPSEEK_FLOWS__GPU_WORK_POOL"]
+    kubernetes = {n: d for n, d in deployments.items() if d["work_pool"]["name"] == gpu_pool}
+    local = {n: d for n, d in deployments.items() if d["work_pool"]["name"] == "sharpseek-local"}
+    assert "pipeline-gpu" in kubernetes and "ingest-and-reindex-hourly" in local
+    assert len(kubernetes) + len(local) == len(deployments)
+    for name, d in kubernetes.items():
+        env = d["work_pool"]["job_variables"]["env"]
+        assert env["SHARPSEEK_FLOWS__TASK_RUNNER"] == "dask", name
+        assert (
+            env["SHARPSEEK_FLOWS__DASK_ADDRESS"] == config["data"]["SHARPSEEK_FLOWS__DASK_ADDRESS"]
+        )
+        # the library takes these as they are: the runner of the shards is the chart's cluster
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        flows = Settings().flows
+        monkeypatch.delenv("SHARPSEEK_FLOWS__TASK_RUNNER")
+        assert flows.task_runner == "dask" and flows.dask_address.startswith("tcp://rel-")
+    for name, d in local.items():
+        env = (d["work_pool"].get("job_variables") or {}).get("env", {})
+        assert "SHARPSEEK_FLOWS__TASK_RUNNER" not in env, name

@@ -70,6 +70,11 @@ helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version }}
 {{- printf "http://%s:4200/api" (include "sharpseek.name" (dict "root" . "component" "prefect-server")) -}}
 {{- end -}}
 
+{{/* The Dask scheduler of the chart (dask.enabled), as flow runs and workers dial it. */}}
+{{- define "sharpseek.daskAddress" -}}
+{{- printf "tcp://%s:8786" (include "sharpseek.name" (dict "root" . "component" "dask-scheduler")) -}}
+{{- end -}}
+
 {{- define "sharpseek.torchserveHost" -}}
 {{- include "sharpseek.name" (dict "root" . "component" "torchserve") -}}
 {{- end -}}
