@@ -177,6 +177,58 @@ def test_encode_gives_100d_vectors_and_keeps_train_mode():
     assert model.training
 
 
+def test_encode_gives_the_projection_or_the_backbone_features_as_configured():
+    torch.manual_seed(0)
+    images = torch.randn(6, 1, 128, 128)
+    projection = SimSiam(MICRO).eval()
+    with torch.no_grad():
+        want = projection.projector(projection.backbone(images))
+    assert torch.allclose(projection.encode(images), want)
+
+    backbone_config = SimSiamConfig(**{**MICRO.to_dict(), "widths": (8, 8, 8, 100)})
+    backbone_config = SimSiamConfig.from_dict(
+        {**backbone_config.to_dict(), "representation": "backbone"}
+    )
+    model = SimSiam(backbone_config).eval()
+    with torch.no_grad():
+        want = model.backbone(images)
+    got = model.encode(images)
+    assert got.shape == (6, 100) and torch.allclose(got, want)
+
+
+def test_pool_grid_keeps_the_quadrants_of_the_last_stage():
+    config = SimSiamConfig(**{**MICRO.to_dict(), "pool_grid": 2})
+    backbone = SimSiam(config).backbone.eval()
+    images = torch.zeros(2, 1, 128, 128)
+    images[:, :, :64, :64] = 1.0  # structure in the top-left quadrant only
+    with torch.no_grad():
+        last = backbone.stages(backbone.stem(images))  # (2, 8, 4, 4)
+        features = backbone(images)
+    assert config.feature_dim == 32 and features.shape == (2, 32)
+    # cell (row, col) of the 2 x 2 grid = the mean of its 2 x 2 block of the 4 x 4 map
+    want = last.reshape(2, 8, 2, 2, 2, 2).mean(dim=(3, 5)).flatten(1)
+    assert torch.allclose(features, want, atol=1e-6)
+
+
+def test_a_checkpoint_config_without_representation_means_the_projection():
+    data = MICRO.to_dict()
+    del data["representation"]
+    assert SimSiamConfig.from_dict(data).representation == "projection"
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"representation": "pixels"}, "representation must be one of"),
+        ({"representation": "backbone"}, r"widths\[-1\] \* pool_grid\*\*2 must equal dim \(100\)"),
+        ({"pool_grid": 0}, "sizes must be >= 1"),
+    ],
+)
+def test_bad_representation_is_refused(fields, message):
+    with pytest.raises(ValueError, match=message):
+        SimSiamConfig(**{**MICRO.to_dict(), **fields})
+
+
 def test_encode_rejects_wrong_image_shape():
     with pytest.raises(
         ValueError, match=r"images must have shape \(N, 1, 128, 128\), got \(5, 1, 64, 64\)"

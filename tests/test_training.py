@@ -439,29 +439,29 @@ def test_gan_parameter_distributions_end_closer_to_real_than_at_start(larger_dat
 
 
 @pytest.fixture(scope="module")
-def regions_60x12(tmp_path_factory):
-    """60 regions x 12 frames at 6 h: 48 training regions, 12 held out (144 frames)."""
-    home = tmp_path_factory.mktemp("home60x12")
+def regions_120x12(tmp_path_factory):
+    """120 regions x 12 frames at 6 h: 96 training regions, 24 held out (288 frames)."""
+    home = tmp_path_factory.mktemp("home120x12")
     ds = ingest_synthetic(
-        Settings(home=home, preset="tiny"), regions=60, frames=12, seed=0, progress=False
+        Settings(home=home, preset="tiny"), regions=120, frames=12, seed=0, progress=False
     )
     return open_dataset(home / "datasets" / ds.name / ds.version)
 
 
 @pytest.mark.slow
-def test_tiny_encoder_learns_to_find_the_same_region(regions_60x12, store):
-    """The tiny preset (same-region pairs) improves same-region retrieval well beyond the
-    untrained network and beats the physical-parameter baseline. It does NOT beat PCA of the
-    pixels here (0.445 vs 0.472; on the demo data 0.435 vs 0.421, level): the issue's
-    "beats both baselines" is open work (docs/training.md), so it is not asserted."""
+def test_tiny_encoder_beats_both_baselines_at_finding_the_same_region(regions_120x12, store):
+    """The trained tiny encoder (same-region pairs, backbone features indexed) finds frames of
+    the same region within 24 h more often than PCA of the pixels and than nearest
+    neighbours in standardised physical-parameter space, on held-out regions."""
     run = train_encoder(
-        encoder_train_config("tiny", epochs=10), regions_60x12, store, progress=False
+        encoder_train_config("tiny", epochs=10), regions_120x12, store, progress=False
     )
     start, end = run.history[0], run.history[-1]
-    # Measured with seed 0 on this machine (one thread): untrained 0.319 -> trained 0.445;
-    # physical parameters 0.370; PCA 0.472.
-    assert end["retrieval_encoder"] > start["retrieval_encoder"] + 0.1
-    assert end["retrieval_encoder"] > end["retrieval_physics"] + 0.04
+    # Measured with seed 0 on this machine (one thread): untrained 0.342 -> trained 0.467;
+    # PCA 0.428; physical parameters 0.284. The margins asserted are half those measured.
+    assert end["retrieval_encoder"] > start["retrieval_encoder"] + 0.06
+    assert end["retrieval_encoder"] > end["retrieval_pca"] + 0.02
+    assert end["retrieval_encoder"] > end["retrieval_physics"] + 0.09
 
 
 # ------------------------------------------------------------------------- the sub-app

@@ -47,6 +47,9 @@ __all__ = [
 ]
 
 
+REPRESENTATIONS = ("projection", "backbone")
+
+
 @dataclass(frozen=True)
 class SimSiamConfig:
     """Sizes of the encoder; stored whole in every encoder checkpoint."""
@@ -55,8 +58,17 @@ class SimSiamConfig:
     blocks: tuple[int, ...] = (2, 2, 2, 2)  # basic blocks per stage (ResNet-18: 2, 2, 2, 2)
     stem_width: int = 64  # channels of the 7x7 stride-2 stem
     proj_hidden: int = 512  # hidden width of the projection MLP
-    dim: int = 100  # the representation: projection output, the indexed vector
+    dim: int = 100  # width of the projection output, and of the indexed vector
     pred_hidden: int = 128  # hidden width of the prediction MLP (SimSiam's bottleneck)
+    # The indexed vector: "projection" (the paper's reference code: the 100-d projection
+    # output) or "backbone" (the pooled backbone features, as SimSiam's own evaluation uses
+    # them; then widths[-1] must equal dim). docs/training.md has the measurements behind
+    # the tiny preset's choice.
+    representation: str = "projection"
+    # Side of the grid the last stage is average-pooled to: 1 is the paper's global average
+    # pool; 2 keeps where structures sit in the patch (four quadrants, widths[-1] * 4
+    # features), which is what tells one region from a similar one elsewhere in the patch.
+    pool_grid: int = 1
 
     def __post_init__(self):
         # tuples, also when rebuilt from a checkpoint's lists
@@ -70,13 +82,25 @@ class SimSiamConfig:
         if (
             min(self.widths + self.blocks) < 1
             or min(self.stem_width, self.proj_hidden, self.dim, self.pred_hidden) < 1
+            or self.pool_grid < 1
         ):
             raise ValueError(f"SimSiamConfig sizes must be >= 1, got {self}")
+        if self.representation not in REPRESENTATIONS:
+            raise ValueError(
+                f"SimSiamConfig.representation must be one of {REPRESENTATIONS}, got "
+                f"{self.representation!r}"
+            )
+        if self.representation == "backbone" and self.feature_dim != self.dim:
+            raise ValueError(
+                f"SimSiamConfig.representation 'backbone' indexes the backbone's "
+                f"{self.feature_dim}-d features: widths[-1] * pool_grid**2 must equal dim "
+                f"({self.dim})"
+            )
 
     @property
     def feature_dim(self) -> int:
         """Width of the backbone's pooled output (512 at paper size)."""
-        return self.widths[-1]
+        return self.widths[-1] * self.pool_grid**2
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -89,12 +113,16 @@ class SimSiamConfig:
 #: Named model sizes. ``tiny``: a narrow ResNet-10 for the CPU demo and tests.
 SIMSIAM_PRESETS: dict[str, SimSiamConfig] = {
     "paper": SimSiamConfig(),
+    # The tiny encoder indexes its backbone's pooled 100 channels: with the projection as the
+    # indexed vector it only drew level with PCA of the pixels on same-region retrieval
+    # (docs/training.md has the measurements).
     "tiny": SimSiamConfig(
-        widths=(16, 32, 64, 128),
+        widths=(16, 32, 64, 100),
         blocks=(1, 1, 1, 1),
         stem_width=16,
         proj_hidden=128,
         pred_hidden=32,
+        representation="backbone",
     ),
 }
 
@@ -133,7 +161,8 @@ class BasicBlock(nn.Module):
 
 
 class ResNet(nn.Module):
-    """ResNet backbone for 1-channel 128 x 128 patches: (N, 1, 128, 128) -> (N, widths[-1])."""
+    """ResNet backbone for 1-channel 128 x 128 patches: (N, 1, 128, 128) -> (N, feature_dim),
+    feature_dim = widths[-1] * pool_grid**2."""
 
     def __init__(self, config: SimSiamConfig):
         super().__init__()
@@ -152,6 +181,7 @@ class ResNet(nn.Module):
             stages.append(nn.Sequential(*blocks))
             c_in = width
         self.stages = nn.Sequential(*stages)
+        self.pool_grid = config.pool_grid
         for m in self.modules():  # torchvision's initialisation
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -159,7 +189,10 @@ class ResNet(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = self.stem(images)  # (N, stem, 32, 32)
         x = self.stages(x)  # (N, widths[-1], 4, 4) with four stages
-        return x.mean(dim=(2, 3))  # (N, widths[-1]): global average pool
+        if self.pool_grid == 1:
+            return x.mean(dim=(2, 3))  # (N, widths[-1]): global average pool
+        # (N, widths[-1] * g * g): average pool over a g x g grid, channels of each cell
+        return F.adaptive_avg_pool2d(x, self.pool_grid).flatten(1)
 
 
 class SimSiamOutput(NamedTuple):
@@ -194,9 +227,17 @@ class SimSiam(nn.Module):
         )
 
     def project(self, images: torch.Tensor) -> torch.Tensor:
-        """Images (N, 1, 128, 128) -> representations z (N, dim), with gradients."""
+        """Images (N, 1, 128, 128) -> projections z (N, dim), with gradients."""
         check_images(images)
         return self.projector(self.backbone(images))  # (N, dim)
+
+    def represent(self, images: torch.Tensor) -> torch.Tensor:
+        """Images (N, 1, 128, 128) -> the indexed vectors (N, dim): the projection, or the
+        pooled backbone features (``config.representation``)."""
+        if self.config.representation == "backbone":
+            check_images(images)
+            return self.backbone(images)  # (N, widths[-1] == dim)
+        return self.project(images)
 
     def forward(self, view1: torch.Tensor, view2: torch.Tensor) -> SimSiamOutput:
         """Two augmented views of the same images (N, 1, 128, 128) each -> loss and z's."""
@@ -221,7 +262,8 @@ class SimSiam(nn.Module):
     def encode(
         self, images: torch.Tensor | Iterable[torch.Tensor], *, batch_size: int = 256
     ) -> torch.Tensor:
-        """The 100-d representations (projection outputs) of images, in eval mode.
+        """The 100-d representations (the indexed vectors, ``config.representation``) of
+        images, in eval mode.
 
         Parameters
         ----------
@@ -242,7 +284,7 @@ class SimSiam(nn.Module):
         else:
             batches = images
         try:
-            out = [self.project(b.to(device, torch.float32)).float().cpu() for b in batches]
+            out = [self.represent(b.to(device, torch.float32)).float().cpu() for b in batches]
         finally:
             self.train(was_training)
         if not out:
