@@ -49,6 +49,8 @@ MICRO_ENCODER = {
     "stem_width": 8,
     "proj_hidden": 16,
     "pred_hidden": 8,
+    # the tiny preset indexes a 100-channel backbone; these 8 channels index the projection
+    "representation": "projection",
 }
 
 
