@@ -142,6 +142,13 @@ def throughput(logs: Path) -> dict:
     return runs
 
 
+def train_one_epoch(kind: str, args: argparse.Namespace, env: dict, logs: Path) -> dict:
+    """``sharpseek train <kind> --preset paper --epochs 1`` as a user runs it."""
+    options = ["--preset", "paper", "--epochs", "1", "--precision", args.precision]
+    options += ["--device", args.device, "--no-progress", "--overwrite"]
+    return sh(_cli("train", kind, *options), env, logs / f"train-{kind}.log")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks/results/gpu.json")
@@ -187,42 +194,8 @@ def main() -> None:
         ),
         "throughput": lambda: throughput(logs),
         "synthetic": lambda: make_synthetic(args.home, args.workers, args.regions),
-        "train_gan": lambda: sh(
-            _cli(
-                "train",
-                "gan",
-                "--preset",
-                "paper",
-                "--epochs",
-                "1",
-                "--precision",
-                args.precision,
-                "--device",
-                args.device,
-                "--no-progress",
-                "--overwrite",
-            ),
-            env,
-            logs / "train-gan.log",
-        ),
-        "train_encoder": lambda: sh(
-            _cli(
-                "train",
-                "encoder",
-                "--preset",
-                "paper",
-                "--epochs",
-                "1",
-                "--precision",
-                args.precision,
-                "--device",
-                args.device,
-                "--no-progress",
-                "--overwrite",
-            ),
-            env,
-            logs / "train-encoder.log",
-        ),
+        "train_gan": lambda: train_one_epoch("gan", args, env, logs),
+        "train_encoder": lambda: train_one_epoch("encoder", args, env, logs),
     }
     for name in wanted:
         run_step(results, name, args.out, steps[name])
