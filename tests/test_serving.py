@@ -353,3 +353,15 @@ def test_serve_cli_without_archives_or_server(tmp_path):
     assert result.exit_code == 0 and "not running" in result.output
     result = runner.invoke(app, ["serve", "build"], env=env)
     assert result.exit_code == 2 and "Traceback" not in result.output
+
+
+def test_a_key_file_caught_half_written_means_not_ready_yet(tmp_path):
+    """TorchServe creates key_file.json, then fills it: read in between it is empty. The start
+    loop must take that as "not ready yet" and ask again, not fail (a CI run hit it)."""
+    settings = _settings(tmp_path / "home", _free_ports(3))
+    key_file = serving.serve_dir(settings) / "key_file.json"
+    key_file.parent.mkdir(parents=True)
+    key_file.write_text("")
+    with pytest.raises(BackendAuthError, match="cannot read TorchServe key file"):
+        read_key_file(key_file)
+    assert serving._models_ready(settings, ["encoder"]) is False

@@ -559,10 +559,14 @@ def management_request(settings: Settings, method: str, path: str, **params):
 
 
 def _models_ready(settings: Settings, names: list[str]) -> bool:
+    from sharpseek.backends import BackendAuthError
+
     for name in names:
         try:
             described = management_request(settings, "GET", f"/models/{name}")
-        except ServeError:
+        except (ServeError, BackendAuthError):
+            # BackendAuthError: TorchServe creates its key file, then writes it; read in
+            # between, it is empty (seen in CI). Not ready yet: the caller asks again.
             return False
         workers = [w for entry in described for w in entry.get("workers", [])]
         if not workers or not any(w.get("status") == "READY" for w in workers):
