@@ -53,43 +53,35 @@ def _make_shard(home: str, shard) -> dict:
 
 
 def make_synthetic(home: Path, workers: int, regions: int | None) -> dict:
+    """The paper recipe (or its first ``regions``) through the pipeline's own ingest plan,
+    its shards made by a process pool, then the one commit."""
     from sharpseek.config import Settings
-    from sharpseek.ingest import commit_ingest_shards, plan_synthetic_shards, synthetic_provenance
-    from sharpseek.store import open_store
+    from sharpseek.pipeline import commit_ingest, plan_ingest_synthetic
 
-    settings = Settings(home=home, preset="paper", device="cpu")
-    recipe = settings.synthetic
-    if regions:
-        recipe = recipe.model_copy(update={"regions": regions})
-    shards = plan_synthetic_shards(
-        regions=recipe.regions,
-        frames=recipe.frames,
-        cadence_hours=recipe.cadence_hours,
-        seed=recipe.seed,
-        shard_frames=recipe.frames * 32,
+    settings = Settings(
+        home=home,
+        preset="paper",
+        device="cpu",
+        synthetic={"regions": regions} if regions else {},
+        flows={"ingest_shard_size": 27 * 32},  # ~32 regions a shard: work for every worker
     )
+    plan = plan_ingest_synthetic(settings)
     # One BLAS/OpenMP thread per worker process: 16 workers each starting 16 threads on a
     # 16-core node did not finish the 54,000-frame recipe in 500 s (the first GPU run).
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ.setdefault(var, "1")
     start = time.perf_counter()
     with cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-        made = list(pool.map(_make_shard, [str(home)] * len(shards), shards))
+        made = list(pool.map(_make_shard, [str(home)] * len(plan.shards), plan.shards))
     made_s = time.perf_counter() - start
-    provenance = synthetic_provenance(
-        regions=recipe.regions,
-        frames=recipe.frames,
-        cadence_hours=recipe.cadence_hours,
-        seed=recipe.seed,
-    )
-    result = commit_ingest_shards(open_store(settings), "synthetic", shards, provenance=provenance)
+    outcome = commit_ingest(settings, plan)
     return {
         "frames": sum(m["records"] for m in made),
-        "shards": len(shards),
+        "shards": len(plan.shards),
         "workers": workers,
         "make_s": round(made_s, 1),
         "commit_s": round(time.perf_counter() - start - made_s, 1),
-        "version": result.dataset.version,
+        "version": outcome.outputs["dataset"]["version"],
     }
 
 

@@ -77,6 +77,7 @@ __all__ = [
     "plan_ingest_fits",
     "plan_ingest_synthetic",
     "plan_shards",
+    "make_ingest_shards",
     "run_ingest_plan",
     "train_stage",
 ]
@@ -342,15 +343,21 @@ def commit_ingest(settings: Settings, plan: IngestPlan) -> StageOutcome:
     )
 
 
-def run_ingest_plan(settings: Settings, plan: IngestPlan, *, progress: bool = True) -> StageOutcome:
-    """Make every shard of ``plan`` in this process, then commit (no Prefect)."""
+def make_ingest_shards(settings: Settings, plans: Sequence[IngestPlan], *, progress: bool) -> None:
+    """Make every shard of ``plans`` in this process (the flows map them over workers)."""
     from tqdm.auto import tqdm
 
     from sharpseek.ingest import ingest_shard
 
-    if plan.done is None:
-        for shard in tqdm(plan.shards, desc=plan.stage, unit="shard", disable=not progress):
-            ingest_shard(settings, shard)
+    for plan in plans:
+        if plan.done is None:
+            for shard in tqdm(plan.shards, desc=plan.stage, unit="shard", disable=not progress):
+                ingest_shard(settings, shard)
+
+
+def run_ingest_plan(settings: Settings, plan: IngestPlan, *, progress: bool = True) -> StageOutcome:
+    """Make every shard of ``plan`` in this process, then commit (no Prefect)."""
+    make_ingest_shards(settings, [plan], progress=progress)
     return commit_ingest(settings, plan)
 
 
@@ -506,8 +513,6 @@ def ingest_jsoc_stage(
     defaults to ``now - settings.flows.nrt_lookback_days`` (recent days only). Transient
     JSOC failures are retried inside (``settings.jsoc.retries``) and by the flow's task.
     """
-    from sharpseek.ingest import ingest_shard
-
     plans = plan_ingest_jsoc(
         settings,
         start=start,
@@ -518,9 +523,7 @@ def ingest_jsoc_stage(
         dataset=dataset,
         progress=progress,
     )
-    for plan in plans:
-        for shard in plan.shards:
-            ingest_shard(settings, shard)
+    make_ingest_shards(settings, plans, progress=progress)
     return commit_ingest_jsoc(settings, plans, nrt=nrt, dataset=dataset)
 
 

@@ -62,7 +62,7 @@ class SimSiamConfig:
     pred_hidden: int = 128  # hidden width of the prediction MLP (SimSiam's bottleneck)
     # The indexed vector: "projection" (the paper's reference code: the 100-d projection
     # output) or "backbone" (the pooled backbone features, as SimSiam's own evaluation uses
-    # them; then widths[-1] must equal dim). docs/training.md has the measurements behind
+    # them; then feature_dim must equal dim). docs/training.md has the measurements behind
     # the tiny preset's choice.
     representation: str = "projection"
     # Side of the grid the last stage is average-pooled to: 1 is the paper's global average
@@ -236,7 +236,7 @@ class SimSiam(nn.Module):
         pooled backbone features (``config.representation``)."""
         if self.config.representation == "backbone":
             check_images(images)
-            return self.backbone(images)  # (N, widths[-1] == dim)
+            return self.backbone(images)  # (N, feature_dim == dim)
         return self.project(images)
 
     def forward(self, view1: torch.Tensor, view2: torch.Tensor) -> SimSiamOutput:
