@@ -61,11 +61,21 @@ def test_show_lists_parameters_with_accuracy_threshold_and_n(home):
 
 def test_shift_prints_before_and_after_and_writes_a_png(home, tmp_path):
     out = tmp_path / "shift.png"
-    result = run(home, "shift", "--seed", "4", "--along", "tuf=1.5", "--hold", "sigma",
+    result = run(home, "shift", "--seed", "4", "--shift", "tuf=1.5", "--hold", "sigma",
                  "--out", str(out))  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "tuf eps = +1.5 holding sigma" in result.output and "sigma (held)" in result.output
+    assert "is deprecated" not in result.output
     assert out.stat().st_size > 1000
+
+
+def test_along_is_a_deprecated_alias_of_shift_that_still_works(home, tmp_path):
+    new = run(home, "shift", "--seed", "4", "--shift", "tuf=1.5", "--out", str(tmp_path / "a.png"))
+    old = run(home, "shift", "--seed", "4", "--along", "tuf=1.5", "--out", str(tmp_path / "b.png"))
+    assert new.exit_code == 0 and old.exit_code == 0, old.output
+    assert "warning: --along is deprecated" in old.stderr and "use --shift" in old.stderr
+    assert "is deprecated" not in old.stdout
+    assert old.stdout.replace("b.png", "a.png") == new.stdout  # the same shift, the same table
 
 
 def test_shift_to_a_physical_target_reports_requested_and_achieved(home, tmp_path):
@@ -78,11 +88,13 @@ def test_shift_to_a_physical_target_reports_requested_and_achieved(home, tmp_pat
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--along", "flux=1"], "no direction for 'flux'; known: "),
-        (["--along", "tuf=1", "--hold", "tuf"], "cannot hold ['tuf']"),
-        (["--along", "tuf"], "write PARAMETER=EPS"),
+        (["--shift", "flux=1"], "no direction for 'flux'; known: "),
+        (["--shift", "tuf=1", "--hold", "tuf"], "cannot hold ['tuf']"),
+        (["--shift", "tuf"], "--shift 'tuf': write PARAMETER=EPS"),
+        (["--along", "tuf"], "--along 'tuf': write PARAMETER=EPS"),
+        (["--shift", "tuf=1", "--target", "tuf=x2"], "give either --shift"),
         (["--target", "tuf=bigger"], "not understood"),
-        ([], "give either --along"),
+        ([], "give either --shift"),
     ],
 )
 def test_shift_bad_input_exits_2_with_one_line(home, args, message):
@@ -99,7 +111,7 @@ def test_directions_of_another_gan_version_are_refused(home, tmp_path):
     shutil.copytree(home, other)
     folder = next((other / "directions").iterdir())
     folder.rename(folder.with_name("tiny-seed0-e0099-00000000"))
-    result = run(other, "shift", "--seed", "1", "--along", "tuf=1")
+    result = run(other, "shift", "--seed", "1", "--shift", "tuf=1")
     assert result.exit_code == 2
     assert "stored only for other GAN versions: tiny-seed0-e0099-00000000" in result.output
     # a file that claims another version than its folder is refused too

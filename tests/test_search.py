@@ -351,6 +351,9 @@ def test_cli_search_json_and_index_status(home):
         (["--seed", "1", "--record", "x"], "exactly one query"),
         (["--seed", "1", "--hemisphere", "east"], "unknown hemisphere"),
         (["--record", "synthetic:999:20200101_000000_TAI"], "not in the live collection"),
+        (["--seed", "1", "--shift", "tuf"], "--shift 'tuf': write PARAMETER=EPS"),
+        (["--seed", "1", "--shift", "tuf=big"], "--shift 'tuf=big': write PARAMETER=EPS"),
+        (["--record", "x", "--shift", "tuf=1"], "--shift and --hold apply to a --seed query"),
     ],
 )
 def test_cli_bad_input_exits_2_with_one_line(home, args, message):

@@ -16,6 +16,10 @@ __all__ = [
     "ProgressOpt",
     "DatasetOpt",
     "DatasetVersionOpt",
+    "ShiftOpt",
+    "AlongOpt",
+    "HoldOpt",
+    "parse_shifts",
     "settings_from",
 ]
 
@@ -30,6 +34,52 @@ DatasetOpt = Annotated[str, typer.Option("--dataset", help="dataset name")]
 DatasetVersionOpt = Annotated[
     str | None, typer.Option("--dataset-version", help="dataset version (default: the latest)")
 ]
+
+#: A shift along a physical direction, the same option in every command that takes one
+#: (``sharpseek search --seed``, ``sharpseek shift``).
+ShiftOpt = Annotated[
+    list[str] | None,
+    typer.Option("--shift", help="PARAMETER=EPS along its direction, e.g. tuf=1.5; repeatable"),
+]
+#: ``--along``: the old name of ``--shift`` in ``sharpseek shift``, kept for one release.
+AlongOpt = Annotated[
+    list[str] | None,
+    typer.Option("--along", help="deprecated: the old name of --shift (removed after 0.1)"),
+]
+HoldOpt = Annotated[
+    list[str] | None,
+    typer.Option("--hold", help="with --shift: keep this parameter fixed; repeatable"),
+]
+
+
+def parse_shifts(shift: list[str] | None, along: list[str] | None = None) -> dict[str, float]:
+    """``--shift PARAMETER=EPS`` items (and deprecated ``--along`` ones) as {parameter: eps}.
+
+    ``--along`` prints a deprecation warning on stderr and is read as ``--shift``.
+
+    Raises
+    ------
+    ValueError
+        An item that is not PARAMETER=EPS with EPS a number, naming the option and the item.
+    """
+    items = [("--shift", item) for item in shift or []]
+    if along:
+        typer.echo(
+            "warning: --along is deprecated and will be removed after sharpseek 0.1; "
+            "use --shift (the same PARAMETER=EPS)",
+            err=True,
+        )
+        items += [("--along", item) for item in along]
+    out: dict[str, float] = {}
+    for option, item in items:
+        name, sep, value = item.partition("=")
+        try:
+            if not sep or not name.strip():
+                raise ValueError
+            out[name.strip().lower()] = float(value)
+        except ValueError:
+            raise ValueError(f"{option} {item!r}: write PARAMETER=EPS, e.g. tuf=1.5") from None
+    return out
 
 
 def settings_from(preset: str | None, home: Path | None) -> Settings:

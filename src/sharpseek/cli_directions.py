@@ -19,7 +19,16 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from sharpseek.cli_common import HomeOpt, PresetOpt, ProgressOpt, settings_from
+from sharpseek.cli_common import (
+    AlongOpt,
+    HoldOpt,
+    HomeOpt,
+    PresetOpt,
+    ProgressOpt,
+    ShiftOpt,
+    parse_shifts,
+    settings_from,
+)
 
 directions_app = typer.Typer(
     help="Physical directions of the GAN: fit SVM boundaries, show them.", no_args_is_help=True
@@ -60,19 +69,6 @@ def _load(settings, *, need_directions: bool = True):
 
 def _key_error(err: KeyError) -> str:
     return str(err.args[0]) if err.args else str(err)
-
-
-def _parse_along(items: list[str]) -> dict[str, float]:
-    along: dict[str, float] = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        try:
-            if not sep:
-                raise ValueError
-            along[name.strip().lower()] = float(value)
-        except ValueError:
-            raise _fail(f"--along {item!r}: write PARAMETER=EPS, e.g. tuf=1.5") from None
-    return along
 
 
 def _figure_path(settings, out: Path | None, name: str) -> Path:
@@ -192,35 +188,32 @@ def show_cmd(
 # ----------------------------------------------------------------------------------------------
 # shift
 # ----------------------------------------------------------------------------------------------
-_SHOWN = ("tuf", "tpf", "tnf", "psep", "r", "tilt", "orientation", "sigma", "alpha", "grad")
-
-
 def shift_cmd(
     seed: Annotated[int, typer.Option("--seed", min=0, help="seed of the start z")],
-    along: Annotated[
-        list[str] | None, typer.Option("--along", help="PARAMETER=EPS, repeatable")
-    ] = None,
+    shift: ShiftOpt = None,
     target: Annotated[
         list[str] | None,
         typer.Option("--target", help="tuf=x2 | psep=40 | r>p90 (physical targets), repeatable"),
     ] = None,
-    hold: Annotated[
-        list[str] | None, typer.Option("--hold", help="parameter to hold fixed, repeatable")
-    ] = None,
+    hold: HoldOpt = None,
     out: Annotated[Path | None, typer.Option("--out", help="PNG (default: figures dir)")] = None,
+    along: AlongOpt = None,
     preset: PresetOpt = None,
     home: HomeOpt = None,
 ) -> None:
-    """Shift the AR of a seed along physical directions (--along tuf=1.5), or to physical
+    """Shift the AR of a seed along physical directions (--shift tuf=1.5), or to physical
     targets (--target tuf=x2), holding other parameters; print before/after; write a PNG."""
     from sharpseek.directions import Target, named_shift, solve_targets
-    from sharpseek.physics import PARAMETER_UNITS, compute_parameters
+    from sharpseek.physics import PARAMETER_UNITS, SHOWN_PARAMETERS, compute_parameters
     from sharpseek.plotting import magnetogram_grid
 
-    along_map = _parse_along(along or [])
+    try:
+        shifts = parse_shifts(shift, along)
+    except ValueError as err:
+        raise _fail(str(err)) from None
     hold_list = [h.strip().lower() for h in hold or []]
-    if bool(along_map) == bool(target):
-        raise _fail("give either --along PARAMETER=EPS or --target (e.g. tuf=x2), not both")
+    if bool(shifts) == bool(target):
+        raise _fail("give either --shift PARAMETER=EPS or --target (e.g. tuf=x2), not both")
     settings = _settings(preset, home)
     _, model, directions = _load(settings)
     z0 = model.latent(seed)[0]
@@ -228,8 +221,8 @@ def shift_cmd(
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", UserWarning)
-            if along_map:
-                z1, _ = named_shift(directions, z0, along_map, hold_list)
+            if shifts:
+                z1, _ = named_shift(directions, z0, shifts, hold_list)
             else:
                 targets = [Target.parse(t) for t in target or []]
                 result = solve_targets(model.generate, directions, z0, targets, hold=hold_list)
@@ -243,16 +236,16 @@ def shift_cmd(
         raise _fail(str(err)) from None
     images = model.generate(np.stack([z0, z1]).astype(np.float32))
     params = compute_parameters(images)
-    if along_map:
+    if shifts:
         console.print(
             "requested shift: "
-            + ", ".join(f"{k} eps = {v:+g}" for k, v in along_map.items())
+            + ", ".join(f"{k} eps = {v:+g}" for k, v in shifts.items())
             + (f" holding {', '.join(hold_list)}" if hold_list else "")
         )
     table = Table(title=f"seed {seed}: GAN {model.version}")
     for column in ("parameter", "unit", "before", "after", "change"):
         table.add_column(column)
-    for name in _SHOWN:
+    for name in SHOWN_PARAMETERS:
         a, b = float(params[name][0]), float(params[name][1])
         mark = " (held)" if name in hold_list else ""
         table.add_row(name + mark, PARAMETER_UNITS[name], f"{a:.4g}", f"{b:.4g}", _relative(a, b))

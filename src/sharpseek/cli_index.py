@@ -25,9 +25,12 @@ from rich.table import Table
 from sharpseek.cli_common import (
     DatasetOpt,
     DatasetVersionOpt,
+    HoldOpt,
     HomeOpt,
     PresetOpt,
     ProgressOpt,
+    ShiftOpt,
+    parse_shifts,
     settings_from,
 )
 
@@ -339,19 +342,6 @@ def _filter(
     return None if spec.is_empty() else spec
 
 
-def _shifts(items: list[str]) -> dict[str, float]:
-    out = {}
-    for item in items:
-        if "=" not in item:
-            raise ValueError(f"--shift {item!r}: write direction=step, e.g. tuf=1.5")
-        name, value = item.split("=", 1)
-        try:
-            out[name.strip()] = float(value)
-        except ValueError:
-            raise ValueError(f"--shift {item!r}: {value!r} is not a number") from None
-    return out
-
-
 def _cell(value: Any) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "—"
@@ -362,12 +352,8 @@ def _cell(value: Any) -> str:
 
 def search_cmd(
     seed: Annotated[int | None, typer.Option("--seed", min=0, help="query: generated AR")] = None,
-    shift: Annotated[
-        list[str], typer.Option("--shift", help="with --seed: direction=step, e.g. tuf=1.5")
-    ] = [],  # noqa: B006  (typer reads the default)
-    hold: Annotated[
-        list[str], typer.Option("--hold", help="with --shift: keep this parameter fixed")
-    ] = [],  # noqa: B006
+    shift: ShiftOpt = None,
+    hold: HoldOpt = None,
     image: Annotated[
         Path | None, typer.Option("--image", help="query: FITS, .npy (gauss) or sharpseek PNG")
     ] = None,
@@ -412,6 +398,7 @@ def search_cmd(
 ) -> None:
     """Search real SHARPs like a query (a generated AR, an image or an indexed record),
     narrowed by filters sent in the same request; one best frame per region by default."""
+    from sharpseek.physics import BASELINE_PARAMETERS
     from sharpseek.search import ImageInputError, Searcher, export_png, results_to_json
 
     settings = _settings(preset, home)
@@ -426,9 +413,10 @@ def search_cmd(
         raise _fail(f"--units {units!r}: choose gauss or model")
     try:
         spec = _filter(ranges, start, end, harp, noaa, hemisphere, lat, mu)
+        shifts = parse_shifts(shift)
         with Searcher(settings) as searcher:
             if seed is not None:
-                query = searcher.latent_query(seed, shifts=_shifts(shift), hold=hold)
+                query = searcher.latent_query(seed, shifts=shifts, hold=hold or [])
             elif image is not None:
                 query = searcher.image_query(image, units=units)
             else:
@@ -463,8 +451,8 @@ def search_cmd(
     table.add_column("#", justify="right")
     table.add_column("record (NOAA, mu, JSOC)", overflow="fold", ratio=3)
     table.add_column("distance", justify="right")
-    for name in ("TUF", "R", "PSEP", "GRAD"):
-        table.add_column(f"{name}\nquery\nmatch", justify="right")
+    for name in BASELINE_PARAMETERS:
+        table.add_column(f"{name.upper()}\nquery\nmatch", justify="right")
     for _, row in frame.iterrows():
         noaa_text = ",".join(map(str, row["noaa_ars"])) or "—"
         where = row["jsoc_url"] or "synthetic record"
@@ -474,7 +462,7 @@ def search_cmd(
             f"{row['score']:.3f}",
             *[
                 f"{_cell(row[f'query_{n}'])}\n{_cell(row[f'match_{n}'])}"
-                for n in ("tuf", "r", "psep", "grad")
+                for n in BASELINE_PARAMETERS
             ],
         )
     console.print(table)

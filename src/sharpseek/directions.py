@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from sharpseek.physics import DIRECTION_PARAMETERS
+
 __all__ = [
     "Boundary",
     "ConditionReport",
@@ -330,10 +332,6 @@ def _unit(v: np.ndarray, name: str) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------
 # directions of a generator: fit, store, calibrate
 # ----------------------------------------------------------------------------------------------
-#: The parameters a direction is fitted for by default: every parameter of the physics module.
-DIRECTION_PARAMETERS = (
-    "tuf", "tpf", "tnf", "psep", "r", "tilt", "orientation", "sigma", "alpha", "grad", "bipolar",
-)  # fmt: skip
 
 
 @dataclass

@@ -30,20 +30,18 @@ import pandas as pd
 from scipy import stats
 
 from sharpseek.evaluate import QUALITY_PARAMETERS, same_region_retrieval
+from sharpseek.physics import PAPER_PARAMETERS
 from sharpseek.search import PhysicsBaseline, baseline_features
 
 __all__ = [
     "METHODS",
     "PAPER_CORRELATIONS",
-    "REPORTED_PARAMETERS",
     "RetrievalEvaluation",
     "correlations",
     "evaluate_retrieval",
     "write_report",
 ]
 
-#: The order of the paper's table (SCIENCE.md).
-REPORTED_PARAMETERS = ("tuf", "r", "psep", "tpf", "tnf", "sigma", "alpha", "grad")
 METHODS = ("simsiam", "euclidean", "mahalanobis")
 METHOD_LABELS = {
     "simsiam": "SimSiam",
@@ -63,7 +61,7 @@ PAPER_CORRELATIONS: dict[str, tuple[float, float]] = {
     "alpha": (0.47, 0.47),
     "grad": (0.79, 0.78),
 }
-assert set(REPORTED_PARAMETERS) == set(QUALITY_PARAMETERS)
+assert set(PAPER_PARAMETERS) == set(QUALITY_PARAMETERS)  # until evaluate.py imports it too
 
 
 @dataclass
@@ -96,7 +94,7 @@ class RetrievalEvaluation:
 
 
 def correlations(
-    query: pd.DataFrame, match: pd.DataFrame, names: Sequence[str] = REPORTED_PARAMETERS
+    query: pd.DataFrame, match: pd.DataFrame, names: Sequence[str] = PAPER_PARAMETERS
 ) -> list[dict[str, Any]]:
     """Pearson and Spearman of each parameter between query and match rows (aligned),
     over the pairs where both are finite (NaN where fewer than 3 pairs or no variance)."""
@@ -388,17 +386,17 @@ def write_report(result: RetrievalEvaluation, dataset, out_dir: str | Path) -> P
         "",
         "## Pearson (Spearman) between a query's parameter and its match's",
         "",
-        "| method | " + " | ".join(p.upper() for p in REPORTED_PARAMETERS) + " |",
-        "|---|" + "---|" * len(REPORTED_PARAMETERS),
+        "| method | " + " | ".join(p.upper() for p in PAPER_PARAMETERS) + " |",
+        "|---|" + "---|" * len(PAPER_PARAMETERS),
         "| paper: SimSiam, real SHARPs (1,839 HARPs) | "
         + " | ".join(
-            f"{a:.2f} ({b:.2f})" for a, b in (PAPER_CORRELATIONS[p] for p in REPORTED_PARAMETERS)
+            f"{a:.2f} ({b:.2f})" for a, b in (PAPER_CORRELATIONS[p] for p in PAPER_PARAMETERS)
         )
         + " |",
     ]
     for method in METHODS:
         cells = []
-        for p in REPORTED_PARAMETERS:
+        for p in PAPER_PARAMETERS:
             row = corr.loc[(method, p)]
             cells.append(f"{_fmt(row['pearson'])} ({_fmt(row['spearman'])})")
         lines.append(f"| this run ({label}): {METHOD_LABELS[method]} | " + " | ".join(cells) + " |")

@@ -36,14 +36,19 @@ import torch
 
 __all__ = [
     "ALPHA_MAX_RING",
+    "BASELINE_PARAMETERS",
+    "DIRECTION_PARAMETERS",
     "FIELD_SCALE",
     "MODEL_SIZE",
     "PARAMETER_DESCRIPTIONS",
     "PARAMETER_UNITS",
+    "PAPER_PARAMETERS",
     "POLARITY_THRESHOLD",
     "RSUN_REF",
     "R_DILATION_SIZE",
     "SHARP_PIXEL_SCALE",
+    "SHIFT_PARAMETERS",
+    "SHOWN_PARAMETERS",
     "SIGMA_BINS",
     "STRONG_FIELD_THRESHOLD",
     "compute_parameters",
@@ -110,6 +115,31 @@ PARAMETER_DESCRIPTIONS: dict[str, str] = {
     "neg_y": "y (row) of the |B|-weighted centroid of N",
     "joy_tilt": "hemisphere-corrected tilt -sign(lat) * tilt; > 0 obeys Joy's law",
 }
+
+# Parameter lists: each is written here once, for the use its comment names; every module
+# (search, UI, CLI, evaluation, directions) imports them rather than keeping its own copy.
+
+#: The paper's eight parameters, in the order of its retrieval table (SCIENCE.md, "The
+#: paper's results"): generated against real distributions (GAN quality) and the query/match
+#: correlations of the retrieval evaluation.
+PAPER_PARAMETERS = ("tuf", "r", "psep", "tpf", "tnf", "sigma", "alpha", "grad")
+#: Shown for a query and each of its matches side by side (search results, their JSON, the
+#: UI's parameter tables and exports, ``sharpseek shift``'s before/after table): the paper's
+#: eight and the tilt.
+SHOWN_PARAMETERS = ("tuf", "tpf", "tnf", "psep", "r", "tilt", "sigma", "alpha", "grad")
+#: The paper's physical baseline space, nearest neighbour in normalised (TUF, R, PSEP); also
+#: the short summary of a match where there is room for three values (the UI's result cards,
+#: ``sharpseek search``'s table).
+BASELINE_PARAMETERS = ("tuf", "r", "psep")
+#: Directions offered as the UI's sliders (those the direction set has), in this order: the
+#: paper's three main directions first.
+SHIFT_PARAMETERS = ("tuf", "psep", "r", "tilt", "tpf", "tnf", "sigma", "alpha", "grad")
+#: Every per-image value of :func:`compute_parameters` a latent direction is fitted for by
+#: default (``sharpseek directions fit``); the centroids and ``joy_tilt`` (which needs a
+#: latitude) are not directions.
+DIRECTION_PARAMETERS = (
+    "tuf", "tpf", "tnf", "psep", "r", "tilt", "orientation", "sigma", "alpha", "grad", "bipolar",
+)  # fmt: skip
 
 _TH = POLARITY_THRESHOLD.to_value(u.G) / FIELD_SCALE.to_value(u.G)  # 0.15, in units of b
 _G_PER_B = FIELD_SCALE.to_value(u.G)  # 1000 G per unit of b

@@ -49,12 +49,10 @@ from sharpseek.config import Settings, get_settings
 from sharpseek.index import SearchFilter, VectorIndex, open_index_from_settings
 from sharpseek.index.filters import to_tai
 from sharpseek.index.points import region_key
-from sharpseek.physics import FIELD_SCALE, MODEL_SIZE
+from sharpseek.physics import BASELINE_PARAMETERS, FIELD_SCALE, MODEL_SIZE, SHOWN_PARAMETERS
 
 __all__ = [
-    "BASELINE_FEATURES",
     "PNG_SCALE_KEY",
-    "SHOWN_PARAMETERS",
     "ImageInputError",
     "PhysicsBaseline",
     "Query",
@@ -72,11 +70,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Parameters shown for query and match (model space, SCIENCE.md; units in
-#: :data:`sharpseek.physics.PARAMETER_UNITS`).
-SHOWN_PARAMETERS = ("tuf", "tpf", "tnf", "psep", "r", "tilt", "sigma", "alpha", "grad")
-#: The paper's physical baseline space.
-BASELINE_FEATURES = ("tuf", "r", "psep")
 #: PNG text chunk holding the gauss scale of a sharpseek magnetogram PNG.
 PNG_SCALE_KEY = "sharpseek-scale"
 PNG_FORMAT = "sharpseek-magnetogram/1"
@@ -283,10 +276,8 @@ def baseline_features(table: pd.DataFrame | Mapping[str, Any]) -> np.ndarray:
     PSEP is undefined (NaN) for a patch that is not bipolar; here it is taken as 0 px
     (no separation), so every frame has a place in the space. Any other NaN is an error.
     """
-    tuf = np.asarray(table["tuf"], dtype=np.float64)
-    r = np.asarray(table["r"], dtype=np.float64)
-    psep = np.asarray(table["psep"], dtype=np.float64)
-    x = np.stack([tuf, r, np.where(np.isfinite(psep), psep, 0.0)], axis=1)
+    tuf, r, psep = (np.asarray(table[p], dtype=np.float64) for p in BASELINE_PARAMETERS)
+    x = np.stack([tuf, r, np.where(np.isfinite(psep), psep, 0.0)], axis=1)  # (n, 3)
     if not np.isfinite(x).all():
         raise ValueError("TUF and R must be finite for the physical baseline")
     return x
@@ -423,7 +414,7 @@ class Query:
     image : ndarray (128, 128) or None
         The model-space image (None for a record query whose image is not at hand).
     parameters : dict
-        Its physical parameters (model space, :data:`SHOWN_PARAMETERS` and more).
+        Its physical parameters (model space, :data:`sharpseek.physics.SHOWN_PARAMETERS` and more).
     region : str or None
         For a record query, its region (left out of the results by default).
     latent : ndarray or None
@@ -625,7 +616,7 @@ class Searcher:
         ``region``, ``t_rec`` (TAI), ``noaa_ars`` (list), ``score`` (Euclidean distance in
         the embedding space), ``lat_fwt``, ``lon_fwt``, ``mu``, ``jsoc_url`` (None for
         synthetic records), ``dataset_version``, and ``query_<p>`` / ``match_<p>`` for each
-        of :data:`SHOWN_PARAMETERS`. ``attrs["query"]`` describes the query.
+        of :data:`sharpseek.physics.SHOWN_PARAMETERS`. ``attrs["query"]`` describes the query.
 
         Raises
         ------

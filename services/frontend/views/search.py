@@ -7,11 +7,11 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from sharpseek.physics import PARAMETER_UNITS
+from sharpseek.physics import BASELINE_PARAMETERS, PARAMETER_UNITS, SHOWN_PARAMETERS
 from sharpseek.plotting import magnetogram_rgb
 from sharpseek.ui import Filters
 from sharpseek.ui.charts import range_histogram_png
-from sharpseek.ui.workbench import FILTER_FIELDS, SHOWN_PARAMETERS
+from sharpseek.ui.workbench import FILTER_FIELDS
 
 COLUMNS = 4
 
@@ -157,7 +157,7 @@ def show(wb) -> None:
                     st.image(magnetogram_rgb(m.image, zoom=1), width="stretch")
                 noaa = ", ".join(map(str, m.noaa)) or "none"
                 shown = ", ".join(
-                    f"{p.upper()} {m.params.get(p, float('nan')):.6g}" for p in ("tuf", "r", "psep")
+                    f"{p.upper()} {m.params.get(p, float('nan')):.6g}" for p in BASELINE_PARAMETERS
                 )
                 st.markdown(
                     f"**{i + 1}. HARP {m.harpnum}** ({m.series})  \nT_REC {m.t_rec} TAI  \n"

@@ -12,9 +12,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from sharpseek.physics import PARAMETER_UNITS
+from sharpseek.physics import PARAMETER_UNITS, SHOWN_PARAMETERS
 from sharpseek.plotting import magnetogram_rgb, polarity_rgb
-from sharpseek.ui.workbench import SHOWN_PARAMETERS
 
 EPS_RANGE = 3.0
 

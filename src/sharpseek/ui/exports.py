@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 import numpy as np
 import pandas as pd
 
-from sharpseek.physics import PARAMETER_UNITS
+from sharpseek.physics import PARAMETER_UNITS, SHOWN_PARAMETERS
 
 __all__ = ["image_npy", "image_png", "results_table", "share_url"]
 
@@ -21,7 +21,6 @@ def results_table(
     parameters (model units, named ``<parameter> [<unit>]``) and its JSOC link; the query's
     parameters as a first row (``record_id`` = ``query``) when given."""
     from sharpseek.search import jsoc_url as record_url
-    from sharpseek.ui.workbench import SHOWN_PARAMETERS
 
     def unit(p: str) -> str:
         return f"{p} [{PARAMETER_UNITS[p]}]" if PARAMETER_UNITS.get(p) else p

@@ -27,16 +27,18 @@ import numpy as np
 import pandas as pd
 
 from sharpseek.config import Settings
-from sharpseek.physics import MODEL_SIZE, compute_parameters, polarity_maps
+from sharpseek.physics import (
+    MODEL_SIZE,
+    SHIFT_PARAMETERS,
+    SHOWN_PARAMETERS,
+    compute_parameters,
+    polarity_maps,
+)
 
-__all__ = ["Match", "Rendered", "Workbench", "read_upload", "SHIFT_PARAMETERS"]
+__all__ = ["Match", "Rendered", "Workbench", "read_upload"]
 
 log = logging.getLogger(__name__)
 
-#: Directions offered as sliders (when the directions set has them), in this order.
-SHIFT_PARAMETERS = ("tuf", "psep", "r", "tilt", "tpf", "tnf", "sigma", "alpha", "grad")
-#: Parameters shown beside an image and compared between query and match.
-SHOWN_PARAMETERS = ("tuf", "tpf", "tnf", "psep", "r", "tilt", "sigma", "alpha", "grad")
 #: Payload fields a search can be filtered on from the UI (histogrammed over indexed data).
 FILTER_FIELDS = ("tuf", "r", "psep", "tpf", "tnf", "tilt", "sigma", "grad", "flux_mx", "psep_mm")
 
