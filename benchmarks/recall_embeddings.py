@@ -36,9 +36,11 @@ def main() -> None:
     torch.set_num_threads(1)
     searcher = Searcher(Settings())
     ds = load_dataset(searcher.store, args.dataset)
-    vectors = searcher.encoder.embed(ds.images())
-    gen = searcher.generator
-    queries = searcher.encoder.embed(gen.generate(gen.latent(list(range(args.queries)))))
+    backend = searcher.backend  # the models as configured: in-process or TorchServe
+    versions = backend.versions()
+    vectors = backend.embed(ds.images())
+    seeds = list(range(args.queries))
+    queries = backend.embed(backend.generate(seeds=seeds, parameters=False).images)
     folder = tempfile.mkdtemp(prefix="recall-")
     config = IndexConfig(exact_threshold=1000, indexing_threshold_kb=1, full_scan_threshold_kb=1)
     result = {
@@ -46,8 +48,8 @@ def main() -> None:
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "dataset": f"{ds.name}/{ds.version}",
         "points": len(vectors),
-        "encoder": searcher.encoder.version,
-        "generator": gen.version,
+        "encoder": versions["encoder"],
+        "generator": versions["gan"],
         "queries": args.queries,
         "k": 10,
         "hnsw_m": config.hnsw_m,
@@ -57,7 +59,7 @@ def main() -> None:
         with EdgeIndex(folder, config) as index:
             started = time.perf_counter()
             index.reindex(
-                searcher.encoder.version,
+                versions["encoder"],
                 iter_batches(ds.manifest, vectors, 2000),
                 dataset_version=ds.version,
             )

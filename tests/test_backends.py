@@ -154,7 +154,7 @@ def test_inprocess_shift_moves_along_the_conditioned_direction(fitted_home):
     result = backend.generate(seeds=[1], shifts={name: 2.0}, hold=[held])
     expected = shift(latent_from_seeds([1], 100), directions.direction(name, hold=(held,)), 2.0)
     np.testing.assert_allclose(result.z, expected, rtol=1e-6)
-    assert result.directions_version.startswith(backend.generator.version + "/")
+    assert result.directions_version == directions.version
 
 
 def test_inprocess_errors(fitted_home):

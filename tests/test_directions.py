@@ -286,18 +286,86 @@ def test_target_times_written_before_the_number():
     assert (t.parameter, t.kind, t.amount) == ("tuf", "factor", 2.0)
 
 
-def test_named_shift_moves_along_the_conditioned_directions(toy_directions):
-    from sharpseek.directions import named_shift
+def test_apply_shifts_moves_along_the_conditioned_directions(toy_directions):
+    from sharpseek.directions import apply_shifts
 
-    z = np.zeros(LATENT)
+    z = np.zeros((2, LATENT))
     with pytest.warns(UserWarning, match="redundant"):  # tuf and psep axes are orthogonal
-        out, basis = named_shift(toy_directions, z, {"tuf": 1.5}, hold=["psep"])
-    assert abs(basis[0] @ toy_directions["psep"].normal) < 1e-10
-    np.testing.assert_allclose(out, 1.5 * basis[0])
-    with pytest.raises(ValueError, match=r"cannot hold \['psep'\]"):
-        named_shift(toy_directions, z, {"psep": 1.0}, hold=["psep"])
-    with pytest.raises(KeyError, match="known: psep, tpf, tuf"):
-        named_shift(toy_directions, z, {"flux": 1.0})
+        out = apply_shifts(toy_directions, z, {"tuf": 1.5}, hold=["psep"])
+        n = toy_directions.direction("tuf", hold=("psep",))
+    assert abs(n @ toy_directions["psep"].normal) < 1e-10
+    assert out.shape == (2, LATENT)
+    np.testing.assert_allclose(out, 1.5 * np.stack([n, n]))
+
+
+def test_apply_shifts_adds_several_directions_to_one_vector(toy_directions):
+    from sharpseek.directions import apply_shifts
+
+    z = np.arange(LATENT, dtype=float)
+    out = apply_shifts(toy_directions, z, {"tuf": 1.0, "psep": -2.0})
+    expected = z + toy_directions["tuf"].normal - 2.0 * toy_directions["psep"].normal
+    assert out.shape == (LATENT,)
+    np.testing.assert_allclose(out, expected)
+
+
+def test_apply_shifts_without_shifts_returns_z(toy_directions):
+    from sharpseek.directions import apply_shifts
+
+    z = np.ones((3, LATENT), np.float32)
+    np.testing.assert_array_equal(apply_shifts(toy_directions, z, {}), z)
+
+
+def test_apply_shifts_refuses_an_unknown_direction_listing_the_known(toy_directions):
+    from sharpseek.directions import apply_shifts
+
+    with pytest.raises(KeyError, match="no direction for 'flux'; known: psep, tpf, tuf"):
+        apply_shifts(toy_directions, np.zeros(LATENT), {"flux": 1.0})
+    with pytest.raises(KeyError, match="no direction for 'flux'"):
+        apply_shifts(toy_directions, np.zeros(LATENT), {"tuf": 1.0}, hold=["flux"])
+
+
+@pytest.mark.parametrize("eps", [float("nan"), float("inf"), "big", True])
+def test_apply_shifts_refuses_a_non_finite_eps(toy_directions, eps):
+    from sharpseek.directions import apply_shifts
+
+    with pytest.raises(ValueError, match="shift of 'tuf' must be a finite number"):
+        apply_shifts(toy_directions, np.zeros(LATENT), {"tuf": eps})
+
+
+def test_apply_shifts_refuses_a_parameter_both_held_and_shifted(toy_directions):
+    from sharpseek.directions import apply_shifts
+
+    with pytest.raises(ValueError, match=r"cannot hold \['psep'\] while shifting along them"):
+        apply_shifts(toy_directions, np.zeros(LATENT), {"psep": 1.0}, hold=["psep"])
+
+
+def test_apply_shifts_refuses_hold_without_shifts(toy_directions):
+    from sharpseek.directions import apply_shifts
+
+    with pytest.raises(ValueError, match="without any shifts"):
+        apply_shifts(toy_directions, np.zeros(LATENT), {}, hold=["psep"])
+
+
+def test_apply_shifts_refuses_conditions_spanning_the_direction(toy_directions):
+    import dataclasses
+
+    from sharpseek.directions import DirectionSet, apply_shifts
+
+    twin = DirectionSet.from_json(toy_directions.to_json())
+    twin.boundaries["tpf"] = dataclasses.replace(
+        twin.boundaries["tpf"], normal=twin.boundaries["tuf"].normal.copy()
+    )
+    with pytest.raises(ValueError, match="degenerates"):
+        apply_shifts(twin, np.zeros(LATENT), {"tuf": 1.0}, hold=["tpf"])
+
+
+def test_apply_shifts_checks_the_shape_of_z(toy_directions):
+    from sharpseek.directions import apply_shifts
+
+    with pytest.raises(
+        ValueError, match=rf"z must have shape \(n, {LATENT}\) or \({LATENT},\), got \(3,\)"
+    ):
+        apply_shifts(toy_directions, np.zeros(3), {"tuf": 1.0})
 
 
 def test_directions_version_changes_with_the_boundaries(toy_directions):
@@ -310,6 +378,25 @@ def test_directions_version_changes_with_the_boundaries(toy_directions):
     b = other.boundaries["tuf"]
     other.boundaries["tuf"] = dataclasses.replace(b, normal=-b.normal)
     assert other.version != toy_directions.version
+
+
+def test_directions_version_changes_with_a_recalibration(toy_directions):
+    from sharpseek.directions import DirectionSet
+
+    other = DirectionSet.from_json(toy_directions.to_json())
+    before = other.version
+    other.calibration["tuf"] = {"eps": [0.0, 1.0], "tuf": {"median": [1.0, 2.0], "p16": [0.5, 1.5],
+                                                         "p84": [1.5, 2.5]}}  # fmt: skip
+    assert other.version != before
+
+
+def test_directions_version_ignores_the_order_of_the_boundaries(toy_directions):
+    from sharpseek.directions import DirectionSet
+
+    other = DirectionSet.from_json(toy_directions.to_json())
+    other.boundaries = dict(reversed(other.boundaries.items()))
+    assert list(other.boundaries) != list(toy_directions.boundaries)
+    assert other.version == toy_directions.version
 
 
 def test_held_changes_measure_what_a_condition_keeps_still(toy_directions):

@@ -57,8 +57,9 @@ def home(tmp_path_factory):
     write_untrained_checkpoints(settings)
     ds = ingest_synthetic(settings, regions=12, frames=4, progress=False)
     with Searcher(settings) as searcher:
-        build_index(searcher.index, ds, searcher.encoder)
-        vectors = searcher.encoder.embed(ds.images())
+        encoder = searcher.backend.encoder  # the in-process backend's EncoderModel
+        build_index(searcher.index, ds, encoder)
+        vectors = encoder.embed(ds.images())
     yield settings, ds, vectors
     mp.undo()
 
@@ -263,8 +264,8 @@ def test_record_query_uses_the_stored_vector_and_leaves_its_region_out(home, sea
 def test_latent_query_with_shift_moves_z_along_the_stored_direction(home, searcher):
     from sharpseek.directions import Boundary, DirectionSet, LabelRule
 
-    gen = searcher.generator
-    with pytest.raises(FileNotFoundError, match="no directions"):
+    gen = searcher.backend.generator
+    with pytest.raises(ValueError, match="without directions"):  # none fitted yet: refused
         searcher.latent_query(3, shifts={"tuf": 1.0})
     normal = np.zeros(gen.latent_dim)
     normal[0] = 1.0
@@ -274,7 +275,10 @@ def test_latent_query_with_shift_moves_z_along_the_stored_direction(home, search
     query = searcher.latent_query(3, shifts={"tuf": 2.5})
     expected = gen.latent([3])[0] + 2.5 * normal
     assert np.allclose(query.latent, expected)
-    assert np.allclose(query.vector, searcher.encoder.embed(gen.generate(expected[None]))[0])
+    encoder = searcher.backend.encoder
+    assert np.allclose(
+        query.vector, encoder.embed(gen.generate(expected[None].astype(np.float32)))[0]
+    )
     assert query.description == "seed 3, tuf +2.5"
 
 
@@ -404,7 +408,7 @@ def test_catalogue_hook_gives_each_ar_its_nearest_real_sharps(home, searcher, tm
     images = ds.images([3, 30]) * 1.5  # a balanced AR may exceed 1000 G: clipped, as the model sees
     found = nearest_sharps(2, searcher=searcher)(images)
     clipped = np.clip(images, -1, 1)
-    expected_vectors = searcher.encoder.embed(clipped)
+    expected_vectors = searcher.backend.encoder.embed(clipped)
     assert found == [numpy_grouped(vectors, ds.manifest, v, 2) for v in expected_vectors]
     empty = settings.model_copy(
         update={"index": settings.index.model_copy(update={"path": tmp_path / "none"})}

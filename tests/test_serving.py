@@ -4,6 +4,7 @@ and a clean stop. One server for the module: the JVM takes ~20-60 s to start on 
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -25,7 +26,7 @@ from sharpseek.backends import (
 )
 from sharpseek.cli import app
 from sharpseek.config import Settings
-from sharpseek.directions import fit_directions
+from sharpseek.directions import DirectionSet, fit_directions
 from sharpseek.inference import GeneratorModel
 from sharpseek.serving_protocol import encode_embed_request
 from sharpseek.store import open_store
@@ -123,7 +124,8 @@ def test_archives_record_what_they_hold(server):
     by_model = {a.model: a for a in archives}
     gen = by_model["generator"]
     assert gen.gan == GeneratorModel.from_settings(settings).version
-    assert gen.directions.startswith(gen.gan + "/") and gen.version.startswith(gen.gan + ".")
+    directions = DirectionSet.load(open_store(settings), gen.gan)
+    assert gen.directions == directions.version and gen.version.startswith(gen.gan + ".")
     with zipfile.ZipFile(serving.model_store_dir(settings) / gen.file) as mar:
         names = set(mar.namelist())
     assert {
@@ -183,6 +185,62 @@ def test_encoder_matches_inprocess(backend, inprocess):
 
 def test_versions_match_inprocess(backend, inprocess):
     assert backend.versions() == inprocess.versions()
+
+
+def _requests_served(settings, model: str) -> float:
+    """TorchServe's own count of inference requests to ``model`` (Prometheus metrics)."""
+    text = httpx.get(f"{settings.serve.metrics_url}/metrics", timeout=30).text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("ts_inference_requests_total") and f'model_name="{model}"' in line
+    )
+
+
+def test_cli_search_by_seed_runs_on_torchserve_and_finds_what_inprocess_finds(server, inprocess):
+    """`sharpseek search --seed` with serve.backend=torchserve: the query is generated,
+    shifted and embedded by TorchServe (its request counters move, the JSON names it) and
+    the hits are those of the in-process backend."""
+    from sharpseek.index import open_index_from_settings
+    from sharpseek.index.build import build_index
+    from sharpseek.ingest import ingest_synthetic
+
+    settings = server[0]
+    ds = ingest_synthetic(settings, regions=8, frames=2, progress=False)
+    with open_index_from_settings(settings) as index:
+        build_index(index, ds, inprocess.encoder)
+    name, held = _shift_names(inprocess)
+    env = {
+        "SHARPSEEK_HOME": str(settings.home),
+        "SHARPSEEK_SERVE__INFERENCE_URL": settings.serve.inference_url,
+        "SHARPSEEK_SERVE__MAX_ITEMS_PER_REQUEST": "16",
+    }
+    args = ["search", "--seed", "3", "--shift", f"{name}=1.5", "--hold", held, "-k", "4", "--json"]
+
+    def search(backend: str) -> dict:
+        result = CliRunner().invoke(app, args, env=env | {"SHARPSEEK_SERVE__BACKEND": backend})
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    before = {m: _requests_served(settings, m) for m in ("generator", "encoder")}
+    served = search("torchserve")
+    after = {m: _requests_served(settings, m) for m in ("generator", "encoder")}
+    local = search("inprocess")
+    assert all(after[m] > before[m] for m in before), (before, after)
+    assert served["models"]["backend"] == "torchserve" and local["models"]["backend"] == "inprocess"
+    assert {k: v for k, v in served["models"].items() if k != "backend"} == {
+        k: v for k, v in local["models"].items() if k != "backend"
+    }
+    assert served["query"]["description"] == f"seed 3, {name} +1.5, holding {held}"
+    hits = [r["record_id"] for r in served["results"]]
+    assert len(hits) == 4 and hits == [r["record_id"] for r in local["results"]]
+    # the server embeds the float16 image: distances agree to that precision
+    np.testing.assert_allclose(
+        [r["score"] for r in served["results"]],
+        [r["score"] for r in local["results"]],
+        rtol=1e-2,
+        atol=1e-2,
+    )
 
 
 def test_concurrent_requests_are_batched_and_each_answered(server, backend, inprocess):

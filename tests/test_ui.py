@@ -170,19 +170,20 @@ def test_workbench_renders_what_the_backend_generates(wb, ui_home):
 
 
 def test_shift_updates_hash_the_directions_once(wb, monkeypatch):
-    """The directions version (a hash of the set's JSON, ~10-20 ms) is computed once, not
+    """The directions version (a hash of the whole set, ~10-20 ms) is computed once, not
     on every slider step; each result still names it."""
     from sharpseek.directions import DirectionSet
-    from sharpseek.serving_protocol import directions_version
 
     wb.render(seed=5, shifts={"tuf": 0.1})
     calls = []
-    original = DirectionSet.to_json
-    monkeypatch.setattr(DirectionSet, "to_json", lambda self: calls.append(1) or original(self))
+    original = DirectionSet.version
+    monkeypatch.setattr(
+        DirectionSet, "version", property(lambda self: calls.append(1) or original.fget(self))
+    )
     results = [wb.backend.generate(seeds=[5], shifts={"tuf": e}) for e in (0.2, 0.3)]
     results.append(wb.backend.generate(seeds=[5]))
     assert calls == []
-    expected = directions_version(wb.directions)
+    expected = original.fget(wb.directions)
     assert [r.directions_version for r in results] == [expected] * 3
     assert wb.backend.versions()["directions"] == expected
 

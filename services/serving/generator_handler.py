@@ -26,6 +26,8 @@ class GeneratorHandler(SharpseekHandler):
             if self.archive["directions"]
             else None
         )
+        # DirectionSet.version, hashed once (answered with every request)
+        self.directions_version = self.directions.version if self.directions else None
 
     def decode(self, parts):
         return decode_generate_request(
@@ -33,7 +35,9 @@ class GeneratorHandler(SharpseekHandler):
         )
 
     def infer(self, batch):
-        return run_generate(self.model, self.directions, batch)
+        return run_generate(
+            self.model, self.directions, batch, directions_version=self.directions_version
+        )
 
     def encode(self, answer):
         return encode_generate_response(answer)

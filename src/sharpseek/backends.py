@@ -110,6 +110,41 @@ class ModelBackend:
         """``{"gan", "encoder", "directions"}``: the versions answering now."""
         raise NotImplementedError
 
+    def images(self, z: np.ndarray) -> np.ndarray:
+        """Images (n, 128, 128) float32 of latents ``z`` (n, latent_dim), unshifted and
+        unmeasured: the ``generate(z)`` callable the solvers take (targets, catalogues,
+        figures)."""
+        return self.generate(np.asarray(z, np.float32), parameters=False).images
+
+    def load_directions(self):
+        """The :class:`~sharpseek.directions.DirectionSet` the generator is served with, for
+        callers that need the whole set (target solver, catalogue guidance, figures).
+
+        Read from the settings' store for the GAN version answering, and checked against
+        the directions version it answers with.
+
+        Raises
+        ------
+        FileNotFoundError
+            No directions stored for the served GAN version (the message names the stored
+            ones and how to fit them).
+        BackendError
+            The stored set is not the one served (refit or recalibrated since the model
+            archive was built): rebuild the archives.
+        """
+        from sharpseek.directions import DirectionSet
+        from sharpseek.store import open_store
+
+        versions = self.versions()
+        directions = DirectionSet.load(open_store(self.settings), str(versions["gan"]))
+        if directions.version != versions["directions"]:
+            raise BackendError(
+                f"the store holds directions {directions.version} for GAN {versions['gan']}, "
+                f"but the models answer with {versions['directions'] or 'no directions'}: "
+                "rebuild the model archives (`sharpseek serve build`) and swap them in"
+            )
+        return directions
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections (a no-op in-process)."""
 
@@ -145,7 +180,6 @@ class InProcessBackend(ModelBackend):
         self._generator = generator
         self._encoder = encoder
         self._directions = directions
-        self._directions_loaded = directions is not None
 
     @property
     def generator(self):
@@ -165,8 +199,9 @@ class InProcessBackend(ModelBackend):
 
     @property
     def directions(self):
-        """The generator's DirectionSet, or None when none was fitted for its version."""
-        if not self._directions_loaded:
+        """The generator's DirectionSet, or None when none was fitted for its version (looked
+        for again on the next use: directions fitted meanwhile are picked up)."""
+        if self._directions is None:
             from sharpseek.directions import DirectionSet
             from sharpseek.store import open_store
 
@@ -176,18 +211,16 @@ class InProcessBackend(ModelBackend):
                 )
             except FileNotFoundError:
                 self._directions = None
-            self._directions_loaded = True
         return self._directions
 
     def _directions_version(self) -> str | None:
-        """The loaded directions' version, hashed once (they are not changed once loaded)."""
+        """The loaded directions' :attr:`~sharpseek.directions.DirectionSet.version`, hashed
+        once per loaded set (a loaded set is not changed)."""
         directions = self.directions
         if directions is None:
             return None
         if getattr(self, "_directions_version_of", None) is not directions:
-            from sharpseek.serving_protocol import directions_version
-
-            self._directions_version_value = directions_version(directions)
+            self._directions_version_value = directions.version
             self._directions_version_of = directions
         return self._directions_version_value
 
@@ -202,7 +235,7 @@ class InProcessBackend(ModelBackend):
         )
         if isinstance(result, RequestError):
             raise result
-        if directions is None and self._directions_loaded and self._directions is not None:
+        if directions is None and self._directions is not None:
             result.directions_version = self._directions_version()
         return result
 

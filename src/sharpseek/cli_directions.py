@@ -45,9 +45,10 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(code=2)
 
 
-def _load(settings, *, need_directions: bool = True):
-    """(store, generator model, directions or None), failing with exit 2 and one line."""
-    from sharpseek.directions import DirectionSet
+def _load(settings):
+    """(store, generator model in this process), failing with exit 2 and one line: for the
+    commands that need the checkpoint itself (fitting its directions, inversion's
+    gradients); the others reach the models through :func:`_served`."""
     from sharpseek.inference import GeneratorModel
     from sharpseek.store import open_store
 
@@ -58,13 +59,24 @@ def _load(settings, *, need_directions: bool = True):
         raise _fail(f"cannot load the GAN {settings.models.gan!r}: {err}") from None
     except Exception as err:  # store errors name the endpoint, never the keys
         raise _fail(f"cannot load the GAN {settings.models.gan!r}: {err}") from None
-    if not need_directions:
-        return store, model, None
+    return store, model
+
+
+def _served(settings):
+    """(model backend, its directions): the models through ``sharpseek.backends`` (in-process
+    or TorchServe, as configured), failing with exit 2 and one line."""
+    from sharpseek.backends import BackendError, open_backend
+
+    backend = open_backend(settings)
     try:
-        directions = DirectionSet.load(store, model.version)
-    except (FileNotFoundError, ValueError) as err:
-        raise _fail(str(err)) from None
-    return store, model, directions
+        directions = backend.load_directions()
+    except (FileNotFoundError, ValueError, KeyError, BackendError) as err:
+        backend.close()
+        raise _fail(_key_error(err) if isinstance(err, KeyError) else str(err)) from None
+    except Exception as err:  # store errors name the endpoint, never the keys
+        backend.close()
+        raise _fail(f"cannot load the GAN {settings.models.gan!r}: {err}") from None
+    return backend, directions
 
 
 def _key_error(err: KeyError) -> str:
@@ -103,7 +115,7 @@ def fit_cmd(
 
     settings = _settings(preset, home)
     cfg = settings.directions
-    store, model, _ = _load(settings, need_directions=False)
+    store, model = _load(settings)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         directions = fit_directions(
@@ -171,7 +183,7 @@ def show_cmd(
     store = open_store(settings)
     current = None
     try:
-        _, model, _ = _load(settings, need_directions=False)
+        _, model = _load(settings)
         current = model.version
     except typer.Exit:
         if gan_version is None:
@@ -203,8 +215,8 @@ def shift_cmd(
 ) -> None:
     """Shift the AR of a seed along physical directions (--shift tuf=1.5), or to physical
     targets (--target tuf=x2), holding other parameters; print before/after; write a PNG."""
-    from sharpseek.directions import Target, named_shift, solve_targets
-    from sharpseek.physics import PARAMETER_UNITS, SHOWN_PARAMETERS, compute_parameters
+    from sharpseek.directions import Target, apply_shifts, solve_targets
+    from sharpseek.physics import PARAMETER_UNITS, SHOWN_PARAMETERS
     from sharpseek.plotting import magnetogram_grid
 
     try:
@@ -215,34 +227,35 @@ def shift_cmd(
     if bool(shifts) == bool(target):
         raise _fail("give either --shift PARAMETER=EPS or --target (e.g. tuf=x2), not both")
     settings = _settings(preset, home)
-    _, model, directions = _load(settings)
-    z0 = model.latent(seed)[0]
-    result = None
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", UserWarning)
-            if shifts:
-                z1, _ = named_shift(directions, z0, shifts, hold_list)
-            else:
-                targets = [Target.parse(t) for t in target or []]
-                result = solve_targets(model.generate, directions, z0, targets, hold=hold_list)
-                z1 = result.z
-        for w in caught:
-            if issubclass(w.category, UserWarning):
-                err_console.print(f"[yellow]warning:[/] {escape(str(w.message))}")
-    except KeyError as err:
-        raise _fail(_key_error(err)) from None
-    except ValueError as err:
-        raise _fail(str(err)) from None
-    images = model.generate(np.stack([z0, z1]).astype(np.float32))
-    params = compute_parameters(images)
+    backend, directions = _served(settings)
+    with backend:
+        z0 = backend.generate(seeds=[seed], parameters=False).z[0]
+        result = None
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", UserWarning)
+                if shifts:
+                    z1 = apply_shifts(directions, z0, shifts, hold_list)
+                else:
+                    targets = [Target.parse(t) for t in target or []]
+                    result = solve_targets(backend.images, directions, z0, targets, hold=hold_list)
+                    z1 = result.z
+            for w in caught:
+                if issubclass(w.category, UserWarning):
+                    err_console.print(f"[yellow]warning:[/] {escape(str(w.message))}")
+        except KeyError as err:
+            raise _fail(_key_error(err)) from None
+        except ValueError as err:
+            raise _fail(str(err)) from None
+        generated = backend.generate(np.stack([z0, z1]).astype(np.float32))
+    images, params = generated.images, generated.parameters
     if shifts:
         console.print(
             "requested shift: "
             + ", ".join(f"{k} eps = {v:+g}" for k, v in shifts.items())
             + (f" holding {', '.join(hold_list)}" if hold_list else "")
         )
-    table = Table(title=f"seed {seed}: GAN {model.version}")
+    table = Table(title=f"seed {seed}: GAN {generated.gan_version}")
     for column in ("parameter", "unit", "before", "after", "change"):
         table.add_column(column)
     for name in SHOWN_PARAMETERS:
@@ -379,12 +392,12 @@ def generate_cmd(
         ]
     except CatalogueError as err:
         raise _fail(str(err)) from None
-    _, model, directions = _load(settings)
+    backend, directions = _served(settings)
     try:
-        with warnings.catch_warnings():
+        with backend, warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             catalogue = make_catalogue(
-                model.generate,
+                backend.images,
                 directions,
                 count,
                 placements,
@@ -461,7 +474,7 @@ def invert_cmd(
     settings = _settings(preset, home)
     cfg = settings.directions
     image, mu = _read_image(file)
-    _, model, _ = _load(settings, need_directions=False)
+    _, model = _load(settings)
     try:
         result = invert(
             model,
@@ -550,22 +563,22 @@ def plot_directions_cmd(
     from sharpseek import directions_plots as dp
 
     settings = _settings(preset, home)
-    _, model, directions = _load(settings)
+    backend, directions = _served(settings)
     parameter = parameter.lower()
     hold_list = [h.lower() for h in hold or []] or ["psep" if parameter != "psep" else "tuf"]
     folder = out_dir if out_dir is not None else settings.figures_dir
     folder.mkdir(parents=True, exist_ok=True)
     try:
-        with warnings.catch_warnings():
+        with backend, warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             paths = [
                 dp.boundary_view(
-                    model.generate, directions, parameter, folder / f"directions-2d-{parameter}.png"
+                    backend.images, directions, parameter, folder / f"directions-2d-{parameter}.png"
                 ),
                 dp.shift_strips(
-                    model.generate,
+                    backend.images,
                     directions,
-                    model.latent(seed)[0],
+                    backend.generate(seeds=[seed], parameters=False).z[0],
                     parameter,
                     hold_list,
                     folder / f"directions-strips-{parameter}.png",

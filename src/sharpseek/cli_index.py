@@ -50,10 +50,14 @@ def _fail(message: str) -> typer.Exit:
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
+    from sharpseek.backends import BackendError
     from sharpseek.index import EmptyIndexError
     from sharpseek.store import StoreError
 
-    return (ValueError, KeyError, LookupError, FileNotFoundError, EmptyIndexError, StoreError)
+    return (
+        ValueError, KeyError, LookupError, FileNotFoundError, EmptyIndexError, StoreError,
+        BackendError,
+    )  # fmt: skip
 
 
 def _message(err: BaseException) -> str:
@@ -242,16 +246,17 @@ def recall_cmd(
     ef = hnsw_ef or settings.index.hnsw_ef
     try:
         with Searcher(settings) as searcher:
-            gen, enc, index = searcher.generator, searcher.encoder, searcher.index
+            backend, index = searcher.backend, searcher.index
             live = index.live()
             if live is None:
                 raise ValueError("nothing is live yet: `sharpseek index build` first")
-            if live.encoder_version != enc.version:
+            if live.encoder_version != searcher.encoder_version:
                 raise ValueError(
                     f"the live collection holds encoder {live.encoder_version!r}, the "
-                    f"configured encoder is {enc.version!r}"
+                    f"configured encoder is {searcher.encoder_version!r}"
                 )
-            vectors = enc.embed(gen.generate(gen.latent(list(range(seed, seed + queries)))))
+            seeds = list(range(seed, seed + queries))
+            vectors = backend.embed(backend.generate(seeds=seeds, parameters=False).images)
             points = index.count()
             recall = recall_at_k(index, np.asarray(vectors), k=k, hnsw_ef=ef)
     except _user_errors() as err:
@@ -434,10 +439,13 @@ def search_cmd(
                 frame = searcher.baseline_search(
                     query, table, metric=method, k=k, filter=spec, per_region=per_region
                 )
+            # which backend and model versions made the query (none for a stored record)
+            models = searcher.versions() if query.kind != "record" else None
     except (*_user_errors(), ImageInputError) as err:
         raise _fail(_message(err)) from None
     if as_json:
-        typer.echo(json.dumps(results_to_json(frame), indent=1, default=str))
+        payload = results_to_json(frame) | {"models": models}
+        typer.echo(json.dumps(payload, indent=1, default=str))
         return
     q = frame.attrs["query"]
     console.print(
@@ -498,9 +506,8 @@ def evaluate_retrieval_cmd(
         ds = _dataset(settings, dataset, dataset_version)
         with Searcher(settings) as searcher:
             result = evaluate_retrieval(
-                searcher.generator, searcher.encoder, ds, n_queries=queries, seed=seed,
-                progress=progress,
-            )  # fmt: skip
+                searcher.backend, ds, n_queries=queries, seed=seed, progress=progress
+            )
         report = write_report(result, ds, target)
     except _user_errors() as err:
         raise _fail(_message(err)) from None

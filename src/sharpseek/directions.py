@@ -8,7 +8,9 @@ Small pure functions, arrays in and arrays out:
   the direction along which the parameter grows;
 - :func:`condition_direction` removes from a direction its components along other
   boundaries (conditional manipulation), with a diagnostic;
-- :func:`shift` moves latent vectors along one or several directions;
+- :func:`shift` moves latent vectors along one or several directions (raw arrays);
+- :func:`apply_shifts` moves them along named parameters' directions, holding others: the
+  one implementation every shell and server calls;
 - :func:`project_2d` is the paper's 2-D view of a boundary (Fig. 4).
 
 Shapes: latent vectors ``z`` are (n, d); directions (d,) unit vectors or (k, d) stacks.
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -44,8 +47,9 @@ __all__ = [
     "TargetResult",
     "calibrate",
     "fit_directions",
+    "apply_shifts",
     "held_changes",
-    "named_shift",
+    "shift_basis",
     "sample_parameters",
     "solve_targets",
 ]
@@ -376,21 +380,21 @@ class DirectionSet:
         conditioned, _ = condition_direction(normal, np.stack([self[h].normal for h in hold]))
         return conditioned
 
+    def _data(self) -> dict[str, Any]:
+        return {
+            "gan_version": self.gan_version,
+            "n_samples": self.n_samples,
+            "seed": self.seed,
+            "latent_dim": self.latent_dim,
+            "boundaries": {k: b.to_dict() for k, b in self.boundaries.items()},
+            "calibration": self.calibration,
+            "distribution": self.distribution,
+        }
+
     def to_json(self) -> str:
         import json
 
-        return json.dumps(
-            {
-                "gan_version": self.gan_version,
-                "n_samples": self.n_samples,
-                "seed": self.seed,
-                "latent_dim": self.latent_dim,
-                "boundaries": {k: b.to_dict() for k, b in self.boundaries.items()},
-                "calibration": self.calibration,
-                "distribution": self.distribution,
-            },
-            indent=1,
-        )
+        return json.dumps(self._data(), indent=1)
 
     @classmethod
     def from_json(cls, text: str) -> DirectionSet:
@@ -406,18 +410,21 @@ class DirectionSet:
 
     @property
     def version(self) -> str:
-        """``<gan_version>-d<8 hex>``: the GAN version and a digest of the boundaries (their
-        normals, intercepts and label rules), so a refit with another N or seed is told apart."""
+        """``<gan_version>-d<8 hex>``: the one name of this stored set, everywhere (serving
+        answers, archives, catalogues, the UI).
+
+        The digest is SHA-256 of everything :meth:`save` stores (boundaries with their
+        normals, intercepts, rules and accuracies, N, seed, calibration curves and
+        distribution), as JSON with sorted keys: any change of the stored set — a refit
+        with another N or seed, a recalibration — changes the version, and equal sets
+        (whatever the order they were built in) have equal versions. It is computed on
+        each call (~10 ms for a calibrated set), so a set changed in place is named anew.
+        """
         import hashlib
         import json
 
-        digest = hashlib.sha256()
-        for name in sorted(self.boundaries):
-            b = self.boundaries[name]
-            digest.update(name.encode())
-            digest.update(np.asarray(b.normal, dtype=np.float64).tobytes())
-            digest.update(json.dumps([b.intercept, asdict(b.rule)]).encode())
-        return f"{self.gan_version}-d{digest.hexdigest()[:8]}"
+        text = json.dumps(self._data(), sort_keys=True, separators=(",", ":"))
+        return f"{self.gan_version}-d{hashlib.sha256(text.encode()).hexdigest()[:8]}"
 
     @staticmethod
     def stored_versions(store) -> list[str]:
@@ -697,7 +704,7 @@ def solve_targets(
     overlap = set(names) & set(hold)
     if overlap:
         raise ValueError(f"cannot both target and hold {sorted(overlap)}")
-    basis = np.stack([directions.direction(n, hold=tuple(hold)) for n in names])  # (k, d)
+    basis = shift_basis(directions, names, hold)  # (k, d)
 
     def measure(eps_rows: np.ndarray) -> dict[str, np.ndarray]:
         z = z0[None, :] + eps_rows @ basis  # (m, d)
@@ -810,38 +817,88 @@ def solve_targets(
 # ----------------------------------------------------------------------------------------------
 # named shifts and the diagnostic of held quantities
 # ----------------------------------------------------------------------------------------------
-def named_shift(
-    directions: DirectionSet,
-    z: np.ndarray,
-    along: dict[str, float],
-    hold: tuple[str, ...] | list[str] = (),
-) -> tuple[np.ndarray, np.ndarray]:
-    """z' = z + sum_p eps_p n_p for named parameters, each direction conditioned on ``hold``.
-
-    Parameters
-    ----------
-    z : ndarray (n, d) or (d,)
-    along : {parameter: eps}, eps in units of the unit normal (latent-space length)
-
-    Returns
-    -------
-    z_shifted : ndarray, same shape as z
-    basis : ndarray (k, d), the (conditioned) unit directions used, in ``along``'s order
+def shift_basis(
+    directions: DirectionSet, names: Sequence[str], hold: Sequence[str] = ()
+) -> np.ndarray:
+    """The unit directions of ``names``, each conditioned on holding ``hold``, shape (k, d).
 
     Raises
     ------
-    KeyError naming the known parameters for an unknown one; ValueError when a held
-    parameter is also shifted, or when the conditions span a direction.
+    KeyError
+        A name in ``names`` or ``hold`` without a direction (the message lists the known).
+    ValueError
+        A parameter both moved and held, or conditions that span a direction.
     """
-    if not along:
-        raise ValueError("give at least one parameter to shift along, e.g. tuf=1.5")
-    for name in [*along, *hold]:
+    for name in [*names, *hold]:
         directions[name]  # raises a KeyError naming the known ones
-    both = sorted(set(along) & set(hold))
+    both = sorted(set(names) & set(hold))
     if both:
         raise ValueError(f"cannot hold {both} while shifting along them")
-    basis = np.stack([directions.direction(p, hold=tuple(hold)) for p in along])  # (k, d)
-    return shift(z, basis, np.array(list(along.values()), dtype=float)), basis
+    return np.stack([directions.direction(p, hold=tuple(hold)) for p in names])  # (k, d)
+
+
+def apply_shifts(
+    directions: DirectionSet,
+    z: np.ndarray,
+    shifts: Mapping[str, float],
+    hold: Sequence[str] = (),
+) -> np.ndarray:
+    """z' = z + sum_p eps_p n_p: the one implementation of a named latent shift.
+
+    Every road that shifts latents (the serving protocol behind both model backends, search's
+    latent queries, ``sharpseek shift`` and the UI) calls this. Each direction n_p is the unit
+    normal of parameter p's boundary conditioned on the ``hold`` parameters (their normals
+    projected out, :func:`condition_direction`), so held quantities move as little as the
+    latent geometry allows.
+
+    Parameters
+    ----------
+    directions : DirectionSet
+        The generator's directions (latent dimension d).
+    z : ndarray (n, d) or (d,)
+        Latent vectors.
+    shifts : {parameter: eps}
+        eps is a signed step in latent units along the unit direction. Empty: ``z`` comes back
+        unchanged (as float64).
+    hold : parameters held fixed while shifting (conditions); needs ``shifts``.
+
+    Returns
+    -------
+    ndarray float64, the shape of ``z``.
+
+    Raises
+    ------
+    KeyError
+        An unknown parameter in ``shifts`` or ``hold``; the message lists the known ones.
+    ValueError
+        ``z`` not (n, d) or (d,) with d = ``directions.latent_dim``; a non-finite eps; a
+        parameter both shifted and held; ``hold`` without ``shifts``; conditions that span a
+        direction (it would degenerate).
+    """
+    z = np.asarray(z, dtype=np.float64)
+    d = directions.latent_dim
+    if z.ndim not in (1, 2) or z.shape[-1] != d:
+        raise ValueError(f"z must have shape (n, {d}) or ({d},), got {z.shape}")
+    if not shifts:
+        if hold:
+            raise ValueError(
+                f"hold {list(hold)} given without any shifts: nothing to hold fixed against"
+            )
+        return z
+    names = list(shifts)
+    eps = np.array([_finite_eps(name, shifts[name]) for name in names])  # (k,)
+    basis = shift_basis(directions, names, hold)  # (k, d)
+    return shift(z, basis, eps)
+
+
+def _finite_eps(name: str, value: Any) -> float:
+    try:
+        eps = float(value)
+    except (TypeError, ValueError):
+        eps = float("nan")
+    if isinstance(value, bool) or not np.isfinite(eps):
+        raise ValueError(f"shift of {name!r} must be a finite number, got {value!r}")
+    return eps
 
 
 def held_changes(

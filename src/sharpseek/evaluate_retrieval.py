@@ -126,8 +126,7 @@ def _nearest(query: np.ndarray, base: np.ndarray, chunk: int = 512) -> np.ndarra
 
 
 def evaluate_retrieval(
-    generator,
-    encoder,
+    backend,
     dataset,
     *,
     n_queries: int = 1000,
@@ -135,11 +134,12 @@ def evaluate_retrieval(
     max_real: int | None = None,
     progress: bool = False,
 ) -> RetrievalEvaluation:
-    """The paper's retrieval analysis of ``generator`` + ``encoder`` on ``dataset``.
+    """The paper's retrieval analysis of the generator + encoder of ``backend`` on ``dataset``.
 
     Parameters
     ----------
-    generator, encoder : :class:`sharpseek.inference.GeneratorModel`, ``EncoderModel``
+    backend : :class:`sharpseek.backends.ModelBackend`
+        The models (``open_backend(settings)``: in-process or TorchServe).
     dataset : :class:`sharpseek.dataset.Dataset`
         The "real" frames searched (real SHARPs, or the synthetic demo data: the report says
         which).
@@ -150,7 +150,6 @@ def evaluate_retrieval(
         quick runs only).
     """
     from sharpseek.index.build import embedded_batches
-    from sharpseek.physics import compute_parameters
 
     if n_queries < 3:
         raise ValueError(f"n_queries must be at least 3 for correlations, got {n_queries}")
@@ -166,13 +165,13 @@ def evaluate_retrieval(
 
     # real embeddings
     vectors = np.concatenate(
-        [v for _, v in embedded_batches(dataset, encoder, rows, progress=progress)]
+        [v for _, v in embedded_batches(dataset, backend, rows, progress=progress)]
     )
-    # generated queries
-    z = generator.latent(list(range(seed, seed + n_queries)))
-    images = generator.generate(z)
-    q_vectors = encoder.embed(images)
-    params = compute_parameters(images)
+    # generated queries: images and their parameters in one backend call
+    generated = backend.generate(seeds=list(range(seed, seed + n_queries)))
+    images, params = generated.images, generated.parameters
+    q_vectors = backend.embed(images)
+    versions = backend.versions()
     queries = pd.DataFrame({k: np.asarray(v) for k, v in params.items()})
     queries.insert(0, "seed", np.arange(seed, seed + n_queries))
 
@@ -207,8 +206,8 @@ def evaluate_retrieval(
         "real_regions": int(real["harpnum"].nunique()),
         "queries": n_queries,
         "seed": seed,
-        "generator": generator.version,
-        "encoder": encoder.version,
+        "generator": versions["gan"],
+        "encoder": versions["encoder"],
     }
     return RetrievalEvaluation(
         correlations=pd.DataFrame(table),

@@ -434,19 +434,25 @@ class Query:
 def _parameters(images: np.ndarray) -> list[dict[str, float]]:
     from sharpseek.physics import compute_parameters
 
-    values = compute_parameters(np.asarray(images, np.float32))
+    return _rows(compute_parameters(np.asarray(images, np.float32)), len(images))
+
+
+def _rows(values: Mapping[str, Any], n: int) -> list[dict[str, float]]:
+    """Per image, its parameters from :func:`~sharpseek.physics.compute_parameters` columns."""
     return [
         {k: float(v[i]) for k, v in values.items() if k != "bipolar"}
         | {"bipolar": bool(values["bipolar"][i])}
-        for i in range(len(images))
+        for i in range(n)
     ]
 
 
 class Searcher:
     """Queries, searches and baselines on the configured index and models.
 
-    Models and the index open on first use, from ``settings`` (``settings.models``,
-    ``settings.index``). Give any of them to use another (tests, notebooks).
+    The models are reached only through a :class:`~sharpseek.backends.ModelBackend`
+    (``open_backend(settings)``: in-process, or TorchServe when ``settings.serve.backend``
+    says so); the index and the store open on first use, from ``settings``. Give any of them
+    to use another (tests, notebooks, the UI).
 
     Examples
     --------
@@ -460,15 +466,15 @@ class Searcher:
         settings: Settings | None = None,
         *,
         index: VectorIndex | None = None,
-        encoder=None,
-        generator=None,
+        backend=None,
         store=None,
     ) -> None:
         self.settings = settings or get_settings()
         self._index = index
-        self._encoder = encoder
-        self._generator = generator
+        self._backend = backend
+        self._own_backend = backend is None
         self._store = store
+        self._versions: dict[str, str | None] | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, **parts: Any) -> Searcher:
@@ -484,20 +490,28 @@ class Searcher:
         return self._store
 
     @property
-    def encoder(self):
-        if self._encoder is None:
-            from sharpseek.inference import EncoderModel
+    def backend(self):
+        """The :class:`~sharpseek.backends.ModelBackend` generating and embedding queries."""
+        if self._backend is None:
+            from sharpseek.backends import open_backend
 
-            self._encoder = EncoderModel.from_settings(self.settings, store=self.store)
-        return self._encoder
+            self._backend = open_backend(self.settings)
+        return self._backend
+
+    def versions(self) -> dict[str, str | None]:
+        """``{"gan", "encoder", "directions"}`` of the backend (asked once), and which
+        backend answers (``"backend"``: ``inprocess`` or ``torchserve``)."""
+        if self._versions is None:
+            from sharpseek.backends import TorchServeBackend
+
+            kind = "torchserve" if isinstance(self.backend, TorchServeBackend) else "inprocess"
+            self._versions = dict(self.backend.versions()) | {"backend": kind}
+        return self._versions
 
     @property
-    def generator(self):
-        if self._generator is None:
-            from sharpseek.inference import GeneratorModel
-
-            self._generator = GeneratorModel.from_settings(self.settings, store=self.store)
-        return self._generator
+    def encoder_version(self) -> str:
+        """The version of the encoder that embeds the queries."""
+        return str(self.versions()["encoder"])
 
     @property
     def index(self) -> VectorIndex:
@@ -509,6 +523,9 @@ class Searcher:
         if self._index is not None:
             self._index.close()
             self._index = None
+        if self._own_backend and self._backend is not None:
+            self._backend.close()
+            self._backend = None
 
     def __enter__(self) -> Searcher:
         return self
@@ -528,34 +545,34 @@ class Searcher:
         """The generated active region of a seed (or of ``z``), shifted along directions.
 
         ``shifts`` maps a parameter to a step eps in latent units along its unit direction
-        (z' = z + eps n, SCIENCE.md), each direction conditioned on the ``hold`` parameters.
-        Directions come from the store for the generator's version (``sharpseek directions
-        fit``); without them a shift is refused.
+        (z' = z + eps n, SCIENCE.md), each direction conditioned on the ``hold`` parameters:
+        one backend call (:func:`sharpseek.directions.apply_shifts` behind it). The backend's
+        generator refuses a shift when no directions were fitted for its version
+        (``sharpseek directions fit``); a bad latent or shift raises a ``ValueError``
+        (:class:`~sharpseek.backends.RequestError`) naming it.
         """
-        gen = self.generator
         if (seed is None) == (z is None):
             raise ValueError("give a seed or a latent vector z (one of them)")
-        latent = gen.latent([int(seed)])[0] if z is None else np.asarray(z, np.float32).ravel()
-        if latent.shape != (gen.latent_dim,) or not np.isfinite(latent).all():
-            raise ValueError(f"latent vector must be {gen.latent_dim} finite numbers")
+        result = self.backend.generate(
+            None if z is None else np.asarray(z, np.float32).reshape(1, -1),
+            seeds=None if seed is None else [int(seed)],
+            shifts=dict(shifts or {}),
+            hold=list(hold),
+        )
         words = [f"seed {seed}" if seed is not None else "latent vector"]
-        if shifts:
-            from sharpseek.directions import DirectionSet
-
-            directions = DirectionSet.load(self.store, gen.version)
-            directions.check_gan(gen.version)
-            for name, eps in shifts.items():
-                if not math.isfinite(float(eps)):
-                    raise ValueError(f"shift of {name!r} must be finite, got {eps!r}")
-                latent = latent + float(eps) * directions.direction(name, tuple(hold))
-                words.append(f"{name} {float(eps):+g}")
-            if hold:
-                words.append(f"holding {', '.join(hold)}")
-        latent = latent.astype(np.float32)
-        image = gen.generate(latent[None])[0]
-        query = self.image_query(image, units="model")
-        query.kind, query.description, query.latent = "latent", ", ".join(words), latent
-        return query
+        words += [f"{name} {float(eps):+g}" for name, eps in (shifts or {}).items()]
+        if hold:
+            words.append(f"holding {', '.join(hold)}")
+        image = result.images[0]
+        return Query(
+            vector=self.backend.embed(image[None])[0],
+            encoder_version=self.encoder_version,
+            kind="latent",
+            description=", ".join(words),
+            image=image,
+            parameters=_rows(result.parameters, 1)[0],
+            latent=result.z[0],
+        )
 
     def image_query(
         self, image: str | Path | np.ndarray, *, units: Literal["gauss", "model"] = "model"
@@ -564,10 +581,10 @@ class Searcher:
         or an array in ``units`` (default model space, e.g. a generated image)."""
         is_path = isinstance(image, str | Path)
         b = load_image(image, units=units)
-        vector = self.encoder.embed(b[None])[0]
+        vector = self.backend.embed(b[None])[0]
         return Query(
             vector=vector,
-            encoder_version=self.encoder.version,
+            encoder_version=self.encoder_version,
             kind="image",
             description=str(image) if is_path else "image",
             image=b,
@@ -678,13 +695,13 @@ class Searcher:
             raise ImageInputError(f"images must have shape (n, 128, 128), got {images.shape}")
         for i, image in enumerate(images):
             _check_model_image(image, f"image {i}")
-        vectors = self.encoder.embed(images)
+        vectors = self.backend.embed(images)
         params = _parameters(images)
         out = []
         for i in range(len(images)):
             query = Query(
                 vector=vectors[i],
-                encoder_version=self.encoder.version,
+                encoder_version=self.encoder_version,
                 kind="image",
                 description=f"image {i}",
                 image=images[i],

@@ -247,7 +247,6 @@ def build_archives(
     """
     from sharpseek.directions import DirectionSet
     from sharpseek.inference import EncoderModel, GeneratorModel, _model_key
-    from sharpseek.serving_protocol import directions_version
     from sharpseek.store import open_store
 
     unknown = [m for m in models if m not in MODELS]
@@ -275,7 +274,7 @@ def build_archives(
             info = {
                 "gan": loaded.version,
                 "encoder": None,
-                "directions": directions_version(directions) if directions else None,
+                "directions": directions.version if directions else None,
                 "checkpoint": key,
             }
         else:

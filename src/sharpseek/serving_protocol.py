@@ -23,7 +23,6 @@ No pickles anywhere (``allow_pickle=False``). A request with no items (``seeds: 
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 from collections.abc import Mapping, Sequence
@@ -42,7 +41,6 @@ __all__ = [
     "decode_embed_response",
     "decode_generate_request",
     "decode_generate_response",
-    "directions_version",
     "encode_embed_request",
     "encode_embed_response",
     "encode_generate_request",
@@ -97,8 +95,9 @@ class GenerateResult:
     z : ndarray (n, latent_dim) float32, the latents after the shifts
     parameters : name -> ndarray (n,) (units of :func:`sharpseek.physics.compute_parameters`);
         empty when not asked for
-    gan_version, directions_version : what produced them (``directions_version`` is None
-        when the generator has no directions)
+    gan_version, directions_version : what produced them (``directions_version`` is
+        :attr:`sharpseek.directions.DirectionSet.version`, None when the generator has no
+        directions)
     """
 
     images: np.ndarray
@@ -246,18 +245,10 @@ def decode_generate_request(
     return GenerateRequest(seeds=list(seeds), shifts=shifts, hold=hold, parameters=parameters)
 
 
-def directions_version(directions) -> str:
-    """``<gan version>/<sha256 of the DirectionSet's JSON, 8 hex>``: names one fitted set."""
-    digest = hashlib.sha256(directions.to_json().encode()).hexdigest()[:8]
-    return f"{directions.gan_version}/{digest}"
-
-
-_directions_version = directions_version  # run_generate's keyword shadows the name
-
-
 def _latents(request: GenerateRequest, model, directions) -> np.ndarray:
-    """z of one request after its shifts (float32 (n, latent_dim))."""
-    from sharpseek.directions import shift
+    """z of one request after its shifts (float32 (n, latent_dim)), by
+    :func:`sharpseek.directions.apply_shifts`; its errors become :class:`RequestError`."""
+    from sharpseek.directions import apply_shifts
     from sharpseek.inference import latent_from_seeds
 
     z = request.z if request.z is not None else latent_from_seeds(request.seeds, model.latent_dim)
@@ -276,15 +267,12 @@ def _latents(request: GenerateRequest, model, directions) -> np.ndarray:
             f"shifts asked, but GAN {model.version!r} is served without directions "
             "(fit them with `sharpseek directions fit`, then rebuild the archive)"
         )
-    names = list(request.shifts)
     try:
-        stack = np.stack([directions.direction(name, hold=tuple(request.hold)) for name in names])
+        return apply_shifts(directions, z, request.shifts, request.hold).astype(np.float32)
     except KeyError as err:
         raise RequestError(f"unknown direction: {err.args[0]}") from None
     except ValueError as err:
         raise RequestError(str(err)) from None
-    eps = np.array([request.shifts[name] for name in names])
-    return shift(z, stack, eps).astype(np.float32)
 
 
 def run_generate(
@@ -301,8 +289,8 @@ def run_generate(
     model : :class:`sharpseek.inference.GeneratorModel`
     directions : :class:`sharpseek.directions.DirectionSet` of this GAN version, or None
     requests : the batch
-    directions_version : :func:`directions_version` of ``directions`` when the caller holds
-        it already (hashing the set's JSON costs ~10-20 ms per call); computed here if None
+    directions_version : ``directions.version`` when the caller holds it already (hashing
+        the set costs ~10-20 ms per call); computed here if None
 
     Returns
     -------
@@ -329,7 +317,7 @@ def run_generate(
     parameters = compute_parameters(images) if wanted and len(images) else {}
     d_version = None
     if directions is not None:
-        d_version = directions_version or _directions_version(directions)
+        d_version = directions_version or directions.version
     out: list[GenerateResult | RequestError] = []
     start = 0
     for request, z in zip(requests, latents, strict=True):

@@ -181,18 +181,6 @@ def _checked_image(array: Any, name: str) -> np.ndarray:
     return array
 
 
-class _BackendEncoder:
-    """The encoder side of a :class:`~sharpseek.backends.ModelBackend` in the shape
-    :class:`~sharpseek.search.Searcher` takes (``embed`` and ``version``)."""
-
-    def __init__(self, backend, version: str):
-        self.backend = backend
-        self.version = version
-
-    def embed(self, images: np.ndarray) -> np.ndarray:
-        return self.backend.embed(images)
-
-
 class Workbench:
     """Models, directions and index of one deployment, behind the calls the pages make.
 
@@ -244,9 +232,8 @@ class Workbench:
         if self._searcher is None:
             from sharpseek.search import Searcher
 
-            encoder = _BackendEncoder(self.backend, str(self.model_versions()["encoder"]))
             self._searcher = Searcher(
-                self.settings, index=self.index, encoder=encoder, store=self.store
+                self.settings, index=self.index, backend=self.backend, store=self.store
             )
         return self._searcher
 
@@ -296,15 +283,13 @@ class Workbench:
         }
 
     def directions_version(self) -> str | None:
-        """:func:`sharpseek.serving_protocol.directions_version` of the loaded directions
+        """:attr:`~sharpseek.directions.DirectionSet.version` of the loaded directions
         (hashed once: the URL names it after every update)."""
-        from sharpseek.serving_protocol import directions_version
-
         ds = self.directions
         if ds is None:
             return None
         if getattr(self, "_directions_version", None) is None:
-            self._directions_version = directions_version(ds)
+            self._directions_version = ds.version
         return self._directions_version
 
     def _index_version(self) -> str | None:
