@@ -181,6 +181,41 @@ def test_inprocess_embed_and_versions(untrained_home):
     assert versions["encoder"] == encoder.version and versions["directions"] is None
 
 
+def test_load_directions_is_the_set_the_backend_shifts_with(fitted_home):
+    backend = InProcessBackend(fitted_home)
+    directions = backend.load_directions()
+    assert directions.version == backend.versions()["directions"]
+    assert directions.to_json() == backend.directions.to_json()
+
+
+def test_load_directions_refuses_a_set_changed_since_it_was_served(fitted_home):
+    """A recalibration stored after the backend loaded its directions changes the version:
+    the caller is told to rebuild instead of solving with a set the backend does not use."""
+    from sharpseek.backends import BackendError
+
+    backend = InProcessBackend(fitted_home)
+    served = backend.versions()["directions"]
+    store = open_store(fitted_home)
+    changed = DirectionSet.load(store, backend.generator.version)
+    changed.calibration["tuf"] = {"eps": [0.0], "tuf": {"median": [1.0], "p16": [0.5],
+                                                      "p84": [1.5]}}  # fmt: skip
+    changed.save(store)
+    with pytest.raises(BackendError, match=f"answer with {served}"):
+        backend.load_directions()
+
+
+def test_load_directions_without_a_fitted_set_says_how_to_fit(untrained_home):
+    with pytest.raises(FileNotFoundError, match="sharpseek directions fit"):
+        InProcessBackend(untrained_home).load_directions()
+
+
+def test_images_are_the_unshifted_generation(untrained_home):
+    torch.set_num_threads(1)
+    backend = InProcessBackend(untrained_home)
+    z = latent_from_seeds([8, 9], 100)
+    np.testing.assert_array_equal(backend.images(z), backend.generate(z).images)
+
+
 def test_batched_requests_answer_each_and_isolate_a_bad_one(untrained_home):
     torch.set_num_threads(1)
     generator = GeneratorModel.from_settings(untrained_home)

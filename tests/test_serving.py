@@ -187,6 +187,11 @@ def test_versions_match_inprocess(backend, inprocess):
     assert backend.versions() == inprocess.versions()
 
 
+def test_load_directions_through_torchserve_is_the_inprocess_set(backend, inprocess):
+    served = backend.load_directions()
+    assert served.version == backend.versions()["directions"] == inprocess.directions.version
+
+
 def _requests_served(settings, model: str) -> float:
     """TorchServe's own count of inference requests to ``model`` (Prometheus metrics)."""
     text = httpx.get(f"{settings.serve.metrics_url}/metrics", timeout=30).text

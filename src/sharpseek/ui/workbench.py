@@ -187,8 +187,8 @@ class Workbench:
     Models are reached only through :func:`sharpseek.backends.open_backend` (in-process or
     TorchServe, ``settings.serve.backend``), search and indexed records only through
     :class:`sharpseek.search.Searcher`. The directions (slider list, calibration, targets)
-    are the stored :class:`~sharpseek.directions.DirectionSet` of the GAN version the
-    backend serves.
+    are the stored :class:`~sharpseek.directions.DirectionSet` the backend serves
+    (``backend.load_directions()``).
 
     Parameters
     ----------
@@ -248,16 +248,15 @@ class Workbench:
 
     @property
     def directions(self):
-        """The served GAN's :class:`~sharpseek.directions.DirectionSet`, or None (see
-        :attr:`directions_error` for why)."""
+        """The served GAN's :class:`~sharpseek.directions.DirectionSet`
+        (:meth:`~sharpseek.backends.ModelBackend.load_directions`: the set the backend shifts
+        with), or None (see :attr:`directions_error` for why)."""
         if self._directions is None and self._directions_error is None:
-            from sharpseek.directions import DirectionSet
+            from sharpseek.backends import BackendError
 
             try:
-                ds = DirectionSet.load(self.store, self.gan_version)
-                ds.check_gan(self.gan_version)
-                self._directions = ds
-            except (FileNotFoundError, ValueError) as err:
+                self._directions = self.backend.load_directions()
+            except (FileNotFoundError, ValueError, BackendError) as err:
                 self._directions_error = str(err)
         return self._directions
 
