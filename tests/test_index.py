@@ -291,7 +291,7 @@ def test_exact_search_returns_the_numpy_nearest_frames_and_distances(filled):
     hits = filled.search(query, limit=12, group_by_harp=False, exact=True)
     assert [h.record_id for h in hits] == brute(ROWS, VECTORS, query)[:12]
     expected = np.sort(np.linalg.norm(VECTORS.astype(np.float64) - query, axis=1))[:12]
-    np.testing.assert_allclose([h.score for h in hits], expected, rtol=1e-4)
+    np.testing.assert_allclose([h.distance for h in hits], expected, rtol=1e-4)
 
 
 def test_hits_carry_plain_identity_and_payload(filled):
@@ -300,6 +300,10 @@ def test_hits_carry_plain_identity_and_payload(filled):
     assert hit.harpnum == row["harpnum"] and hit.t_rec == row["t_rec"]
     assert hit.payload["encoder_version"] == "enc-a"
     assert hit.payload["dataset_version"] == "v0001"
+    assert hit.series == row["series"] and hit.parameter("r") == pytest.approx(row["r"])
+    assert hit.parameter("no_such_field") != hit.parameter("no_such_field")  # NaN
+    assert hit.image is None and hit.with_image(np.zeros((2, 2))).image.shape == (2, 2)
+    assert hit.similarity == pytest.approx(1 / (1 + hit.distance))
 
 
 def test_search_groups_one_best_frame_per_region_by_default(filled):

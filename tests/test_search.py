@@ -215,7 +215,7 @@ def test_image_query_finds_the_numpy_nearest_regions_with_physics_side_by_side(h
     assert frame["region"].nunique() == 4
     assert frame["rank"].tolist() == [1, 2, 3, 4]
     assert frame["record_id"].iloc[0] == ds.manifest["record_id"].iloc[5]  # itself first
-    assert frame["score"].iloc[0] == pytest.approx(0.0, abs=1e-4)
+    assert frame["distance"].iloc[0] == pytest.approx(0.0, abs=1e-4)
     by_id = ds.manifest.set_index("record_id")
     for _, row in frame.iterrows():
         assert row["match_tuf"] == pytest.approx(by_id.loc[row["record_id"], "tuf"])
@@ -311,6 +311,23 @@ def test_results_to_json_puts_parameters_side_by_side(home, searcher):
     data = json.loads(json.dumps(results_to_json(frame)))
     assert data["query"]["kind"] == "image"
     assert set(data["results"][0]["parameters"]["tuf"]) == {"query", "match"}
+    assert "score" not in data["results"][0]
+    assert [r["distance"] for r in data["results"]] == pytest.approx(frame["distance"].tolist())
+
+
+def test_search_is_a_table_of_the_index_hits(home, searcher):
+    settings, ds, vectors = home
+    query = searcher.image_query(ds.images([7])[0])
+    hits = searcher.hits(query, k=3)
+    frame = searcher.search(query, k=3)
+    assert [h.record_id for h in hits] == frame["record_id"].tolist()
+    assert [h.distance for h in hits] == frame["distance"].tolist()
+    expected = np.linalg.norm(vectors.astype(np.float64) - query.vector, axis=1)
+    by_id = dict(zip(ds.manifest["record_id"], expected, strict=True))
+    assert [h.distance for h in hits] == pytest.approx(
+        [by_id[h.record_id] for h in hits], rel=1e-4, abs=1e-4
+    )
+    assert [h.parameter("tuf") for h in hits] == frame["match_tuf"].tolist()
 
 
 def test_baseline_search_groups_regions_and_matches_the_metric(home, searcher):
@@ -318,10 +335,10 @@ def test_baseline_search_groups_regions_and_matches_the_metric(home, searcher):
     query = searcher.image_query(ds.images([4])[0])
     frame = searcher.baseline_search(query, ds.manifest, metric="mahalanobis", k=3)
     assert frame["region"].nunique() == 3
-    assert frame["score"].is_monotonic_increasing
+    assert frame["distance"].is_monotonic_increasing
     base = PhysicsBaseline.fit(ds.manifest)
     d = base.distances(baseline_features(pd.DataFrame([query.parameters])), "mahalanobis")[0]
-    assert frame["score"].iloc[0] == pytest.approx(d.min())
+    assert frame["distance"].iloc[0] == pytest.approx(d.min())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -385,6 +402,20 @@ def test_cli_saved_query_png_searches_like_the_seed(home, tmp_path):
     assert first.exit_code == 0 and again.exit_code == 0, again.output
     ids = [r["record_id"] for r in json.loads(first.output.split("query image")[0])["results"]]
     assert ids == [r["record_id"] for r in json.loads(again.output)["results"]]
+
+
+def test_cli_searches_with_a_png_exported_by_the_ui(home, searcher, tmp_path):
+    from sharpseek.search import png_bytes
+
+    settings, ds, _ = home
+    png = tmp_path / "seed-6.png"
+    png.write_bytes(png_bytes(ds.images([6])[0]))  # the UI's Export page writes these bytes
+    result = _cli("search", "--image", str(png), "-k", "3", "--json")
+    assert result.exit_code == 0, result.output
+    expected = searcher.search(searcher.image_query(load_image(png)), k=3)
+    assert [r["record_id"] for r in json.loads(result.output)["results"]] == expected[
+        "record_id"
+    ].tolist()
 
 
 def test_cli_evaluate_retrieval_writes_a_labelled_report(home, tmp_path):

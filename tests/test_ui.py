@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 import torch
 
+from sharpseek.index import SearchFilter
+from sharpseek.search import load_image, png_bytes
 from sharpseek.ui import (
-    Filters,
     ViewState,
     Workbench,
     decode_query,
     encode_query,
     image_npy,
-    image_png,
     read_upload,
     results_table,
     version_problems,
@@ -33,12 +33,27 @@ APP = str(Path(__file__).resolve().parents[1] / "services" / "frontend" / "app.p
 def test_query_string_round_trip():
     state = ViewState(
         page="search", seed=42, shifts={"tuf": 1.5, "psep": -0.25}, hold=["r"],
-        filters=Filters(ranges={"tuf": (1e5, None), "r": (0.0, 2.5e4)}, hemisphere="south",
-                        mu=(0.5, 1.0), time=("2014-01-01", None), harpnums=[377, 401],
-                        noaa=[11158]),
+        filters=SearchFilter(ranges={"tuf": (1e5, None), "r": (0.0, 2.5e4)}, hemisphere="south",
+                             mu=(0.5, 1.0), time=("2014-01-01", None), harpnums=[377, 401],
+                             noaa=[11158]),
         limit=7, gan="g-1", directions="g-1-dabc", index="sharps--e1",
     )  # fmt: skip
     assert decode_query(encode_query(state)) == state
+
+
+@pytest.mark.parametrize(
+    "time", ["2014-01-01..2014-06-01", "2014-01-01T06:30:00..", "..2015-03-02"]
+)
+def test_a_link_is_written_again_byte_for_byte(time):
+    from urllib.parse import urlencode
+
+    link = {"v": "1", "page": "search", "seed": "42", "shift": "psep:-0.25,tuf:1.5", "hold": "r",
+            "f.r": "0..25000", "f.tuf": "100000..", "time": time, "hemi": "south", "lat": "-30..0",
+            "mu": "0.5..1", "harp": "377,401", "noaa": "11158", "k": "7", "per": "1",
+            "gan": "g-1", "dirs": "g-1-dabc", "index": "sharps--e1"}  # fmt: skip
+    state = decode_query(link)
+    assert isinstance(state.filters, SearchFilter)
+    assert urlencode(encode_query(state)) == urlencode(link)
 
 
 def test_zero_shifts_are_left_out_of_the_link():
@@ -72,12 +87,18 @@ def test_version_problems_say_which_version_is_gone():
     assert "GAN version old-gan, which is gone" in problems[0] and "new-gan" in problems[0]
 
 
-def test_filters_become_a_checked_search_filter():
-    assert Filters().to_search_filter() is None
-    spec = Filters(ranges={"tuf": (1.0, 2.0)}, hemisphere="north").to_search_filter()
-    assert spec.ranges == {"tuf": (1.0, 2.0)} and spec.hemisphere == "north"
+def test_the_view_holds_a_checked_search_filter():
+    assert ViewState().filters == SearchFilter() and ViewState().filters.is_empty()
+    state = decode_query({"f.tuf": "1..2", "hemi": "north", "time": "2014-01-01.."})
+    spec = state.filters
+    assert spec == SearchFilter(ranges={"tuf": (1.0, 2.0)}, hemisphere="north",
+                                time=("2014-01-01", None))  # fmt: skip
     with pytest.raises(ValueError, match="hemisphere"):
-        Filters(hemisphere="east").to_search_filter()
+        SearchFilter(hemisphere="east")
+    with pytest.raises(ValueError, match="time='2014-99-01'"):
+        decode_query({"time": "2014-99-01.."})
+    with pytest.raises(ValueError, match="cannot carry the filter field"):
+        encode_query(ViewState(filters=SearchFilter(exclude_regions=["synthetic:1"])))
 
 
 # ---------------------------------------------------------------- uploads and exports
@@ -132,10 +153,36 @@ def test_png_export_is_the_magnetogram_scale():
 
     image = np.zeros((128, 128), np.float32)
     image[:, :64] = 1.0
-    picture = np.asarray(Image.open(io.BytesIO(image_png(image))))
-    assert picture.shape == (384, 384, 3)
-    assert picture[0, 0, 0] > 100 > picture[0, 0, 2]  # +1000 G is red
-    assert np.all(np.abs(picture[0, -1].astype(int) - picture[0, -1].mean()) < 10)  # 0 G is grey
+    image[-1, -1] = -1.0  # the last model row is the top (north) row of the picture
+    picture = np.asarray(Image.open(io.BytesIO(png_bytes(image))))
+    assert picture.shape == (128, 128)
+    assert picture[0, 0] == 65535  # +1000 G is white
+    assert picture[0, -1] == 0  # -1000 G is black
+    assert picture[1, -1] == 32768  # 0 G is mid grey (level 32767.5, rounded)
+
+
+def _quantised(image):
+    """Within half a grey level of the PNG (2000 G / 65535 per level), in model units."""
+    return pytest.approx(image, abs=1.0 / 65535 + 1e-7)
+
+
+def test_exported_png_uploads_back_as_the_same_image():
+    image = np.random.default_rng(4).uniform(-1, 1, (128, 128)).astype(np.float32)
+    back, _ = read_upload("exported.png", png_bytes(image, description="seed 4"))
+    assert back.dtype == np.float32 and back.shape == (128, 128)
+    assert back == _quantised(image)
+
+
+def test_ui_png_export_is_a_cli_query_and_a_cli_png_an_upload(tmp_path):
+    from sharpseek.search import export_png
+
+    image = np.random.default_rng(5).uniform(-1, 1, (128, 128)).astype(np.float32)
+    ui_png = tmp_path / "from-ui.png"
+    ui_png.write_bytes(png_bytes(image))  # what the Export page's PNG button hands out
+    assert load_image(ui_png) == _quantised(image)  # as `sharpseek search --image` reads it
+    cli_png = export_png(image, tmp_path / "from-cli.png")  # `search --save-query-png`
+    back, _ = read_upload(cli_png.name, cli_png.read_bytes())
+    assert back == _quantised(image)
 
 
 # ---------------------------------------------------------------- workbench
@@ -192,14 +239,14 @@ def test_workbench_search_is_the_searchers_search(wb, ui_home):
     from sharpseek.search import Searcher
 
     image = wb.grid([7])[0]
-    matches = wb.search(image, Filters(hemisphere="north"), limit=4)
+    matches = wb.search(image, SearchFilter(hemisphere="north"), limit=4)
     searcher = Searcher(ui_home, index=wb.index)  # its own in-process encoder, same index
     frame = searcher.search(
-        searcher.image_query(image), k=4, filter=Filters(hemisphere="north").to_search_filter()
+        searcher.image_query(image), k=4, filter=SearchFilter(hemisphere="north")
     )
     assert len(frame) == 4
     assert [m.record_id for m in matches] == frame["record_id"].tolist()
-    np.testing.assert_allclose([m.distance for m in matches], frame["score"], rtol=1e-5)
+    np.testing.assert_allclose([m.distance for m in matches], frame["distance"], rtol=1e-5)
     for m in matches:
         np.testing.assert_array_equal(m.image, searcher.record_image(m.record_id))
 
@@ -255,10 +302,10 @@ def test_range_histogram_draws_bars_in_and_out_of_the_range():
 def test_workbench_search_returns_one_frame_per_region_within_the_filter(wb):
     values = wb.indexed_values()
     cut = float(values["tuf"].median())
-    matches = wb.search(wb.grid([1])[0], Filters(ranges={"tuf": (cut, None)}), limit=5)
+    matches = wb.search(wb.grid([1])[0], SearchFilter(ranges={"tuf": (cut, None)}), limit=5)
     assert 0 < len(matches) <= 5
     assert len({m.harpnum for m in matches}) == len(matches)
-    assert all(m.params["tuf"] >= cut for m in matches)
+    assert all(m.parameter("tuf") >= cut for m in matches)
     assert all(m.image is not None and m.image.shape == (128, 128) for m in matches)
     distances = [m.distance for m in matches]
     assert distances == sorted(distances)

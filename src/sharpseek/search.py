@@ -9,16 +9,19 @@ from
   :meth:`Searcher.latent_query`;
 - an **image**: a FITS file (a SHARP ``Br`` segment, preprocessed as ingestion does), a
   ``.npy`` array (B_r in gauss, any size, or a model-space 128 x 128 array), or a PNG written
-  by :func:`export_png`, which carries its gauss scale in its metadata; any other PNG is
+  by :func:`png_bytes` (``sharpseek search --save-query-png``, the UI's Export page), which
+  carries its gauss scale in its metadata; any other PNG is
   refused (a colour-mapped picture cannot be turned back into gauss), see
   :meth:`Searcher.image_query`;
 - an **indexed record**: its stored embedding, :meth:`Searcher.record_query`.
 
-:meth:`Searcher.search` sends the embedding and the filter (:class:`SearchFilter`) to the
-index in one request, one best frame per region by default, and returns a
-:class:`pandas.DataFrame`: one row per match with its identity, T_REC, NOAA numbers, the
-Euclidean distance in the embedding space (``score``, smaller is closer), a JSOC link, and
-the query's and the match's parameters side by side (``query_tuf``, ``match_tuf``, ...).
+:meth:`Searcher.hits` sends the embedding and the filter (:class:`SearchFilter`) to the
+index in one request, one best frame per region by default, and returns the index's
+:class:`~sharpseek.index.SearchHit` list; :meth:`Searcher.search` returns the same as a
+:class:`pandas.DataFrame` (:func:`hits_frame`): one row per match with its identity, T_REC,
+NOAA numbers, the Euclidean distance in the embedding space (``distance``, smaller is
+closer), a JSOC link, and the query's and the match's parameters side by side
+(``query_tuf``, ``match_tuf``, ...).
 
 The paper's baselines (nearest neighbour in the normalised (TUF, R, PSEP) space, by
 Euclidean or by Mahalanobis distance): :class:`PhysicsBaseline` and
@@ -33,6 +36,7 @@ See docs/search.md.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import math
@@ -46,7 +50,7 @@ import numpy as np
 import pandas as pd
 
 from sharpseek.config import Settings, get_settings
-from sharpseek.index import SearchFilter, VectorIndex, open_index_from_settings
+from sharpseek.index import SearchFilter, SearchHit, VectorIndex, open_index_from_settings
 from sharpseek.index.filters import to_tai
 from sharpseek.index.points import region_key
 from sharpseek.physics import BASELINE_PARAMETERS, FIELD_SCALE, MODEL_SIZE, SHOWN_PARAMETERS
@@ -58,12 +62,16 @@ __all__ = [
     "Query",
     "Searcher",
     "baseline_features",
+    "check_model_image",
     "export_png",
     "filter_mask",
+    "hits_frame",
+    "is_sharpseek_png",
     "jsoc_url",
     "load_image",
     "nearest_regions",
     "nearest_sharps",
+    "png_bytes",
     "read_png",
     "results_to_json",
 ]
@@ -85,23 +93,30 @@ class ImageInputError(ValueError):
 # images in and out
 
 
-def export_png(image: np.ndarray, path: str | Path, *, description: str = "") -> Path:
-    """Write a model-space image as a 16-bit grey PNG that carries its gauss scale.
+def png_bytes(image: np.ndarray, *, description: str = "") -> bytes:
+    """A model-space image as sharpseek's magnetogram PNG: 16-bit grey with its gauss scale.
 
-    Grey level g in 0..65535 stands for B_r = -1000 G + g * 2000 G / 65535 (a step of
-    0.03 G; the model's own float16 datasets are coarser). The scale is written as JSON in
-    the PNG text chunk ``sharpseek-scale``, so :func:`read_png` (and ``sharpseek search
-    --image``) can turn the picture back into gauss. Row 0 of the array is the *bottom* row
-    of the picture (south, as the magnetogram figures draw it with origin='lower').
+    The one PNG format sharpseek writes (``sharpseek search --save-query-png`` and the UI's
+    Export page) and reads back as a query (:func:`load_image`, ``sharpseek search
+    --image``, the UI's upload). Grey level g in 0..65535 stands for
+    B_r = -1000 G + g * 2000 G / 65535 (a step of 0.03 G; the model's own float16 datasets
+    are coarser), so any viewer shows it as a magnetogram (white positive, black negative).
+    The scale is written as JSON in the PNG text chunk ``sharpseek-scale``, so
+    :func:`read_png` can turn the picture back into gauss. Row 0 of the array is the
+    *bottom* row of the picture (south, as the magnetogram figures draw it with
+    origin='lower').
 
     Parameters
     ----------
     image : ndarray (128, 128)
         b = B_r / 1000 G in [-1, 1], finite.
+    description : str
+        Written into the scale, e.g. what the image is.
     """
     from PIL import Image, PngImagePlugin
 
-    b = _check_model_image(np.asarray(image, dtype=np.float64), "image")
+    check_model_image(image, "image")
+    b = np.asarray(image, dtype=np.float64)  # levels rounded in double precision
     grey = np.rint((np.clip(b, -1, 1) + 1.0) / 2.0 * _LEVELS).astype(np.uint16)
     picture = Image.fromarray(np.ascontiguousarray(np.flipud(grey)))  # uint16 -> I;16
     meta = PngImagePlugin.PngInfo()
@@ -114,14 +129,35 @@ def export_png(image: np.ndarray, path: str | Path, *, description: str = "") ->
         "description": description,
     }
     meta.add_text(PNG_SCALE_KEY, json.dumps(scale))
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG", pnginfo=meta)
+    return buffer.getvalue()
+
+
+def export_png(image: np.ndarray, path: str | Path, *, description: str = "") -> Path:
+    """Write a model-space image to ``path`` as sharpseek's magnetogram PNG
+    (:func:`png_bytes`); returns the path."""
+    data = png_bytes(image, description=description)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    picture.save(path, pnginfo=meta)
+    path.write_bytes(data)
     return path
 
 
-def read_png(path: str | Path) -> np.ndarray:
-    """The model-space image (128, 128) float32 of a PNG written by :func:`export_png`.
+def is_sharpseek_png(source: str | Path | bytes) -> bool:
+    """Whether a PNG (a path or its bytes) carries sharpseek's gauss scale."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as picture:
+            return PNG_SCALE_KEY in picture.info
+    except (UnidentifiedImageError, OSError):
+        return False
+
+
+def read_png(source: str | Path | bytes, *, name: str | None = None) -> np.ndarray:
+    """The model-space image (128, 128) float32 of a PNG written by :func:`png_bytes` (a
+    path, or the file's bytes; ``name`` names it in messages).
 
     Raises
     ------
@@ -129,13 +165,19 @@ def read_png(path: str | Path) -> np.ndarray:
         A PNG without sharpseek's scale (e.g. a colour-mapped figure): colours are not field
         values, so it cannot be turned back into gauss.
     """
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
 
-    with Image.open(path) as picture:
+    label = name or ("PNG" if isinstance(source, bytes) else str(source))
+    try:
+        picture = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+        picture.load()
+    except (UnidentifiedImageError, OSError) as err:
+        raise ImageInputError(f"{label}: not a readable PNG ({err})") from None
+    with picture:
         text = picture.info.get(PNG_SCALE_KEY)
         if text is None:
             raise ImageInputError(
-                f"{path}: this PNG carries no sharpseek gauss scale (metadata "
+                f"{label}: this PNG carries no sharpseek gauss scale (metadata "
                 f"{PNG_SCALE_KEY!r}); a colour-mapped picture cannot be turned back into "
                 "gauss. Give the FITS file, a .npy array, or a PNG exported by sharpseek"
             )
@@ -148,17 +190,17 @@ def read_png(path: str | Path) -> np.ndarray:
             )
         except (ValueError, KeyError, TypeError) as err:
             raise ImageInputError(
-                f"{path}: unreadable {PNG_SCALE_KEY!r} metadata ({err})"
+                f"{label}: unreadable {PNG_SCALE_KEY!r} metadata ({err})"
             ) from None
         if scale.get("format") != PNG_FORMAT:
-            raise ImageInputError(f"{path}: unknown sharpseek PNG format {scale.get('format')!r}")
+            raise ImageInputError(f"{label}: unknown sharpseek PNG format {scale.get('format')!r}")
         grey = np.asarray(picture, dtype=np.float64)
     if grey.ndim != 2:
-        raise ImageInputError(f"{path}: a sharpseek PNG is one grey channel, got {grey.shape}")
+        raise ImageInputError(f"{label}: a sharpseek PNG is one grey channel, got {grey.shape}")
     gauss = low + grey / levels * (high - low)
     if scale.get("origin", "lower") == "lower":
         gauss = np.flipud(gauss)
-    return _check_model_image(gauss / _FIELD_G, str(path)).astype(np.float32)
+    return check_model_image(gauss / _FIELD_G, label)
 
 
 def load_image(
@@ -172,7 +214,7 @@ def load_image(
         ``.fits`` / ``.fits.gz`` / ``.fts``: a SHARP segment (B_r in gauss); NaN pixels
         (off-disk) become 0 G and the patch is resized as ingestion does
         (:func:`sharpseek.preprocess.to_model_space`). ``.npy`` or an array: in ``units``.
-        ``.png``: only a PNG written by :func:`export_png`.
+        ``.png``: only a PNG written by :func:`png_bytes` (CLI or UI export).
     units : "gauss" or "model"
         For arrays: B_r in gauss (any 2-D size; resized and clipped as ingestion does), or
         model space (exactly 128 x 128, in [-1, 1]).
@@ -227,7 +269,7 @@ def load_image(
             "preprocessing does for off-disk pixels) or give the FITS file"
         )
     if units == "model":
-        return _check_model_image(array, "image").astype(np.float32)
+        return check_model_image(array, "image")
     return to_model_space(array).image.astype(np.float32)
 
 
@@ -235,19 +277,37 @@ def _bad_npy(path: Path) -> np.ndarray:
     raise ImageInputError(f"{path}: holds Python objects, not an image array")
 
 
-def _check_model_image(b: np.ndarray, what: str) -> np.ndarray:
-    if b.shape != (MODEL_SIZE, MODEL_SIZE):
+def check_model_image(image: Any, what: str = "image") -> np.ndarray:
+    """A model-space image checked: (128, 128) float32, finite, b = B_r / 1000 G in [-1, 1].
+
+    The one check of a model-space image, for every door one comes in by (query files and
+    arrays here, the UI's uploads, renders and queries).
+
+    Raises
+    ------
+    ImageInputError
+        Naming ``what`` (e.g. the file) and what is wrong: not numbers, the wrong shape, NaN
+        or infinite values, values outside [-1, 1] (gauss given for model units, say).
+    """
+    array = np.asarray(image)
+    if array.dtype == object or not np.issubdtype(array.dtype, np.number):
+        raise ImageInputError(f"{what}: expected numbers, got dtype {array.dtype}")
+    if array.shape != (MODEL_SIZE, MODEL_SIZE):
         raise ImageInputError(
-            f"{what}: a model-space image is ({MODEL_SIZE}, {MODEL_SIZE}), got {b.shape}"
+            f"{what}: a model-space image has shape ({MODEL_SIZE}, {MODEL_SIZE}), got shape "
+            f"{array.shape}"
         )
-    if not np.isfinite(b).all():
-        raise ImageInputError(f"{what}: has NaN or infinite values")
-    if np.abs(b).max() > 1.0 + 1e-6:
+    array = array.astype(np.float32)
+    bad = ~np.isfinite(array)
+    if bad.any():
+        raise ImageInputError(f"{what}: has {int(bad.sum())} NaN or infinite value(s)")
+    peak = float(np.abs(array).max())
+    if peak > 1.0 + 1e-6:
         raise ImageInputError(
-            f"{what}: model-space values lie in [-1, 1] (B_r / 1000 G), got up to "
-            f"{np.abs(b).max():.3g}; is it in gauss?"
+            f"{what}: values reach {peak:.3g}; model space is b = B_r / 1000 G in [-1, 1]; "
+            "is it in gauss?"
         )
-    return b
+    return array
 
 
 # ---------------------------------------------------------------------------------------------
@@ -609,6 +669,42 @@ class Searcher:
         )
 
     # ------------------------------------------------------------------ search
+    def hits(
+        self,
+        query: Query,
+        *,
+        k: int = 10,
+        filter: SearchFilter | None = None,
+        per_region: int = 1,
+        group_by_region: bool = True,
+        include_own_region: bool = False,
+        exact: bool | None = None,
+    ) -> list[SearchHit]:
+        """The real frames nearest to ``query`` in the embedding space, best first, as
+        :class:`~sharpseek.index.SearchHit` (``distance``: Euclidean, smaller is closer).
+
+        One request to the index, with the filter inside. By default one best frame per
+        region (``k`` regions); ``per_region`` frames of each; ``group_by_region=False``
+        for ``k`` frames. A record query leaves its own region out unless
+        ``include_own_region``.
+
+        Raises
+        ------
+        EmptyIndexError, EncoderMismatchError, ValueError (see :meth:`VectorIndex.search`).
+        """
+        spec = filter
+        if query.region is not None and not include_own_region:
+            spec = _with_excluded_region(spec, query.region)
+        return self.index.search(
+            query.vector,
+            limit=k,
+            filter=spec,
+            group_by_harp=group_by_region,
+            per_region=per_region,
+            exact=exact,
+            encoder_version=query.encoder_version,
+        )
+
     def search(
         self,
         query: Query,
@@ -620,63 +716,31 @@ class Searcher:
         include_own_region: bool = False,
         exact: bool | None = None,
     ) -> pd.DataFrame:
-        """The real frames nearest to ``query`` in the embedding space, best first.
-
-        One request to the index, with the filter inside. By default one best frame per
-        region (``k`` regions); ``per_region`` frames of each; ``group_by_region=False``
-        for ``k`` frames. A record query leaves its own region out unless
-        ``include_own_region``.
+        """:meth:`hits` as a table, best first.
 
         Returns
         -------
         DataFrame, one row per match: ``rank``, ``record_id``, ``series``, ``harpnum``,
-        ``region``, ``t_rec`` (TAI), ``noaa_ars`` (list), ``score`` (Euclidean distance in
-        the embedding space), ``lat_fwt``, ``lon_fwt``, ``mu``, ``jsoc_url`` (None for
-        synthetic records), ``dataset_version``, and ``query_<p>`` / ``match_<p>`` for each
-        of :data:`sharpseek.physics.SHOWN_PARAMETERS`. ``attrs["query"]`` describes the query.
+        ``region``, ``t_rec`` (TAI), ``noaa_ars`` (list), ``distance`` (Euclidean distance
+        in the embedding space, smaller is closer: :attr:`SearchHit.distance`),
+        ``lat_fwt``, ``lon_fwt``, ``mu``, ``jsoc_url`` (None for synthetic records),
+        ``dataset_version``, and ``query_<p>`` / ``match_<p>`` for each of
+        :data:`sharpseek.physics.SHOWN_PARAMETERS`. ``attrs["query"]`` describes the query.
 
         Raises
         ------
         EmptyIndexError, EncoderMismatchError, ValueError (see :meth:`VectorIndex.search`).
         """
-        spec = filter
-        if query.region is not None and not include_own_region:
-            spec = _with_excluded_region(spec, query.region)
-        hits = self.index.search(
-            query.vector,
-            limit=k,
-            filter=spec,
-            group_by_harp=group_by_region,
+        hits = self.hits(
+            query,
+            k=k,
+            filter=filter,
             per_region=per_region,
+            group_by_region=group_by_region,
+            include_own_region=include_own_region,
             exact=exact,
-            encoder_version=query.encoder_version,
         )
-        rows = []
-        base = self.settings.jsoc.server_url
-        for rank, hit in enumerate(hits, start=1):
-            p = hit.payload
-            row = {
-                "rank": rank,
-                "record_id": hit.record_id,
-                "series": p.get("series"),
-                "harpnum": hit.harpnum,
-                "region": hit.region,
-                "t_rec": pd.Timestamp(hit.t_rec),
-                "noaa_ars": list(p.get("noaa_ars") or []),
-                "score": hit.score,
-                "lat_fwt": _float(p.get("lat_fwt")),
-                "lon_fwt": _float(p.get("lon_fwt")),
-                "mu": _float(p.get("mu")),
-                "jsoc_url": jsoc_url(str(p.get("series")), hit.harpnum, hit.t_rec, base),
-                "dataset_version": p.get("dataset_version"),
-            }
-            for name in SHOWN_PARAMETERS:
-                row[f"query_{name}"] = _float(query.parameters.get(name))
-                row[f"match_{name}"] = _float(p.get(name))
-            rows.append(row)
-        frame = pd.DataFrame(rows, columns=_columns())
-        frame.attrs["query"] = _describe(query)
-        return frame
+        return hits_frame(query, hits, jsoc_base=self.settings.jsoc.server_url)
 
     def nearest_regions(
         self,
@@ -694,7 +758,7 @@ class Searcher:
         if images.ndim != 3:
             raise ImageInputError(f"images must have shape (n, 128, 128), got {images.shape}")
         for i, image in enumerate(images):
-            _check_model_image(image, f"image {i}")
+            check_model_image(image, f"image {i}")
         vectors = self.backend.embed(images)
         params = _parameters(images)
         out = []
@@ -722,8 +786,9 @@ class Searcher:
     ) -> pd.DataFrame:
         """The paper's baseline: nearest frames of ``table`` (a manifest) to the query in the
         (TUF, R, PSEP) space, normalised (``euclidean``) or by ``mahalanobis`` distance with
-        the covariance of all of ``table``'s frames; ``score`` is that distance. The filter
-        has the index's semantics (:func:`filter_mask`)."""
+        the covariance of all of ``table``'s frames; ``distance`` is that distance. The filter
+        has the index's semantics (:func:`filter_mask`). The table's columns are those of
+        :meth:`search`."""
         baseline = PhysicsBaseline.fit(table)
         q = baseline_features(pd.DataFrame([query.parameters]))
         dist = baseline.distances(q, metric)[0]
@@ -742,30 +807,26 @@ class Searcher:
             chosen.append(int(i))
             if len(counts) >= k and all(c >= per_region for c in counts.values()):
                 break
-        rows = []
-        base = self.settings.jsoc.server_url
-        for rank, i in enumerate(chosen, start=1):
+        hits = []
+        for i in chosen:
             r = table.iloc[i]
-            row = {
-                "rank": rank,
-                "record_id": r.get("record_id"),
-                "series": r["series"],
-                "harpnum": int(r["harpnum"]),
-                "region": region_key(str(r["series"]), int(r["harpnum"])),
-                "t_rec": pd.Timestamp(r["t_rec"]),
+            series, harpnum = str(r["series"]), int(r["harpnum"])
+            payload = r.to_dict() | {
+                "series": series,
                 "noaa_ars": _noaa_lists(table.iloc[[i]])[0],
-                "score": float(dist[i]),
-                "lat_fwt": _float(r.get("lat_fwt")),
-                "lon_fwt": _float(r.get("lon_fwt")),
-                "mu": _float(r.get("mu")),
-                "jsoc_url": jsoc_url(str(r["series"]), int(r["harpnum"]), r["t_rec"], base),
                 "dataset_version": None,
             }
-            for name in SHOWN_PARAMETERS:
-                row[f"query_{name}"] = _float(query.parameters.get(name))
-                row[f"match_{name}"] = _float(r.get(name))
-            rows.append(row)
-        frame = pd.DataFrame(rows, columns=_columns())
+            hits.append(
+                SearchHit(
+                    record_id=str(r.get("record_id")),
+                    distance=float(dist[i]),
+                    harpnum=harpnum,
+                    t_rec=pd.Timestamp(r["t_rec"]),
+                    region=region_key(series, harpnum),
+                    payload=payload,
+                )
+            )
+        frame = hits_frame(query, hits, jsoc_base=self.settings.jsoc.server_url)
         frame.attrs["query"] = _describe(query) | {"method": metric}
         return frame
 
@@ -859,6 +920,39 @@ def nearest_sharps(
     return find
 
 
+def hits_frame(
+    query: Query, hits: Sequence[SearchHit], *, jsoc_base: str = "http://jsoc.stanford.edu/"
+) -> pd.DataFrame:
+    """Search hits as the table :meth:`Searcher.search` returns (its columns), best first,
+    with the query's parameters beside each match's; ``attrs["query"]`` describes the query.
+    """
+    rows = []
+    for rank, hit in enumerate(hits, start=1):
+        p = hit.payload
+        row = {
+            "rank": rank,
+            "record_id": hit.record_id,
+            "series": p.get("series"),
+            "harpnum": hit.harpnum,
+            "region": hit.region,
+            "t_rec": pd.Timestamp(hit.t_rec),
+            "noaa_ars": hit.noaa_ars,
+            "distance": hit.distance,
+            "lat_fwt": hit.parameter("lat_fwt"),
+            "lon_fwt": hit.parameter("lon_fwt"),
+            "mu": hit.parameter("mu"),
+            "jsoc_url": jsoc_url(str(p.get("series")), hit.harpnum, hit.t_rec, jsoc_base),
+            "dataset_version": p.get("dataset_version"),
+        }
+        for name in SHOWN_PARAMETERS:
+            row[f"query_{name}"] = _float(query.parameters.get(name))
+            row[f"match_{name}"] = hit.parameter(name)
+        rows.append(row)
+    frame = pd.DataFrame(rows, columns=_columns())
+    frame.attrs["query"] = _describe(query)
+    return frame
+
+
 def results_to_json(frame: pd.DataFrame) -> dict[str, Any]:
     """A search result as plain JSON: ``{"query": {...}, "results": [...]}`` with each match's
     parameters under ``query`` and ``match`` side by side."""
@@ -880,7 +974,7 @@ def results_to_json(frame: pd.DataFrame) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------
 def _columns() -> list[str]:
     base = [
-        "rank", "record_id", "series", "harpnum", "region", "t_rec", "noaa_ars", "score",
+        "rank", "record_id", "series", "harpnum", "region", "t_rec", "noaa_ars", "distance",
         "lat_fwt", "lon_fwt", "mu", "jsoc_url", "dataset_version",
     ]  # fmt: skip
     for name in SHOWN_PARAMETERS:

@@ -6,7 +6,13 @@ import common
 import streamlit as st
 
 from sharpseek.search import jsoc_url as record_url
-from sharpseek.ui import encode_query, image_npy, image_png, results_table, share_url
+from sharpseek.search import png_bytes
+from sharpseek.ui import encode_query, image_npy, results_table, share_url
+
+PNG_HELP = (
+    "sharpseek's magnetogram PNG: 16-bit grey (white positive, black negative, north up) "
+    "with its gauss scale; upload it here or give it to `sharpseek search --image`"
+)
 
 
 def show(wb) -> None:
@@ -29,7 +35,12 @@ def show(wb) -> None:
         name = st.session_state.get("base_label", "image").replace(" ", "-")
         a, b = st.columns(2)
         a.download_button(
-            "PNG", image_png(rendered.image), f"{name}.png", "image/png", key="dl_png"
+            "PNG",
+            png_bytes(rendered.image, description=name),
+            f"{name}.png",
+            "image/png",
+            key="dl_png",
+            help=PNG_HELP,
         )
         b.download_button(
             "Model-space .npy",
@@ -70,7 +81,12 @@ def show(wb) -> None:
         a, b = st.columns(2)
         stem = m.record_id.replace(":", "_")
         a.download_button(
-            "Match PNG", image_png(m.image), f"{stem}.png", "image/png", key="dl_match_png"
+            "Match PNG",
+            png_bytes(m.image, description=m.record_id),
+            f"{stem}.png",
+            "image/png",
+            key="dl_match_png",
+            help=PNG_HELP,
         )
         b.download_button(
             "Match .npy",

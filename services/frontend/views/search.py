@@ -7,9 +7,10 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from sharpseek.index import SearchFilter
 from sharpseek.physics import BASELINE_PARAMETERS, PARAMETER_UNITS, SHOWN_PARAMETERS
 from sharpseek.plotting import magnetogram_rgb
-from sharpseek.ui import Filters
+from sharpseek.ui import time_text
 from sharpseek.ui.charts import range_histogram_png
 from sharpseek.ui.workbench import FILTER_FIELDS
 
@@ -24,10 +25,11 @@ def _int_list(text: str, what: str) -> list[int] | None:
         raise ValueError(f"{what}: {text!r} is not a list of whole numbers") from None
 
 
-def _filters(wb, values: pd.DataFrame) -> Filters:
-    """Draw the filter widgets; return the filters they say (checked by the library)."""
+def _filters(wb, values: pd.DataFrame) -> SearchFilter:
+    """Draw the filter widgets; return the filter they say (checked by the library: a bad
+    value raises ValueError naming it)."""
     state = common.view()
-    f = Filters()
+    ranges: dict[str, tuple[float, float]] = {}
     st.session_state.setdefault("filter_fields", list(state.filters.ranges) or [])
     fields = [c for c in FILTER_FIELDS if c in values.columns]
     chosen = st.multiselect("Filter on", fields, key="filter_fields")
@@ -54,7 +56,7 @@ def _filters(wb, values: pd.DataFrame) -> Filters:
         )
         step = (hi - lo) / 200 if hi > lo else None  # 0.5 % of the indexed span per key press
         low, high = st.slider(field, lo, hi, key=key, format="%.4g", step=step)
-        f.ranges[field] = (low, high)
+        ranges[field] = (low, high)
     c1, c2 = st.columns(2)
     hemi = c1.radio(
         "Hemisphere",
@@ -63,18 +65,20 @@ def _filters(wb, values: pd.DataFrame) -> Filters:
         key="hemi",
         index=["any", "north", "south"].index(state.filters.hemisphere or "any"),
     )
-    f.hemisphere = None if hemi == "any" else hemi
+    mu = None
     if c2.checkbox("Limit mu (disk position)", key="use_mu", value=state.filters.mu is not None):
-        mu = state.filters.mu or (0.0, 1.0)
-        f.mu = st.slider(
-            "mu = cos(heliocentric angle)", 0.0, 1.0, (mu[0] or 0.0, mu[1] or 1.0), key="mu"
+        saved_mu = state.filters.mu or (0.0, 1.0)
+        mu = st.slider(
+            "mu = cos(heliocentric angle)",
+            0.0,
+            1.0,
+            (saved_mu[0] or 0.0, saved_mu[1] or 1.0),
+            key="mu",
         )
     t1, t2 = st.columns(2)
     time = state.filters.time or (None, None)
-    start = t1.text_input("T_REC from (TAI, ISO)", value=time[0] or "", key="time_from")
-    end = t2.text_input("T_REC to (TAI, ISO)", value=time[1] or "", key="time_to")
-    if start or end:
-        f.time = (start or None, end or None)
+    start = t1.text_input("T_REC from (TAI, ISO)", value=time_text(time[0]), key="time_from")
+    end = t2.text_input("T_REC to (TAI, ISO)", value=time_text(time[1]), key="time_to")
     h1, h2 = st.columns(2)
     harps = h1.text_input(
         "HARP numbers", key="harps", value=" ".join(map(str, state.filters.harpnums or []))
@@ -82,9 +86,14 @@ def _filters(wb, values: pd.DataFrame) -> Filters:
     noaa = h2.text_input(
         "NOAA numbers", key="noaa", value=" ".join(map(str, state.filters.noaa or []))
     )
-    f.harpnums = _int_list(harps, "HARP numbers")
-    f.noaa = _int_list(noaa, "NOAA numbers")
-    return f
+    return SearchFilter(
+        ranges=ranges,
+        time=(start or None, end or None) if (start or end) else None,
+        hemisphere=None if hemi == "any" else hemi,
+        mu=mu,
+        harpnums=_int_list(harps, "HARP numbers"),
+        noaa=_int_list(noaa, "NOAA numbers"),
+    )
 
 
 def show(wb) -> None:
@@ -120,7 +129,6 @@ def show(wb) -> None:
     with right:
         try:
             filters = _filters(wb, values)
-            filters.to_search_filter()  # checks the values now, naming a bad one
         except ValueError as err:
             st.error(f"Filter not applied: {err}")
             filters = None
@@ -155,10 +163,8 @@ def show(wb) -> None:
             with col:
                 if m.image is not None:
                     st.image(magnetogram_rgb(m.image, zoom=1), width="stretch")
-                noaa = ", ".join(map(str, m.noaa)) or "none"
-                shown = ", ".join(
-                    f"{p.upper()} {m.params.get(p, float('nan')):.6g}" for p in BASELINE_PARAMETERS
-                )
+                noaa = ", ".join(map(str, m.noaa_ars)) or "none"
+                shown = ", ".join(f"{p.upper()} {m.parameter(p):.6g}" for p in BASELINE_PARAMETERS)
                 st.markdown(
                     f"**{i + 1}. HARP {m.harpnum}** ({m.series})  \nT_REC {m.t_rec} TAI  \n"
                     f"NOAA {noaa}  \nsimilarity {m.similarity:.3f} (distance {m.distance:.3f})"
@@ -171,7 +177,7 @@ def show(wb) -> None:
             "unit": [PARAMETER_UNITS.get(p, "") for p in SHOWN_PARAMETERS],
             "query": [query.get(p) for p in SHOWN_PARAMETERS],
             **{
-                f"{i + 1}. HARP {m.harpnum}": [m.params.get(p) for p in SHOWN_PARAMETERS]
+                f"{i + 1}. HARP {m.harpnum}": [m.parameter(p) for p in SHOWN_PARAMETERS]
                 for i, m in enumerate(matches)
             },
         }

@@ -10,7 +10,7 @@ One interface, :class:`VectorIndex`, two backends:
 A point is one frame: id from (series, HARPNUM, T_REC), vector = the 100-d SimSiam projection
 output (SCIENCE.md), payload = the manifest row (physics in model space and physical units,
 T_REC, HARPNUM, NOAA numbers, position, QUALITY) plus dataset and encoder versions.
-Retrieval is by Euclidean distance; the score of a hit is that distance.
+Retrieval is by Euclidean distance; a hit's ``distance`` is that distance (smaller is closer).
 
 Typical use::
 

@@ -45,7 +45,10 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.]*(-[A-Za-z0-9_.]+)*")
 _VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 #: Largest number of points one grouping round asks for.
 _MAX_FETCH = 4096
-#: Raw hit of a backend query: (point id, Euclidean distance, payload).
+#: The metric of every collection (both backends create theirs with Qdrant's ``Euclid``).
+DISTANCE = "euclid"
+#: Raw hit of a backend query: (point id, Qdrant's score, payload); :func:`_hit` turns the
+#: score into :attr:`SearchHit.distance`, once, for every backend.
 RawHit = tuple[str, float, dict[str, Any]]
 
 
@@ -156,7 +159,7 @@ class CollectionInfo:
             "complete": self.complete,
             "created": self.created,
             "dataset_versions": list(self.dataset_versions),
-            "distance": "euclid",
+            "distance": DISTANCE,
         }
 
     @classmethod
@@ -174,18 +177,63 @@ class CollectionInfo:
 
 @dataclass(frozen=True)
 class SearchHit:
-    """One search result: plain values only.
+    """One frame a search found: the one result type from the index up to ``sharpseek
+    search``'s JSON and table and the UI's result cards (plain values only).
 
-    ``score`` is the Euclidean distance between the query and the frame's embedding
-    (smaller is more similar); ``t_rec`` is naive TAI; ``payload`` is the stored payload.
+    Attributes
+    ----------
+    record_id : str
+    distance : float
+        How far the frame lies from the query, >= 0, smaller is closer. From the index: the
+        Euclidean distance between the query's SimSiam embedding and the frame's, the metric
+        of the collection (Qdrant ``Euclid``; 0 for the same embedding). From the paper's
+        baselines (:meth:`sharpseek.search.Searcher.baseline_search`): the Euclidean or
+        Mahalanobis distance in the (TUF, R, PSEP) space.
+    harpnum : int
+    t_rec : datetime
+        T_REC, naive TAI.
+    region : str
+        The region key (:func:`~sharpseek.index.points.region_key`).
+    payload : dict
+        The stored payload: series, NOAA numbers, position, the physical parameters, ...
+    image : ndarray (128, 128) or None
+        The frame's model-space image where a caller looked it up (the UI does, with
+        :meth:`with_image`); the index leaves it None.
     """
 
     record_id: str
-    score: float
+    distance: float
     harpnum: int
     t_rec: datetime
     region: str
     payload: dict[str, Any]
+    image: np.ndarray | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def series(self) -> str:
+        """The JSOC series (``synthetic`` for synthetic records)."""
+        return str(self.payload.get("series") or "")
+
+    @property
+    def noaa_ars(self) -> list[int]:
+        """The NOAA active-region numbers of the frame (empty when none)."""
+        return [int(n) for n in self.payload.get("noaa_ars") or []]
+
+    @property
+    def similarity(self) -> float:
+        """1 / (1 + distance): 1 is identical, toward 0 far (for display only)."""
+        return 1.0 / (1.0 + self.distance)
+
+    def parameter(self, name: str) -> float:
+        """A physical parameter of the frame from its payload (model units), NaN if absent."""
+        try:
+            return float(self.payload.get(name))
+        except (TypeError, ValueError):
+            return float("nan")
+
+    def with_image(self, image: np.ndarray | None) -> SearchHit:
+        """The same hit carrying the frame's model-space image."""
+        return replace(self, image=image)
 
 
 @dataclass(frozen=True)
@@ -598,7 +646,8 @@ class VectorIndex(ABC):
         hnsw_ef: int | None = None,
         encoder_version: str | None = None,
     ) -> list[SearchHit]:
-        """Frames nearest to ``vector`` (Euclidean), best first.
+        """Frames nearest to ``vector`` (Euclidean), best first (smallest
+        :attr:`SearchHit.distance` first).
 
         Parameters
         ----------
@@ -830,6 +879,17 @@ def _check_query(vector: Any, dim: int) -> list[float]:
     return array.tolist()
 
 
+def _distance(score: float) -> float:
+    """The distance of a hit from the score Qdrant gives it.
+
+    What Qdrant's score means depends on the collection's metric: for ``Euclid`` (every
+    collection here, :data:`DISTANCE`) it is the Euclidean distance itself, not squared
+    (smaller is closer; both backends, tested against numpy); for ``Cosine`` and ``Dot`` it
+    would be a similarity (larger is closer): changing :data:`DISTANCE` means converting here.
+    """
+    return float(score)
+
+
 def _hit(raw: RawHit) -> SearchHit:
     _, score, payload = raw
     payload = dict(payload or {})
@@ -837,7 +897,7 @@ def _hit(raw: RawHit) -> SearchHit:
     when = datetime.fromisoformat(t_rec).replace(tzinfo=None) if isinstance(t_rec, str) else t_rec
     return SearchHit(
         record_id=str(payload.get("record_id")),
-        score=float(score),
+        distance=_distance(score),
         harpnum=int(payload.get("harpnum", -1)),
         t_rec=when,
         region=str(payload.get("region")),

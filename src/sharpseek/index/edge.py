@@ -31,7 +31,14 @@ from pathlib import Path
 import numpy as np
 import qdrant_edge as qe
 
-from sharpseek.index.base import CollectionGone, CollectionInfo, IndexConfig, RawHit, VectorIndex
+from sharpseek.index.base import (
+    DISTANCE,
+    CollectionGone,
+    CollectionInfo,
+    IndexConfig,
+    RawHit,
+    VectorIndex,
+)
 from sharpseek.index.filters import Condition
 
 __all__ = ["EdgeIndex"]
@@ -44,6 +51,8 @@ _SCHEMA = {
     "datetime": qe.PayloadSchemaType.Datetime,
     "keyword": qe.PayloadSchemaType.Keyword,
 }
+#: Qdrant's metric of :data:`~sharpseek.index.base.DISTANCE` (its score is then the distance).
+_METRIC = {"euclid": qe.Distance.Euclid}
 INFO_FILE = "collection.json"
 
 
@@ -125,7 +134,7 @@ class EdgeIndex(VectorIndex):
             if shard_dir.exists():  # left by a crash before its info was written
                 shutil.rmtree(shard_dir)
             config = qe.EdgeConfig(
-                vectors=qe.EdgeVectorParams(size=info.dim, distance=qe.Distance.Euclid),
+                vectors=qe.EdgeVectorParams(size=info.dim, distance=_METRIC[DISTANCE]),
                 hnsw_config=qe.HnswIndexConfig(
                     m=self.config.hnsw_m,
                     ef_construct=self.config.hnsw_ef_construct,

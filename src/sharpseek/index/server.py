@@ -25,7 +25,14 @@ from qdrant_client import QdrantClient
 from qdrant_client import models as qm
 from qdrant_client.http.exceptions import UnexpectedResponse
 
-from sharpseek.index.base import CollectionGone, CollectionInfo, IndexConfig, RawHit, VectorIndex
+from sharpseek.index.base import (
+    DISTANCE,
+    CollectionGone,
+    CollectionInfo,
+    IndexConfig,
+    RawHit,
+    VectorIndex,
+)
 from sharpseek.index.filters import Condition
 
 __all__ = ["ServerIndex"]
@@ -38,6 +45,8 @@ _SCHEMA = {
     "datetime": qm.PayloadSchemaType.DATETIME,
     "keyword": qm.PayloadSchemaType.KEYWORD,
 }
+#: Qdrant's metric of :data:`~sharpseek.index.base.DISTANCE` (its score is then the distance).
+_METRIC = {"euclid": qm.Distance.EUCLID}
 _META_KEY = "sharpseek"
 
 
@@ -132,7 +141,7 @@ class ServerIndex(VectorIndex):
     def _create(self, name: str, info: CollectionInfo) -> None:
         self.client.create_collection(
             name,
-            vectors_config=qm.VectorParams(size=info.dim, distance=qm.Distance.EUCLID),
+            vectors_config=qm.VectorParams(size=info.dim, distance=_METRIC[DISTANCE]),
             hnsw_config=qm.HnswConfigDiff(
                 m=self.config.hnsw_m,
                 ef_construct=self.config.hnsw_ef_construct,

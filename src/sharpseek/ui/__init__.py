@@ -5,33 +5,31 @@ Nothing here imports Streamlit: the pages are thin shells over these calls, and 
 tested without a browser. See docs/ui.md.
 """
 
-from sharpseek.ui.exports import image_npy, image_png, results_table, share_url
+from sharpseek.ui.exports import image_npy, results_table, share_url
 from sharpseek.ui.state import (
     PAGES,
     URL_FORMAT,
-    Filters,
     ViewState,
     decode_query,
     encode_query,
+    time_text,
     version_problems,
 )
-from sharpseek.ui.workbench import Match, Rendered, Workbench, read_upload, render
+from sharpseek.ui.workbench import Rendered, Workbench, read_upload, render
 
 __all__ = [
     "PAGES",
     "URL_FORMAT",
-    "Filters",
-    "Match",
     "Rendered",
     "ViewState",
     "Workbench",
     "decode_query",
     "encode_query",
     "image_npy",
-    "image_png",
     "read_upload",
     "render",
     "results_table",
     "share_url",
+    "time_text",
     "version_problems",
 ]

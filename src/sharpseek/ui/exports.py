@@ -1,4 +1,5 @@
-"""What the Export page hands out: CSV of results, PNG and .npy of images, JSOC links, URLs."""
+"""What the Export page hands out: CSV of results, .npy of images, JSOC links, URLs (its PNGs
+are sharpseek's one magnetogram PNG, :func:`sharpseek.search.png_bytes`)."""
 
 from __future__ import annotations
 
@@ -11,15 +12,16 @@ import pandas as pd
 
 from sharpseek.physics import PARAMETER_UNITS, SHOWN_PARAMETERS
 
-__all__ = ["image_npy", "image_png", "results_table", "share_url"]
+__all__ = ["image_npy", "results_table", "share_url"]
 
 
 def results_table(
     matches: Sequence, query_params: Mapping[str, float] | None = None, *, jsoc_url: str
 ) -> pd.DataFrame:
-    """One row per match: identity, T_REC (TAI), NOAA numbers, distance, similarity, its
-    parameters (model units, named ``<parameter> [<unit>]``) and its JSOC link; the query's
-    parameters as a first row (``record_id`` = ``query``) when given."""
+    """One row per match (a :class:`~sharpseek.index.SearchHit`): identity, T_REC (TAI), NOAA
+    numbers, distance, similarity, its parameters (model units, named ``<parameter>
+    [<unit>]``) and its JSOC link; the query's parameters as a first row (``record_id`` =
+    ``query``) when given."""
     from sharpseek.search import jsoc_url as record_url
 
     def unit(p: str) -> str:
@@ -42,25 +44,14 @@ def results_table(
                 "series": m.series,
                 "harpnum": m.harpnum,
                 "t_rec_tai": pd.Timestamp(m.t_rec).isoformat() if m.t_rec is not None else "",
-                "noaa_ars": " ".join(str(n) for n in m.noaa),
+                "noaa_ars": " ".join(str(n) for n in m.noaa_ars),
                 "distance": m.distance,
                 "similarity": m.similarity,
-                **{unit(p): m.params.get(p) for p in SHOWN_PARAMETERS},
+                **{unit(p): m.parameter(p) for p in SHOWN_PARAMETERS},
                 "jsoc_url": record_url(m.series, m.harpnum, pd.Timestamp(m.t_rec), jsoc_url) or "",
             }
         )
     return pd.DataFrame(rows)
-
-
-def image_png(image: np.ndarray, *, vmax_gauss: float = 1000.0) -> bytes:
-    """A model-space image as a PNG on the diverging gauss scale (north up, 3x zoom)."""
-    from PIL import Image
-
-    from sharpseek.plotting import magnetogram_rgb
-
-    buffer = io.BytesIO()
-    Image.fromarray(magnetogram_rgb(image, vmax_gauss=vmax_gauss)).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def image_npy(image: np.ndarray) -> bytes:

@@ -2,15 +2,16 @@
 
 A :class:`ViewState` names everything needed to redraw a view: the page, the seed (or the
 indexed record) the work started from, the shifts along physical directions, the held
-quantities, the search filters and result count, and the versions of the GAN, the directions
-and the index it was made with. :func:`encode_query` writes it as query-string parameters and
-:func:`decode_query` reads them back, checking every value (a bad one raises ValueError naming
-the parameter). The format carries its own version (``v``), so a link made by a later
-sharpseek is refused by name rather than misread.
+quantities, the search filters (the library's own :class:`~sharpseek.index.SearchFilter`,
+checked when built, the one the search takes) and result count, and the versions of the GAN,
+the directions and the index it was made with. :func:`encode_query` writes it as
+query-string parameters and :func:`decode_query` reads them back, checking every value (a
+bad one raises ValueError naming the parameter). The format carries its own version
+(``v``), so a link made by a later sharpseek is refused by name rather than misread.
 
 Query string (format 1)::
 
-    v=1&page=shift&seed=42&shift=tuf:1.5,psep:-0.5&hold=r&f.tuf=1e5..&hemi=north
+    v=1&page=shift&seed=42&shift=tuf:1.5,psep:-0.5&hold=r&f.tuf=100000..&hemi=north
     &mu=0.5..1&time=2014-01-01..2014-06-01&harp=377,401&noaa=11158&k=12&per=1
     &gan=<gan version>&dirs=<directions version>&index=<collection>&record=<record id>
 """
@@ -23,13 +24,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import pandas as pd
+
+from sharpseek.index.filters import SearchFilter, to_tai
+
 __all__ = [
     "PAGES",
     "URL_FORMAT",
-    "Filters",
     "ViewState",
     "decode_query",
     "encode_query",
+    "time_text",
     "version_problems",
 ]
 
@@ -38,43 +43,12 @@ URL_FORMAT = 1
 #: The pages of the UI, in menu order.
 PAGES = ("generate", "shift", "search", "export", "status")
 _NAME = re.compile(r"[a-z_][a-z0-9_]*")
+#: SearchFilter fields a link does not carry (the UI never sets them).
+_UNLINKABLE = ("equals", "exclude_harpnums", "exclude_regions")
 _KNOWN = {
     "v", "page", "seed", "shift", "hold", "hemi", "lat", "mu", "time", "harp", "noaa", "k",
     "per", "gan", "dirs", "index", "record",
 }  # fmt: skip
-
-
-@dataclass
-class Filters:
-    """Search filters as the UI holds them (plain values; see :meth:`to_search_filter`).
-
-    ``ranges`` maps an indexed payload field (``tuf``, ``r``, ``psep_mm``, ...) to a closed
-    (low, high) range, None leaving a side open; ``time`` is a (start, end) pair of ISO
-    texts (TAI, as T_REC); ``latitude`` and ``mu`` are ranges on LAT_FWT [deg] and mu.
-    """
-
-    ranges: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
-    time: tuple[str | None, str | None] | None = None
-    hemisphere: str | None = None
-    latitude: tuple[float | None, float | None] | None = None
-    mu: tuple[float | None, float | None] | None = None
-    harpnums: list[int] | None = None
-    noaa: list[int] | None = None
-
-    def to_search_filter(self):
-        """The :class:`~sharpseek.index.SearchFilter` (which checks every value), or None."""
-        from sharpseek.index import SearchFilter
-
-        spec = SearchFilter(
-            ranges=dict(self.ranges),
-            time=self.time,
-            hemisphere=self.hemisphere,
-            latitude=self.latitude,
-            mu=self.mu,
-            harpnums=self.harpnums,
-            noaa=self.noaa,
-        )
-        return None if spec.is_empty() else spec
 
 
 @dataclass
@@ -86,7 +60,7 @@ class ViewState:
     record: str | None = None
     shifts: dict[str, float] = field(default_factory=dict)
     hold: list[str] = field(default_factory=list)
-    filters: Filters = field(default_factory=Filters)
+    filters: SearchFilter = field(default_factory=SearchFilter)
     limit: int = 12
     per_region: int = 1
     gan: str | None = None
@@ -103,7 +77,17 @@ def _pair_text(pair) -> str:
 
 
 def encode_query(state: ViewState) -> dict[str, str]:
-    """The query-string parameters of a view (only those that are set)."""
+    """The query-string parameters of a view (only those that are set).
+
+    A link made from a view reads back (:func:`decode_query`) as the same view and is
+    written again byte for byte. Times are written as :func:`time_text` does.
+
+    Raises
+    ------
+    ValueError
+        The view's filter uses a condition a link cannot carry (``equals``,
+        ``exclude_harpnums``, ``exclude_regions``).
+    """
     out: dict[str, str] = {"v": str(URL_FORMAT), "page": state.page}
     if state.seed is not None:
         out["seed"] = str(state.seed)
@@ -115,10 +99,16 @@ def encode_query(state: ViewState) -> dict[str, str]:
     if state.hold:
         out["hold"] = ",".join(sorted(state.hold))
     f = state.filters
+    unlinkable = [name for name in _UNLINKABLE if getattr(f, name)]
+    if unlinkable:
+        raise ValueError(
+            f"a link cannot carry the filter field(s) {', '.join(unlinkable)}; the UI sets "
+            "only ranges, time, hemisphere, latitude, mu, HARP and NOAA numbers"
+        )
     for key, pair in sorted(f.ranges.items()):
         out[f"f.{key}"] = _pair_text(pair)
     if f.time is not None:
-        out["time"] = f"{f.time[0] or ''}..{f.time[1] or ''}"
+        out["time"] = f"{time_text(f.time[0])}..{time_text(f.time[1])}"
     if f.hemisphere:
         out["hemi"] = f.hemisphere
     if f.latitude is not None:
@@ -175,30 +165,34 @@ def decode_query(params: Mapping[str, Any]) -> ViewState:
         for h in state.hold:
             if not _NAME.fullmatch(h):
                 raise ValueError(f"hold={p['hold']!r}: {h!r} is not a parameter name")
-    f = state.filters
+    f: dict[str, Any] = {"ranges": {}}
     for key, text in p.items():
         if key.startswith("f."):
             name = key[2:]
             if not _NAME.fullmatch(name):
                 raise ValueError(f"{key}: {name!r} is not a field name")
-            f.ranges[name] = _range(text, key)
+            f["ranges"][name] = _range(text, key)
     if p.get("time"):
         start, sep, end = p["time"].partition("..")
-        if not sep:
+        if not sep or not (start or end):
             raise ValueError(f"time={p['time']!r}: write start..end (ISO dates, TAI)")
-        f.time = (start or None, end or None)
+        f["time"] = (_time(start, "time"), _time(end, "time"))
     if p.get("hemi"):
         if p["hemi"] not in ("north", "south"):
             raise ValueError(f"hemi={p['hemi']!r}: choose north or south")
-        f.hemisphere = p["hemi"]
+        f["hemisphere"] = p["hemi"]
     if p.get("lat"):
-        f.latitude = _range(p["lat"], "lat")
+        f["latitude"] = _range(p["lat"], "lat")
     if p.get("mu"):
-        f.mu = _range(p["mu"], "mu")
+        f["mu"] = _range(p["mu"], "mu")
     if p.get("harp"):
-        f.harpnums = [_int(x, "harp", minimum=0) for x in p["harp"].split(",") if x]
+        f["harpnums"] = [_int(x, "harp", minimum=0) for x in p["harp"].split(",") if x] or None
     if p.get("noaa"):
-        f.noaa = [_int(x, "noaa", minimum=0) for x in p["noaa"].split(",") if x]
+        f["noaa"] = [_int(x, "noaa", minimum=0) for x in p["noaa"].split(",") if x] or None
+    try:
+        state.filters = SearchFilter(**f)
+    except ValueError as err:
+        raise ValueError(f"link filters: {err}") from None
     if "k" in p:
         state.limit = _int(p["k"], "k", minimum=1, maximum=100)
     if "per" in p:
@@ -233,6 +227,28 @@ def version_problems(state: ViewState, current: Mapping[str, str | None]) -> lis
                 f"has {now}): {effect}, so the view is not a reproduction."
             )
     return out
+
+
+def time_text(value: Any) -> str:
+    """A filter time as a link writes it (and the Search page shows it): the ISO date alone
+    at midnight, else the ISO date and time; ``""`` for an open side. TAI, as T_REC.
+
+    >>> time_text(pd.Timestamp("2014-01-01")), time_text(pd.Timestamp("2014-01-01 06:30"))
+    ('2014-01-01', '2014-01-01T06:30:00')
+    """
+    if value is None:
+        return ""
+    ts = pd.Timestamp(value)
+    return ts.strftime("%Y-%m-%d") if ts == ts.normalize() else ts.isoformat()
+
+
+def _time(text: str, name: str) -> pd.Timestamp | None:
+    if not text:
+        return None
+    try:
+        return to_tai(text)
+    except ValueError as err:
+        raise ValueError(f"{name}={text!r}: {err}") from None
 
 
 def _int(text: str, name: str, *, minimum: int | None = None, maximum: int | None = None) -> int:

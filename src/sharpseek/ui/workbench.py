@@ -19,7 +19,7 @@ import logging
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,15 +27,15 @@ import numpy as np
 import pandas as pd
 
 from sharpseek.config import Settings
+from sharpseek.index import SearchFilter, SearchHit
 from sharpseek.physics import (
-    MODEL_SIZE,
     SHIFT_PARAMETERS,
-    SHOWN_PARAMETERS,
     compute_parameters,
     polarity_maps,
 )
+from sharpseek.search import check_model_image, is_sharpseek_png, read_png
 
-__all__ = ["Match", "Rendered", "Workbench", "read_upload"]
+__all__ = ["Rendered", "Workbench", "read_upload"]
 
 log = logging.getLogger(__name__)
 
@@ -67,30 +67,10 @@ class Rendered:
         return (p["pos_x"], p["pos_y"], p["neg_x"], p["neg_y"])
 
 
-@dataclass
-class Match:
-    """One search result: the indexed record, its distance, its image and its parameters."""
-
-    record_id: str
-    distance: float
-    series: str
-    harpnum: int
-    t_rec: Any
-    noaa: list[int]
-    payload: dict[str, Any]
-    image: np.ndarray | None = None
-    params: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def similarity(self) -> float:
-        """1 / (1 + Euclidean distance in embedding space): 1 is identical, toward 0 far."""
-        return 1.0 / (1.0 + self.distance)
-
-
 def render(image: np.ndarray) -> Rendered:
     """Measure one model-space image and its polarity maps (one batched call each)."""
     start = time.perf_counter()
-    image = _checked_image(image, "image")
+    image = check_model_image(image, "image")
     params = {k: float(v[0]) for k, v in compute_parameters(image[None]).items()}
     pos, neg, region = (m[0] for m in polarity_maps(image[None]))
     return Rendered(image, params, pos, neg, region, time.perf_counter() - start)
@@ -103,8 +83,10 @@ def read_upload(name: str, data: bytes) -> tuple[np.ndarray, dict[str, Any]]:
       128 x 128 model space as every ingested patch is
       (:func:`~sharpseek.preprocess.to_model_space`);
     - .npy: a (128, 128) model-space array, b in [-1, 1] (as the Export page writes them);
-    - PNG: a 128 x 128 grayscale picture read as b = value / 127.5 - 1 (the mapping is the
-      caller's claim: a PNG holds no units).
+    - PNG: sharpseek's magnetogram PNG (the Export page's and ``sharpseek search
+      --save-query-png``'s; :func:`sharpseek.search.png_bytes`), read back in gauss by its
+      scale; any other 128 x 128 grayscale picture is read as b = value / 127.5 - 1 (the
+      mapping is the caller's claim: such a PNG holds no units).
 
     Returns the image (128, 128) float32 and what is known of its origin (FITS metadata).
 
@@ -139,10 +121,12 @@ def read_upload(name: str, data: bytes) -> tuple[np.ndarray, dict[str, Any]]:
             raise ValueError(f"{name}: not a readable .npy array ({err})") from None
         if array.ndim == 3 and array.shape[0] == 1:
             array = array[0]
-        return _checked_image(array, name), {}
+        return check_model_image(array, name), {}
     if suffix == ".png":
         from PIL import Image, UnidentifiedImageError
 
+        if is_sharpseek_png(data):  # the Export page's (and the CLI's) own format
+            return read_png(data, name=name), {}
         try:
             picture = Image.open(io.BytesIO(data))
             picture.load()
@@ -157,28 +141,8 @@ def read_upload(name: str, data: bytes) -> tuple[np.ndarray, dict[str, Any]]:
         if picture.mode != "L":
             gray = gray / 257.0
         # rows of a picture run top (north) to bottom; model arrays run south to north
-        return _checked_image(gray[::-1] / 127.5 - 1.0, name), {}
+        return check_model_image(gray[::-1] / 127.5 - 1.0, name), {}
     raise ValueError(f"{name}: upload a FITS (.fits), a .npy or a PNG file, not {suffix or 'this'}")
-
-
-def _checked_image(array: Any, name: str) -> np.ndarray:
-    array = np.asarray(array)
-    if array.dtype == object or not np.issubdtype(array.dtype, np.number):
-        raise ValueError(f"{name}: expected numbers, got dtype {array.dtype}")
-    if array.shape != (MODEL_SIZE, MODEL_SIZE):
-        raise ValueError(
-            f"{name}: an array of shape {array.shape}; a model-space image is "
-            f"({MODEL_SIZE}, {MODEL_SIZE})"
-        )
-    array = array.astype(np.float32)
-    if not np.isfinite(array).all():
-        raise ValueError(f"{name}: contains NaN or infinite values")
-    if np.abs(array).max() > 1.0 + 1e-6:
-        raise ValueError(
-            f"{name}: values reach {np.abs(array).max():.3g}; model space is b = Br / 1000 G "
-            "clipped to [-1, 1]"
-        )
-    return array
 
 
 class Workbench:
@@ -453,7 +417,7 @@ class Workbench:
         from sharpseek.backends import InProcessBackend
         from sharpseek.inversion import invert
 
-        image = _checked_image(image, "image")
+        image = check_model_image(image, "image")
         if isinstance(self.backend, InProcessBackend):
             generator = self.backend.generator
         else:
@@ -483,40 +447,21 @@ class Workbench:
     def search(
         self,
         image: np.ndarray,
-        filters=None,
+        filters: SearchFilter | None = None,
         *,
         limit: int = 12,
         per_region: int = 1,
         group_by_region: bool = True,
-    ) -> list[Match]:
-        """Indexed frames nearest to an image's embedding, with their images and parameters
-        (:meth:`~sharpseek.search.Searcher.image_query`, then its ``search``).
-
-        ``filters`` is a :class:`~sharpseek.ui.state.Filters` (or None); one frame per
-        region by default.
+    ) -> list[SearchHit]:
+        """Indexed frames nearest to an image's embedding, best first, each with its image
+        (:meth:`~sharpseek.search.Searcher.image_query`, then its ``hits``); one frame per
+        region by default. A hit whose dataset version is gone from the store has no image.
         """
-        query = self.searcher.image_query(_checked_image(image, "query image"), units="model")
-        spec = None if filters is None else filters.to_search_filter()
-        frame = self.searcher.search(
-            query, k=limit, filter=spec, per_region=per_region, group_by_region=group_by_region
+        query = self.searcher.image_query(check_model_image(image, "query image"), units="model")
+        hits = self.searcher.hits(
+            query, k=limit, filter=filters, per_region=per_region, group_by_region=group_by_region
         )
-        matches = []
-        for row in frame.itertuples(index=False):
-            r = row._asdict()
-            matches.append(
-                Match(
-                    record_id=str(r["record_id"]),
-                    distance=float(r["score"]),
-                    series=str(r["series"] or ""),
-                    harpnum=int(r["harpnum"]),
-                    t_rec=r["t_rec"],
-                    noaa=[int(n) for n in r["noaa_ars"]],
-                    payload={k: v for k, v in r.items() if not k.startswith(("query_", "match_"))},
-                    image=self._record_image_or_none(str(r["record_id"])),
-                    params={p: float(r[f"match_{p}"]) for p in SHOWN_PARAMETERS},
-                )
-            )
-        return matches
+        return [hit.with_image(self._record_image_or_none(hit.record_id)) for hit in hits]
 
     def _record_image_or_none(self, record_id: str) -> np.ndarray | None:
         try:
