@@ -241,8 +241,8 @@ def test_cli_search_by_seed_runs_on_torchserve_and_finds_what_inprocess_finds(se
     assert len(hits) == 4 and hits == [r["record_id"] for r in local["results"]]
     # the server embeds the float16 image: distances agree to that precision
     np.testing.assert_allclose(
-        [r["score"] for r in served["results"]],
-        [r["score"] for r in local["results"]],
+        [r["distance"] for r in served["results"]],
+        [r["distance"] for r in local["results"]],
         rtol=1e-2,
         atol=1e-2,
     )
