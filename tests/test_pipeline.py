@@ -230,3 +230,25 @@ def test_sharded_fits_ingest_equals_single_process(tmp_path, br_sample_paths):
     pd.testing.assert_frame_equal(
         single.dataset.quarantine.drop(columns="when"), sharded.quarantine.drop(columns="when")
     )
+
+
+def test_archives_stage_rebuilds_after_the_directions_change(untrained_home):
+    """The generator's archive packs its directions: a recalibration (a new
+    DirectionSet.version, same GAN) rebuilds the archives instead of reusing stale ones."""
+    from sharpseek.directions import DirectionSet, fit_directions
+    from sharpseek.inference import GeneratorModel
+    from sharpseek.pipeline import archives_stage
+    from sharpseek.store import open_store
+
+    settings, store = untrained_home, open_store(untrained_home)
+    generator = GeneratorModel.from_settings(settings)
+    fit_directions(
+        generator.generate, gan_version=generator.version, latent_dim=generator.latent_dim, n=60
+    ).save(store)
+    assert not archives_stage(settings).skipped
+    assert archives_stage(settings).skipped
+    directions = DirectionSet.load(store, generator.version)
+    directions.calibration["tuf"] = {"eps": [0.0], "tuf": {"median": [1.0], "p16": [0.5],
+                                                         "p84": [1.5]}}  # fmt: skip
+    directions.save(store)
+    assert not archives_stage(settings).skipped

@@ -426,6 +426,14 @@ class DirectionSet:
         text = json.dumps(self._data(), sort_keys=True, separators=(",", ":"))
         return f"{self.gan_version}-d{hashlib.sha256(text.encode()).hexdigest()[:8]}"
 
+    @classmethod
+    def stored_version(cls, store, gan_version: str) -> str | None:
+        """:attr:`version` of the set stored for ``gan_version``, or None when none is."""
+        try:
+            return cls.load(store, gan_version).version
+        except FileNotFoundError:
+            return None
+
     @staticmethod
     def stored_versions(store) -> list[str]:
         """GAN versions that have directions in ``store``."""

@@ -780,6 +780,7 @@ def archives_stage(settings: Settings) -> StageOutcome:
             {},
             "model archives: sharpseek.serving.build_archives is not available; skipped",
         )
+    from sharpseek.directions import DirectionSet
     from sharpseek.inference import EncoderModel, GeneratorModel
 
     store = open_store(settings)
@@ -787,6 +788,8 @@ def archives_stage(settings: Settings) -> StageOutcome:
         "gan_version": GeneratorModel.from_settings(settings, store=store).version,
         "encoder_version": EncoderModel.from_settings(settings, store=store).version,
     }
+    # the generator's archive packs its directions: a refit or recalibration rebuilds it
+    inputs["directions_version"] = DirectionSet.stored_version(store, inputs["gan_version"])
     fp = fingerprint(inputs)
     ledger = Ledger(store)
     entry = ledger.current("archives", fp)
