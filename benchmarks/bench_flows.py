@@ -97,7 +97,8 @@ def main() -> None:
     from model_fixtures import write_untrained_checkpoints
     from sharpseek import pipeline as lib
     from sharpseek.config import Settings
-    from sharpseek.ingest import INGEST_SHARDS_PREFIX, ingest_synthetic, plan_synthetic_shards
+    from sharpseek.dataset import load_dataset
+    from sharpseek.ingest import INGEST_SHARDS_PREFIX, plan_synthetic_shards
     from sharpseek.store import open_store
 
     settings = Settings()
@@ -108,7 +109,8 @@ def main() -> None:
         "cadence_hours": settings.synthetic.cadence_hours,
         "seed": settings.synthetic.seed,
     }
-    ds = ingest_synthetic(settings, **recipe, progress=True)
+    made = lib.run_ingest_plan(settings, lib.plan_ingest_synthetic(settings, **recipe))
+    ds = load_dataset(open_store(settings), "synthetic", made.outputs["version"])
     ingest_shards = plan_synthetic_shards(**recipe, shard_frames=args.shard_size)
     flows = lib.load_flows()
     plan = lib.plan_index(settings, datasets=["synthetic"])

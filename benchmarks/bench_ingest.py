@@ -2,7 +2,8 @@
 
 Writes N synthetic SHARP-like Br FITS files (Rice-compressed, as JSOC exports them), then:
 
-- times ``sharpseek.ingest.ingest_fits`` end to end (patches/s from local FITS to a dataset);
+- times ``sharpseek ingest fits``'s road end to end (``pipeline.plan_ingest_fits`` ->
+  shards -> commit in one process; patches/s from local FITS to a dataset);
 - splits that time by stage, each stage timed alone on the same files: FITS reading and
   decompression, resizing to model space, physical units at original resolution, the batched
   model-space physics, and the dataset writes;
@@ -32,8 +33,9 @@ from astropy.io import fits
 from sharpseek.config import Settings
 from sharpseek.dataset import PatchDataset, PatchRecord, append_records, load_dataset
 from sharpseek.fits import read_sharp
-from sharpseek.ingest import fits_records, ingest_fits
+from sharpseek.ingest import fits_records
 from sharpseek.physics import compute_parameters, patch_quantities
+from sharpseek.pipeline import plan_ingest_fits, run_ingest_plan
 from sharpseek.preprocess import to_model_space
 from sharpseek.store import LocalStore, S3Store
 
@@ -90,9 +92,14 @@ def main() -> None:
         n = len(paths)
         fits_bytes = sum(p.stat().st_size for p in paths)
 
-        settings = Settings(home=tmp / "home")
-        result, total = timed(ingest_fits, settings, [tmp / "fits"], progress=False)
-        assert result.added == n, (result.added, result.quarantined[:3])
+        settings = Settings(home=tmp / "home", flows={"ingest_shard_size": n})  # one shard
+        outcome, total = timed(
+            lambda: run_ingest_plan(
+                settings, plan_ingest_fits(settings, [tmp / "fits"]), progress=False
+            )  # fmt: skip
+        )
+        added = outcome.outputs["added"]
+        assert added == n, (added, outcome.outputs["quarantined"][:3])
 
         # stages, each alone on the same files
         sharps, t_read = timed(lambda: [read_sharp(p) for p in paths])

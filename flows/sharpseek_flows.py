@@ -106,12 +106,26 @@ def plan_ingest_task(
         plan = lib.plan_ingest_synthetic(settings)
     else:
         plan = lib.plan_ingest_fits(settings, paths or [], dataset=dataset)
+    _log_plan(plan)
+    return plan
+
+
+@task(name="download JSOC", cache_policy=NO_CACHE)
+def download_jsoc_task(settings: Settings, **kwargs: Any) -> lib.IngestPlan:
+    """Ask JSOC, download the Br files and plan them into shards (staged in the store).
+    JSOC is the flaky part of the world: this task retries (``settings.flows.retries``,
+    with doubling delays) on top of the library's own per-request retries."""
+    plan = lib.plan_ingest_jsoc(settings, **kwargs)
+    _log_plan(plan)
+    return plan
+
+
+def _log_plan(plan: lib.IngestPlan) -> None:
     if plan.done is None:
         get_run_logger().info(
-            "%s: %d shards of about %d frames", plan.stage, len(plan.shards),
-            settings.flows.ingest_shard_size,
+            "%s: %d files or regions in %d shards, %d refused before any shard",
+            plan.stage, sum(len(s) for s in plan.shards), len(plan.shards), len(plan.leading),
         )  # fmt: skip
-    return plan
 
 
 @task(name="ingest shard", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
@@ -127,7 +141,7 @@ def ingest_shard_task(settings: Settings, shard) -> dict[str, Any]:
 @task(name="commit ingest", cache_policy=NO_CACHE)
 def commit_ingest_task(settings: Settings, plan: lib.IngestPlan) -> dict[str, Any]:
     outcome = lib.commit_ingest(settings, plan)
-    for source, reason in outcome.outputs.get("quarantined", []) if not outcome.skipped else []:
+    for source, reason, _ in outcome.outputs.get("quarantined", []) if not outcome.skipped else []:
         get_run_logger().warning("quarantined %s: %s", source, reason)
     return _report(outcome)
 
@@ -155,42 +169,6 @@ def _ingest(settings: Settings, plan: lib.IngestPlan) -> dict[str, Any]:
         return _report(plan.done)
     shards = _make_shards(settings, plan.shards)
     return {**commit_ingest_task(settings, plan), "shards": shards}
-
-
-@task(name="download JSOC", cache_policy=NO_CACHE)
-def download_jsoc_task(settings: Settings, **kwargs: Any) -> list[lib.IngestPlan]:
-    """Ask JSOC, download the Br files and plan them into shards (staged in the store).
-    JSOC is the flaky part of the world: this task retries (``settings.flows.retries``,
-    with doubling delays) on top of the library's own per-request retries."""
-    plans = lib.plan_ingest_jsoc(settings, **kwargs)
-    get_run_logger().info(
-        "JSOC: %d request(s), %d files in %d shards, %d refused before any shard",
-        len(plans),
-        sum(len(s) for p in plans for s in p.shards),
-        sum(len(p.shards) for p in plans),
-        sum(len(p.leading) for p in plans),
-    )
-    return plans
-
-
-@task(name="commit JSOC ingest", cache_policy=NO_CACHE)
-def commit_jsoc_task(
-    settings: Settings, plans: list[lib.IngestPlan], nrt: bool, dataset: str
-) -> dict[str, Any]:
-    outcome = lib.commit_ingest_jsoc(settings, plans, nrt=nrt, dataset=dataset)
-    for source, reason in outcome.outputs["quarantined"]:
-        get_run_logger().warning("quarantined %s: %s", source, reason)
-    return _report(outcome)
-
-
-def _ingest_jsoc(settings: Settings, *, nrt: bool, dataset: str, **kwargs: Any) -> dict[str, Any]:
-    """Download (one retried task), map the shards over this flow's task runner, commit."""
-    download = download_jsoc_task.with_options(
-        retries=settings.flows.retries, retry_delay_seconds=_delays(settings)
-    )
-    plans = download(settings, nrt=nrt, dataset=dataset, **kwargs)
-    shards = _make_shards(settings, [s for plan in plans for s in plan.shards])
-    return {**commit_jsoc_task(settings, plans, nrt, dataset), "shards": shards}
 
 
 @task(name="dataset versions", cache_policy=NO_CACHE)
@@ -340,15 +318,14 @@ def ingest_jsoc_flow(
     one retried download task, the files' shards mapped over this flow's task runner
     (:func:`run_ingest_jsoc_flow` picks it from the settings), one commit."""
     settings = settings_for(home, preset)
-    return _ingest_jsoc(
-        settings,
-        start=start,
-        end=end,
-        harpnums=harpnums,
-        nrt=nrt,
-        incremental=incremental,
-        dataset=dataset,
+    download = download_jsoc_task.with_options(
+        retries=settings.flows.retries, retry_delay_seconds=_delays(settings)
     )
+    plan = download(
+        settings, start=start, end=end, harpnums=harpnums, nrt=nrt, incremental=incremental,
+        dataset=dataset,
+    )  # fmt: skip
+    return _ingest(settings, plan)
 
 
 def run_ingest_jsoc_flow(settings: Settings, **params: Any) -> dict[str, Any]:

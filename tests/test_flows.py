@@ -170,9 +170,9 @@ def test_index_shards_on_a_dask_cluster_of_two_workers(flows, home, monkeypatch)
     monkeypatch.setenv("SHARPSEEK_FLOWS__TASK_RUNNER", "dask")
     monkeypatch.setenv("SHARPSEEK_FLOWS__DASK_WORKERS", "2")
     settings = Settings()
-    from sharpseek.ingest import ingest_synthetic
+    from ingest_fixtures import synthetic_dataset
 
-    ds = ingest_synthetic(settings, progress=False)  # 3 regions x 2 frames
+    ds = synthetic_dataset(settings)  # 3 regions x 2 frames
     runner = flows.task_runner_for(settings)
     assert type(runner).__name__ == "DaskTaskRunner"
     out = flows.run_index_flow(settings, ["synthetic"])
@@ -215,8 +215,8 @@ def test_sharded_ingest_on_a_dask_cluster_of_two_workers_equals_single_process(
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
+    from ingest_fixtures import fits_dataset, synthetic_dataset
     from sharpseek.dataset import load_dataset
-    from sharpseek.ingest import ingest_fits, ingest_synthetic
     from sharpseek.store import open_store
 
     synthetic = flows.run_ingest_synthetic_flow(settings, return_state=True)
@@ -237,10 +237,11 @@ def test_sharded_ingest_on_a_dask_cluster_of_two_workers_equals_single_process(
     assert len(shard_runs) == 3 and all(r.state.is_completed() for r in shard_runs)
 
     store = open_store(settings)
-    single_home = Settings(home=tmp_path / "single")
+    one_shard = {"ingest_shard_size": 1000}  # the same plans in this process, one shard each
+    single_home = Settings(home=tmp_path / "single", flows=one_shard)
     for name, single in [
-        ("synthetic", ingest_synthetic(single_home, progress=False)),
-        ("sharp", ingest_fits(single_home, br_sample_paths, progress=False).dataset),
+        ("synthetic", synthetic_dataset(single_home)),
+        ("sharp", fits_dataset(single_home, br_sample_paths)),
     ]:
         sharded = load_dataset(store, name)
         pd.testing.assert_frame_equal(single.manifest, sharded.manifest)

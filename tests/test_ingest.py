@@ -12,11 +12,12 @@ from typer.testing import CliRunner
 
 from fake_jsoc import FakeJsoc, builtin_record_table
 from sharpseek.cli import app
-from sharpseek.config import Settings
-from sharpseek.dataset import load_dataset
-from sharpseek.ingest import derive_mu, ingest_fits, ingest_jsoc
+from sharpseek.config import Settings, StoreSettings
+from sharpseek.dataset import dataset_versions, load_dataset
+from sharpseek.ingest import derive_mu
 from sharpseek.jsoc import DEFINITIVE_SERIES, NRT_SERIES
-from sharpseek.store import LocalStore
+from sharpseek.pipeline import plan_ingest_fits, plan_ingest_jsoc, run_ingest_plan
+from sharpseek.store import LocalStore, open_store
 
 pytest_plugins = ["s3_servers"]
 
@@ -36,6 +37,19 @@ def settings(tmp_path):
             "export_timeout_seconds": 5.0,
         },
     )
+
+
+def ingest_fits(settings, paths):
+    """The one ingest road (plan -> shards -> commit) in this process, as `sharpseek ingest
+    fits` runs it: the stage's outcome and the dataset version it left."""
+    outcome = run_ingest_plan(settings, plan_ingest_fits(settings, paths), progress=False)
+    return outcome.outputs, load_dataset(open_store(settings), "sharp")
+
+
+def ingest_jsoc(settings, **request):
+    """`sharpseek ingest jsoc`'s road: plan (ask JSOC, download), shards, commit."""
+    outcome = run_ingest_plan(settings, plan_ingest_jsoc(settings, **request), progress=False)
+    return outcome.outputs, load_dataset(open_store(settings), "sharp")
 
 
 def _write_sharp(path, data, **header):
@@ -67,9 +81,8 @@ def _bipole(ny=60, nx=90):
 
 
 def test_real_samples_ingest_and_other_segments_are_left_aside(settings, samples_dir):
-    result = ingest_fits(settings, [samples_dir])
-    ds = result.dataset
-    assert result.added == 5 and not result.quarantined
+    result, ds = ingest_fits(settings, [samples_dir])
+    assert result["added"] == 5 and not result["quarantined"]
     assert sorted(ds.manifest["harpnum"].unique()) == [377, 3700, 7115]
     assert ds.manifest["mu"].between(0, 1).all()
     assert (ds.manifest["flux_strong_mx"] / ds.manifest["usflux"]).between(0.9, 4.5).all()
@@ -78,8 +91,12 @@ def test_real_samples_ingest_and_other_segments_are_left_aside(settings, samples
     assert len(raw) == 5 and all(k.endswith(".Br.fits") for k in raw)
     original = samples_dir / raw[0].split("/")[-1]
     assert store.get_bytes(raw[0]) == original.read_bytes()  # kept exactly as received
-    again = ingest_fits(settings, [samples_dir])
-    assert (again.added, again.skipped, len(again.dataset)) == (0, 5, 5)
+    again = run_ingest_plan(settings, plan_ingest_fits(settings, [samples_dir]), progress=False)
+    assert again.skipped and "up to date" in again.message  # the ledger knows these files
+    assert len(load_dataset(store, "sharp")) == 5
+    one_more, ds = ingest_fits(settings, [samples_dir, _write_sharp(
+        settings.home.parent / "extra.fits", _bipole(), HARPNUM=9300)])  # fmt: skip
+    assert (one_more["added"], one_more["skipped"], len(ds)) == (1, 5, 6)  # held: skipped
 
 
 def test_mu_is_derived_from_the_flux_weighted_centre():
@@ -130,9 +147,9 @@ def test_each_bad_file_is_quarantined_with_its_reason_and_good_ones_go_in(settin
     _write_sharp(folder / "good2.fits", _bipole(), HARPNUM=9002, BUNIT="G")
     for name, (kind, _) in BAD_CASES.items():
         _bad_file(folder, name, kind)
-    result = ingest_fits(settings, [folder])
-    assert result.added == 2
-    reasons = {q.source.split("/")[-1]: q.reason for q in result.quarantined}
+    result, _ = ingest_fits(settings, [folder])
+    assert result["added"] == 2
+    reasons = {source.split("/")[-1]: reason for source, reason, _ in result["quarantined"]}
     assert set(reasons) == set(BAD_CASES)
     for name, (_, expected) in BAD_CASES.items():
         assert expected in reasons[name], (name, reasons[name])
@@ -154,9 +171,29 @@ def test_cli_exit_status_says_something_was_quarantined(settings, tmp_path, monk
     assert "0 added, 1 already there" in " ".join(clean.output.split())
 
 
+def test_cli_ingest_is_recorded_in_the_ledger_and_an_identical_rerun_is_skipped(
+    settings, tmp_path, monkeypatch
+):
+    from sharpseek.pipeline import Ledger
+
+    monkeypatch.setenv("SHARPSEEK_HOME", str(settings.home))
+    folder = tmp_path / "in"
+    folder.mkdir()
+    _write_sharp(folder / "good.fits", _bipole())
+    first = runner.invoke(app, ["ingest", "fits", str(folder)], terminal_width=200)
+    assert first.exit_code == 0, first.output
+    entry = Ledger(LocalStore(settings.home)).get("ingest-fits-sharp")
+    assert entry is not None and entry["outputs"]["added"] == 1  # as a flow run records it
+    again = runner.invoke(app, ["ingest", "fits", str(folder)], terminal_width=200)
+    assert again.exit_code == 0, again.output
+    assert "up to date" in again.output and "skipped" in again.output
+    assert Ledger(LocalStore(settings.home)).get("ingest-fits-sharp") == entry  # not rerun
+    assert dataset_versions(LocalStore(settings.home), "sharp") == ["v0001"]  # none added
+
+
 def test_missing_path_is_reported(settings, tmp_path):
-    result = ingest_fits(settings, [tmp_path / "nowhere"])
-    assert [q.reason for q in result.quarantined] == ["no such file or folder"]
+    result, _ = ingest_fits(settings, [tmp_path / "nowhere"])
+    assert [reason for _, reason, _ in result["quarantined"]] == ["no such file or folder"]
 
 
 # ---------------------------------------------------------------- JSOC
@@ -178,20 +215,17 @@ def _jsoc_settings(settings, server):
 
 def test_jsoc_ingest_then_incremental_asks_only_for_newer(settings, fake_jsoc):
     s = _jsoc_settings(settings, fake_jsoc)
-    first = ingest_jsoc(
+    first, ds = ingest_jsoc(
         s,
         harpnums=[9001],
         start="2020.01.01_00:00:00_TAI",
         end="2020.01.01_02:00:00_TAI",
-        progress=False,
     )
-    assert first.added == 3 and not first.quarantined
-    assert set(first.dataset.manifest["source"].str.split(":").str[0]) == {"jsoc"}
-    later = ingest_jsoc(
-        s, harpnums=[9001], end="2020.01.01_05:00:00_TAI", incremental=True, progress=False
-    )
-    assert later.added == 3 and later.skipped == 0  # 03:00, 04:00, 05:00 only
-    assert len(later.dataset) == 6
+    assert first["added"] == 3 and not first["quarantined"]
+    assert set(ds.manifest["source"].str.split(":").str[0]) == {"jsoc"}
+    later, ds = ingest_jsoc(s, harpnums=[9001], end="2020.01.01_05:00:00_TAI", incremental=True)
+    assert later["added"] == 3 and later["skipped"] == 0  # 03:00, 04:00, 05:00 only
+    assert len(ds) == 6
 
 
 def test_definitive_records_replace_nrt_ones_downstream(settings, fake_jsoc):
@@ -200,13 +234,13 @@ def test_definitive_records_replace_nrt_ones_downstream(settings, fake_jsoc):
         harpnums=[9002],
         start="2020.01.01_00:00:00_TAI",
         end="2020.01.01_03:00:00_TAI",
-        progress=False,
+        incremental=False,
     )
-    nrt = ingest_jsoc(s, series=NRT_SERIES, **window)
-    assert nrt.added == 4
-    definitive = ingest_jsoc(s, **window)
-    manifest = definitive.dataset.manifest
-    assert definitive.replaced == 4 and len(manifest) == 4
+    nrt, _ = ingest_jsoc(s, nrt=True, **window)
+    assert nrt["added"] == 4
+    definitive, ds = ingest_jsoc(s, **window)
+    manifest = ds.manifest
+    assert definitive["replaced"] == 4 and len(manifest) == 4
     assert set(manifest["series"]) == {DEFINITIVE_SERIES}
 
 
@@ -242,19 +276,18 @@ def test_jsoc_without_email_says_which_variable_to_set(settings, fake_jsoc):
             harpnums=[9001],
             start="2020.01.01_00:00:00_TAI",
             end="2020.01.01_01:00:00_TAI",
-            progress=False,
         )
 
 
 def test_same_file_from_two_places_gives_the_same_record(settings, tmp_path, samples_dir):
     """Ingest is a function of the file: the same record, content hash and parameters."""
-    local = ingest_fits(settings, [next(samples_dir.glob("*3700.20140131*.Br.fits"))])
+    _, local = ingest_fits(settings, [next(samples_dir.glob("*3700.20140131*.Br.fits"))])
     copy = tmp_path / "copy"
     copy.mkdir()
     shutil.copy(next(samples_dir.glob("*3700.20140131*.Br.fits")), copy)
     other = settings.model_copy(update={"home": tmp_path / "home2"})
-    again = ingest_fits(other, [copy])
-    a, b = local.dataset.manifest.iloc[0], again.dataset.manifest.iloc[0]
+    _, again = ingest_fits(other, [copy])
+    a, b = local.manifest.iloc[0], again.manifest.iloc[0]
     assert a["record_id"] == b["record_id"] and a["content_hash"] == b["content_hash"]
     assert a["tuf"] == b["tuf"]
 
@@ -285,9 +318,9 @@ def test_dataset_list_and_show_report_versions_and_quarantine(settings, tmp_path
     folder.mkdir()
     _write_sharp(folder / "good.fits", _bipole())
     _bad_file(folder, "tiny.fits", "small")
-    ingest_fits(settings, [folder], progress=False)
+    ingest_fits(settings, [folder])
     _write_sharp(folder / "later.fits", _bipole(), T_REC="2020.01.01_01:00:00_TAI")
-    ingest_fits(settings, [folder], progress=False)
+    ingest_fits(settings, [folder])
     listing = " ".join(runner.invoke(app, ["dataset", "list"], terminal_width=200).output.split())
     assert "sharp │ v0001 │ 1" in listing and "sharp │ v0002 * │ 2" in listing
     shown = runner.invoke(app, ["dataset", "show", "sharp"], terminal_width=200)
@@ -303,9 +336,13 @@ def test_fits_ingest_into_an_s3_store_keeps_raw_files_there(settings, samples_di
 
     from sharpseek.store import S3Store
 
-    store = S3Store(moto_server.endpoint, "ingest-" + uuid.uuid4().hex[:10], "k", "s", secure=False)
-    result = ingest_fits(settings, [samples_dir], store=store, progress=False)
-    assert result.added == 5
+    bucket = "ingest-" + uuid.uuid4().hex[:10]
+    store_settings = {"backend": "s3", "endpoint": moto_server.endpoint, "bucket": bucket,
+                      "access_key": "k", "secret_key": "s", "secure": False}  # fmt: skip
+    settings = settings.model_copy(update={"store": StoreSettings(**store_settings)})
+    result, ds = ingest_fits(settings, [samples_dir])
+    assert result["added"] == 5
+    store = S3Store(moto_server.endpoint, bucket, "k", "s", secure=False)
     assert len([o for o in store.list("raw/")]) == 5
     again = load_dataset(store, "sharp")
-    np.testing.assert_array_equal(again.images(), result.dataset.images())
+    np.testing.assert_array_equal(again.images(), ds.images())

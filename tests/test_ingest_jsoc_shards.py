@@ -1,6 +1,7 @@
-"""The sharded JSOC ingest (what the flows map over workers) against the single-process one,
-through the real drms client and the fake JSOC server: same records, same quarantine, NRT
-records replaced by definitive ones, and a crash between shards then a rerun."""
+"""The sharded JSOC ingest (what the flows map over workers) against the same plan run in
+one process with one shard, through the real drms client and the fake JSOC server: same
+records, same quarantine, NRT records replaced by definitive ones, and a crash between
+shards then a rerun."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from fake_jsoc import FakeJsoc, builtin_record_table
 from sharpseek import pipeline as lib
 from sharpseek.config import Settings
 from sharpseek.dataset import dataset_versions, load_dataset
-from sharpseek.ingest import commit_ingest_shards, ingest_jsoc, ingest_shard
+from sharpseek.ingest import commit_ingest_shards, ingest_shard
 from sharpseek.jsoc import DEFINITIVE_SERIES, NRT_SERIES
 from sharpseek.store import open_store
 
@@ -52,8 +53,18 @@ def _settings(home, server, shard_files: int = 2) -> Settings:
 
 
 def _single(tmp_path, server, **window):
-    """The single-process ingest of the same request, in a home of its own."""
-    return ingest_jsoc(_settings(tmp_path / "single", server), progress=False, **window)
+    """The same request in one process and one shard, in a home of its own: the outcome's
+    outputs and the dataset."""
+    settings = _settings(tmp_path / "single", server, shard_files=1000)
+    plan = lib.plan_ingest_jsoc(settings, incremental=False, **window)
+    assert len(plan.shards) == 1
+    outputs = lib.run_ingest_plan(settings, plan, progress=False).outputs
+    return outputs, load_dataset(open_store(settings), "sharp")
+
+
+def _stage(settings, **request):
+    """A JSOC ingest stage in this process (plan -> shards -> commit)."""
+    return lib.run_ingest_plan(settings, lib.plan_ingest_jsoc(settings, **request), progress=False)
 
 
 def _same_records(single, sharded):
@@ -64,9 +75,7 @@ def _same_records(single, sharded):
 def test_sharded_jsoc_ingest_equals_single_process(tmp_path, fake_jsoc):
     fake_jsoc.behaviour.drop_last_records = 1  # 05:00 is not delivered: quarantined
     settings = _settings(tmp_path / "sharded", fake_jsoc)
-    plans = lib.plan_ingest_jsoc(settings, incremental=False, **WINDOW)
-    assert len(plans) == 1
-    plan = plans[0]
+    plan = lib.plan_ingest_jsoc(settings, incremental=False, **WINDOW)
     assert [len(s) for s in plan.shards] == [2, 2, 1]  # 00:00 .. 04:00 (02:00 corrupt)
     assert all(s.staged and s.source == "jsoc" for s in plan.shards)
     assert [q.reason for q in plan.leading] == ["the JSOC export did not deliver this record"]
@@ -79,20 +88,20 @@ def test_sharded_jsoc_ingest_equals_single_process(tmp_path, fake_jsoc):
         1,
         0,
     ]
-    outcome = lib.commit_ingest_jsoc(settings, plans)
+    outcome = lib.commit_ingest(settings, plan)
     assert outcome.outputs["added"] == 4 and len(outcome.outputs["quarantined"]) == 2
 
     store = open_store(settings)
     sharded = load_dataset(store, "sharp")
-    single = _single(tmp_path, fake_jsoc, **WINDOW)
-    assert single.added == 4
-    _same_records(single.dataset, sharded)
+    single, single_ds = _single(tmp_path, fake_jsoc, **WINDOW)
+    assert single["added"] == 4
+    _same_records(single_ds, sharded)
     assert set(sharded.manifest["series"]) == {DEFINITIVE_SERIES}
     assert sharded.manifest["source"].str.startswith("jsoc:").all()
     # the same refusals, for the same reasons (the corrupt file under its downloaded path);
     # only the export's request id (JSOC numbers each export) tells the two runs apart
     columns = ["reason", "record_id"]
-    pd.testing.assert_frame_equal(single.dataset.quarantine[columns], sharded.quarantine[columns])
+    pd.testing.assert_frame_equal(single_ds.quarantine[columns], sharded.quarantine[columns])
     corrupt = sharded.quarantine[sharded.quarantine["source"].str.endswith(CORRUPT)]
     assert len(corrupt) == 1
     assert corrupt["source"].iloc[0] == str(settings.home / "downloads" / CORRUPT)
@@ -104,21 +113,23 @@ def test_sharded_jsoc_ingest_equals_single_process(tmp_path, fake_jsoc):
 def test_sharded_definitive_records_replace_nrt_ones(tmp_path, fake_jsoc):
     settings = _settings(tmp_path / "sharded", fake_jsoc)
     window = dict(harpnums=[9002], start=WINDOW["start"], end="2020.01.01_03:00:00_TAI")
-    nrt = lib.ingest_jsoc_stage(settings, nrt=True, **window)
+    nrt = _stage(settings, nrt=True, **window)
     assert nrt.outputs["added"] == 4 and nrt.outputs["replaced"] == 0
-    definitive = lib.ingest_jsoc_stage(settings, **window)
+    definitive = _stage(settings, **window)
     assert definitive.outputs["replaced"] == 4  # the definitive records, in their place
     manifest = load_dataset(open_store(settings), "sharp").manifest
     assert len(manifest) == 4 and set(manifest["series"]) == {DEFINITIVE_SERIES}
-    again = lib.ingest_jsoc_stage(settings, **window)  # nothing new: no new version
-    assert again.outputs["added"] == again.outputs["replaced"] == 0
+    # nothing new (the same requests delivered the same files): skipped as up to date by the
+    # ledger, no shard made, no new version
+    again = _stage(settings, **window)
+    assert again.skipped and "up to date" in again.message
     assert dataset_versions(open_store(settings), "sharp") == ["v0001", "v0002"]
 
 
 def test_crash_between_shards_then_rerun_neither_duplicates_nor_drops(tmp_path, fake_jsoc):
     settings = _settings(tmp_path / "sharded", fake_jsoc)
     store = open_store(settings)
-    plan = lib.plan_ingest_jsoc(settings, incremental=False, **WINDOW)[0]
+    plan = lib.plan_ingest_jsoc(settings, incremental=False, **WINDOW)
     assert len(plan.shards) == 3
     ingest_shard(settings, plan.shards[0])  # then the run dies
     with pytest.raises(RuntimeError, match="2 of 3 ingest shards .* not made"):
@@ -130,15 +141,15 @@ def test_crash_between_shards_then_rerun_neither_duplicates_nor_drops(tmp_path, 
 
     rerun = lib.plan_ingest_jsoc(settings, incremental=False, **WINDOW)
     assert fake_jsoc.count("exp_request") == exports  # the download resumed: no new export
-    assert [s.key for s in rerun[0].shards] == [s.key for s in plan.shards]
-    made = [ingest_shard(settings, s) for s in rerun[0].shards]
+    assert [s.key for s in rerun.shards] == [s.key for s in plan.shards]
+    made = [ingest_shard(settings, s) for s in rerun.shards]
     assert [m["cached"] for m in made] == [True, False, False]
-    outcome = lib.commit_ingest_jsoc(settings, rerun)
+    outcome = lib.commit_ingest(settings, rerun)
     assert outcome.outputs["added"] == 5
 
     sharded = load_dataset(store, "sharp")
     assert sharded.manifest["record_id"].is_unique
-    _same_records(_single(tmp_path, fake_jsoc, **WINDOW).dataset, sharded)
+    _same_records(_single(tmp_path, fake_jsoc, **WINDOW)[1], sharded)
     # an incremental run after it asks for nothing held, and adds nothing
-    later = lib.ingest_jsoc_stage(settings, harpnums=[9001], end=WINDOW["end"])
+    later = _stage(settings, harpnums=[9001], end=WINDOW["end"])
     assert later.outputs["added"] == 0 and len(load_dataset(store, "sharp")) == 5

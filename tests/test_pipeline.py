@@ -9,7 +9,7 @@ import torch
 
 from sharpseek import pipeline as lib
 from sharpseek.config import Settings
-from sharpseek.ingest import ingest_synthetic
+from sharpseek.dataset import load_dataset
 from sharpseek.store import open_store
 
 pytest_plugins = ["model_fixtures"]
@@ -18,6 +18,18 @@ pytest_plugins = ["model_fixtures"]
 @pytest.fixture(autouse=True)
 def _one_thread():
     torch.set_num_threads(1)
+
+
+def ingest_synthetic(settings, **recipe):
+    """A synthetic dataset through the one ingest road, in this process; the dataset."""
+    plan = lib.plan_ingest_synthetic(settings, **recipe)
+    outputs = lib.run_ingest_plan(settings, plan, progress=False).outputs
+    return load_dataset(open_store(settings), "synthetic", outputs["version"])
+
+
+def ingest_fits(settings, paths):
+    """FITS files through the one ingest road, in this process: the stage's outcome."""
+    return lib.run_ingest_plan(settings, lib.plan_ingest_fits(settings, paths), progress=False)
 
 
 def _manifest(ids, hashes):
@@ -88,14 +100,14 @@ def test_ledger_skips_only_matching_fingerprint_with_outputs(tmp_path):
 
 def test_fits_stage_skips_unchanged_files_without_a_new_version(tmp_path, br_sample_paths):
     settings = Settings(home=tmp_path / "home")
-    first = lib.ingest_fits_stage(settings, br_sample_paths[:2], progress=False)
+    first = ingest_fits(settings, br_sample_paths[:2])
     assert not first.skipped and first.outputs["added"] == 2
-    second = lib.ingest_fits_stage(settings, br_sample_paths[:2], progress=False)
+    second = ingest_fits(settings, br_sample_paths[:2])
     assert second.skipped
     from sharpseek.dataset import dataset_versions
 
     assert dataset_versions(open_store(settings), "sharp") == [first.outputs["version"]]
-    third = lib.ingest_fits_stage(settings, br_sample_paths[:3], progress=False)
+    third = ingest_fits(settings, br_sample_paths[:3])
     assert not third.skipped and third.outputs["added"] == 1
 
 
@@ -103,7 +115,7 @@ def test_index_plan_then_update_embeds_exactly_the_new_frames(untrained_home):
     settings = untrained_home.model_copy(
         update={"flows": untrained_home.flows.model_copy(update={"shard_size": 7})}
     )
-    ingest_synthetic(settings, regions=3, frames=4, seed=1, progress=False)
+    ingest_synthetic(settings, regions=3, frames=4, seed=1)
     plan = lib.plan_index(settings, datasets=["synthetic"])
     assert plan.mode == "reindex" and plan.n_frames == 12 and len(plan.shards) == 2
     with pytest.raises(RuntimeError, match="not embedded"):
@@ -129,7 +141,7 @@ def test_index_plan_then_update_embeds_exactly_the_new_frames(untrained_home):
 
     assert lib.plan_index(settings, datasets=["synthetic"]).mode == "none"
     # a longer recipe is another dataset version with one more frame per region
-    ingest_synthetic(settings, regions=3, frames=5, seed=1, progress=False)
+    ingest_synthetic(settings, regions=3, frames=5, seed=1)
     update = lib.plan_index(settings, datasets=["synthetic"])
     new_ids = set(load_dataset(store, "synthetic").manifest["record_id"]) - set(
         ds.manifest["record_id"]
@@ -174,7 +186,7 @@ def test_plan_synthetic_shards_covers_each_region_once():
 
 def test_sharded_synthetic_ingest_equals_single_process(tmp_path):
     settings = _ingest_settings(tmp_path / "sharded", shard_frames=7)  # 3 shards: 2 + 2 + 1
-    single = ingest_synthetic(_ingest_settings(tmp_path / "single", 7), progress=False)
+    single = ingest_synthetic(_ingest_settings(tmp_path / "single", 1000))  # one shard
     plan = lib.plan_ingest_synthetic(settings)
     assert len(plan.shards) == 3 and plan.done is None
     outcome = lib.run_ingest_plan(settings, plan, progress=False)
@@ -206,15 +218,13 @@ def test_crash_before_the_commit_neither_duplicates_nor_drops(tmp_path):
     again = [ingest_shard(settings, s) for s in rerun.shards]
     assert [a["cached"] for a in again] == [True, True, False, False, False]
     lib.commit_ingest(settings, rerun)
-    single = ingest_synthetic(_ingest_settings(tmp_path / "single", 4), progress=False)
+    single = ingest_synthetic(_ingest_settings(tmp_path / "single", 1000))
     sharded = load_dataset(store, "synthetic")
     assert sharded.manifest["record_id"].is_unique
     _assert_same_dataset(single, sharded)
 
 
 def test_sharded_fits_ingest_equals_single_process(tmp_path, br_sample_paths):
-    from sharpseek.ingest import ingest_fits
-
     settings = _ingest_settings(tmp_path / "sharded", shard_frames=2)
     paths = [*br_sample_paths, tmp_path / "missing.fits"]
     plan = lib.plan_ingest_fits(settings, paths)
@@ -222,13 +232,14 @@ def test_sharded_fits_ingest_equals_single_process(tmp_path, br_sample_paths):
     outcome = lib.run_ingest_plan(settings, plan, progress=False)
     assert outcome.outputs["added"] == len(br_sample_paths)
     assert [q[0] for q in outcome.outputs["quarantined"]] == [str(tmp_path / "missing.fits")]
-    single = ingest_fits(Settings(home=tmp_path / "single"), paths, progress=False)
-    from sharpseek.dataset import load_dataset
-
+    single_settings = _ingest_settings(tmp_path / "single", shard_frames=1000)  # one shard
+    assert len(lib.plan_ingest_fits(single_settings, paths).shards) == 1
+    ingest_fits(single_settings, paths)
+    single = load_dataset(open_store(single_settings), "sharp")
     sharded = load_dataset(open_store(settings), "sharp")
-    _assert_same_dataset(single.dataset, sharded)
+    _assert_same_dataset(single, sharded)
     pd.testing.assert_frame_equal(
-        single.dataset.quarantine.drop(columns="when"), sharded.quarantine.drop(columns="when")
+        single.quarantine.drop(columns="when"), sharded.quarantine.drop(columns="when")
     )
 
 

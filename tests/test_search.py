@@ -46,16 +46,16 @@ runner = CliRunner()
 @pytest.fixture(scope="module")
 def home(tmp_path_factory):
     """(settings, dataset, embeddings of its frames): index built, env pointing at it."""
+    from ingest_fixtures import synthetic_dataset
     from model_fixtures import write_untrained_checkpoints
     from sharpseek.index.build import build_index
-    from sharpseek.ingest import ingest_synthetic
 
     mp = pytest.MonkeyPatch()
     root = tmp_path_factory.mktemp("search") / "home"
     mp.setenv("SHARPSEEK_HOME", str(root))
     settings = Settings(home=root, preset="tiny")
     write_untrained_checkpoints(settings)
-    ds = ingest_synthetic(settings, regions=12, frames=4, progress=False)
+    ds = synthetic_dataset(settings, regions=12, frames=4)
     with Searcher(settings) as searcher:
         encoder = searcher.backend.encoder  # the in-process backend's EncoderModel
         build_index(searcher.index, ds, encoder)

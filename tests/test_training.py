@@ -15,6 +15,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from ingest_fixtures import synthetic_dataset
 from sharpseek.config import Settings
 from sharpseek.dataset import open_dataset
 from sharpseek.evaluate import (
@@ -23,7 +24,6 @@ from sharpseek.evaluate import (
     physics_features,
     same_region_retrieval,
 )
-from sharpseek.ingest import ingest_synthetic
 from sharpseek.store import LocalStore
 from sharpseek.training import (
     CollapseWarning,
@@ -78,9 +78,7 @@ def one_thread():
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     home = tmp_path_factory.mktemp("home")
-    ds = ingest_synthetic(
-        Settings(home=home, preset="tiny"), regions=24, frames=4, seed=0, progress=False
-    )
+    ds = synthetic_dataset(Settings(home=home, preset="tiny"), regions=24, frames=4, seed=0)
     return open_dataset(home / "datasets" / ds.name / ds.version)
 
 
@@ -421,9 +419,7 @@ def test_physics_features_are_standardised_with_nan_as_the_mean():
 def larger_dataset(tmp_path_factory):
     """60 regions x 6 frames: enough steps for the GAN to move (about 13 s to make)."""
     home = tmp_path_factory.mktemp("home60")
-    ds = ingest_synthetic(
-        Settings(home=home, preset="tiny"), regions=60, frames=6, seed=0, progress=False
-    )
+    ds = synthetic_dataset(Settings(home=home, preset="tiny"), regions=60, frames=6, seed=0)
     return open_dataset(home / "datasets" / ds.name / ds.version)
 
 
@@ -444,9 +440,7 @@ def test_gan_parameter_distributions_end_closer_to_real_than_at_start(larger_dat
 def regions_120x12(tmp_path_factory):
     """120 regions x 12 frames at 6 h: 96 training regions, 24 held out (288 frames)."""
     home = tmp_path_factory.mktemp("home120x12")
-    ds = ingest_synthetic(
-        Settings(home=home, preset="tiny"), regions=120, frames=12, seed=0, progress=False
-    )
+    ds = synthetic_dataset(Settings(home=home, preset="tiny"), regions=120, frames=12, seed=0)
     return open_dataset(home / "datasets" / ds.name / ds.version)
 
 

@@ -16,12 +16,12 @@ from sharpseek.config import Settings
 
 def build_ui_home(settings: Settings) -> dict:
     """Fit directions and index a tiny synthetic dataset in ``settings``' home."""
+    from ingest_fixtures import synthetic_dataset
     from model_fixtures import write_untrained_checkpoints
     from sharpseek.dataset import load_dataset
     from sharpseek.directions import calibrate, fit_directions
     from sharpseek.index import iter_batches, open_index_from_settings
     from sharpseek.inference import EncoderModel, GeneratorModel
-    from sharpseek.ingest import ingest_synthetic
 
     torch.set_num_threads(1)
     write_untrained_checkpoints(settings)
@@ -37,7 +37,7 @@ def build_ui_home(settings: Settings) -> dict:
     from sharpseek.store import open_store
 
     directions.save(open_store(settings))
-    dataset = ingest_synthetic(settings, regions=12, frames=3, progress=False)
+    dataset = synthetic_dataset(settings, regions=12, frames=3)
     enc = EncoderModel.from_settings(settings)
     rows, vectors = [], []
     for group, images in dataset.iter_shards():

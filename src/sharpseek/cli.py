@@ -90,38 +90,53 @@ def ingest_synthetic_cmd(
 
     Unset sizes come from the preset (tiny: 300 regions x 12 frames, 6 h cadence).
     """
-    from sharpseek.ingest import ingest_synthetic
+    from sharpseek.pipeline import plan_ingest_synthetic
 
     settings = _settings(preset, home)
-    start = time.perf_counter()
-    ds = ingest_synthetic(
+    _run_ingest(
         settings,
-        regions=regions,
-        frames=frames,
-        cadence_hours=cadence_hours,
-        seed=seed,
-        overwrite=overwrite,
-    )
-    console.print(
-        f"dataset [bold]{ds.name}/{ds.version}[/]: {len(ds)} frames of "
-        f"{ds.info['n_regions']} regions at {ds.path} ({time.perf_counter() - start:.1f} s)"
+        lambda: plan_ingest_synthetic(
+            settings,
+            regions=regions,
+            frames=frames,
+            cadence_hours=cadence_hours,
+            seed=seed,
+            overwrite=overwrite,
+        ),
+        errors=(),
     )
 
 
-def _report_append(result, started: float) -> None:
-    ds = result.dataset
+def _run_ingest(settings: Settings, plan, *, errors: tuple[type[BaseException], ...]) -> None:
+    """Plan (``plan()``), make the shards and commit in this process
+    (:func:`sharpseek.pipeline.run_ingest_plan`, recorded in the pipeline's ledger), then
+    report; exit status 3 when something was quarantined, 2 on an error the user can fix."""
+    from sharpseek.pipeline import run_ingest_plan
+    from sharpseek.store import StoreError
+
+    started = time.perf_counter()
+    try:
+        outcome = run_ingest_plan(settings, plan())
+    except (*errors, StoreError) as err:
+        console.print(f"[red]error:[/] {escape(str(err))}", soft_wrap=True)
+        raise typer.Exit(code=2) from err
+    seconds = time.perf_counter() - started
+    if outcome.skipped:
+        console.print(f"{escape(outcome.message)} ({seconds:.1f} s)")
+        return
+    out, ds = outcome.outputs, outcome.outputs["dataset"]
     console.print(
-        f"dataset [bold]{ds.name}/{ds.version}[/]: {len(ds)} records of "
-        f"{ds.info['n_regions']} regions; {result.added} added, {result.skipped} already there, "
-        f"{result.replaced} near-real-time replaced, {result.recovered} taken up from an "
-        f"interrupted run ({time.perf_counter() - started:.1f} s)"
+        f"dataset [bold]{ds['name']}/{ds['version']}[/]: {ds['n_records']} frames of "
+        f"{ds['n_regions']} regions; {out['added']} added, {out['skipped']} already there, "
+        f"{out['replaced']} near-real-time replaced, {out['recovered']} taken up from an "
+        f"interrupted run ({seconds:.1f} s)"
     )
-    if result.quarantined:
-        table = Table(title=f"quarantined ({len(result.quarantined)}): not ingested")
+    if out["quarantined"]:
+        table = Table(title=f"quarantined ({len(out['quarantined'])}): not ingested")
         table.add_column("file or record", overflow="fold")
         table.add_column("reason", overflow="fold")
-        for q in result.quarantined:
-            table.add_row(escape(q.record_id or q.source), escape(q.reason))
+        for source, reason, record_id in out["quarantined"]:
+            table.add_row(escape(record_id or source), escape(reason))
         console.print(table)
         raise typer.Exit(code=3)
 
@@ -134,18 +149,12 @@ def ingest_fits_cmd(
     home: HomeOpt = None,
 ) -> None:
     """Ingest SHARP FITS files as JSOC exports them (Br segments; other segments are left
-    aside). Bad files are quarantined with their reason (exit status 3); the rest go in."""
-    from sharpseek.ingest import ingest_fits
-    from sharpseek.store import StoreError
+    aside). Bad files are quarantined with their reason (exit status 3); the rest go in.
+    Exactly the same files ingested again are skipped as up to date."""
+    from sharpseek.pipeline import plan_ingest_fits
 
     settings = _settings(preset, home)
-    started = time.perf_counter()
-    try:
-        result = ingest_fits(settings, paths, dataset=dataset)
-    except StoreError as err:
-        console.print(f"[red]store error:[/] {escape(str(err))}", soft_wrap=True)
-        raise typer.Exit(code=2) from err
-    _report_append(result, started)
+    _run_ingest(settings, lambda: plan_ingest_fits(settings, paths, dataset=dataset), errors=())
 
 
 @ingest_app.command("jsoc")
@@ -168,29 +177,27 @@ def ingest_jsoc_cmd(
 ) -> None:
     """Query JSOC (drms), export with your registered email (SHARPSEEK_JSOC__EMAIL), download
     the Br segments resumably, and ingest them."""
-    from sharpseek.ingest import ingest_jsoc
-    from sharpseek.jsoc import NRT_SERIES, JsocError
-    from sharpseek.store import StoreError
+    from sharpseek.jsoc import JsocError
+    from sharpseek.pipeline import plan_ingest_jsoc
 
     settings = _settings(preset, home)
-    started = time.perf_counter()
-    try:
-        result = ingest_jsoc(
+    _run_ingest(
+        settings,
+        lambda: plan_ingest_jsoc(
             settings,
             start=start,
             end=end,
             harpnums=harp,
             noaa=noaa,
-            series=NRT_SERIES if nrt else None,
+            nrt=nrt,
             cadence=cadence,
             strict_quality=strict_quality,
             incremental=incremental,
             dataset=dataset,
-        )
-    except (ValueError, JsocError, StoreError) as err:
-        console.print(f"[red]error:[/] {escape(str(err))}", soft_wrap=True)
-        raise typer.Exit(code=2) from err
-    _report_append(result, started)
+            progress=True,
+        ),
+        errors=(ValueError, JsocError),
+    )
 
 
 @dataset_app.command("list")

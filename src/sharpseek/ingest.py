@@ -7,6 +7,15 @@ conversion, physical-unit quantities at original resolution, mu, data-quality fl
 dataset writer (:func:`sharpseek.dataset.append_records`) adds the model-space physics per
 shard, keys records by (series, HARPNUM, T_REC), and quarantines what is refused with its
 reason while the rest goes on.
+
+Every ingest takes one road: a plan cuts the input into :class:`IngestShard` pieces
+(:func:`plan_synthetic_shards`, :func:`plan_fits_shards`, :func:`plan_jsoc_shards` after
+:func:`download_jsoc`), any worker makes a shard's records (:func:`ingest_shard`), and one
+commit writes them through the dataset writer (:func:`commit_ingest_shards`). The planners
+that decide what is up to date, and the runners, are in :mod:`sharpseek.pipeline`
+(``plan_ingest_synthetic``, ``plan_ingest_fits``, ``plan_ingest_jsoc``, ``run_ingest_plan``):
+the ``sharpseek ingest`` commands run a plan in one process, the Prefect flows map its
+shards over workers.
 """
 
 from __future__ import annotations
@@ -26,13 +35,11 @@ from typing import Any, Literal
 import astropy.units as u
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from sharpseek import __version__
 from sharpseek.config import Settings
 from sharpseek.dataset import (
     AppendResult,
-    Dataset,
     PatchRecord,
     Quarantined,
     append_records,
@@ -51,15 +58,13 @@ __all__ = [
     "MIN_PATCH_SIDE",
     "IngestShard",
     "JsocDownload",
+    "combine_downloads",
     "commit_ingest_shards",
     "download_jsoc",
     "find_fits_files",
     "fits_records",
     "frame_to_record",
-    "ingest_fits",
-    "ingest_jsoc",
     "ingest_shard",
-    "ingest_synthetic",
     "model_space_annotator",
     "plan_fits_shards",
     "plan_jsoc_shards",
@@ -215,56 +220,6 @@ def synthetic_provenance(
     }
 
 
-def ingest_synthetic(
-    settings: Settings,
-    *,
-    regions: int | None = None,
-    frames: int | None = None,
-    cadence_hours: float | None = None,
-    seed: int | None = None,
-    overwrite: bool = False,
-    progress: bool = True,
-    store: ObjectStore | None = None,
-) -> Dataset:
-    """Generate synthetic HARPs and write them as dataset ``synthetic``.
-
-    Values left as None come from ``settings.synthetic`` (the preset). A version with the same
-    recipe that is already complete is reused, not regenerated (the generator is
-    deterministic given the recipe), unless ``overwrite``.
-    """
-    from sharpseek.synthetic import SERIES
-
-    store = store or open_store(settings)
-    cfg = settings.synthetic
-    regions = cfg.regions if regions is None else regions
-    frames = cfg.frames if frames is None else frames
-    cadence_hours = cfg.cadence_hours if cadence_hours is None else cadence_hours
-    seed = cfg.seed if seed is None else seed
-    version = synthetic_version(
-        regions=regions, frames=frames, cadence_hours=cadence_hours, seed=seed
-    )
-    if not overwrite and store.exists(f"datasets/{SERIES}/{version}/dataset.json"):
-        log.info("dataset %s/%s is up to date; reusing it", SERIES, version)
-        return load_dataset(store, SERIES, version)
-
-    records = synthetic_records(
-        regions=regions, frames=frames, cadence_hours=cadence_hours, seed=seed, progress=progress
-    )
-    provenance = synthetic_provenance(
-        regions=regions, frames=frames, cadence_hours=cadence_hours, seed=seed
-    )
-    return append_records(
-        store,
-        SERIES,
-        records,
-        provenance=provenance,
-        annotate=model_space_annotator(settings),
-        base=None,
-        version=version,
-        overwrite=overwrite,
-    ).dataset
-
-
 # ----------------------------------------------------------------------------------------------
 # local FITS
 # ----------------------------------------------------------------------------------------------
@@ -365,35 +320,6 @@ def _fits_problem(data: np.ndarray, meta: dict[str, Any], header) -> str | None:
     return None
 
 
-def ingest_fits(
-    settings: Settings,
-    paths: Sequence[str | Path],
-    *,
-    dataset: str = "sharp",
-    source: str = "fits",
-    store: ObjectStore | None = None,
-    progress: bool = True,
-) -> AppendResult:
-    """Ingest local SHARP Br FITS files (or folders of them) into dataset ``dataset``.
-
-    Records already in the latest version are skipped (a rerun is idempotent); bad files are
-    quarantined with their reason and the others go on; a definitive record replaces the
-    near-real-time record of the same HARP and T_REC.
-    """
-    store = store or open_store(settings)
-    files, problems = find_fits_files(paths)
-
-    def items() -> Iterator[PatchRecord | Quarantined]:
-        yield from problems
-        bar = tqdm(files, desc="FITS files", unit="file", disable=not progress)
-        yield from fits_records(bar, source=source, store=store)
-
-    provenance = fits_provenance(paths, n_files=len(files), source=source)
-    return append_records(
-        store, dataset, items(), provenance=provenance, annotate=model_space_annotator(settings)
-    )
-
-
 def fits_provenance(paths: Sequence[str | Path], *, n_files: int, source: str) -> dict[str, Any]:
     """What dataset.json records about a FITS ingest."""
     return {
@@ -432,6 +358,18 @@ class JsocDownload:
         }
 
 
+def combine_downloads(downloads: Sequence[JsocDownload], *, series: str) -> JsocDownload:
+    """Several JSOC requests of one ingest (the incremental one and a time range) as one
+    download: their files, missing records, queries and request ids, in request order."""
+    return JsocDownload(
+        files=[f for d in downloads for f in d.files],
+        missing=[m for d in downloads for m in d.missing],
+        series=series,
+        queries=[q for d in downloads for q in d.queries],
+        request_ids=[r for d in downloads for r in d.request_ids],
+    )
+
+
 def download_jsoc(
     settings: Settings,
     *,
@@ -448,8 +386,13 @@ def download_jsoc(
     store: ObjectStore | None = None,
     client=None,
 ) -> JsocDownload:
-    """Query JSOC, export and download the Br segments (the network half of
-    :func:`ingest_jsoc`; arguments as there). Nothing is written to the dataset.
+    """Query JSOC, export and download the Br segments. Nothing is written to the dataset.
+
+    With ``incremental``, asks only for records after the newest T_REC already in
+    ``dataset``, per HARP (new HARPs need a time range). ``series`` defaults to
+    ``settings.jsoc.series``, ``cadence`` to ``settings.jsoc.cadence``; ``strict_quality``
+    asks for QUALITY == 0. Records the export did not deliver come back in ``missing``,
+    quarantined with that reason.
 
     Downloads go to ``<home>/downloads/`` and resume after a crash (see
     :func:`sharpseek.jsoc.export_and_download`): a rerun of the same request after a crash
@@ -507,63 +450,6 @@ def download_jsoc(
     return out
 
 
-def ingest_jsoc(
-    settings: Settings,
-    *,
-    start: datetime | str | None = None,
-    end: datetime | str | None = None,
-    harpnums: Sequence[int] | None = None,
-    noaa: Sequence[int] | None = None,
-    series: str | None = None,
-    cadence: str | None = None,
-    strict_quality: bool = False,
-    incremental: bool = False,
-    dataset: str = "sharp",
-    progress: bool = True,
-    store: ObjectStore | None = None,
-    client=None,
-) -> AppendResult:
-    """Query JSOC, export and download the Br segments, and ingest them in this process.
-
-    With ``incremental``, asks only for records after the newest T_REC already in the
-    dataset, per HARP (new HARPs need a time range). Downloads go to
-    ``<home>/downloads/`` and resume after a crash (see :func:`sharpseek.jsoc.export_and_download`);
-    records the export did not deliver are quarantined with that reason. The flows cut the
-    downloaded files into shards instead (:func:`plan_jsoc_shards`).
-    """
-    store = store or open_store(settings)
-    download = download_jsoc(
-        settings,
-        start=start,
-        end=end,
-        harpnums=harpnums,
-        noaa=noaa,
-        series=series,
-        cadence=cadence,
-        strict_quality=strict_quality,
-        incremental=incremental,
-        dataset=dataset,
-        progress=progress,
-        store=store,
-        client=client,
-    )
-
-    def items() -> Iterator[PatchRecord | Quarantined]:
-        yield from download.missing
-        br_files, problems = find_fits_files(download.files)
-        yield from problems
-        bar = tqdm(br_files, desc="ingest", unit="file", disable=not progress)
-        yield from fits_records(bar, source="jsoc", store=store)
-
-    return append_records(
-        store,
-        dataset,
-        items(),
-        provenance=download.provenance(),
-        annotate=model_space_annotator(settings),
-    )
-
-
 def plan_jsoc_shards(
     download: JsocDownload, *, dataset: str, shard_files: int, store: ObjectStore
 ) -> tuple[list[IngestShard], list[Quarantined]]:
@@ -571,12 +457,11 @@ def plan_jsoc_shards(
     and stage each file's bytes in ``store`` with its shard (the worker that makes a shard
     may run on another machine than the download: a Dask worker pod reads the store, not
     the flow run's disk). Returns the shards and what was refused before any shard (records
-    the export did not deliver, files that are not Br FITS), in the order
-    :func:`ingest_jsoc` meets them.
+    the export did not deliver, files that are not Br FITS).
 
     The series (definitive or near-real-time) travels in each file's JSOC name, which the
     staged copy keeps: the dataset writer replaces an NRT record by the definitive one of
-    the same HARP and T_REC as it does for the single-process ingest.
+    the same HARP and T_REC, as it does for local files.
     """
     br_files, problems = find_fits_files(download.files)
     shards = plan_fits_shards(
@@ -723,7 +608,7 @@ def _staged_fits_records(
 ) -> Iterator[PatchRecord | Quarantined]:
     """:func:`fits_records` of a shard's staged copies, fetched from the store into a
     temporary folder under their own names (the name carries the series); a refused file is
-    reported under its original path, as the single-process ingest reports it."""
+    reported under its original path, as a shard of local files reports it."""
     with tempfile.TemporaryDirectory(prefix="sharpseek-shard-") as folder:
         local: list[Path] = []
         for i, (original, key) in enumerate(zip(shard.files, shard.staged, strict=True)):
@@ -814,6 +699,7 @@ def commit_ingest_shards(
     leading: Sequence[Quarantined] = (),
     base: str | None = "latest",
     version: str | None = None,
+    overwrite: bool = False,
     delete_shards: bool = True,
 ) -> AppendResult:
     """Commit made shards into ``dataset`` through the one dataset writer, in shard order.
@@ -821,8 +707,9 @@ def commit_ingest_shards(
     The writer (:func:`sharpseek.dataset.append_records`, journaled and idempotent) takes the
     physics the shards computed instead of computing it again. Every shard must be made
     first; otherwise nothing is written. ``leading``: inputs refused before any shard (a path
-    that does not exist). With ``delete_shards``, the shards' staged records are removed
-    once the version is committed.
+    that does not exist). ``base``, ``version``, ``overwrite``: as
+    :func:`sharpseek.dataset.append_records`. With ``delete_shards``, the shards' staged
+    records are removed once the version is committed.
     """
     missing = [s.key for s in shards if not store.exists(f"{s.key}/done.json")]
     if missing:
@@ -852,7 +739,7 @@ def commit_ingest_shards(
 
     result = append_records(
         store, dataset, items(), provenance=provenance, annotate=annotate, base=base,
-        version=version,
+        version=version, overwrite=overwrite,
     )  # fmt: skip
     if delete_shards:
         for shard in shards:

@@ -15,10 +15,13 @@ The Prefect flows in ``flows/`` are thin shells: each task calls one function of
   on its own. Ingest: synthetic regions or FITS files, ``settings.flows.ingest_shard_size``
   frames a shard, each turned into records (preprocessing + physics) by
   :func:`sharpseek.ingest.ingest_shard`, then committed once by the one dataset writer
-  (:func:`commit_ingest`). Embedding: ``settings.flows.shard_size`` frames a shard. A
-  shard's result goes to the store under a key made from its inputs (recipe and regions,
-  files' bytes, or the encoder version and the records' content hashes), so a rerun (after
-  a crash, or on another worker) reuses it.
+  (:func:`commit_ingest`). One road for every ingest: ``plan_ingest_synthetic`` /
+  ``plan_ingest_fits`` / ``plan_ingest_jsoc`` -> shards -> :func:`commit_ingest`; the CLI runs
+  it in one process (:func:`run_ingest_plan`), the flows map the shards over workers.
+  Embedding: ``settings.flows.shard_size`` frames a shard. A shard's result goes to the
+  store under a key made from its inputs (recipe and regions, files' bytes, or the encoder
+  version and the records' content hashes), so a rerun (after a crash, or on another
+  worker) reuses it.
 
 Everything here works without Prefect (plain calls), which is how the tests check it.
 """
@@ -67,17 +70,12 @@ __all__ = [
     "commit_ingest",
     "files_digest",
     "fingerprint",
-    "ingest_fits_stage",
-    "ingest_jsoc_stage",
     "plan_ingest_jsoc",
-    "commit_ingest_jsoc",
-    "ingest_synthetic_stage",
     "open_settings_index",
     "plan_index",
     "plan_ingest_fits",
     "plan_ingest_synthetic",
     "plan_shards",
-    "make_ingest_shards",
     "run_ingest_plan",
     "train_stage",
 ]
@@ -223,9 +221,15 @@ def latest_ref(settings: Settings, name: str, store: ObjectStore | None = None):
 
 @dataclass
 class IngestPlan:
-    """What an ingest stage will do: the shards its workers make (preprocessing + physics,
+    """What an ingest will do: the shards its workers make (preprocessing + physics,
     :func:`sharpseek.ingest.ingest_shard`) before the one dataset writer commits them
-    (:func:`commit_ingest`); ``done`` instead when the stage is up to date."""
+    (:func:`commit_ingest`); ``done`` instead when the stage is up to date.
+
+    Made by :func:`plan_ingest_synthetic`, :func:`plan_ingest_fits` or
+    :func:`plan_ingest_jsoc`; run in one process by :func:`run_ingest_plan` (the
+    ``sharpseek ingest`` commands), or shard by shard on workers then :func:`commit_ingest`
+    (the flows). Either way the commit records the stage in the :class:`Ledger`.
+    """
 
     stage: str
     dataset: str
@@ -234,36 +238,58 @@ class IngestPlan:
     shards: list = field(default_factory=list)  # of sharpseek.ingest.IngestShard
     provenance: dict[str, Any] = field(default_factory=dict)
     version: str | None = None  # synthetic: the recipe's name; None: the next vNNNN
+    base: str | None = "latest"  # the version extended (None: a fresh dataset)
+    overwrite: bool = False  # replace ``version`` when it exists (synthetic --overwrite)
     leading: list = field(default_factory=list)  # Quarantined before any shard
     done: StageOutcome | None = None
 
 
-def plan_ingest_synthetic(settings: Settings) -> IngestPlan:
-    """The synthetic dataset of the settings' recipe, cut into shards of whole regions
-    (``settings.flows.ingest_shard_size`` frames); ``done`` when the recipe's version exists
-    (the version name is the recipe, and the generator is deterministic)."""
+def _dataset_exists(store: ObjectStore, dataset: str) -> Callable[[dict[str, Any]], bool]:
+    """Whether the dataset version a ledger entry names is still in the store."""
+    return lambda out: store.exists(f"datasets/{dataset}/{out.get('version')}/dataset.json")
+
+
+def plan_ingest_synthetic(
+    settings: Settings,
+    *,
+    regions: int | None = None,
+    frames: int | None = None,
+    cadence_hours: float | None = None,
+    seed: int | None = None,
+    overwrite: bool = False,
+) -> IngestPlan:
+    """The synthetic dataset of a recipe, cut into shards of whole regions
+    (``settings.flows.ingest_shard_size`` frames).
+
+    Values left as None come from ``settings.synthetic`` (the preset). ``done`` when the
+    recipe's version exists (the version name is the recipe, and the generator is
+    deterministic), unless ``overwrite``: then it is made again and replaced.
+    """
     from sharpseek.dataset import load_dataset
     from sharpseek.ingest import plan_synthetic_shards, synthetic_provenance, synthetic_version
 
     store = open_store(settings)
     cfg = settings.synthetic
     recipe = {
-        "regions": cfg.regions,
-        "frames": cfg.frames,
-        "cadence_hours": cfg.cadence_hours,
-        "seed": cfg.seed,
+        "regions": cfg.regions if regions is None else regions,
+        "frames": cfg.frames if frames is None else frames,
+        "cadence_hours": cfg.cadence_hours if cadence_hours is None else cadence_hours,
+        "seed": cfg.seed if seed is None else seed,
     }
     version = synthetic_version(**recipe)
     inputs = {"recipe": version}
     fp = fingerprint(inputs)
-    plan = IngestPlan("ingest-synthetic", "synthetic", fp, inputs, version=version)
-    if store.exists(f"datasets/synthetic/{version}/dataset.json"):
+    plan = IngestPlan(
+        "ingest-synthetic", "synthetic", fp, inputs, version=version, base=None,
+        overwrite=overwrite,
+    )  # fmt: skip
+    if not overwrite and store.exists(f"datasets/synthetic/{version}/dataset.json"):
         ref = dataset_ref(load_dataset(store, "synthetic", version))
         plan.done = StageOutcome(
             plan.stage,
             True,
             fp,
-            {"dataset": ref.as_dict()},
+            {"version": ref.version, "dataset": ref.as_dict()},
             f"synthetic/{ref.version} is up to date ({ref.n_records} frames); reused",
         )
         return plan
@@ -275,9 +301,10 @@ def plan_ingest_synthetic(settings: Settings) -> IngestPlan:
 def plan_ingest_fits(
     settings: Settings, paths: Sequence[str | Path], *, dataset: str = "sharp"
 ) -> IngestPlan:
-    """Br FITS files cut into shards of ``settings.flows.ingest_shard_size`` files; ``done``
-    when exactly these files (names and bytes) were ingested into ``dataset`` before (then
-    no new, empty dataset version is made)."""
+    """Br FITS files (or folders of them) cut into shards of
+    ``settings.flows.ingest_shard_size`` files; ``done`` when exactly these files (names and
+    bytes) were ingested into ``dataset`` before (then no new, empty dataset version is
+    made). Paths that do not exist are quarantined with that reason."""
     from sharpseek.ingest import find_fits_files, fits_provenance, plan_fits_shards
 
     store = open_store(settings)
@@ -285,11 +312,7 @@ def plan_ingest_fits(
     inputs = {"dataset": dataset, "files": files_digest(files), "n_files": len(files)}
     fp = fingerprint(inputs)
     plan = IngestPlan(f"ingest-fits-{dataset}", dataset, fp, inputs, leading=list(problems))
-    entry = Ledger(store).current(
-        plan.stage,
-        fp,
-        exists=lambda out: store.exists(f"datasets/{dataset}/{out['version']}/dataset.json"),
-    )
+    entry = Ledger(store).current(plan.stage, fp, exists=_dataset_exists(store, dataset))
     if entry is not None:
         plan.done = _outcome_from(plan.stage, entry, f"{len(files)} FITS files in {dataset}")
         return plan
@@ -300,100 +323,31 @@ def plan_ingest_fits(
     return plan
 
 
-def commit_ingest(settings: Settings, plan: IngestPlan) -> StageOutcome:
-    """Commit an ingest plan's made shards through the one dataset writer (once, at the end:
-    a crash before leaves the dataset as it was, and a rerun reuses the made shards)."""
-    from sharpseek.ingest import commit_ingest_shards
-
-    if plan.done is not None:
-        return plan.done
-    store = open_store(settings)
-    synthetic = plan.version is not None
-    result = commit_ingest_shards(
-        store,
-        plan.dataset,
-        plan.shards,
-        provenance=plan.provenance,
-        leading=plan.leading,
-        base=None if synthetic else "latest",
-        version=plan.version,
-    )
-    ref = dataset_ref(result.dataset)
-    if synthetic:
-        message = f"synthetic/{ref.version}: {ref.n_records} frames of {ref.n_regions} regions"
-        return StageOutcome(
-            plan.stage, False, plan.fingerprint, {"dataset": ref.as_dict()}, message
-        )
-    outputs = {
-        "version": ref.version,
-        "dataset": ref.as_dict(),
-        "added": result.added,
-        "skipped": result.skipped,
-        "replaced": result.replaced,
-        "quarantined": [(q.source, q.reason) for q in result.quarantined],
-    }
-    Ledger(store).record(plan.stage, plan.fingerprint, plan.inputs, outputs)
-    return StageOutcome(
-        plan.stage,
-        False,
-        plan.fingerprint,
-        outputs,
-        f"{plan.dataset}/{ref.version}: {result.added} added, {result.skipped} already there, "
-        f"{len(result.quarantined)} quarantined",
-    )
-
-
-def make_ingest_shards(settings: Settings, plans: Sequence[IngestPlan], *, progress: bool) -> None:
-    """Make every shard of ``plans`` in this process (the flows map them over workers)."""
-    from tqdm.auto import tqdm
-
-    from sharpseek.ingest import ingest_shard
-
-    for plan in plans:
-        if plan.done is None:
-            for shard in tqdm(plan.shards, desc=plan.stage, unit="shard", disable=not progress):
-                ingest_shard(settings, shard)
-
-
-def run_ingest_plan(settings: Settings, plan: IngestPlan, *, progress: bool = True) -> StageOutcome:
-    """Make every shard of ``plan`` in this process, then commit (no Prefect)."""
-    make_ingest_shards(settings, [plan], progress=progress)
-    return commit_ingest(settings, plan)
-
-
-def ingest_synthetic_stage(settings: Settings, *, progress: bool = True) -> StageOutcome:
-    """The synthetic dataset of the settings' recipe, shard by shard in this process (the
-    flows map the shards over workers)."""
-    return run_ingest_plan(settings, plan_ingest_synthetic(settings), progress=progress)
-
-
-def ingest_fits_stage(
-    settings: Settings,
-    paths: Sequence[str | Path],
-    *,
-    dataset: str = "sharp",
-    progress: bool = True,
-) -> StageOutcome:
-    """Ingest Br FITS files unless exactly these files were ingested into ``dataset`` before;
-    shard by shard in this process (the flows map the shards over workers)."""
-    plan = plan_ingest_fits(settings, paths, dataset=dataset)
-    return run_ingest_plan(settings, plan, progress=progress)
-
-
 def plan_ingest_jsoc(
     settings: Settings,
     *,
     start: str | None = None,
     end: str | None = None,
     harpnums: Sequence[int] | None = None,
+    noaa: Sequence[int] | None = None,
     nrt: bool = False,
+    cadence: str | None = None,
+    strict_quality: bool = False,
     incremental: bool = True,
     dataset: str = "sharp",
     progress: bool = False,
-) -> list[IngestPlan]:
-    """Ask JSOC, download the Br files, and cut them into ingest shards: one plan per JSOC
-    request (the incremental one, then the time range), committed in that order by
-    :func:`commit_ingest_jsoc`. Arguments as :func:`ingest_jsoc_stage`.
+) -> IngestPlan:
+    """Ask JSOC, download the Br files, and cut them into ingest shards.
+
+    Definitive series, or near-real-time with ``nrt`` (then ``start`` defaults to
+    ``now - settings.flows.nrt_lookback_days``). With ``incremental`` and records of
+    ``dataset`` already held, asks only for records after each HARP's newest T_REC;
+    ``start`` (with ``harpnums``, or for a first run) adds a time range, whose records
+    already held are skipped at the commit. ``noaa``, ``cadence``, ``strict_quality``:
+    as :func:`sharpseek.ingest.download_jsoc`.
+
+    ``done`` when the same requests delivered exactly the same files (names and bytes) to
+    the last run of this stage, whose dataset version is still there.
 
     The downloads stay one step (the flows' one retried task): each request is one export at
     JSOC (one request id, resumed after a crash from its state file in the downloads folder),
@@ -404,14 +358,19 @@ def plan_ingest_jsoc(
     """
     from sharpseek import jsoc
     from sharpseek.dataset import latest_version
-    from sharpseek.ingest import download_jsoc, plan_jsoc_shards
+    from sharpseek.ingest import (
+        combine_downloads,
+        download_jsoc,
+        find_fits_files,
+        plan_jsoc_shards,
+    )
 
     if nrt and start is None:
         lookback = pd.Timedelta(days=settings.flows.nrt_lookback_days)
         start = (pd.Timestamp.now(tz="UTC").tz_localize(None) - lookback).strftime(
             "%Y.%m.%d_%H:00:00_TAI"
         )
-    series = jsoc.NRT_SERIES if nrt else None
+    series = jsoc.NRT_SERIES if nrt else settings.jsoc.series
     store = open_store(settings)
     held = latest_version(store, dataset) is not None
     if not held and start is None:
@@ -422,109 +381,112 @@ def plan_ingest_jsoc(
     requests: list[dict[str, Any]] = []
     if incremental and held:
         requests.append({"end": end, "harpnums": harpnums, "incremental": True})
-    if start is not None and (harpnums or nrt or not held or not incremental):
+    if start is not None and (harpnums or noaa or nrt or not held or not incremental):
         # new HARPs, recent NRT days, or a first run: a time range (held records are skipped)
-        requests.append({"start": start, "end": end, "harpnums": harpnums})
-    stage = f"ingest-jsoc-{'nrt' if nrt else 'definitive'}"
-    plans = []
+        requests.append({"start": start, "end": end, "harpnums": harpnums, "noaa": noaa})
+    downloads = []
     for request in requests:
         try:
-            download = download_jsoc(
-                settings, series=series, dataset=dataset, store=store, progress=progress,
-                **request,
-            )  # fmt: skip
+            downloads.append(
+                download_jsoc(
+                    settings,
+                    series=series,
+                    cadence=cadence,
+                    strict_quality=strict_quality,
+                    dataset=dataset,
+                    store=store,
+                    progress=progress,
+                    **request,
+                )  # fmt: skip
+            )
         except OSError as err:  # URLError, refused, reset, timeout: name JSOC and the URL
             reason = getattr(err, "reason", None) or err
             raise jsoc.JsocError(
                 f"JSOC is unreachable at {settings.jsoc.server_url} ({reason}); "
                 "nothing was ingested"
             ) from err
-        shards, leading = plan_jsoc_shards(
-            download, dataset=dataset, shard_files=settings.flows.ingest_shard_size, store=store
-        )
-        inputs = {"dataset": dataset, "queries": download.queries}
-        plans.append(
-            IngestPlan(
-                stage,
-                dataset,
-                fingerprint(inputs),
-                inputs,
-                shards=shards,
-                provenance=download.provenance(),
-                leading=leading,
-            )
-        )
-    return plans
+    download = combine_downloads(downloads, series=series)
+    files, _ = find_fits_files(download.files)
+    inputs = {
+        "dataset": dataset,
+        "queries": download.queries,
+        "files": files_digest(files),
+        "missing": sorted(q.record_id for q in download.missing),
+    }
+    fp = fingerprint(inputs)
+    stage = f"ingest-jsoc-{'nrt' if nrt else 'definitive'}"
+    plan = IngestPlan(stage, dataset, fp, inputs, provenance=download.provenance())
+    entry = Ledger(store).current(stage, fp, exists=_dataset_exists(store, dataset))
+    if entry is not None:
+        what = f"JSOC {'near-real-time' if nrt else 'definitive'} ({len(files)} files)"
+        plan.done = _outcome_from(stage, entry, what)
+        return plan
+    plan.shards, plan.leading = plan_jsoc_shards(
+        download, dataset=dataset, shard_files=settings.flows.ingest_shard_size, store=store
+    )
+    return plan
 
 
-def commit_ingest_jsoc(
-    settings: Settings, plans: Sequence[IngestPlan], *, nrt: bool = False, dataset: str = "sharp"
-) -> StageOutcome:
-    """Commit the made shards of each JSOC plan through the one dataset writer, in order (a
-    definitive record replaces the NRT one of the same HARP and T_REC; records already held
-    are skipped, so a rerun after a crash neither duplicates nor drops)."""
+def commit_ingest(settings: Settings, plan: IngestPlan) -> StageOutcome:
+    """Commit an ingest plan's made shards through the one dataset writer (once, at the end:
+    a crash before leaves the dataset as it was, and a rerun reuses the made shards), and
+    record the stage in the :class:`Ledger`.
+
+    A definitive record replaces the NRT one of the same HARP and T_REC; records already
+    held are skipped, so a rerun after a crash neither duplicates nor drops. Outputs:
+    ``version``, ``dataset`` (:class:`DatasetRef` as a dict), ``added``, ``skipped``,
+    ``replaced`` (NRT records), ``recovered`` (taken up from an interrupted commit),
+    ``quarantined`` (``[source, reason, record_id]`` of each refused input).
+    """
     from sharpseek.ingest import commit_ingest_shards
 
+    if plan.done is not None:
+        return plan.done
     store = open_store(settings)
-    results = [
-        commit_ingest_shards(
-            store, plan.dataset, plan.shards, provenance=plan.provenance, leading=plan.leading
-        )
-        for plan in plans
-    ]
-    last = results[-1].dataset if results else None
-    ref = dataset_ref(last) if last is not None else latest_ref(settings, dataset, store)
-    added = sum(r.added for r in results)
-    replaced = sum(r.replaced for r in results)
-    quarantined = [(q.source, q.reason) for r in results for q in r.quarantined]
-    which = "near-real-time" if nrt else "definitive"
+    result = commit_ingest_shards(
+        store,
+        plan.dataset,
+        plan.shards,
+        provenance=plan.provenance,
+        leading=plan.leading,
+        base=plan.base,
+        version=plan.version,
+        overwrite=plan.overwrite,
+    )
+    ref = dataset_ref(result.dataset)
+    quarantined = [[q.source, q.reason, q.record_id] for q in result.quarantined]
+    outputs = {
+        "version": ref.version,
+        "dataset": ref.as_dict(),
+        "added": result.added,
+        "skipped": result.skipped,
+        "replaced": result.replaced,
+        "recovered": result.recovered,
+        "quarantined": quarantined,
+    }
+    Ledger(store).record(plan.stage, plan.fingerprint, plan.inputs, outputs)
     return StageOutcome(
-        f"ingest-jsoc-{'nrt' if nrt else 'definitive'}",
+        plan.stage,
         False,
-        fingerprint({"dataset": ref.as_dict() if ref else None}),
-        {
-            "dataset": ref.as_dict() if ref else None,
-            "added": added,
-            "replaced": replaced,
-            "quarantined": quarantined,
-        },
-        f"JSOC {which}: {added} new records, {replaced} NRT records replaced by definitive, "
-        f"{len(quarantined)} quarantined; {dataset} now "
-        f"{ref.version if ref else '-'} ({ref.n_records if ref else 0} records)",
+        plan.fingerprint,
+        outputs,
+        f"{plan.dataset}/{ref.version}: {result.added} added, {result.skipped} already there, "
+        f"{result.replaced} near-real-time replaced by definitive, {len(quarantined)} "
+        f"quarantined; {ref.n_records} records of {ref.n_regions} regions",
     )
 
 
-def ingest_jsoc_stage(
-    settings: Settings,
-    *,
-    start: str | None = None,
-    end: str | None = None,
-    harpnums: Sequence[int] | None = None,
-    nrt: bool = False,
-    incremental: bool = True,
-    dataset: str = "sharp",
-    progress: bool = False,
-) -> StageOutcome:
-    """Incremental JSOC ingest (definitive series, or NRT with ``nrt``) into ``dataset``,
-    shard by shard in this process (the flows map the shards over workers).
+def run_ingest_plan(settings: Settings, plan: IngestPlan, *, progress: bool = True) -> StageOutcome:
+    """Make every shard of ``plan`` in this process, then commit: the ``sharpseek ingest``
+    commands (the flows map the same shards over workers, then :func:`commit_ingest`)."""
+    from tqdm.auto import tqdm
 
-    With ``incremental`` and HARPs already held, asks only for records after each HARP's
-    newest T_REC; ``harpnums`` with ``start`` brings in new HARPs. NRT asks ``start``
-    defaults to ``now - settings.flows.nrt_lookback_days`` (recent days only). Transient
-    JSOC failures are retried inside (``settings.jsoc.retries``) and by the flow's task.
-    """
-    plans = plan_ingest_jsoc(
-        settings,
-        start=start,
-        end=end,
-        harpnums=harpnums,
-        nrt=nrt,
-        incremental=incremental,
-        dataset=dataset,
-        progress=progress,
-    )
-    make_ingest_shards(settings, plans, progress=progress)
-    return commit_ingest_jsoc(settings, plans, nrt=nrt, dataset=dataset)
+    from sharpseek.ingest import ingest_shard
+
+    if plan.done is None:
+        for shard in tqdm(plan.shards, desc=plan.stage, unit="shard", disable=not progress):
+            ingest_shard(settings, shard)
+    return commit_ingest(settings, plan)
 
 
 def dataset_versions_table(settings: Settings) -> list[dict[str, Any]]:

@@ -1,0 +1,23 @@
+"""Datasets for tests, made through the one ingest road (plan -> shards -> commit) in this
+process, as `sharpseek ingest synthetic|fits` makes them."""
+
+from __future__ import annotations
+
+from sharpseek import pipeline
+from sharpseek.dataset import Dataset, load_dataset
+from sharpseek.store import open_store
+
+
+def synthetic_dataset(settings, **recipe) -> Dataset:
+    """The synthetic dataset of ``recipe`` (regions, frames, cadence_hours, seed; unset ones
+    from the settings' preset), made unless it exists."""
+    plan = pipeline.plan_ingest_synthetic(settings, **recipe)
+    outcome = pipeline.run_ingest_plan(settings, plan, progress=False)
+    return load_dataset(open_store(settings), "synthetic", outcome.outputs["version"])
+
+
+def fits_dataset(settings, paths, *, dataset: str = "sharp") -> Dataset:
+    """Br FITS files (or folders) ingested into ``dataset``; its latest version."""
+    plan = pipeline.plan_ingest_fits(settings, paths, dataset=dataset)
+    pipeline.run_ingest_plan(settings, plan, progress=False)
+    return load_dataset(open_store(settings), dataset)
