@@ -263,3 +263,94 @@ def test_archives_stage_rebuilds_after_the_directions_change(untrained_home):
                                                          "p84": [1.5]}}  # fmt: skip
     directions.save(store)
     assert not archives_stage(settings).skipped
+
+
+# ----------------------------------------------------------------------------------------------
+# the index road's modes (`sharpseek index build|update`) and the models behind it
+# ----------------------------------------------------------------------------------------------
+def test_build_refuses_a_live_version_and_update_needs_a_live_one(untrained_home):
+    from sharpseek.index import EmptyIndexError
+
+    settings = untrained_home
+    ingest_synthetic(settings, regions=2, frames=2, seed=1)
+    with pytest.raises(EmptyIndexError, match="nothing is live yet"):
+        lib.plan_index(settings, datasets=["synthetic"], mode="update")
+    plan = lib.plan_index(settings, datasets=["synthetic"], mode="reindex")
+    outcome = lib.run_index_plan(settings, plan, progress=False)
+    assert (outcome.mode, outcome.points_after) == ("reindex", 4)
+    with pytest.raises(ValueError, match="already live.*sharpseek index update"):
+        lib.plan_index(settings, datasets=["synthetic"], mode="reindex")
+    update = lib.plan_index(settings, datasets=["synthetic"], mode="update")
+    assert update.mode == "none"
+    assert lib.run_index_plan(settings, update, progress=False).points_after == 4
+
+
+def test_index_cli_build_then_update_take_the_pipeline_road(untrained_home):
+    from typer.testing import CliRunner
+
+    from sharpseek.cli import app
+    from sharpseek.dataset import load_dataset
+
+    runner = CliRunner()
+    first = ingest_synthetic(untrained_home, regions=2, frames=2, seed=1)
+    built = runner.invoke(app, ["index", "build", "--no-progress"], terminal_width=200)
+    assert built.exit_code == 0, built.output
+    assert "added 4" in built.output and f"synthetic/{first.version}" in built.output
+    # the vectors are in the store under the pipeline's shard keys (what the flows reuse)
+    plan_keys = list(open_store(untrained_home).list(lib.EMBEDDINGS_PREFIX + "/"))
+    assert plan_keys
+    again = runner.invoke(app, ["index", "build", "--no-progress"], terminal_width=200)
+    assert again.exit_code == 2 and "already live" in " ".join(again.output.split())
+    ingest_synthetic(untrained_home, regions=2, frames=3, seed=1)  # one more frame a region
+    updated = runner.invoke(app, ["index", "update", "--no-progress"], terminal_width=200)
+    assert updated.exit_code == 0, updated.output
+    assert "added 2" in updated.output and "holds 6 points" in updated.output
+    assert len(load_dataset(open_store(untrained_home), "synthetic")) == 6
+
+
+class _FakeServer:
+    """A model backend standing in for TorchServe: serves ``version``, embeds to ``value``."""
+
+    def __init__(self, version, value):
+        self.version, self.value, self.calls = version, value, 0
+
+    def versions(self):
+        return {"gan": "g", "encoder": self.version, "directions": None}
+
+    def embed(self, images):
+        self.calls += 1
+        return np.full((len(images), 3), self.value, np.float32)
+
+    def close(self):
+        pass
+
+
+@pytest.mark.parametrize("serves_the_plans_version", [True, False])
+def test_embedding_uses_torchserve_only_when_it_serves_the_plans_encoder(
+    untrained_home, monkeypatch, serves_the_plans_version
+):
+    import sharpseek.backends as backends
+
+    settings = untrained_home.model_copy(
+        update={"serve": untrained_home.serve.model_copy(update={"backend": "torchserve"})}
+    )
+    ingest_synthetic(settings, regions=1, frames=2, seed=1)
+    plan = lib.plan_index(settings, datasets=["synthetic"])
+    served = plan.encoder_version if serves_the_plans_version else "another-encoder"
+    server = _FakeServer(served, 7.0)
+    monkeypatch.setattr(backends, "open_backend", lambda s: server)
+    lib._BACKENDS.clear()
+    lib.embed_shard(settings, plan.shards[0], plan.encoder_key)
+    stored = np.load(open_store(settings).open_read(plan.shards[0].key))
+    if serves_the_plans_version:
+        assert server.calls == 1 and (stored == 7.0).all()
+    else:  # another version: the checkpoint of the plan's version, in this process
+        assert server.calls == 0 and stored.shape[1] != 3
+    lib._BACKENDS.clear()
+
+
+def test_embedding_refuses_a_checkpoint_of_another_version(untrained_home):
+    lib._BACKENDS.clear()
+    key = lib.model_keys(untrained_home)["encoder"]
+    with pytest.raises(ValueError, match="must all come from one encoder"):
+        lib.embedding_backend(untrained_home, key, "not-this-version")

@@ -48,7 +48,7 @@ def home(tmp_path_factory):
     """(settings, dataset, embeddings of its frames): index built, env pointing at it."""
     from ingest_fixtures import synthetic_dataset
     from model_fixtures import write_untrained_checkpoints
-    from sharpseek.index.build import build_index
+    from sharpseek.pipeline import plan_index, run_index_plan
 
     mp = pytest.MonkeyPatch()
     root = tmp_path_factory.mktemp("search") / "home"
@@ -56,9 +56,10 @@ def home(tmp_path_factory):
     settings = Settings(home=root, preset="tiny")
     write_untrained_checkpoints(settings)
     ds = synthetic_dataset(settings, regions=12, frames=4)
+    plan = plan_index(settings, datasets=["synthetic"], mode="reindex")  # `sharpseek index build`
+    run_index_plan(settings, plan, progress=False)
     with Searcher(settings) as searcher:
         encoder = searcher.backend.encoder  # the in-process backend's EncoderModel
-        build_index(searcher.index, ds, encoder)
         vectors = encoder.embed(ds.images())
     yield settings, ds, vectors
     mp.undo()

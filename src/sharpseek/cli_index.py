@@ -131,24 +131,29 @@ def build_cmd(
     the alias switches to it only when it is complete (rerun resumes an interrupted build)."""
     import time
 
-    from sharpseek.index.build import build_index
-    from sharpseek.inference import EncoderModel
+    from sharpseek.pipeline import plan_index, run_index_plan
 
     settings = _settings(preset, home)
+    started = time.perf_counter()
     try:
-        ds = _dataset(settings, dataset, dataset_version)
-        encoder = EncoderModel.from_settings(settings)
-        started = time.perf_counter()
-        with _index(settings, dim=None) as index:
-            result = build_index(index, ds, encoder, drop_previous=drop_previous, progress=progress)
-    except _user_errors() as err:
+        plan = plan_index(
+            settings, datasets=[dataset], versions=_pinned(dataset, dataset_version),
+            mode="reindex",
+        )  # fmt: skip
+        outcome = run_index_plan(settings, plan, drop_previous=drop_previous, progress=progress)
+    except (*_user_errors(), RuntimeError) as err:
         raise _fail(_message(err)) from None
+    ref = plan.datasets[0]
     console.print(
-        f"[green]live:[/] {result.collection} ({result.points} points; added "
-        f"{result.writes.added}, already there {result.writes.skipped}) from "
-        f"{ds.name}/{ds.version} in {time.perf_counter() - started:.0f} s"
-        + (f"; previous {result.previous}" if result.previous else "")
+        f"[green]live:[/] {outcome.live_after} ({outcome.points_after} points; added "
+        f"{outcome.added}, already there {outcome.skipped}) from "
+        f"{ref.name}/{ref.version} in {time.perf_counter() - started:.0f} s"
+        + (f"; previous {outcome.live_before}" if outcome.live_before else "")
     )
+
+
+def _pinned(dataset: str, version: str | None) -> dict[str, str] | None:
+    return {dataset: version} if version else None
 
 
 @index_app.command("update")
@@ -161,21 +166,20 @@ def update_cmd(
 ) -> None:
     """Add the frames of a dataset the live collection lacks (only those are embedded);
     definitive records replace their NRT twins."""
-    from sharpseek.index.build import update_index
-    from sharpseek.inference import EncoderModel
+    from sharpseek.pipeline import plan_index, run_index_plan
 
     settings = _settings(preset, home)
     try:
-        ds = _dataset(settings, dataset, dataset_version)
-        encoder = EncoderModel.from_settings(settings)
-        with _index(settings) as index:
-            result = update_index(index, ds, encoder, progress=progress)
-            points = index.count()
-    except _user_errors() as err:
+        plan = plan_index(
+            settings, datasets=[dataset], versions=_pinned(dataset, dataset_version),
+            mode="update",
+        )  # fmt: skip
+        outcome = run_index_plan(settings, plan, progress=progress)
+    except (*_user_errors(), RuntimeError) as err:
         raise _fail(_message(err)) from None
     console.print(
-        f"added {result.added}, NRT replaced {result.replaced}, NRT superseded "
-        f"{result.superseded}; the live collection holds {points} points"
+        f"added {outcome.added}, NRT replaced {outcome.replaced}, NRT superseded "
+        f"{outcome.superseded}; the live collection holds {outcome.points_after} points"
     )
 
 

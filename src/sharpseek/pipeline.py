@@ -65,6 +65,7 @@ __all__ = [
     "dataset_ref",
     "directions_stage",
     "embed_shard",
+    "embedding_backend",
     "evaluate_stage",
     "archives_stage",
     "commit_ingest",
@@ -76,6 +77,7 @@ __all__ = [
     "plan_ingest_fits",
     "plan_ingest_synthetic",
     "plan_shards",
+    "run_index_plan",
     "run_ingest_plan",
     "train_stage",
 ]
@@ -643,47 +645,55 @@ def _directions_samples(settings: Settings) -> int:
 
 def directions_stage(settings: Settings, *, progress: bool = True) -> StageOutcome:
     """Fit (and calibrate) the physical directions of the settings' generator version,
-    unless they are stored for this exact version and sample count."""
+    unless they are stored for this exact version and sample count.
+
+    The images come through an in-process model backend (:mod:`sharpseek.backends`) holding
+    the settings' generator checkpoint: the boundaries are fitted on full-precision images
+    of exactly that version (TorchServe would send float16 images).
+    """
+    from sharpseek.backends import InProcessBackend
     from sharpseek.directions import calibrate, fit_directions
     from sharpseek.inference import GeneratorModel
 
     store = open_store(settings)
-    generator = GeneratorModel.from_settings(settings, store=store)
+    model = GeneratorModel.from_settings(settings, store=store)
+    backend = InProcessBackend(settings, generator=model)
+    version, latent_dim = model.version, model.latent_dim
+
+    def generate(z: np.ndarray) -> np.ndarray:
+        return backend.generate(z, parameters=False).images
+
     n = _directions_samples(settings)
-    inputs = {"gan_version": generator.version, "samples": n}
+    inputs = {"gan_version": version, "samples": n}
     fp = fingerprint(inputs)
     stage = "directions"
     ledger = Ledger(store)
     entry = ledger.current(stage, fp, exists=lambda out: store.exists(out["key"]))
     if entry is not None:
-        return _outcome_from(stage, entry, f"directions of {generator.version}")
+        return _outcome_from(stage, entry, f"directions of {version}")
     directions = fit_directions(
-        generator.generate,
-        gan_version=generator.version,
-        latent_dim=generator.latent_dim,
-        n=n,
-        progress=progress,
+        generate, gan_version=version, latent_dim=latent_dim, n=n, progress=progress
     )
     section = getattr(settings, "directions", None)
     if section is not None and hasattr(section, "calibration_steps"):
         eps_max = section.calibration_eps_max
         eps = np.linspace(-eps_max, eps_max, section.calibration_steps)
-        calibrate(generator.generate, directions, eps=eps, n_z=section.calibration_n_z)
+        calibrate(generate, directions, eps=eps, n_z=section.calibration_n_z)
     else:
-        calibrate(generator.generate, directions)
+        calibrate(generate, directions)
     key = directions.save(store)
     accuracy = {
         name: round(float(getattr(b, "accuracy", float("nan"))), 3)
         for name, b in directions.boundaries.items()
     }
-    outputs = {"gan_version": generator.version, "key": key, "accuracy": accuracy}
+    outputs = {"gan_version": version, "key": key, "accuracy": accuracy}
     ledger.record(stage, fp, inputs, outputs)
     return StageOutcome(
         stage,
         False,
         fp,
         outputs,
-        f"directions of {generator.version}: {len(directions.boundaries)} fitted on {n} images",
+        f"directions of {version}: {len(directions.boundaries)} fitted on {n} images",
     )
 
 
@@ -766,16 +776,18 @@ def archives_stage(settings: Settings) -> StageOutcome:
 
 
 # ----------------------------------------------------------------------------------------------
-# the index: plan, shards, apply
+# the index: plan, shards, apply — the one road of `sharpseek index build|update` and the flows
 # ----------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Shard:
-    """Rows of one dataset version to embed as one task (``key``: where its vectors go)."""
+    """Rows of one dataset version to embed as one task (``key``: where its vectors go), with
+    the encoder version that must embed them (the collection's)."""
 
     dataset: str
     version: str
     rows: tuple[int, ...]
     key: str
+    encoder_version: str = ""
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -806,7 +818,7 @@ def plan_shards(
         for rid, content in part[["record_id", "content_hash"]].astype(str).itertuples(False):
             digest.update(f"{rid}\t{content}\n".encode())
         key = f"{EMBEDDINGS_PREFIX}/{encoder_version}/{dataset}/{digest.hexdigest()[:20]}.npy"
-        shards.append(Shard(dataset, version, chunk, key))
+        shards.append(Shard(dataset, version, chunk, key, encoder_version))
     return shards
 
 
@@ -830,42 +842,42 @@ class IndexPlan:
 
 
 def open_settings_index(settings: Settings, *, dim: int | None = None):
-    """The index the settings describe (``sharpseek.index.open_index_from_settings`` when
-    present; else the embedded index in ``<home>/index``)."""
-    import sharpseek.index as index_module
+    """The index the settings describe (:func:`sharpseek.index.open_index_from_settings`)."""
+    from sharpseek.index import open_index_from_settings
 
-    opener = getattr(index_module, "open_index_from_settings", None)
-    if opener is not None:
-        return opener(settings, dim=dim)
-    config = index_module.IndexConfig(dim=dim or 100)
-    return index_module.open_index("embedded", path=settings.home / "index", config=config)
-
-
-def _missing_ids(index, record_ids: list[str], chunk: int = 2000) -> set[str]:
-    present: set[str] = set()
-    for start in range(0, len(record_ids), chunk):
-        present |= {r.record_id for r in index.get(record_ids[start : start + chunk])}
-    return set(record_ids) - present
+    return open_index_from_settings(settings, dim=dim)
 
 
 def plan_index(
     settings: Settings,
     *,
     datasets: Sequence[str] | None = None,
+    versions: Mapping[str, str] | None = None,
     encoder_key: str | None = None,
+    mode: Literal["auto", "reindex", "update"] = "auto",
 ) -> IndexPlan:
-    """Decide what the index needs for the settings' encoder and the latest versions of
-    ``datasets`` (default ``settings.flows.index_datasets``; absent ones are left out)."""
+    """Decide what the index needs for the settings' encoder and ``datasets`` (default
+    ``settings.flows.index_datasets``; absent ones are left out): their latest versions, or
+    the version ``versions`` names.
+
+    ``mode``: ``auto`` (the flows) rebuilds for a new encoder and otherwise adds what the
+    live collection lacks; ``reindex`` (``sharpseek index build``) fills a new collection
+    for the encoder's version (refused when that version is already live); ``update``
+    (``sharpseek index update``) adds the missing frames to the live collection, which must
+    be of the encoder's version.
+    """
     from sharpseek.dataset import latest_version, load_dataset
+    from sharpseek.index import EmptyIndexError, EncoderMismatchError
     from sharpseek.inference import EncoderModel
 
     store = open_store(settings)
     encoder_key = encoder_key or model_keys(settings)["encoder"]
     encoder = EncoderModel.from_checkpoint(encoder_key, store=store)
     names = list(datasets if datasets is not None else settings.flows.index_datasets)
+    versions = dict(versions or {})
     loaded = []
     for name in names:
-        version = latest_version(store, name)
+        version = versions.get(name) or latest_version(store, name)
         if version is not None:
             loaded.append(load_dataset(store, name, version))
     if not loaded:
@@ -876,17 +888,25 @@ def plan_index(
     try:
         live = index.live()
         points_before = index.count() if live is not None else 0
-        mode: Literal["reindex", "update", "none"]
-        if live is None or live.encoder_version != encoder.version:
-            mode = "reindex"
-            wanted = {ds.name: list(range(len(ds))) for ds in loaded}
-        else:
-            mode = "update"
-            wanted = {}
-            for ds in loaded:
-                ids = ds.manifest["record_id"].astype(str).tolist()
-                missing = _missing_ids(index, ids)
-                wanted[ds.name] = [i for i, r in enumerate(ids) if r in missing]
+        same = live is not None and live.encoder_version == encoder.version
+        if mode == "reindex" and same:
+            raise ValueError(
+                f"encoder version {encoder.version!r} is already live ({live.name}); add the "
+                "frames it lacks with `sharpseek index update`"
+            )
+        if mode == "update" and live is None:
+            raise EmptyIndexError("nothing is live yet: run a build first (sharpseek index build)")
+        if mode == "update" and not same:
+            raise EncoderMismatchError(
+                f"the live collection holds encoder version {live.encoder_version!r} but the "
+                f"configured encoder is {encoder.version!r}: build a collection for it "
+                "(sharpseek index build) or configure the live encoder"
+            )
+        wanted: dict[str, list[int]] = {}
+        for ds in loaded:
+            ids = ds.manifest["record_id"].astype(str).tolist()
+            lacking = set(ids) if not same else set(index.missing(ids))
+            wanted[ds.name] = [i for i, r in enumerate(ids) if r in lacking]
     finally:
         index.close()
     shards = []
@@ -899,10 +919,15 @@ def plan_index(
             encoder_version=encoder.version,
             shard_size=settings.flows.shard_size,
         )
-    if mode == "update" and not shards:
-        mode = "none"
+    chosen: Literal["reindex", "update", "none"] = "update" if same else "reindex"
+    if chosen == "reindex" and not shards:
+        raise ValueError(
+            "no frames to index in " + ", ".join(f"{ds.name}/{ds.version}" for ds in loaded)
+        )
+    if chosen == "update" and not shards:
+        chosen = "none"
     return IndexPlan(
-        mode,
+        chosen,
         encoder.version,
         encoder_key,
         [dataset_ref(ds) for ds in loaded],
@@ -912,27 +937,71 @@ def plan_index(
     )
 
 
-_ENCODERS: dict[tuple[str, str], Any] = {}
+_BACKENDS: dict[tuple[str, ...], Any] = {}
 
 
-def _encoder(store: ObjectStore, key: str):
-    """One loaded encoder per (store, key) per process: shards on a worker share it."""
+def embedding_backend(
+    settings: Settings, encoder_key: str, encoder_version: str, *, served: bool = True
+):
+    """The model backend (:mod:`sharpseek.backends`) that embeds with exactly
+    ``encoder_version``: TorchServe when ``settings.serve.backend`` is ``torchserve`` (and
+    ``served``) and it serves that version (``backend.versions()``); otherwise an
+    in-process backend with the checkpoint at ``encoder_key``. One per process: the shards
+    a worker runs share it.
+
+    Raises ``ValueError`` when the checkpoint is not of ``encoder_version`` (a collection
+    never holds vectors of two encoders).
+    """
+    from sharpseek.backends import BackendError, InProcessBackend, RequestError, open_backend
     from sharpseek.inference import EncoderModel
 
-    cache_key = (store.describe(), key)
-    if cache_key not in _ENCODERS:
-        _ENCODERS.clear()
-        _ENCODERS[cache_key] = EncoderModel.from_checkpoint(key, store=store)
-    return _ENCODERS[cache_key]
+    store = open_store(settings)
+    served = served and settings.serve.backend == "torchserve"
+    cache_key = (store.describe(), encoder_key, encoder_version, str(served))
+    if cache_key in _BACKENDS:
+        return _BACKENDS[cache_key]
+    for old in _BACKENDS.values():
+        old.close()
+    _BACKENDS.clear()
+    backend = None
+    if served:
+        server = open_backend(settings)
+        try:
+            serving = server.versions().get("encoder")
+        except (BackendError, RequestError) as err:
+            serving = None
+            log.warning("TorchServe cannot answer (%s): embedding in this process", err)
+        if serving == encoder_version:
+            backend = server
+        else:
+            server.close()
+            if serving is not None:
+                log.info(
+                    "TorchServe serves encoder %s, the index needs %s: embedding in this process",
+                    serving, encoder_version,
+                )  # fmt: skip
+    if backend is None:
+        encoder = EncoderModel.from_checkpoint(encoder_key, store=store)
+        if encoder.version != encoder_version:
+            raise ValueError(
+                f"checkpoint {encoder_key} is encoder version {encoder.version!r}, not "
+                f"{encoder_version!r}: the collection's vectors must all come from one encoder"
+            )
+        backend = InProcessBackend(settings, encoder=encoder)
+    _BACKENDS[cache_key] = backend
+    return backend
 
 
 def embed_shard(settings: Settings, shard: Shard, encoder_key: str) -> dict[str, Any]:
-    """Embed one shard's frames and store the vectors (float32 (n, dim) .npy) at its key.
+    """Embed one shard's frames through the model backend of its encoder version
+    (:func:`embedding_backend`) and store the vectors (float32 (n, dim) .npy) at its key.
 
     Runs on any worker that can reach the store; a shard already stored is not recomputed.
     Returns ``{"key", "n", "cached"}``.
     """
     import torch
+
+    from sharpseek.backends import InProcessBackend
 
     store = open_store(settings)
     if store.exists(shard.key):
@@ -941,11 +1010,24 @@ def embed_shard(settings: Settings, shard: Shard, encoder_key: str) -> dict[str,
 
     torch.set_num_threads(1)  # one core per worker: the cluster is the parallelism
     ds = load_dataset(store, shard.dataset, shard.version)
-    vectors = _encoder(store, encoder_key).embed(ds.images(shard.rows)).astype(np.float32)
+    images = ds.images(shard.rows)
+    version = shard.encoder_version or _checkpoint_version(store, encoder_key)
+    backend = embedding_backend(settings, encoder_key, version)
+    vectors = np.asarray(backend.embed(images), dtype=np.float32)
+    if not isinstance(backend, InProcessBackend) and backend.versions()["encoder"] != version:
+        # the server rolled to another encoder version while embedding: embed here instead
+        backend = embedding_backend(settings, encoder_key, version, served=False)
+        vectors = np.asarray(backend.embed(images), dtype=np.float32)
     buffer = io.BytesIO()
     np.save(buffer, vectors, allow_pickle=False)
     store.put_bytes(shard.key, buffer.getvalue())
     return {"key": shard.key, "n": len(shard), "cached": False}
+
+
+def _checkpoint_version(store: ObjectStore, key: str) -> str:
+    from sharpseek.inference import EncoderModel
+
+    return EncoderModel.from_checkpoint(key, store=store).version
 
 
 def _load_vectors(store: ObjectStore, key: str) -> np.ndarray:
@@ -965,6 +1047,7 @@ class IndexOutcome:
     added: int = 0
     skipped: int = 0
     replaced: int = 0
+    superseded: int = 0
     per_dataset: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -981,14 +1064,19 @@ class IndexOutcome:
         )
 
 
-def apply_index_plan(settings: Settings, plan: IndexPlan) -> IndexOutcome:
+def apply_index_plan(
+    settings: Settings, plan: IndexPlan, *, drop_previous: bool = False
+) -> IndexOutcome:
     """Write the embedded shards into the index: a new collection that goes live when
-    complete (``reindex``), or the missing frames into the live one (``update``).
+    complete (``reindex``; ``drop_previous`` deletes the collection live before), or the
+    missing frames into the live one (``update``).
 
     Every shard must be embedded first (:func:`embed_shard`). The live collection is never
-    touched before all vectors exist, so a failure anywhere before leaves it as it was.
+    touched before all vectors exist, so a failure anywhere before leaves it as it was; an
+    interrupted reindex resumes on rerun (records already in the new collection are skipped).
     """
     from sharpseek.dataset import load_dataset
+    from sharpseek.index import UpsertResult
 
     store = open_store(settings)
     if plan.mode != "none":
@@ -1018,32 +1106,31 @@ def apply_index_plan(settings: Settings, plan: IndexPlan) -> IndexOutcome:
     )
     try:
         names = [n for n in versions if by_dataset.get(n)]
+        writes = UpsertResult()
+        rest = names
         if plan.mode == "reindex":
             first, rest = names[0], names[1:]
             result = index.reindex(
-                plan.encoder_version, batches(first), dataset_version=versions[first]
+                plan.encoder_version,
+                batches(first),
+                dataset_version=versions[first],
+                drop_previous=drop_previous,
             )
-            writes = [result.writes]
+            writes += result.writes
             outcome.per_dataset[first] = result.writes.added
-        else:
-            rest, writes = names, []
         for name in rest:
-            done = None
+            done = UpsertResult()
             for rows, vectors in batches(name):
-                w = index.upsert_records(
+                done += index.upsert_records(
                     rows,
                     vectors,
                     encoder_version=plan.encoder_version,
                     dataset_version=versions[name],
                 )
-                done = w if done is None else _sum(done, w)
-            if done is not None:
-                writes.append(done)
-                outcome.per_dataset[name] = done.added
-        for w in writes:
-            outcome.added += w.added
-            outcome.skipped += w.skipped
-            outcome.replaced += w.replaced
+            writes += done
+            outcome.per_dataset[name] = done.added
+        outcome.added, outcome.skipped = writes.added, writes.skipped
+        outcome.replaced, outcome.superseded = writes.replaced, writes.superseded
         live = index.live()
         outcome.live_after = live.name if live is not None else None
         outcome.points_after = index.count() if live is not None else 0
@@ -1052,9 +1139,18 @@ def apply_index_plan(settings: Settings, plan: IndexPlan) -> IndexOutcome:
     return outcome
 
 
-def _sum(a, b):
-    a += b
-    return a
+def run_index_plan(
+    settings: Settings, plan: IndexPlan, *, drop_previous: bool = False, progress: bool = True
+) -> IndexOutcome:
+    """Embed every shard of ``plan`` in this process, then apply it: ``sharpseek index
+    build|update`` (the flows map the same shards over workers, then
+    :func:`apply_index_plan`)."""
+    from tqdm.auto import tqdm
+
+    if plan.mode != "none":
+        for shard in tqdm(plan.shards, desc="embedding", unit="shard", disable=not progress):
+            embed_shard(settings, shard, plan.encoder_key)
+    return apply_index_plan(settings, plan, drop_previous=drop_previous)
 
 
 def index_stage_inputs(plan: IndexPlan) -> dict[str, Any]:
