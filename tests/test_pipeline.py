@@ -354,3 +354,26 @@ def test_embedding_refuses_a_checkpoint_of_another_version(untrained_home):
     key = lib.model_keys(untrained_home)["encoder"]
     with pytest.raises(ValueError, match="must all come from one encoder"):
         lib.embedding_backend(untrained_home, key, "not-this-version")
+
+
+def test_directions_stage_generates_through_the_backend_as_the_generator_would(untrained_home):
+    from sharpseek.directions import DirectionSet, fit_directions
+    from sharpseek.inference import GeneratorModel
+
+    settings = untrained_home.model_copy(
+        update={
+            "directions": untrained_home.directions.model_copy(
+                update={"samples": 200, "calibration_n_z": 4, "calibration_steps": 3}
+            )
+        }
+    )
+    outcome = lib.directions_stage(settings, progress=False)
+    assert not outcome.skipped
+    model = GeneratorModel.from_settings(settings)
+    stored = DirectionSet.load(open_store(settings), model.version)
+    direct = fit_directions(
+        model.generate, gan_version=model.version, latent_dim=model.latent_dim, n=200
+    )
+    for name, boundary in direct.boundaries.items():
+        np.testing.assert_allclose(stored.boundaries[name].normal, boundary.normal, rtol=1e-6)
+    assert lib.directions_stage(settings, progress=False).skipped

@@ -206,14 +206,14 @@ def test_cli_search_by_seed_runs_on_torchserve_and_finds_what_inprocess_finds(se
     """`sharpseek search --seed` with serve.backend=torchserve: the query is generated,
     shifted and embedded by TorchServe (its request counters move, the JSON names it) and
     the hits are those of the in-process backend."""
-    from sharpseek.index import open_index_from_settings
-    from sharpseek.index.build import build_index
-    from sharpseek.ingest import ingest_synthetic
+    from ingest_fixtures import synthetic_dataset
+    from sharpseek.pipeline import plan_index, run_index_plan
 
     settings = server[0]
-    ds = ingest_synthetic(settings, regions=8, frames=2, progress=False)
-    with open_index_from_settings(settings) as index:
-        build_index(index, ds, inprocess.encoder)
+    synthetic_dataset(settings, regions=8, frames=2)
+    plan = plan_index(settings, datasets=["synthetic"], mode="reindex")  # `sharpseek index build`
+    assert plan.encoder_version == inprocess.versions()["encoder"]
+    run_index_plan(settings, plan, progress=False)
     name, held = _shift_names(inprocess)
     env = {
         "SHARPSEEK_HOME": str(settings.home),

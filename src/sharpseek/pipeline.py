@@ -659,10 +659,7 @@ def directions_stage(settings: Settings, *, progress: bool = True) -> StageOutco
     model = GeneratorModel.from_settings(settings, store=store)
     backend = InProcessBackend(settings, generator=model)
     version, latent_dim = model.version, model.latent_dim
-
-    def generate(z: np.ndarray) -> np.ndarray:
-        return backend.generate(z, parameters=False).images
-
+    generate = backend.images  # z (b, latent_dim) -> model-space images (b, 128, 128)
     n = _directions_samples(settings)
     inputs = {"gan_version": version, "samples": n}
     fp = fingerprint(inputs)
