@@ -346,3 +346,11 @@ def test_fits_ingest_into_an_s3_store_keeps_raw_files_there(settings, samples_di
     assert len([o for o in store.list("raw/")]) == 5
     again = load_dataset(store, "sharp")
     np.testing.assert_array_equal(again.images(), ds.images())
+
+
+def test_jsoc_harps_without_a_time_range_bring_every_record_of_them(settings, fake_jsoc):
+    s = _jsoc_settings(settings, fake_jsoc)
+    every, ds = ingest_jsoc(s, harpnums=[9002], incremental=False)
+    assert every["added"] == len(ds) > 0 and set(ds.manifest["harpnum"]) == {9002}
+    with pytest.raises(ValueError, match="nothing to ask JSOC for"):
+        plan_ingest_jsoc(s, incremental=False)

@@ -345,7 +345,9 @@ def plan_ingest_jsoc(
     ``now - settings.flows.nrt_lookback_days``). With ``incremental`` and records of
     ``dataset`` already held, asks only for records after each HARP's newest T_REC;
     ``start`` (with ``harpnums``, or for a first run) adds a time range, whose records
-    already held are skipped at the commit. ``noaa``, ``cadence``, ``strict_quality``:
+    already held are skipped at the commit. Without ``incremental``, asks for the record set
+    ``start``/``end``/``harpnums``/``noaa`` select (HARPs without a time range: all their
+    records). ``noaa``, ``cadence``, ``strict_quality``:
     as :func:`sharpseek.ingest.download_jsoc`.
 
     ``done`` when the same requests delivered exactly the same files (names and bytes) to
@@ -375,17 +377,26 @@ def plan_ingest_jsoc(
     series = jsoc.NRT_SERIES if nrt else settings.jsoc.series
     store = open_store(settings)
     held = latest_version(store, dataset) is not None
-    if not held and start is None:
+    selects = start is not None or bool(harpnums) or bool(noaa)  # a record set of its own
+    if not held and not selects:
         raise ValueError(
             f"dataset {dataset!r} is empty: the first JSOC ingest needs a start time "
-            "(and HARP numbers) to know what to ask for"
+            "or HARP/NOAA numbers to know what to ask for"
         )
     requests: list[dict[str, Any]] = []
     if incremental and held:
         requests.append({"end": end, "harpnums": harpnums, "incremental": True})
-    if start is not None and (harpnums or noaa or nrt or not held or not incremental):
-        # new HARPs, recent NRT days, or a first run: a time range (held records are skipped)
+    if (selects and (not incremental or not held)) or (
+        start is not None and (harpnums or noaa or nrt)
+    ):
+        # a first run, a plain request, new HARPs or recent NRT days: the record set asked
+        # for (a time range, or every record of the HARPs); held records are skipped
         requests.append({"start": start, "end": end, "harpnums": harpnums, "noaa": noaa})
+    if not requests:
+        raise ValueError(
+            "nothing to ask JSOC for: give a start time, HARP or NOAA numbers, or ask for "
+            "the records after those held (incremental)"
+        )
     downloads = []
     for request in requests:
         try:
