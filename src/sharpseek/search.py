@@ -920,11 +920,10 @@ def nearest_sharps(
     return find
 
 
-def hits_frame(
-    query: Query, hits: Sequence[SearchHit], *, jsoc_base: str = "http://jsoc.stanford.edu/"
-) -> pd.DataFrame:
+def hits_frame(query: Query, hits: Sequence[SearchHit], *, jsoc_base: str) -> pd.DataFrame:
     """Search hits as the table :meth:`Searcher.search` returns (its columns), best first,
     with the query's parameters beside each match's; ``attrs["query"]`` describes the query.
+    ``jsoc_base`` is the JSOC server of the links (``settings.jsoc.server_url``).
     """
     rows = []
     for rank, hit in enumerate(hits, start=1):
