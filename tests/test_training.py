@@ -24,14 +24,12 @@ from sharpseek.evaluate import (
     physics_features,
     same_region_retrieval,
 )
+from sharpseek.models.checkpoints import load_checkpoint, load_encoder, load_generator
 from sharpseek.store import LocalStore
 from sharpseek.training import (
     CollapseWarning,
     encoder_train_config,
     gan_train_config,
-    load_checkpoint,
-    load_encoder,
-    load_generator,
     split_by_harp,
     train_encoder,
     train_gan,

@@ -1,5 +1,5 @@
 """``sharpseek train gan|encoder`` and ``sharpseek evaluate models``: thin shells over
-:mod:`sharpseek.training` and :mod:`sharpseek.evaluate` (parse, check, one call, report).
+:mod:`sharpseek.training` and :mod:`sharpseek.evaluate_models` (parse, check, one call, report).
 
 Register in ``cli.py``::
 
@@ -135,14 +135,10 @@ def train_gan_cmd(
 ) -> None:
     """Train the paper's GAN; the "best" checkpoint is the paper's choice (lowest D accuracy
     on fixed generated images within the first half of training)."""
-    import torch.distributed as dist
-
     from sharpseek.store import open_store
-    from sharpseek.training.common import init_distributed
     from sharpseek.training.gan import gan_train_config, train_gan
 
     settings = _settings(preset, home)
-    started = init_distributed()
     try:
         config = gan_train_config(
             settings.preset,
@@ -174,9 +170,6 @@ def train_gan_cmd(
         )
     except (ValueError, FileNotFoundError, FileExistsError) as err:
         raise _fail(err) from err
-    finally:
-        if started:
-            dist.destroy_process_group()
     _print_history(
         run.history,
         ["epoch", "loss_d", "loss_g", "acc_real", "acc_fake", "w1_mean", "ks_mean", "seconds"],
@@ -226,14 +219,10 @@ def train_encoder_cmd(
 ) -> None:
     """Train the SimSiam encoder; reports loss, collapse level and same-region retrieval on
     held-out HARPs beside the PCA and physical-parameter baselines."""
-    import torch.distributed as dist
-
     from sharpseek.store import open_store
-    from sharpseek.training.common import init_distributed
     from sharpseek.training.encoder import default_version, encoder_train_config, train_encoder
 
     settings = _settings(preset, home)
-    started = init_distributed()
     try:
         config = encoder_train_config(
             settings.preset,
@@ -267,9 +256,6 @@ def train_encoder_cmd(
         )
     except (ValueError, FileNotFoundError, FileExistsError) as err:
         raise _fail(err) from err
-    finally:
-        if started:
-            dist.destroy_process_group()
     _print_history(
         run.history,
         [
@@ -336,7 +322,7 @@ def evaluate_models_cmd(
     """Quality measures on the HARPs each checkpoint held out from training: the GAN's
     parameter distances (Wasserstein, KS; Frechet in SimSiam space with --encoder), the
     encoder's same-region retrieval beside its baselines, and augmentation robustness."""
-    from sharpseek.evaluate import evaluate_checkpoints
+    from sharpseek.evaluate_models import evaluate_checkpoints
     from sharpseek.store import open_store
 
     if gan is None and encoder is None:

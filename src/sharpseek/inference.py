@@ -20,6 +20,12 @@ import numpy as np
 import torch
 
 from sharpseek.config import Settings
+from sharpseek.models.checkpoints import (
+    checkpoint_key,
+    encoder_from_checkpoint,
+    generator_from_checkpoint,
+    load_checkpoint,
+)
 from sharpseek.physics import MODEL_SIZE
 
 __all__ = [
@@ -76,8 +82,6 @@ def latent_from_seeds(seeds: Sequence[int] | int, latent_dim: int) -> np.ndarray
 
 
 def _model_key(kind: str, run: str, checkpoint: str) -> str:
-    from sharpseek.training.common import checkpoint_key
-
     return checkpoint_key(kind, run, checkpoint_name(checkpoint))
 
 
@@ -104,18 +108,12 @@ class GeneratorModel:
     @classmethod
     def from_checkpoint(cls, source, *, store=None, device="cpu") -> GeneratorModel:
         """Load a GAN checkpoint (a path, or a key in ``store``)."""
-        from sharpseek.models.gan import Generator
-        from sharpseek.training.common import load_checkpoint
-        from sharpseek.training.gan import GANTrainConfig
-
         ckpt = load_checkpoint(source, store=store, kind="gan")
-        config = GANTrainConfig.from_dict(ckpt["config"])
-        generator = Generator(config.model)
-        generator.load_state_dict(ckpt["generator"])
+        generator = generator_from_checkpoint(ckpt, device)
         return cls(
-            generator=generator.to(device).eval(),
+            generator=generator,
             version=_model_version(ckpt, source, "generator"),
-            latent_dim=config.model.latent_dim,
+            latent_dim=generator.config.latent_dim,
             source=str(source),
             dataset=dict(ckpt.get("dataset") or {}),
         )
@@ -190,20 +188,14 @@ class EncoderModel:
     @classmethod
     def from_checkpoint(cls, source, *, store=None, device="cpu") -> EncoderModel:
         """Load an encoder checkpoint (a path, or a key in ``store``)."""
-        from sharpseek.models.simsiam import SimSiam
-        from sharpseek.training.common import load_checkpoint
-        from sharpseek.training.encoder import EncoderTrainConfig
-
         ckpt = load_checkpoint(source, store=store, kind="encoder")
-        config = EncoderTrainConfig.from_dict(ckpt["config"])
-        model = SimSiam(config.model)
-        model.load_state_dict(ckpt["model"])
+        model, augmentations = encoder_from_checkpoint(ckpt, device)
         return cls(
-            model=model.to(device).eval(),
+            model=model,
             version=_model_version(ckpt, source, "model"),
-            dim=config.model.dim,
+            dim=model.config.dim,
             source=str(source),
-            augment=config.augment.name,
+            augment=augmentations.name,
             dataset=dict(ckpt.get("dataset") or {}),
         )
 

@@ -720,7 +720,7 @@ def model_keys(settings: Settings) -> dict[str, str]:
 def evaluate_stage(settings: Settings) -> StageOutcome:
     """The model quality report (:func:`sharpseek.evaluate.evaluate_checkpoints`) of the
     settings' GAN and encoder versions, stored as JSON under ``pipeline/reports/``."""
-    from sharpseek.evaluate import evaluate_checkpoints
+    from sharpseek.evaluate_models import evaluate_checkpoints
     from sharpseek.inference import EncoderModel, GeneratorModel
 
     store = open_store(settings)

@@ -1,14 +1,15 @@
 """Training of the GAN and the SimSiam encoder in plain PyTorch (CPU, one GPU, DDP), with
-checkpoints through the store, per-epoch metrics and exact resume. See docs/training.md."""
+checkpoints through the store, per-epoch metrics and exact resume: one loop
+(:func:`sharpseek.training.loop.fit`) runs each model's task. Checkpoints are read back by
+:mod:`sharpseek.models.checkpoints`. See docs/training.md."""
 
-from sharpseek.training.common import load_checkpoint, split_by_harp
+from sharpseek.training.common import split_by_harp
 from sharpseek.training.encoder import (
     ENCODER_TRAIN_PRESETS,
     CollapseWarning,
     EncoderRun,
     EncoderTrainConfig,
     encoder_train_config,
-    load_encoder,
     train_encoder,
 )
 from sharpseek.training.gan import (
@@ -16,26 +17,22 @@ from sharpseek.training.gan import (
     GANRun,
     GANTrainConfig,
     gan_train_config,
-    load_discriminator,
-    load_generator,
     train_gan,
 )
+from sharpseek.training.loop import fit
 
 __all__ = [
-    "load_checkpoint",
     "split_by_harp",
     "ENCODER_TRAIN_PRESETS",
     "CollapseWarning",
     "EncoderRun",
     "EncoderTrainConfig",
     "encoder_train_config",
-    "load_encoder",
     "train_encoder",
     "GAN_TRAIN_PRESETS",
     "GANRun",
     "GANTrainConfig",
     "gan_train_config",
-    "load_discriminator",
-    "load_generator",
     "train_gan",
+    "fit",
 ]

@@ -1,6 +1,7 @@
-"""What both training loops share: seeding and RNG state, data order as a function of
-(seed, epoch), HARP splits, precision, distributed set-up, checkpoints through the store,
-and per-epoch metrics (CSV, and TensorBoard when it is installed).
+"""The pieces :func:`sharpseek.training.loop.fit` is made of: seeding and RNG state, data
+order as a function of (seed, epoch), HARP splits, precision, distributed set-up, checkpoints
+written through the store (read back by :mod:`sharpseek.models.checkpoints`), and per-epoch
+metrics (CSV, and TensorBoard when it is installed).
 
 Checkpoint layout in the store (local folder or MinIO), one folder per training run::
 
@@ -45,6 +46,10 @@ import torch.distributed as dist
 
 from sharpseek import __version__
 
+# Checkpoint keys and reading live with the models (inference loads them without this
+# module); RunStore and checkpoint_header use them, and they stay importable from here.
+from sharpseek.models.checkpoints import CHECKPOINT_FORMAT, KINDS, checkpoint_key, load_checkpoint
+
 __all__ = [
     "CHECKPOINT_FORMAT",
     "KINDS",
@@ -71,10 +76,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Bump when the checkpoint layout changes incompatibly.
-CHECKPOINT_FORMAT = 1
-#: The model kinds this project trains (folder names under ``models/``).
-KINDS = ("gan", "encoder")
 #: Precision choices: auto = bf16 on CUDA, 32-bit elsewhere; bf16 and fp16 need CUDA.
 PRECISIONS = ("auto", "32", "bf16", "fp16")
 
@@ -356,15 +357,6 @@ def all_reduce_mean(values: dict[str, float], info: DistInfo) -> dict[str, float
 # Checkpoints through the store
 
 
-def checkpoint_key(kind: str, version: str, name: str) -> str:
-    """``models/<kind>/<version>/<name>``; ``name`` e.g. ``best.pt`` or ``epoch-0003.pt``."""
-    if kind not in KINDS:
-        raise ValueError(f"unknown model kind {kind!r}; choose one of {list(KINDS)}")
-    if not version or "/" in version:
-        raise ValueError(f"a run version must be a non-empty name without '/', got {version!r}")
-    return f"models/{kind}/{version}/{name}"
-
-
 def epoch_name(epoch: int) -> str:
     return f"epoch-{epoch:04d}.pt"
 
@@ -418,57 +410,6 @@ class RunStore:
         return self.store.delete_prefix(self.prefix.rstrip("/"))
 
 
-def load_checkpoint(
-    source: str | os.PathLike[str], *, store=None, kind: str | None = None
-) -> dict[str, Any]:
-    """Load a sharpseek checkpoint from a file path or a store key.
-
-    Parameters
-    ----------
-    source : str or path
-        A ``.pt`` file on disk, or a key in ``store`` such as ``models/gan/tiny-seed0/best.pt``.
-    store : ObjectStore, optional
-        Where keys are looked up (a path that exists on disk is read directly).
-    kind : {"gan", "encoder"}, optional
-        The expected model kind; another kind is an error naming both.
-
-    Raises
-    ------
-    FileNotFoundError
-        Neither a file nor a key in the store.
-    ValueError
-        Not a sharpseek checkpoint, or one of another kind, or of an unknown format.
-    """
-    path = Path(source)
-    if path.is_file():
-        data = path.read_bytes()
-    elif store is not None and _is_key(str(source)) and store.exists(str(source)):
-        data = store.get_bytes(str(source))
-    else:
-        where = f" nor a key in {store.describe()}" if store is not None else ""
-        raise FileNotFoundError(f"no checkpoint at {str(source)!r}: not a file{where}")
-    try:
-        payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except Exception as err:
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ValueError(
-            f"{str(source)!r} is not a readable sharpseek checkpoint ({first_line})"
-        ) from err
-    if not isinstance(payload, dict) or payload.get("kind") not in KINDS:
-        raise ValueError(f"{str(source)!r} is not a sharpseek checkpoint (no model kind in it)")
-    if payload.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(
-            f"{str(source)!r} has checkpoint format {payload.get('format')!r}; this sharpseek "
-            f"({__version__}) reads format {CHECKPOINT_FORMAT}"
-        )
-    if kind is not None and payload["kind"] != kind:
-        raise ValueError(
-            f"{str(source)!r} is a {payload['kind']} checkpoint, not the {kind} checkpoint "
-            "expected here"
-        )
-    return payload
-
-
 def open_run(
     run: RunStore,
     *,
@@ -501,16 +442,6 @@ def open_run(
     restore_rng_state(ckpt["rng"])
     log.info("resuming %s from epoch %d", run.prefix, int(ckpt["epoch"]))
     return ckpt
-
-
-def _is_key(text: str) -> bool:
-    from sharpseek.store import check_key
-
-    try:
-        check_key(text)
-    except ValueError:
-        return False
-    return True
 
 
 def checkpoint_header(kind: str, preset: str, dataset, config_dict: dict[str, Any]) -> dict:
@@ -605,3 +536,9 @@ class TensorBoardLogger:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+
+    def __enter__(self) -> TensorBoardLogger:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -27,11 +26,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.nn.parallel import DistributedDataParallel as DDP
-from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
-from sharpseek.dataset import PatchDataset
 from sharpseek.evaluate import (
     augmentation_robustness,
     frame_hours,
@@ -43,26 +38,12 @@ from sharpseek.models.simsiam import SIMSIAM_PRESETS, SimSiam, SimSiamConfig, co
 from sharpseek.training.common import (
     STREAM_AUGMENT,
     STREAM_PAIRS,
-    MixedPrecision,
-    RunStore,
-    TensorBoardLogger,
-    all_reduce_mean,
-    capture_rng_state,
-    checkpoint_header,
-    distributed_info,
-    epoch_batches,
     epoch_generator,
-    epoch_name,
-    load_checkpoint,
-    metrics_csv,
-    open_run,
     pick_partners,
-    resolve_device,
     same_region_partners,
-    seed_everything,
     subset_whole_regions,
-    training_split,
 )
+from sharpseek.training.loop import Context, Task, fit, optimiser_step
 
 __all__ = [
     "EncoderTrainConfig",
@@ -70,7 +51,7 @@ __all__ = [
     "encoder_train_config",
     "train_encoder",
     "EncoderRun",
-    "load_encoder",
+    "EncoderTraining",
     "CollapseWarning",
 ]
 
@@ -227,185 +208,124 @@ def train_encoder(
     under ``models/encoder/<version>/`` (default version ``<preset>-<augment>-seed<seed>``).
 
     ``resume``, ``overwrite``, ``device``, ``on_epoch_end`` and distributed training work as
-    in :func:`sharpseek.training.gan.train_gan`.
+    :func:`sharpseek.training.loop.fit` says.
     """
-    info = distributed_info()
-    device = resolve_device(device)
-    amp = MixedPrecision(config.precision, device)
-    version = version or default_version(config)
-    run = RunStore(store, "encoder", version)
-    config_dict = config.to_dict()
-
-    train_rows, held_rows = training_split(
-        dataset, config.holdout_fraction, config.seed, config.batch_size
-    )
-
-    seed_everything(config.seed)
-    model = SimSiam(config.model).to(device)
-    if info.distributed and device.type == "cuda":
-        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    optimizer = torch.optim.SGD(
-        model.parameters(),
-        lr=config.lr,
-        momentum=config.momentum,
-        weight_decay=config.weight_decay,
-    )
-    scaler = amp.scaler()
-
-    history: list[dict[str, Any]] = []
-    best: dict[str, Any] | None = None
-    start = 0
-    ckpt = open_run(
-        run,
+    fitted = fit(
+        EncoderTraining,
+        config,
+        dataset,
+        store,
+        version=version or default_version(config),
         resume=resume,
         overwrite=overwrite,
-        config_dict=config_dict,
-        dataset=dataset,
-        info=info,
+        device=device,
+        progress=progress,
+        tensorboard_dir=tensorboard_dir,
+        on_epoch_end=on_epoch_end,
     )
-    if ckpt is not None:
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scaler.load_state_dict(ckpt["scaler"])
-        history, best, start = list(ckpt["history"]), ckpt["best"], int(ckpt["epoch"])
-    if info.distributed:
-        torch.distributed.barrier()
+    return EncoderRun(fitted.version, fitted.prefix, fitted.history, fitted.best, fitted.task.model)
 
-    # Held-out evaluation set (whole regions) and the baselines, computed once.
-    evaluation = (
-        _Evaluation.build(dataset, train_rows, held_rows, config)
-        if (config.eval_max_frames > 0)
-        else None
-    )
-    baselines = evaluation.baselines if evaluation is not None else {}
 
-    tb = TensorBoardLogger(tensorboard_dir) if info.is_main else TensorBoardLogger(None)
-    if start == 0 and evaluation is not None:  # epoch 0: the untrained encoder
-        row0 = {"epoch": 0, **evaluation.measure(model, config), **baselines}
-        history.append(row0)
-        tb.log(row0, 0)
-    train_model = DDP(model) if info.distributed else model
-    images = PatchDataset(dataset, rows=train_rows)
-    partners = None
-    if config.positive_pairs == "same-region":
-        train_table = dataset.manifest.iloc[train_rows]
-        partners = same_region_partners(
-            train_table["harpnum"].to_numpy(),
-            frame_hours(train_table["t_rec"].to_numpy()),
-            config.pair_window_hours,
+class EncoderTraining(Task):
+    """SimSiam in :func:`~sharpseek.training.loop.fit`: the model, its SGD optimiser, the
+    step on two augmented views, and retrieval measures on held-out regions."""
+
+    kind = "encoder"
+    log_keys = ("loss", "collapse", "retrieval_encoder", "seconds")
+
+    def __init__(self, context: Context):
+        config, info = context.config, context.info
+        self.config, self.context = config, context
+        model = SimSiam(config.model).to(context.device)
+        if info.distributed and context.device.type == "cuda":
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        self.model = model
+        self.optimizer = torch.optim.SGD(
+            model.parameters(),
+            lr=config.lr,
+            momentum=config.momentum,
+            weight_decay=config.weight_decay,
         )
-    for epoch in range(start + 1, config.epochs + 1):
-        t0 = time.perf_counter()
-        lr = config.lr_at(epoch)
-        for group in optimizer.param_groups:
+        self.scaler = context.amp.scaler()
+        self.state = {"model": model, "optimizer": self.optimizer, "scaler": self.scaler}
+        self.model_train = context.ddp(model)
+
+        # Held-out evaluation set (whole regions) and the baselines, computed once.
+        self.evaluation = (
+            _Evaluation.build(context.dataset, context.train_rows, context.held_rows, config)
+            if config.eval_max_frames > 0
+            else None
+        )
+        self.partners = None  # same-region pairs: each training frame's candidate partners
+        if config.positive_pairs == "same-region":
+            train_table = context.dataset.manifest.iloc[context.train_rows]
+            self.partners = same_region_partners(
+                train_table["harpnum"].to_numpy(),
+                frame_hours(train_table["t_rec"].to_numpy()),
+                config.pair_window_hours,
+            )
+
+    def begin_epoch(self, epoch: int) -> dict[str, Any]:
+        lr = self.config.lr_at(epoch)
+        for group in self.optimizer.param_groups:
             group["lr"] = lr
-        batches = epoch_batches(
-            len(train_rows),
-            config.batch_size,
-            config.seed,
-            epoch,
-            rank=info.rank,
-            world_size=info.world_size,
-        )
-        if partners is not None:  # each batch is followed by its frames' partners
-            pair_gen = epoch_generator(config.seed, epoch, STREAM_PAIRS, info.rank)
-            batches = [b + pick_partners(b, partners, pair_gen) for b in batches]
-        loader = DataLoader(
-            images,
-            batch_sampler=batches,
-            num_workers=config.num_workers,
-            pin_memory=device.type == "cuda",
-        )
-        aug_gen = epoch_generator(config.seed, epoch, STREAM_AUGMENT, info.rank)
-        model.train()
-        sums = {"loss": 0.0, "collapse": 0.0}
-        bar = tqdm(
-            loader,
-            desc=f"encoder epoch {epoch}/{config.epochs}",
-            leave=False,
-            disable=not (progress and info.is_main),
-        )
-        for x in bar:
-            x = x.to(device, non_blocking=True)  # (b, 1, 128, 128)
-            first, second = x.chunk(2) if partners is not None else (x, x)
-            with torch.no_grad():
-                view1 = augment(first, config.augment, aug_gen)
-                view2 = augment(second, config.augment, aug_gen)
-            with amp.autocast():
-                out = train_model(view1, view2)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(out.loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            sums["loss"] += out.loss.item()
-            sums["collapse"] += collapse_level(out.z1)
-            bar.set_postfix(loss=f"{out.loss.item():.3f}")
-        row: dict[str, Any] = {"epoch": epoch, "lr": lr}
-        row.update(all_reduce_mean({k: v / len(batches) for k, v in sums.items()}, info))
-        if evaluation is not None:
-            row.update(evaluation.measure(model, config))
-        row.update(baselines)
-        row["seconds"] = time.perf_counter() - t0
-        history.append(row)
+        seed, rank = self.config.seed, self.context.info.rank
+        self.aug_gen = epoch_generator(seed, epoch, STREAM_AUGMENT, rank)
+        return {"lr": lr}
 
-        healthy = row["collapse"] >= config.collapse_warning
-        if not healthy and info.is_main:
+    def batches(self, epoch: int, batches: list[list[int]]) -> list[list[int]]:
+        if self.partners is None:
+            return batches
+        # each batch is followed by its frames' partners
+        seed, rank = self.config.seed, self.context.info.rank
+        pair_gen = epoch_generator(seed, epoch, STREAM_PAIRS, rank)
+        return [b + pick_partners(b, self.partners, pair_gen) for b in batches]
+
+    def step(self, x: torch.Tensor) -> dict[str, float]:
+        """Two augmented views (of each frame, or of a frame and its partner: x is then
+        (2b, 1, 128, 128), frames first) through SimSiam, whose forward gives the loss."""
+        first, second = x.chunk(2) if self.partners is not None else (x, x)
+        with torch.no_grad():
+            view1 = augment(first, self.config.augment, self.aug_gen)  # (b, 1, 128, 128)
+            view2 = augment(second, self.config.augment, self.aug_gen)
+        with self.context.amp.autocast():
+            out = self.model_train(view1, view2)
+        optimiser_step(out.loss, self.optimizer, self.scaler)
+        return {"loss": out.loss.item(), "collapse": collapse_level(out.z1)}
+
+    def measure(self, epoch: int) -> dict[str, Any]:
+        if self.evaluation is None:
+            return {}
+        return {**self.evaluation.measure(self.model, self.config), **self.evaluation.baselines}
+
+    def update_best(self, row: dict[str, Any], best: dict[str, Any] | None) -> dict | None:
+        """The last epoch whose collapse level is at or above ``collapse_warning`` (the first
+        epoch until one is); an epoch below it warns."""
+        c = self.config
+        healthy = row["collapse"] >= c.collapse_warning
+        if not healthy and self.context.info.is_main:
             warnings.warn(
-                f"encoder epoch {epoch}: collapse level {row['collapse']:.3f} is below "
-                f"{config.collapse_warning} (1 is healthy, 0 collapsed): the outputs are "
+                f"encoder epoch {row['epoch']}: collapse level {row['collapse']:.3f} is below "
+                f"{c.collapse_warning} (1 is healthy, 0 collapsed): the outputs are "
                 "becoming one vector; lower the learning rate or change the augmentations",
                 CollapseWarning,
                 stacklevel=2,
             )
-        if healthy or best is None:
-            best = {
-                "epoch": epoch,
-                "collapse": row["collapse"],
-                "reason": (
-                    f"the last epoch whose collapse level ({row['collapse']:.3f}) is at or "
-                    f"above {config.collapse_warning}"
-                    if healthy
-                    else f"no epoch yet above the collapse threshold {config.collapse_warning}"
-                ),
-            }
-        if info.is_main:
-            payload = {
-                **checkpoint_header("encoder", config.preset, dataset, config_dict),
-                "augment": config.augment.to_dict(),
-                "epoch": epoch,
-                "metrics": row,
-                "history": history,
-                "best": best,
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scaler": scaler.state_dict(),
-                "rng": capture_rng_state(),
-                "splits": {
-                    "holdout_harpnums": sorted(
-                        int(h) for h in np.unique(dataset.manifest["harpnum"].to_numpy()[held_rows])
-                    )
-                },
-            }
-            names = [epoch_name(epoch)]
-            if best["epoch"] == epoch:
-                names.append("best.pt")
-            run.save(payload, names + ["last.pt"])
-            run.put_bytes("metrics.csv", metrics_csv(history))
-            tb.log(row, epoch)
-            log.info(
-                "encoder epoch %d: loss %.4f collapse %.3f retrieval %s (%.1f s)",
-                epoch,
-                row["loss"],
-                row["collapse"],
-                row.get("retrieval_encoder"),
-                row["seconds"],
-            )
-        if info.distributed:
-            torch.distributed.barrier()
-        if on_epoch_end is not None:
-            on_epoch_end(epoch, row)
-    tb.close()
-    return EncoderRun(version, run.prefix, history, best, model)
+        if not healthy and best is not None:
+            return best
+        return {
+            "epoch": row["epoch"],
+            "collapse": row["collapse"],
+            "reason": (
+                f"the last epoch whose collapse level ({row['collapse']:.3f}) is at or "
+                f"above {c.collapse_warning}"
+                if healthy
+                else f"no epoch yet above the collapse threshold {c.collapse_warning}"
+            ),
+        }
+
+    def checkpoint_extras(self) -> dict[str, Any]:
+        return {"augment": self.config.augment.to_dict()}
 
 
 @dataclass
@@ -457,19 +377,3 @@ class _Evaluation:
                 seed=self.seed,
             ),
         }
-
-
-# ---------------------------------------------------------------------------------------------
-# Inference: rebuild from the file alone
-
-
-def load_encoder(
-    source, *, store=None, device: str | torch.device = "cpu"
-) -> tuple[SimSiam, AugmentConfig]:
-    """The SimSiam model of an encoder checkpoint (path or store key), in eval mode, and the
-    augmentation set it was trained with. ``model.encode(images)`` gives the 100-d vectors."""
-    ckpt = load_checkpoint(source, store=store, kind="encoder")
-    config = EncoderTrainConfig.from_dict(ckpt["config"])
-    model = SimSiam(config.model)
-    model.load_state_dict(ckpt["model"])
-    return model.to(device).eval(), config.augment

@@ -20,10 +20,8 @@ reason is written into the checkpoint and the run's result.
 
 from __future__ import annotations
 
-import logging
 import math
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -31,11 +29,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.nn.parallel import DistributedDataParallel as DDP
-from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
-from sharpseek.dataset import PatchDataset
 from sharpseek.evaluate import QUALITY_PARAMETERS, parameter_distances
 from sharpseek.models.gan import (
     GAN_PRESETS,
@@ -48,24 +42,11 @@ from sharpseek.models.gan import (
 from sharpseek.training.common import (
     STREAM_FIXED,
     STREAM_LATENT,
-    MixedPrecision,
     RunStore,
-    TensorBoardLogger,
-    all_reduce_mean,
-    capture_rng_state,
-    checkpoint_header,
     derive_seed,
-    distributed_info,
-    epoch_batches,
     epoch_generator,
-    epoch_name,
-    load_checkpoint,
-    metrics_csv,
-    open_run,
-    resolve_device,
-    seed_everything,
-    training_split,
 )
+from sharpseek.training.loop import Context, Task, fit, optimiser_step
 
 __all__ = [
     "GANTrainConfig",
@@ -73,11 +54,8 @@ __all__ = [
     "gan_train_config",
     "train_gan",
     "GANRun",
-    "load_generator",
-    "load_discriminator",
+    "GANTraining",
 ]
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -174,189 +152,124 @@ def train_gan(
     on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None,
 ) -> GANRun:
     """Train the GAN on ``dataset`` (a :class:`sharpseek.dataset.Dataset`), checkpointing
-    every epoch into ``store`` under ``models/gan/<version>/``.
+    every epoch into ``store`` under ``models/gan/<version>/`` (default version
+    ``<preset>-seed<seed>``).
 
-    Parameters
-    ----------
-    version : str, optional
-        The run's name (default ``<preset>-seed<seed>``).
-    resume : bool
-        Continue from ``last.pt`` of this version (same config, ``epochs`` aside, and the same
-        dataset); the result equals an uninterrupted run's.
-    overwrite : bool
-        Delete the version's objects first. Without ``resume`` or ``overwrite`` an existing
-        version is an error.
-    device : str or torch.device, optional
-        Default: CUDA when available (this process's local rank under DDP), else CPU.
-    on_epoch_end : callable(epoch, metrics), optional
-        Called after each epoch's checkpoint is written (e.g. to stop a run early).
-
-    Under ``torch.distributed`` (initialised by the caller, or by
-    :func:`sharpseek.training.common.init_distributed` under torchrun) both networks are
-    wrapped in DistributedDataParallel; only rank 0 writes to the store.
+    ``resume``, ``overwrite``, ``device``, ``on_epoch_end`` and distributed training (both
+    networks in DistributedDataParallel) work as :func:`sharpseek.training.loop.fit` says.
     """
-    info = distributed_info()
-    device = resolve_device(device)
-    amp = MixedPrecision(config.precision, device)
-    version = version or default_version(config)
-    run = RunStore(store, "gan", version)
-    config_dict = config.to_dict()
-
-    train_rows, held_rows = training_split(
-        dataset, config.holdout_fraction, config.seed, config.batch_size
-    )
-
-    seed_everything(config.seed)  # the initial weights
-    G = Generator(config.model).to(device)
-    D = Discriminator(config.model).to(device)
-    opt_g = torch.optim.Adam(G.parameters(), lr=config.lr, betas=config.betas)
-    opt_d = torch.optim.Adam(D.parameters(), lr=config.lr, betas=config.betas)
-    scaler_g, scaler_d = amp.scaler(), amp.scaler()
-
-    history: list[dict[str, Any]] = []
-    best: dict[str, Any] | None = None
-    start = 0
-    ckpt = open_run(
-        run,
+    fitted = fit(
+        GANTraining,
+        config,
+        dataset,
+        store,
+        version=version or default_version(config),
         resume=resume,
         overwrite=overwrite,
-        config_dict=config_dict,
-        dataset=dataset,
-        info=info,
+        device=device,
+        progress=progress,
+        tensorboard_dir=tensorboard_dir,
+        on_epoch_end=on_epoch_end,
     )
-    if ckpt is not None:
-        G.load_state_dict(ckpt["generator"])
-        D.load_state_dict(ckpt["discriminator"])
-        opt_g.load_state_dict(ckpt["opt_g"])
-        opt_d.load_state_dict(ckpt["opt_d"])
-        scaler_g.load_state_dict(ckpt["scaler_g"])
-        scaler_d.load_state_dict(ckpt["scaler_d"])
-        history, best, start = list(ckpt["history"]), ckpt["best"], int(ckpt["epoch"])
-    if info.distributed:
-        torch.distributed.barrier()
+    G, D = fitted.task.G, fitted.task.D
+    return GANRun(fitted.version, fitted.prefix, fitted.history, fitted.best, G, D)
 
-    # Fixed evaluation sets: functions of the seed alone.
-    g_fixed = torch.Generator().manual_seed(derive_seed(config.seed, STREAM_FIXED))
-    z_fixed = torch.randn(config.fixed_size, config.model.latent_dim, generator=g_fixed)
-    rng = np.random.default_rng(derive_seed(config.seed, STREAM_FIXED, 2))
-    fixed_rows = np.sort(
-        rng.choice(train_rows, size=min(config.fixed_size, len(train_rows)), replace=False)
-    )
-    real_fixed = torch.from_numpy(dataset.images(fixed_rows)).unsqueeze(1)  # (n, 1, 128, 128)
-    quality_rows = held_rows if len(held_rows) >= 2 else train_rows
-    real_table = dataset.manifest.iloc[quality_rows]
 
-    def measure(epoch: int) -> tuple[dict[str, Any], np.ndarray]:
-        metrics, images = _epoch_end_measures(G, D, z_fixed, real_fixed, real_table, device, amp)
-        return {"epoch": epoch, **metrics}, images
+class GANTraining(Task):
+    """The GAN in :func:`~sharpseek.training.loop.fit`: G, D, their Adam optimisers, the
+    step, and the measures on fixed sets (the same every epoch, drawn from the seed)."""
 
-    tb = TensorBoardLogger(tensorboard_dir) if info.is_main else TensorBoardLogger(None)
-    if start == 0:
-        row, _ = measure(0)
-        history.append(row)
-        tb.log(row, 0)
+    kind = "gan"
+    log_keys = ("loss_d", "loss_g", "acc_real", "acc_fake", "w1_mean", "seconds")
 
-    G_train = DDP(G) if info.distributed else G
-    D_train = DDP(D) if info.distributed else D
-    images = PatchDataset(dataset, rows=train_rows)
-    per_rank = config.batch_size // info.world_size
+    def __init__(self, context: Context):
+        config, device = context.config, context.device
+        self.config, self.context = config, context
+        self.G = Generator(config.model).to(device)
+        self.D = Discriminator(config.model).to(device)
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=config.lr, betas=config.betas)
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=config.lr, betas=config.betas)
+        self.scaler_g, self.scaler_d = context.amp.scaler(), context.amp.scaler()
+        self.state = {
+            "generator": self.G,
+            "discriminator": self.D,
+            "opt_g": self.opt_g,
+            "opt_d": self.opt_d,
+            "scaler_g": self.scaler_g,
+            "scaler_d": self.scaler_d,
+        }
+        self.G_train, self.D_train = context.ddp(self.G), context.ddp(self.D)
 
-    for epoch in range(start + 1, config.epochs + 1):
-        t0 = time.perf_counter()
-        batches = epoch_batches(
-            len(train_rows),
-            config.batch_size,
-            config.seed,
-            epoch,
-            rank=info.rank,
-            world_size=info.world_size,
+        # Fixed evaluation sets: functions of the seed alone.
+        g_fixed = torch.Generator().manual_seed(derive_seed(config.seed, STREAM_FIXED))
+        self.z_fixed = torch.randn(config.fixed_size, config.model.latent_dim, generator=g_fixed)
+        rng = np.random.default_rng(derive_seed(config.seed, STREAM_FIXED, 2))
+        train_rows, held_rows = context.train_rows, context.held_rows
+        fixed_rows = np.sort(
+            rng.choice(train_rows, size=min(config.fixed_size, len(train_rows)), replace=False)
         )
-        loader = DataLoader(
-            images,
-            batch_sampler=batches,
-            num_workers=config.num_workers,
-            pin_memory=device.type == "cuda",
-        )
-        z_gen = epoch_generator(config.seed, epoch, STREAM_LATENT)
-        G.train()
-        D.train()
-        sums = {"loss_d": 0.0, "loss_g": 0.0}
-        bar = tqdm(
-            loader,
-            desc=f"gan epoch {epoch}/{config.epochs}",
-            leave=False,
-            disable=not (progress and info.is_main),
-        )
-        for real in bar:
-            real = real.to(device, non_blocking=True)
-            z = torch.randn(config.batch_size, config.model.latent_dim, generator=z_gen)
-            z = z[info.rank * per_rank : (info.rank + 1) * per_rank].to(device)
-            with amp.autocast():
-                fake = G_train(z)  # (b, 1, 128, 128)
-                logits = D_train(torch.cat([real, fake.detach()]))  # (2b,): one pass for DDP
-                loss_d = discriminator_loss(logits[:per_rank], logits[per_rank:])
-            opt_d.zero_grad(set_to_none=True)
-            scaler_d.scale(loss_d).backward()
-            scaler_d.step(opt_d)
-            scaler_d.update()
-            with amp.autocast():
-                # D's own weights: its gradients here are discarded (zeroed before D's next
-                # step), and bypassing the DDP wrapper keeps them out of the all-reduce.
-                loss_g = generator_loss(D(fake))
-            opt_g.zero_grad(set_to_none=True)
-            scaler_g.scale(loss_g).backward()
-            scaler_g.step(opt_g)
-            scaler_g.update()
-            sums["loss_d"] += loss_d.item()
-            sums["loss_g"] += loss_g.item()
-            bar.set_postfix(loss_d=f"{loss_d.item():.3f}", loss_g=f"{loss_g.item():.3f}")
-        losses = all_reduce_mean({k: v / len(batches) for k, v in sums.items()}, info)
-        row, grid = measure(epoch)
-        row = {"epoch": epoch, **losses, **{k: v for k, v in row.items() if k != "epoch"}}
-        row["seconds"] = time.perf_counter() - t0
-        history.append(row)
+        real = context.dataset.images(fixed_rows)  # (n, 128, 128)
+        self.real_fixed = torch.from_numpy(real).unsqueeze(1)  # (n, 1, 128, 128)
+        quality_rows = held_rows if len(held_rows) >= 2 else train_rows
+        self.real_table = context.dataset.manifest.iloc[quality_rows]
+        self.samples = np.zeros((0, 128, 128), np.float32)  # G(z_fixed) at the last measure
 
-        if epoch <= config.best_window and (best is None or row["acc_fake"] <= best["acc_fake"]):
-            best = {
-                "epoch": epoch,
-                "acc_fake": row["acc_fake"],
-                "reason": (
-                    f"lowest discriminator accuracy on the {config.fixed_size} fixed generated "
-                    f"images ({row['acc_fake']:.3f}) among epochs 1-{config.best_window}, the "
-                    f"first {config.best_fraction:g} of {config.epochs} (the paper's choice; "
-                    "ties go to the later epoch)"
-                ),
-            }
-        if info.is_main:
-            payload = {
-                **checkpoint_header("gan", config.preset, dataset, config_dict),
-                "epoch": epoch,
-                "metrics": row,
-                "history": history,
-                "best": best,
-                "generator": G.state_dict(),
-                "discriminator": D.state_dict(),
-                "opt_g": opt_g.state_dict(),
-                "opt_d": opt_d.state_dict(),
-                "scaler_g": scaler_g.state_dict(),
-                "scaler_d": scaler_d.state_dict(),
-                "rng": capture_rng_state(),
-                "splits": {"holdout_harpnums": _harps(dataset, held_rows)},
-            }
-            names = [epoch_name(epoch)]
-            if best is not None and best["epoch"] == epoch:
-                names.append("best.pt")
-            run.save(payload, names + ["last.pt"])  # last.pt last: always a complete epoch
-            run.put_bytes("metrics.csv", metrics_csv(history))
-            _save_grid(run, grid[: config.grid_size], epoch)
-            tb.log(row, epoch)
-            log.info("gan epoch %d: %s", epoch, _brief(row))
-        if info.distributed:
-            torch.distributed.barrier()
-        if on_epoch_end is not None:
-            on_epoch_end(epoch, row)
-    tb.close()
-    return GANRun(version, run.prefix, history, best, G, D)
+    def begin_epoch(self, epoch: int) -> dict[str, Any]:
+        self.z_gen = epoch_generator(self.config.seed, epoch, STREAM_LATENT)
+        return {}
+
+    def step(self, real: torch.Tensor) -> dict[str, float]:
+        """D on real and G(z) (detached), then G against the updated D; real (b, 1, 128, 128)
+        is this rank's slice of the global batch, and so is z."""
+        config, info, amp = self.config, self.context.info, self.context.amp
+        b = config.batch_size // info.world_size
+        z = torch.randn(config.batch_size, config.model.latent_dim, generator=self.z_gen)
+        z = z[info.rank * b : (info.rank + 1) * b].to(real.device)  # (b, latent_dim)
+        with amp.autocast():
+            fake = self.G_train(z)  # (b, 1, 128, 128)
+            logits = self.D_train(torch.cat([real, fake.detach()]))  # (2b,): one pass for DDP
+            loss_d = discriminator_loss(logits[:b], logits[b:])
+        optimiser_step(loss_d, self.opt_d, self.scaler_d)
+        with amp.autocast():
+            # D's own weights: its gradients here are discarded (zeroed before D's next
+            # step), and bypassing the DDP wrapper keeps them out of the all-reduce.
+            loss_g = generator_loss(self.D(fake))
+        optimiser_step(loss_g, self.opt_g, self.scaler_g)
+        return {"loss_d": loss_d.item(), "loss_g": loss_g.item()}
+
+    def measure(self, epoch: int) -> dict[str, Any]:
+        metrics, self.samples = _epoch_end_measures(
+            self.G,
+            self.D,
+            self.z_fixed,
+            self.real_fixed,
+            self.real_table,
+            self.context.device,
+            self.context.amp,
+        )
+        return metrics
+
+    def update_best(self, row: dict[str, Any], best: dict[str, Any] | None) -> dict | None:
+        """The paper's choice: the lowest ``acc_fake`` within the first ``best_fraction`` of
+        the epochs; ties go to the later epoch."""
+        c = self.config
+        if row["epoch"] > c.best_window or (
+            best is not None and row["acc_fake"] > best["acc_fake"]
+        ):
+            return best
+        return {
+            "epoch": row["epoch"],
+            "acc_fake": row["acc_fake"],
+            "reason": (
+                f"lowest discriminator accuracy on the {c.fixed_size} fixed generated "
+                f"images ({row['acc_fake']:.3f}) among epochs 1-{c.best_window}, the "
+                f"first {c.best_fraction:g} of {c.epochs} (the paper's choice; "
+                "ties go to the later epoch)"
+            ),
+        }
+
+    def save_artefacts(self, run: RunStore, epoch: int) -> None:
+        _save_grid(run, self.samples[: self.config.grid_size], epoch)
 
 
 @torch.no_grad()
@@ -398,34 +311,3 @@ def _save_grid(run: RunStore, images: np.ndarray, epoch: int) -> None:
             suptitle=f"GAN samples, epoch {epoch} (fixed latent vectors)",
         )
         run.put_file(f"samples/epoch-{epoch:04d}.png", path)
-
-
-def _harps(dataset, rows) -> list[int]:
-    return sorted(int(h) for h in np.unique(dataset.manifest["harpnum"].to_numpy()[rows]))
-
-
-def _brief(row: dict[str, Any]) -> str:
-    keys = ("loss_d", "loss_g", "acc_real", "acc_fake", "w1_mean", "seconds")
-    return ", ".join(f"{k}={row[k]:.3g}" for k in keys if k in row)
-
-
-# ---------------------------------------------------------------------------------------------
-# Inference: rebuild from the file alone
-
-
-def load_generator(source, *, store=None, device: str | torch.device = "cpu") -> Generator:
-    """The generator of a GAN checkpoint (path or store key), in eval mode."""
-    ckpt = load_checkpoint(source, store=store, kind="gan")
-    config = GANTrainConfig.from_dict(ckpt["config"])
-    G = Generator(config.model)
-    G.load_state_dict(ckpt["generator"])
-    return G.to(device).eval()
-
-
-def load_discriminator(source, *, store=None, device: str | torch.device = "cpu") -> Discriminator:
-    """The discriminator of a GAN checkpoint (path or store key), in eval mode."""
-    ckpt = load_checkpoint(source, store=store, kind="gan")
-    config = GANTrainConfig.from_dict(ckpt["config"])
-    D = Discriminator(config.model)
-    D.load_state_dict(ckpt["discriminator"])
-    return D.to(device).eval()
