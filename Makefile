@@ -46,9 +46,11 @@ bench: $(STAMP_DEV) $(STAMP_DEMO) ## benchmarks; figures written to benchmarks/r
 	$(PY) benchmarks/bench_flows.py --out benchmarks/results/flows.json
 	$(PY) benchmarks/bench_serving.py --home $${SHARPSEEK_HOME:-.sharpseek} --out benchmarks/results/serving.json
 
-lint: $(STAMP_DEV)
+lint: $(STAMP_DEV)              ## ruff, the import contracts of pyproject.toml, no copied code in src/
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/lint-imports --no-logo --no-cache
+	$(VENV)/bin/pylint --disable=all --enable=duplicate-code --min-similarity-lines=10 src/
 
 format: $(STAMP_DEV)
 	$(VENV)/bin/ruff format src tests benchmarks

@@ -7,6 +7,7 @@ The quality margins asserted at the end were measured first with these fixed see
 
 import os
 import socket
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
@@ -37,9 +38,11 @@ from sharpseek.training import (
 from sharpseek.training.common import (
     MixedPrecision,
     epoch_batches,
+    epoch_generator,
     pick_partners,
     same_region_partners,
 )
+from sharpseek.training.loop import Task, fit, optimiser_step
 
 MICRO_ENCODER = {
     "widths": (8, 8, 8, 8),
@@ -169,6 +172,90 @@ def test_reduced_precision_on_cpu_is_refused():
 def test_unknown_training_preset_is_named():
     with pytest.raises(ValueError, match="unknown GAN training preset 'huge'"):
         gan_train_config("huge")
+
+
+# ------------------------------------------------------------------------- the loop
+
+
+@dataclass(frozen=True)
+class ToyConfig:
+    """The fields fit reads from a training config."""
+
+    preset: str = "toy"
+    seed: int = 0
+    epochs: int = 3
+    batch_size: int = 8
+    holdout_fraction: float = 0.2
+    precision: str = "32"
+    num_workers: int = 0
+
+    def to_dict(self):
+        return asdict(self)
+
+
+class ToyTask(Task):
+    """A linear regressor on the pixels: weights, SGD momentum, a per-epoch generator and
+    draws from the global generator, all of which resume must carry over."""
+
+    kind = "encoder"
+
+    def __init__(self, context):
+        self.context = context
+        self.net = torch.nn.Linear(128 * 128, 1)
+        self.opt = torch.optim.SGD(self.net.parameters(), lr=1e-4, momentum=0.9)
+        self.scaler = context.amp.scaler()
+        self.state = {"model": self.net, "optimizer": self.opt, "scaler": self.scaler}
+
+    def begin_epoch(self, epoch):
+        self.noise = epoch_generator(self.context.config.seed, epoch, 99)
+        return {"lr": 1e-4}
+
+    def step(self, x):
+        target = torch.randn(len(x), generator=self.noise) + torch.rand(len(x))
+        loss = ((self.net(x.flatten(1))[:, 0] - target) ** 2).mean()
+        optimiser_step(loss, self.opt, self.scaler)
+        return {"loss": loss.item()}
+
+    def measure(self, epoch):
+        return {"weight_norm": float(self.net.weight.detach().norm())}
+
+    def update_best(self, row, best):
+        if best is not None and best["loss"] < row["loss"]:
+            return best
+        return {"epoch": row["epoch"], "loss": row["loss"], "reason": "lowest loss"}
+
+
+def test_fit_resumed_after_interruption_equals_uninterrupted_run(dataset, store):
+    whole = fit(ToyTask, ToyConfig(), dataset, store, version="whole", progress=False)
+
+    def interrupt(epoch, row):
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(
+            ToyTask,
+            ToyConfig(),
+            dataset,
+            store,
+            version="cut",
+            on_epoch_end=interrupt,
+            progress=False,
+        )
+    resumed = fit(ToyTask, ToyConfig(), dataset, store, version="cut", resume=True, progress=False)
+    assert _same_state(whole.task.net.state_dict(), resumed.task.net.state_dict())
+    momentum = [f.task.opt.state_dict()["state"][0]["momentum_buffer"] for f in (whole, resumed)]
+    assert torch.equal(*momentum)
+    np.testing.assert_equal(_numbers(resumed.history), _numbers(whole.history))
+    assert resumed.best == whole.best and len(whole.history) == 4  # epochs 0-3
+
+
+def test_fit_checkpoints_every_epoch_and_the_best(dataset, store):
+    fitted = fit(ToyTask, ToyConfig(epochs=2), dataset, store, version="toy", progress=False)
+    names = {info.key.removeprefix(fitted.prefix) for info in store.list(fitted.prefix)}
+    assert names == {"epoch-0001.pt", "epoch-0002.pt", "best.pt", "last.pt", "metrics.csv"}
+    best = load_checkpoint(fitted.prefix + "best.pt", store=store, kind="encoder")
+    assert best["epoch"] == fitted.best["epoch"] and best["best"] == fitted.best
 
 
 # ------------------------------------------------------------------------- GAN runs
