@@ -1,4 +1,5 @@
-"""sharpseek.models: the paper's GAN and the SimSiam encoder.
+"""sharpseek.models: the paper's GAN and the SimSiam encoder, and each rebuilt from a
+checkpoint.
 
 Reference numbers here test consistency with SCIENCE.md's layer sizes (and torchvision's
 ResNet-18 parameter count), not training accuracy.
@@ -11,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from sharpseek.models import (
+    AUGMENTATION_SETS,
     Discriminator,
     GANConfig,
     Generator,
@@ -21,6 +23,12 @@ from sharpseek.models import (
     gan_config,
     generator_loss,
     simsiam_config,
+)
+from sharpseek.models.checkpoints import (
+    CHECKPOINT_FORMAT,
+    load_discriminator,
+    load_encoder,
+    load_generator,
 )
 
 # A very small encoder for fast tests (the architecture, not the size, is under test).
@@ -265,3 +273,45 @@ def test_tiny_presets_are_smaller_than_paper():
     assert simsiam_config("tiny").feature_dim < simsiam_config("paper").feature_dim
     assert gan_config("tiny").width < gan_config("paper").width
     assert math.isclose(gan_config("paper").width, 1.0)
+
+
+# --------------------------------------------------------------------------------- checkpoints
+
+
+def _checkpoint(path, kind, config, **weights):
+    """A checkpoint as training writes it, cut to what reading it needs."""
+    torch.save({"kind": kind, "format": CHECKPOINT_FORMAT, "config": config, **weights}, path)
+    return path
+
+
+def test_gan_checkpoint_rebuilds_both_networks_from_its_config_alone(tmp_path):
+    config = GANConfig(width=0.25, latent_dim=8)
+    G, D = Generator(config).eval(), Discriminator(config).eval()
+    path = _checkpoint(
+        tmp_path / "gan.pt",
+        "gan",
+        {"model": config.to_dict(), "lr": 5e-4},  # training fields beside the model's
+        generator=G.state_dict(),
+        discriminator=D.state_dict(),
+    )
+    z = torch.randn(2, 8)
+    assert torch.equal(load_generator(path)(z), G(z))
+    assert torch.equal(load_discriminator(path)(G(z)), D(G(z)))
+
+
+def test_encoder_checkpoint_rebuilds_the_model_and_its_augmentation_set(tmp_path):
+    model = SimSiam(MICRO).eval()
+    augment = AUGMENTATION_SETS["tilt-sensitive"]
+    config = {"model": MICRO.to_dict(), "augment": augment.to_dict()}
+    path = _checkpoint(tmp_path / "enc.pt", "encoder", config, model=model.state_dict())
+    rebuilt, augmentations = load_encoder(path)
+    x = torch.rand(3, 1, 128, 128)
+    assert augmentations == augment and not rebuilt.training
+    assert torch.equal(rebuilt.encode(x), model.encode(x))
+
+
+def test_loading_a_checkpoint_of_another_format_names_both(tmp_path):
+    path = tmp_path / "old.pt"
+    torch.save({"kind": "gan", "format": CHECKPOINT_FORMAT + 1}, path)
+    with pytest.raises(ValueError, match=f"has checkpoint format {CHECKPOINT_FORMAT + 1}"):
+        load_generator(path)

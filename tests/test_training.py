@@ -1,5 +1,6 @@
 """sharpseek.training (GAN and encoder loops, checkpoints, resume, DDP) and
-sharpseek.evaluate (quality measures), on a tiny synthetic dataset.
+sharpseek.evaluate and sharpseek.evaluate_models (quality measures), on a tiny synthetic
+dataset.
 
 The quality margins asserted at the end were measured first with these fixed seeds
 (docs/training.md gives the figures); they test consistency of training, not accuracy.
@@ -25,6 +26,7 @@ from sharpseek.evaluate import (
     physics_features,
     same_region_retrieval,
 )
+from sharpseek.evaluate_models import evaluate_checkpoints
 from sharpseek.models.checkpoints import load_checkpoint, load_encoder, load_generator
 from sharpseek.store import LocalStore
 from sharpseek.training import (
@@ -495,6 +497,27 @@ def test_frechet_distance_of_a_shift_is_its_squared_length():
 def test_physics_features_are_standardised_with_nan_as_the_mean():
     out = physics_features({"tuf": np.array([1.0, 3.0, np.nan])}, names=("tuf",))
     assert np.allclose(out[:, 0], [-1.0, 1.0, 0.0])
+
+
+def test_checkpoints_are_evaluated_on_the_regions_they_held_out(
+    gan_run, encoder_run, dataset, tmp_path
+):
+    (gan_store, gan), (enc_store, enc) = gan_run, encoder_run
+    gan_path = gan_store.get_file(gan.prefix + "best.pt", tmp_path / "gan.pt")
+    enc_path = enc_store.get_file(enc.prefix + "best.pt", tmp_path / "enc.pt")
+    report = evaluate_checkpoints(
+        LocalStore(tmp_path / "empty"),
+        gan=gan_path,
+        encoder=enc_path,
+        open_dataset=lambda name, version: dataset,
+        n_generated=32,
+    )
+    held = load_checkpoint(gan_path)["splits"]["holdout_harpnums"]
+    n_held = int(dataset.manifest["harpnum"].isin(held).sum())
+    assert (report["gan"]["n_generated"], report["gan"]["n_real"]) == (32, n_held)
+    assert report["gan"]["frechet_simsiam"] > 0 and 0 <= report["gan"]["ks_mean"] <= 1
+    assert report["encoder"]["augmentations"] == "paper"
+    assert report["encoder"]["n_frames"] == n_held and 0 <= report["encoder"]["retrieval_pca"] <= 1
 
 
 # ------------------------------------------------------------------------- the issue's "done when"

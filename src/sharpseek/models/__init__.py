@@ -1,7 +1,8 @@
 """The project's networks as plain ``nn.Module``s: the paper's GAN, the SimSiam encoder
 (with a ResNet written here) and batched augmentations. Each model is built from one frozen
 config dataclass with ``tiny`` and ``paper`` presets; training lives in
-:mod:`sharpseek.training`."""
+:mod:`sharpseek.training`, and :mod:`sharpseek.models.checkpoints` rebuilds each model from
+its checkpoint alone."""
 
 from sharpseek.models.augment import (
     AUGMENTATION_SETS,

@@ -125,14 +125,18 @@ def _is_key(text: str) -> bool:
 # Each model rebuilt from a loaded checkpoint (the one implementation per model)
 
 
-def generator_from_checkpoint(ckpt: dict[str, Any], device: str | torch.device = "cpu"):
+def generator_from_checkpoint(
+    ckpt: dict[str, Any], device: str | torch.device = "cpu"
+) -> Generator:
     """The :class:`Generator` of a loaded GAN checkpoint, in eval mode."""
     G = Generator(GANConfig.from_dict(ckpt["config"]["model"]))
     G.load_state_dict(ckpt["generator"])
     return G.to(device).eval()
 
 
-def discriminator_from_checkpoint(ckpt: dict[str, Any], device: str | torch.device = "cpu"):
+def discriminator_from_checkpoint(
+    ckpt: dict[str, Any], device: str | torch.device = "cpu"
+) -> Discriminator:
     """The :class:`Discriminator` of a loaded GAN checkpoint, in eval mode."""
     D = Discriminator(GANConfig.from_dict(ckpt["config"]["model"]))
     D.load_state_dict(ckpt["discriminator"])

@@ -39,6 +39,7 @@ from sharpseek.models.gan import (
     discriminator_loss,
     generator_loss,
 )
+from sharpseek.physics import compute_parameters
 from sharpseek.training.common import (
     STREAM_FIXED,
     STREAM_LATENT,
@@ -212,7 +213,7 @@ class GANTraining(Task):
         self.real_fixed = torch.from_numpy(real).unsqueeze(1)  # (n, 1, 128, 128)
         quality_rows = held_rows if len(held_rows) >= 2 else train_rows
         self.real_table = context.dataset.manifest.iloc[quality_rows]
-        self.samples = np.zeros((0, 128, 128), np.float32)  # G(z_fixed) at the last measure
+        self.samples = None  # G(z_fixed) of the last measure, (fixed_size, 128, 128)
 
     def begin_epoch(self, epoch: int) -> dict[str, Any]:
         self.z_gen = epoch_generator(self.config.seed, epoch, STREAM_LATENT)
@@ -237,25 +238,40 @@ class GANTraining(Task):
         optimiser_step(loss_g, self.opt_g, self.scaler_g)
         return {"loss_d": loss_d.item(), "loss_g": loss_g.item()}
 
+    @torch.no_grad()
     def measure(self, epoch: int) -> dict[str, Any]:
-        metrics, self.samples = _epoch_end_measures(
-            self.G,
-            self.D,
-            self.z_fixed,
-            self.real_fixed,
-            self.real_table,
-            self.context.device,
-            self.context.amp,
-        )
+        """D's accuracies on the fixed sets and the parameter distances of G(z_fixed) to the
+        held-out frames (in eval mode, then back to train mode); keeps G(z_fixed) for the
+        epoch's sample grid."""
+        G, D, device, amp = self.G, self.D, self.context.device, self.context.amp
+        G.eval()
+        D.eval()
+        fakes, fake_logits, real_logits = [], [], []
+        for z in self.z_fixed.split(256):
+            with amp.autocast():
+                f = G(z.to(device))  # (256, 1, 128, 128)
+                fake_logits.append(D(f).float().cpu())
+            fakes.append(f.float().cpu())
+        for x in self.real_fixed.split(256):
+            with amp.autocast():
+                real_logits.append(D(x.to(device)).float().cpu())
+        self.samples = torch.cat(fakes)[:, 0].numpy()  # (fixed_size, 128, 128)
+        metrics = {
+            "acc_real": float((torch.cat(real_logits) > 0).float().mean()),
+            "acc_fake": float((torch.cat(fake_logits) < 0).float().mean()),
+        }
+        params = compute_parameters(self.samples.astype(np.float64))
+        metrics.update(parameter_distances(params, self.real_table, QUALITY_PARAMETERS))
+        G.train()
+        D.train()
         return metrics
 
     def update_best(self, row: dict[str, Any], best: dict[str, Any] | None) -> dict | None:
         """The paper's choice: the lowest ``acc_fake`` within the first ``best_fraction`` of
         the epochs; ties go to the later epoch."""
         c = self.config
-        if row["epoch"] > c.best_window or (
-            best is not None and row["acc_fake"] > best["acc_fake"]
-        ):
+        eligible = row["epoch"] <= c.best_window
+        if not eligible or (best is not None and row["acc_fake"] > best["acc_fake"]):
             return best
         return {
             "epoch": row["epoch"],
@@ -270,34 +286,6 @@ class GANTraining(Task):
 
     def save_artefacts(self, run: RunStore, epoch: int) -> None:
         _save_grid(run, self.samples[: self.config.grid_size], epoch)
-
-
-@torch.no_grad()
-def _epoch_end_measures(G, D, z_fixed, real_fixed, real_table, device, amp):
-    """D accuracies on the fixed sets and parameter distances of G(z_fixed) to real frames."""
-    from sharpseek.physics import compute_parameters
-
-    G.eval()
-    D.eval()
-    fakes, fake_logits, real_logits = [], [], []
-    for z in z_fixed.split(256):
-        with amp.autocast():
-            f = G(z.to(device))
-            fake_logits.append(D(f).float().cpu())
-        fakes.append(f.float().cpu())
-    for x in real_fixed.split(256):
-        with amp.autocast():
-            real_logits.append(D(x.to(device)).float().cpu())
-    fake = torch.cat(fakes)[:, 0].numpy()  # (n, 128, 128)
-    metrics = {
-        "acc_real": float((torch.cat(real_logits) > 0).float().mean()),
-        "acc_fake": float((torch.cat(fake_logits) < 0).float().mean()),
-    }
-    params = compute_parameters(fake.astype(np.float64))
-    metrics.update(parameter_distances(params, real_table, QUALITY_PARAMETERS))
-    G.train()
-    D.train()
-    return metrics, fake
 
 
 def _save_grid(run: RunStore, images: np.ndarray, epoch: int) -> None:

@@ -150,7 +150,7 @@ def optimiser_step(loss: torch.Tensor, optimiser, scaler: torch.amp.GradScaler) 
 
 
 def fit(
-    task_type: Callable[[Context], T],
+    task_type: type[T],
     config,
     dataset,
     store,
