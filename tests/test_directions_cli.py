@@ -53,6 +53,29 @@ def test_fit_stores_directions_with_calibration_per_gan_version(home):
     assert 0.5 <= ds["tuf"].accuracy <= 1.0
 
 
+def test_fit_is_the_pipeline_step_recorded_in_its_ledger_and_skipped_when_up_to_date(home):
+    """`sharpseek directions fit` and the pipeline's directions step are one road: the CLI's
+    fit is in the ledger, an identical refit is skipped, and the pipeline step with the same
+    recipe finds it up to date (one stored set, one version)."""
+    from sharpseek import pipeline
+    from sharpseek.directions import DirectionSet
+    from sharpseek.inference import GeneratorModel
+    from sharpseek.store import open_store
+
+    settings = Settings(home=home, preset="tiny")
+    store = open_store(settings)
+    version = GeneratorModel.from_settings(settings).version
+    before = DirectionSet.load(store, version).version
+    entry = pipeline.Ledger(store).get("directions")
+    assert entry is not None and entry["inputs"]["samples"] == 240
+    result = run(home, "directions", "fit", "--n", "240", "--calibration-n-z", "6",
+                 "--no-progress")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "skipped" in result.output
+    again = pipeline.directions_stage(settings, samples=240, calibration_n_z=6, progress=False)
+    assert again.skipped and DirectionSet.load(store, version).version == before
+
+
 def test_show_lists_parameters_with_accuracy_threshold_and_n(home):
     result = run(home, "directions", "show")
     assert result.exit_code == 0, result.output

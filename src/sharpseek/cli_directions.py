@@ -109,38 +109,28 @@ def fit_cmd(
     home: HomeOpt = None,
 ) -> None:
     """Fit one SVM boundary per physical parameter of the settings' GAN and store them
-    (with calibration curves) under directions/<gan version>/."""
-    from sharpseek.directions import calibrate as calibrate_fn
-    from sharpseek.directions import fit_directions
+    (with calibration curves) under directions/<gan version>/; skipped when they are stored
+    for this GAN version and recipe (the pipeline's directions step, one road)."""
+    from sharpseek.directions import DirectionSet
+    from sharpseek.pipeline import directions_stage
 
     settings = _settings(preset, home)
-    cfg = settings.directions
-    store, model = _load(settings)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        directions = fit_directions(
-            model.generate,
-            gan_version=model.version,
-            latent_dim=model.latent_dim,
-            n=n or cfg.samples,
-            seed=seed,
-            progress=progress,
-        )
-        if calibrate:
-            calibrate_fn(
-                model.generate,
-                directions,
-                eps=np.linspace(
-                    -cfg.calibration_eps_max, cfg.calibration_eps_max, cfg.calibration_steps
-                ),
-                n_z=calibration_n_z or cfg.calibration_n_z,
-                seed=seed + 1,
-                progress=progress,
-            )
-    key = directions.save(store)
+    store, model = _load(settings)  # exit 2 with one line when there is no GAN
+    outcome = directions_stage(
+        settings,
+        samples=n,
+        seed=seed,
+        calibrate=calibrate,
+        calibration_n_z=calibration_n_z,
+        progress=progress,
+    )
+    directions = DirectionSet.load(store, model.version)
+    if outcome.skipped:
+        console.print(outcome.message)
     console.print(
         f"directions [bold]{directions.version}[/] for GAN {model.version}: "
-        f"{len(directions.boundaries)} parameters, N = {directions.n_samples} -> {key}"
+        f"{len(directions.boundaries)} parameters, N = {directions.n_samples} -> "
+        f"{outcome.outputs['key']}"
     )
     _print_table(directions, model.version)
 

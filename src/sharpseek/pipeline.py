@@ -210,17 +210,6 @@ def dataset_ref(ds) -> DatasetRef:
     )
 
 
-def latest_ref(settings: Settings, name: str, store: ObjectStore | None = None):
-    """The :class:`DatasetRef` of the latest version of ``name``, or None when absent."""
-    from sharpseek.dataset import latest_version, load_dataset
-
-    store = store or open_store(settings)
-    version = latest_version(store, name)
-    if version is None:
-        return None
-    return dataset_ref(load_dataset(store, name, version))
-
-
 @dataclass
 class IngestPlan:
     """What an ingest will do: the shards its workers make (preprocessing + physics,
@@ -649,46 +638,69 @@ def train_stage(
 # ----------------------------------------------------------------------------------------------
 # directions, evaluation, archives
 # ----------------------------------------------------------------------------------------------
-def _directions_samples(settings: Settings) -> int:
-    section = getattr(settings, "directions", None)
-    return int(getattr(section, "samples", 10_000))
-
-
-def directions_stage(settings: Settings, *, progress: bool = True) -> StageOutcome:
+def directions_stage(
+    settings: Settings,
+    *,
+    samples: int | None = None,
+    seed: int = 0,
+    calibrate: bool = True,
+    calibration_n_z: int | None = None,
+    progress: bool = True,
+) -> StageOutcome:
     """Fit (and calibrate) the physical directions of the settings' generator version,
-    unless they are stored for this exact version and sample count.
+    unless they are stored for this exact version and recipe. The one road of
+    `sharpseek directions fit` and the pipeline's directions step.
+
+    Parameters
+    ----------
+    samples : generated images the SVMs are fitted on (default ``settings.directions.samples``)
+    seed : seed of the sample and of its 70/30 split; the calibration vectors use ``seed + 1``
+    calibrate : also measure the calibration curves (``settings.directions.calibration_*``)
+    calibration_n_z : latent vectors per calibration point (default: settings)
 
     The images come through an in-process model backend (:mod:`sharpseek.backends`) holding
     the settings' generator checkpoint: the boundaries are fitted on full-precision images
     of exactly that version (TorchServe would send float16 images).
     """
+    import warnings
+
     from sharpseek.backends import InProcessBackend
-    from sharpseek.directions import calibrate, fit_directions
+    from sharpseek.directions import calibrate as calibrate_directions
+    from sharpseek.directions import fit_directions
     from sharpseek.inference import GeneratorModel
 
+    cfg = settings.directions
     store = open_store(settings)
     model = GeneratorModel.from_settings(settings, store=store)
-    backend = InProcessBackend(settings, generator=model)
-    version, latent_dim = model.version, model.latent_dim
-    generate = backend.images  # z (b, latent_dim) -> model-space images (b, 128, 128)
-    n = _directions_samples(settings)
-    inputs = {"gan_version": version, "samples": n}
+    generate = InProcessBackend(settings, generator=model).images  # z (b, d) -> (b, 128, 128)
+    version = model.version
+    n = int(samples or cfg.samples)
+    n_z = int(calibration_n_z or cfg.calibration_n_z)
+    inputs: dict[str, Any] = {"gan_version": version, "samples": n, "seed": seed}
+    if calibrate:
+        eps = np.linspace(-cfg.calibration_eps_max, cfg.calibration_eps_max, cfg.calibration_steps)
+        inputs["calibration"] = {"eps": eps.tolist(), "n_z": n_z}
     fp = fingerprint(inputs)
     stage = "directions"
     ledger = Ledger(store)
     entry = ledger.current(stage, fp, exists=lambda out: store.exists(out["key"]))
     if entry is not None:
         return _outcome_from(stage, entry, f"directions of {version}")
-    directions = fit_directions(
-        generate, gan_version=version, latent_dim=latent_dim, n=n, progress=progress
-    )
-    section = getattr(settings, "directions", None)
-    if section is not None and hasattr(section, "calibration_steps"):
-        eps_max = section.calibration_eps_max
-        eps = np.linspace(-eps_max, eps_max, section.calibration_steps)
-        calibrate(generate, directions, eps=eps, n_z=section.calibration_n_z)
-    else:
-        calibrate(generate, directions)
+    with warnings.catch_warnings():
+        # parameters of empty generated images are NaN (no polarity): expected, not news
+        warnings.simplefilter("ignore", RuntimeWarning)
+        directions = fit_directions(
+            generate,
+            gan_version=version,
+            latent_dim=model.latent_dim,
+            n=n,
+            seed=seed,
+            progress=progress,
+        )
+        if calibrate:
+            calibrate_directions(
+                generate, directions, eps=eps, n_z=n_z, seed=seed + 1, progress=progress
+            )
     key = directions.save(store)
     accuracy = {
         name: round(float(getattr(b, "accuracy", float("nan"))), 3)
@@ -718,7 +730,7 @@ def model_keys(settings: Settings) -> dict[str, str]:
 
 
 def evaluate_stage(settings: Settings) -> StageOutcome:
-    """The model quality report (:func:`sharpseek.evaluate.evaluate_checkpoints`) of the
+    """The model quality report (:func:`sharpseek.evaluate_models.evaluate_checkpoints`) of the
     settings' GAN and encoder versions, stored as JSON under ``pipeline/reports/``."""
     from sharpseek.evaluate_models import evaluate_checkpoints
     from sharpseek.inference import EncoderModel, GeneratorModel
