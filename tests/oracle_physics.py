@@ -134,3 +134,71 @@ def oracle_batch(images: np.ndarray) -> dict[str, np.ndarray]:
         key: np.array([row[key] for row in rows], dtype=bool if key == "bipolar" else np.float64)
         for key in keys
     }
+
+
+# ----------------------------------------------------------------------------------------------
+# JSOC's R (SCIENCE.md, "JSOC's R"), one native patch, pixel by pixel
+# ----------------------------------------------------------------------------------------------
+R_JSOC_THRESHOLD = 150.0  # G
+R_JSOC_SIGMA = 10.0 / 2.3548  # binned px
+
+
+def _gaussian_kernel_1d(sigma: float) -> np.ndarray:
+    """Normalised samples of exp(-x^2 / 2 sigma^2), |x| <= int(4 sigma + 0.5) (scipy's reach)."""
+    radius = int(4.0 * sigma + 0.5)
+    x = np.arange(-radius, radius + 1, dtype=np.float64)
+    kernel = np.exp(-0.5 * x * x / (sigma * sigma))
+    return kernel / kernel.sum()
+
+
+def oracle_r_jsoc(field: np.ndarray, scale: int) -> float:
+    """JSOC's R of a (ny, nx) field [G] binned by ``scale``: a slow transcription of computeR.
+
+    Written from the recipe, loop by loop: block means (the trailing partial block padded with
+    0 G; a block holding NaN is NaN), the +-150 G masks, a centred 3 x 3 dilation (outside the
+    patch is out), their overlap, a separable Gaussian blur with mirror-reflected edges (numpy
+    'symmetric' padding), and log10 of the blur-weighted sum of |binned field| (0 below 1).
+    """
+    field = np.asarray(field, dtype=np.float64)
+    if field.ndim != 2:
+        raise ValueError(f"expected a 2-D field; got shape {field.shape}")
+    ny, nx = field.shape
+    ny1, nx1 = -(-ny // scale), -(-nx // scale)
+    binned = np.zeros((ny1, nx1))
+    for j in range(ny1):
+        for i in range(nx1):
+            total = 0.0
+            for jj in range(j * scale, (j + 1) * scale):
+                for ii in range(i * scale, (i + 1) * scale):
+                    if jj < ny and ii < nx:  # outside the patch: padded with 0 G
+                        total += field[jj, ii]
+            binned[j, i] = total / (scale * scale)
+    pos = np.zeros((ny1, nx1), dtype=bool)
+    neg = np.zeros((ny1, nx1), dtype=bool)
+    for j in range(ny1):
+        for i in range(nx1):
+            for dj in (-1, 0, 1):
+                for di in (-1, 0, 1):
+                    jj, ii = j + dj, i + di
+                    if 0 <= jj < ny1 and 0 <= ii < nx1:
+                        pos[j, i] |= bool(binned[jj, ii] > R_JSOC_THRESHOLD)
+                        neg[j, i] |= bool(binned[jj, ii] < -R_JSOC_THRESHOLD)
+    inversion = (pos & neg).astype(np.float64)
+    kernel = _gaussian_kernel_1d(R_JSOC_SIGMA)
+    radius = len(kernel) // 2
+    blurred = inversion
+    for axis in (0, 1):
+        padded = np.pad(blurred, [(radius, radius) if a == axis else (0, 0) for a in (0, 1)],
+                        mode="symmetric")  # fmt: skip
+        out = np.zeros_like(blurred)
+        for k, weight in enumerate(kernel):
+            window = [slice(None), slice(None)]
+            window[axis] = slice(k, k + blurred.shape[axis])
+            out += weight * padded[tuple(window)]
+        blurred = out
+    total = 0.0
+    for j in range(ny1):
+        for i in range(nx1):
+            if not np.isnan(binned[j, i]):
+                total += blurred[j, i] * abs(binned[j, i])
+    return float(np.log10(total)) if total >= 1.0 else 0.0

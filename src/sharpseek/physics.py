@@ -8,6 +8,12 @@ Two kinds of entry points:
   dimensionless arrays, not Quantities, because a model pixel has no fixed physical size.
 - :func:`patch_quantities` and :func:`model_separation_length` give physical quantities
   (astropy Quantities in Mx and Mm) for real patches at their original resolution.
+- :func:`native_parameters` and :func:`r_jsoc` measure a real patch on its native CEA grid
+  (SCIENCE.md, "Geometry of a real patch" and "JSOC's R"): ``psep_mm``, ``tilt_cea``,
+  ``joy_tilt_cea``, ``flux_imbalance`` and ``r_jsoc``, comparable with JSOC's R_VALUE. These
+  are what a real observation has; the model-space ``tilt``, ``psep`` and ``r`` are what the
+  squashed 128 x 128 image (and a generated one) has. A 600 x 200 bipole tilted 10 deg
+  measures 28 deg in model space and 10 deg here.
 
 Model units (``PARAMETER_UNITS``): B = 1000 G * b; "G px" is a sum of |B| [G] over model pixels
 (a flux in units of 1000 G x one model pixel's area, divided by 1000); "model px" is a length in
@@ -33,6 +39,8 @@ from typing import Any
 import astropy.units as u
 import numpy as np
 import torch
+from astropy.constants import au
+from scipy import ndimage
 
 __all__ = [
     "ALPHA_MAX_RING",
@@ -40,6 +48,8 @@ __all__ = [
     "DIRECTION_PARAMETERS",
     "FIELD_SCALE",
     "MODEL_SIZE",
+    "NATIVE_PARAMETERS",
+    "NATIVE_UNITS",
     "PARAMETER_DESCRIPTIONS",
     "PARAMETER_UNITS",
     "PAPER_PARAMETERS",
@@ -53,8 +63,11 @@ __all__ = [
     "STRONG_FIELD_THRESHOLD",
     "compute_parameters",
     "model_separation_length",
+    "native_parameters",
     "patch_quantities",
     "polarity_maps",
+    "r_jsoc",
+    "r_jsoc_bin",
 ]
 
 #: Side of a model-space patch [model px]. Real patches are resized to MODEL_SIZE x MODEL_SIZE.
@@ -75,6 +88,24 @@ ALPHA_MAX_RING = 25
 RSUN_REF = 6.96e8 * u.m
 #: SHARP CEA pixel size (CDELT1 = CDELT2).
 SHARP_PIXEL_SCALE = 0.03 * u.deg
+#: JSOC's R: the field is block-averaged to bins of about this size before the masks.
+R_JSOC_BIN = 2.0 * u.arcsec
+#: JSOC's R: full width at half maximum of the Gaussian weighting the inversion map [binned px].
+R_JSOC_FWHM = 10.0
+#: JSOC's R: side of the box each binned polarity mask is dilated with [binned px].
+R_JSOC_DILATION = 3
+
+#: Native-scale values of a real patch (:func:`native_parameters`), beside the model-space
+#: ``psep``, ``tilt`` and ``r``; each has a model-space counterpart only in name.
+NATIVE_PARAMETERS = ("psep_mm", "tilt_cea", "joy_tilt_cea", "r_jsoc", "flux_imbalance")
+#: Unit of each native value ("" = dimensionless), for labels.
+NATIVE_UNITS: dict[str, str] = {
+    "psep_mm": "Mm",
+    "tilt_cea": "deg",
+    "joy_tilt_cea": "deg",
+    "r_jsoc": "",
+    "flux_imbalance": "",
+}
 
 #: Unit of each value :func:`compute_parameters` returns ("" = dimensionless), for labels.
 PARAMETER_UNITS: dict[str, str] = {
@@ -404,17 +435,7 @@ def patch_quantities(
     with np.errstate(invalid="ignore"):
         pos = field > _THRESHOLD_G
         neg = field < -_THRESHOLD_G
-    rows, cols = np.indices(field.shape)
-    centroids = []
-    for mask in (pos, neg):
-        w = absf[mask]
-        total = w.sum()
-        centroids.append(
-            (np.sum(w * cols[mask]) / total, np.sum(w * rows[mask]) / total)
-            if total > 0
-            else (math.nan, math.nan)
-        )
-    (pos_x, pos_y), (neg_x, neg_y) = centroids
+    (pos_x, pos_y), (neg_x, neg_y) = _native_centroids(absf, pos, neg)
     separation_cm = math.hypot(pos_x - neg_x, pos_y - neg_y) * length_cm  # NaN if not bipolar
     return {
         "unsigned_flux": absf.sum() * area_cm2 * u.Mx,
@@ -461,6 +482,212 @@ def model_separation_length(
     length_mm = (pixel_scale.to_value(u.rad) * rsun_ref).to_value(u.Mm)  # pixel side [Mm]
     original = np.hypot(np.multiply(dx, scale_x), np.multiply(dy, scale_y))  # [original px]
     return original * length_mm * u.Mm
+
+
+@u.quantity_input(br=u.G, pixel_scale=u.deg, rsun_ref=u.m, dsun_obs=u.m)
+def native_parameters(
+    br: u.Quantity,
+    *,
+    pixel_scale: u.Quantity = SHARP_PIXEL_SCALE,
+    rsun_ref: u.Quantity = RSUN_REF,
+    dsun_obs: u.Quantity = au,
+    latitude: u.Quantity | None = None,
+    los: u.Quantity | None = None,
+) -> dict[str, u.Quantity]:
+    r"""Geometry, flux balance and JSOC's R of a real patch on its native CEA grid.
+
+    What a real observation has, unlike the model-space values of :func:`compute_parameters`,
+    which are measured on the patch squashed to 128 x 128 (SCIENCE.md, "Geometry of a real
+    patch at its native scale" and "JSOC's R").
+
+    Parameters
+    ----------
+    br : astropy Quantity, shape (ny, nx), magnetic field
+        The radial field of a CEA patch (SHARP segment ``Br``), unclipped; NaN pixels ignored.
+        x (column) grows westward, y (row) northward.
+    pixel_scale : astropy Quantity, angle, optional
+        CEA pixel size (CDELT1 = CDELT2); SHARP's 0.03 deg by default.
+    rsun_ref : astropy Quantity, length, optional
+        Solar radius (header RSUN_REF).
+    dsun_obs : astropy Quantity, length, optional
+        Observer's distance (header DSUN_OBS; 1 au by default): sets JSOC's R bin in arcsec.
+    latitude : astropy Quantity, angle, optional
+        Latitude of the patch (LAT_FWT); gives ``joy_tilt_cea`` (NaN without one).
+    los : astropy Quantity, shape (ny', nx'), optional
+        The line-of-sight ``magnetogram`` segment of the same record; ``r_jsoc`` is computed on
+        it, as JSOC computes R_VALUE, where given, and on ``br`` otherwise.
+
+    Returns
+    -------
+    dict of str to Quantity
+        ==============  =======  ==============================================================
+        key             unit     definition (P = {Br > 150 G}, N = {Br < -150 G}, native px)
+        ==============  =======  ==============================================================
+        psep_mm         Mm       distance between the :math:`|B_r|`-weighted centroids of P, N
+        tilt_cea        deg      angle above +x (west) of following -> leading (larger x)
+                                 centroid, in (-90, 90]; 90 when both share x; NaN unless P
+                                 and N are both non-empty
+        joy_tilt_cea    deg      :math:`-\mathrm{sign}(lat)` tilt_cea; > 0 obeys Joy's law
+        r_jsoc          (none)   :func:`r_jsoc` of ``los`` if given, else of ``br``
+        flux_imbalance  (none)   :math:`(F_+ - F_-) / (F_+ + F_-)`, F over P and N; NaN if both
+                                 are empty
+        ==============  =======  ==============================================================
+
+    Notes
+    -----
+    Lengths are on the CEA plane, where one pixel measures :math:`\Delta\theta\, R_\odot`
+    along either axis (0.364 Mm for SHARPs); CEA is equal-area, not conformal, so an angle on
+    the plane differs from one on the sphere by the cos(latitude) stretch of the projection
+    (x shrunk, y stretched: at 20 deg a true 10 deg tilt reads 11.3 deg). The thresholds are
+    those of the model-space parameters; nothing is clipped.
+
+    Examples
+    --------
+    >>> import astropy.units as u, numpy as np
+    >>> br = np.zeros((20, 60)) * u.G; br[5, 10] = -800 * u.G; br[15, 40] = 800 * u.G
+    >>> q = native_parameters(br, latitude=-10 * u.deg)
+    >>> q["tilt_cea"].round(2), q["joy_tilt_cea"].round(2), q["flux_imbalance"]
+    (<Quantity 18.43 deg>, <Quantity 18.43 deg>, <Quantity 0.>)
+    """
+    field = br.to_value(u.G)  # units stripped here, once: gauss from now on
+    if field.ndim != 2:
+        raise ValueError(f"br must be a 2-D (ny, nx) patch; got shape {field.shape}")
+    length_mm = (pixel_scale.to_value(u.rad) * rsun_ref).to_value(u.Mm)  # pixel side [Mm]
+    absf = np.abs(np.where(np.isfinite(field), field, 0.0))
+    with np.errstate(invalid="ignore"):
+        pos = field > _THRESHOLD_G
+        neg = field < -_THRESHOLD_G
+    (pos_x, pos_y), (neg_x, neg_y) = _native_centroids(absf, pos, neg)
+    dx, dy = pos_x - neg_x, pos_y - neg_y
+    if dx == 0:
+        tilt = 90.0
+    elif math.isnan(dx):
+        tilt = math.nan
+    else:  # following -> leading: the vector points west (towards larger x)
+        tilt = math.degrees(math.atan2(math.copysign(1.0, dx) * dy, abs(dx)))
+        tilt = 90.0 if tilt <= -90.0 else tilt + 0.0  # (-90, 90]; + 0.0: no -0.0
+    lat = math.nan if latitude is None else float(latitude.to_value(u.deg))
+    joy = -math.copysign(1.0, lat) * tilt if lat != 0 and not math.isnan(lat) else math.nan
+    f_pos, f_neg = float(absf[pos].sum()), float(absf[neg].sum())
+    imbalance = (f_pos - f_neg) / (f_pos + f_neg) if f_pos + f_neg > 0 else math.nan
+    return {
+        "psep_mm": math.hypot(dx, dy) * length_mm * u.Mm,
+        "tilt_cea": tilt * u.deg,
+        "joy_tilt_cea": joy * u.deg,
+        "r_jsoc": r_jsoc(
+            br if los is None else los,
+            pixel_scale=pixel_scale,
+            rsun_ref=rsun_ref,
+            dsun_obs=dsun_obs,
+        ),
+        "flux_imbalance": imbalance * u.dimensionless_unscaled,
+    }
+
+
+@u.quantity_input(pixel_scale=u.deg, rsun_ref=u.m, dsun_obs=u.m)
+def r_jsoc_bin(
+    *,
+    pixel_scale: u.Quantity = SHARP_PIXEL_SCALE,
+    rsun_ref: u.Quantity = RSUN_REF,
+    dsun_obs: u.Quantity = au,
+) -> int:
+    r"""Side s of the blocks JSOC's R averages the field over [native px], at least 1.
+
+    :math:`s = \mathrm{round}(2'' / \Delta_{''})` with the CEA pixel seen from the observer,
+    :math:`\Delta_{''} = \arctan(R_\odot \Delta\theta / D_{obs})` in arcsec (about 0.5'', so
+    s = 4 for SHARPs). Python's ``round`` (half to even), as JSOC's Python port.
+
+    Examples
+    --------
+    >>> r_jsoc_bin()
+    4
+    """
+    side = (rsun_ref * pixel_scale.to_value(u.rad)).to_value(u.m)
+    cdelt_arcsec = math.degrees(math.atan(side / dsun_obs.to_value(u.m))) * 3600.0
+    return max(1, int(round(R_JSOC_BIN.to_value(u.arcsec) / cdelt_arcsec)))
+
+
+@u.quantity_input(field=u.G, pixel_scale=u.deg, rsun_ref=u.m, dsun_obs=u.m)
+def r_jsoc(
+    field: u.Quantity,
+    *,
+    pixel_scale: u.Quantity = SHARP_PIXEL_SCALE,
+    rsun_ref: u.Quantity = RSUN_REF,
+    dsun_obs: u.Quantity = au,
+) -> u.Quantity:
+    r"""JSOC's R_VALUE recipe (Schrijver's R as SHARP computes it), on a native CEA patch.
+
+    Parameters
+    ----------
+    field : astropy Quantity, shape (ny, nx), magnetic field
+        The line-of-sight ``magnetogram`` segment (as JSOC) or ``Br``; NaN where off-disk/bad.
+    pixel_scale, rsun_ref, dsun_obs : astropy Quantity, optional
+        CDELT1, RSUN_REF and DSUN_OBS of the record (they set the bin, :func:`r_jsoc_bin`).
+
+    Returns
+    -------
+    astropy Quantity, dimensionless
+        log10 of the Gaussian-weighted unsigned field near the polarity inversion line, or 0
+        when that sum is below 1 (G times binned pixels, as JSOC's R_VALUE).
+
+    Notes
+    -----
+    Bobra et al. (2014), computeR of mbobra/SHARPs ``calculate_sharpkeys.py``:
+
+    1. block mean over s x s native pixels (s = :func:`r_jsoc_bin`, about 4); a trailing
+       partial block is padded with 0 G (as ``skimage.measure.block_reduce``), a block holding
+       a NaN pixel is NaN;
+    2. masks of binned pixels > +150 G and < -150 G;
+    3. each dilated with a 3 x 3 box (a pixel is in if any of its 3 x 3 neighbours is; outside
+       the patch counts as out) — SCIENCE.md's centred box; the Python port places its 3 x 3
+       kernel up to two binned pixels off centre;
+    4. the polarity-inversion map is their overlap (1 inside, 0 outside);
+    5. blurred with a Gaussian of sigma = 10 / 2.3548 binned px (``scipy.ndimage.
+       gaussian_filter`` defaults: mirror-reflected edges, truncated at 4 sigma);
+    6. :math:`\sum` blur x |binned field| over finite binned pixels; log10 of it, 0 below 1.
+
+    JSOC applies it to the line-of-sight field: on Br it differs away from disk centre.
+    Compare with R_VALUE by value where R_VALUE > 0 and the same segment was used.
+
+    Examples
+    --------
+    >>> import astropy.units as u, numpy as np
+    >>> b = np.zeros((40, 40)); b[:, :20] = 500.0; b[:, 20:] = -500.0
+    >>> float(r_jsoc(b * u.G).round(3))
+    4.0
+    """
+    values = field.to_value(u.G)  # units stripped here, once: gauss from now on
+    if values.ndim != 2:
+        raise ValueError(f"field must be a 2-D (ny, nx) patch; got shape {values.shape}")
+    s = r_jsoc_bin(pixel_scale=pixel_scale, rsun_ref=rsun_ref, dsun_obs=dsun_obs)
+    ny, nx = values.shape
+    padded = np.zeros((-(-ny // s) * s, -(-nx // s) * s))
+    padded[:ny, :nx] = values
+    binned = padded.reshape(padded.shape[0] // s, s, padded.shape[1] // s, s).mean((1, 3))
+    box = np.ones((R_JSOC_DILATION, R_JSOC_DILATION), dtype=bool)
+    with np.errstate(invalid="ignore"):
+        pos = ndimage.binary_dilation(binned > _THRESHOLD_G, structure=box)
+        neg = ndimage.binary_dilation(binned < -_THRESHOLD_G, structure=box)
+    weight = ndimage.gaussian_filter((pos & neg).astype(np.float64), R_JSOC_FWHM / 2.3548)
+    total = float(np.nansum(weight * np.abs(binned)))
+    return (math.log10(total) if total >= 1.0 else 0.0) * u.dimensionless_unscaled
+
+
+def _native_centroids(
+    absf: np.ndarray, pos: np.ndarray, neg: np.ndarray
+) -> list[tuple[float, float]]:
+    """|B|-weighted centroids (x = column, y = row) of ``pos`` and ``neg``; NaN where empty."""
+    rows, cols = np.indices(absf.shape)
+    centroids = []
+    for mask in (pos, neg):
+        w = absf[mask]
+        total = w.sum()
+        centroids.append(
+            (float(np.sum(w * cols[mask]) / total), float(np.sum(w * rows[mask]) / total))
+            if total > 0
+            else (math.nan, math.nan)
+        )
+    return centroids
 
 
 # ----------------------------------------------------------------------------------------------
