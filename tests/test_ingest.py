@@ -3,6 +3,7 @@ the fake JSOC server, and the CLI's report and exit status."""
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 
 import numpy as np
@@ -88,9 +89,11 @@ def test_real_samples_ingest_and_other_segments_are_left_aside(settings, samples
     assert (ds.manifest["flux_strong_mx"] / ds.manifest["usflux"]).between(0.9, 4.5).all()
     store = LocalStore(settings.home)
     raw = sorted(o.key for o in store.list("raw/"))
-    assert len(raw) == 5 and all(k.endswith(".Br.fits") for k in raw)
-    original = samples_dir / raw[0].split("/")[-1]
-    assert store.get_bytes(raw[0]) == original.read_bytes()  # kept exactly as received
+    assert sorted(ds.manifest["raw_key"]) == raw and len(set(raw)) == 5
+    for key, source in zip(ds.manifest["raw_key"], ds.manifest["source"], strict=True):
+        original = (samples_dir / source.split(":", 1)[1]).read_bytes()
+        assert store.get_bytes(key) == original  # kept exactly as received
+        assert key.endswith(f"/{hashlib.sha256(original).hexdigest()}.fits")  # by content
     again = run_ingest_plan(settings, plan_ingest_fits(settings, [samples_dir]), progress=False)
     assert again.skipped and "up to date" in again.message  # the ledger knows these files
     assert len(load_dataset(store, "sharp")) == 5
@@ -277,6 +280,25 @@ def test_jsoc_without_email_says_which_variable_to_set(settings, fake_jsoc):
             start="2020.01.01_00:00:00_TAI",
             end="2020.01.01_01:00:00_TAI",
         )
+
+
+def test_raw_fits_are_kept_by_content_never_by_name(settings, tmp_path):
+    """Two frames of one HARP in files of one name keep their own raw bytes; the same bytes
+    under another name store nothing new."""
+    one, two = tmp_path / "a", tmp_path / "b"
+    one.mkdir(), two.mkdir()
+    first = _write_sharp(one / "Br.fits", _bipole(), T_REC="2020.01.01_00:00:00_TAI")
+    second = _write_sharp(two / "Br.fits", _bipole() * 0.5, T_REC="2020.01.01_01:00:00_TAI")
+    _, ds = ingest_fits(settings, [first, second])
+    store = LocalStore(settings.home)
+    keys = list(ds.manifest.sort_values("t_rec")["raw_key"])
+    assert len(set(keys)) == 2
+    assert [store.get_bytes(k) for k in keys] == [first.read_bytes(), second.read_bytes()]
+    renamed = tmp_path / "c" / "hmi.sharp_cea_720s.9100.20200101_000000_TAI.Br.fits"
+    renamed.parent.mkdir()
+    shutil.copy(first, renamed)
+    ingest_fits(settings, [renamed])
+    assert sorted(o.key for o in store.list("raw/")) == sorted(keys)  # nothing new stored
 
 
 def test_same_file_from_two_places_gives_the_same_record(settings, tmp_path, samples_dir):

@@ -38,6 +38,7 @@ from sharpseek.store import (
     LocalStore,
     ObjectNotFound,
     ObjectStore,
+    PreconditionFailed,
     S3Store,
     StoreAuthError,
     StoreConfigError,
@@ -288,6 +289,30 @@ def test_list_non_recursive_shows_one_level_and_folders(filled):
 def test_list_of_absent_prefix_is_empty(filled):
     assert list(filled.list("models/")) == []
     assert list(filled.list("models/", recursive=False)) == []
+
+
+@pytest.mark.parametrize("backend", ["local", "s3-moto"])  # nanio: see the test below
+def test_conditional_put_creates_once_and_swaps_only_from_the_token_read(
+    backend, request, tmp_path
+):
+    if backend == "local":
+        store = LocalStore(tmp_path / "home")
+    else:
+        store = moto_store(request.getfixturevalue("moto_server"))
+    key = "datasets/sharp/LATEST"
+    first = store.put_if(key, b"v0001", match=None)
+    with pytest.raises(PreconditionFailed, match="LATEST"):
+        store.put_if(key, b"v0002", match=None)  # present: a second create is refused
+    data, token = store.get_versioned(key)
+    assert (data, token) == (b"v0001", first)
+    second = store.put_if(key, b"v0002", match=token)
+    assert second != token
+    with pytest.raises(PreconditionFailed, match="changed meanwhile"):
+        store.put_if(key, b"v0003", match=token)  # a stale token: someone moved it
+    assert store.get_bytes(key) == b"v0002"
+    with pytest.raises(PreconditionFailed):
+        store.put_if("datasets/sharp/absent", b"x", match=second)  # nothing to match
+    assert not store.exists("datasets/sharp/absent")
 
 
 def test_exists_then_delete(store):
@@ -552,6 +577,40 @@ def test_s3_slow_down_is_retried_with_backoff(moto_server, caplog):
     assert store.get_bytes("a/b.bin") == b"payload"
     assert caplog.text.count("retry") == 2
     assert "moto-secret" not in caplog.text
+
+
+def test_moto_server_itself_refuses_a_second_conditional_put(moto_server):
+    """The race tests count only because the server decides: a raw PutObject with
+    ``If-None-Match: *`` on a key that exists, or ``If-Match`` with another ETag, gets 412
+    from moto's server (no client-side check involved)."""
+    from minio import Minio
+    from minio.error import S3Error
+
+    client = Minio(moto_server.endpoint, "any", "any", secure=False, region="us-east-1")
+    bucket = new_bucket()
+    client.make_bucket(bucket)
+    create = {"If-None-Match": "*", "Content-Type": "text/plain"}
+    first = client._put_object(bucket, "k", b"one", headers=create)
+    with pytest.raises(S3Error) as refused:
+        client._put_object(bucket, "k", b"two", headers=create)
+    assert (refused.value.code, refused.value.response.status) == ("PreconditionFailed", 412)
+    stale = {"If-Match": '"0123456789abcdef0123456789abcdef"', "Content-Type": "text/plain"}
+    with pytest.raises(S3Error) as refused:
+        client._put_object(bucket, "k", b"three", headers=stale)
+    assert refused.value.response.status == 412
+    fresh = {"If-Match": f'"{first.etag}"', "Content-Type": "text/plain"}
+    client._put_object(bucket, "k", b"four", headers=fresh)
+    assert client.get_object(bucket, "k").read() == b"four"
+
+
+def test_a_server_that_ignores_conditional_writes_is_refused_for_them(nanio_server):
+    """nanio accepts a second ``If-None-Match: *`` put of one key (measured): a writer on
+    it could lose another's work, so put_if refuses that server by name instead."""
+    store = nanio_store(nanio_server)
+    with pytest.raises(StoreError, match="ignores conditional writes"):
+        store.put_if("datasets/sharp/LATEST", b"v0001", match=None)
+    assert not store.exists("datasets/sharp/LATEST")
+    assert list(store.list("")) == []  # the probe left nothing behind
 
 
 def test_s3_missing_bucket_without_create_is_an_error(moto_server):

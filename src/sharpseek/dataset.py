@@ -7,8 +7,11 @@ Layout under a store (local folder ``SHARPSEEK_HOME`` or an S3/MinIO bucket)::
     datasets/<name>/<version>/manifest.parquet one row per patch: identity, SHARP metadata,
                                                physics, shard + offset, content hash, source
     datasets/<name>/<version>/quarantine.parquet  records refused, with their reason
+    datasets/<name>/<version>/claim.json       written first, only if absent: the writer that
+                                               owns this version number (a number is used once)
     datasets/<name>/<version>/dataset.json     written last: a version exists once it exists
-    datasets/<name>/LATEST                     the newest complete version's name
+    datasets/<name>/LATEST                     the newest complete version's name, moved only
+                                               by a compare-and-swap from the version built on
     datasets/<name>/journal/<version>/<hash>.parquet  rows of shards written by a run of
                                                <version> not yet committed
 
@@ -18,6 +21,13 @@ shard and a new manifest that references the old shards. Records are keyed by
 that crashes leaves its finished shards in the journal, and the next run takes them up, so
 nothing is computed twice, duplicated or lost. A definitive record replaces the
 near-real-time record of the same (HARPNUM, T_REC).
+
+Several writers may run at once (two ``sharpseek ingest`` on one home, the flows' commit
+beside a CLI ingest). Each commit claims a fresh version number with a create-if-absent
+put, writes its version, and moves ``LATEST`` with a compare-and-swap from the version it
+built on (:meth:`sharpseek.store.ObjectStore.put_if`). A writer that loses the race rebases:
+it takes the other writer's version as its base, keeps its own records that are not in it,
+and commits again under a new number; never a silent overwrite.
 
 Images are float16 (b in [-1, 1]: spacing <= 5e-4, i.e. <= 0.5 G) and every parameter in
 the manifest is computed from the stored values, so what a reader loads is exactly what the
@@ -30,7 +40,10 @@ import hashlib
 import io
 import json
 import logging
+import os
 import re
+import socket
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -41,10 +54,11 @@ import numpy as np
 import pandas as pd
 
 from sharpseek.physics import MODEL_SIZE
-from sharpseek.store import LocalStore, ObjectNotFound, ObjectStore
+from sharpseek.store import LocalStore, ObjectNotFound, ObjectStore, PreconditionFailed
 
 __all__ = [
     "AppendResult",
+    "CommitConflict",
     "Dataset",
     "PatchDataset",
     "PatchRecord",
@@ -64,6 +78,9 @@ log = logging.getLogger(__name__)
 MANIFEST = "manifest.parquet"
 QUARANTINE = "quarantine.parquet"
 INFO = "dataset.json"
+CLAIM = "claim.json"
+#: Rebases a writer tries before it gives up (each one means another writer committed).
+COMMIT_TRIES = 50
 IMAGE_DTYPE = np.float16
 DEFINITIVE_SERIES = "hmi.sharp_cea_720s"
 NRT_SERIES = "hmi.sharp_cea_720s_nrt"
@@ -165,6 +182,11 @@ class Dataset:
             yield group, np.asarray(self.shard(key)[group["shard_index"].to_numpy()], np.float32)
 
 
+class CommitConflict(RuntimeError):
+    """A dataset version could not be committed because other writers kept committing (or
+    hold the version name asked for); names the dataset and the other writer's version."""
+
+
 @dataclass
 class AppendResult:
     """What an append did."""
@@ -176,6 +198,7 @@ class AppendResult:
     recovered: int = 0  # rows taken up from the journal of an interrupted run
     quarantined: list[Quarantined] = field(default_factory=list)
     unchanged: bool = False  # nothing new: no version written, ``dataset`` is the base
+    rebased_onto: list[str] = field(default_factory=list)  # other writers' versions taken in
 
 
 # ----------------------------------------------------------------------------------------------
@@ -183,13 +206,21 @@ class AppendResult:
 # ----------------------------------------------------------------------------------------------
 def dataset_versions(store: ObjectStore, name: str) -> list[str]:
     """Names of the complete versions of dataset ``name``, oldest first."""
+    return _versions(store, name)[0]
+
+
+def _versions(store: ObjectStore, name: str) -> tuple[list[str], set[str]]:
+    """The complete versions (oldest first) and every version name claimed or complete."""
     prefix = f"datasets/{name}/"
     found = []
+    taken: set[str] = set()
     for info in store.list(prefix, recursive=True):
         parts = info.key[len(prefix) :].split("/")
-        if len(parts) == 2 and parts[1] == INFO:
-            found.append((info.modified, parts[0]))
-    return [version for _, version in sorted(found)]
+        if len(parts) == 2 and parts[1] in (INFO, CLAIM):
+            taken.add(parts[0])
+            if parts[1] == INFO:
+                found.append((info.modified, parts[0]))
+    return [version for _, version in sorted(found)], taken
 
 
 def dataset_names(store: ObjectStore) -> list[str]:
@@ -285,18 +316,19 @@ def append_records(
     base_version = latest_version(store, name) if base == "latest" else base
     base_ds = load_dataset(store, name, base_version) if base_version else None
     base_manifest = base_ds.manifest if base_ds is not None else pd.DataFrame()
-    base_quarantine = base_ds.quarantine if base_ds is not None else pd.DataFrame()
     existing = dataset_versions(store, name)
+    explicit = version is not None
     version = version or _next_version(existing)
     if version in existing and not overwrite:
         raise FileExistsError(f"dataset {name}/{version} already exists in {store.describe()}")
-    prefix = f"datasets/{name}/{version}"
     result = AppendResult(dataset=None)  # type: ignore[arg-type]
 
     known = set(base_manifest["record_id"]) if len(base_manifest) else set()
     definitive_keys = _keys(base_manifest, DEFINITIVE_SERIES)
+    # The journal of this run's version: a rerun after a crash (nothing committed since)
+    # picks the same version, so it finds what the crashed run finished.
     journal_prefix = f"datasets/{name}/journal/{version}/"
-    journal_rows = _read_journal(store, journal_prefix, known)
+    journal_keys, journal_rows = _read_journal(store, journal_prefix, known)
     result.recovered = len(journal_rows)
     known |= {row["record_id"] for row in journal_rows}
 
@@ -326,7 +358,9 @@ def append_records(
                 row.update({k: _scalar(v[i]) for k, v in extra.items()})
         journal = io.BytesIO()
         pd.DataFrame(rows).to_parquet(journal, index=False)
-        store.put_bytes(f"{journal_prefix}{Path(key).stem}.parquet", journal.getvalue())
+        journal_key = f"{journal_prefix}{Path(key).stem}.parquet"
+        store.put_bytes(journal_key, journal.getvalue())
+        journal_keys.append(journal_key)
         new_rows.extend(rows)
         batch.clear()
 
@@ -350,53 +384,170 @@ def append_records(
         if len(batch) >= shard_size:
             flush()
     flush()
-
-    # the new version: base rows (less NRT rows that a definitive row replaces) + new rows
-    new_frame = pd.DataFrame(new_rows)
-    if len(base_manifest):
-        replaced = _replaced_nrt(base_manifest, definitive_keys)
-        result.replaced = int(replaced.sum())
-        manifest = pd.concat([base_manifest[~replaced], new_frame], ignore_index=True)
-    else:
-        manifest = new_frame
-    result.added = len(new_frame)
-    quarantine = _merge_quarantine(base_quarantine, quarantined, set(manifest.get("record_id", [])))
     result.quarantined = quarantined
 
-    if (
-        base_ds is not None
-        and version not in existing
-        and result.added == 0
-        and result.replaced == 0
-        and len(quarantine) == len(base_quarantine)
-    ):
-        # An incremental ingest that found nothing new (the hourly job, most hours) leaves
-        # the dataset as it was instead of writing one identical version per run.
-        store.delete_prefix(journal_prefix.rstrip("/"))
-        result.dataset, result.unchanged = base_ds, True
-        return result
+    commit = _Commit(store, name, base, base_ds, version, explicit, overwrite)
+    return commit.run(result, new_rows, quarantined, journal_keys, provenance, shard_size)
 
-    _put_parquet(store, f"{prefix}/{MANIFEST}", manifest)
-    _put_parquet(store, f"{prefix}/{QUARANTINE}", quarantine)
-    info = {
-        "name": name,
-        "version": version,
-        "base_version": base_version,
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "n_records": len(manifest),
-        "n_regions": int(manifest["harpnum"].nunique()) if len(manifest) else 0,
-        "n_added": result.added,
-        "n_replaced_nrt": result.replaced,
-        "n_quarantined": len(quarantine),
-        "shard_size": shard_size,
-        "image_dtype": np.dtype(IMAGE_DTYPE).name,
-        "provenance": provenance,
-    }
-    store.put_bytes(f"{prefix}/{INFO}", json.dumps(info, indent=2, default=str).encode())
-    store.put_bytes(f"datasets/{name}/LATEST", version.encode())
-    store.delete_prefix(journal_prefix.rstrip("/"))  # committed: the journal is spent
-    result.dataset = Dataset(store, name, version, info, manifest, quarantine)
-    return result
+
+class _Commit:
+    """The end of an append: assemble the version on the latest base and move ``LATEST``
+    with a compare-and-swap; on a lost race, rebase onto the winner's version and retry."""
+
+    def __init__(self, store, name, base, base_ds, version, explicit, overwrite):
+        self.store: ObjectStore = store
+        self.name: str = name
+        self.follow_latest = base == "latest"
+        self.base_ds: Dataset | None = base_ds
+        self.version: str = version
+        self.explicit: bool = explicit
+        self.overwrite: bool = overwrite
+        self.writer = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+    @property
+    def latest_key(self) -> str:
+        return f"datasets/{self.name}/LATEST"
+
+    def _read_latest(self) -> tuple[str | None, str | None]:
+        try:
+            data, token = self.store.get_versioned(self.latest_key)
+        except ObjectNotFound:
+            return None, None
+        return data.decode().strip(), token
+
+    def run(self, result, new_rows, quarantined, journal_keys, provenance, shard_size):
+        store, name = self.store, self.name
+        skipped_before = result.skipped
+        for _ in range(COMMIT_TRIES):
+            latest, token = self._read_latest()
+            base_version = self.base_ds.version if self.base_ds is not None else None
+            if self.follow_latest and latest is not None and latest != base_version:
+                if not store.exists(f"datasets/{name}/{latest}/{INFO}"):
+                    raise CommitConflict(
+                        f"dataset {name}: LATEST names {latest}, which is not complete in "
+                        f"{store.describe()}; nothing was committed"
+                    )
+                log.warning(
+                    "dataset %s: another writer committed %s (this run began on %s); "
+                    "rebasing onto it",
+                    name, latest, base_version,
+                )  # fmt: skip
+                self.base_ds = load_dataset(store, name, latest)
+                result.rebased_onto.append(latest)
+            base_ds = self.base_ds
+            base_manifest = base_ds.manifest if base_ds is not None else pd.DataFrame()
+            base_quarantine = base_ds.quarantine if base_ds is not None else pd.DataFrame()
+            mine, replaced, dropped = _on_base(base_manifest, new_rows)
+            result.skipped = skipped_before + dropped
+            manifest = (
+                pd.concat([base_manifest[~replaced], mine], ignore_index=True)
+                if len(base_manifest)
+                else mine
+            )
+            result.added, result.replaced = len(mine), int(replaced.sum())
+            quarantine = _merge_quarantine(
+                base_quarantine, quarantined, set(manifest.get("record_id", []))
+            )
+            if (
+                base_ds is not None
+                and not self.explicit
+                and result.added == 0
+                and result.replaced == 0
+                and len(quarantine) == len(base_quarantine)
+            ):
+                # An incremental ingest that found nothing new (the hourly job, most hours)
+                # leaves the dataset as it was instead of writing one identical version per run.
+                _delete_keys(store, journal_keys)
+                result.dataset, result.unchanged = base_ds, True
+                return result
+            version = self._claim(base_ds)
+            if version is None:
+                continue  # another writer took the number: look again
+            info = self._write(version, base_ds, manifest, quarantine, result, provenance,
+                               shard_size)  # fmt: skip
+            if self._move_latest(version, token):
+                _delete_keys(store, journal_keys)  # committed: this run's journal is spent
+                result.dataset = Dataset(store, name, version, info, manifest, quarantine)
+                return result
+        raise CommitConflict(
+            f"dataset {name}: gave up after {COMMIT_TRIES} tries, other writers kept "
+            f"committing (last: {self._read_latest()[0]}); nothing of this run was committed, "
+            "its finished shards stay in the journal for a rerun"
+        )
+
+    def _claim(self, base_ds: Dataset | None) -> str | None:
+        """Take a version number (create-if-absent of its claim); None when another writer
+        took it first."""
+        store, name = self.store, self.name
+        if self.explicit:
+            version = self.version
+        else:
+            complete, taken = _versions(store, name)
+            version = _next_version(sorted(taken | set(complete)))
+        claim = {
+            "writer": self.writer,
+            "base_version": base_ds.version if base_ds is not None else None,
+            "claimed": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        key = f"datasets/{name}/{version}/{CLAIM}"
+        data = json.dumps(claim).encode()
+        if self.explicit and self.overwrite:
+            store.put_bytes(key, data)  # replacing a named version is what was asked for
+            return version
+        try:
+            store.put_if(key, data, match=None)
+        except PreconditionFailed:
+            if self.explicit:
+                other = _read_json(store, key)
+                raise CommitConflict(
+                    f"dataset {name}/{version} is being written (or was) by another writer "
+                    f"({other.get('writer', '?')}, claimed {other.get('claimed', '?')}); "
+                    "nothing was overwritten"
+                ) from None
+            return None
+        return version
+
+    def _write(self, version, base_ds, manifest, quarantine, result, provenance, shard_size):
+        store, name = self.store, self.name
+        prefix = f"datasets/{name}/{version}"
+        _put_parquet(store, f"{prefix}/{MANIFEST}", manifest)
+        _put_parquet(store, f"{prefix}/{QUARANTINE}", quarantine)
+        info = {
+            "name": name,
+            "version": version,
+            "base_version": base_ds.version if base_ds is not None else None,
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "n_records": len(manifest),
+            "n_regions": int(manifest["harpnum"].nunique()) if len(manifest) else 0,
+            "n_added": result.added,
+            "n_replaced_nrt": result.replaced,
+            "n_quarantined": len(quarantine),
+            "shard_size": shard_size,
+            "image_dtype": np.dtype(IMAGE_DTYPE).name,
+            "provenance": provenance,
+        }
+        store.put_bytes(f"{prefix}/{INFO}", json.dumps(info, indent=2, default=str).encode())
+        return info
+
+    def _move_latest(self, version: str, token: str | None) -> bool:
+        """``LATEST`` := ``version`` if it still names the base (compare-and-swap)."""
+        store = self.store
+        while True:
+            try:
+                store.put_if(self.latest_key, version.encode(), match=token)
+                return True
+            except PreconditionFailed:
+                if self.follow_latest:
+                    break
+                # built on a named base (or none): complete on its own, it only needs the
+                # pointer; it is the newest version now
+                token = self._read_latest()[1]
+        # Lost: another writer committed on our base. Withdraw this version (it was never
+        # latest) and rebase.
+        prefix = f"datasets/{self.name}/{version}"
+        store.delete(f"{prefix}/{INFO}")
+        store.delete_prefix(prefix)
+        return False
 
 
 def write_dataset(
@@ -446,11 +597,16 @@ def _replaced_nrt(manifest: pd.DataFrame, definitive: set) -> pd.Series:
     return is_nrt & pd.Series([k in definitive for k in keys], index=manifest.index)
 
 
-def _read_journal(store: ObjectStore, prefix: str, known: set[str]) -> list[dict[str, Any]]:
+def _read_journal(
+    store: ObjectStore, prefix: str, known: set[str]
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """The journal's keys read and the rows not yet ``known`` (added to it)."""
+    keys: list[str] = []
     rows: list[dict[str, Any]] = []
     for info in store.list(prefix):
         if not info.key.endswith(".parquet"):
             continue
+        keys.append(info.key)
         frame = pd.read_parquet(io.BytesIO(store.get_bytes(info.key)))
         if not store.exists(frame["shard"].iloc[0]):
             continue  # its shard never landed: the records will simply be redone
@@ -460,7 +616,44 @@ def _read_journal(store: ObjectStore, prefix: str, known: set[str]) -> list[dict
                 rows.append(row)
     if rows:
         log.info("taking up %d records from an interrupted run (%s)", len(rows), prefix)
-    return rows
+    return keys, rows
+
+
+def _on_base(
+    base: pd.DataFrame, new_rows: list[dict[str, Any]]
+) -> tuple[pd.DataFrame, pd.Series, int]:
+    """This run's rows that ``base`` lacks, which base rows they replace (NRT rows with a
+    definitive twin), and how many rows ``base`` already held (another writer's commit)."""
+    frame = pd.DataFrame(new_rows)
+    if not len(base):
+        return frame, pd.Series([], dtype=bool), 0
+    if len(frame):
+        held = frame["record_id"].isin(set(base["record_id"]))
+        base_definitive = _keys(base, DEFINITIVE_SERIES)
+        is_nrt = (frame["series"] == NRT_SERIES).to_numpy()
+        twin = [
+            bool(nrt) and (int(h), pd.Timestamp(t)) in base_definitive
+            for nrt, h, t in zip(is_nrt, frame["harpnum"], frame["t_rec"], strict=True)
+        ]
+        keep = ~(held.to_numpy() | np.asarray(twin, dtype=bool))
+        dropped = int((~keep).sum())
+        frame = frame[keep].reset_index(drop=True)
+    else:
+        dropped = 0
+    definitive = _keys(base, DEFINITIVE_SERIES) | _keys(frame, DEFINITIVE_SERIES)
+    return frame, _replaced_nrt(base, definitive), dropped
+
+
+def _delete_keys(store: ObjectStore, keys: Iterable[str]) -> None:
+    for key in keys:
+        store.delete(key)
+
+
+def _read_json(store: ObjectStore, key: str) -> dict[str, Any]:
+    try:
+        return json.loads(store.get_bytes(key))
+    except (ObjectNotFound, ValueError):
+        return {}
 
 
 def _merge_quarantine(

@@ -63,6 +63,8 @@ __all__ = [
     "download_jsoc",
     "find_fits_files",
     "fits_records",
+    "keep_raw",
+    "raw_key",
     "frame_to_record",
     "ingest_shard",
     "model_space_annotator",
@@ -267,8 +269,10 @@ def fits_records(
 ) -> Iterator[PatchRecord | Quarantined]:
     """Read, check and convert Br FITS files; a bad file becomes :class:`Quarantined`.
 
-    With ``store``, each good file is kept exactly as received under
-    ``raw/<series>/<HARPNUM>/<file name>`` (not uploaded again when already there).
+    With ``store``, each good file is kept exactly as received under the content-addressed
+    key ``raw/<series>/<HARPNUM>/<SHA-256 of its bytes>.fits`` (created only if absent: two
+    different files never share a key, the same bytes are stored once, whatever their
+    names); the manifest's ``raw_key`` names it, ``source`` the file's name.
     """
     for path in files:
         try:
@@ -286,14 +290,25 @@ def fits_records(
             continue
         extra = {"source": f"{source}:{path.name}"}
         if store is not None:
-            key = f"raw/{meta['series']}/{int(meta['harpnum'])}/{path.name}"
-            if not store.exists(key):
-                store.put_file(key, path)
-            extra["raw_key"] = key
+            extra["raw_key"] = keep_raw(store, path, meta)
         try:
             yield frame_to_record(sharp.data, meta, extra)
         except ValueError as err:
             yield Quarantined(str(path), str(err), rid)
+
+
+def raw_key(meta: dict[str, Any], sha256: str) -> str:
+    """The content-addressed key of a raw FITS file: its series, HARP and SHA-256."""
+    return f"raw/{meta['series']}/{int(meta['harpnum'])}/{sha256}.fits"
+
+
+def keep_raw(store: ObjectStore, path: Path, meta: dict[str, Any]) -> str:
+    """Store ``path`` under its content-addressed key (nothing when those bytes are there
+    already; two writers of one key put the same bytes, so neither loses); return the key."""
+    key = raw_key(meta, file_sha256(path))
+    if not store.exists(key):
+        store.put_file(key, path)
+    return key
 
 
 def _fits_problem(data: np.ndarray, meta: dict[str, Any], header) -> str | None:

@@ -860,14 +860,17 @@ class Searcher:
         source = str(r.get("source") or "")
         if ":" not in source:
             return None
-        key = f"raw/{r['series']}/{int(r['harpnum'])}/{source.split(':', 1)[1]}"
+        key = r.get("raw_key")
+        if not isinstance(key, str) or not key:  # a dataset written before raw_key
+            key = f"raw/{r['series']}/{int(r['harpnum'])}/{source.split(':', 1)[1]}"
         if not self.store.exists(key):
             return None
         from sharpseek.store import LocalStore
 
         if isinstance(self.store, LocalStore):
             return self.store.root / key
-        target = Path(tempfile.mkdtemp(prefix="sharpseek-fits-")) / Path(key).name
+        name = source.split(":", 1)[1] if ":" in source else Path(key).name
+        target = Path(tempfile.mkdtemp(prefix="sharpseek-fits-")) / name
         return self.store.get_file(key, target)
 
 

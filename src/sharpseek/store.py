@@ -21,6 +21,14 @@ test suite runs against both):
   and the key. Rejected credentials raise :class:`StoreAuthError`, which names the endpoint and
   the bucket but never the keys.
 
+Writers that must not lose each other's work use the two conditional operations:
+``get_versioned(key)`` returns the content and its *token* (S3: the ETag; local: the
+SHA-256), and ``put_if(key, data, match=token)`` replaces the object only if it still has
+that token, ``put_if(key, data, match=None)`` creates it only if it is absent. Otherwise
+:class:`PreconditionFailed` names the key: S3 answers 412 to ``If-Match`` /
+``If-None-Match: *`` (one request, decided by the server); a local folder creates with a
+hard link (which fails when the name exists) and compares under an ``fcntl`` lock.
+
 A missing object raises :class:`ObjectNotFound` (a ``KeyError``) naming the key. Keys are
 checked before any I/O: absolute keys, ``..`` segments, empty keys and backslashes raise
 ``ValueError`` naming the key.
@@ -43,6 +51,7 @@ b'{}'
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import http.client
 import io
@@ -84,6 +93,7 @@ __all__ = [
     "StoreAuthError",
     "StoreUnavailableError",
     "ObjectNotFound",
+    "PreconditionFailed",
 ]
 
 log = logging.getLogger(__name__)
@@ -159,6 +169,21 @@ class ObjectNotFound(StoreError, KeyError):
 
     def __reduce__(self):  # picklable, for worker processes
         return type(self), (self.key, self.where)
+
+
+class PreconditionFailed(StoreError):
+    """A conditional put found the object changed (or present): another writer got there
+    first. Names the key; nothing was written."""
+
+    def __init__(self, key: str, where: str, expected: str | None):
+        wanted = "absent" if expected is None else f"at token {expected[:16]}"
+        super().__init__(f"{key!r} in {where} changed meanwhile (expected it {wanted})")
+        self.key = key
+        self.where = where
+        self.expected = expected
+
+    def __reduce__(self):  # picklable, for worker processes
+        return type(self), (self.key, self.where, self.expected)
 
 
 # --------------------------------------------------------------------------------------------
@@ -318,6 +343,24 @@ class ObjectStore(Protocol):
 
     def get_bytes(self, key: str) -> bytes:
         """The object's content; :class:`ObjectNotFound` when there is none."""
+        ...
+
+    def get_versioned(self, key: str) -> tuple[bytes, str]:
+        """The object's content and its change token (for :meth:`put_if`), read together."""
+        ...
+
+    def put_if(
+        self,
+        key: str,
+        data: bytes | bytearray | memoryview,
+        *,
+        match: str | None,
+        content_type: str | None = None,
+    ) -> str:
+        """Compare-and-swap: store ``data`` only if the object still has the token ``match``
+        (from :meth:`get_versioned`), or, with ``match=None``, only if there is no object.
+        Returns the new token; raises :class:`PreconditionFailed` and writes nothing
+        otherwise."""
         ...
 
     def get_file(self, key: str, path: str | os.PathLike[str]) -> Path:
@@ -546,6 +589,54 @@ class LocalStore(ObjectStore):
             with contextlib.suppress(FileNotFoundError):
                 sidecar.unlink()  # an overwrite replaces the metadata too, as on S3
         return sha
+
+    def get_versioned(self, key: str) -> tuple[bytes, str]:
+        data = self.get_bytes(key)
+        return data, hashlib.sha256(data).hexdigest()
+
+    def put_if(
+        self,
+        key: str,
+        data: bytes | bytearray | memoryview,
+        *,
+        match: str | None,
+        content_type: str | None = None,
+    ) -> str:
+        check_key(key)
+        _check_metadata(None, content_type)
+        data = bytes(data)
+        path = self._path(key)
+        folder = path.parent
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f"{_TMP_PREFIX}{uuid.uuid4().hex}"
+        with tmp.open("xb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            if match is None:
+                try:
+                    os.link(tmp, path)  # atomic, and fails when the name exists
+                except FileExistsError:
+                    raise PreconditionFailed(key, self.describe(), None) from None
+            else:
+                lock = folder / f"{RESERVED_PREFIX}lock.{path.name}"
+                with lock.open("a") as handle:
+                    fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes
+                    try:
+                        current = _sha256_file(path)
+                    except (FileNotFoundError, IsADirectoryError):
+                        current = None
+                    if current != match:
+                        raise PreconditionFailed(key, self.describe(), match)
+                    os.replace(tmp, path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+        _fsync_dir(folder)
+        with contextlib.suppress(FileNotFoundError):
+            self._meta_path(path).unlink()  # a stale sidecar would not match anyway
+        return hashlib.sha256(data).hexdigest()
 
     def _write_small(self, path: Path, data: bytes) -> None:
         tmp = path.parent / f"{_TMP_PREFIX}{uuid.uuid4().hex}"
@@ -899,6 +990,7 @@ class S3Store(ObjectStore):
             http_client=http_client,
         )
         self._bucket_ready = False
+        self._conditional_ok = False
 
     def __repr__(self) -> str:
         return f"S3Store({self._base_url!r}, bucket={self.bucket!r})"
@@ -1053,6 +1145,84 @@ class S3Store(ObjectStore):
             raise FileNotFoundError(f"cannot put {key!r}: no file at {source}")
         sha = _sha256_file(source)
         return self._put(key, lambda: source.open("rb"), source.stat().st_size, sha, ctype, meta)
+
+    def put_if(
+        self,
+        key: str,
+        data: bytes | bytearray | memoryview,
+        *,
+        match: str | None,
+        content_type: str | None = None,
+    ) -> str:
+        check_key(key)
+        _, ctype = _check_metadata(None, content_type)
+        data = bytes(data)
+        sha = hashlib.sha256(data).hexdigest()
+        # One PutObject request with the condition as a header: the server decides. (The
+        # SDK's put_object would turn these headers into user metadata.)
+        headers = {
+            "Content-Type": ctype,
+            f"X-Amz-Meta-{_SHA256_META}": sha,
+            **({"If-None-Match": "*"} if match is None else {"If-Match": f'"{match}"'}),
+        }
+
+        self._check_conditional_writes()
+
+        def put() -> str:
+            try:
+                result = self._client._put_object(self.bucket, key, data, headers=headers)
+            except S3Error as exc:
+                # S3 answers If-Match on a missing key with 404 NoSuchKey
+                if exc.code in ("PreconditionFailed", "ConditionalRequestConflict") or (
+                    getattr(exc.response, "status", None) in (409, 412)
+                    or (match is not None and exc.code == "NoSuchKey")
+                ):
+                    raise PreconditionFailed(key, self.describe(), match) from None
+                raise
+            return result.etag.strip('"')
+
+        return self._run("uploading", key, put)
+
+    def _check_conditional_writes(self) -> None:
+        """Once per store: a server that ignores ``If-None-Match`` (some S3 stand-ins do)
+        would let two writers overwrite each other silently; refuse to use it for them."""
+        if self._conditional_ok:
+            return
+        probe = f"{RESERVED_PREFIX}probe/{uuid.uuid4().hex}"
+        headers = {"If-None-Match": "*", "Content-Type": DEFAULT_CONTENT_TYPE}
+
+        def attempt() -> bool:
+            self._client._put_object(self.bucket, probe, b"1", headers=headers)
+            try:
+                self._client._put_object(self.bucket, probe, b"2", headers=headers)
+            except S3Error as exc:
+                if getattr(exc.response, "status", None) == 412:
+                    return True
+                raise
+            finally:
+                self._client.remove_object(self.bucket, probe)
+            return False
+
+        if not self._run("checking conditional writes at", probe, attempt):
+            raise StoreError(
+                f"{self.describe()} ignores conditional writes (If-None-Match): concurrent "
+                "writers could overwrite each other's work. Use a server that honours them "
+                "(AWS S3, MinIO)"
+            )
+        self._conditional_ok = True
+
+    def get_versioned(self, key: str) -> tuple[bytes, str]:
+        check_key(key)
+
+        def get() -> tuple[bytes, str]:
+            response = self._client.get_object(self.bucket, key)
+            try:
+                return response.read(), str(response.headers.get("etag", "")).strip('"')
+            finally:
+                response.close()
+                response.release_conn()
+
+        return self._run("downloading", key, get)
 
     # -- reading
 
