@@ -2,6 +2,11 @@
 
 * moto's server (``python -m moto.server``): the S3 API in memory; it accepts any
   credentials. Used for the contract suite and for killing a server mid-upload.
+* the same moto application served one request at a time (:func:`start_moto_serial`): moto
+  checks a conditional put's condition and then writes, without a lock, so its threaded
+  server lets two concurrent ``If-None-Match: *`` puts of one key both succeed (measured in
+  the race tests). S3 decides a conditional put atomically; serving requests one at a time
+  gives moto the same property, so the race tests run on this one.
 * nanio (``python -m nanio serve``): a small S3 server on a folder that *checks* SigV4
   credentials. Used for the wrong-credentials case. Its keys go in through the environment
   (``NANIO_ACCESS_KEY`` / ``NANIO_SECRET_KEY``), so they never show in a process listing.
@@ -127,6 +132,23 @@ def start_moto(log_dir: Path) -> ServerProcess:
     return _start("moto", argv, log_dir, env=None)
 
 
+_SERIAL_MOTO = """
+import sys
+from werkzeug.serving import run_simple
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication, MotoRequestHandler, create_backend_app)
+app = DomainDispatcherApplication(create_backend_app)
+run_simple(sys.argv[1], int(sys.argv[2]), app, threaded=False,
+           request_handler=MotoRequestHandler)
+"""
+
+
+def start_moto_serial(log_dir: Path) -> ServerProcess:
+    """moto's S3 application, one request at a time (each conditional put atomic)."""
+    argv = [sys.executable, "-c", _SERIAL_MOTO, HOST, "{port}"]
+    return _start("moto-serial", argv, log_dir, env=None)
+
+
 def start_nanio(data_dir: Path, log_dir: Path) -> ServerProcess:
     """nanio on ``data_dir``, accepting only NANIO_ACCESS_KEY / NANIO_SECRET_KEY."""
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -157,6 +179,16 @@ def start_nanio(data_dir: Path, log_dir: Path) -> ServerProcess:
 def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """One moto server for the session (tests isolate themselves by bucket)."""
     server = start_moto(tmp_path_factory.mktemp("moto-logs"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def moto_serial_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One serial moto server for the session (the race tests' S3)."""
+    server = start_moto_serial(tmp_path_factory.mktemp("moto-serial-logs"))
     try:
         yield server
     finally:

@@ -579,14 +579,17 @@ def test_s3_slow_down_is_retried_with_backoff(moto_server, caplog):
     assert "moto-secret" not in caplog.text
 
 
-def test_moto_server_itself_refuses_a_second_conditional_put(moto_server):
+@pytest.mark.parametrize("server", ["moto_server", "moto_serial_server"])
+def test_moto_server_itself_refuses_a_second_conditional_put(server, request):
     """The race tests count only because the server decides: a raw PutObject with
     ``If-None-Match: *`` on a key that exists, or ``If-Match`` with another ETag, gets 412
-    from moto's server (no client-side check involved)."""
+    from moto's server (no client-side check involved), threaded or serial (the race tests'
+    one, tests/s3_servers.py)."""
     from minio import Minio
     from minio.error import S3Error
 
-    client = Minio(moto_server.endpoint, "any", "any", secure=False, region="us-east-1")
+    endpoint = request.getfixturevalue(server).endpoint
+    client = Minio(endpoint, "any", "any", secure=False, region="us-east-1")
     bucket = new_bucket()
     client.make_bucket(bucket)
     create = {"If-None-Match": "*", "Content-Type": "text/plain"}

@@ -465,8 +465,14 @@ def commit_ingest(settings: Settings, plan: IngestPlan) -> StageOutcome:
         "replaced": result.replaced,
         "recovered": result.recovered,
         "quarantined": quarantined,
+        "rebased_onto": list(result.rebased_onto),
     }
     Ledger(store).record(plan.stage, plan.fingerprint, plan.inputs, outputs)
+    rebased = (
+        f" (built on {', '.join(result.rebased_onto)}, committed meanwhile by another writer)"
+        if result.rebased_onto
+        else ""
+    )
     return StageOutcome(
         plan.stage,
         False,
@@ -474,7 +480,7 @@ def commit_ingest(settings: Settings, plan: IngestPlan) -> StageOutcome:
         outputs,
         f"{plan.dataset}/{ref.version}: {result.added} added, {result.skipped} already there, "
         f"{result.replaced} near-real-time replaced by definitive, {len(quarantined)} "
-        f"quarantined; {ref.n_records} records of {ref.n_regions} regions",
+        f"quarantined; {ref.n_records} records of {ref.n_regions} regions{rebased}",
     )
 
 
