@@ -264,6 +264,10 @@ def dataset_show_cmd(
         "flux_mx",
         "flux_strong_mx",
         "psep_mm",
+        "tilt_cea",
+        "joy_tilt_cea",
+        "r_jsoc",
+        "flux_imbalance",
         "mu",
     ):
         if key in ds.manifest:
@@ -345,9 +349,20 @@ def measure_cmd(
         Path | None,
         typer.Option(help="folder for a picture per image: field, polarities + PSEP, R region"),
     ] = None,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json", help="print one JSON array: an object per image, every parameter and units"
+        ),
+    ] = False,
 ) -> None:
-    """Print the physical parameters of SHARP FITS files (or model-space .npy arrays)."""
-    from sharpseek.measure import load_model_images, measure_files
+    """Print the physical parameters of SHARP FITS files (or model-space .npy arrays): the
+    model-space ones of the 128x128 image and, for a real SHARP, the native ones measured on
+    its CEA grid (docs/physics.md says which to quote)."""
+    import json
+
+    from sharpseek.measure import MEASURE_UNITS, load_model_images, measure_files
+    from sharpseek.physics import PARAMETER_UNITS
     from sharpseek.plotting import polarity_panels
 
     try:
@@ -358,43 +373,57 @@ def measure_cmd(
                 for label, image in zip(labels, images, strict=True):
                     stem = label.replace("[", "-").replace("]", "").removesuffix(".fits")
                     out = polarity_panels(image, plot / f"{stem}.png", title=label)
-                    console.print(f"picture: {out}")
+                    console.print(f"picture: {out}", soft_wrap=True)
     except (ValueError, FileNotFoundError, OSError) as err:
         console.print(f"[red]error:[/] {escape(str(err))}", soft_wrap=True)
         raise typer.Exit(code=2) from err
+    if as_json:
+        typer.echo(json.dumps([{**r, "units": MEASURE_UNITS} for r in results], indent=1))
+        return
     # One column per file, one row per parameter: readable in any terminal width.
     for start in range(0, len(results), 4):
         chunk = results[start : start + 4]
-        table = Table(title="physical parameters (model space unless a unit says otherwise)")
+        table = Table(
+            title="physical parameters: model space (the 128x128 image; all a generated image"
+            " has) and native (a real SHARP on its CEA grid: quote these)"
+        )
         table.add_column("parameter")
+        table.add_column("space")
         table.add_column("unit")
         for r in chunk:
             table.add_column(r["file"], justify="right", overflow="fold")
         for key in chunk[0]:
-            if key == "file":
+            if key in ("file", "space"):
                 continue
-            table.add_row(key, MEASURE_UNITS.get(key, ""), *[_fmt(r.get(key)) for r in chunk])
+            space = (
+                "model"
+                if key in PARAMETER_UNITS
+                else "JSOC"
+                if key in ("usflux_jsoc_mx", "r_value_jsoc")
+                else "native"
+            )
+            table.add_row(
+                key, space, MEASURE_UNITS.get(key, ""), *[_fmt(r.get(key)) for r in chunk]
+            )
         console.print(table)
 
 
+#: Units of the manifest's columns beyond the model-space parameters (``dataset show``).
 MEASURE_UNITS = {
-    "tuf": "G px",
-    "tpf": "G px",
-    "tnf": "G px",
-    "psep": "model px",
-    "r": "G px",
-    "tilt": "deg",
-    "sigma": "b",
-    "alpha": "",
-    "grad": "b / px",
     "flux_mx": "Mx",
     "flux_strong_mx": "Mx",
     "psep_mm": "Mm",
-    "usflux_jsoc_mx": "Mx",
+    "tilt_cea": "deg",
+    "joy_tilt_cea": "deg",
+    "r_jsoc": "",
+    "flux_imbalance": "",
+    "mu": "",
 }
 
 
 def _fmt(value) -> str:
+    if value is None:
+        return "-"
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value)

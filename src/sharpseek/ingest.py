@@ -48,6 +48,7 @@ from sharpseek.dataset import (
     record_id,
 )
 from sharpseek.fits import SHARP_SERIES, read_sharp
+from sharpseek.native import magnetogram_beside, native_columns
 from sharpseek.physics import compute_parameters, patch_quantities
 from sharpseek.preprocess import heliocentric_mu, to_model_space
 from sharpseek.store import ObjectStore, open_store
@@ -89,13 +90,22 @@ USFLUX_RATIO_RANGE = (0.5, 6.0)
 FIELD_UNITS = u.G
 
 
-def frame_to_record(br: np.ndarray, meta: dict[str, Any], extra: dict[str, Any] | None = None):
+def frame_to_record(
+    br: np.ndarray,
+    meta: dict[str, Any],
+    extra: dict[str, Any] | None = None,
+    *,
+    los: np.ndarray | None = None,
+):
     """One frame (Br [G], ny x nx, original resolution) -> a :class:`PatchRecord`.
 
     Adds the resize scales; the physical-unit quantities of SCIENCE.md at original
     resolution: ``flux_mx`` (all pixels), ``flux_strong_mx`` (|Br| > 100 G),
-    ``flux_positive_mx``, ``flux_negative_mx``, ``psep_mm``; ``mu`` when the metadata lack it;
-    and ``dq_flags`` where JSOC's own keywords disagree strongly with ours.
+    ``flux_positive_mx``, ``flux_negative_mx``; the native-scale parameters of
+    :func:`sharpseek.native.native_columns` (``psep_mm``, ``tilt_cea``, ``joy_tilt_cea``,
+    ``r_jsoc`` on ``los`` when given, ``flux_imbalance``, ``r_jsoc_segment``), all from the
+    unclipped field; ``mu`` when the metadata lack it; and ``dq_flags`` where JSOC's own
+    keywords disagree strongly with ours.
     """
     meta = dict(meta)
     patch = to_model_space(br)
@@ -114,7 +124,7 @@ def frame_to_record(br: np.ndarray, meta: dict[str, Any], extra: dict[str, Any] 
         "flux_strong_mx": quantities["unsigned_flux_strong"].to_value(u.Mx),
         "flux_positive_mx": quantities["positive_flux"].to_value(u.Mx),
         "flux_negative_mx": quantities["negative_flux"].to_value(u.Mx),
-        "psep_mm": quantities["polarity_separation"].to_value(u.Mm),
+        **native_columns(br, meta, los=los),
     }
     columns["dq_flags"] = ",".join(data_quality_flags(meta, columns))
     if extra:
@@ -291,8 +301,11 @@ def fits_records(
         extra = {"source": f"{source}:{path.name}"}
         if store is not None:
             extra["raw_key"] = keep_raw(store, path, meta)
+        meta = {**meta, "dsun_obs": _keyword(header, "DSUN_OBS")}
         try:
-            yield frame_to_record(sharp.data, meta, extra)
+            yield frame_to_record(
+                sharp.data, meta, extra, los=magnetogram_beside(path, sharp.data.shape)
+            )
         except ValueError as err:
             yield Quarantined(str(path), str(err), rid)
 
@@ -309,6 +322,13 @@ def keep_raw(store: ObjectStore, path: Path, meta: dict[str, Any]) -> str:
     if not store.exists(key):
         store.put_file(key, path)
     return key
+
+
+def _keyword(header, key: str) -> float:
+    try:
+        return float(header.get(key))
+    except (TypeError, ValueError):
+        return math.nan
 
 
 def _fits_problem(data: np.ndarray, meta: dict[str, Any], header) -> str | None:

@@ -1,7 +1,17 @@
-"""Physical parameters of files a user has: SHARP FITS (Br) or model-space ``.npy`` arrays."""
+"""Physical parameters of files a user has: SHARP FITS (Br) or model-space ``.npy`` arrays.
+
+Two kinds of value, each named for what it is measured on (docs/physics.md):
+
+- model space (``tuf`` .. ``grad``, ``tilt``, ``psep``, ``r``, ``joy_tilt``): the paper's
+  parameters of the 128 x 128 image, which is all a generated image (or an ``.npy`` array) has;
+- native (``psep_mm``, ``tilt_cea``, ``joy_tilt_cea``, ``r_jsoc``, ``flux_imbalance`` and the
+  fluxes in Mx): a real SHARP measured on its own CEA grid, unclipped; null for model-space
+  input, where no native grid exists.
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -10,12 +20,34 @@ import astropy.units as u
 import numpy as np
 
 from sharpseek.fits import read_sharp
-from sharpseek.physics import MODEL_SIZE, compute_parameters, patch_quantities
+from sharpseek.native import NATIVE_COLUMN_UNITS, NATIVE_COLUMNS, magnetogram_beside, native_columns
+from sharpseek.physics import (
+    MODEL_SIZE,
+    PARAMETER_UNITS,
+    SHOWN_PARAMETERS,
+    compute_parameters,
+    patch_quantities,
+)
 from sharpseek.preprocess import to_model_space
 
-__all__ = ["measure_files"]
+__all__ = ["MEASURE_UNITS", "MEASURED", "load_model_images", "measure_files"]
 
-SHOWN = ["tuf", "tpf", "tnf", "psep", "r", "tilt", "sigma", "alpha", "grad"]
+#: Physical-unit fluxes of a real patch and JSOC's own keywords for comparison.
+_FLUXES = {
+    "flux_mx": "Mx",
+    "flux_strong_mx": "Mx",
+    "usflux_jsoc_mx": "Mx",
+    "r_value_jsoc": "",
+}
+#: Every value :func:`measure_files` gives for an image, in this order (after ``file`` and
+#: ``space``): model space, then native, then fluxes and JSOC's keywords.
+MEASURED = (*SHOWN_PARAMETERS, "joy_tilt", *NATIVE_COLUMNS, *_FLUXES)
+#: Unit of each value in :data:`MEASURED` ("" = dimensionless or text).
+MEASURE_UNITS: dict[str, str] = {
+    **{key: PARAMETER_UNITS[key] for key in (*SHOWN_PARAMETERS, "joy_tilt")},
+    **NATIVE_COLUMN_UNITS,
+    **_FLUXES,
+}
 
 
 def _is_fits(path: Path) -> bool:
@@ -45,34 +77,58 @@ def load_model_images(path: str | Path) -> tuple[list[str], np.ndarray, list[Any
 
 
 def measure_files(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
-    """One row of parameters per image in ``paths``.
+    """One row per image in ``paths``: ``file``, ``space`` and every key of :data:`MEASURED`.
 
-    FITS files are read as SHARP Br segments (gauss), converted to model space as
-    SCIENCE.md says, and also measured in physical units at original resolution
-    (``flux_mx``, ``flux_strong_mx``, ``psep_mm``) beside JSOC's USFLUX. ``.npy`` files must
-    hold model-space arrays of shape (128, 128) or (n, 128, 128).
+    FITS files are read as SHARP Br segments (gauss), converted to model space as SCIENCE.md
+    says (model-space values), and measured on their native CEA grid, unclipped (native
+    values; ``r_jsoc`` on the ``magnetogram`` segment when it lies beside the Br file, as JSOC
+    computes R_VALUE), beside JSOC's USFLUX and R_VALUE. ``space`` is ``native`` for them.
+    ``.npy`` files must hold model-space arrays of shape (128, 128) or (n, 128, 128): their
+    native values are None (``space`` ``model``). NaN values are None.
     """
     rows: list[dict[str, Any]] = []
     for path in paths:
         labels, images, sharps = load_model_images(path)
         latitude = np.array(
-            [
-                np.nan if s is None or s.meta.get("lat_fwt") is None else s.meta["lat_fwt"]
-                for s in sharps
-            ],
-            dtype=float,
+            [math.nan if s is None else _number(s.meta.get("lat_fwt")) for s in sharps]
         )
         params = compute_parameters(images, latitude=latitude)
         for i, (label, sharp) in enumerate(zip(labels, sharps, strict=True)):
-            row: dict[str, Any] = {"file": label}
-            row.update({k: float(params[k][i]) for k in SHOWN})
+            row: dict[str, Any] = dict.fromkeys(("file", "space", *MEASURED))
+            row.update(file=label, space="model" if sharp is None else "native")
+            row.update({key: float(params[key][i]) for key in (*SHOWN_PARAMETERS, "joy_tilt")})
             if sharp is not None:
-                q = patch_quantities(
-                    sharp.data * u.G, pixel_scale=float(sharp.meta.get("cdelt1") or 0.03) * u.deg
-                )
-                row["flux_mx"] = float(q["unsigned_flux"].to_value(u.Mx))
-                row["flux_strong_mx"] = float(q["unsigned_flux_strong"].to_value(u.Mx))
-                row["psep_mm"] = float(q["polarity_separation"].to_value(u.Mm))
-                row["usflux_jsoc_mx"] = float(sharp.meta.get("usflux") or np.nan)
-            rows.append(row)
+                row.update(_native_row(sharp))
+            rows.append({key: _json_value(value) for key, value in row.items()})
     return rows
+
+
+def _native_row(sharp) -> dict[str, Any]:
+    meta = {**sharp.meta, "dsun_obs": sharp.header.get("DSUN_OBS")}
+    q = patch_quantities(
+        sharp.data * u.G,
+        pixel_scale=(_number(meta.get("cdelt1")) or 0.03) * u.deg,
+        rsun_ref=(_number(meta.get("rsun_ref")) or 6.96e8) * u.m,
+    )
+    los = magnetogram_beside(sharp.path, sharp.data.shape)
+    return {
+        **native_columns(sharp.data, meta, los=los),
+        "flux_mx": float(q["unsigned_flux"].to_value(u.Mx)),
+        "flux_strong_mx": float(q["unsigned_flux_strong"].to_value(u.Mx)),
+        "usflux_jsoc_mx": _number(meta.get("usflux")),
+        "r_value_jsoc": _number(meta.get("r_value")),
+    }
+
+
+def _number(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _json_value(value: Any) -> Any:
+    """NaN as None (JSON null: undefined or not measured)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

@@ -86,6 +86,12 @@ INDEXED_FIELDS: dict[str, FieldKind] = {
     "flux_positive_mx": "float",
     "flux_negative_mx": "float",
     "psep_mm": "float",
+    # native-scale parameters of a real frame (sharpseek.native.native_columns)
+    "tilt_cea": "float",
+    "joy_tilt_cea": "float",
+    "r_jsoc": "float",
+    "r_jsoc_segment": "keyword",
+    "flux_imbalance": "float",
     # JSOC's own keywords, for comparison
     "usflux": "float",
     "r_value": "float",
