@@ -33,6 +33,8 @@ import pandas as pd
 import torch
 from scipy import linalg, stats
 
+from sharpseek.physics import PAPER_PARAMETERS
+
 __all__ = [
     "QUALITY_PARAMETERS",
     "parameter_distances",
@@ -44,10 +46,26 @@ __all__ = [
     "augmentation_robustness",
     "RetrievalScores",
     "retrieval_scores",
+    "SEED_BLOCKS",
+    "distinct_count",
+    "top_k_share",
+    "k_occurrence",
+    "skewness",
+    "hubness",
+    "bootstrap_correlation_ci",
+    "spectral_high_share",
+    "nearest_distances",
+    "realism_summary",
+    "shift_effects",
 ]
 
-#: The paper's eight parameters, compared between generated and real distributions.
-QUALITY_PARAMETERS = ("tuf", "tpf", "tnf", "psep", "r", "sigma", "alpha", "grad")
+#: The paper's eight parameters, compared between generated and real distributions (the
+#: list lives once, in :mod:`sharpseek.physics`).
+QUALITY_PARAMETERS = PAPER_PARAMETERS
+
+#: Two disjoint blocks of generator seeds: every figure is reported on both (tune on one,
+#: report the other, and a reader sees whether a figure generalises).
+SEED_BLOCKS = (0, 100_000)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -266,3 +284,242 @@ def retrieval_scores(
         k=k,
         window_hours=window_hours,
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Hubness of a retrieval: how many different frames the queries find
+
+
+def distinct_count(matches: Sequence[int] | np.ndarray) -> int:
+    """Number of distinct values among ``matches`` (n,): the distinct nearest frames."""
+    return int(len(np.unique(np.asarray(matches))))
+
+
+def top_k_share(matches: Sequence[int] | np.ndarray, k: int = 5) -> float:
+    """Share of the queries whose match (n,) is one of the ``k`` most frequent matches."""
+    m = np.asarray(matches)
+    if m.size == 0:
+        raise ValueError("top_k_share needs at least one match")
+    _, counts = np.unique(m, return_counts=True)
+    return float(np.sort(counts)[::-1][:k].sum() / m.size)
+
+
+def k_occurrence(neighbours: np.ndarray, n_base: int) -> np.ndarray:
+    """k-occurrence N_k (n_base,) int: how many queries hold each base item among their k
+    nearest neighbours, given ``neighbours`` (n_queries, k) of base row positions."""
+    nb = np.asarray(neighbours, dtype=np.int64)
+    if nb.ndim != 2:
+        raise ValueError(f"neighbours must have shape (n_queries, k), got {nb.shape}")
+    return np.bincount(nb.ravel(), minlength=n_base)
+
+
+def skewness(x: np.ndarray) -> float:
+    """Sample skewness E[(x - mean)^3] / std^3 (population moments, as scipy's default);
+    NaN for a constant array. Hubness is a k-occurrence with a long right tail (> 0)."""
+    x = np.asarray(x, dtype=np.float64)
+    d = x - x.mean()
+    m2 = (d**2).mean()
+    return float((d**3).mean() / m2**1.5) if m2 > 0 else float("nan")
+
+
+def hubness(neighbours: np.ndarray, n_base: int, top: int = 5) -> dict[str, Any]:
+    """Hubness of a retrieval whose queries found ``neighbours`` (n_queries, k), nearest
+    first, among ``n_base`` items: ``distinct_nearest`` (distinct first neighbours),
+    ``top5_share`` (share of queries whose first neighbour is one of the ``top`` most
+    frequent), ``k_occurrence_skewness`` (of N_k over all base items), ``k``,
+    ``max_k_occurrence`` and ``zero_k_occurrence_share`` (base items no query found)."""
+    nb = np.asarray(neighbours, dtype=np.int64)
+    nk = k_occurrence(nb, n_base)
+    return {
+        "distinct_nearest": distinct_count(nb[:, 0]),
+        f"top{top}_share": top_k_share(nb[:, 0], top),
+        "k_occurrence_skewness": skewness(nk),
+        "k": int(nb.shape[1]),
+        "max_k_occurrence": int(nk.max()),
+        "zero_k_occurrence_share": float((nk == 0).mean()),
+        "n_queries": int(len(nb)),
+        "n_base": int(n_base),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Bootstrap intervals of correlations
+
+
+def _pearson_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pearson correlation of each row pair of a, b (r, n)."""
+    a = a - a.mean(axis=1, keepdims=True)
+    b = b - b.mean(axis=1, keepdims=True)
+    den = np.sqrt((a * a).sum(1) * (b * b).sum(1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (a * b).sum(1) / den
+
+
+def bootstrap_correlation_ci(
+    a: np.ndarray,
+    b: np.ndarray,
+    *,
+    method: str = "pearson",
+    n_boot: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of the correlation between paired samples a, b (n,).
+
+    Pairs are resampled with replacement ``n_boot`` times (seeded); the interval holds the
+    central ``level`` of the resampled correlations (resamples without variance left out).
+    ``method``: ``pearson`` or ``spearman`` (Pearson of the ranks, ties averaged). Pairs
+    where either value is not finite are dropped first; fewer than 3 give (NaN, NaN).
+    """
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    ok = np.isfinite(a) & np.isfinite(b)
+    a, b = a[ok], b[ok]
+    if len(a) < 3:
+        return float("nan"), float("nan")
+    idx = np.random.default_rng(seed).integers(0, len(a), size=(n_boot, len(a)))
+    ra, rb = a[idx], b[idx]  # (n_boot, n)
+    if method == "spearman":
+        ra, rb = stats.rankdata(ra, axis=1), stats.rankdata(rb, axis=1)
+    elif method != "pearson":
+        raise ValueError(f"method must be 'pearson' or 'spearman', got {method!r}")
+    r = _pearson_rows(ra, rb)
+    r = r[np.isfinite(r)]
+    if len(r) == 0:
+        return float("nan"), float("nan")
+    lo, hi = np.quantile(r, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)
+
+
+# ---------------------------------------------------------------------------------------------
+# GAN: realism beyond the parameters, and memorisation
+
+
+def spectral_high_share(images: np.ndarray, radius: float = 32.0) -> np.ndarray:
+    """Share of each image's spectral power |F|^2 at a distance > ``radius`` from the zero
+    frequency, F = fftshift(fft2(b)) with the zero at (n/2, n/2) as SCIENCE.md's ALPHA
+    (the corner of a 128 x 128 spectrum lies at 64 sqrt(2)); the total includes the zero
+    frequency. A checkerboard puts everything at the Nyquist corner (share 1); a smooth
+    image almost nothing beyond radius 32.
+
+    Parameters
+    ----------
+    images : (n, h, w) or (h, w)
+
+    Returns
+    -------
+    ndarray (n,) float64 in [0, 1]; NaN for an all-zero image.
+    """
+    x = np.asarray(images, dtype=np.float64)
+    if x.ndim == 2:
+        x = x[None]
+    h, w = x.shape[1:]
+    yy, xx = np.mgrid[0:h, 0:w]
+    beyond = np.hypot(yy - h // 2, xx - w // 2) > radius
+    out = np.empty(len(x))
+    for start in range(0, len(x), 256):
+        f = np.fft.fftshift(np.fft.fft2(x[start : start + 256]), axes=(-2, -1))
+        power = np.abs(f) ** 2
+        total = power.sum(axis=(1, 2))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[start : start + len(f)] = power[:, beyond].sum(1) / total
+    return out
+
+
+def nearest_distances(
+    queries: np.ndarray, base: np.ndarray, *, exclude_self: bool = False, chunk: int = 256
+) -> np.ndarray:
+    """Euclidean distance (n,) from each query row to its nearest ``base`` row.
+
+    Parameters
+    ----------
+    queries : (n, ...) ; base : (m, ...), flattened to vectors (images become pixels).
+    exclude_self : queries are the base itself (n == m): row i's own entry is skipped.
+    """
+    q = np.asarray(queries, dtype=np.float64).reshape(len(queries), -1)
+    b = np.asarray(base, dtype=np.float64).reshape(len(base), -1)
+    if q.shape[1] != b.shape[1]:
+        raise ValueError(f"queries {q.shape} and base {b.shape} differ in dimension")
+    bn = (b * b).sum(1)
+    out = np.empty(len(q))
+    for start in range(0, len(q), chunk):
+        qc = q[start : start + chunk]
+        d2 = (qc * qc).sum(1)[:, None] + bn[None, :] - 2 * qc @ b.T
+        if exclude_self:
+            d2[np.arange(len(qc)), np.arange(start, start + len(qc))] = np.inf
+        out[start : start + len(qc)] = np.sqrt(np.clip(d2.min(1), 0, None))
+    return out
+
+
+def realism_summary(
+    generated: pd.DataFrame | dict[str, np.ndarray],
+    real: pd.DataFrame | dict[str, np.ndarray],
+    generated_images: np.ndarray,
+    real_images: np.ndarray,
+    names: Sequence[str] = QUALITY_PARAMETERS,
+    radius: float = 32.0,
+) -> dict[str, float]:
+    """Generated against real, beyond :func:`parameter_distances` (whose keys it holds too):
+
+    - ``psep_median_ratio``: median PSEP of the bipolar generated images / that of the
+      bipolar real ones (1 = alike);
+    - ``bipolar_share_generated``, ``bipolar_share_real``: share with PSEP defined;
+    - ``spectral_high_share_generated``, ``_real`` and ``spectral_high_ratio``: mean share of
+      |F|^2 beyond ``radius`` (:func:`spectral_high_share`), and their ratio (1 = alike; a
+      checkerboard texture lifts it).
+    """
+    out = parameter_distances(generated, real, names)
+    g = np.asarray(generated["psep"], np.float64)
+    r = np.asarray(real["psep"], np.float64)
+    gb, rb = g[np.isfinite(g)], r[np.isfinite(r)]
+    out["psep_median_ratio"] = (
+        float(np.median(gb) / np.median(rb)) if len(gb) and len(rb) else float("nan")
+    )
+    out["bipolar_share_generated"] = float(np.isfinite(g).mean())
+    out["bipolar_share_real"] = float(np.isfinite(r).mean())
+    sg = float(np.nanmean(spectral_high_share(generated_images, radius)))
+    sr = float(np.nanmean(spectral_high_share(real_images, radius)))
+    out["spectral_high_share_generated"] = sg
+    out["spectral_high_share_real"] = sr
+    out["spectral_high_ratio"] = sg / sr if sr > 0 else float("nan")
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Directions: what a shift does
+
+
+def shift_effects(
+    before: pd.DataFrame | dict[str, np.ndarray],
+    after: pd.DataFrame | dict[str, np.ndarray],
+    shifted: str,
+    others: Sequence[str],
+    iqr: dict[str, float],
+) -> dict[str, Any]:
+    """What a shift along ``shifted`` did to a set of images (one row per seed).
+
+    Returns ``rises`` (share of seeds where ``shifted`` grew; pairs with a NaN before or
+    after count as not risen), ``median_relative_change`` (median of (after - before) /
+    |before| over the finite pairs with before != 0), and for each of ``others``
+    ``<name>_median_change_iqr`` (median of (after - before) / IQR[name]) and
+    ``<name>_median_abs_change_iqr`` (median of |after - before| / IQR[name]), over finite
+    pairs; ``n`` the number of seeds.
+    """
+    b = np.asarray(before[shifted], np.float64)
+    a = np.asarray(after[shifted], np.float64)
+    ok = np.isfinite(a) & np.isfinite(b)
+    rel = ok & (b != 0)
+    out: dict[str, Any] = {
+        "n": int(len(b)),
+        "rises": float((ok & (a > b)).mean()) if len(b) else float("nan"),
+        "median_relative_change": (
+            float(np.median((a[rel] - b[rel]) / np.abs(b[rel]))) if rel.any() else float("nan")
+        ),
+    }
+    for name in others:
+        d = np.asarray(after[name], np.float64) - np.asarray(before[name], np.float64)
+        d = d[np.isfinite(d)] / (iqr[name] or 1.0)
+        out[f"{name}_median_change_iqr"] = float(np.median(d)) if len(d) else float("nan")
+        out[f"{name}_median_abs_change_iqr"] = (
+            float(np.median(np.abs(d))) if len(d) else float("nan")
+        )
+    return out

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from sharpseek.evaluate import QUALITY_PARAMETERS, same_region_retrieval
+from sharpseek.evaluate import same_region_retrieval
 from sharpseek.physics import PAPER_PARAMETERS
 from sharpseek.search import PhysicsBaseline, baseline_features
 
@@ -61,7 +61,6 @@ PAPER_CORRELATIONS: dict[str, tuple[float, float]] = {
     "alpha": (0.47, 0.47),
     "grad": (0.79, 0.78),
 }
-assert set(PAPER_PARAMETERS) == set(QUALITY_PARAMETERS)  # until evaluate.py imports it too
 
 
 @dataclass
