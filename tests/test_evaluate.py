@@ -13,6 +13,7 @@ from sharpseek.evaluate import (
     distinct_count,
     hubness,
     k_occurrence,
+    memorisation,
     nearest_distances,
     realism_summary,
     shift_effects,
@@ -201,3 +202,14 @@ def test_shift_effects_against_loops():
     assert out["median_relative_change"] == pytest.approx(np.median([1.0, -0.5, 0.5]))
     assert out["r_median_change_iqr"] == pytest.approx(np.median([0.5, 0.0, 2.0]))
     assert out["r_median_abs_change_iqr"] == pytest.approx(0.5)
+
+
+def test_memorisation_of_a_copying_generator_is_below_one():
+    rng = np.random.default_rng(0)
+    train = rng.normal(size=(50, 8))
+    held = rng.normal(size=(20, 8))
+    copies = train[:30] + 0.01 * rng.normal(size=(30, 8))
+    m = memorisation(copies, held, train)
+    assert m["generated_median"] < 0.1 < m["held_out_median"] and m["ratio"] < 0.1
+    slow = np.median([min(np.linalg.norm(h - t) for t in train) for h in held])
+    assert m["held_out_median"] == pytest.approx(slow)

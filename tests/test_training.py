@@ -511,11 +511,22 @@ def test_checkpoints_are_evaluated_on_the_regions_they_held_out(
         encoder=enc_path,
         open_dataset=lambda name, version: dataset,
         n_generated=32,
+        seed_blocks=(0, 100000),
     )
     held = load_checkpoint(gan_path)["splits"]["holdout_harpnums"]
     n_held = int(dataset.manifest["harpnum"].isin(held).sum())
-    assert (report["gan"]["n_generated"], report["gan"]["n_real"]) == (32, n_held)
-    assert report["gan"]["frechet_simsiam"] > 0 and 0 <= report["gan"]["ks_mean"] <= 1
+    gan = report["gan"]
+    assert (gan["n_generated"], gan["n_held_out"]) == (32, n_held)
+    assert gan["n_train"] + n_held == len(dataset.manifest)  # the two sides are disjoint
+    assert list(gan["blocks"]) == ["0", "100000"]
+    first, second = gan["blocks"]["0"], gan["blocks"]["100000"]
+    assert first["seeds"] == [0, 31] and second["seeds"] == [100000, 100031]
+    for side in ("train", "held_out"):
+        assert 0 <= first[side]["ks_mean"] <= 1 and first[side]["spectral_high_ratio"] > 0
+    assert first["held_out"]["w1_tuf"] != second["held_out"]["w1_tuf"]  # other images
+    assert first["held_out"]["frechet_simsiam"] > 0
+    for space in ("pixels", "encoder"):
+        assert first["memorisation"][space]["held_out_median"] > 0
     assert report["encoder"]["augmentations"] == "paper"
     assert report["encoder"]["n_frames"] == n_held and 0 <= report["encoder"]["retrieval_pca"] <= 1
 
@@ -621,6 +632,8 @@ def test_cli_unknown_augmentation_set_is_named(cli, dataset):
     assert "unknown augmentation set 'wild'" in " ".join(result.output.split())
 
 
-def test_cli_evaluate_needs_a_checkpoint(cli):
-    result = cli("evaluate", "models")
-    assert result.exit_code == 2 and "give --gan and/or --encoder" in result.output
+def test_cli_evaluate_without_models_names_the_missing_current_ones(cli, tmp_path):
+    result = cli("evaluate", "models", "--home", tmp_path)
+    output = " ".join(result.output.split())
+    assert result.exit_code == 2 and "no current models" in output
+    assert "models/gan/tiny-seed0/last.pt" in output

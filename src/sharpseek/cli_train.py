@@ -305,30 +305,83 @@ def augmentations_cmd(
     console.print(f"picture: {path}")
 
 
+def _flatten(values: dict, prefix: str = "") -> dict[str, Any]:
+    """Nested report -> {"a.b.c": value} rows for a table."""
+    out: dict[str, Any] = {}
+    for k, v in values.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _seed_blocks(text: str) -> tuple[int, ...]:
+    try:
+        blocks = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise typer.BadParameter(
+            f"seed blocks must be integers like 0,100000, got {text!r}"
+        ) from None
+    if not blocks:
+        raise typer.BadParameter("give at least one seed block")
+    return blocks
+
+
+SeedBlocksOpt = Annotated[
+    str,
+    typer.Option(
+        "--seed-blocks",
+        help="first seeds of the blocks of generated images (each block: --samples seeds)",
+    ),
+]
+
+
 @evaluate_app.command("models")
 def evaluate_models_cmd(
     gan: Annotated[
-        str | None, typer.Option("--gan", help="GAN checkpoint: store key or file")
+        str | None,
+        typer.Option("--gan", help="GAN checkpoint: store key or file (default: the current)"),
     ] = None,
     encoder: Annotated[
-        str | None, typer.Option("--encoder", help="encoder checkpoint: store key or file")
+        str | None,
+        typer.Option(
+            "--encoder", help="encoder checkpoint: store key or file (default: the current)"
+        ),
     ] = None,
-    samples: Annotated[int, typer.Option("--samples", min=2, help="generated images")] = 1000,
-    seed: Annotated[int, typer.Option("--seed", help="seed of the generated images")] = 0,
+    samples: Annotated[
+        int, typer.Option("--samples", min=2, help="generated images per seed block")
+    ] = 1000,
+    seed_blocks: SeedBlocksOpt = "0,100000",
+    seed: Annotated[int, typer.Option("--seed", help="seed of frame subsets, augmentations")] = 0,
     out: Annotated[Path | None, typer.Option("--out", help="write the report as JSON")] = None,
     preset: PresetOpt = None,
     home: HomeOpt = None,
 ) -> None:
-    """Quality measures on the HARPs each checkpoint held out from training: the GAN's
-    parameter distances (Wasserstein, KS; Frechet in SimSiam space with --encoder), the
-    encoder's same-region retrieval beside its baselines, and augmentation robustness."""
+    """Quality measures of the models (the settings' current GAN and encoder unless named):
+    the GAN against the frames it trained on and the HARPs it held out, for each seed block
+    (KS and Wasserstein per parameter, median PSEP ratio, bipolar share, spectral share
+    beyond radius 32, memorisation in pixels and encoder space, Frechet in SimSiam space);
+    the encoder's same-region retrieval on its held-out HARPs beside PCA and physics, and
+    augmentation robustness."""
     from sharpseek.evaluate_models import evaluate_checkpoints
+    from sharpseek.inference import settings_checkpoint_key
     from sharpseek.store import open_store
 
-    if gan is None and encoder is None:
-        raise _fail(ValueError("give --gan and/or --encoder (a store key or a file)"))
+    blocks = _seed_blocks(seed_blocks)
     settings = _settings(preset, home)
     store = open_store(settings)
+    if gan is None and encoder is None:  # the current models
+        gan = settings_checkpoint_key(settings, "gan")
+        encoder = settings_checkpoint_key(settings, "encoder")
+        missing = [key for key in (gan, encoder) if not store.exists(key)]
+        if missing:
+            raise _fail(
+                FileNotFoundError(
+                    f"no current models in {settings.home}: {', '.join(missing)} not found; "
+                    "train them (`sharpseek demo` or `sharpseek train`) or give --gan/--encoder"
+                )
+            )
     try:
         report = evaluate_checkpoints(
             store,
@@ -336,6 +389,7 @@ def evaluate_models_cmd(
             encoder=encoder,
             n_generated=samples,
             seed=seed,
+            seed_blocks=blocks,
             open_dataset=lambda name, version: _open_dataset(settings, store, name, version),
         )
     except (ValueError, FileNotFoundError) as err:
@@ -344,7 +398,7 @@ def evaluate_models_cmd(
         table = Table(title=section)
         table.add_column("measure")
         table.add_column("value", justify="right")
-        for k, v in values.items():
+        for k, v in _flatten(values).items():
             table.add_row(k, _fmt(v))
         console.print(table)
     if out is not None:

@@ -55,6 +55,7 @@ __all__ = [
     "bootstrap_correlation_ci",
     "spectral_high_share",
     "nearest_distances",
+    "memorisation",
     "realism_summary",
     "shift_effects",
 ]
@@ -426,7 +427,7 @@ def spectral_high_share(images: np.ndarray, radius: float = 32.0) -> np.ndarray:
 
 
 def nearest_distances(
-    queries: np.ndarray, base: np.ndarray, *, exclude_self: bool = False, chunk: int = 256
+    queries: np.ndarray, base: np.ndarray, *, exclude_self: bool = False, chunk: int = 512
 ) -> np.ndarray:
     """Euclidean distance (n,) from each query row to its nearest ``base`` row.
 
@@ -435,19 +436,35 @@ def nearest_distances(
     queries : (n, ...) ; base : (m, ...), flattened to vectors (images become pixels).
     exclude_self : queries are the base itself (n == m): row i's own entry is skipped.
     """
-    q = np.asarray(queries, dtype=np.float64).reshape(len(queries), -1)
-    b = np.asarray(base, dtype=np.float64).reshape(len(base), -1)
+    q = np.asarray(queries).reshape(len(queries), -1)
+    b = np.asarray(base).reshape(len(base), -1)
     if q.shape[1] != b.shape[1]:
         raise ValueError(f"queries {q.shape} and base {b.shape} differ in dimension")
-    bn = (b * b).sum(1)
-    out = np.empty(len(q))
-    for start in range(0, len(q), chunk):
-        qc = q[start : start + chunk]
-        d2 = (qc * qc).sum(1)[:, None] + bn[None, :] - 2 * qc @ b.T
-        if exclude_self:
-            d2[np.arange(len(qc)), np.arange(start, start + len(qc))] = np.inf
-        out[start : start + len(qc)] = np.sqrt(np.clip(d2.min(1), 0, None))
-    return out
+    best = np.full(len(q), np.inf)
+    for bs in range(0, len(b), chunk):  # float64 one block of the base at a time
+        bc = b[bs : bs + chunk].astype(np.float64)
+        bn = (bc * bc).sum(1)
+        for qs in range(0, len(q), chunk):
+            qc = q[qs : qs + chunk].astype(np.float64)
+            d2 = (qc * qc).sum(1)[:, None] + bn[None, :] - 2 * qc @ bc.T
+            if exclude_self:
+                rows = np.arange(qs, qs + len(qc))
+                own = (rows >= bs) & (rows < bs + len(bc))
+                d2[np.flatnonzero(own), rows[own] - bs] = np.inf
+            best[qs : qs + len(qc)] = np.minimum(best[qs : qs + len(qc)], d2.min(1))
+    return np.sqrt(np.clip(best, 0, None))
+
+
+def memorisation(
+    generated: np.ndarray, held_out: np.ndarray, train: np.ndarray
+) -> dict[str, float]:
+    """Median distance of generated samples (n, ...) to their nearest training sample
+    (m, ...), beside the same for held-out real samples (h, ...): a generator that copies
+    its training frames sits much nearer to them than frames of unseen regions do
+    (``ratio`` = generated / held-out, < 1 is suspicious)."""
+    g = float(np.median(nearest_distances(generated, train)))
+    h = float(np.median(nearest_distances(held_out, train)))
+    return {"generated_median": g, "held_out_median": h, "ratio": g / h if h > 0 else np.nan}
 
 
 def realism_summary(

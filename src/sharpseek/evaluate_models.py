@@ -1,11 +1,12 @@
-"""``sharpseek evaluate models``: quality reports of trained checkpoints (issue 4), on the
-HARPs each one held out from training.
+"""``sharpseek evaluate models``: quality reports of trained checkpoints (issues 4, 16): the
+GAN against the frames it trained on and the HARPs it held out, for two seed blocks; the
+encoder on the HARPs it held out.
 
-:func:`evaluate_gan` and :func:`evaluate_encoder` measure a model (the measures are those of
-:mod:`sharpseek.evaluate`); :func:`evaluate_checkpoints` rebuilds the models from their
-checkpoints, opens the dataset each records and measures them on its held-out regions. This
-module sits above :mod:`sharpseek.training` (it picks the held-out frames as training's epoch
-measures do); :mod:`sharpseek.evaluate` sits below it.
+:func:`evaluate_generator_blocks` and :func:`evaluate_encoder` measure a model (the
+measures are those of :mod:`sharpseek.evaluate`); :func:`evaluate_checkpoints` rebuilds the
+models from their checkpoints, opens the dataset each records and measures them on its
+held-out regions. This module sits above :mod:`sharpseek.training` (it picks the held-out
+frames as training's epoch measures do); :mod:`sharpseek.evaluate` sits below it.
 """
 
 from __future__ import annotations
@@ -17,11 +18,14 @@ import pandas as pd
 import torch
 
 from sharpseek.evaluate import (
+    SEED_BLOCKS,
     augmentation_robustness,
     frechet_distance,
-    parameter_distances,
+    memorisation,
+    realism_summary,
     retrieval_scores,
 )
+from sharpseek.inference import latent_from_seeds
 from sharpseek.models.augment import AUGMENTATION_SETS
 from sharpseek.models.checkpoints import (
     encoder_from_checkpoint,
@@ -31,35 +35,63 @@ from sharpseek.models.checkpoints import (
 from sharpseek.physics import compute_parameters
 from sharpseek.training.common import subset_whole_regions
 
-__all__ = ["evaluate_gan", "evaluate_encoder", "evaluate_checkpoints"]
+__all__ = ["evaluate_generator_blocks", "evaluate_encoder", "evaluate_checkpoints"]
 
 
-def evaluate_gan(
-    generator,
-    real_table: pd.DataFrame,
-    *,
-    n: int = 1000,
-    seed: int = 0,
-    encoder=None,
-    real_images: np.ndarray | None = None,
-    chunk: int = 256,
-) -> dict[str, float]:
-    """Parameter distances (and, given an encoder and real images, the Frechet distance in its
-    feature space) between ``n`` generated images and the real frames of ``real_table``."""
-    g = torch.Generator().manual_seed(seed)
+def _generate(generator, seeds: range, chunk: int = 256) -> np.ndarray:
+    """Images (n, 128, 128) float32 of the generator for ``seeds`` (one z per seed, as
+    every other road: :func:`sharpseek.inference.latent_from_seeds`)."""
+    z = torch.from_numpy(latent_from_seeds(list(seeds), generator.config.latent_dim))
     generator.eval()
     device = next(generator.parameters()).device
     with torch.no_grad():
-        z = torch.randn(n, generator.config.latent_dim, generator=g)
-        fake = torch.cat([generator(zc.to(device)).float().cpu() for zc in z.split(chunk)])
-    params = compute_parameters(fake[:, 0].numpy(), chunk_size=chunk)
-    out = parameter_distances(params, real_table)
-    if encoder is not None and real_images is not None:
-        out["frechet_simsiam"] = frechet_distance(
-            encoder.encode(fake).numpy(), encoder.encode(torch.as_tensor(real_images)).numpy()
-        )
-    out["n_generated"] = n
-    out["n_real"] = len(real_table)
+        return torch.cat(
+            [generator(zc.to(device))[:, 0].float().cpu() for zc in z.split(chunk)]
+        ).numpy()
+
+
+def evaluate_generator_blocks(
+    generator,
+    train: tuple[np.ndarray, pd.DataFrame],
+    held_out: tuple[np.ndarray, pd.DataFrame],
+    *,
+    n: int = 1000,
+    seed_blocks: tuple[int, ...] = SEED_BLOCKS,
+    encoder=None,
+    chunk: int = 256,
+) -> dict[str, dict[str, Any]]:
+    """The generator against the frames it trained on and against held-out frames, for
+    each seed block (seeds ``b .. b + n - 1``).
+
+    ``train`` and ``held_out`` are (images (m, 128, 128), manifest rows). Per block:
+    ``train`` and ``held_out`` (:func:`sharpseek.evaluate.realism_summary`: KS and W1/std per
+    parameter, median PSEP ratio, bipolar shares, spectral share beyond radius 32 and its
+    ratio; ``frechet_simsiam`` against held-out frames given an encoder) and
+    ``memorisation`` (:func:`sharpseek.evaluate.memorisation` in ``pixels`` and, given an
+    encoder, ``encoder`` space: generated and held-out frames to their nearest training
+    frame).
+    """
+    train_images, train_table = train
+    held_images, held_table = held_out
+    enc_train = enc_held = None
+    if encoder is not None:
+        enc_train = encoder.encode(torch.as_tensor(train_images[:, None])).numpy()
+        enc_held = encoder.encode(torch.as_tensor(held_images[:, None])).numpy()
+    out: dict[str, dict[str, Any]] = {}
+    for block in seed_blocks:
+        fake = _generate(generator, range(block, block + n), chunk)
+        params = compute_parameters(fake, chunk_size=chunk)
+        entry: dict[str, Any] = {
+            "seeds": [block, block + n - 1],
+            "train": realism_summary(params, train_table, fake, train_images),
+            "held_out": realism_summary(params, held_table, fake, held_images),
+            "memorisation": {"pixels": memorisation(fake, held_images, train_images)},
+        }
+        if encoder is not None:
+            enc_fake = encoder.encode(torch.as_tensor(fake[:, None])).numpy()
+            entry["held_out"]["frechet_simsiam"] = frechet_distance(enc_fake, enc_held)
+            entry["memorisation"]["encoder"] = memorisation(enc_fake, enc_held, enc_train)
+        out[str(block)] = entry
     return out
 
 
@@ -97,8 +129,14 @@ def evaluate_checkpoints(
     n_generated: int = 1000,
     max_frames: int = 2000,
     seed: int = 0,
+    seed_blocks: tuple[int, ...] = SEED_BLOCKS,
 ) -> dict[str, dict[str, Any]]:
     """Quality measures of checkpoints (store keys or files), on the HARPs each held out.
+
+    The GAN's measures (:func:`evaluate_generator_blocks`) are taken for each of
+    ``seed_blocks`` against its training frames and its held-out frames (up to
+    ``max_frames`` held-out frames, whole regions, for both models; ``seed`` picks them and
+    the encoder's augmentations).
 
     ``open_dataset(name, version)`` opens the dataset a checkpoint records (default: the
     store-backed :func:`sharpseek.dataset.load_dataset`). Returns ``{"gan": {...},
@@ -113,11 +151,12 @@ def evaluate_checkpoints(
     def held_out(ckpt):
         ds = open_dataset(ckpt["dataset"]["name"], ckpt["dataset"]["version"])
         harps = ckpt["splits"]["holdout_harpnums"]
-        rows = np.flatnonzero(ds.manifest["harpnum"].isin(harps).to_numpy())
+        held = ds.manifest["harpnum"].isin(harps).to_numpy()
+        rows = np.flatnonzero(held)
+        train = np.flatnonzero(~held)  # the frames of the regions it trained on
         if len(rows) < 2:  # nothing held out: measure on everything, and say so
-            rows = np.arange(len(ds.manifest))
+            rows = train = np.arange(len(ds.manifest))
         rows = subset_whole_regions(ds.manifest, rows, max_frames, seed)
-        train = np.setdiff1d(np.arange(len(ds.manifest)), rows)
         return ds, rows, train
 
     report: dict[str, dict[str, Any]] = {}
@@ -144,17 +183,23 @@ def evaluate_checkpoints(
     if gan is not None:
         ckpt = load_checkpoint(gan, store=store, kind="gan")
         generator = generator_from_checkpoint(ckpt)
-        ds, rows, _ = held_out(ckpt)
+        ds, rows, train = held_out(ckpt)
         report["gan"] = {
             "checkpoint": str(gan),
             "epoch": ckpt["epoch"],
-            **evaluate_gan(
+            "dataset": f"{ckpt['dataset']['name']}/{ckpt['dataset']['version']}",
+            "n_generated": n_generated,
+            "n_train": len(train),
+            "n_held_out": len(rows),
+            "held_out_regions": int(ds.manifest.iloc[rows]["harpnum"].nunique()),
+            "encoder": str(encoder) if encoder is not None else None,
+            "blocks": evaluate_generator_blocks(
                 generator,
-                ds.manifest.iloc[rows],
+                (ds.images(train), ds.manifest.iloc[train]),
+                (ds.images(rows), ds.manifest.iloc[rows]),
                 n=n_generated,
-                seed=seed,
+                seed_blocks=seed_blocks,
                 encoder=enc_model,
-                real_images=ds.images(rows)[:, None] if enc_model is not None else None,
             ),
         }
     return report
