@@ -365,15 +365,14 @@ def evaluate_models_cmd(
     the encoder's same-region retrieval on its held-out HARPs beside PCA and physics, and
     augmentation robustness."""
     from sharpseek.evaluate_models import evaluate_checkpoints
-    from sharpseek.inference import settings_checkpoint_key
+    from sharpseek.pipeline import model_keys
     from sharpseek.store import open_store
 
     blocks = _seed_blocks(seed_blocks)
     settings = _settings(preset, home)
     store = open_store(settings)
     if gan is None and encoder is None:  # the current models
-        gan = settings_checkpoint_key(settings, "gan")
-        encoder = settings_checkpoint_key(settings, "encoder")
+        gan, encoder = model_keys(settings)["gan"], model_keys(settings)["encoder"]
         missing = [key for key in (gan, encoder) if not store.exists(key)]
         if missing:
             raise _fail(

@@ -85,16 +85,6 @@ def _model_key(kind: str, run: str, checkpoint: str) -> str:
     return checkpoint_key(kind, run, checkpoint_name(checkpoint))
 
 
-def settings_checkpoint_key(settings: Settings, kind: str) -> str:
-    """Store key of the checkpoint the settings name for ``kind`` (``gan`` or ``encoder``):
-    the current model, e.g. ``models/gan/tiny-seed0/last.pt``."""
-    if kind == "gan":
-        return _model_key("gan", settings.models.gan, settings.models.gan_checkpoint)
-    if kind == "encoder":
-        return _model_key("encoder", settings.models.encoder, settings.models.encoder_checkpoint)
-    raise ValueError(f"kind must be 'gan' or 'encoder', got {kind!r}")
-
-
 @dataclass
 class GeneratorModel:
     """A trained generator, ready to turn latent vectors into model-space images.
