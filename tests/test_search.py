@@ -429,8 +429,31 @@ def test_cli_evaluate_retrieval_writes_a_labelled_report(home, tmp_path):
     assert "0.78 (0.79)" in report  # the paper's TUF beside ours
     for name in ("eval-fig7.png", "eval-fig8.png", "eval-fig9.png", "retrieval.json"):
         assert (tmp_path / name).stat().st_size > 0
+    assert "eval-hubness.png" in report and "Seeds 100000..100029" in report
+    assert (tmp_path / "eval-hubness.png").stat().st_size > 0
     data = json.loads((tmp_path / "retrieval.json").read_text())
-    assert {r["method"] for r in data["correlations"]} == {"simsiam", "euclidean", "mahalanobis"}
+    assert list(data["blocks"]) == ["0", "100000"]
+    settings, ds, vectors = home
+    for block, first in (("0", 0), ("100000", 100000)):
+        got = data["blocks"][block]
+        assert {r["method"] for r in got["correlations"]} == {"simsiam", "euclidean", "mahalanobis"}
+        assert all(r["pearson_lo"] <= r["pearson"] <= r["pearson_hi"] for r in got["correlations"]
+                   if r["pearson"] is not None)  # fmt: skip
+        assert [m["seed"] for m in got["matches"]] == list(range(first, first + 30))
+        # each query's SimSiam match is its nearest frame, by a plain loop over the frames
+        from sharpseek.backends import open_backend
+
+        with open_backend(settings) as backend:
+            q = backend.embed(backend.generate(seeds=[first, first + 7]).images)
+        for qi, row in zip(q, (got["matches"][0], got["matches"][7]), strict=True):
+            dist = [float(np.linalg.norm(qi.astype(float) - v.astype(float))) for v in vectors]
+            assert row["simsiam"] == ds.manifest["record_id"].iloc[int(np.argmin(dist))]
+        hub = got["hubness"]["simsiam"]
+        counts = {}
+        for m in got["matches"]:
+            counts[m["simsiam"]] = counts.get(m["simsiam"], 0) + 1
+        assert hub["distinct_nearest"] == len(counts)
+        assert hub["top5_share"] == pytest.approx(sum(sorted(counts.values())[::-1][:5]) / 30)
 
 
 def test_catalogue_hook_gives_each_ar_its_nearest_real_sharps(home, searcher, tmp_path):
@@ -446,3 +469,29 @@ def test_catalogue_hook_gives_each_ar_its_nearest_real_sharps(home, searcher, tm
         update={"index": settings.index.model_copy(update={"path": tmp_path / "none"})}
     )
     assert nearest_sharps(2, settings=empty)(images) == [[], []]
+
+
+def test_held_out_same_region_counts_only_held_out_frames_and_regions(home):
+    from sharpseek.evaluate import pca_features, same_region_retrieval
+    from sharpseek.evaluate_retrieval import _nearest, held_out_same_region
+
+    settings, ds, vectors = home
+    real = ds.manifest.reset_index(drop=True)
+    harps = sorted(real["harpnum"].unique())
+    held_harps = harps[:4]  # 4 regions x 4 frames = 16 frames
+    baseline = PhysicsBaseline.fit(real)
+    out = held_out_same_region(vectors, baseline, real, ds.images, held_harps, seed=0)
+    rows = np.flatnonzero(real["harpnum"].isin(held_harps).to_numpy())
+    assert (out["frames"], out["regions"]) == (len(rows), 4)
+    h, t = real["harpnum"].to_numpy()[rows], real["t_rec"].to_numpy()[rows]
+    assert out["simsiam"] == same_region_retrieval(vectors[rows], h, t)
+    others = np.flatnonzero(~real["harpnum"].isin(held_harps).to_numpy())
+    pca = pca_features(ds.images(rows), ds.images(others), n_components=vectors.shape[1])
+    assert out["pca"] == pytest.approx(same_region_retrieval(pca, h, t))
+    assert held_out_same_region(vectors, baseline, real, ds.images, harps[:1]) == {}  # 4 < 11
+    # the k nearest, nearest first, by a plain sort
+    q = vectors[:5].astype(np.float64) + 0.01
+    got = _nearest(q, vectors, k=10)
+    for qi, row in zip(q, got, strict=True):
+        d = np.linalg.norm(vectors.astype(np.float64) - qi, axis=1)
+        assert row.tolist() == np.argsort(d, kind="stable")[:10].tolist()

@@ -486,11 +486,33 @@ def search_cmd(
 # sharpseek evaluate retrieval
 
 
+def _encoder_holdout(settings, dataset) -> list[int] | None:
+    """HARPs the settings' encoder never trained on, among the dataset's: those its checkpoint
+    held out when it trained on this dataset, every region of another dataset; None when
+    its checkpoint records no split."""
+    from sharpseek.models.checkpoints import load_checkpoint
+    from sharpseek.pipeline import model_keys
+    from sharpseek.store import open_store
+
+    ckpt = load_checkpoint(model_keys(settings)["encoder"], store=open_store(settings))
+    if (ckpt.get("dataset") or {}).get("name") == dataset.name:
+        held = (ckpt.get("splits") or {}).get("holdout_harpnums")
+        return None if held is None else [int(h) for h in held]
+    return [int(h) for h in dataset.manifest["harpnum"].unique()]
+
+
 def evaluate_retrieval_cmd(
     dataset: DatasetOpt = "synthetic",
     dataset_version: DatasetVersionOpt = None,
-    queries: Annotated[int, typer.Option("--queries", min=3, help="generated queries")] = 1000,
-    seed: Annotated[int, typer.Option("--seed", help="first seed of the queries")] = 0,
+    queries: Annotated[
+        int, typer.Option("--queries", min=3, help="generated queries per seed block")
+    ] = 1000,
+    seed_blocks: Annotated[
+        str, typer.Option("--seed-blocks", help="first seeds of the query blocks")
+    ] = "0,100000",
+    bootstrap: Annotated[
+        int, typer.Option("--bootstrap", min=0, help="resamples of each 95 % interval")
+    ] = 1000,
     out: Annotated[
         Path | None, typer.Option("--out", help="report folder (default <home>/reports/retrieval)")
     ] = None,
@@ -498,36 +520,69 @@ def evaluate_retrieval_cmd(
     preset: PresetOpt = None,
     home: HomeOpt = None,
 ) -> None:
-    """The paper's retrieval analysis on a dataset: generated queries, nearest real frame by
-    SimSiam and by the (TUF, R, PSEP) baselines, correlations, same-region measure; a
-    markdown report with PNGs beside the paper's numbers."""
-    from sharpseek.evaluate_retrieval import METHOD_LABELS, evaluate_retrieval, write_report
+    """The paper's retrieval analysis on a dataset, for each seed block: generated queries,
+    nearest real frame by SimSiam and by the (TUF, R, PSEP) baselines, correlations with
+    bootstrap intervals, hubness (distinct nearest frames, top-5 share, 10-occurrence
+    skewness); same-region retrieval over all frames and over the encoder's held-out regions
+    beside PCA of the pixels; a markdown report with PNGs beside the paper's numbers."""
+    from sharpseek.cli_train import _seed_blocks
+    from sharpseek.evaluate_retrieval import (
+        METHOD_LABELS,
+        evaluate_retrieval_blocks,
+        write_report,
+    )
     from sharpseek.search import Searcher
 
+    blocks = _seed_blocks(seed_blocks)
     settings = _settings(preset, home)
     target = out or settings.home / "reports" / "retrieval"
     try:
         ds = _dataset(settings, dataset, dataset_version)
+        holdout = _encoder_holdout(settings, ds)
         with Searcher(settings) as searcher:
-            result = evaluate_retrieval(
-                searcher.backend, ds, n_queries=queries, seed=seed, progress=progress
+            results = evaluate_retrieval_blocks(
+                searcher.backend,
+                ds,
+                n_queries=queries,
+                seed_blocks=blocks,
+                holdout_harpnums=holdout,
+                progress=progress,
+                n_boot=bootstrap,
             )
-        report = write_report(result, ds, target)
+        report = write_report(results, ds, target)
     except _user_errors() as err:
         raise _fail(_message(err)) from None
-    corr = result.correlations
-    table = Table(title=f"Pearson (Spearman), {result.meta['data_kind']} data")
-    table.add_column("method")
-    names = list(dict.fromkeys(corr["parameter"]))
-    for name in names:
-        table.add_column(name.upper(), justify="right")
-    for method, group in corr.groupby("method", sort=False):
-        by = group.set_index("parameter")
-        table.add_row(
-            METHOD_LABELS[method],
-            *[f"{by.loc[n, 'pearson']:.2f} ({by.loc[n, 'spearman']:.2f})" for n in names],
+    for result in results:
+        corr = result.correlations
+        first = result.meta["seed"]
+        table = Table(
+            title=f"Pearson (Spearman), {result.meta['data_kind']} data, seeds "
+            f"{first}..{first + result.meta['queries'] - 1}"
         )
-    console.print(table)
+        table.add_column("method")
+        names = list(dict.fromkeys(corr["parameter"]))
+        for name in names:
+            table.add_column(name.upper(), justify="right")
+        table.add_column("distinct", justify="right")
+        table.add_column("top-5", justify="right")
+        for method, group in corr.groupby("method", sort=False):
+            by = group.set_index("parameter")
+            hub = result.hubness[method]
+            table.add_row(
+                METHOD_LABELS[method],
+                *[f"{by.loc[n, 'pearson']:.2f} ({by.loc[n, 'spearman']:.2f})" for n in names],
+                str(hub["distinct_nearest"]),
+                f"{hub['top5_share']:.0%}",
+            )
+        console.print(table)
+    held = results[0].same_region_held_out
+    if held:
+        console.print(
+            f"same-region on {held['regions']} held-out regions: "
+            + ", ".join(
+                f"{m} {held[m]:.3f}" for m in ("simsiam", "pca", "euclidean", "mahalanobis")
+            )
+        )
     console.print(f"report: {report}")
 
 
