@@ -239,3 +239,18 @@ def test_plot_directions_draws_figures_4_5_and_calibration(home, tmp_path):
         "directions-calibration.png",
         "directions-strips-tuf.png",
     ]
+
+
+def test_evaluate_directions_reports_both_seed_blocks(home, tmp_path):
+    from ingest_fixtures import synthetic_dataset
+
+    synthetic_dataset(Settings(home=home, preset="tiny"), regions=4, frames=2, seed=0)
+    out = tmp_path / "directions.json"
+    result = run(home, "evaluate", "directions", "--seeds", "12", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert list(report["blocks"]) == ["0", "100000"] and report["eps"] == 1.5
+    assert report["blocks"]["100000"]["seeds"] == [100000, 100011]
+    assert set(report["iqr"]) == {"tuf", "r", "psep"} and report["iqr"]["tuf"] > 0
+    # the untrained GAN makes no bipoles: nothing is selected, and the table says so
+    assert "0 bipolar with R > 0" in " ".join(result.output.split())

@@ -213,3 +213,53 @@ def test_memorisation_of_a_copying_generator_is_below_one():
     assert m["generated_median"] < 0.1 < m["held_out_median"] and m["ratio"] < 0.1
     slow = np.median([min(np.linalg.norm(h - t) for t in train) for h in held])
     assert m["held_out_median"] == pytest.approx(slow)
+
+
+class _LinearBackend:
+    """A backend of known physics: z = latent_from_seeds + sum eps e_p along the first
+    three axes (TUF, PSEP, R); TUF = exp(z0), PSEP = 10 + exp(z1) where z3 > 0 (else not
+    bipolar), R = z2 where > 0 else 0. Holding does nothing: the axes are orthogonal."""
+
+    axes = {"tuf": 0, "psep": 1, "r": 2}
+
+    def versions(self):
+        return {"gan": "linear", "directions": "axes"}
+
+    def generate(self, z=None, *, seeds=None, shifts=None, hold=(), parameters=True):
+        from types import SimpleNamespace
+
+        from sharpseek.inference import latent_from_seeds
+
+        z = latent_from_seeds(seeds, 8).astype(np.float64)
+        for name, eps in (shifts or {}).items():
+            z[:, self.axes[name]] += eps
+        params = {
+            "tuf": np.exp(z[:, 0]),
+            "psep": np.where(z[:, 3] > 0, 10 + np.exp(z[:, 1]), np.nan),
+            "r": np.clip(z[:, 2], 0, None),
+        }
+        return SimpleNamespace(parameters=params)
+
+
+def test_directions_check_on_a_backend_of_known_physics():
+    from sharpseek.evaluate_directions import evaluate_directions
+    from sharpseek.inference import latent_from_seeds
+
+    rng = np.random.default_rng(0)
+    reference = {
+        "tuf": rng.uniform(0, 4, 400),
+        "psep": rng.uniform(0, 2, 400),
+        "r": np.arange(400.0),
+    }
+    out = evaluate_directions(_LinearBackend(), reference, n=200, seed_blocks=(0, 100000))
+    assert list(out["blocks"]) == ["0", "100000"]
+    z = latent_from_seeds(range(200), 8)
+    chosen = (z[:, 3] > 0) & (z[:, 2] > 0)
+    block = out["blocks"]["0"]
+    assert block["selected"] == int(chosen.sum()) and block["seeds"] == [0, 199]
+    tuf = block["tuf"]["alone"]
+    assert tuf["rises"] == 1.0 and tuf["median_relative_change"] == pytest.approx(np.exp(1.5) - 1)
+    assert tuf["r_median_abs_change_iqr"] == 0.0 and tuf["psep_median_change_iqr"] == 0.0
+    r = block["r"]["held"]
+    assert r["median_relative_change"] == pytest.approx(np.median(1.5 / z[chosen, 2]))
+    assert out["iqr"]["r"] == pytest.approx(199.5)

@@ -53,9 +53,11 @@ app.command("ui")(_ui)
 
 
 def _register_directions() -> None:
-    from sharpseek.cli_directions import register
+    from sharpseek.cli_directions import evaluate_directions_cmd, register
+    from sharpseek.cli_train import evaluate_app
 
     register(app, plot_app)
+    evaluate_app.command("directions")(evaluate_directions_cmd)
 
 
 _register_directions()

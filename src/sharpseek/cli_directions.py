@@ -591,6 +591,69 @@ def plot_directions_cmd(
         console.print(f"picture: {path}")
 
 
+# ----------------------------------------------------------------------------------------------
+# evaluate directions
+# ----------------------------------------------------------------------------------------------
+def evaluate_directions_cmd(
+    dataset: Annotated[
+        str, typer.Option("--dataset", help="dataset whose interquartile ranges are the units")
+    ] = "synthetic",
+    seeds: Annotated[int, typer.Option("--seeds", min=1, help="seeds per block")] = 1000,
+    seed_blocks: Annotated[
+        str, typer.Option("--seed-blocks", help="first seeds of the blocks")
+    ] = "0,100000",
+    eps: Annotated[float, typer.Option("--eps", help="shift in latent units")] = 1.5,
+    out: Annotated[Path | None, typer.Option("--out", help="write the report as JSON")] = None,
+    preset: PresetOpt = None,
+    home: HomeOpt = None,
+) -> None:
+    """Do the directions move what they name? For TUF, PSEP and R, over the seeds whose start
+    image is bipolar with R > 0: shift +eps alone and with the other two held; the share of
+    seeds where the parameter rises, its median relative change, and the held parameters'
+    median change in units of the dataset's interquartile range."""
+    import json
+
+    from sharpseek.cli_train import _seed_blocks
+    from sharpseek.dataset import load_dataset
+    from sharpseek.evaluate_directions import evaluate_directions
+    from sharpseek.store import open_store
+
+    blocks = _seed_blocks(seed_blocks)
+    settings = _settings(preset, home)
+    try:
+        manifest = load_dataset(open_store(settings), dataset, None).manifest
+    except FileNotFoundError as err:
+        raise _fail(str(err)) from None
+    backend, _ = _served(settings)  # fails in one line without directions
+    with backend:
+        report = evaluate_directions(backend, manifest, n=seeds, seed_blocks=blocks, eps=eps)
+    for entry in report["blocks"].values():
+        table = Table(
+            title=f"seeds {entry['seeds'][0]}..{entry['seeds'][1]}: {entry['selected']} bipolar "
+            f"with R > 0, shift {eps:+g}"
+        )
+        for column in ("direction", "mode", "rises", "median rel. change", "others (median / IQR)"):
+            table.add_column(column)
+        for name in report["parameters"]:
+            if name not in entry:
+                continue
+            for mode in ("alone", "held"):
+                e = entry[name][mode]
+                others = ", ".join(
+                    f"{o} {e[f'{o}_median_change_iqr']:+.2f}"
+                    for o in report["parameters"]
+                    if o != name
+                )
+                table.add_row(
+                    name, mode, f"{e['rises']:.0%}", f"{e['median_relative_change']:+.1%}", others
+                )
+        console.print(table)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2, default=str))
+        console.print(f"report: {out}")
+
+
 def register(app: typer.Typer, plot_app: typer.Typer) -> None:
     """Add these commands to the ``sharpseek`` app and its ``plot`` group."""
     app.add_typer(directions_app, name="directions")
