@@ -311,7 +311,12 @@ def test_results_to_json_puts_parameters_side_by_side(home, searcher):
     frame = searcher.search(searcher.image_query(ds.images([2])[0]), k=2)
     data = json.loads(json.dumps(results_to_json(frame)))
     assert data["query"]["kind"] == "image"
-    assert set(data["results"][0]["parameters"]["tuf"]) == {"query", "match"}
+    parameters = data["results"][0]["parameters"]
+    assert set(parameters["tuf"]) == {"query", "match", "space"}
+    assert parameters["tuf"]["space"] == "model" and parameters["tilt_cea"]["space"] == "native"
+    # a generated (model-space) query has no native grid: null; the indexed match has values
+    assert parameters["tilt_cea"]["query"] is None
+    assert parameters["r_jsoc"]["match"] is not None
     assert "score" not in data["results"][0]
     assert [r["distance"] for r in data["results"]] == pytest.approx(frame["distance"].tolist())
 

@@ -407,8 +407,9 @@ def search_cmd(
 ) -> None:
     """Search real SHARPs like a query (a generated AR, an image or an indexed record),
     narrowed by filters sent in the same request; one best frame per region by default."""
-    from sharpseek.physics import BASELINE_PARAMETERS
+    from sharpseek.physics import BASELINE_PARAMETERS, CARD_NATIVE_PARAMETERS
     from sharpseek.search import ImageInputError, Searcher, export_png, results_to_json
+    from sharpseek.ui.exports import has_native, summary
 
     settings = _settings(preset, home)
     given = [x is not None for x in (seed, image, record)]
@@ -464,18 +465,23 @@ def search_cmd(
     table.add_column("record (NOAA, mu, JSOC)", overflow="fold", ratio=3)
     table.add_column("distance", justify="right")
     for name in BASELINE_PARAMETERS:
-        table.add_column(f"{name.upper()}\nquery\nmatch", justify="right")
+        table.add_column(f"{name.upper()} (model)\nquery\nmatch", justify="right")
+    table.add_column("match on its native CEA grid", overflow="fold", ratio=2)
     for _, row in frame.iterrows():
         noaa_text = ",".join(map(str, row["noaa_ars"])) or "—"
         where = row["jsoc_url"] or "synthetic record"
+        native = {n: row[f"match_{n}"] for n in CARD_NATIVE_PARAMETERS}
         table.add_row(
             str(row["rank"]),
             f"{row['record_id']}\nNOAA {noaa_text}, mu {_cell(row['mu'])}\n{where}",
-            f"{row['score']:.3f}",
+            f"{row['distance']:.3f}",
             *[
                 f"{_cell(row[f'query_{n}'])}\n{_cell(row[f'match_{n}'])}"
                 for n in BASELINE_PARAMETERS
             ],
+            summary({**native, "r_jsoc_segment": row["match_r_jsoc_segment"]})
+            if has_native(native)
+            else "—",
         )
     console.print(table)
     if save_query_png is not None:

@@ -45,6 +45,7 @@ from scipy import ndimage
 __all__ = [
     "ALPHA_MAX_RING",
     "BASELINE_PARAMETERS",
+    "CARD_NATIVE_PARAMETERS",
     "DIRECTION_PARAMETERS",
     "FIELD_SCALE",
     "MODEL_SIZE",
@@ -162,6 +163,10 @@ SHOWN_PARAMETERS = ("tuf", "tpf", "tnf", "psep", "r", "tilt", "sigma", "alpha", 
 #: the short summary of a match where there is room for three values (the UI's result cards,
 #: ``sharpseek search``'s table).
 BASELINE_PARAMETERS = ("tuf", "r", "psep")
+#: The short summary of a *real* frame (the UI's result cards, ``sharpseek search``'s table),
+#: measured on its native CEA grid: what a solar physicist can quote. Generated images have no
+#: native grid and are summarised by BASELINE_PARAMETERS (model space), labelled as such.
+CARD_NATIVE_PARAMETERS = ("psep_mm", "tilt_cea", "r_jsoc")
 #: Directions offered as the UI's sliders (those the direction set has), in this order: the
 #: paper's three main directions first.
 SHIFT_PARAMETERS = ("tuf", "psep", "r", "tilt", "tpf", "tnf", "sigma", "alpha", "grad")

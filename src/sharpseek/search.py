@@ -53,7 +53,13 @@ from sharpseek.config import Settings, get_settings
 from sharpseek.index import SearchFilter, SearchHit, VectorIndex, open_index_from_settings
 from sharpseek.index.filters import to_tai
 from sharpseek.index.points import region_key
-from sharpseek.physics import BASELINE_PARAMETERS, FIELD_SCALE, MODEL_SIZE, SHOWN_PARAMETERS
+from sharpseek.physics import (
+    BASELINE_PARAMETERS,
+    FIELD_SCALE,
+    MODEL_SIZE,
+    NATIVE_PARAMETERS,
+    SHOWN_PARAMETERS,
+)
 
 __all__ = [
     "PNG_SCALE_KEY",
@@ -474,7 +480,8 @@ class Query:
     image : ndarray (128, 128) or None
         The model-space image (None for a record query whose image is not at hand).
     parameters : dict
-        Its physical parameters (model space, :data:`sharpseek.physics.SHOWN_PARAMETERS` and more).
+        Its physical parameters: model space (:data:`sharpseek.physics.SHOWN_PARAMETERS` and
+        more) and, for a real frame (a FITS file, an indexed record), the native ones.
     region : str or None
         For a record query, its region (left out of the results by default).
     latent : ndarray or None
@@ -486,9 +493,19 @@ class Query:
     kind: str
     description: str
     image: np.ndarray | None = None
-    parameters: dict[str, float] = field(default_factory=dict)
+    parameters: dict[str, Any] = field(default_factory=dict)
     region: str | None = None
     latent: np.ndarray | None = None
+
+
+def _native_of_file(path: Path) -> dict[str, Any]:
+    """Native-scale values of a real SHARP file (and its magnetogram beside it, if any)."""
+    from sharpseek.fits import read_sharp
+    from sharpseek.native import magnetogram_beside, native_columns
+
+    sharp = read_sharp(path)
+    meta = {**sharp.meta, "dsun_obs": sharp.header.get("DSUN_OBS")}
+    return native_columns(sharp.data, meta, los=magnetogram_beside(path, sharp.data.shape))
 
 
 def _parameters(images: np.ndarray) -> list[dict[str, float]]:
@@ -642,13 +659,16 @@ class Searcher:
         is_path = isinstance(image, str | Path)
         b = load_image(image, units=units)
         vector = self.backend.embed(b[None])[0]
+        parameters: dict[str, Any] = _parameters(b[None])[0]
+        if is_path and str(image).lower().endswith((".fits", ".fits.gz", ".fts", ".fit")):
+            parameters.update(_native_of_file(Path(image)))  # a real patch: its native values
         return Query(
             vector=vector,
             encoder_version=self.encoder_version,
             kind="image",
             description=str(image) if is_path else "image",
             image=b,
-            parameters=_parameters(b[None])[0],
+            parameters=parameters,
         )
 
     def record_query(self, record_id: str) -> Query:
@@ -664,7 +684,8 @@ class Searcher:
             kind="record",
             description=record_id,
             image=None,
-            parameters={k: _float(payload.get(k)) for k in SHOWN_PARAMETERS},
+            parameters={k: _float(payload.get(k)) for k in (*SHOWN_PARAMETERS, *NATIVE_PARAMETERS)}
+            | {"r_jsoc_segment": payload.get("r_jsoc_segment")},
             region=str(payload.get("region")),
         )
 
@@ -946,13 +967,19 @@ def hits_frame(query: Query, hits: Sequence[SearchHit], *, jsoc_base: str) -> pd
             "jsoc_url": jsoc_url(str(p.get("series")), hit.harpnum, hit.t_rec, jsoc_base),
             "dataset_version": p.get("dataset_version"),
         }
-        for name in SHOWN_PARAMETERS:
+        row["match_r_jsoc_segment"] = p.get("r_jsoc_segment")
+        for name in _ALL_SHOWN:
             row[f"query_{name}"] = _float(query.parameters.get(name))
             row[f"match_{name}"] = hit.parameter(name)
         rows.append(row)
     frame = pd.DataFrame(rows, columns=_columns())
     frame.attrs["query"] = _describe(query)
     return frame
+
+
+#: Query and match side by side: the model-space parameters (all a generated query has) and
+#: the native-scale ones of a real frame (NaN for a generated query).
+_ALL_SHOWN = (*SHOWN_PARAMETERS, *NATIVE_PARAMETERS)
 
 
 def results_to_json(frame: pd.DataFrame) -> dict[str, Any]:
@@ -965,9 +992,15 @@ def results_to_json(frame: pd.DataFrame) -> dict[str, Any]:
             for key in frame.columns
             if not key.startswith(("query_", "match_"))
         }
+        item["r_jsoc_segment"] = _plain(row.get("match_r_jsoc_segment"))
         item["parameters"] = {
-            name: {"query": _plain(row[f"query_{name}"]), "match": _plain(row[f"match_{name}"])}
-            for name in SHOWN_PARAMETERS
+            name: {
+                "query": _plain(row[f"query_{name}"]),
+                "match": _plain(row[f"match_{name}"]),
+                "space": "model" if name in SHOWN_PARAMETERS else "native",
+            }
+            for name in _ALL_SHOWN
+            if f"query_{name}" in row
         }
         results.append(item)
     return {"query": frame.attrs.get("query", {}), "results": results}
@@ -979,7 +1012,8 @@ def _columns() -> list[str]:
         "rank", "record_id", "series", "harpnum", "region", "t_rec", "noaa_ars", "distance",
         "lat_fwt", "lon_fwt", "mu", "jsoc_url", "dataset_version",
     ]  # fmt: skip
-    for name in SHOWN_PARAMETERS:
+    base.append("match_r_jsoc_segment")
+    for name in _ALL_SHOWN:
         base += [f"query_{name}", f"match_{name}"]
     return base
 
@@ -989,7 +1023,8 @@ def _describe(query: Query) -> dict[str, Any]:
         "kind": query.kind,
         "description": query.description,
         "encoder_version": query.encoder_version,
-        "parameters": {k: _plain(query.parameters.get(k)) for k in SHOWN_PARAMETERS},
+        "parameters": {k: _plain(query.parameters.get(k)) for k in _ALL_SHOWN},
+        "r_jsoc_segment": query.parameters.get("r_jsoc_segment"),
     }
 
 

@@ -8,9 +8,9 @@ import pandas as pd
 import streamlit as st
 
 from sharpseek.index import SearchFilter
-from sharpseek.physics import BASELINE_PARAMETERS, PARAMETER_UNITS, SHOWN_PARAMETERS
+from sharpseek.physics import NATIVE_PARAMETERS, NATIVE_UNITS, PARAMETER_UNITS, SHOWN_PARAMETERS
 from sharpseek.plotting import magnetogram_rgb
-from sharpseek.ui import time_text
+from sharpseek.ui import summary, time_text
 from sharpseek.ui.charts import range_histogram_png
 from sharpseek.ui.workbench import FILTER_FIELDS
 
@@ -32,7 +32,14 @@ def _filters(wb, values: pd.DataFrame) -> SearchFilter:
     ranges: dict[str, tuple[float, float]] = {}
     st.session_state.setdefault("filter_fields", list(state.filters.ranges) or [])
     fields = [c for c in FILTER_FIELDS if c in values.columns]
-    chosen = st.multiselect("Filter on", fields, key="filter_fields")
+    chosen = st.multiselect(
+        "Filter on (native: a real frame on its CEA grid; model space: the 128x128 image)",
+        fields,
+        key="filter_fields",
+        format_func=lambda f: (
+            f"{f} ({'native' if f in NATIVE_UNITS or f == 'flux_mx' else 'model'})"
+        ),
+    )
     for field in chosen:
         column = pd.to_numeric(values[field], errors="coerce").astype(float)
         finite = column[np.isfinite(column)]
@@ -49,7 +56,7 @@ def _filters(wb, values: pd.DataFrame) -> SearchFilter:
             )
             st.session_state[key] = (max(lo, min(hi, start[0])), max(lo, min(hi, start[1])))
         low, high = st.session_state[key]
-        unit = PARAMETER_UNITS.get(field, "")
+        unit = PARAMETER_UNITS.get(field, NATIVE_UNITS.get(field, ""))
         st.image(
             range_histogram_png(column.to_numpy(), low, high, label=f"{field} {unit}".strip()),
             width="stretch",
@@ -148,7 +155,11 @@ def show(wb) -> None:
             state.limit = int(limit)
             state.per_region = 1
             st.session_state["matches"] = matches
-            st.session_state["query_params"] = rendered.params
+            params = dict(rendered.params)
+            if source == "real":  # the real patch: its native values (upload or record)
+                base = st.session_state.get("base_payload") or {}
+                params.update({p: base.get(p) for p in (*NATIVE_PARAMETERS, "r_jsoc_segment")})
+            st.session_state["query_params"] = params
             st.session_state["query_image"] = rendered.image
     matches = st.session_state.get("matches")
     if matches is None:
@@ -164,20 +175,22 @@ def show(wb) -> None:
                 if m.image is not None:
                     st.image(magnetogram_rgb(m.image, zoom=1), width="stretch")
                 noaa = ", ".join(map(str, m.noaa_ars)) or "none"
-                shown = ", ".join(f"{p.upper()} {m.parameter(p):.6g}" for p in BASELINE_PARAMETERS)
+                shown = summary(m.payload)  # native values of a real frame, labelled
                 st.markdown(
                     f"**{i + 1}. HARP {m.harpnum}** ({m.series})  \nT_REC {m.t_rec} TAI  \n"
                     f"NOAA {noaa}  \nsimilarity {m.similarity:.3f} (distance {m.distance:.3f})"
                     f"  \n{shown}"
                 )
     query = st.session_state.get("query_params", {})
+    rows = (*SHOWN_PARAMETERS, *NATIVE_PARAMETERS)
     table = pd.DataFrame(
         {
-            "parameter": [p.upper() for p in SHOWN_PARAMETERS],
-            "unit": [PARAMETER_UNITS.get(p, "") for p in SHOWN_PARAMETERS],
-            "query": [query.get(p) for p in SHOWN_PARAMETERS],
+            # model-space rows as the paper names them; native rows say so
+            "parameter": [p.upper() if p in SHOWN_PARAMETERS else f"{p} (native)" for p in rows],
+            "unit": [PARAMETER_UNITS.get(p, NATIVE_UNITS.get(p, "")) for p in rows],
+            "query": [query.get(p) for p in rows],
             **{
-                f"{i + 1}. HARP {m.harpnum}": [m.parameter(p) for p in SHOWN_PARAMETERS]
+                f"{i + 1}. HARP {m.harpnum}": [m.parameter(p) for p in rows]
                 for i, m in enumerate(matches)
             },
         }

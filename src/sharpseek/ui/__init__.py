@@ -5,7 +5,7 @@ Nothing here imports Streamlit: the pages are thin shells over these calls, and 
 tested without a browser. See docs/ui.md.
 """
 
-from sharpseek.ui.exports import image_npy, results_table, share_url
+from sharpseek.ui.exports import has_native, image_npy, results_table, share_url, summary
 from sharpseek.ui.state import (
     PAGES,
     URL_FORMAT,
@@ -25,11 +25,13 @@ __all__ = [
     "Workbench",
     "decode_query",
     "encode_query",
+    "has_native",
     "image_npy",
     "read_upload",
     "render",
     "results_table",
     "share_url",
+    "summary",
     "time_text",
     "version_problems",
 ]

@@ -4,28 +4,82 @@ are sharpseek's one magnetogram PNG, :func:`sharpseek.search.png_bytes`)."""
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Mapping, Sequence
+from typing import Any
 from urllib.parse import urlencode
 
 import numpy as np
 import pandas as pd
 
-from sharpseek.physics import PARAMETER_UNITS, SHOWN_PARAMETERS
+from sharpseek.physics import (
+    BASELINE_PARAMETERS,
+    CARD_NATIVE_PARAMETERS,
+    NATIVE_PARAMETERS,
+    NATIVE_UNITS,
+    PARAMETER_UNITS,
+    SHOWN_PARAMETERS,
+)
 
-__all__ = ["image_npy", "results_table", "share_url"]
+__all__ = ["has_native", "image_npy", "results_table", "share_url", "summary"]
+
+
+def has_native(values: Mapping[str, Any]) -> bool:
+    """Whether ``values`` (a payload, a query's parameters) hold native-scale measures: a real
+    frame measured on its CEA grid (``r_jsoc`` is a number for every such frame)."""
+    return math.isfinite(_number(values.get("r_jsoc")))
+
+
+def summary(values: Mapping[str, Any]) -> str:
+    """The short, labelled summary of a frame or query (the UI's result cards).
+
+    A real frame (:func:`has_native`) is summarised by its native values
+    (:data:`~sharpseek.physics.CARD_NATIVE_PARAMETERS`, and the segment JSOC's R was computed
+    on); anything else — a generated image — by the model-space baseline (TUF, R, PSEP).
+
+    >>> summary({"psep_mm": 56.95, "tilt_cea": 17.31, "r_jsoc": 4.627,
+    ...          "r_jsoc_segment": "magnetogram"})
+    'native CEA grid: psep_mm 56.95 Mm, tilt_cea 17.31 deg, r_jsoc 4.627 (magnetogram)'
+    >>> summary({"tuf": 1.25e6, "r": 2.4e5, "psep": 29.4})
+    'model space (128x128): TUF 1.25e+06 G px, R 240000 G px, PSEP 29.4 model px'
+    """
+    if has_native(values):
+        parts = [
+            f"{p} {_number(values.get(p)):.4g} {NATIVE_UNITS[p]}".rstrip()
+            for p in CARD_NATIVE_PARAMETERS
+        ]
+        segment = values.get("r_jsoc_segment")
+        return "native CEA grid: " + ", ".join(parts) + (f" ({segment})" if segment else "")
+    parts = [
+        f"{p.upper()} {_number(values.get(p)):.6g} {PARAMETER_UNITS[p]}"
+        for p in BASELINE_PARAMETERS
+    ]
+    return "model space (128x128): " + ", ".join(parts)
+
+
+def _number(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
 
 
 def results_table(
     matches: Sequence, query_params: Mapping[str, float] | None = None, *, jsoc_url: str
 ) -> pd.DataFrame:
     """One row per match (a :class:`~sharpseek.index.SearchHit`): identity, T_REC (TAI), NOAA
-    numbers, distance, similarity, its parameters (model units, named ``<parameter>
-    [<unit>]``) and its JSOC link; the query's parameters as a first row (``record_id`` =
-    ``query``) when given."""
+    numbers, distance, similarity, its model-space parameters (named ``<parameter>
+    [<unit>]``), its native-scale ones (``psep_mm [Mm]``, ``tilt_cea [deg]``, ...,
+    ``r_jsoc_segment``; empty for a generated query) and its JSOC link; the query's parameters
+    as a first row (``record_id`` = ``query``) when given."""
     from sharpseek.search import jsoc_url as record_url
 
+    units = {**PARAMETER_UNITS, **NATIVE_UNITS}
+
     def unit(p: str) -> str:
-        return f"{p} [{PARAMETER_UNITS[p]}]" if PARAMETER_UNITS.get(p) else p
+        return f"{p} [{units[p]}]" if units.get(p) else p
+
+    shown = (*SHOWN_PARAMETERS, *NATIVE_PARAMETERS, "r_jsoc_segment")
 
     rows = []
     if query_params is not None:
@@ -33,7 +87,7 @@ def results_table(
             {
                 "rank": 0,
                 "record_id": "query",
-                **{unit(p): query_params.get(p) for p in SHOWN_PARAMETERS},
+                **{unit(p): query_params.get(p) for p in shown},
             }
         )
     for rank, m in enumerate(matches, start=1):
@@ -48,6 +102,8 @@ def results_table(
                 "distance": m.distance,
                 "similarity": m.similarity,
                 **{unit(p): m.parameter(p) for p in SHOWN_PARAMETERS},
+                **{unit(p): m.parameter(p) for p in NATIVE_PARAMETERS},
+                "r_jsoc_segment": m.payload.get("r_jsoc_segment"),
                 "jsoc_url": record_url(m.series, m.harpnum, pd.Timestamp(m.t_rec), jsoc_url) or "",
             }
         )

@@ -40,7 +40,10 @@ __all__ = ["Rendered", "Workbench", "read_upload"]
 log = logging.getLogger(__name__)
 
 #: Payload fields a search can be filtered on from the UI (histogrammed over indexed data).
-FILTER_FIELDS = ("tuf", "r", "psep", "tpf", "tnf", "tilt", "sigma", "grad", "flux_mx", "psep_mm")
+FILTER_FIELDS = (
+    "tuf", "r", "psep", "tpf", "tnf", "tilt", "sigma", "grad",  # model space
+    "flux_mx", "psep_mm", "tilt_cea", "joy_tilt_cea", "r_jsoc", "flux_imbalance",  # native
+)  # fmt: skip
 
 
 @dataclass
@@ -88,7 +91,8 @@ def read_upload(name: str, data: bytes) -> tuple[np.ndarray, dict[str, Any]]:
       scale; any other 128 x 128 grayscale picture is read as b = value / 127.5 - 1 (the
       mapping is the caller's claim: such a PNG holds no units).
 
-    Returns the image (128, 128) float32 and what is known of its origin (FITS metadata).
+    Returns the image (128, 128) float32 and what is known of its origin (FITS metadata and,
+    for a FITS, its native-scale values: :func:`sharpseek.native.native_columns`).
 
     Raises
     ------
@@ -111,8 +115,12 @@ def read_upload(name: str, data: bytes) -> tuple[np.ndarray, dict[str, Any]]:
             patch = to_model_space(sharp.data)
         except ValueError as err:
             raise ValueError(f"{name}: {err}") from None
+        from sharpseek.native import native_columns
+
         meta = {k: v for k, v in sharp.meta.items() if v is not None}
         meta["nan_fraction"] = patch.nan_fraction
+        # a real patch: its native-scale values (on Br; an upload has no magnetogram beside)
+        meta.update(native_columns(sharp.data, {**meta, "dsun_obs": sharp.header.get("DSUN_OBS")}))
         return patch.image, meta
     if suffix == ".npy":
         try:

@@ -1,0 +1,56 @@
+"""Where a real frame is concerned the native values are shown, labelled; a generated query
+keeps its model-space values, labelled too (result cards, exports, uploads)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pandas as pd
+import pytest
+
+from sharpseek.index import SearchHit
+from sharpseek.measure import measure_files
+from sharpseek.ui import has_native, read_upload, results_table, summary
+
+REAL_PAYLOAD = {
+    "series": "hmi.sharp_cea_720s", "tuf": 1.2e6, "r": 2.4e5, "psep": 29.4, "tilt": 31.2,
+    "psep_mm": 56.95, "tilt_cea": 17.31, "joy_tilt_cea": 17.31, "r_jsoc": 4.627,
+    "flux_imbalance": -0.002, "r_jsoc_segment": "magnetogram",
+}  # fmt: skip
+
+
+def hit(payload):
+    return SearchHit("r:1", 0.5, 377, datetime(2011, 2, 15, 2), "hmi.sharp_cea_720s:377", payload)
+
+
+def test_card_of_a_real_frame_quotes_its_native_values():
+    text = summary(REAL_PAYLOAD)
+    assert text.startswith("native CEA grid:")
+    assert "tilt_cea 17.31 deg" in text and "psep_mm 56.95 Mm" in text
+    assert "(magnetogram)" in text and "31.2" not in text  # not the squashed tilt
+
+
+def test_card_of_a_generated_image_says_model_space():
+    values = {"tuf": 1.0e6, "r": 0.0, "psep": 12.5, "tilt": 40.0}
+    assert not has_native(values)
+    assert summary(values).startswith("model space (128x128): TUF 1e+06 G px")
+
+
+def test_export_has_native_columns_beside_model_space_ones():
+    table = results_table([hit(REAL_PAYLOAD)], {"tuf": 1.0, "tilt": 40.0}, jsoc_url="http://j/")
+    assert {"tilt [deg]", "tilt_cea [deg]", "psep_mm [Mm]", "r_jsoc", "r_jsoc_segment"} <= set(
+        table.columns
+    )
+    query, match = table.iloc[0], table.iloc[1]
+    assert query["tilt [deg]"] == 40.0 and pd.isna(query["tilt_cea [deg]"])  # generated query
+    assert match["tilt_cea [deg]"] == pytest.approx(17.31)
+    assert match["r_jsoc_segment"] == "magnetogram"
+
+
+def test_uploaded_fits_carries_its_native_values(br_sample_paths):
+    path = br_sample_paths[0]
+    _, meta = read_upload(path.name, path.read_bytes())
+    (expected,) = measure_files([path])
+    assert has_native(meta)
+    for key in ("psep_mm", "tilt_cea", "r_jsoc", "flux_imbalance"):
+        assert meta[key] == pytest.approx(expected[key], rel=1e-12, nan_ok=True), key
