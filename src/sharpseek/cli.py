@@ -250,6 +250,22 @@ def dataset_show_cmd(
         f"{ds.info['n_regions']} regions, created {ds.info['created']}"
     )
     console.print_json(data=ds.info["provenance"])
+    from sharpseek.exclusion import exclusion_counts, usable_rows
+
+    rule = ds.info["provenance"].get("quality")
+    kept = int(usable_rows(ds.manifest).sum())
+    counts = exclusion_counts(ds.manifest)
+    console.print(
+        f"left out of training and the index: {len(ds) - kept} of {len(ds)} frames"
+        + (f" ({', '.join(f'{k}: {v}' for k, v in counts.items())})" if counts else "")
+        + (
+            f"; rule: NaN fraction > {rule['max_nan_fraction']:g} or mu < {rule['min_mu']:g};"
+            f" model space clipped at +-{rule['field_clip_gauss']:g} G"
+            if rule
+            else "; this version predates the rule (every frame kept)"
+        ),
+        soft_wrap=True,
+    )
     table = Table(title="parameters (5th, 50th, 95th percentile)")
     for column in ("parameter", "unit", "p5", "median", "p95"):
         table.add_column(column)

@@ -20,6 +20,35 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 PresetName = Literal["tiny", "paper"]
 
 
+class QualitySettings(BaseModel):
+    """What model space keeps of a frame, and which frames training and the index leave out.
+
+    Both are recorded in every dataset version's provenance (``sharpseek dataset show``).
+    """
+
+    field_clip_gauss: float = Field(
+        1000.0,
+        gt=0,
+        le=1000.0,
+        description="model space is b = clip(Br, -c, c) / 1000 G: the +-1000 G clip of the paper"
+        " saturates sunspots; a lower c saturates more (the models' range is +-1000 G)",
+    )
+    max_nan_fraction: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="a frame whose fraction of NaN pixels (off-disk, bad) exceeds this is left"
+        " out of training and the index",
+    )
+    min_mu: float = Field(
+        0.0,
+        ge=-1,
+        le=1,
+        description="a frame whose centre has mu = cos(heliocentric angle) below this is left"
+        " out of training and the index (0: only centres beyond the limb)",
+    )
+
+
 class SyntheticSettings(BaseModel):
     """Sizes of a synthetic active-region dataset (see :mod:`sharpseek.synthetic`)."""
 
@@ -270,6 +299,7 @@ class Settings(BaseSettings):
     physics_chunk_size: int = Field(
         256, ge=1, description="images per chunk in batched physics (bounds memory for any N)"
     )
+    quality: QualitySettings = QualitySettings()
     synthetic: SyntheticSettings = SyntheticSettings()
     store: StoreSettings = StoreSettings()
     jsoc: JsocSettings = JsocSettings()

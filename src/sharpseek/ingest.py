@@ -47,9 +47,10 @@ from sharpseek.dataset import (
     load_dataset,
     record_id,
 )
+from sharpseek.exclusion import EXCLUDED_COLUMN, exclusion_reasons, exclusion_rule
 from sharpseek.fits import SHARP_SERIES, read_sharp
 from sharpseek.native import magnetogram_beside, native_columns
-from sharpseek.physics import compute_parameters, patch_quantities
+from sharpseek.physics import FIELD_SCALE, compute_parameters, patch_quantities
 from sharpseek.preprocess import heliocentric_mu, to_model_space
 from sharpseek.store import ObjectStore, open_store
 
@@ -170,7 +171,14 @@ def model_space_annotator(settings: Settings):
         params = compute_parameters(
             images, latitude=latitude, chunk_size=settings.physics_chunk_size
         )
-        return {k: np.asarray(v) for k, v in params.items()}
+        out = {k: np.asarray(v) for k, v in params.items()}
+        # which frames training and the index leave out (sharpseek.exclusion)
+        out[EXCLUDED_COLUMN] = exclusion_reasons(
+            [_float(r.get("nan_fraction")) for r in rows],
+            [_float(r.get("mu")) for r in rows],
+            **exclusion_rule(settings),
+        )
+        return out
 
     return annotate
 
@@ -683,7 +691,10 @@ def ingest_shard(
         (quarantined if isinstance(item, Quarantined) else records).append(item)
     rows = [{**r.meta, **r.columns} for r in records]
     if records:
-        images = np.stack([r.image for r in records]).astype(np.float16)
+        # model space keeps the field within +-field_clip_gauss (to_model_space clips at
+        # +-1000 G; a lower clip applied after it is the same as applied instead of it)
+        clip = settings.quality.field_clip_gauss / FIELD_SCALE.to_value(u.G)
+        images = np.clip(np.stack([r.image for r in records]), -clip, clip).astype(np.float16)
         buffer = io.BytesIO()
         np.save(buffer, images, allow_pickle=False)
         store.put_bytes(f"{shard.key}/images.npy", buffer.getvalue())

@@ -444,12 +444,16 @@ def commit_ingest(settings: Settings, plan: IngestPlan) -> StageOutcome:
 
     if plan.done is not None:
         return plan.done
+    from sharpseek.exclusion import exclusion_rule
+
     store = open_store(settings)
+    # what model space keeps and which frames are left out, recorded with the version
+    quality = {"field_clip_gauss": settings.quality.field_clip_gauss, **exclusion_rule(settings)}
     result = commit_ingest_shards(
         store,
         plan.dataset,
         plan.shards,
-        provenance=plan.provenance,
+        provenance={**plan.provenance, "quality": quality},
         leading=plan.leading,
         base=plan.base,
         version=plan.version,
@@ -893,6 +897,7 @@ def plan_index(
     be of the encoder's version.
     """
     from sharpseek.dataset import latest_version, load_dataset
+    from sharpseek.exclusion import usable_rows
     from sharpseek.index import EmptyIndexError, EncoderMismatchError
     from sharpseek.inference import EncoderModel
 
@@ -932,7 +937,8 @@ def plan_index(
         for ds in loaded:
             ids = ds.manifest["record_id"].astype(str).tolist()
             lacking = set(ids) if not same else set(index.missing(ids))
-            wanted[ds.name] = [i for i, r in enumerate(ids) if r in lacking]
+            usable = usable_rows(ds.manifest)  # frames mostly off-disk or NaN: left out
+            wanted[ds.name] = [i for i, r in enumerate(ids) if r in lacking and usable[i]]
     finally:
         index.close()
     shards = []
