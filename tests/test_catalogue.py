@@ -7,6 +7,7 @@ GAN, so every range has a known answer."""
 import csv
 import math
 
+import astropy.units as u
 import numpy as np
 import pytest
 import torch
@@ -308,3 +309,49 @@ def test_every_ar_opens_as_a_sunpy_map_at_its_placement(exported):
         assert centre.lon.to_value(u.deg) == pytest.approx(lon, abs=1e-6)
         assert centre.lat.to_value(u.deg) == pytest.approx(lat, abs=1e-6)
         np.testing.assert_array_equal(m.data, entry.image_gauss)
+
+
+# ---------------------------------------------------------------- aspect of the exported AR
+WIDE = Placement(20.0, 10.0, 0.8, 25, "2024-01-01T00:00:00", aspect=3.0)
+
+
+def test_export_shape_keeps_the_area_and_takes_the_aspect():
+    ny, nx = Placement(15, 0, 0.36, 25, "2024-01-01", aspect=2.1).export_shape
+    assert nx / ny == pytest.approx(2.1, rel=0.01)
+    assert nx * ny == pytest.approx(128 * 128, rel=0.01)
+    assert NORTH.export_shape == (128, 128)
+
+
+def test_tilt_bound_is_the_exported_ars():
+    # tan(exported) = tan(image) / aspect: 10 deg on a 3:1 export is 27.9 deg on the image
+    assert WIDE.model_tilt(10.0) == pytest.approx(27.88, abs=0.01)
+    assert WIDE.model_tilt(-10.0) == pytest.approx(-27.88, abs=0.01)
+    assert NORTH.model_tilt(-10.0) == -10.0
+
+
+def test_stretched_catalogue_meets_the_tilt_on_the_exported_ar(toy_directions, tmp_path):
+    from sharpseek.physics import native_parameters
+
+    cat = make_catalogue(
+        toy_generate, toy_directions, 4, WIDE, ranges=[Range.parse("tilt>10")], seed=3
+    )
+    for entry in cat.entries:
+        assert entry.image_gauss.shape == WIDE.export_shape
+        measured = native_parameters(entry.image_gauss * u.G)["tilt_cea"].to_value(u.deg)
+        assert measured > 10.0  # the range holds on the exported, stretched AR
+        # the header's tilt is that of the exported image (float32 in the file)
+        assert entry.quantities["tilt"].to_value(u.deg) == pytest.approx(measured, abs=1e-4)
+    path = write_fits(cat, tmp_path / "wide.fits")
+    from astropy.io import fits
+
+    with fits.open(path) as hdul:
+        header = hdul[1].header
+        assert hdul[1].data.shape == WIDE.export_shape
+        assert header["ASPECT"] == 3.0
+        assert header["CRPIX1"] == (WIDE.export_shape[1] + 1) / 2
+        assert header["TILT"] > 10.0
+
+
+def test_an_absurd_aspect_is_refused():
+    with pytest.raises(CatalogueError, match="aspect"):
+        Placement(15, 0, 0.36, 25, "2024-01-01", aspect=0.0)

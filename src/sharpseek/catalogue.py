@@ -32,7 +32,14 @@ import numpy as np
 from astropy.time import Time
 
 from sharpseek.directions import DirectionSet
-from sharpseek.physics import FIELD_SCALE, MODEL_SIZE, RSUN_REF, compute_parameters
+from sharpseek.physics import (
+    FIELD_SCALE,
+    MODEL_SIZE,
+    RSUN_REF,
+    compute_parameters,
+    native_parameters,
+    patch_quantities,
+)
 
 __all__ = [
     "Catalogue",
@@ -46,6 +53,7 @@ __all__ = [
     "make_catalogue",
     "physical_parameters",
     "placement_ranges",
+    "stretch",
     "write_csv",
     "write_fits",
 ]
@@ -146,6 +154,13 @@ class Placement:
         Solar cycle, for Hale's law.
     date_obs : str
         DATE-OBS written to the header (ISO 8601).
+    aspect : float
+        Width / height of the exported AR. A generated image is square because every real
+        SHARP was squashed to 128 x 128 for the GAN, whatever its shape (HARPs are 2.1x wider
+        than tall at the median): a generated AR has no native aspect. The export stretches
+        it back to ``aspect`` (:attr:`export_shape`, the same area), and its tilt, separation
+        and fluxes are those of the stretched AR; 1 keeps it square (model pixels of
+        ``pixel_mm`` on both axes).
     """
 
     lat: float
@@ -153,6 +168,7 @@ class Placement:
     pixel_mm: float
     cycle: int
     date_obs: str
+    aspect: float = 1.0
 
     def __post_init__(self) -> None:
         if not -90 < self.lat < 90:
@@ -165,11 +181,38 @@ class Placement:
             raise CatalogueError(f"date {self.date_obs!r}: not an ISO 8601 date") from None
         if not self.pixel_mm > 0:
             raise CatalogueError(f"pixel size {self.pixel_mm} Mm: must be positive")
-        half_extent = MODEL_SIZE / 2 * self.pixel_mm / _RSUN_MM  # [rad]
+        if not 0.05 <= self.aspect <= 20:
+            raise CatalogueError(f"aspect {self.aspect}: width / height must lie in 0.05..20")
+        half_extent = max(self.export_shape) / 2 * self.pixel_mm / _RSUN_MM  # [rad]
         if half_extent > 1.0:
             raise CatalogueError(
                 f"pixel size {self.pixel_mm} Mm makes a 128-px AR larger than the Sun"
             )
+
+    @property
+    def export_shape(self) -> tuple[int, int]:
+        """(ny, nx) of the exported AR: nx / ny = aspect, nx * ny = 128 x 128 (area kept).
+
+        >>> Placement(15, 0, 0.36, 25, "2024-01-01", aspect=2.1).export_shape
+        (88, 185)
+        """
+        if self.aspect == 1:
+            return (MODEL_SIZE, MODEL_SIZE)
+        root = math.sqrt(self.aspect)
+        return (max(1, round(MODEL_SIZE / root)), max(1, round(MODEL_SIZE * root)))
+
+    def model_tilt(self, tilt_deg: float) -> float:
+        """The tilt a generated (square) image must have for its export to have ``tilt_deg``.
+
+        The stretch scales x by sqrt(aspect) and y by 1 / sqrt(aspect), so
+        tan(exported tilt) = tan(image tilt) / aspect; the sign is kept.
+
+        >>> round(Placement(15, 0, 0.36, 25, "2024-01-01", aspect=3.0).model_tilt(10.0), 2)
+        27.88
+        """
+        if abs(tilt_deg) >= 90:
+            return tilt_deg
+        return math.degrees(math.atan(self.aspect * math.tan(math.radians(tilt_deg))))
 
     @property
     def hemisphere(self) -> str:
@@ -182,15 +225,15 @@ class Placement:
 
     def wcs_cards(self) -> dict[str, tuple[Any, str]]:
         """Header cards of a CEA WCS centred on the placement, as SHARPs (but Stonyhurst)."""
-        centre = (MODEL_SIZE + 1) / 2  # FITS pixels are 1-based: the centre of 128 px is 64.5
+        ny, nx = self.export_shape  # FITS pixels are 1-based: the centre of 128 px is 64.5
         return {
             "WCSNAME": ("Stonyhurst", "heliographic Stonyhurst coordinates"),
             "CTYPE1": ("HGLN-CEA", "longitude, cylindrical equal area"),
             "CTYPE2": ("HGLT-CEA", "latitude, cylindrical equal area"),
             "CUNIT1": ("deg", ""),
             "CUNIT2": ("deg", ""),
-            "CRPIX1": (centre, "reference pixel: the AR's centre"),
-            "CRPIX2": (centre, ""),
+            "CRPIX1": ((nx + 1) / 2, "reference pixel: the AR's centre"),
+            "CRPIX2": ((ny + 1) / 2, ""),
             "CRVAL1": (float(self.lon), "[deg] Stonyhurst longitude of the centre"),
             "CRVAL2": (float(self.lat), "[deg] Stonyhurst latitude of the centre"),
             "CDELT1": (self.cdelt_deg, "[deg] pixel size (equal-area)"),
@@ -203,6 +246,7 @@ class Placement:
             "HGLN_OBS": (0.0, "[deg] nominal observer at the central meridian"),
             "HGLT_OBS": (0.0, "[deg] nominal observer B0"),
             "PIXMM": (float(self.pixel_mm), "[Mm] size of one pixel"),
+            "ASPECT": (float(self.aspect), "width / height the generated AR is stretched to"),
             "CYCLE": (int(self.cycle), "solar cycle (Hale's law)"),
             "HEMISPH": (self.hemisphere, ""),
         }
@@ -286,7 +330,8 @@ def guide_shift(directions: DirectionSet, ranges: Sequence[Range]) -> tuple[np.n
 class CatalogueEntry:
     """One exported AR.
 
-    ``image_gauss`` (128, 128) float32 is B_r [G] as exported (after balancing);
+    ``image_gauss`` (ny, nx) float32 is B_r [G] as exported (after balancing; 128 x 128, or
+    the placement's :attr:`~Placement.export_shape` when stretched to an aspect);
     ``quantities`` its parameters in physical units (astropy Quantities) at its placement.
     """
 
@@ -328,7 +373,10 @@ def physical_parameters(image_b: np.ndarray, placement: Placement) -> dict[str, 
     the pixel area (pixel_mm)^2), ``psep`` [Mm], ``tilt`` and ``joy_tilt`` [deg],
     ``orientation`` and ``leading_sign`` (+1/-1, dimensionless), ``sigma`` [G], ``alpha``,
     ``grad`` [G / Mm], ``bipolar``, ``joy`` (1 obeys Joy's law), ``hale`` (1 obeys Hale's
-    law). The definitions are SCIENCE.md's, on the 128 x 128 image.
+    law). The definitions are SCIENCE.md's, on the 128 x 128 image; at an aspect other than
+    1, the fluxes, ``psep``, ``tilt``, ``joy_tilt`` and ``joy`` are those of the exported,
+    stretched AR on its own grid (:func:`sharpseek.physics.native_parameters`), while R,
+    SIGMA, ALPHA and GRAD stay the image's.
     """
     p = {
         k: float(np.asarray(v)[0])
@@ -343,7 +391,7 @@ def physical_parameters(image_b: np.ndarray, placement: Placement) -> dict[str, 
         hale = float(orientation == hale_leading_sign(placement.lat, placement.cycle))
     else:
         hale = float("nan")
-    return {
+    out = {
         "tuf": flux(p["tuf"]),
         "tpf": flux(p["tpf"]),
         "tnf": flux(p["tnf"]),
@@ -360,6 +408,46 @@ def physical_parameters(image_b: np.ndarray, placement: Placement) -> dict[str, 
         "joy": (float(joy_tilt > 0) if np.isfinite(joy_tilt) else float("nan")) * u.one,
         "hale": hale * u.one,
     }
+    if placement.aspect != 1:  # the exported AR is the stretched one: measure it there
+        field = stretch(np.asarray(image_b, np.float32), placement) * _G_PER_B * u.G
+        scale = placement.cdelt_deg * u.deg
+        native = native_parameters(field, pixel_scale=scale, latitude=placement.lat * u.deg)
+        fluxes = patch_quantities(field, pixel_scale=scale)
+        joy = native["joy_tilt_cea"].to_value(u.deg)
+        out.update(
+            tuf=fluxes["unsigned_flux"],
+            tpf=fluxes["positive_flux"],
+            tnf=fluxes["negative_flux"],
+            net_flux=flux(float(field.to_value(u.G).sum())),
+            psep=native["psep_mm"],
+            tilt=native["tilt_cea"],
+            joy_tilt=native["joy_tilt_cea"],
+            joy=(float(joy > 0) if np.isfinite(joy) else float("nan")) * u.one,
+        )
+    return out
+
+
+def _on_image(r: Range, placement: Placement) -> Range:
+    """A range as checked on the square generated image: a tilt bound in degrees belongs to
+    the exported AR, so it moves to :meth:`Placement.model_tilt` (percentiles stay)."""
+    if r.parameter not in ("tilt", "joy_tilt") or r.percentile or placement.aspect == 1:
+        return r
+    return Range(r.parameter, r.op, placement.model_tilt(r.amount))
+
+
+def stretch(image_b: np.ndarray, placement: Placement) -> np.ndarray:
+    """A square model-space image stretched to the placement's :attr:`~Placement.export_shape`
+    (antialiased bilinear, as sharpseek resizes patches); unchanged at aspect 1."""
+    if placement.export_shape == image_b.shape:
+        return image_b
+    import torch
+    import torch.nn.functional as F
+
+    x = torch.from_numpy(np.ascontiguousarray(image_b, dtype=np.float32))[None, None]
+    y = F.interpolate(
+        x, size=placement.export_shape, mode="bilinear", antialias=True, align_corners=False
+    )  # (1, 1, ny, nx)
+    return y[0, 0].numpy()
 
 
 def _balance(image_b: np.ndarray) -> tuple[np.ndarray, float]:
@@ -432,9 +520,11 @@ def make_catalogue(
     extra: dict[tuple, list[Range]] = {}
     for i, place in enumerate(placements):
         more = placement_ranges(place, anti_joy=anti_joy, anti_hale=anti_hale)
-        key = tuple(str(r) for r in more)
+        # a tilt in degrees is the exported (stretched) AR's: met on the image by model_tilt
+        mine = [_on_image(r, place) for r in ranges]
+        key = (*(str(r) for r in mine), "|", *(str(r) for r in more))
         groups.setdefault(key, []).append(i)
-        extra[key] = more
+        extra[key] = [*mine, *more]
     rng = np.random.default_rng(seed)
     kept_z: list[np.ndarray] = [None] * count  # type: ignore[list-item]
     kept_b: list[np.ndarray] = [None] * count  # type: ignore[list-item]
@@ -447,7 +537,7 @@ def make_catalogue(
 
         bar = tqdm(total=count, desc="ARs found", unit="AR")
     for key, slots in groups.items():
-        wanted = [*ranges, *extra[key]]
+        wanted = extra[key]
         guide, group_notes = guide_shift(directions, wanted)
         notes.extend(group_notes)
         bounds = [r.bound(directions) for r in wanted]
@@ -488,21 +578,23 @@ def make_catalogue(
     if bar is not None:
         bar.close()
     entries = []
+    exported_b = []  # the square images, as the search compares them
     for z, b, place in zip(kept_z, kept_b, placements, strict=True):
         factor = None
         if balance:
             b, factor = _balance(b)
+        exported_b.append(b)
         entries.append(
             CatalogueEntry(
                 z=np.asarray(z, dtype=np.float32),
-                image_gauss=(b * _G_PER_B).astype(np.float32),
+                image_gauss=(stretch(b, place) * _G_PER_B).astype(np.float32),
                 placement=place,
                 quantities=physical_parameters(b, place),
                 balance_factor=factor,
             )
         )
     if nearest is not None:
-        found = nearest(np.stack([e.image_gauss / _G_PER_B for e in entries]))
+        found = nearest(np.stack(exported_b))
         for entry, ids in zip(entries, found, strict=True):
             entry.nearest = [str(x) for x in ids]
     return Catalogue(
@@ -592,7 +684,7 @@ def write_csv(catalogue: Catalogue, path: str | Path) -> Path:
     path = Path(path)
     latent_dim = len(catalogue.entries[0].z) if catalogue.entries else 0
     units = {name: unit for name, (_, unit, _) in _CARDS.items()}
-    columns = ["hdu", "lat_deg", "lon_deg", "pixel_mm", "cycle", "hemisphere"]
+    columns = ["hdu", "lat_deg", "lon_deg", "pixel_mm", "aspect", "cycle", "hemisphere"]
     columns += [
         f"{n}_{units[n].to_string().replace(' ', '')}" if units[n] != u.one else n for n in _CARDS
     ]
@@ -603,7 +695,8 @@ def write_csv(catalogue: Catalogue, path: str | Path) -> Path:
         writer.writerow(columns)
         for i, e in enumerate(catalogue.entries, start=1):
             p = e.placement
-            row: list[Any] = [f"AR{i:04d}", p.lat, p.lon, p.pixel_mm, p.cycle, p.hemisphere]
+            row: list[Any] = [f"AR{i:04d}", p.lat, p.lon, p.pixel_mm, p.aspect, p.cycle,
+                              p.hemisphere]  # fmt: skip
             row += [_card_value(e.quantities[n], units[n]) for n in _CARDS]
             row += [
                 e.balance_factor,

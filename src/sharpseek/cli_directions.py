@@ -318,6 +318,14 @@ def generate_cmd(
     pixel_mm: Annotated[
         float | None, typer.Option("--pixel-mm", help="Mm per model pixel (default: settings)")
     ] = None,
+    aspect: Annotated[
+        float,
+        typer.Option(
+            "--aspect",
+            help="width/height the exported ARs are stretched to (a generated AR has none; "
+            "HARPs: 2.1 at the median); a tilt in --where is then the exported AR's",
+        ),
+    ] = 1.0,
     hemisphere: Annotated[
         str | None, typer.Option("--hemisphere", help="north or south: sets the sign of --lat")
     ] = None,
@@ -377,6 +385,7 @@ def generate_cmd(
                 pixel_mm=pixel_mm if pixel_mm is not None else cfg.pixel_mm,
                 cycle=cycle if cycle is not None else cfg.cycle,
                 date_obs=cfg.date_obs,
+                aspect=aspect,
             )
             for i in range(count)
         ]
