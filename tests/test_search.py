@@ -500,3 +500,23 @@ def test_held_out_same_region_counts_only_held_out_frames_and_regions(home):
     for qi, row in zip(q, got, strict=True):
         d = np.linalg.norm(vectors.astype(np.float64) - qi, axis=1)
         assert row.tolist() == np.argsort(d, kind="stable")[:10].tolist()
+
+
+def test_a_real_query_carries_its_native_values_and_a_generated_one_none(
+    home, searcher, br_sample_paths
+):
+    from sharpseek.measure import measure_files
+
+    path = br_sample_paths[0]
+    real = searcher.image_query(path)
+    (expected,) = measure_files([path])
+    for key in ("psep_mm", "tilt_cea", "r_jsoc", "flux_imbalance"):
+        assert real.parameters[key] == pytest.approx(expected[key], rel=1e-12, nan_ok=True)
+    settings, ds, _ = home
+    model = searcher.image_query(ds.images([0])[0])
+    assert "tilt_cea" not in model.parameters  # a model-space image has no native grid
+    record = searcher.record_query(ds.manifest["record_id"].iloc[0])
+    assert record.parameters["tilt_cea"] == pytest.approx(
+        ds.manifest["tilt_cea"].iloc[0], nan_ok=True
+    )
+    assert record.parameters["r_jsoc_segment"] == "Br"
