@@ -45,6 +45,8 @@ bench: $(STAMP_DEV) $(STAMP_DEMO) ## benchmarks; figures written to benchmarks/r
 	$(PY) benchmarks/bench_directions.py --out benchmarks/results/directions.json
 	$(PY) benchmarks/bench_flows.py --out benchmarks/results/flows.json
 	$(PY) benchmarks/bench_serving.py --home $${SHARPSEEK_HOME:-.sharpseek} --out benchmarks/results/serving.json
+	$(PY) benchmarks/bench_evaluation.py --home $${SHARPSEEK_HOME:-.sharpseek} --out benchmarks/results/evaluation.json --figures docs/images
+	$(PY) benchmarks/write_evaluation_docs.py  # docs/evaluation.md and docs/training.md from evaluation.json
 
 lint: $(STAMP_DEV)              ## ruff, the import contracts of pyproject.toml, no copied code in src/
 	$(VENV)/bin/ruff check src tests benchmarks

@@ -263,3 +263,21 @@ def test_directions_check_on_a_backend_of_known_physics():
     r = block["r"]["held"]
     assert r["median_relative_change"] == pytest.approx(np.median(1.5 / z[chosen, 2]))
     assert out["iqr"]["r"] == pytest.approx(199.5)
+
+
+def test_docs_show_the_committed_evaluation():
+    """The figures of docs/evaluation.md and docs/training.md are those of the committed
+    benchmarks/results/evaluation.json (written by benchmarks/write_evaluation_docs.py)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [sys.executable, "benchmarks/write_evaluation_docs.py", "--check"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
