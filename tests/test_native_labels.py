@@ -28,12 +28,13 @@ def test_card_of_a_real_frame_quotes_its_native_values():
     assert text.startswith("native CEA grid:")
     assert "tilt_cea 17.31 deg" in text and "psep_mm 56.95 Mm" in text
     assert "(magnetogram)" in text and "31.2" not in text  # not the squashed tilt
+    assert text.endswith("; model space: TUF 1.2e+06, R 240000, PSEP 29.4")  # labelled
 
 
 def test_card_of_a_generated_image_says_model_space():
     values = {"tuf": 1.0e6, "r": 0.0, "psep": 12.5, "tilt": 40.0}
     assert not has_native(values)
-    assert summary(values).startswith("model space (128x128): TUF 1e+06 G px")
+    assert summary(values) == "model space: TUF 1e+06, R 0, PSEP 12.5"
 
 
 def test_export_has_native_columns_beside_model_space_ones():

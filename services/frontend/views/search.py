@@ -32,13 +32,14 @@ def _filters(wb, values: pd.DataFrame) -> SearchFilter:
     ranges: dict[str, tuple[float, float]] = {}
     st.session_state.setdefault("filter_fields", list(state.filters.ranges) or [])
     fields = [c for c in FILTER_FIELDS if c in values.columns]
+    native = [f for f in fields if f in NATIVE_UNITS or f == "flux_mx"]
     chosen = st.multiselect(
-        "Filter on (native: a real frame on its CEA grid; model space: the 128x128 image)",
+        "Filter on",
         fields,
         key="filter_fields",
-        format_func=lambda f: (
-            f"{f} ({'native' if f in NATIVE_UNITS or f == 'flux_mx' else 'model'})"
-        ),
+        help="native, a real frame on its own CEA grid (quote these): "
+        + ", ".join(native)
+        + "; model space, the squashed 128x128 image: the others",
     )
     for field in chosen:
         column = pd.to_numeric(values[field], errors="coerce").astype(float)

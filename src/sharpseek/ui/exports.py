@@ -33,28 +33,29 @@ def has_native(values: Mapping[str, Any]) -> bool:
 def summary(values: Mapping[str, Any]) -> str:
     """The short, labelled summary of a frame or query (the UI's result cards).
 
-    A real frame (:func:`has_native`) is summarised by its native values
-    (:data:`~sharpseek.physics.CARD_NATIVE_PARAMETERS`, and the segment JSOC's R was computed
-    on); anything else — a generated image — by the model-space baseline (TUF, R, PSEP).
+    A real frame (:func:`has_native`) is summarised first by its native values
+    (:data:`~sharpseek.physics.CARD_NATIVE_PARAMETERS`, with the segment JSOC's R was computed
+    on), then by the model-space baseline (TUF, R, PSEP of the 128x128 image, in the units of
+    docs/physics.md); anything else — a generated image — by the model-space baseline alone.
 
-    >>> summary({"psep_mm": 56.95, "tilt_cea": 17.31, "r_jsoc": 4.627,
-    ...          "r_jsoc_segment": "magnetogram"})
-    'native CEA grid: psep_mm 56.95 Mm, tilt_cea 17.31 deg, r_jsoc 4.627 (magnetogram)'
+    >>> summary({"tuf": 1.25e6, "r": 2.4e5, "psep": 29.4, "psep_mm": 56.95, "tilt_cea": 17.31,
+    ...          "r_jsoc": 4.627, "r_jsoc_segment": "magnetogram"})
+    'native CEA grid: psep_mm 56.95 Mm, tilt_cea 17.31 deg, r_jsoc 4.627 (magnetogram); model space: TUF 1.25e+06, R 240000, PSEP 29.4'
     >>> summary({"tuf": 1.25e6, "r": 2.4e5, "psep": 29.4})
-    'model space (128x128): TUF 1.25e+06 G px, R 240000 G px, PSEP 29.4 model px'
-    """
-    if has_native(values):
-        parts = [
-            f"{p} {_number(values.get(p)):.4g} {NATIVE_UNITS[p]}".rstrip()
-            for p in CARD_NATIVE_PARAMETERS
-        ]
-        segment = values.get("r_jsoc_segment")
-        return "native CEA grid: " + ", ".join(parts) + (f" ({segment})" if segment else "")
+    'model space: TUF 1.25e+06, R 240000, PSEP 29.4'
+    """  # noqa: E501
+    model = "model space: " + ", ".join(
+        f"{p.upper()} {_number(values.get(p)):.6g}" for p in BASELINE_PARAMETERS
+    )
+    if not has_native(values):
+        return model
     parts = [
-        f"{p.upper()} {_number(values.get(p)):.6g} {PARAMETER_UNITS[p]}"
-        for p in BASELINE_PARAMETERS
+        f"{p} {_number(values.get(p)):.4g} {NATIVE_UNITS[p]}".rstrip()
+        for p in CARD_NATIVE_PARAMETERS
     ]
-    return "model space (128x128): " + ", ".join(parts)
+    segment = values.get("r_jsoc_segment")
+    native = "native CEA grid: " + ", ".join(parts) + (f" ({segment})" if segment else "")
+    return f"{native}; {model}"
 
 
 def _number(value: Any) -> float:
