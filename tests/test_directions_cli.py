@@ -207,6 +207,10 @@ def test_invert_a_real_sharp_reports_its_mu(home, tmp_path, br_sample_paths):
                  "--no-progress", "--out", str(tmp_path / "r.png"))  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "at mu = 0." in result.output
+    # the real frame is quoted on its native grid; its reconstruction is a generated image
+    text = " ".join(result.output.split())
+    assert "the real patch: native CEA grid: psep_mm" in text
+    assert "its reconstruction (generated): model space: TUF" in text
 
 
 @pytest.mark.parametrize(

@@ -491,6 +491,16 @@ def invert_cmd(
         f"{file.name}{where}: reconstruction RMS {result.rms_gauss:.1f} G (best of "
         f"{len(result.errors)} starts; worst {np.sqrt(result.errors.max()) * 1000:.1f} G)"
     )
+    if file.suffix.lower() in (".fits", ".fit", ".fts"):  # a real frame: its native values
+        from sharpseek.measure import measure_files
+        from sharpseek.physics import compute_parameters
+        from sharpseek.ui.exports import summary
+
+        rebuilt = {
+            k: float(v[0]) for k, v in compute_parameters(result.reconstruction[None]).items()
+        }
+        console.print(f"the real patch: {summary(measure_files([file])[0])}", soft_wrap=True)
+        console.print(f"its reconstruction (generated): {summary(rebuilt)}", soft_wrap=True)
     path = _figure_path(settings, out, f"invert-{file.stem}.png")
     _inversion_png(image, result.reconstruction, path, title=f"{file.name}{where}")
     console.print(f"picture: {path}")
