@@ -49,7 +49,7 @@ from sharpseek.dataset import (
 )
 from sharpseek.exclusion import EXCLUDED_COLUMN, exclusion_reasons, exclusion_rule
 from sharpseek.fits import SHARP_SERIES, read_sharp
-from sharpseek.native import magnetogram_beside, native_columns
+from sharpseek.native import magnetogram_beside, magnetogram_name, native_columns
 from sharpseek.physics import FIELD_SCALE, compute_parameters, patch_quantities
 from sharpseek.preprocess import heliocentric_mu, to_model_space
 from sharpseek.store import ObjectStore, open_store
@@ -620,21 +620,33 @@ def plan_fits_shards(
     shards = []
     for start in range(0, len(files), shard_files):
         chunk = tuple(files[start : start + shard_files])
-        inputs = {
+        inputs: dict[str, Any] = {
             "kind": "fits",
             "source": source,
             "files": [(Path(f).name, file_sha256(f)) for f in chunk],
         }
+        # the line-of-sight segment beside a Br file (JSOC's R is computed on it)
+        beside = {i: p for i, f in enumerate(chunk) if (p := _magnetogram_path(f)) is not None}
+        if beside:
+            inputs["magnetograms"] = [(i, file_sha256(p)) for i, p in sorted(beside.items())]
         key = _shard_key(dataset, inputs)
         staged: tuple[str, ...] = ()
         if stage_in is not None:
             staged = tuple(f"{key}/inputs/{i}/{Path(f).name}" for i, f in enumerate(chunk))
             if not stage_in.exists(f"{key}/done.json"):
-                for path, staged_key in zip(chunk, staged, strict=True):
+                copies = [*zip(chunk, staged, strict=True)]
+                copies += [(p, f"{key}/inputs/{i}/{p.name}") for i, p in beside.items()]
+                for path, staged_key in copies:
                     if not stage_in.exists(staged_key):
                         stage_in.put_file(staged_key, Path(path))
         shards.append(IngestShard(dataset, "fits", key, files=chunk, source=source, staged=staged))
     return shards
+
+
+def _magnetogram_path(br_path: str | Path) -> Path | None:
+    name = magnetogram_name(Path(br_path).name)
+    path = None if name is None else Path(br_path).with_name(name)
+    return path if path is not None and path.is_file() else None
 
 
 def _shard_inputs(shard: IngestShard, store: ObjectStore) -> Iterator[PatchRecord | Quarantined]:
@@ -659,6 +671,10 @@ def _staged_fits_records(
             path.parent.mkdir()
             path.write_bytes(store.get_bytes(key))
             local.append(path)
+            los_name = magnetogram_name(path.name)  # staged beside it, when there was one
+            los_key = f"{key.rsplit('/', 1)[0]}/{los_name}"
+            if los_name is not None and store.exists(los_key):
+                (path.parent / los_name).write_bytes(store.get_bytes(los_key))
         originals = {str(p): f for p, f in zip(local, shard.files, strict=True)}
         for item in fits_records(local, source=shard.source, store=store):
             if isinstance(item, Quarantined) and item.source in originals:

@@ -32,6 +32,7 @@ __all__ = [
     "NATIVE_COLUMNS",
     "NATIVE_COLUMN_UNITS",
     "magnetogram_beside",
+    "magnetogram_name",
     "native_columns",
 ]
 
@@ -44,6 +45,18 @@ NATIVE_COLUMNS = (*NATIVE_PARAMETERS, "r_jsoc_segment")
 NATIVE_COLUMN_UNITS = {**NATIVE_UNITS, "r_jsoc_segment": ""}
 
 
+def magnetogram_name(br_name: str) -> str | None:
+    """The file name of the ``magnetogram`` segment of the record a Br file name names.
+
+    >>> magnetogram_name("hmi.sharp_cea_720s.377.20110215_020000_TAI.Br.fits")
+    'hmi.sharp_cea_720s.377.20110215_020000_TAI.magnetogram.fits'
+    >>> magnetogram_name("patch.fits") is None
+    True
+    """
+    suffix = next((s for s in (".Br.fits", ".Br.fits.gz") if br_name.endswith(s)), None)
+    return None if suffix is None else br_name[: -len(suffix)] + ".magnetogram.fits"
+
+
 def magnetogram_beside(path: str | Path, shape: tuple[int, ...]) -> np.ndarray | None:
     """The line-of-sight field [G] of the same record beside a JSOC-named Br file, if present.
 
@@ -54,10 +67,10 @@ def magnetogram_beside(path: str | Path, shape: tuple[int, ...]) -> np.ndarray |
     >>> magnetogram_beside("/nowhere/hmi.sharp_cea_720s.377.20110215_020000_TAI.Br.fits", (1, 1))
     """
     path = Path(path)
-    suffix = next((s for s in (".Br.fits", ".Br.fits.gz") if path.name.endswith(s)), None)
-    if suffix is None:
+    name = magnetogram_name(path.name)
+    if name is None:
         return None
-    los_path = path.with_name(path.name[: -len(suffix)] + ".magnetogram.fits")
+    los_path = path.with_name(name)
     if not los_path.is_file():
         return None
     try:
