@@ -111,6 +111,57 @@ def test_fits_stage_skips_unchanged_files_without_a_new_version(tmp_path, br_sam
     assert not third.skipped and third.outputs["added"] == 1
 
 
+def _with_clip(settings, clip):
+    return settings.model_copy(
+        update={"quality": settings.quality.model_copy(update={"field_clip_gauss": clip})}
+    )
+
+
+def test_fits_into_a_dataset_made_under_another_clip_is_refused(tmp_path, br_sample_paths):
+    """The clip changes what model space holds: adding frames under another clip would mix
+    two clips in one dataset, and the same files would look "up to date"; refused, naming
+    both settings, and nothing is written. Another dataset name takes them."""
+    settings = Settings(home=tmp_path / "home")
+    first = ingest_fits(settings, br_sample_paths[:1])
+    other = _with_clip(settings, 500.0)
+    with pytest.raises(ValueError, match="sharp/v0001 was made with quality.*another --dataset"):
+        ingest_fits(other, br_sample_paths[:1])
+    from sharpseek.dataset import dataset_versions
+
+    assert dataset_versions(open_store(settings), "sharp") == [first.outputs["version"]]
+    plan = lib.plan_ingest_fits(other, br_sample_paths[:1], dataset="sharp500")
+    outcome = lib.run_ingest_plan(other, plan, progress=False)
+    ds = load_dataset(open_store(settings), "sharp500", outcome.outputs["version"])
+    assert ds.info["provenance"]["quality"]["field_clip_gauss"] == 500.0
+
+
+def test_cli_ingest_under_another_clip_exits_2_with_one_line(tmp_path, br_sample_paths):
+    from typer.testing import CliRunner
+
+    from sharpseek.cli import app
+
+    home = str(tmp_path / "home")
+    runner = CliRunner()
+    args = ["ingest", "fits", str(br_sample_paths[0]), "--home", home]
+    assert runner.invoke(app, args).exit_code == 0
+    result = runner.invoke(app, args, env={"SHARPSEEK_QUALITY__FIELD_CLIP_GAUSS": "500"})
+    assert result.exit_code == 2, result.output
+    assert "made with quality settings" in result.output and "Traceback" not in result.output
+
+
+def test_synthetic_recipe_made_under_another_clip_is_refused_not_reused(tmp_path):
+    settings = Settings(home=tmp_path / "home")
+    ingest_synthetic(settings, regions=1, frames=2, seed=3)
+    with pytest.raises(ValueError, match="quality settings.*--overwrite"):
+        lib.plan_ingest_synthetic(_with_clip(settings, 500.0), regions=1, frames=2, seed=3)
+    plan = lib.plan_ingest_synthetic(_with_clip(settings, 500.0), regions=1, frames=2, seed=3,
+                                     overwrite=True)  # fmt: skip
+    ds = load_dataset(open_store(settings), "synthetic", lib.run_ingest_plan(
+        _with_clip(settings, 500.0), plan, progress=False).outputs["version"])  # fmt: skip
+    assert ds.info["provenance"]["quality"]["field_clip_gauss"] == 500.0
+    assert float(np.abs(ds.images()).max()) <= 0.5 + 1e-3
+
+
 def test_index_plan_then_update_embeds_exactly_the_new_frames(untrained_home):
     settings = untrained_home.model_copy(
         update={"flows": untrained_home.flows.model_copy(update={"shard_size": 7})}

@@ -113,13 +113,13 @@ def _run_ingest(settings: Settings, plan, *, errors: tuple[type[BaseException], 
     """Plan (``plan()``), make the shards and commit in this process
     (:func:`sharpseek.pipeline.run_ingest_plan`, recorded in the pipeline's ledger), then
     report; exit status 3 when something was quarantined, 2 on an error the user can fix."""
-    from sharpseek.pipeline import run_ingest_plan
+    from sharpseek.pipeline import QualityMismatch, run_ingest_plan
     from sharpseek.store import StoreError
 
     started = time.perf_counter()
     try:
         outcome = run_ingest_plan(settings, plan())
-    except (*errors, StoreError) as err:
+    except (*errors, StoreError, QualityMismatch) as err:
         console.print(f"[red]error:[/] {escape(str(err))}", soft_wrap=True)
         raise typer.Exit(code=2) from err
     seconds = time.perf_counter() - started

@@ -240,6 +240,41 @@ def _dataset_exists(store: ObjectStore, dataset: str) -> Callable[[dict[str, Any
     return lambda out: store.exists(f"datasets/{dataset}/{out.get('version')}/dataset.json")
 
 
+def ingest_quality(settings: Settings) -> dict[str, float]:
+    """What an ingest keeps in model space and which frames it leaves out (the clip and
+    :func:`sharpseek.exclusion.exclusion_rule`): recorded with every dataset version and part
+    of every ingest's fingerprint, so changing them is never "up to date"."""
+    from sharpseek.exclusion import exclusion_rule
+
+    return {"field_clip_gauss": settings.quality.field_clip_gauss, **exclusion_rule(settings)}
+
+
+class QualityMismatch(ValueError):
+    """An ingest into (or reuse of) a dataset version made under other quality settings."""
+
+
+def _check_quality(settings: Settings, ds, remedy: str) -> None:
+    """Refuse to add to (or reuse) a dataset version made under other quality settings: its
+    frames would mix two clips, or be reused as if made under the current one. Versions
+    written before the settings were recorded pass."""
+    made_with = ds.info.get("provenance", {}).get("quality")
+    if made_with is not None and made_with != ingest_quality(settings):
+        raise QualityMismatch(
+            f"{ds.name}/{ds.version} was made with quality settings {made_with}, not the "
+            f"current {ingest_quality(settings)}: {remedy}"
+        )
+
+
+def _check_dataset_quality(settings: Settings, store: ObjectStore, dataset: str) -> None:
+    from sharpseek.dataset import latest_version, load_dataset
+
+    version = latest_version(store, dataset)
+    if version is not None:
+        _check_quality(
+            settings, load_dataset(store, dataset, version), "ingest into another --dataset"
+        )
+
+
 def plan_ingest_synthetic(
     settings: Settings,
     *,
@@ -275,7 +310,9 @@ def plan_ingest_synthetic(
         overwrite=overwrite,
     )  # fmt: skip
     if not overwrite and store.exists(f"datasets/synthetic/{version}/dataset.json"):
-        ref = dataset_ref(load_dataset(store, "synthetic", version))
+        ds = load_dataset(store, "synthetic", version)
+        _check_quality(settings, ds, "ingest again with --overwrite")
+        ref = dataset_ref(ds)
         plan.done = StageOutcome(
             plan.stage,
             True,
@@ -300,7 +337,13 @@ def plan_ingest_fits(
 
     store = open_store(settings)
     files, problems = find_fits_files(paths)
-    inputs = {"dataset": dataset, "files": files_digest(files), "n_files": len(files)}
+    _check_dataset_quality(settings, store, dataset)
+    inputs = {
+        "dataset": dataset,
+        "files": files_digest(files),
+        "n_files": len(files),
+        "quality": ingest_quality(settings),
+    }
     fp = fingerprint(inputs)
     plan = IngestPlan(f"ingest-fits-{dataset}", dataset, fp, inputs, leading=list(problems))
     entry = Ledger(store).current(plan.stage, fp, exists=_dataset_exists(store, dataset))
@@ -365,6 +408,7 @@ def plan_ingest_jsoc(
         )
     series = jsoc.NRT_SERIES if nrt else settings.jsoc.series
     store = open_store(settings)
+    _check_dataset_quality(settings, store, dataset)  # before asking JSOC for anything
     held = latest_version(store, dataset) is not None
     selects = start is not None or bool(harpnums) or bool(noaa)  # a record set of its own
     if not held and not selects:
@@ -414,6 +458,7 @@ def plan_ingest_jsoc(
         "queries": download.queries,
         "files": files_digest(files),
         "missing": sorted(q.record_id for q in download.missing),
+        "quality": ingest_quality(settings),
     }
     fp = fingerprint(inputs)
     stage = f"ingest-jsoc-{'nrt' if nrt else 'definitive'}"
@@ -444,11 +489,8 @@ def commit_ingest(settings: Settings, plan: IngestPlan) -> StageOutcome:
 
     if plan.done is not None:
         return plan.done
-    from sharpseek.exclusion import exclusion_rule
-
     store = open_store(settings)
-    # what model space keeps and which frames are left out, recorded with the version
-    quality = {"field_clip_gauss": settings.quality.field_clip_gauss, **exclusion_rule(settings)}
+    quality = ingest_quality(settings)  # recorded with the version
     result = commit_ingest_shards(
         store,
         plan.dataset,
