@@ -326,7 +326,9 @@ def append_records(
     known = set(base_manifest["record_id"]) if len(base_manifest) else set()
     definitive_keys = _keys(base_manifest, DEFINITIVE_SERIES)
     # The journal of this run's version: a rerun after a crash (nothing committed since)
-    # picks the same version, so it finds what the crashed run finished.
+    # picks the same version, so it finds what the crashed run finished. A writer running
+    # beside this one on the same version may take up these rows too; the commit keeps
+    # each record once either way.
     journal_prefix = f"datasets/{name}/journal/{version}/"
     journal_keys, journal_rows = _read_journal(store, journal_prefix, known)
     result.recovered = len(journal_rows)
@@ -545,8 +547,8 @@ class _Commit:
         # Lost: another writer committed on our base. Withdraw this version (it was never
         # latest) and rebase.
         prefix = f"datasets/{self.name}/{version}"
-        store.delete(f"{prefix}/{INFO}")
-        store.delete_prefix(prefix)
+        for part in (INFO, MANIFEST, QUARANTINE, CLAIM):  # the claim last: the number stays
+            store.delete(f"{prefix}/{part}")  # ours until our files are gone
         return False
 
 
