@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections import Counter
 from datetime import datetime, timedelta
@@ -194,3 +196,96 @@ def test_two_cli_fits_ingests_at_once_keep_every_record(tmp_path):
     assert sorted(ds.manifest["harpnum"].unique()) == [9201, 9202]
     raw = [o.key for o in store.list("raw/")]
     assert len(raw) == 8 and sorted(ds.manifest["raw_key"]) == sorted(raw)
+
+
+# ---------------------------------------------------------------------------- the index
+
+
+def _index_writer(path, rows, vectors, barrier, results, tag) -> None:
+    from sharpseek.index import EdgeIndex
+
+    index = EdgeIndex(path)
+    barrier.wait(timeout=120)
+    try:
+        for start in range(0, len(rows), 20):
+            index.upsert_records(
+                rows.iloc[start : start + 20], vectors[start : start + 20],
+                encoder_version="enc-a", dataset_version="v0002",
+            )  # fmt: skip
+        results.put((tag, "ok", None))
+    except BaseException as err:
+        results.put((tag, "error", repr(err)))
+        raise
+    finally:
+        index.close()
+
+
+def _index_reader(path, queries, barrier, stop, results) -> None:
+    from sharpseek.index import EdgeIndex
+
+    index = EdgeIndex(path)
+    barrier.wait(timeout=120)
+    counts, errors, searches = [], [], 0
+    try:
+        while not stop.is_set() or searches < 5:
+            try:
+                hits = index.search(queries[searches % len(queries)], limit=5,
+                                    group_by_harp=False)  # fmt: skip
+                assert len(hits) == 5
+                counts.append(index.count())
+            except Exception as err:  # reported to the test
+                errors.append(repr(err))
+            searches += 1
+    finally:
+        index.close()
+        results.put(("reader", counts, errors))
+
+
+@pytest.fixture
+def index_dir(tmp_path):
+    """On tmpfs where there is one (the index fsyncs; see tests/test_index.py)."""
+    shm = Path("/dev/shm")
+    if not shm.is_dir():
+        yield tmp_path
+        return
+    folder = Path(tempfile.mkdtemp(prefix="sharpseek-index-", dir=shm))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_index_searches_go_on_while_two_processes_update_it(index_dir):
+    """A search process (the UI, `sharpseek search`) and two `index update` processes on one
+    embedded index at once: no search fails or waits for the writers, the point count a
+    search sees never goes back, and every record of both writers is there once."""
+    from sharpseek.index import EdgeIndex
+    from test_index import ROWS, VECTORS, query_near
+
+    path = index_dir / "index"
+    with EdgeIndex(path) as index:
+        index.reindex("enc-a", [(ROWS.iloc[:80], VECTORS[:80])], dataset_version="v0001")
+    parts = [(ROWS.iloc[80:160], VECTORS[80:160]), (ROWS.iloc[160:], VECTORS[160:])]
+    barrier, stop, results = FORK.Barrier(3), FORK.Event(), FORK.Queue()
+    queries = [query_near(i) for i in range(0, 80, 7)]
+    reader = FORK.Process(target=_index_reader, args=(path, queries, barrier, stop, results))
+    writers = [
+        FORK.Process(target=_index_writer, args=(path, rows, vectors, barrier, results, k))
+        for k, (rows, vectors) in enumerate(parts)
+    ]
+    for proc in [reader, *writers]:
+        proc.start()
+    done = [results.get(timeout=180) for _ in writers]
+    stop.set()
+    seen = results.get(timeout=180)
+    for proc in [reader, *writers]:
+        proc.join(timeout=60)
+    assert sorted(d[1] for d in done) == ["ok", "ok"], done
+    _, counts, errors = seen
+    assert not errors and counts
+    assert counts == sorted(counts) and counts[0] >= 80  # snapshots only move forward
+    with EdgeIndex(path) as index:
+        assert index.count() == len(ROWS)
+        assert not index.missing(list(ROWS["record_id"]))  # every record, once (ids unique)
+        got = index.get(list(ROWS["record_id"]))
+        assert len(got) == len(ROWS)
+    assert not [p for p in (path / "readers").iterdir()]  # every copy removed

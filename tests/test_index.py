@@ -4,7 +4,8 @@ Contract tests run against both backends: qdrant-edge-py (the real engine, on di
 qdrant-client's local mode (the stand-in for a Qdrant server: same client API, but no HTTP,
 no HNSW and no payload-index semantics). Expected results come from numpy brute force over
 the same rows and vectors, so they test correctness, not only consistency between backends.
-Edge-only tests cover persistence, the pointer file and the single-process lock.
+Edge-only tests cover persistence, the pointer file and sharing one folder (snapshots,
+the write lock).
 
 The contract tests keep their embedded indexes in /dev/shm (tmpfs) where there is one: the
 engine fsyncs about ten times per payload index it creates (33 per collection), which on a
@@ -32,6 +33,7 @@ from sharpseek.index import (
     EdgeIndex,
     EmptyIndexError,
     EncoderMismatchError,
+    IndexBusyError,
     IndexConfig,
     SearchFilter,
     ServerIndex,
@@ -700,12 +702,29 @@ def test_edge_search_during_a_concurrent_reindex_never_mixes_or_empties(fast_dir
     assert all(s == {"enc-b"} for s in seen[first_b:])  # never back to the old one
 
 
-def test_edge_folder_open_in_another_index_is_refused_clearly(fast_dir):
+def test_edge_folder_open_in_another_index_is_searched_from_a_snapshot(fast_dir):
+    """A second index on the folder (as another process would open it) searches while the
+    first one holds it, sees the first one's writes once they are published, never before,
+    and a writer that cannot get the write lock gives up with a clear message."""
     with EdgeIndex(fast_dir) as first:
         first.reindex("enc-a", [(ROWS.head(5), VECTORS[:5])], dataset_version="v1")
-        second = EdgeIndex(fast_dir)
-        with pytest.raises(RuntimeError, match="open in another process"):
-            second.search(query_near(0))
+        second = EdgeIndex(fast_dir, IndexConfig(write_timeout_s=0.3))
+        try:
+            assert len(second.search(query_near(0), limit=5, group_by_harp=False)) == 5
+            first._begin_write("sharps--enc-a")  # a write under way in the first
+            with pytest.raises(IndexBusyError, match=r"being written by pid \d+"):
+                second.upsert_records(
+                    ROWS.iloc[5:10], VECTORS[5:10], encoder_version="enc-a", dataset_version="v1"
+                )
+            first._end_write("sharps--enc-a")
+            first.upsert_records(
+                ROWS.iloc[5:10], VECTORS[5:10], encoder_version="enc-a", dataset_version="v1"
+            )
+            assert second.count() == 10
+            assert len(second.search(query_near(7), limit=10, group_by_harp=False)) == 10
+        finally:
+            second.close()
+    assert not list((fast_dir / "readers").iterdir())  # private copies removed on close
 
 
 def test_edge_unreadable_pointer_is_an_error_not_an_empty_index(fast_dir):

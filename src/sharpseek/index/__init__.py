@@ -31,6 +31,7 @@ from sharpseek.index.base import (
     CollectionInfo,
     EmptyIndexError,
     EncoderMismatchError,
+    IndexBusyError,
     IndexConfig,
     IndexedRecord,
     ReindexResult,
@@ -46,6 +47,7 @@ from sharpseek.index.points import INDEXED_FIELDS, build_points, point_id, regio
 from sharpseek.index.server import ServerIndex
 
 __all__ = [
+    "IndexBusyError",
     "INDEXED_FIELDS",
     "CollectionInfo",
     "EdgeIndex",

@@ -70,6 +70,11 @@ class CollectionGone(RuntimeError):
     """The collection a request named was dropped meanwhile (the caller re-resolves once)."""
 
 
+class IndexBusyError(RuntimeError):
+    """Another process kept writing to the embedded index for longer than
+    ``IndexConfig.write_timeout_s``; names it. Nothing was written."""
+
+
 @dataclass(frozen=True)
 class IndexConfig:
     """Settings of an index (one dataclass; the application's settings fill it).
@@ -96,6 +101,9 @@ class IndexConfig:
         and a filtered search whose candidates are fewer (Qdrant's default, 10,000 KB).
     batch_size : int
         Points per write request.
+    write_timeout_s : float
+        Embedded: how long a writer waits for another process's write to the same index
+        folder before it gives up with :class:`IndexBusyError` (readers never wait).
     extra_fields : mapping of field -> kind
         Payload indexes beyond :data:`~sharpseek.index.points.INDEXED_FIELDS` (kinds:
         float, integer, datetime, keyword), fixed when a collection is created.
@@ -110,6 +118,7 @@ class IndexConfig:
     indexing_threshold_kb: int = 10_000
     full_scan_threshold_kb: int = 10_000
     batch_size: int = 2000
+    write_timeout_s: float = 600.0
     extra_fields: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -353,7 +362,13 @@ class VectorIndex(ABC):
         return self._count(name)
 
     def _flush(self, name: str) -> None:
-        """Make writes durable (no-op where every write already is)."""
+        """Make writes durable and visible to other processes (no-op where every write
+        already is)."""
+        return None
+
+    def _begin_write(self, name: str) -> None:
+        """Called before the writes of one call to ``name`` (embedded: take the writer lock
+        and a private generation of the collection); ``_flush`` ends them."""
         return None
 
     def _after_fill(self, name: str, points: int) -> None:
@@ -493,6 +508,7 @@ class VectorIndex(ABC):
             self._create(name, info)
             log.info("index %s: created %s", self.config.name, name)
         else:
+            self._begin_write(name)
             log.info("index %s: resuming %s (%d points)", self.config.name, name, self._count(name))
         totals = UpsertResult()
         for i, (rows, vectors) in enumerate(batches):
@@ -534,6 +550,8 @@ class VectorIndex(ABC):
         the live collection's: embeddings of two encoders never share a collection.
         """
         name, info = self._require_live(encoder_version)
+        self._begin_write(name)
+        info = self._read_info(name) or info  # as the last writer left it
         result = self._write(name, info, rows, vectors, dataset_version)
         self._flush(name)
         return result
