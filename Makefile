@@ -44,6 +44,7 @@ bench: $(STAMP_DEV) $(STAMP_DEMO) ## benchmarks; figures written to benchmarks/r
 	$(PY) benchmarks/bench_index.py --out benchmarks/results/index.json
 	$(PY) benchmarks/bench_directions.py --out benchmarks/results/directions.json
 	$(PY) benchmarks/bench_flows.py --out benchmarks/results/flows.json
+	$(PY) benchmarks/bench_concurrency.py --out benchmarks/results/concurrency.json
 	$(PY) benchmarks/bench_serving.py --home $${SHARPSEEK_HOME:-.sharpseek} --out benchmarks/results/serving.json
 	$(PY) benchmarks/bench_evaluation.py --home $${SHARPSEEK_HOME:-.sharpseek} --out benchmarks/results/evaluation.json --figures docs/images
 	$(PY) benchmarks/write_evaluation_docs.py  # docs/evaluation.md and docs/training.md from evaluation.json

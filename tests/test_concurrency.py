@@ -289,3 +289,44 @@ def test_index_searches_go_on_while_two_processes_update_it(index_dir):
         got = index.get(list(ROWS["record_id"]))
         assert len(got) == len(ROWS)
     assert not [p for p in (path / "readers").iterdir()]  # every copy removed
+
+
+# ---------------------------------------------------------------------------- directions, archives
+
+
+@pytest.fixture(params=["local", "s3"])
+def cas_store(request, tmp_path):
+    if request.param == "local":
+        return LocalStore(tmp_path / "home")
+    server = request.getfixturevalue("moto_serial_server")
+    return S3Store(server.endpoint, "cas-" + uuid.uuid4().hex[:12], "t", "t", secure=False)
+
+
+def test_directions_saved_meanwhile_by_another_fit_are_not_overwritten(cas_store):
+    from sharpseek.directions import DirectionsConflict, DirectionSet
+
+    def fitted(seed: int) -> DirectionSet:
+        return DirectionSet("gan-v0001", {}, n_samples=10, seed=seed, latent_dim=4)
+
+    before = DirectionSet.token(cas_store, "gan-v0001")  # none yet: two fits begin
+    assert before is None
+    fitted(1).save(cas_store, replaces=before)  # the first fit to finish
+    with pytest.raises(DirectionsConflict, match=fitted(1).version):
+        fitted(2).save(cas_store, replaces=before)  # the second: refused, names theirs
+    saved = DirectionSet.load(cas_store, "gan-v0001")
+    assert saved.seed == 1
+    fitted(1).save(cas_store, replaces=before)  # the very same set again: nothing lost
+    token = DirectionSet.token(cas_store, "gan-v0001")
+    fitted(3).save(cas_store, replaces=token)  # a refit from what is there: replaces it
+    assert DirectionSet.load(cas_store, "gan-v0001").seed == 3
+
+
+def test_an_archive_marked_current_meanwhile_is_not_overwritten(cas_store):
+    from sharpseek.serving import ArchiveConflict, _current_token, _mark_current
+
+    before = _current_token(cas_store, "generator")
+    _mark_current(cas_store, "generator", "generator-aaaa.mar", before)
+    _mark_current(cas_store, "generator", "generator-aaaa.mar", before)  # same archive: fine
+    with pytest.raises(ArchiveConflict, match="generator-aaaa.mar"):
+        _mark_current(cas_store, "generator", "generator-bbbb.mar", before)
+    assert cas_store.get_bytes("model-store/generator/CURRENT") == b"generator-aaaa.mar"

@@ -113,13 +113,14 @@ def _run_ingest(settings: Settings, plan, *, errors: tuple[type[BaseException], 
     """Plan (``plan()``), make the shards and commit in this process
     (:func:`sharpseek.pipeline.run_ingest_plan`, recorded in the pipeline's ledger), then
     report; exit status 3 when something was quarantined, 2 on an error the user can fix."""
+    from sharpseek.dataset import CommitConflict
     from sharpseek.pipeline import QualityMismatch, run_ingest_plan
     from sharpseek.store import StoreError
 
     started = time.perf_counter()
     try:
         outcome = run_ingest_plan(settings, plan())
-    except (*errors, StoreError, QualityMismatch) as err:
+    except (*errors, StoreError, QualityMismatch, CommitConflict) as err:
         console.print(f"[red]error:[/] {escape(str(err))}", soft_wrap=True)
         raise typer.Exit(code=2) from err
     seconds = time.perf_counter() - started
@@ -133,6 +134,11 @@ def _run_ingest(settings: Settings, plan, *, errors: tuple[type[BaseException], 
         f"{out['replaced']} near-real-time replaced, {out['recovered']} taken up from an "
         f"interrupted run ({seconds:.1f} s)"
     )
+    if out.get("rebased_onto"):
+        console.print(
+            f"built on {', '.join(out['rebased_onto'])}, committed meanwhile by another "
+            "writer: its records are kept, this run's added to them"
+        )
     if out["quarantined"]:
         table = Table(title=f"quarantined ({len(out['quarantined'])}): not ingested")
         table.add_column("file or record", overflow="fold")

@@ -34,6 +34,7 @@ import numpy as np
 from sharpseek.physics import DIRECTION_PARAMETERS
 
 __all__ = [
+    "DirectionsConflict",
     "Boundary",
     "ConditionReport",
     "LabelRule",
@@ -338,6 +339,10 @@ def _unit(v: np.ndarray, name: str) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------
 
 
+class DirectionsConflict(RuntimeError):
+    """Another writer saved directions of the same GAN while this fit ran (names theirs)."""
+
+
 @dataclass
 class DirectionSet:
     """The boundaries of one generator version, with their provenance and calibration.
@@ -456,10 +461,45 @@ class DirectionSet:
             return None
         return float(min(lows)), float(max(highs))
 
-    def save(self, store) -> str:
+    def save(self, store, *, replaces: str | None | bool = True) -> str:
+        """Store the set under :meth:`key`; return the key.
+
+        ``replaces``: the store token (``store.get_versioned``) of the set this one was
+        fitted to replace, read before the fit, or None when there was none: then the set
+        is written only if that is still so (compare-and-swap), else
+        :class:`DirectionsConflict` names the version another writer saved meanwhile.
+        ``True`` (the default) replaces whatever is there.
+        """
+        from sharpseek.store import PreconditionFailed
+
         key = self.key(self.gan_version)
-        store.put_bytes(key, self.to_json().encode(), content_type="application/json")
+        data = self.to_json().encode()
+        if replaces is True:
+            store.put_bytes(key, data, content_type="application/json")
+            return key
+        try:
+            store.put_if(key, data, match=replaces or None, content_type="application/json")
+        except PreconditionFailed:
+            other = DirectionSet.from_json(store.get_bytes(key).decode())
+            if other.version == self.version:
+                return key  # the same set, saved by another run of the same fit
+            raise DirectionsConflict(
+                f"directions of GAN {self.gan_version} were saved by another writer while "
+                f"this fit ran (their version {other.version}); this fit ({self.version}) "
+                "was not saved: use theirs, or fit again"
+            ) from None
         return key
+
+    @staticmethod
+    def token(store, gan_version: str) -> str | None:
+        """The store token of the saved set of ``gan_version`` (None when there is none),
+        to pass as ``save(replaces=...)`` after a fit."""
+        from sharpseek.store import ObjectNotFound
+
+        try:
+            return store.get_versioned(DirectionSet.key(gan_version))[1]
+        except ObjectNotFound:
+            return None
 
     @classmethod
     def load(cls, store, gan_version: str) -> DirectionSet:

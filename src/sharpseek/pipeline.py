@@ -717,8 +717,8 @@ def directions_stage(
     import warnings
 
     from sharpseek.backends import InProcessBackend
+    from sharpseek.directions import DirectionSet, fit_directions
     from sharpseek.directions import calibrate as calibrate_directions
-    from sharpseek.directions import fit_directions
     from sharpseek.inference import GeneratorModel
 
     cfg = settings.directions
@@ -738,6 +738,7 @@ def directions_stage(
     entry = ledger.current(stage, fp, exists=lambda out: store.exists(out["key"]))
     if entry is not None:
         return _outcome_from(stage, entry, f"directions of {version}")
+    replaces = DirectionSet.token(store, version)  # the set this fit replaces (or none)
     with warnings.catch_warnings():
         # parameters of empty generated images are NaN (no polarity): expected, not news
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -753,7 +754,7 @@ def directions_stage(
             calibrate_directions(
                 generate, directions, eps=eps, n_z=n_z, seed=seed + 1, progress=progress
             )
-    key = directions.save(store)
+    key = directions.save(store, replaces=replaces)  # refused if another fit saved meanwhile
     accuracy = {
         name: round(float(getattr(b, "accuracy", float("nan"))), 3)
         for name, b in directions.boundaries.items()

@@ -50,6 +50,7 @@ from urllib.parse import urlsplit
 from sharpseek.config import Settings
 
 __all__ = [
+    "ArchiveConflict",
     "ArchiveInfo",
     "ServeError",
     "build_archives",
@@ -258,6 +259,7 @@ def build_archives(
     handlers = handlers_dir(settings)
     built = []
     for model in models:
+        current_before = _current_token(store, model) if upload else None
         if model == "generator":
             key = _model_key("gan", settings.models.gan, settings.models.gan_checkpoint)
             loaded = GeneratorModel.from_checkpoint(key, store=store)
@@ -286,13 +288,44 @@ def build_archives(
         built.append(archive)
         if upload:
             store.put_file(f"{STORE_PREFIX}/{model}/{archive.file}", out_dir / archive.file)
-            store.put_bytes(f"{STORE_PREFIX}/{model}/CURRENT", archive.file.encode())
+            _mark_current(store, model, archive.file, current_before)
     if upload:
         _publish_serving_version(store, store_current_archives(store))
     current = current_archives(settings)
     current.update({a.model: a.file for a in built})
     (out_dir / CURRENT).write_text(json.dumps(current, indent=1))
     return built
+
+
+class ArchiveConflict(RuntimeError):
+    """Another writer marked another archive current while this one was built (names it)."""
+
+
+def _current_token(store, model: str) -> str | None:
+    from sharpseek.store import ObjectNotFound
+
+    try:
+        return store.get_versioned(f"{STORE_PREFIX}/{model}/CURRENT")[1]
+    except ObjectNotFound:
+        return None
+
+
+def _mark_current(store, model: str, file: str, before: str | None) -> None:
+    """``model-store/<model>/CURRENT`` := ``file`` if it is still what it was when the build
+    began (compare-and-swap); the same archive marked by another build is fine."""
+    from sharpseek.store import PreconditionFailed
+
+    key = f"{STORE_PREFIX}/{model}/CURRENT"
+    try:
+        store.put_if(key, file.encode(), match=before)
+    except PreconditionFailed:
+        other = store.get_bytes(key).decode().strip()
+        if other != file:
+            raise ArchiveConflict(
+                f"another writer marked {other} as the current {model} archive while "
+                f"{file} was being built; {file} is uploaded but not current (swap to it "
+                "with `sharpseek serve swap` if it is the one to serve)"
+            ) from None
 
 
 def serving_version(archives: dict[str, str]) -> str:
