@@ -30,7 +30,7 @@ from sharpseek import dataset as dataset_module
 from sharpseek.dataset import PatchRecord, append_records, dataset_versions, load_dataset
 from sharpseek.store import LocalStore, S3Store
 
-pytest_plugins = ["s3_servers"]
+pytest_plugins = ["s3_servers", "model_fixtures", "ui_fixtures"]
 
 T0 = datetime(2015, 3, 1)
 FORK = multiprocessing.get_context("fork")
@@ -330,3 +330,53 @@ def test_an_archive_marked_current_meanwhile_is_not_overwritten(cas_store):
     with pytest.raises(ArchiveConflict, match="generator-aaaa.mar"):
         _mark_current(cas_store, "generator", "generator-bbbb.mar", before)
     assert cas_store.get_bytes("model-store/generator/CURRENT") == b"generator-aaaa.mar"
+
+
+# ---------------------------------------------------------------------------- UI, update, ingest
+
+
+@pytest.mark.slow
+def test_ui_search_goes_on_during_index_update_and_an_ingest(ui_home_path, tmp_path):
+    """The UI's search (a Workbench in this process) while `sharpseek index update` runs in
+    another process, and a `sharpseek ingest fits` in a third: no search fails, both commands
+    exit 0, and afterwards the index holds every record of the dataset version it was
+    updated to, once, and the ingested records are all in their dataset."""
+    from ingest_fixtures import synthetic_dataset
+    from sharpseek.config import Settings
+    from sharpseek.index import EdgeIndex
+    from sharpseek.ui.workbench import Workbench
+
+    home = tmp_path / "home"
+    subprocess.run(["cp", "-a", "--sparse=always", str(ui_home_path), str(home)], check=True)
+    settings = Settings(home=home, preset="tiny")
+    grown = synthetic_dataset(settings, regions=40, frames=3)  # new frames to index
+    folder = tmp_path / "fits"
+    _fits_files(folder, 9301, 4)
+    env = {**os.environ, "SHARPSEEK_HOME": str(home), "SHARPSEEK_PRESET": "tiny",
+           "SHARPSEEK_FLOWS__SHARD_SIZE": "20"}  # fmt: skip
+    cli = str(Path(sys.executable).with_name("sharpseek"))
+    bench = Workbench(settings)
+    try:
+        image = bench.grid([3])[0]
+        assert len(bench.search(image, limit=4)) == 4  # the UI holds the index from here
+        pipes = {"env": env, "stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, "text": True}
+        update = subprocess.Popen([cli, "index", "update", "--dataset", "synthetic"], **pipes)
+        ingest = subprocess.Popen([cli, "ingest", "fits", str(folder)], **pipes)
+        searches, errors = 0, []
+        while update.poll() is None or ingest.poll() is None:
+            try:
+                assert len(bench.search(image, limit=4)) == 4
+            except Exception as err:  # reported below
+                errors.append(repr(err))
+            searches += 1
+        outputs = [p.communicate(timeout=300)[0] for p in (update, ingest)]
+        assert [update.returncode, ingest.returncode] == [0, 0], outputs
+        assert not errors and searches >= 1
+        assert len(bench.search(image, limit=4)) == 4
+    finally:
+        bench.close()
+    with EdgeIndex(home / "index") as index:
+        assert index.count() == len(grown)  # the old frames and the new, each once
+        assert not index.missing(list(grown.manifest["record_id"]))
+    sharp = load_dataset(LocalStore(home), "sharp")
+    assert sorted(Counter(sharp.manifest["record_id"]).values()) == [1, 1, 1, 1]
