@@ -106,6 +106,7 @@ class EdgeIndex(VectorIndex):
         self._work: dict[str, tuple[str, qe.EdgeShard]] = {}  # name -> writable generation
         self._copies: dict[str, list[tuple[str, qe.EdgeShard, Path]]] = {}  # reader copies
         self._readers: Path | None = None
+        self._refreshing: dict[str, threading.Thread] = {}  # background copies under way
         self._writer: Any = None  # the open write.lock while this process writes
         self._lock = threading.RLock()
 
@@ -298,32 +299,58 @@ class EdgeIndex(VectorIndex):
         self._writer = None
 
     def _shard(self, name: str) -> qe.EdgeShard:
+        """The working shard when this process writes ``name``, else a private copy of its
+        published generation. When a newer generation has been published, it is copied in
+        the background and this request (and those until the copy lands) is served from the
+        newest copy already open: a search never waits for a copy, only the first one does."""
         with self._lock:
             work = self._work.get(name)
             if work is not None:
                 return work[1]
-            for _ in range(5):  # a generation may be removed while it is copied: look again
-                current = self._generation(name)
-                if current is None:
-                    raise CollectionGone(f"{self._folder(name)} has no shard")
-                copies = self._copies.setdefault(name, [])
-                for gen, shard, _ in copies:
-                    if gen == current["folder"]:
+            current = self._generation(name)
+            if current is None:
+                raise CollectionGone(f"{self._folder(name)} has no shard")
+            copies = self._copies.setdefault(name, [])
+            for gen, shard, _ in copies:
+                if gen == current["folder"]:
+                    return shard
+            if copies:
+                refresh = self._refreshing.get(name)
+                if refresh is None or not refresh.is_alive():
+                    refresh = threading.Thread(target=self._copy_current, args=(name,), daemon=True)
+                    self._refreshing[name] = refresh
+                    refresh.start()
+                return copies[-1][1]
+        return self._copy_current(name)
+
+    def _copy_current(self, name: str) -> qe.EdgeShard:
+        """Copy and open the published generation of ``name`` (looking again when a writer
+        removed it meanwhile); keep at most ``_KEEP_COPIES`` copies open."""
+        for _ in range(5):
+            current = self._generation(name)
+            if current is None:
+                raise CollectionGone(f"{self._folder(name)} has no shard")
+            gen = current["folder"]
+            with self._lock:
+                for have, shard, _ in self._copies.get(name, []):
+                    if have == gen:
                         return shard
-                target = self._reader_dir() / f"{name}.{current['folder']}.{uuid.uuid4().hex[:6]}"
-                try:
-                    _copy_tree(self._folder(name) / current["folder"], target)
-                except (FileNotFoundError, shutil.Error, subprocess.CalledProcessError):
-                    shutil.rmtree(target, ignore_errors=True)
-                    continue
-                shard = _load(target)
-                copies.append((current["folder"], shard, target))
+                target = self._reader_dir() / f"{name}.{gen}.{uuid.uuid4().hex[:6]}"
+            try:
+                _copy_tree(self._folder(name) / gen, target)
+            except (FileNotFoundError, shutil.Error, subprocess.CalledProcessError):
+                shutil.rmtree(target, ignore_errors=True)
+                continue
+            shard = _load(target)
+            with self._lock:
+                copies = self._copies.setdefault(name, [])
+                copies.append((gen, shard, target))
                 while len(copies) > _KEEP_COPIES:  # searches take ms: the oldest is idle
                     _, old, path = copies.pop(0)
                     old.close()
                     shutil.rmtree(path, ignore_errors=True)
-                return shard
-            raise RuntimeError(f"the index {self._folder(name)} kept changing while being read")
+            return shard
+        raise RuntimeError(f"the index {self._folder(name)} kept changing while being read")
 
     def _reader_dir(self) -> Path:
         if self._readers is None:
@@ -351,6 +378,9 @@ class EdgeIndex(VectorIndex):
     def close(self) -> None:
         """Publish what this process wrote, close every shard and remove its private
         copies (the index can be reopened from its folder)."""
+        for refresh in list(self._refreshing.values()):
+            refresh.join()
+        self._refreshing.clear()
         with self._lock:
             for name in list(self._work):
                 self._end_write(name)
