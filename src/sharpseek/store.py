@@ -607,12 +607,18 @@ class LocalStore(ObjectStore):
         data = bytes(data)
         path = self._path(key)
         folder = path.parent
-        folder.mkdir(parents=True, exist_ok=True)
         tmp = folder / f"{_TMP_PREFIX}{uuid.uuid4().hex}"
-        with tmp.open("xb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        for attempt in range(5):
+            folder.mkdir(parents=True, exist_ok=True)
+            try:
+                with tmp.open("xb") as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+                break
+            except FileNotFoundError:  # another process pruned the empty folder meanwhile
+                if attempt == 4:
+                    raise
         try:
             if match is None:
                 try:
