@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -380,3 +381,38 @@ def test_ui_search_goes_on_during_index_update_and_an_ingest(ui_home_path, tmp_p
         assert not index.missing(list(grown.manifest["record_id"]))
     sharp = load_dataset(LocalStore(home), "sharp")
     assert sorted(Counter(sharp.manifest["record_id"]).values()) == [1, 1, 1, 1]
+
+
+@pytest.mark.slow
+def test_two_ingest_then_index_pipelines_at_once_keep_every_record(ui_home_path, tmp_path):
+    """Two pipelines at once on one home, each `sharpseek ingest fits` of its own files and
+    then `sharpseek index update --dataset sharp`: both exit 0, the dataset holds all eight
+    records once, and the index holds them all (each update plans after its own commit)."""
+    from sharpseek.index import EdgeIndex
+
+    home = tmp_path / "home"
+    subprocess.run(["cp", "-a", "--sparse=always", str(ui_home_path), str(home)], check=True)
+    folders = [tmp_path / "a", tmp_path / "b"]
+    for harp, folder in zip((9401, 9402), folders, strict=True):
+        _fits_files(folder, harp, 4)
+    env = {**os.environ, "SHARPSEEK_HOME": str(home), "SHARPSEEK_PRESET": "tiny"}
+    cli = shlex.quote(str(Path(sys.executable).with_name("sharpseek")))
+    procs = [
+        subprocess.Popen(
+            f"{cli} ingest fits {shlex.quote(str(f))} && {cli} index update --dataset sharp",
+            shell=True,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )  # fmt: skip
+        for f in folders
+    ]
+    outputs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    sharp = load_dataset(LocalStore(home), "sharp")
+    counts = Counter(sharp.manifest["record_id"])
+    assert len(counts) == 8 and set(counts.values()) == {1}
+    with EdgeIndex(home / "index") as index:
+        assert not index.missing(list(counts))
+        assert len(index.get(list(counts))) == 8
