@@ -416,3 +416,15 @@ def test_two_ingest_then_index_pipelines_at_once_keep_every_record(ui_home_path,
     with EdgeIndex(home / "index") as index:
         assert not index.missing(list(counts))
         assert len(index.get(list(counts))) == 8
+
+
+def test_the_write_timeout_comes_from_the_settings(tmp_path, monkeypatch):
+    from sharpseek.config import Settings
+    from sharpseek.index import open_index_from_settings
+
+    monkeypatch.setenv("SHARPSEEK_INDEX__WRITE_TIMEOUT_S", "2.5")
+    index = open_index_from_settings(Settings(home=tmp_path / "home"))
+    try:
+        assert index.config.write_timeout_s == 2.5
+    finally:
+        index.close()

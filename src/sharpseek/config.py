@@ -192,6 +192,11 @@ class IndexSettings(BaseModel):
         10_000, ge=1, description="Qdrant builds no HNSW graph for smaller segments [KB]"
     )
     batch_size: int = Field(2000, ge=1, description="points per write request")
+    write_timeout_s: float = Field(
+        600.0,
+        gt=0,
+        description="embedded: how long a writer waits for another process's write [s]",
+    )
 
 
 class DirectionsSettings(BaseModel):

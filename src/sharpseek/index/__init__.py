@@ -108,6 +108,7 @@ def index_config(settings, *, dim: int | None = None) -> IndexConfig:
         hnsw_ef=section.hnsw_ef,
         indexing_threshold_kb=section.indexing_threshold_kb,
         batch_size=section.batch_size,
+        write_timeout_s=section.write_timeout_s,
     )
 
 
