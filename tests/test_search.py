@@ -147,6 +147,25 @@ def test_gauss_arrays_and_fits_are_preprocessed_as_ingestion_does(tmp_path):
         load_image(tmp_path / "x.jpg")
 
 
+def test_a_real_query_is_clipped_as_ingestion_clips_it(tmp_path):
+    """A FITS or gauss query under quality.field_clip_gauss = 500 G saturates as ingested
+    frames do (b within +-0.5); a model-space query is taken as it is."""
+    from astropy.io import fits
+
+    from sharpseek.preprocess import clip_field, to_model_space
+
+    br = np.random.default_rng(2).normal(0, 800, (100, 240))
+    fits.PrimaryHDU(br).writeto(tmp_path / "x.Br.fits")
+    for source in (tmp_path / "x.Br.fits", br):
+        clipped = load_image(source, field_clip_gauss=500.0)
+        assert np.abs(clipped).max() == pytest.approx(0.5)
+        assert np.array_equal(clipped, clip_field(to_model_space(br).image, 500.0))
+    model = np.full((128, 128), 0.9, np.float32)
+    assert np.array_equal(load_image(model, units="model", field_clip_gauss=500.0), model)
+    with pytest.raises(ValueError, match="field_clip_gauss"):
+        clip_field(model, 1500.0)
+
+
 def test_jsoc_link_for_real_records_only():
     url = jsoc_url("hmi.sharp_cea_720s", 377, pd.Timestamp("2011-02-15 01:36"))
     assert url.startswith("http://jsoc.stanford.edu/ajax/lookdata.html?ds=hmi.sharp_cea_720s")

@@ -146,6 +146,11 @@ def test_real_fits_sample_becomes_a_model_space_image(br_sample_paths):
     image, meta = read_upload(path.name, path.read_bytes())
     assert image.shape == (128, 128) and np.abs(image).max() <= 1
     assert meta["harpnum"] > 0
+    clipped, _ = read_upload(path.name, path.read_bytes(), field_clip_gauss=200.0)
+    from sharpseek.preprocess import clip_field
+
+    assert np.array_equal(clipped, clip_field(image, 200.0))  # as ingestion clips it
+    assert np.abs(clipped).max() == pytest.approx(0.2)
 
 
 def test_png_export_is_the_magnetogram_scale():

@@ -50,8 +50,8 @@ from sharpseek.dataset import (
 from sharpseek.exclusion import EXCLUDED_COLUMN, exclusion_reasons, exclusion_rule
 from sharpseek.fits import SHARP_SERIES, read_sharp
 from sharpseek.native import magnetogram_beside, magnetogram_name, native_columns
-from sharpseek.physics import FIELD_SCALE, compute_parameters, patch_quantities
-from sharpseek.preprocess import heliocentric_mu, to_model_space
+from sharpseek.physics import compute_parameters, patch_quantities
+from sharpseek.preprocess import clip_field, heliocentric_mu, to_model_space
 from sharpseek.store import ObjectStore, open_store
 
 __all__ = [
@@ -707,10 +707,8 @@ def ingest_shard(
         (quarantined if isinstance(item, Quarantined) else records).append(item)
     rows = [{**r.meta, **r.columns} for r in records]
     if records:
-        # model space keeps the field within +-field_clip_gauss (to_model_space clips at
-        # +-1000 G; a lower clip applied after it is the same as applied instead of it)
-        clip = settings.quality.field_clip_gauss / FIELD_SCALE.to_value(u.G)
-        images = np.clip(np.stack([r.image for r in records]), -clip, clip).astype(np.float16)
+        stack = np.stack([r.image for r in records])  # (n, 128, 128)
+        images = clip_field(stack, settings.quality.field_clip_gauss).astype(np.float16)
         buffer = io.BytesIO()
         np.save(buffer, images, allow_pickle=False)
         store.put_bytes(f"{shard.key}/images.npy", buffer.getvalue())

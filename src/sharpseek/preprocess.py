@@ -31,6 +31,7 @@ from sharpseek.physics import FIELD_SCALE, MODEL_SIZE
 __all__ = [
     "ModelBatch",
     "ModelPatch",
+    "clip_field",
     "heliocentric_mu",
     "to_model_space",
     "to_model_space_batch",
@@ -256,3 +257,26 @@ def heliocentric_mu(lat, lon, b0):
     b0_r = np.deg2rad(_degrees(b0))
     mu = np.sin(b0_r) * np.sin(lat_r) + np.cos(b0_r) * np.cos(lat_r) * np.cos(lon_r)
     return float(mu) if np.ndim(mu) == 0 else mu
+
+
+def clip_field(images: np.ndarray, field_clip_gauss: float) -> np.ndarray:
+    """Model-space images kept within +-``field_clip_gauss`` (the setting
+    ``quality.field_clip_gauss``, at most 1000 G): b = clip(b, -c / 1000 G, c / 1000 G).
+
+    :func:`to_model_space` clips at +-1000 G, the models' range; a lower clip applied after
+    it is the same as applied instead of it. The one rule for ingested frames and for real
+    patches given as queries (files, arrays in gauss, UI uploads), so both saturate alike.
+
+    Parameters
+    ----------
+    images : ndarray (..., 128, 128), model space
+    field_clip_gauss : float, in (0, 1000] G
+
+    Returns
+    -------
+    ndarray, float32, same shape
+    """
+    if not 0 < field_clip_gauss <= FIELD_SCALE.to_value(u.G):
+        raise ValueError(f"field_clip_gauss must be in (0, 1000] G, got {field_clip_gauss!r}")
+    clip = field_clip_gauss / FIELD_SCALE.to_value(u.G)
+    return np.clip(np.asarray(images, dtype=np.float32), -clip, clip)

@@ -210,7 +210,10 @@ def read_png(source: str | Path | bytes, *, name: str | None = None) -> np.ndarr
 
 
 def load_image(
-    source: str | Path | np.ndarray, *, units: Literal["gauss", "model"] = "gauss"
+    source: str | Path | np.ndarray,
+    *,
+    units: Literal["gauss", "model"] = "gauss",
+    field_clip_gauss: float = 1000.0,
 ) -> np.ndarray:
     """A query image in model space, (128, 128) float32, b in [-1, 1].
 
@@ -224,6 +227,10 @@ def load_image(
     units : "gauss" or "model"
         For arrays: B_r in gauss (any 2-D size; resized and clipped as ingestion does), or
         model space (exactly 128 x 128, in [-1, 1]).
+    field_clip_gauss : float
+        The clip of a real patch (FITS, or an array in gauss), as ingestion applies it
+        (:func:`sharpseek.preprocess.clip_field`; pass ``settings.quality.field_clip_gauss``).
+        Model-space input is taken as it is.
 
     Raises
     ------
@@ -231,7 +238,7 @@ def load_image(
         Unknown file type, not 2-D, wrong size for model units, NaN or infinite values in an
         array, values outside [-1, 1] in model units, an unscaled PNG.
     """
-    from sharpseek.preprocess import to_model_space
+    from sharpseek.preprocess import clip_field, to_model_space
 
     if units not in ("gauss", "model"):
         raise ImageInputError(f"units must be 'gauss' or 'model', got {units!r}")
@@ -251,13 +258,15 @@ def load_image(
                 raise ImageInputError(f"{path}: not a readable FITS image ({err})") from None
             if np.isnan(data).all():
                 raise ImageInputError(f"{path}: every pixel is NaN")
-            return to_model_space(data).image.astype(np.float32)
+            return clip_field(to_model_space(data).image, field_clip_gauss)
         if name.endswith(".npy"):
             try:
                 array = np.load(path, allow_pickle=False)
             except (OSError, ValueError) as err:
                 raise ImageInputError(f"{path}: not a readable .npy array ({err})") from None
-            return load_image(array, units=units) if array.dtype != object else _bad_npy(path)
+            if array.dtype == object:
+                return _bad_npy(path)
+            return load_image(array, units=units, field_clip_gauss=field_clip_gauss)
         raise ImageInputError(
             f"{path}: unknown image type; give a FITS file, a .npy array or a PNG exported "
             "by sharpseek"
@@ -276,7 +285,7 @@ def load_image(
         )
     if units == "model":
         return check_model_image(array, "image")
-    return to_model_space(array).image.astype(np.float32)
+    return clip_field(to_model_space(array).image, field_clip_gauss)
 
 
 def _bad_npy(path: Path) -> np.ndarray:
@@ -657,7 +666,7 @@ class Searcher:
         """A query from an image: a path (FITS, .npy, sharpseek PNG; see :func:`load_image`)
         or an array in ``units`` (default model space, e.g. a generated image)."""
         is_path = isinstance(image, str | Path)
-        b = load_image(image, units=units)
+        b = load_image(image, units=units, field_clip_gauss=self.settings.quality.field_clip_gauss)
         vector = self.backend.embed(b[None])[0]
         parameters: dict[str, Any] = _parameters(b[None])[0]
         if is_path and str(image).lower().endswith((".fits", ".fits.gz", ".fts", ".fit")):

@@ -59,7 +59,12 @@ def show(wb) -> None:
     upload = st.file_uploader("Upload FITS / .npy / PNG", key="upload")
     if upload is not None and st.session_state.get("upload_done") != upload.file_id:
         st.session_state["upload_done"] = upload.file_id
-        result, error = common.guarded(read_upload, upload.name, upload.getvalue())
+        result, error = common.guarded(
+            read_upload,
+            upload.name,
+            upload.getvalue(),
+            field_clip_gauss=wb.settings.quality.field_clip_gauss,
+        )
         if error:
             st.error(f"Upload refused: {error}")
         else:

@@ -79,12 +79,15 @@ def render(image: np.ndarray) -> Rendered:
     return Rendered(image, params, pos, neg, region, time.perf_counter() - start)
 
 
-def read_upload(name: str, data: bytes) -> tuple[np.ndarray, dict[str, Any]]:
+def read_upload(
+    name: str, data: bytes, *, field_clip_gauss: float = 1000.0
+) -> tuple[np.ndarray, dict[str, Any]]:
     """A model-space image from an uploaded file: a SHARP Br FITS, a .npy or a PNG.
 
     - FITS: the SHARP segment is read (:func:`sharpseek.fits.read_sharp`) and resized to
-      128 x 128 model space as every ingested patch is
-      (:func:`~sharpseek.preprocess.to_model_space`);
+      128 x 128 model space and clipped at ``field_clip_gauss`` as every ingested patch is
+      (:func:`~sharpseek.preprocess.to_model_space`, :func:`~sharpseek.preprocess.clip_field`;
+      pass the settings' ``quality.field_clip_gauss``);
     - .npy: a (128, 128) model-space array, b in [-1, 1] (as the Export page writes them);
     - PNG: sharpseek's magnetogram PNG (the Export page's and ``sharpseek search
       --save-query-png``'s; :func:`sharpseek.search.png_bytes`), read back in gauss by its
@@ -102,7 +105,7 @@ def read_upload(name: str, data: bytes) -> tuple[np.ndarray, dict[str, Any]]:
     suffix = Path(name).suffix.lower()
     if suffix in (".fits", ".fit", ".fts") or data[:6] == b"SIMPLE":
         from sharpseek.fits import read_sharp
-        from sharpseek.preprocess import to_model_space
+        from sharpseek.preprocess import clip_field, to_model_space
 
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / (Path(name).name or "upload.fits")
@@ -121,7 +124,7 @@ def read_upload(name: str, data: bytes) -> tuple[np.ndarray, dict[str, Any]]:
         meta["nan_fraction"] = patch.nan_fraction
         # a real patch: its native-scale values (on Br; an upload has no magnetogram beside)
         meta.update(native_columns(sharp.data, {**meta, "dsun_obs": sharp.header.get("DSUN_OBS")}))
-        return patch.image, meta
+        return clip_field(patch.image, field_clip_gauss), meta
     if suffix == ".npy":
         try:
             array = np.load(io.BytesIO(data), allow_pickle=False)
