@@ -207,3 +207,46 @@ def test_patch_dataset_works_in_dataloader_workers(tmp_path):
     batches = list(loader)
     assert [b.shape for b in batches] == [(4, 1, 128, 128)] * 2
     np.testing.assert_array_equal(torch.cat(batches)[:, 0].numpy(), ds.images())
+
+
+@pytest.mark.parametrize("name", ["../../etc", "", "a/b", "..", ".hidden", "x" * 65, "a b"])
+def test_a_dataset_name_outside_the_rule_is_refused_before_anything_is_written(tmp_path, name):
+    from sharpseek.dataset import append_records, check_dataset_name, load_dataset
+    from sharpseek.store import LocalStore
+
+    store = LocalStore(tmp_path / "home")
+    with pytest.raises(ValueError, match="dataset name .*letters, digits"):
+        check_dataset_name(name)
+    with pytest.raises(ValueError, match="dataset name"):
+        append_records(store, name, [], provenance={})
+    with pytest.raises(ValueError, match="dataset name"):
+        load_dataset(store, name)
+    assert not (tmp_path / "home").exists() or not any((tmp_path / "home").rglob("*"))
+
+
+@pytest.mark.parametrize("name", ["sharp", "synthetic", "sharp-2014_v2", "Br.500"])
+def test_ordinary_dataset_names_pass(name):
+    from sharpseek.dataset import check_dataset_name
+
+    assert check_dataset_name(name) == name
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["ingest", "fits", ".", "--dataset", "../../etc"],
+        ["ingest", "fits", ".", "--dataset", ""],
+        ["dataset", "show", "a/b"],
+        ["plot", "dataset", "--dataset", "../x"],
+    ],
+)
+def test_cli_refuses_a_bad_dataset_name_with_exit_2_and_the_rule(tmp_path, args):
+    from typer.testing import CliRunner
+
+    from sharpseek.cli import app
+
+    home = tmp_path / "home"
+    result = CliRunner().invoke(app, [*args, "--home", str(home)])
+    assert result.exit_code == 2, result.output
+    assert "dataset name" in result.output and "Traceback" not in result.output
+    assert not home.exists() or not any(home.rglob("*"))

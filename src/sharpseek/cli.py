@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from sharpseek.cli_common import HomeOpt, PresetOpt, settings_from
+from sharpseek.cli_common import HomeOpt, PresetOpt, dataset_name, settings_from
 from sharpseek.config import Settings
 
 app = typer.Typer(
@@ -152,7 +152,7 @@ def _run_ingest(settings: Settings, plan, *, errors: tuple[type[BaseException], 
 @ingest_app.command("fits")
 def ingest_fits_cmd(
     paths: Annotated[list[Path], typer.Argument(help="SHARP Br FITS files or folders of them")],
-    dataset: Annotated[str, typer.Option(help="dataset name")] = "sharp",
+    dataset: Annotated[str, typer.Option(help="dataset name", callback=dataset_name)] = "sharp",
     preset: PresetOpt = None,
     home: HomeOpt = None,
 ) -> None:
@@ -179,7 +179,7 @@ def ingest_jsoc_cmd(
     incremental: Annotated[
         bool, typer.Option(help="only records after the newest T_REC already held, per HARP")
     ] = False,
-    dataset: Annotated[str, typer.Option(help="dataset name")] = "sharp",
+    dataset: Annotated[str, typer.Option(help="dataset name", callback=dataset_name)] = "sharp",
     preset: PresetOpt = None,
     home: HomeOpt = None,
 ) -> None:
@@ -235,7 +235,9 @@ def dataset_list_cmd(preset: PresetOpt = None, home: HomeOpt = None) -> None:
 
 @dataset_app.command("show")
 def dataset_show_cmd(
-    name: Annotated[str, typer.Argument(help="dataset name, e.g. sharp or synthetic")],
+    name: Annotated[
+        str, typer.Argument(help="dataset name, e.g. sharp or synthetic", callback=dataset_name)
+    ],
     version: Annotated[str | None, typer.Option(help="version (default: the latest)")] = None,
     preset: PresetOpt = None,
     home: HomeOpt = None,
@@ -312,7 +314,9 @@ def dataset_show_cmd(
 
 @plot_app.command("dataset")
 def plot_dataset_cmd(
-    name: Annotated[str, typer.Option("--dataset", "--name", help="dataset name")] = "synthetic",
+    name: Annotated[
+        str, typer.Option("--dataset", "--name", help="dataset name", callback=dataset_name)
+    ] = "synthetic",
     version: Annotated[str | None, typer.Option(help="version (default: the latest)")] = None,
     out: Annotated[
         Path | None, typer.Option(help="output folder (default: <home>/figures)")

@@ -15,6 +15,7 @@ __all__ = [
     "HomeOpt",
     "ProgressOpt",
     "DatasetOpt",
+    "dataset_name",
     "DatasetVersionOpt",
     "ShiftOpt",
     "AlongOpt",
@@ -30,7 +31,20 @@ HomeOpt = Annotated[
     Path | None, typer.Option("--home", help="data home (default: SHARPSEEK_HOME or ./.sharpseek)")
 ]
 ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="progress bars")]
-DatasetOpt = Annotated[str, typer.Option("--dataset", help="dataset name")]
+
+
+def dataset_name(name: str | None) -> str | None:
+    """typer callback: a dataset name checked by :func:`sharpseek.dataset.check_dataset_name`
+    (a bad one exits 2 with the rule)."""
+    from sharpseek.dataset import check_dataset_name
+
+    try:
+        return None if name is None else check_dataset_name(name)
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from None
+
+
+DatasetOpt = Annotated[str, typer.Option("--dataset", help="dataset name", callback=dataset_name)]
 DatasetVersionOpt = Annotated[
     str | None, typer.Option("--dataset-version", help="dataset version (default: the latest)")
 ]

@@ -26,6 +26,7 @@ from sharpseek.cli_common import (
     PresetOpt,
     ProgressOpt,
     ShiftOpt,
+    dataset_name,
     parse_shifts,
     settings_from,
 )
@@ -615,7 +616,12 @@ def plot_directions_cmd(
 # ----------------------------------------------------------------------------------------------
 def evaluate_directions_cmd(
     dataset: Annotated[
-        str, typer.Option("--dataset", help="dataset whose interquartile ranges are the units")
+        str,
+        typer.Option(
+            "--dataset",
+            help="dataset whose interquartile ranges are the units",
+            callback=dataset_name,
+        ),
     ] = "synthetic",
     seeds: Annotated[int, typer.Option("--seeds", min=1, help="seeds per block")] = 1000,
     seed_blocks: Annotated[

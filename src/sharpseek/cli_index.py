@@ -30,6 +30,7 @@ from sharpseek.cli_common import (
     PresetOpt,
     ProgressOpt,
     ShiftOpt,
+    dataset_name,
     parse_shifts,
     settings_from,
 )
@@ -396,7 +397,10 @@ def search_cmd(
         ),
     ] = "simsiam",
     dataset: Annotated[
-        str, typer.Option("--dataset", help="for the baselines: the dataset searched")
+        str,
+        typer.Option(
+            "--dataset", help="for the baselines: the dataset searched", callback=dataset_name
+        ),
     ] = "synthetic",
     save_query_png: Annotated[
         Path | None, typer.Option("--save-query-png", help="write the query as a sharpseek PNG")

@@ -64,6 +64,7 @@ __all__ = [
     "PatchRecord",
     "Quarantined",
     "append_records",
+    "check_dataset_name",
     "dataset_names",
     "dataset_versions",
     "latest_version",
@@ -204,9 +205,28 @@ class AppendResult:
 # ----------------------------------------------------------------------------------------------
 # reading
 # ----------------------------------------------------------------------------------------------
+#: A dataset name names a folder of the store: letters, digits, '.', '_', '-' (no '/', no '..').
+_DATASET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def check_dataset_name(name: str) -> str:
+    """``name`` if it can name a dataset, else ValueError saying why (the one rule, checked
+    by every function here that takes a name, so no name reaches outside ``datasets/``).
+
+    >>> check_dataset_name("sharp-2014")
+    'sharp-2014'
+    """
+    if not isinstance(name, str) or not _DATASET_NAME.fullmatch(name) or ".." in name:
+        raise ValueError(
+            f"dataset name {name!r}: use 1 to 64 letters, digits, '.', '_' or '-', starting "
+            "with a letter or digit (no '/' and no '..': it names a folder of the store)"
+        )
+    return name
+
+
 def dataset_versions(store: ObjectStore, name: str) -> list[str]:
     """Names of the complete versions of dataset ``name``, oldest first."""
-    return _versions(store, name)[0]
+    return _versions(store, check_dataset_name(name))[0]
 
 
 def _versions(store: ObjectStore, name: str) -> tuple[list[str], set[str]]:
@@ -235,6 +255,7 @@ def dataset_names(store: ObjectStore) -> list[str]:
 
 def latest_version(store: ObjectStore, name: str) -> str | None:
     """The newest complete version of ``name`` (from ``LATEST``), or None."""
+    check_dataset_name(name)
     try:
         version = store.get_bytes(f"datasets/{name}/LATEST").decode().strip()
     except ObjectNotFound:
@@ -244,6 +265,7 @@ def latest_version(store: ObjectStore, name: str) -> str | None:
 
 def load_dataset(store: ObjectStore, name: str, version: str | None = None) -> Dataset:
     """Open version ``version`` (default: the latest) of dataset ``name`` in ``store``."""
+    check_dataset_name(name)
     version = version or latest_version(store, name)
     if version is None:
         raise FileNotFoundError(f"no complete version of dataset {name!r} in {store.describe()}")
@@ -313,6 +335,7 @@ def append_records(
     overwrite : bool
         Replace an existing version of that name; without it that is an error.
     """
+    check_dataset_name(name)
     base_version = latest_version(store, name) if base == "latest" else base
     base_ds = load_dataset(store, name, base_version) if base_version else None
     base_manifest = base_ds.manifest if base_ds is not None else pd.DataFrame()
