@@ -78,3 +78,18 @@ def test_every_setting_is_documented():
 
     missing = [n for n in names(Settings(), "SHARPSEEK_") if f"`{n}`" not in doc]
     assert not missing, f"settings missing from docs/configuration.md: {missing}"
+
+
+def test_sharpseek_config_masks_the_jsoc_email_and_hides_secrets(tmp_path):
+    from typer.testing import CliRunner
+
+    from sharpseek.cli import app
+
+    env = {
+        "SHARPSEEK_JSOC__EMAIL": "researcher@example.org",
+        "SHARPSEEK_STORE__SECRET_KEY": "s3cr3t-value",
+    }
+    result = CliRunner().invoke(app, ["config", "--home", str(tmp_path)], env=env)
+    assert result.exit_code == 0, result.output
+    assert "r***@example.org" in result.output
+    assert "researcher@" not in result.output and "s3cr3t-value" not in result.output

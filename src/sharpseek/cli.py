@@ -491,8 +491,13 @@ def demo_cmd(
 
 @app.command("config")
 def config_cmd(preset: PresetOpt = None, home: HomeOpt = None) -> None:
-    """Show the settings in force (environment SHARPSEEK_* plus preset)."""
-    console.print_json(_settings(preset, home).model_dump_json())
+    """Show the settings in force (environment SHARPSEEK_* plus preset); secrets hidden and
+    the JSOC e-mail masked."""
+    import json
+
+    from sharpseek.config import shown_settings
+
+    console.print_json(json.dumps(shown_settings(_settings(preset, home))))
 
 
 if __name__ == "__main__":

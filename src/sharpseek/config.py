@@ -370,6 +370,28 @@ class Settings(BaseSettings):
         return torch.device(self.device)
 
 
+def mask_email(email: str) -> str:
+    """An email address safe to show or log: ``r***@example.org``.
+
+    Examples
+    --------
+    >>> mask_email("researcher@example.org")
+    'r***@example.org'
+    """
+    local, at, domain = email.partition("@")
+    return f"{local[:1]}***{at}{domain}" if at else f"{email[:1]}***"
+
+
+def shown_settings(settings: Settings) -> dict[str, Any]:
+    """The settings as plain JSON values, safe to print: secrets (``SecretStr``) as
+    ``**********`` and the JSOC e-mail masked (:func:`mask_email`)."""
+    shown = settings.model_dump(mode="json")
+    email = settings.jsoc.email
+    if email:
+        shown["jsoc"]["email"] = mask_email(email)
+    return shown
+
+
 def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, value in override.items():

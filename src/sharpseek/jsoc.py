@@ -49,6 +49,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from sharpseek import __version__
+from sharpseek.config import mask_email
 from sharpseek.fits import KEYWORDS, SHARP_SERIES, parse_t_rec
 
 if TYPE_CHECKING:
@@ -599,18 +600,6 @@ def make_client(jsoc: JsocSettings) -> drms.Client:
     config["http_download_baseurl"] = root
     config["name"] = "JSOC" if root == base["http_download_baseurl"] else f"JSOC at {root}"
     return drms.Client(server=ServerConfig(config))
-
-
-def mask_email(email: str) -> str:
-    """An email address safe to log: ``r***@example.org``.
-
-    Examples
-    --------
-    >>> mask_email("researcher@example.org")
-    'r***@example.org'
-    """
-    local, at, domain = email.partition("@")
-    return f"{local[:1]}***{at}{domain}" if at else f"{email[:1]}***"
 
 
 def _require_email(email: str | None) -> str:
