@@ -539,3 +539,20 @@ def test_a_real_query_carries_its_native_values_and_a_generated_one_none(
         ds.manifest["tilt_cea"].iloc[0], nan_ok=True
     )
     assert record.parameters["r_jsoc_segment"] == "Br"
+
+
+def test_complex_and_too_small_queries_are_refused_as_ingest_refuses_them(tmp_path):
+    from astropy.io import fits
+
+    complex_npy = tmp_path / "c.npy"
+    np.save(complex_npy, np.zeros((128, 128), np.complex64))
+    with pytest.raises(ImageInputError, match="complex"):
+        load_image(complex_npy, units="model")
+    with pytest.raises(ImageInputError, match="complex"):
+        load_image(np.ones((40, 60), np.complex128))
+    fits.PrimaryHDU(np.ones((4, 4))).writeto(tmp_path / "tiny.Br.fits")
+    with pytest.raises(ImageInputError, match=r"tiny.Br.fits: patch is 4x4 px, under 8 px"):
+        load_image(tmp_path / "tiny.Br.fits")
+    with pytest.raises(ImageInputError, match="patch is 30x5 px"):
+        load_image(np.ones((5, 30)))
+    assert load_image(np.ones((8, 8))).shape == (128, 128)  # the smallest side ingest keeps

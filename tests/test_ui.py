@@ -141,6 +141,18 @@ def test_bad_upload_is_refused_with_its_name(name, data, message):
         read_upload(name, data)
 
 
+def test_a_tiny_fits_upload_is_refused_as_ingest_refuses_it(tmp_path):
+    from astropy.io import fits
+
+    fits.PrimaryHDU(np.ones((4, 4))).writeto(tmp_path / "tiny.fits")
+    with pytest.raises(ValueError, match=r"tiny.fits: patch is 4x4 px, under 8 px"):
+        read_upload("tiny.fits", (tmp_path / "tiny.fits").read_bytes())
+    buffer = io.BytesIO()
+    np.save(buffer, np.zeros((128, 128), np.complex64))
+    with pytest.raises(ValueError, match="complex"):
+        read_upload("c.npy", buffer.getvalue())
+
+
 def test_real_fits_sample_becomes_a_model_space_image(br_sample_paths):
     path = br_sample_paths[0]
     image, meta = read_upload(path.name, path.read_bytes())

@@ -51,7 +51,13 @@ from sharpseek.exclusion import EXCLUDED_COLUMN, exclusion_reasons, exclusion_ru
 from sharpseek.fits import SHARP_SERIES, read_sharp
 from sharpseek.native import magnetogram_beside, magnetogram_name, native_columns
 from sharpseek.physics import compute_parameters, patch_quantities
-from sharpseek.preprocess import clip_field, heliocentric_mu, to_model_space
+from sharpseek.preprocess import (
+    MIN_PATCH_SIDE,
+    clip_field,
+    heliocentric_mu,
+    small_patch_problem,
+    to_model_space,
+)
 from sharpseek.store import ObjectStore, open_store
 
 __all__ = [
@@ -82,8 +88,6 @@ log = logging.getLogger(__name__)
 
 #: Bump when the dataset's columns or the preprocessing change, so old versions are not reused.
 DATASET_SCHEMA = 1
-#: Patches smaller than this on a side carry no usable structure at 128x128 [px].
-MIN_PATCH_SIDE = 8
 #: Our flux above 100 G over JSOC's USFLUX outside this range flags the record (measured on
 #: the real samples: 1.0-4.1; USFLUX uses JSOC's own strong-field mask).
 USFLUX_RATIO_RANGE = (0.5, 6.0)
@@ -342,9 +346,9 @@ def _keyword(header, key: str) -> float:
 def _fits_problem(data: np.ndarray, meta: dict[str, Any], header) -> str | None:
     if meta.get("harpnum") is None or meta.get("t_rec") is None:
         return "header lacks HARPNUM or T_REC"
-    ny, nx = data.shape
-    if min(nx, ny) < MIN_PATCH_SIDE:
-        return f"patch is {nx}x{ny} px, under {MIN_PATCH_SIDE} px on a side"
+    too_small = small_patch_problem(data.shape)
+    if too_small:
+        return too_small
     if not np.isfinite(data).any():
         return "all pixels are NaN"
     bunit = str(header.get("BUNIT", "")).strip()

@@ -29,13 +29,29 @@ import torch.nn.functional as F
 from sharpseek.physics import FIELD_SCALE, MODEL_SIZE
 
 __all__ = [
+    "MIN_PATCH_SIDE",
     "ModelBatch",
+    "small_patch_problem",
     "ModelPatch",
     "clip_field",
     "heliocentric_mu",
     "to_model_space",
     "to_model_space_batch",
 ]
+
+
+#: Patches smaller than this on a side carry no usable structure at 128x128 [px]: ingest
+#: quarantines them and a query of one is refused.
+MIN_PATCH_SIDE = 8
+
+
+def small_patch_problem(shape: tuple[int, ...]) -> str | None:
+    """Why a Br patch of ``shape`` (ny, nx) is too small to use, or None (the one rule of
+    ingest's quarantine and of query files and uploads)."""
+    ny, nx = shape[-2:]
+    if min(nx, ny) < MIN_PATCH_SIDE:
+        return f"patch is {nx}x{ny} px, under {MIN_PATCH_SIDE} px on a side"
+    return None
 
 
 @dataclass(frozen=True)

@@ -238,7 +238,7 @@ def load_image(
         Unknown file type, not 2-D, wrong size for model units, NaN or infinite values in an
         array, values outside [-1, 1] in model units, an unscaled PNG.
     """
-    from sharpseek.preprocess import clip_field, to_model_space
+    from sharpseek.preprocess import clip_field, small_patch_problem, to_model_space
 
     if units not in ("gauss", "model"):
         raise ImageInputError(f"units must be 'gauss' or 'model', got {units!r}")
@@ -258,6 +258,9 @@ def load_image(
                 raise ImageInputError(f"{path}: not a readable FITS image ({err})") from None
             if np.isnan(data).all():
                 raise ImageInputError(f"{path}: every pixel is NaN")
+            too_small = small_patch_problem(data.shape)
+            if too_small:
+                raise ImageInputError(f"{path}: {too_small} (ingestion refuses such patches too)")
             return clip_field(to_model_space(data).image, field_clip_gauss)
         if name.endswith(".npy"):
             try:
@@ -274,9 +277,14 @@ def load_image(
     array = np.asarray(source)
     if array.dtype == object or not np.issubdtype(array.dtype, np.number):
         raise ImageInputError(f"image must be numeric, got dtype {array.dtype}")
+    if np.iscomplexobj(array):
+        raise ImageInputError(f"image must be real numbers, got complex dtype {array.dtype}")
     array = np.squeeze(array.astype(np.float64))
     if array.ndim != 2:
         raise ImageInputError(f"image must be 2-D (ny, nx), got shape {np.shape(source)}")
+    too_small = small_patch_problem(array.shape) if units == "gauss" else None
+    if too_small:
+        raise ImageInputError(f"image: {too_small} (ingestion refuses such patches too)")
     bad = ~np.isfinite(array)
     if bad.any():
         raise ImageInputError(
@@ -307,6 +315,8 @@ def check_model_image(image: Any, what: str = "image") -> np.ndarray:
     array = np.asarray(image)
     if array.dtype == object or not np.issubdtype(array.dtype, np.number):
         raise ImageInputError(f"{what}: expected numbers, got dtype {array.dtype}")
+    if np.iscomplexobj(array):
+        raise ImageInputError(f"{what}: expected real numbers, got complex dtype {array.dtype}")
     if array.shape != (MODEL_SIZE, MODEL_SIZE):
         raise ImageInputError(
             f"{what}: a model-space image has shape ({MODEL_SIZE}, {MODEL_SIZE}), got shape "

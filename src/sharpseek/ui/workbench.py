@@ -105,7 +105,7 @@ def read_upload(
     suffix = Path(name).suffix.lower()
     if suffix in (".fits", ".fit", ".fts") or data[:6] == b"SIMPLE":
         from sharpseek.fits import read_sharp
-        from sharpseek.preprocess import clip_field, to_model_space
+        from sharpseek.preprocess import clip_field, small_patch_problem, to_model_space
 
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / (Path(name).name or "upload.fits")
@@ -114,6 +114,9 @@ def read_upload(
                 sharp = read_sharp(path)
             except Exception as err:  # astropy raises several kinds for a broken file
                 raise ValueError(f"{name}: not a readable FITS image ({err})") from None
+        too_small = small_patch_problem(sharp.data.shape)
+        if too_small:
+            raise ValueError(f"{name}: {too_small} (ingestion refuses such patches too)")
         try:
             patch = to_model_space(sharp.data)
         except ValueError as err:
