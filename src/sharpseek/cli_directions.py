@@ -114,26 +114,30 @@ def fit_cmd(
     for this GAN version and recipe (the pipeline's directions step, one road)."""
     from sharpseek.directions import DirectionSet
     from sharpseek.pipeline import directions_stage
+    from sharpseek.store import open_store
 
     settings = _settings(preset, home)
-    store, model = _load(settings)  # exit 2 with one line when there is no GAN
-    outcome = directions_stage(
-        settings,
-        samples=n,
-        seed=seed,
-        calibrate=calibrate,
-        calibration_n_z=calibration_n_z,
-        progress=progress,
-    )
-    directions = DirectionSet.load(store, model.version)
+    try:
+        outcome = directions_stage(
+            settings,
+            samples=n,
+            seed=seed,
+            calibrate=calibrate,
+            calibration_n_z=calibration_n_z,
+            progress=progress,
+        )
+    except (FileNotFoundError, ValueError, KeyError) as err:  # no GAN, or a bad checkpoint
+        raise _fail(f"cannot load the GAN {settings.models.gan!r}: {err}") from None
+    version = outcome.outputs["gan_version"]
+    directions = DirectionSet.load(open_store(settings), version)
     if outcome.skipped:
         console.print(outcome.message)
     console.print(
-        f"directions [bold]{directions.version}[/] for GAN {model.version}: "
+        f"directions [bold]{directions.version}[/] for GAN {version}: "
         f"{len(directions.boundaries)} parameters, N = {directions.n_samples} -> "
         f"{outcome.outputs['key']}"
     )
-    _print_table(directions, model.version)
+    _print_table(directions, version)
 
 
 def _print_table(directions, current: str | None) -> None:

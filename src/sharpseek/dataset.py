@@ -65,6 +65,7 @@ __all__ = [
     "Quarantined",
     "append_records",
     "check_dataset_name",
+    "dataset_info",
     "dataset_names",
     "dataset_versions",
     "latest_version",
@@ -263,6 +264,19 @@ def latest_version(store: ObjectStore, name: str) -> str | None:
     return version if store.exists(f"datasets/{name}/{version}/{INFO}") else None
 
 
+def dataset_info(store: ObjectStore, name: str, version: str) -> dict[str, Any]:
+    """The ``dataset.json`` of version ``version`` of ``name`` (counts, provenance), without
+    reading its manifest."""
+    check_dataset_name(name)
+    try:
+        return json.loads(store.get_bytes(f"datasets/{name}/{version}/{INFO}"))
+    except ObjectNotFound:
+        raise FileNotFoundError(
+            f"dataset {name}/{version} is not a complete sharpseek dataset in "
+            f"{store.describe()} (missing {INFO})"
+        ) from None
+
+
 def load_dataset(store: ObjectStore, name: str, version: str | None = None) -> Dataset:
     """Open version ``version`` (default: the latest) of dataset ``name`` in ``store``."""
     check_dataset_name(name)
@@ -270,13 +284,7 @@ def load_dataset(store: ObjectStore, name: str, version: str | None = None) -> D
     if version is None:
         raise FileNotFoundError(f"no complete version of dataset {name!r} in {store.describe()}")
     prefix = f"datasets/{name}/{version}"
-    try:
-        info = json.loads(store.get_bytes(f"{prefix}/{INFO}"))
-    except ObjectNotFound:
-        raise FileNotFoundError(
-            f"dataset {name}/{version} is not a complete sharpseek dataset in "
-            f"{store.describe()} (missing {INFO})"
-        ) from None
+    info = dataset_info(store, name, version)
     manifest = pd.read_parquet(io.BytesIO(store.get_bytes(f"{prefix}/{MANIFEST}")))
     quarantine = (
         pd.read_parquet(io.BytesIO(store.get_bytes(f"{prefix}/{QUARANTINE}")))

@@ -253,26 +253,25 @@ class QualityMismatch(ValueError):
     """An ingest into (or reuse of) a dataset version made under other quality settings."""
 
 
-def _check_quality(settings: Settings, ds, remedy: str) -> None:
+def _check_quality(settings: Settings, where: str, info: dict[str, Any], remedy: str) -> None:
     """Refuse to add to (or reuse) a dataset version made under other quality settings: its
-    frames would mix two clips, or be reused as if made under the current one. Versions
-    written before the settings were recorded pass."""
-    made_with = ds.info.get("provenance", {}).get("quality")
+    frames would mix two clips, or be reused as if made under the current one. ``info`` is the
+    version's ``dataset.json``; versions written before the settings were recorded pass."""
+    made_with = info.get("provenance", {}).get("quality")
     if made_with is not None and made_with != ingest_quality(settings):
         raise QualityMismatch(
-            f"{ds.name}/{ds.version} was made with quality settings {made_with}, not the "
+            f"{where} was made with quality settings {made_with}, not the "
             f"current {ingest_quality(settings)}: {remedy}"
         )
 
 
 def _check_dataset_quality(settings: Settings, store: ObjectStore, dataset: str) -> None:
-    from sharpseek.dataset import latest_version, load_dataset
+    from sharpseek.dataset import dataset_info, latest_version
 
     version = latest_version(store, dataset)
     if version is not None:
-        _check_quality(
-            settings, load_dataset(store, dataset, version), "ingest into another --dataset"
-        )
+        info = dataset_info(store, dataset, version)  # not the manifest: one small JSON
+        _check_quality(settings, f"{dataset}/{version}", info, "ingest into another --dataset")
 
 
 def plan_ingest_synthetic(
@@ -311,7 +310,7 @@ def plan_ingest_synthetic(
     )  # fmt: skip
     if not overwrite and store.exists(f"datasets/synthetic/{version}/dataset.json"):
         ds = load_dataset(store, "synthetic", version)
-        _check_quality(settings, ds, "ingest again with --overwrite")
+        _check_quality(settings, f"synthetic/{version}", ds.info, "ingest again with --overwrite")
         ref = dataset_ref(ds)
         plan.done = StageOutcome(
             plan.stage,
