@@ -4,6 +4,7 @@ and a clean stop. One server for the module: the JVM takes ~20-60 s to start on 
 
 from __future__ import annotations
 
+import io
 import json
 import socket
 import threading
@@ -265,11 +266,19 @@ def test_concurrent_requests_are_batched_and_each_answered(server, backend, inpr
 
 
 # ---------------------------------------------------------------------------- bad inputs
-def _post(settings, model, headers=None, **kwargs):
+def _post(settings, model, headers=None, headers_extra=None, **kwargs):
     url = f"{settings.serve.inference_url}/predictions/{model}"
-    return httpx.post(
-        url, headers=headers if headers is not None else _token(settings), timeout=60, **kwargs
-    )
+    headers = dict(headers if headers is not None else _token(settings))
+    return httpx.post(url, headers={**headers, **(headers_extra or {})}, timeout=60, **kwargs)
+
+
+_JSON = {"headers_extra": {"Content-Type": "application/json"}}
+
+
+def _npy_bytes(array) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
 
 
 @pytest.mark.parametrize(
@@ -283,6 +292,10 @@ def _post(settings, model, headers=None, **kwargs):
         ("generator", {"json": {"seeds": [1], "shifts": {"no-such": 1.0}}}, "unknown direction"),
         ("generator", {"json": {"seeds": [1], "shifts": {"tuf": 1.0}, "hold": ["tuf"]}}, "hold"),
         ("generator", {"json": {"seed": [1]}}, "unknown field"),
+        ("generator", {"json": {"seeds": [1], "shifts": {"tuf": 1e308}}}, "beyond"),
+        ("generator", {"content": b"[" * 100_000 + b"]" * 100_000, **_JSON}, "nested deeper"),
+        ("encoder", {"content": _npy_bytes(np.zeros((1, 128, 128)))}, "dtype float64"),
+        ("encoder", {"content": encode_embed_request(np.full((1, 128, 128), 2.0))}, "[-1, 1]"),
     ],
 )
 def test_bad_input_is_a_400_with_a_message(server, model, kwargs, message):
@@ -331,6 +344,40 @@ def test_a_bad_request_does_not_fail_its_batch_neighbours(server, backend):
     for t in threads:
         t.join()
     assert answers["bad"].status_code == 400 and answers["good"].images.shape == (1, 128, 128)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"json": {"seeds": [1], "shifts": {"tuf": 1e308}}},
+        {"content": b"[" * 100_000 + b"]" * 100_000, **_JSON},
+    ],
+    ids=["huge-shift", "deep-json"],
+)
+def test_one_bad_beside_seven_good_requests_answers_seven_good(server, inprocess, bad):
+    """The issue's case: before, 30-35 of 35 good neighbours got 503. Eight requests at once
+    (batch_size 4: the bad one shares a batch with three good ones) and no client retries."""
+    settings = server[0]
+    answers = {}
+
+    def ask(i):
+        if i == 3:
+            answers[i] = _post(settings, "generator", **bad)
+        else:
+            answers[i] = _post(settings, "generator", json={"seeds": [i], "parameters": False})
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert answers[3].status_code == 400, answers[3].text
+    good = {i: r for i, r in answers.items() if i != 3}
+    assert {i: r.status_code for i, r in good.items()} == dict.fromkeys(good, 200)
+    local = inprocess.generate(seeds=sorted(good), parameters=False).images
+    for row, i in enumerate(sorted(good)):
+        images = np.load(io.BytesIO(good[i].content))["images"].astype(np.float32)
+        np.testing.assert_allclose(images[0], local[row], atol=FP16_ATOL)
 
 
 # ---------------------------------------------------------------------------- operations

@@ -7,10 +7,13 @@ a batch of requests (``data``: one dict of parts per request). A handler subclas
 :mod:`sharpseek.serving_protocol`). No logic of its own: swapping TorchServe for another
 server means re-writing this file, not the models.
 
-A request the model cannot answer (bad shape, NaN, unknown direction, too many items) gets
-HTTP 400 with a JSON ``{"code", "type", "message"}`` body — the others in its batch are still
-answered. An unexpected exception fails the whole batch (TorchServe answers 503), so it is
-never mistaken for the client's fault.
+A request the model cannot answer (bad shape, NaN, out-of-range numbers, unknown direction,
+too many items, JSON nested too deep) gets HTTP 400 with a JSON ``{"code", "type",
+"message"}`` body; the others in its batch are still answered. An unexpected exception
+stays with the request that caused it too: when the batch's ``infer`` raises, each request
+is answered alone, and the one that still fails gets HTTP 500 (the traceback goes to the
+model log, never into the answer), so it is not mistaken for the client's fault and its
+neighbours never see it (TorchServe would answer the whole batch 503).
 
 (Not ``ts.torch_handler.base_handler.BaseHandler``: its ``initialize`` loads a serialized
 ``nn.Module`` file; ours loads sharpseek checkpoints through the library.)
@@ -24,6 +27,10 @@ from sharpseek.serving_protocol import NPZ, RequestError
 from sharpseek.store import LocalStore
 
 log = logging.getLogger(__name__)
+
+
+class InternalError(RuntimeError):
+    """An unexpected failure kept to the one request that caused it (answered HTTP 500)."""
 
 
 class SharpseekHandler:
@@ -47,26 +54,48 @@ class SharpseekHandler:
         return "cpu"
 
     def handle(self, data, context):
-        decoded = []
-        for parts in data:
-            try:
-                decoded.append(self.decode(parts))
-            except RequestError as err:
-                decoded.append(err)
-        good = [item for item in decoded if not isinstance(item, RequestError)]
-        answers = iter(self.infer(good) if good else [])
+        decoded = [self._decode_one(parts) for parts in data]
+        good = [i for i, item in enumerate(decoded) if not isinstance(item, Exception)]
+        answers = dict(zip(good, self._infer_isolated([decoded[i] for i in good]), strict=True))
         out = []
         for idx, item in enumerate(decoded):
-            answer = item if isinstance(item, RequestError) else next(answers)
-            if isinstance(answer, RequestError):
-                context.set_response_status(code=400, phrase="Bad Request", idx=idx)
+            answer = answers.get(idx, item)
+            if isinstance(answer, Exception):
+                code, kind = (
+                    (400, "BadRequest")
+                    if isinstance(answer, RequestError)
+                    else (500, "InternalServerError")
+                )
+                phrase = "Bad Request" if code == 400 else "Internal Server Error"
+                context.set_response_status(code=code, phrase=phrase, idx=idx)
                 context.set_response_content_type(idx, "application/json")
-                body = {"code": 400, "type": "BadRequest", "message": str(answer)}
-                out.append(json.dumps(body))
+                out.append(json.dumps({"code": code, "type": kind, "message": str(answer)}))
             else:
                 context.set_response_content_type(idx, NPZ)
                 out.append(self.encode(answer))
         return out
+
+    def _decode_one(self, parts):
+        try:
+            return self.decode(parts)
+        except RequestError as err:
+            return err
+        except Exception as err:  # noqa: BLE001 - kept to this request; logged in full
+            log.exception("reading a request failed")
+            return InternalError(f"reading the request failed ({type(err).__name__}); logged")
+
+    def _infer_isolated(self, batch):
+        """One answer per item of ``batch``: the batch at once, or, when that raises, each
+        item alone, so an unexpected error fails only the request that causes it."""
+        if not batch:
+            return []
+        try:
+            return list(self.infer(batch))
+        except Exception as err:  # noqa: BLE001 - isolated below; logged in full
+            if len(batch) == 1:
+                log.exception("inference failed for one request")
+                return [InternalError(f"inference failed ({type(err).__name__}); logged")]
+        return [answer for item in batch for answer in self._infer_isolated([item])]
 
     # hooks ----------------------------------------------------------------------------
     def load(self):

@@ -39,10 +39,12 @@ from sharpseek.serving_protocol import (
     GenerateRequest,
     GenerateResult,
     RequestError,
+    check_model_images,
     decode_embed_response,
     decode_generate_response,
     encode_embed_request,
     encode_generate_request,
+    max_body_bytes,
     run_embed,
     run_generate,
 )
@@ -240,9 +242,12 @@ class InProcessBackend(ModelBackend):
         return result
 
     def embed(self, images):
+        # In process, float64 images are rounded to float32 (the models' precision); the
+        # range and finiteness rule is the protocol's (check_model_images).
         images = np.asarray(images, dtype=np.float32)
         if images.ndim == 2:
             images = images[None]
+        images = check_model_images(images)
         try:
             (embeddings,) = run_embed(self.encoder, [images])
         except ValueError as err:
@@ -342,6 +347,15 @@ class TorchServeBackend(ModelBackend):
         serve = self.settings.serve
         delay = serve.backoff_seconds
         reread = not self._token_from_env and serve.token_auth
+        # TorchServe resets the connection of a body over its max_request_size instead of
+        # answering 413; so the size is checked here, with the rule the server was given.
+        body = self._client.build_request("POST", url, **kwargs).read()
+        limit = max_body_bytes(self.max_items)
+        if len(body) > limit:
+            raise RequestError(
+                f"{model}: request body of {len(body)} bytes, more than the limit of {limit} "
+                "(serve.max_items_per_request items); split it into smaller requests"
+            )
         for attempt in range(serve.retries + 1):
             try:
                 headers = self._headers()

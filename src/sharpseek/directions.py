@@ -49,6 +49,8 @@ __all__ = [
     "calibrate",
     "fit_directions",
     "apply_shifts",
+    "check_eps",
+    "LATENT_LIMIT",
     "held_changes",
     "shift_basis",
     "sample_parameters",
@@ -934,18 +936,32 @@ def apply_shifts(
             )
         return z
     names = list(shifts)
-    eps = np.array([_finite_eps(name, shifts[name]) for name in names])  # (k,)
+    eps = np.array([check_eps(name, shifts[name]) for name in names])  # (k,)
     basis = shift_basis(directions, names, hold)  # (k, d)
     return shift(z, basis, eps)
 
 
-def _finite_eps(name: str, value: Any) -> float:
+#: The largest |eps| of a shift and |component| of a latent vector anything accepts, in
+#: latent units. The prior is N(0, 1) per component and calibrated shifts span a few units
+#: (directions.calibration_eps_max): 100 is far outside anything the GAN was trained on,
+#: and values near float32's range overflow the generator into NaN images.
+LATENT_LIMIT = 100.0
+
+
+def check_eps(name: str, value: Any) -> float:
+    """``value`` as the eps of a shift along ``name``: a finite number with
+    |eps| <= :data:`LATENT_LIMIT`; ValueError naming the direction and the value otherwise."""
     try:
         eps = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         eps = float("nan")
     if isinstance(value, bool) or not np.isfinite(eps):
         raise ValueError(f"shift of {name!r} must be a finite number, got {value!r}")
+    if abs(eps) > LATENT_LIMIT:
+        raise ValueError(
+            f"shift of {name!r} is {value!r}, beyond the limit of +-{LATENT_LIMIT:g} latent units "
+            "(calibrated shifts span a few units)"
+        )
     return eps
 
 

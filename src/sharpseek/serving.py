@@ -48,6 +48,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from sharpseek.config import Settings
+from sharpseek.serving_protocol import max_body_bytes
 
 __all__ = [
     "ArchiveConflict",
@@ -501,9 +502,7 @@ def write_config(
         address[what] = f"http://{bind_host}:{port}" if bind_host else getattr(serve, what)
     store_dir = Path(model_store) if model_store is not None else model_store_dir(settings)
     load = load if load is not None else list(current_archives(settings).values())
-    # The largest body: a request of max_items float16 images, an answer with them and
-    # their parameters; with room for the npz/npy headers.
-    max_bytes = serve.max_items_per_request * (128 * 128 * 2 + 4096) + (1 << 20)
+    max_bytes = max_body_bytes(serve.max_items_per_request)
     lines = [
         "# Written by `sharpseek serve start` from settings.serve (docs/serving.md).",
         f"inference_address={address['inference_url']}",

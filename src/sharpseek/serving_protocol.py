@@ -19,6 +19,12 @@ Two models (docs/serving.md, "Protocol"):
 
 No pickles anywhere (``allow_pickle=False``). A request with no items (``seeds: []``, or a
 (0, 128, 128) array) is valid: it answers the versions only.
+
+Every number is checked before a model sees it: seeds in [0, 2**63), latents and shifts
+finite with |value| <= :data:`sharpseek.directions.LATENT_LIMIT`, images float16/float32,
+finite and within the model space [-1, 1]; JSON nested at most :data:`MAX_JSON_DEPTH` deep;
+bodies at most :func:`max_body_bytes` (the server's ``max_request_size``; the client checks
+it before sending, since TorchServe drops an oversized upload without an answer).
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ __all__ = [
     "GenerateResult",
     "RequestError",
     "decode_embed_request",
+    "check_model_images",
     "decode_embed_response",
     "decode_generate_request",
     "decode_generate_response",
@@ -45,6 +52,7 @@ __all__ = [
     "encode_embed_response",
     "encode_generate_request",
     "encode_generate_response",
+    "max_body_bytes",
     "run_generate",
     "run_embed",
 ]
@@ -53,6 +61,16 @@ __all__ = [
 NPY = "application/x-npy"
 NPZ = "application/x-npz"
 PARAMETER_PREFIX = "parameters."
+#: Deepest JSON nesting a request may have (the protocol needs 2: ``{"shifts": {...}}``);
+#: deeper bodies are refused before parsing (a 100,000-deep one exhausts Python's stack).
+MAX_JSON_DEPTH = 8
+
+
+def max_body_bytes(max_items: int) -> int:
+    """The largest request or response body for ``max_items`` items per request [bytes]:
+    that many float16 128x128 images plus room for the .npz/.npy headers and parameters.
+    TorchServe's ``max_request_size`` / ``max_response_size``, and the client's check."""
+    return max_items * (MODEL_SIZE * MODEL_SIZE * 2 + 4096) + (1 << 20)
 
 
 class RequestError(ValueError):
@@ -145,12 +163,40 @@ def _as_bytes(value: Any) -> bytes:
     raise RequestError(f"expected a binary body, got {type(value).__name__}")
 
 
+def _json_depth(text: bytes) -> int:
+    """Deepest nesting of ``[`` / ``{`` in JSON text, brackets inside strings not counted
+    (a linear scan: never recurses, whatever the input)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return deepest
+
+
 def _as_json(value: Any, what: str) -> dict:
     if isinstance(value, dict):
         return value
+    raw = _as_bytes(value)
+    if _json_depth(raw) > MAX_JSON_DEPTH:
+        raise RequestError(
+            f"{what}: JSON nested deeper than {MAX_JSON_DEPTH} levels (the protocol needs 2)"
+        )
     try:
-        data = json.loads(_as_bytes(value).decode())
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        data = json.loads(raw.decode())
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
         raise RequestError(f"{what}: not valid JSON ({err})") from None
     if not isinstance(data, dict):
         raise RequestError(f"{what}: expected a JSON object, got {type(data).__name__}")
@@ -191,11 +237,16 @@ def _options(data: dict, what: str) -> tuple[dict[str, float], list[str], bool]:
     shifts = data.get("shifts") or {}
     if not isinstance(shifts, dict):
         raise RequestError(f"{what}: 'shifts' must map direction names to numbers")
+    from sharpseek.directions import check_eps
+
     clean = {}
     for name, eps in shifts.items():
-        if isinstance(eps, bool) or not isinstance(eps, int | float) or not np.isfinite(eps):
+        if isinstance(eps, bool) or not isinstance(eps, int | float):
             raise RequestError(f"{what}: shift of {name!r} must be a finite number, got {eps!r}")
-        clean[str(name)] = float(eps)
+        try:
+            clean[str(name)] = check_eps(str(name), eps)
+        except ValueError as err:
+            raise RequestError(f"{what}: {err}") from None
     hold = data.get("hold") or []
     if not isinstance(hold, list) or not all(isinstance(h, str) for h in hold):
         raise RequestError(f"{what}: 'hold' must be a list of parameter names")
@@ -220,8 +271,7 @@ def decode_generate_request(
                 f"latent vectors 'z' must have shape (n, {latent_dim}), got {tuple(z.shape)}"
             )
         _check_count(len(z), max_items, "latent vectors 'z'")
-        if not np.isfinite(z).all():
-            raise RequestError("latent vectors 'z' contain NaN or infinite values")
+        _check_latents(z)
         options = _as_json(parts["options"], "options") if "options" in parts else {}
         if "seeds" in options:
             raise RequestError("give either 'z' or 'seeds', not both")
@@ -245,6 +295,18 @@ def decode_generate_request(
     return GenerateRequest(seeds=list(seeds), shifts=shifts, hold=hold, parameters=parameters)
 
 
+def _check_latents(z: np.ndarray) -> None:
+    from sharpseek.directions import LATENT_LIMIT
+
+    if not np.isfinite(z).all():
+        raise RequestError("latent vectors 'z' contain NaN or infinite values")
+    if z.size and float(np.abs(z).max()) > LATENT_LIMIT:
+        raise RequestError(
+            f"latent vectors 'z' hold a component of {float(np.abs(z).max()):.3g}, beyond "
+            f"+-{LATENT_LIMIT:g} (the prior is N(0, 1) per component)"
+        )
+
+
 def _latents(request: GenerateRequest, model, directions) -> np.ndarray:
     """z of one request after its shifts (float32 (n, latent_dim)), by
     :func:`sharpseek.directions.apply_shifts`; its errors become :class:`RequestError`."""
@@ -256,8 +318,8 @@ def _latents(request: GenerateRequest, model, directions) -> np.ndarray:
         raise RequestError(
             f"latent vectors 'z' must have shape (n, {model.latent_dim}), got {tuple(z.shape)}"
         )
-    if request.z is not None and not np.isfinite(z).all():
-        raise RequestError("latent vectors 'z' contain NaN or infinite values")
+    if request.z is not None:
+        _check_latents(z)
     if not request.shifts:
         if request.hold:
             raise RequestError("'hold' given without any 'shifts': nothing to hold fixed against")
@@ -386,9 +448,26 @@ def decode_embed_request(parts: Mapping[str, Any], *, max_items: int | None = No
             f"images must have shape (n, {MODEL_SIZE}, {MODEL_SIZE}), got {tuple(images.shape)}"
         )
     _check_count(len(images), max_items, "images")
+    return check_model_images(images)
+
+
+def check_model_images(images: np.ndarray) -> np.ndarray:
+    """``images`` as float32 if they are model-space images the encoder may see: float16 or
+    float32 (float64 is refused rather than silently rounded: the protocol sends float16),
+    finite, within [-1, 1] (b = Br / 1000 G after the clip); :class:`RequestError` naming
+    what is wrong otherwise."""
+    if images.dtype not in (np.float16, np.float32):
+        raise RequestError(
+            f"images: dtype {images.dtype}; send float16 (or float32) model-space images"
+        )
     images = images.astype(np.float32)
     if not np.isfinite(images).all():
         raise RequestError("images contain NaN or infinite values")
+    if images.size and float(np.abs(images).max()) > 1.0 + 1e-6:  # as check_model_image
+        raise RequestError(
+            f"images hold a value of {float(np.abs(images).max()):.3g}, outside the model "
+            "space [-1, 1] (b = Br / 1000 G, clipped at 1000 G)"
+        )
     return images
 
 
