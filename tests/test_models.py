@@ -148,9 +148,46 @@ def test_paper_heads_have_the_sizes_of_science_md():
     def linear(seq):
         return [(m.in_features, m.out_features) for m in seq if isinstance(m, torch.nn.Linear)]
 
-    assert linear(model.projector) == [(512, 512), (512, 100)]
+    # lightly's SimSiamProjectionHead(512, 512, 100): three layers, bias-free before BN, the
+    # last BN without affine parameters; SimSiamPredictionHead(100, 128, 100)
+    assert linear(model.projector) == [(512, 512), (512, 512), (512, 100)]
+    assert [m.bias is None for m in model.projector if isinstance(m, torch.nn.Linear)] == [
+        True
+    ] * 3
+    norms = [m for m in model.projector if isinstance(m, torch.nn.BatchNorm1d)]
+    assert [m.affine for m in norms] == [True, True, False]
+    assert isinstance(model.projector[-1], torch.nn.BatchNorm1d)
     assert linear(model.predictor) == [(100, 128), (128, 100)]
     assert any(isinstance(m, torch.nn.BatchNorm1d) for m in model.predictor)
+
+
+def test_tiny_preset_keeps_the_two_layer_projection():
+    model = SimSiam(simsiam_config("tiny"))
+    linear = [m for m in model.projector if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linear] == [(100, 128), (128, 100)]
+
+
+def test_an_encoder_checkpoint_from_before_the_three_layer_head_still_loads(tmp_path):
+    # a checkpoint written before SimSiamConfig.projection existed: two-layer weights, a
+    # stored config without the field
+    old = SimSiam(SimSiamConfig(**{**MICRO.to_dict(), "projection": "two-layer"})).eval()
+    config = old.config.to_dict()
+    del config["projection"]
+    path = tmp_path / "old.pt"
+    torch.save(
+        {
+            "kind": "encoder",
+            "format": CHECKPOINT_FORMAT,
+            "config": {"model": config, "augment": AUGMENTATION_SETS["none"].to_dict()},
+            "model": old.state_dict(),
+            "epoch": 3,
+        },
+        path,
+    )
+    model, _ = load_encoder(path)
+    assert model.config.projection == "two-layer"
+    images = torch.randn(3, 1, 128, 128)
+    assert torch.allclose(model.encode(images), old.encode(images))
 
 
 def test_simsiam_loss_is_symmetric_negative_cosine_with_stop_gradient():

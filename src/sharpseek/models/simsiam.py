@@ -10,8 +10,15 @@ Paper sizes (``paper`` preset, ResNet-18)::
     layer3: 2 basic blocks, 256 channels, stride 2               -> (N, 256, 8, 8)
     layer4: 2 basic blocks, 512 channels, stride 2               -> (N, 512, 4, 4)
     global average pool                                          -> (N, 512)
-    projection MLP: Linear 512 -> 512, BN, ReLU, Linear 512 -> 100, BN   -> z (N, 100)
+    projection MLP (lightly's SimSiamProjectionHead(512, 512, 100), the reference code's):
+        Linear 512 -> 512, BN, ReLU, Linear 512 -> 512, BN, ReLU,
+        Linear 512 -> 100, BN without affine parameters                  -> z (N, 100)
     prediction MLP: Linear 100 -> 128, BN, ReLU, Linear 128 -> 100       -> p (N, 100)
+
+The ``tiny`` preset keeps a two-layer projection (Linear, BN, ReLU, Linear, BN with affine
+parameters; ``projection="two-layer"``), which is also what encoder checkpoints written before
+the three-layer head existed hold: a stored config without ``projection`` loads as
+``two-layer``.
 
 The loss is SimSiam's symmetric negative cosine similarity with a stop-gradient on the
 projection branch, computed in :meth:`SimSiam.forward`::
@@ -44,10 +51,16 @@ __all__ = [
     "SimSiam",
     "SimSiamOutput",
     "collapse_level",
+    "projection_mlp",
+    "PROJECTIONS",
 ]
 
 
 REPRESENTATIONS = ("projection", "backbone")
+#: Projection MLPs: "lightly" = lightly's SimSiamProjectionHead (three layers, the last BN
+#: without affine parameters; the paper's reference code); "two-layer" = Linear, BN, ReLU,
+#: Linear, BN (the tiny preset's, and every checkpoint's before the choice existed).
+PROJECTIONS = ("lightly", "two-layer")
 
 
 @dataclass(frozen=True)
@@ -58,6 +71,7 @@ class SimSiamConfig:
     blocks: tuple[int, ...] = (2, 2, 2, 2)  # basic blocks per stage (ResNet-18: 2, 2, 2, 2)
     stem_width: int = 64  # channels of the 7x7 stride-2 stem
     proj_hidden: int = 512  # hidden width of the projection MLP
+    projection: str = "lightly"  # the projection MLP's layout (PROJECTIONS)
     dim: int = 100  # width of the projection output, and of the indexed vector
     pred_hidden: int = 128  # hidden width of the prediction MLP (SimSiam's bottleneck)
     # The indexed vector: "projection" (the paper's reference code: the 100-d projection
@@ -90,6 +104,10 @@ class SimSiamConfig:
                 f"SimSiamConfig.representation must be one of {REPRESENTATIONS}, got "
                 f"{self.representation!r}"
             )
+        if self.projection not in PROJECTIONS:
+            raise ValueError(
+                f"SimSiamConfig.projection must be one of {PROJECTIONS}, got {self.projection!r}"
+            )
         if self.representation == "backbone" and self.feature_dim != self.dim:
             raise ValueError(
                 f"SimSiamConfig.representation 'backbone' indexes the backbone's "
@@ -107,7 +125,9 @@ class SimSiamConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SimSiamConfig:
-        return cls(**data)
+        """The config a checkpoint stored; one written before ``projection`` existed had
+        the two-layer projection."""
+        return cls(**{"projection": "two-layer", **data})
 
 
 #: Named model sizes. ``tiny``: a narrow ResNet-10 for the CPU demo and tests.
@@ -121,6 +141,7 @@ SIMSIAM_PRESETS: dict[str, SimSiamConfig] = {
         blocks=(1, 1, 1, 1),
         stem_width=16,
         proj_hidden=128,
+        projection="two-layer",
         pred_hidden=32,
         representation="backbone",
     ),
@@ -195,6 +216,31 @@ class ResNet(nn.Module):
         return F.adaptive_avg_pool2d(x, self.pool_grid).flatten(1)
 
 
+def projection_mlp(config: SimSiamConfig) -> nn.Sequential:
+    """The projection MLP (N, feature_dim) -> (N, dim) of ``config.projection``: lightly's
+    SimSiamProjectionHead(feature_dim, proj_hidden, dim) (three Linear layers, bias-free
+    before each BN, the last BN without affine parameters), or the two-layer one."""
+    f, h, d = config.feature_dim, config.proj_hidden, config.dim
+    if config.projection == "two-layer":
+        return nn.Sequential(
+            nn.Linear(f, h, bias=False),
+            nn.BatchNorm1d(h),
+            nn.ReLU(inplace=True),
+            nn.Linear(h, d, bias=False),
+            nn.BatchNorm1d(d),
+        )
+    return nn.Sequential(
+        nn.Linear(f, h, bias=False),
+        nn.BatchNorm1d(h),
+        nn.ReLU(inplace=True),
+        nn.Linear(h, h, bias=False),
+        nn.BatchNorm1d(h),
+        nn.ReLU(inplace=True),
+        nn.Linear(h, d, bias=False),
+        nn.BatchNorm1d(d, affine=False),
+    )
+
+
 class SimSiamOutput(NamedTuple):
     """What :meth:`SimSiam.forward` returns for a pair of views (a NamedTuple, so
     DistributedDataParallel can see its tensors)."""
@@ -210,15 +256,9 @@ class SimSiam(nn.Module):
     def __init__(self, config: SimSiamConfig):
         super().__init__()
         self.config = config
-        d, h = config.dim, config.proj_hidden
+        d = config.dim
         self.backbone = ResNet(config)
-        self.projector = nn.Sequential(
-            nn.Linear(config.feature_dim, h, bias=False),
-            nn.BatchNorm1d(h),
-            nn.ReLU(inplace=True),
-            nn.Linear(h, d, bias=False),
-            nn.BatchNorm1d(d),
-        )
+        self.projector = projection_mlp(config)
         self.predictor = nn.Sequential(
             nn.Linear(d, config.pred_hidden, bias=False),
             nn.BatchNorm1d(config.pred_hidden),
