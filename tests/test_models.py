@@ -151,9 +151,7 @@ def test_paper_heads_have_the_sizes_of_science_md():
     # lightly's SimSiamProjectionHead(512, 512, 100): three layers, bias-free before BN, the
     # last BN without affine parameters; SimSiamPredictionHead(100, 128, 100)
     assert linear(model.projector) == [(512, 512), (512, 512), (512, 100)]
-    assert [m.bias is None for m in model.projector if isinstance(m, torch.nn.Linear)] == [
-        True
-    ] * 3
+    assert [m.bias is None for m in model.projector if isinstance(m, torch.nn.Linear)] == [True] * 3
     norms = [m for m in model.projector if isinstance(m, torch.nn.BatchNorm1d)]
     assert [m.affine for m in norms] == [True, True, False]
     assert isinstance(model.projector[-1], torch.nn.BatchNorm1d)
