@@ -34,6 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from retrieval_targets import retrieval_misses, retrieval_table
 from sharpseek import __version__
 
 
@@ -107,6 +108,14 @@ def main() -> None:
         for png in sorted((reports / "retrieval").glob("eval-*.png")):
             shutil.copy(png, args.figures / png.name)
             print(f"figure {args.figures / png.name}")
+    # issue 17's retrieval targets (benchmarks/retrieval_targets.py): the table, then each
+    # miss named; a miss fails the benchmark once everything above is written
+    print(retrieval_table(retrieval))
+    misses = retrieval_misses(retrieval)
+    for miss in misses:
+        print(f"retrieval target missed: {miss}", file=sys.stderr)
+    if misses:
+        raise SystemExit(f"{len(misses)} retrieval target(s) missed (issue 17)")
 
 
 if __name__ == "__main__":
