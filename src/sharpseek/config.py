@@ -204,6 +204,21 @@ class DirectionsSettings(BaseModel):
     :mod:`sharpseek.catalogue`, :mod:`sharpseek.inversion`; docs/directions.md)."""
 
     samples: int = Field(10_000, ge=20, description="generated images the SVMs are fitted on")
+    fit: Literal["svm", "ridge"] = Field(
+        "svm", description="svm: the paper's linear SVM; ridge: regression on log parameter"
+    )
+    step: Literal["latent", "sigma"] = Field(
+        "latent",
+        description="unit of a shift eps: latent units (paper) or sigma of the decision value",
+    )
+    ridge_alpha: float = Field(1.0, ge=0, description="L2 penalty of the ridge fit")
+    strong_eps: float = Field(1.5, gt=0, description="shift at which a direction is judged")
+    strong_rise_share: float = Field(
+        0.9, ge=0, le=1, description="a strong direction raises its parameter this often"
+    )
+    strong_median_change: float = Field(
+        0.2, description="... by at least this median relative change (else: weak)"
+    )
     calibration_n_z: int = Field(200, ge=2, description="latent vectors per calibration point")
     calibration_eps_max: float = Field(3.0, gt=0, description="calibration spans -eps..+eps")
     calibration_steps: int = Field(13, ge=3, description="eps values of a calibration curve")

@@ -3,11 +3,15 @@
 Small pure functions, arrays in and arrays out:
 
 - :func:`make_labels` turns a parameter's values into binary labels by SCIENCE.md's rules;
-- :func:`train_boundary` fits a linear SVM (``SVC(kernel="linear", C=1)``, as InterFaceGAN)
-  on 70 % of the latent vectors and validates on 30 %; the unit normal of its hyperplane is
-  the direction along which the parameter grows;
-- :func:`condition_direction` removes from a direction its components along other
-  boundaries (conditional manipulation), with a diagnostic;
+- :func:`train_boundary` fits a linear SVM (``SVC(kernel="linear", C=1)``, as InterFaceGAN;
+  the paper's method and the reference) or a ridge regression on the standardised log
+  parameter (:func:`regression_target`, :func:`ridge_direction`) on 70 % of the latent
+  vectors and validates on 30 %; the unit normal is the direction along which the parameter
+  grows. :class:`DirectionMethod` says which, and what a shift of eps means;
+- :func:`orthonormal_basis` (Gram-Schmidt of the held normals) and
+  :func:`condition_direction` remove from a direction its components along other
+  boundaries (conditional manipulation), with a diagnostic; :func:`step_scale` is the length
+  of a unit step along the conditioned direction in the method's unit of eps;
 - :func:`shift` moves latent vectors along one or several directions (raw arrays);
 - :func:`apply_shifts` moves them along named parameters' directions, holding others: the
   one implementation every shell and server calls;
@@ -34,7 +38,15 @@ import numpy as np
 from sharpseek.physics import DIRECTION_PARAMETERS
 
 __all__ = [
+    "DIRECTIONS_FORMAT",
+    "DirectionMethod",
+    "DirectionStrength",
     "DirectionsConflict",
+    "direction_strength",
+    "orthonormal_basis",
+    "regression_target",
+    "ridge_direction",
+    "step_scale",
     "Boundary",
     "ConditionReport",
     "LabelRule",
@@ -47,6 +59,7 @@ __all__ = [
     "Target",
     "TargetResult",
     "calibrate",
+    "paired_change",
     "fit_directions",
     "apply_shifts",
     "check_eps",
@@ -72,6 +85,48 @@ REDUNDANT_COSINE = 0.05
 #: A conditioned direction shorter than this (before renormalising) has degenerated: the
 #: conditions span (almost) the direction itself.
 DEGENERATE_NORM = 1e-3
+#: Format of a stored direction set. 1: SVM normals, eps in latent units (no ``format`` key);
+#: 2: the :class:`DirectionMethod` is stored with the set.
+DIRECTIONS_FORMAT = 2
+FIT_METHODS = ("svm", "ridge")
+STEP_UNITS = ("latent", "sigma")
+
+
+@dataclass(frozen=True)
+class DirectionMethod:
+    """How the directions of a set were fitted and what a shift of eps means.
+
+    Attributes
+    ----------
+    fit : ``"svm"``: the paper's linear SVM on SCIENCE.md's labels (:func:`make_labels`), the
+        reference; ``"ridge"``: ridge regression of the standardised log parameter
+        (:func:`regression_target`) on z, whose unit coefficient vector is the direction of
+        steepest mean growth of the log parameter (for z ~ N(0, I), by Stein's lemma, the
+        regression vector is the mean gradient).
+    step : ``"latent"``: eps is a length in latent units along the unit (conditioned)
+        direction (InterFaceGAN; the paper); ``"sigma"``: eps is in standard deviations of the
+        parameter's own decision value n . z over z ~ N(0, I) (1 latent unit for a unit
+        normal), and holding keeps that meaning: along the conditioned direction c the step
+        is eps / (n . c), so the own decision value still moves by eps (:func:`step_scale`).
+    ridge_alpha : L2 penalty of the ridge fit (on sums over samples, z standard normal).
+    """
+
+    fit: str = "svm"
+    step: str = "latent"
+    ridge_alpha: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.fit not in FIT_METHODS:
+            raise ValueError(f"direction fit {self.fit!r} unknown; use one of {FIT_METHODS}")
+        if self.step not in STEP_UNITS:
+            raise ValueError(f"direction step {self.step!r} unknown; use one of {STEP_UNITS}")
+        if not self.ridge_alpha >= 0:
+            raise ValueError(f"ridge_alpha must be >= 0, got {self.ridge_alpha}")
+
+    def describe(self) -> str:
+        fit = "linear SVM (paper)" if self.fit == "svm" else "ridge on log parameter"
+        unit = "latent units" if self.step == "latent" else "sigma of the decision value"
+        return f"{fit}, eps in {unit}"
 
 
 @dataclass(frozen=True)
@@ -170,6 +225,50 @@ def make_labels(values: np.ndarray, parameter: str) -> tuple[np.ndarray, np.ndar
     return used, labels, LabelRule("median", float(np.median(v)), None)
 
 
+def regression_target(
+    values: np.ndarray, parameter: str
+) -> tuple[np.ndarray, np.ndarray, LabelRule]:
+    """The standardised regression target of a parameter (for ``fit="ridge"``).
+
+    Non-negative parameters (fluxes, PSEP, R, ...) are regressed as log(v + floor), so a
+    linear step in z means a relative change of the parameter, as the evaluation measures it;
+    ``floor`` is the 5th percentile of the positive values (R = 0 stays finite). Signed
+    parameters (tilt) and flags (orientation, bipolar) are regressed as they are.
+
+    Returns
+    -------
+    used : ndarray (n,) bool (NaN left out)
+    y : ndarray (m,) the target, mean 0 and standard deviation 1 (or 0 where constant)
+    rule : LabelRule with kind ``"log"`` (threshold = floor) or ``"linear"`` (threshold 0)
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim != 1:
+        raise ValueError(f"values of {parameter!r} must have shape (n,), got {values.shape}")
+    used = np.isfinite(values)
+    v = values[used]
+    if len(v) < 4:
+        raise ValueError(f"{parameter!r}: only {len(v)} finite values; need at least 4 to fit")
+    signed = parameter in SIGN_PARAMETERS or parameter in FLAG_PARAMETERS or v.min() < 0
+    if signed:
+        y, rule = v, LabelRule("linear", 0.0, None)
+    else:
+        positive = v[v > 0]
+        floor = float(np.percentile(positive, 5)) if len(positive) else 1.0
+        y, rule = np.log(v + floor), LabelRule("log", floor, None)
+    spread = float(y.std())
+    return used, (y - y.mean()) / (spread if spread > 0 else 1.0), rule
+
+
+def ridge_direction(x: np.ndarray, y: np.ndarray, alpha: float = 1.0) -> np.ndarray:
+    """Ridge regression coefficients w (d,) of y (n,) on x (n, d), both centred here:
+    w = (X^T X + alpha I)^-1 X^T y."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    xc = x - x.mean(axis=0)
+    yc = y - y.mean()
+    return np.linalg.solve(xc.T @ xc + alpha * np.eye(x.shape[1]), xc.T @ yc)
+
+
 def train_boundary(
     z: np.ndarray,
     values: np.ndarray,
@@ -179,8 +278,10 @@ def train_boundary(
     seed: int = 0,
     C: float = 1.0,
     gan_version: str = "",
+    method: DirectionMethod | None = None,
 ) -> Boundary:
-    """Fit the boundary of one parameter: a linear SVM on labelled latent vectors.
+    """Fit the boundary of one parameter: a linear SVM on labelled latent vectors (the
+    paper), or a ridge regression of its standardised log (``method.fit == "ridge"``).
 
     Parameters
     ----------
@@ -192,8 +293,15 @@ def train_boundary(
         Share used for training (the paper: 7,000 of 10,000); the rest validates.
     seed : int
         Seed of the train/validation split.
+    method : DirectionMethod
+        ``fit="ridge"``: the accuracy is that of the SVM's labels (:func:`make_labels`)
+        predicted by the decision value above its quantile at the training share of the low
+        class, on the validation share (comparable to the SVM's), and ``extra["r2"]`` the
+        validation R^2 of the target.
     """
     from sklearn.svm import SVC
+
+    method = method or DirectionMethod()
 
     z = np.asarray(z, dtype=np.float64)
     if z.ndim != 2 or len(z) != len(values):
@@ -202,6 +310,8 @@ def train_boundary(
         )
     if not 0 < train_fraction < 1:
         raise ValueError(f"train_fraction must lie in (0, 1), got {train_fraction}")
+    if method.fit == "ridge":
+        return _ridge_boundary(z, values, parameter, train_fraction, seed, method, gan_version)
     used, labels, rule = make_labels(values, parameter)
     x = z[used]
     if len(np.unique(labels)) < 2:
@@ -230,6 +340,57 @@ def train_boundary(
     )
 
 
+def _ridge_boundary(
+    z: np.ndarray,
+    values: np.ndarray,
+    parameter: str,
+    train_fraction: float,
+    seed: int,
+    method: DirectionMethod,
+    gan_version: str,
+) -> Boundary:
+    used, y, rule = regression_target(values, parameter)
+    if not np.any(y):
+        raise ValueError(f"{parameter!r} is constant on these images; no direction")
+    x = z[used]
+    order = np.random.default_rng(seed).permutation(len(x))
+    n_train = int(round(train_fraction * len(x)))
+    train, val = order[:n_train], order[n_train:]
+    w = ridge_direction(x[train], y[train], method.ridge_alpha)
+    norm = float(np.linalg.norm(w))
+    if norm == 0:
+        raise ValueError(f"{parameter!r}: the regression found no direction (zero coefficients)")
+    normal = w / norm
+    score = x @ normal  # (m,) decision value, in latent units
+    # the labels the SVM would have had (SCIENCE.md's rules), predicted by the score above
+    # the quantile that gives the training share of the low class: a comparable accuracy
+    labelled, labels, _ = make_labels(values, parameter)
+    label = np.full(len(values), -1)
+    label[labelled] = labels
+    label = label[used]  # (m,) 0/1, -1 where the SVM would leave the image out
+    known_train = label[train][label[train] >= 0]
+    middle = float(np.quantile(score[train], 1 - known_train.mean())) if len(known_train) else 0.0
+    accuracy, r2 = float("nan"), float("nan")
+    known_val = val[label[val] >= 0]
+    if len(known_val):
+        accuracy = float(np.mean((score[known_val] > middle) == (label[known_val] == 1)))
+    if len(val):
+        fit_pred = (score[val] - score[train].mean()) * norm + y[train].mean()
+        r2 = float(1 - np.mean((fit_pred - y[val]) ** 2) / max(np.var(y[val]), 1e-12))
+    return Boundary(
+        parameter=parameter,
+        normal=normal,
+        intercept=-middle,
+        accuracy=accuracy,
+        rule=rule,
+        n_samples=int(used.sum()),
+        n_train=len(train),
+        n_validation=len(val),
+        gan_version=gan_version,
+        extra={"fit": "ridge", "r2": r2, "gain": norm},
+    )
+
+
 @dataclass(frozen=True)
 class ConditionReport:
     """How a direction relates to its conditions, before and after conditioning.
@@ -245,13 +406,36 @@ class ConditionReport:
     redundant: list[int]
 
 
+def orthonormal_basis(vectors: np.ndarray, *, tolerance: float = 1e-8) -> np.ndarray:
+    """Gram-Schmidt: an orthonormal basis (m, d) of the span of ``vectors`` (k, d), m <= k.
+
+    Modified Gram-Schmidt, each vector orthogonalised twice ("twice is enough") so nearly
+    parallel normals (|cos| ~ 0.95 is common) stay orthogonal to machine precision; a vector
+    already in the span of the earlier ones (remaining length < ``tolerance`` times its own)
+    adds nothing.
+    """
+    rows = np.atleast_2d(np.asarray(vectors, dtype=np.float64))
+    basis: list[np.ndarray] = []
+    for v in rows:
+        r = v.copy()
+        for _ in range(2):
+            for b in basis:
+                r -= (b @ r) * b
+        length = float(np.linalg.norm(r))
+        if length > tolerance * max(float(np.linalg.norm(v)), 1e-300):
+            basis.append(r / length)
+    return np.stack(basis) if basis else np.zeros((0, rows.shape[1]))
+
+
 def condition_direction(
     direction: np.ndarray, conditions: np.ndarray
 ) -> tuple[np.ndarray, ConditionReport]:
     """Remove the span of ``conditions`` from ``direction`` (conditional manipulation).
 
-    One condition: n = (n1 - (n1 . n2) n2) / |...|. Several: with the condition normals as
-    the columns of A, x - A (A^T A)^-1 A^T x, renormalised (the paper's eq. in section 4).
+    One condition: n = (n1 - (n1 . n2) n2) / |...|. Several: the projection onto the
+    orthogonal complement of their span, x - Q Q^T x with Q an orthonormal basis of the
+    conditions (:func:`orthonormal_basis`), renormalised: the same as the paper's
+    x - A (A^T A)^-1 A^T x, also when conditions are (nearly) dependent.
 
     Parameters
     ----------
@@ -275,8 +459,8 @@ def condition_direction(
         raise ValueError(f"conditions must have shape (k, {x.shape[0]}), got {a.shape}")
     a = np.stack([_unit(row, f"condition {i}") for i, row in enumerate(a)])
     cos_before = a @ x
-    gram = a @ a.T  # (k, k) = A^T A with A = a.T
-    residual = x - a.T @ np.linalg.solve(gram, a @ x)
+    q = orthonormal_basis(a)  # (m, d)
+    residual = x - q.T @ (q @ x)
     kept = float(np.linalg.norm(residual))
     if kept < DEGENERATE_NORM:
         raise ValueError(
@@ -293,6 +477,26 @@ def condition_direction(
             stacklevel=2,
         )
     return out, ConditionReport(cos_before, a @ out, kept, redundant)
+
+
+def step_scale(normal: np.ndarray, conditioned: np.ndarray, step: str = "latent") -> float:
+    """Latent length of a step of eps = 1 along ``conditioned`` in the unit ``step``.
+
+    ``"latent"``: 1. ``"sigma"``: 1 / (n . c), so the parameter's own decision value n . z
+    (standard deviation 1 over z ~ N(0, I) for a unit normal n) moves by exactly eps also
+    along the conditioned direction c; without conditions c = n and the scale is 1.
+    """
+    if step == "latent":
+        return 1.0
+    if step != "sigma":
+        raise ValueError(f"step unit {step!r} unknown; use one of {STEP_UNITS}")
+    cos = float(np.dot(normal, conditioned))
+    if cos < DEGENERATE_NORM:
+        raise ValueError(
+            f"the conditioned direction is (nearly) orthogonal to the parameter's own normal "
+            f"(cos = {cos:.2e}): a step in sigma of its decision value is unbounded"
+        )
+    return 1.0 / cos
 
 
 def shift(z: np.ndarray, directions: np.ndarray, eps: float | np.ndarray) -> np.ndarray:
@@ -361,6 +565,11 @@ class DirectionSet:
     calibration: dict[str, dict[str, dict[str, list[float]]]] = field(default_factory=dict)
     #: percentiles 0..100 of each parameter over the fitting sample (for "above p90" targets)
     distribution: dict[str, list[float]] = field(default_factory=dict)
+    #: how the boundaries were fitted and what eps means (format 1 sets: the paper's SVM,
+    #: eps in latent units)
+    method: DirectionMethod = field(default_factory=DirectionMethod)
+    #: :data:`DIRECTIONS_FORMAT` of the stored JSON (1: written before methods existed)
+    format: int = DIRECTIONS_FORMAT
 
     def __getitem__(self, parameter: str) -> Boundary:
         if parameter not in self.boundaries:
@@ -387,8 +596,18 @@ class DirectionSet:
         conditioned, _ = condition_direction(normal, np.stack([self[h].normal for h in hold]))
         return conditioned
 
+    def step(self, parameter: str, hold: tuple[str, ...] | list[str] = ()) -> np.ndarray:
+        """The latent vector (d,) of a shift eps = 1 along ``parameter`` holding ``hold``: the
+        conditioned unit direction times :func:`step_scale` in this set's unit of eps."""
+        conditioned = self.direction(parameter, hold)
+        return conditioned * step_scale(self[parameter].normal, conditioned, self.method.step)
+
     def _data(self) -> dict[str, Any]:
+        extra: dict[str, Any] = {}
+        if self.format >= 2:  # a format-1 set keeps its stored form, hence its version
+            extra = {"format": self.format, "method": asdict(self.method)}
         return {
+            **extra,
             "gan_version": self.gan_version,
             "n_samples": self.n_samples,
             "seed": self.seed,
@@ -408,6 +627,15 @@ class DirectionSet:
         import json
 
         data = json.loads(text)
+        stored = data.get("format", 1)
+        if not isinstance(stored, int) or not 1 <= stored <= DIRECTIONS_FORMAT:
+            raise ValueError(
+                f"directions of GAN {data.get('gan_version')!r} are stored in format {stored!r}, "
+                f"which this sharpseek does not read (it reads 1..{DIRECTIONS_FORMAT}): "
+                "upgrade sharpseek, or refit them with `sharpseek directions fit`"
+            )
+        data["format"] = stored
+        data["method"] = DirectionMethod(**data.get("method", {}))
         data["boundaries"] = {k: Boundary.from_dict(b) for k, b in data["boundaries"].items()}
         return cls(**data)
 
@@ -573,8 +801,11 @@ def fit_directions(
     seed: int = 0,
     batch_size: int = 512,
     progress: bool = False,
+    method: DirectionMethod | None = None,
 ) -> DirectionSet:
-    """Fit one boundary per parameter on ``n`` generated images (the paper: 10,000, 70/30)."""
+    """Fit one boundary per parameter on ``n`` generated images (the paper: 10,000, 70/30),
+    by ``method`` (default: the paper's SVM, eps in latent units)."""
+    method = method or DirectionMethod()
     z, values = sample_parameters(
         generate, n, latent_dim=latent_dim, seed=seed, batch_size=batch_size, progress=progress
     )
@@ -590,7 +821,7 @@ def fit_directions(
     for parameter in names:
         try:
             boundaries[parameter] = train_boundary(
-                z, values[parameter], parameter, seed=seed, gan_version=gan_version
+                z, values[parameter], parameter, seed=seed, gan_version=gan_version, method=method
             )
         except ValueError as err:  # e.g. a parameter constant on these images
             log.warning("no direction for %s: %s", parameter, err)
@@ -600,7 +831,9 @@ def fit_directions(
         finite = finite[np.isfinite(finite)]
         if len(finite):
             distribution[key] = np.percentile(finite, np.arange(101)).tolist()
-    return DirectionSet(gan_version, boundaries, n, seed, latent_dim, distribution=distribution)
+    return DirectionSet(
+        gan_version, boundaries, n, seed, latent_dim, distribution=distribution, method=method
+    )
 
 
 def calibrate(
@@ -616,15 +849,22 @@ def calibrate(
     """How every parameter's distribution moves along each direction.
 
     For each direction in ``along`` and each eps, the same ``n_z`` latent vectors are shifted
-    by eps along it and every parameter is measured: its median and 16th/84th percentiles
-    over the vectors. The curves are stored in ``directions.calibration`` and returned as
-    ``{direction: {"eps": [...], parameter: {"median": [...], "p16": [...], "p84": [...]}}}``.
+    by eps along it (:meth:`DirectionSet.step`: eps in the set's unit) and every parameter is
+    measured: its median and 16th/84th percentiles over the vectors, and, paired with the
+    same vectors unshifted, the share of vectors where it rose (``rises``; a NaN before or
+    after counts as not risen) and the median relative change (``median_relative_change``,
+    (after - before) / |before| over finite pairs with before != 0; NaN where there are
+    none). The curves are stored in ``directions.calibration`` and returned as
+    ``{direction: {"eps": [...], parameter: {"median", "p16", "p84", "rises",
+    "median_relative_change": [...]}}}``.
     """
     from sharpseek.physics import compute_parameters
 
     eps = np.linspace(-3, 3, 13) if eps is None else np.asarray(eps, dtype=float)
     rng = np.random.default_rng(seed)
     z = rng.standard_normal((n_z, directions.latent_dim)).astype(np.float32)
+    measured = compute_parameters(np.asarray(generate(z)))
+    start = {k: np.asarray(v, dtype=float) for k, v in measured.items()}
     out: dict[str, dict[str, Any]] = {}
     names = along or tuple(directions.boundaries)
     if progress:
@@ -632,21 +872,105 @@ def calibrate(
 
         names = tqdm(names, desc="calibration", unit="direction")
     for name in names:
-        normal = directions[name].normal
+        step = directions.step(name)
         curves: dict[str, Any] = {"eps": eps.tolist()}
         for e in eps:
-            images = np.asarray(generate(shift(z, normal, e).astype(np.float32)))
+            images = np.asarray(generate(shift(z, step, e).astype(np.float32)))
             for key, value in compute_parameters(images).items():
                 value = np.asarray(value, dtype=float)
                 finite = value[np.isfinite(value)]
                 q = np.percentile(finite, [16, 50, 84]) if len(finite) else [np.nan] * 3
-                c = curves.setdefault(key, {"median": [], "p16": [], "p84": []})
+                c = curves.setdefault(
+                    key,
+                    {"median": [], "p16": [], "p84": [], "rises": [], "median_relative_change": []},
+                )
                 c["p16"].append(float(q[0]))
                 c["median"].append(float(q[1]))
                 c["p84"].append(float(q[2]))
+                rises, change = paired_change(start[key], value)
+                c["rises"].append(rises)
+                c["median_relative_change"].append(change)
         out[name] = curves
     directions.calibration.update(out)
     return out
+
+
+def paired_change(before: np.ndarray, after: np.ndarray) -> tuple[float, float]:
+    """(share of pairs where the value rose, median relative change) of paired values (n,).
+
+    A pair with a NaN counts as not risen; the relative change (after - before) / |before|
+    is taken over finite pairs with before != 0 (NaN when there are none). The one rule of
+    "a shift raised it" for the calibration and the evaluation."""
+    b = np.asarray(before, np.float64)
+    a = np.asarray(after, np.float64)
+    ok = np.isfinite(a) & np.isfinite(b)
+    rel = ok & (b != 0)
+    rises = float((ok & (a > b)).mean()) if len(b) else float("nan")
+    change = float(np.median((a[rel] - b[rel]) / np.abs(b[rel]))) if rel.any() else float("nan")
+    return rises, change
+
+
+@dataclass(frozen=True)
+class DirectionStrength:
+    """Whether a direction moves its parameter as a user expects, at ``eps``.
+
+    ``rises`` and ``median_relative_change`` come from the calibration (its own curve,
+    interpolated at ``eps``); ``weak`` is True when either misses its threshold, or when the
+    set has no such calibration (``reason`` says which).
+    """
+
+    parameter: str
+    eps: float
+    accuracy: float
+    rises: float | None
+    median_relative_change: float | None
+    weak: bool
+    reason: str
+
+    def summary(self) -> str:
+        """One line: accuracy, calibration at eps, and the verdict."""
+        if self.rises is None or self.median_relative_change is None:
+            moved = f"not calibrated at {self.eps:+g}"
+        else:
+            moved = (
+                f"{self.eps:+g} raises it in {self.rises:.0%} "
+                f"(median {self.median_relative_change:+.0%})"
+            )
+        verdict = f"WEAK: {self.reason}" if self.weak else "strong"
+        return f"accuracy {self.accuracy:.2f}; {moved}; {verdict}"
+
+
+def direction_strength(
+    directions: DirectionSet,
+    parameter: str,
+    *,
+    eps: float = 1.5,
+    min_rise_share: float = 0.9,
+    min_median_change: float = 0.2,
+) -> DirectionStrength:
+    """Is ``parameter``'s direction strong: does a shift of ``eps`` alone raise it in at
+    least ``min_rise_share`` of the calibration vectors by a median relative change of at
+    least ``min_median_change``? (The thresholds of issue 17; the shells pass the settings'
+    ``directions.strong_*``.)"""
+    boundary = directions[parameter]
+    curves = directions.calibration.get(parameter, {})
+    own = curves.get(parameter, {})
+    rises = change = None
+    if "rises" in own and "median_relative_change" in own:
+        grid = np.asarray(curves["eps"], dtype=float)
+        rises = float(np.interp(eps, grid, np.asarray(own["rises"], dtype=float)))
+        change = float(np.interp(eps, grid, np.asarray(own["median_relative_change"], dtype=float)))
+    if rises is None or change is None or not (np.isfinite(rises) and np.isfinite(change)):
+        reason = "no calibration of how often it rises: refit (`sharpseek directions fit`)"
+        return DirectionStrength(parameter, eps, boundary.accuracy, rises, change, True, reason)
+    misses = []
+    if rises < min_rise_share:
+        misses.append(f"rises in {rises:.0%} < {min_rise_share:.0%}")
+    if change < min_median_change:
+        misses.append(f"median change {change:+.0%} < {min_median_change:+.0%}")
+    return DirectionStrength(
+        parameter, eps, boundary.accuracy, rises, change, bool(misses), "; ".join(misses)
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -870,7 +1194,8 @@ def solve_targets(
 def shift_basis(
     directions: DirectionSet, names: Sequence[str], hold: Sequence[str] = ()
 ) -> np.ndarray:
-    """The unit directions of ``names``, each conditioned on holding ``hold``, shape (k, d).
+    """The steps (eps = 1) along ``names``, each conditioned on holding ``hold``, shape
+    (k, d) (:meth:`DirectionSet.step`: unit vectors for eps in latent units).
 
     Raises
     ------
@@ -884,7 +1209,7 @@ def shift_basis(
     both = sorted(set(names) & set(hold))
     if both:
         raise ValueError(f"cannot hold {both} while shifting along them")
-    return np.stack([directions.direction(p, hold=tuple(hold)) for p in names])  # (k, d)
+    return np.stack([directions.step(p, hold=tuple(hold)) for p in names])  # (k, d)
 
 
 def apply_shifts(
@@ -904,11 +1229,13 @@ def apply_shifts(
     Parameters
     ----------
     directions : DirectionSet
-        The generator's directions (latent dimension d).
+        The generator's directions (latent dimension d) and their method.
     z : ndarray (n, d) or (d,)
         Latent vectors.
     shifts : {parameter: eps}
-        eps is a signed step in latent units along the unit direction. Empty: ``z`` comes back
+        eps is a signed step in the set's unit (``directions.method.step``: latent units
+        along the unit direction, or standard deviations of the parameter's own decision
+        value, kept when holding; :meth:`DirectionSet.step`). Empty: ``z`` comes back
         unchanged (as float64).
     hold : parameters held fixed while shifting (conditions); needs ``shifts``.
 
@@ -1000,7 +1327,7 @@ def held_changes(
     plain = directions[parameter].normal
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # redundancy is reported by cos_before
-        conditioned = directions.direction(parameter, hold=tuple(hold))
+        conditioned = directions.step(parameter, hold=tuple(hold))
     out: dict[str, Any] = {
         "eps": eps.tolist(),
         "cos_before": {h: float(plain @ directions[h].normal) for h in hold},

@@ -82,10 +82,10 @@ def shift_strips(
     conditioned on ``hold`` (bottom row), the parameter and the held ones printed under
     each image."""
     eps = np.asarray(eps, dtype=float)
-    plain = directions[parameter].normal
+    plain = directions.step(parameter)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        conditioned = directions.direction(parameter, hold=tuple(hold))
+        conditioned = directions.step(parameter, hold=tuple(hold))
     rows = []
     for n in (plain, conditioned):
         z = np.stack([shift(z0[None], n, e)[0] for e in eps]).astype(np.float32)

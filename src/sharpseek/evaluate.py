@@ -521,17 +521,11 @@ def shift_effects(
     ``<name>_median_abs_change_iqr`` (median of |after - before| / IQR[name]), over finite
     pairs; ``n`` the number of seeds.
     """
+    from sharpseek.directions import paired_change
+
     b = np.asarray(before[shifted], np.float64)
-    a = np.asarray(after[shifted], np.float64)
-    ok = np.isfinite(a) & np.isfinite(b)
-    rel = ok & (b != 0)
-    out: dict[str, Any] = {
-        "n": int(len(b)),
-        "rises": float((ok & (a > b)).mean()) if len(b) else float("nan"),
-        "median_relative_change": (
-            float(np.median((a[rel] - b[rel]) / np.abs(b[rel]))) if rel.any() else float("nan")
-        ),
-    }
+    rises, change = paired_change(b, np.asarray(after[shifted], np.float64))
+    out: dict[str, Any] = {"n": int(len(b)), "rises": rises, "median_relative_change": change}
     for name in others:
         d = np.asarray(after[name], np.float64) - np.asarray(before[name], np.float64)
         d = d[np.isfinite(d)] / (iqr[name] or 1.0)

@@ -707,6 +707,9 @@ def directions_stage(
     samples : generated images the SVMs are fitted on (default ``settings.directions.samples``)
     seed : seed of the sample and of its 70/30 split; the calibration vectors use ``seed + 1``
     calibrate : also measure the calibration curves (``settings.directions.calibration_*``)
+
+    The method (``settings.directions.fit``, ``step``, ``ridge_alpha``) is part of the
+    recipe: changing it refits.
     calibration_n_z : latent vectors per calibration point (default: settings)
 
     The images come through an in-process model backend (:mod:`sharpseek.backends`) holding
@@ -716,7 +719,7 @@ def directions_stage(
     import warnings
 
     from sharpseek.backends import InProcessBackend
-    from sharpseek.directions import DirectionSet, fit_directions
+    from sharpseek.directions import DirectionMethod, DirectionSet, fit_directions
     from sharpseek.directions import calibrate as calibrate_directions
     from sharpseek.inference import GeneratorModel
 
@@ -727,7 +730,10 @@ def directions_stage(
     version = model.version
     n = int(samples or cfg.samples)
     n_z = int(calibration_n_z or cfg.calibration_n_z)
+    method = DirectionMethod(fit=cfg.fit, step=cfg.step, ridge_alpha=cfg.ridge_alpha)
     inputs: dict[str, Any] = {"gan_version": version, "samples": n, "seed": seed}
+    if method != DirectionMethod():  # the paper's recipe keeps the fingerprint it always had
+        inputs["method"] = asdict(method)
     if calibrate:
         eps = np.linspace(-cfg.calibration_eps_max, cfg.calibration_eps_max, cfg.calibration_steps)
         inputs["calibration"] = {"eps": eps.tolist(), "n_z": n_z}
@@ -748,6 +754,7 @@ def directions_stage(
             n=n,
             seed=seed,
             progress=progress,
+            method=method,
         )
         if calibrate:
             calibrate_directions(
