@@ -34,6 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from direction_targets import direction_misses, direction_table
 from retrieval_targets import retrieval_misses, retrieval_table
 from sharpseek import __version__
 
@@ -108,6 +109,12 @@ def main() -> None:
         for png in sorted((reports / "retrieval").glob("eval-*.png")):
             shutil.copy(png, args.figures / png.name)
             print(f"figure {args.figures / png.name}")
+    # issue 17's direction targets (benchmarks/direction_targets.py): the table, then each
+    # miss named; a miss fails the benchmark after the retrieval check below has printed too
+    print(direction_table(result["directions"]))
+    missed_directions = direction_misses(result["directions"])
+    for miss in missed_directions:
+        print(f"direction target missed: {miss}", file=sys.stderr)
     # issue 17's retrieval targets (benchmarks/retrieval_targets.py): the table, then each
     # miss named; a miss fails the benchmark once everything above is written
     print(retrieval_table(retrieval))
@@ -116,6 +123,8 @@ def main() -> None:
         print(f"retrieval target missed: {miss}", file=sys.stderr)
     if misses:
         raise SystemExit(f"{len(misses)} retrieval target(s) missed (issue 17)")
+    if missed_directions:
+        raise SystemExit(f"{len(missed_directions)} direction target(s) missed (issue 17)")
 
 
 if __name__ == "__main__":
