@@ -258,3 +258,56 @@ def test_evaluate_directions_reports_both_seed_blocks(home, tmp_path):
     assert set(report["iqr"]) == {"tuf", "r", "psep"} and report["iqr"]["tuf"] > 0
     # the untrained GAN makes no bipoles: nothing is selected, and the table says so
     assert "0 bipolar with R > 0" in " ".join(result.output.split())
+
+
+def _strengths(home):
+    from sharpseek.directions import DirectionSet, configured_strength
+    from sharpseek.inference import GeneratorModel
+    from sharpseek.store import open_store
+
+    settings = Settings(home=home, preset="tiny")
+    ds = DirectionSet.load(open_store(settings), GeneratorModel.from_settings(settings).version)
+    return {p: configured_strength(ds, p, settings.directions) for p in ds.boundaries}
+
+
+def test_show_marks_weak_directions_with_accuracy_and_calibration(home, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    result = run(home, "directions", "show")
+    assert result.exit_code == 0, result.output
+    assert "+1.5: rises" in result.output and "strength" in result.output
+    assert "weak: +1.5 alone raises the parameter in < 90%" in result.output
+    for name, strength in _strengths(home).items():
+        row = next(line for line in result.output.splitlines() if f" {name} " in line)
+        assert ("weak" in row) == strength.weak and f"{strength.accuracy:.3f}" in row
+
+
+def test_shift_along_a_weak_direction_says_so(home, tmp_path):
+    strengths = _strengths(home)
+    name = next((p for p, s in strengths.items() if s.weak), "tuf")
+    out = str(tmp_path / "s.png")
+    result = run(home, "shift", "--seed", "4", "--shift", f"{name}=1.5", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert f"{name}: {strengths[name].summary()}" in " ".join(result.output.split())
+    assert (f"the {name} direction is weak" in result.output) == strengths[name].weak
+
+
+def test_fit_by_ridge_with_eps_in_sigma_is_stored_and_refits(home, tmp_path, monkeypatch):
+    """The method is part of the recipe: changing it in the settings refits, and the stored
+    set says how it was fitted."""
+    import shutil
+
+    from sharpseek.directions import DirectionMethod, DirectionSet
+    from sharpseek.inference import GeneratorModel
+    from sharpseek.store import open_store
+
+    copy = tmp_path / "home"
+    shutil.copytree(home, copy)
+    monkeypatch.setenv("SHARPSEEK_DIRECTIONS__FIT", "ridge")
+    monkeypatch.setenv("SHARPSEEK_DIRECTIONS__STEP", "sigma")
+    result = run(copy, "directions", "fit", "--n", "240", "--calibration-n-z", "6",
+                 "--no-progress")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "skipped" not in result.output and "ridge on log parameter" in result.output
+    settings = Settings(home=copy, preset="tiny")
+    ds = DirectionSet.load(open_store(settings), GeneratorModel.from_settings(settings).version)
+    assert ds.method == DirectionMethod(fit="ridge", step="sigma") and ds.format == 2

@@ -502,3 +502,20 @@ def test_ui_command_starts_streamlit_without_its_gc_after_every_run(monkeypatch)
     (argv,) = calls
     assert argv[argv.index("--runner.postScriptGC") + 1] == "false"
     assert argv[argv.index("run") + 1] == str(cli_ui.app_path())
+
+
+def test_shift_page_marks_weak_directions_beside_their_sliders(app, ui_home):
+    """Each slider carries its direction's validation accuracy and calibration; a weak one
+    (by the settings' rule, as `sharpseek directions show` says) is labelled and warned."""
+    bench = Workbench(ui_home)
+    strengths = {p: bench.strength(p) for p in bench.shift_parameters()}
+    bench.close()
+    app.button(key="pick_4").click().run()
+    _page(app, "shift")
+    labels = {s.key: s.label for s in app.slider}
+    notes = [c.value for c in app.caption] + [w.value for w in app.warning]
+    for p, strength in strengths.items():
+        assert labels[f"eps_{p}"].endswith("· weak") == strength.weak
+        assert f"{p.upper()} direction: {strength.summary()}" in notes
+    weak = [p for p, s in strengths.items() if s.weak]
+    assert all(any(w.value.startswith(f"{p.upper()} direction") for w in app.warning) for p in weak)

@@ -137,21 +137,35 @@ def fit_cmd(
         f"{len(directions.boundaries)} parameters, N = {directions.n_samples} -> "
         f"{outcome.outputs['key']}"
     )
-    _print_table(directions, version)
+    _print_table(directions, version, settings)
 
 
-def _print_table(directions, current: str | None) -> None:
-    table = Table(title=f"directions of GAN {directions.gan_version}")
-    for column in ("parameter", "val. accuracy", "label", "threshold", "N", "calibrated"):
+def _print_table(directions, current: str | None, settings) -> None:
+    from sharpseek.directions import configured_strength
+
+    cfg = settings.directions
+    eps = cfg.strong_eps
+    table = Table(
+        title=f"directions of GAN {directions.gan_version} ({directions.method.describe()})",
+        caption=f"weak: +{eps:g} alone raises the parameter in < {cfg.strong_rise_share:.0%} "
+        f"of the calibration vectors or by a median < {cfg.strong_median_change:+.0%}",
+    )
+    columns = ("parameter", "val. accuracy", f"{eps:+g}: rises", f"{eps:+g}: median change")
+    for column in (*columns, "strength", "label", "threshold", "N"):
         table.add_column(column)
     for name, b in directions.boundaries.items():
+        strength = configured_strength(directions, name, cfg)
         table.add_row(
             name,
             f"{b.accuracy:.3f}",
+            "-" if strength.rises is None else f"{strength.rises:.0%}",
+            "-"
+            if strength.median_relative_change is None
+            else f"{strength.median_relative_change:+.0%}",
+            "[yellow]weak[/]" if strength.weak else "strong",
             b.rule.kind,
             f"{b.rule.threshold:.4g}",
             str(b.n_samples),
-            "yes" if name in directions.calibration else "no",
         )
     console.print(table)
     if current is not None and current != directions.gan_version:
@@ -169,8 +183,10 @@ def show_cmd(
     preset: PresetOpt = None,
     home: HomeOpt = None,
 ) -> None:
-    """Table of the stored directions: parameter, validation accuracy, label threshold, N,
-    GAN version (warns when they belong to another GAN version than the settings')."""
+    """Table of the stored directions: parameter, validation accuracy, what +1.5 does by the
+    calibration (how often it raises the parameter, the median change) and whether that
+    makes the direction weak, label rule and threshold, N, GAN version (warns when they
+    belong to another GAN version than the settings')."""
     from sharpseek.directions import DirectionSet
     from sharpseek.store import open_store
 
@@ -189,7 +205,7 @@ def show_cmd(
     except (FileNotFoundError, ValueError) as err:
         raise _fail(str(err)) from None
     console.print(f"directions version {directions.version}")
-    _print_table(directions, current)
+    _print_table(directions, current, settings)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -249,7 +265,9 @@ def shift_cmd(
             "requested shift: "
             + ", ".join(f"{k} eps = {v:+g}" for k, v in shifts.items())
             + (f" holding {', '.join(hold_list)}" if hold_list else "")
+            + f" ({directions.method.describe()})"
         )
+        _print_strengths(directions, shifts, settings)
     table = Table(title=f"seed {seed}: GAN {generated.gan_version}")
     for column in ("parameter", "unit", "before", "after", "change"):
         table.add_column(column)
@@ -293,6 +311,22 @@ def shift_cmd(
         ncols=2,
     )
     console.print(f"picture: {path}")
+
+
+def _print_strengths(directions, shifts: dict[str, float], settings) -> None:
+    """Beside each shifted direction: its validation accuracy and calibration; weak ones
+    warn on stderr."""
+    from sharpseek.directions import configured_strength
+
+    cfg = settings.directions
+    for name in shifts:
+        strength = configured_strength(directions, name, cfg)
+        console.print(f"  {name}: {escape(strength.summary())}")
+        if strength.weak:
+            err_console.print(
+                f"[yellow]warning:[/] the {name} direction is weak ({escape(strength.reason)}): "
+                "the shift may not move it as asked"
+            )
 
 
 def _relative(a: float, b: float) -> str:

@@ -42,6 +42,7 @@ __all__ = [
     "DirectionMethod",
     "DirectionStrength",
     "DirectionsConflict",
+    "configured_strength",
     "direction_strength",
     "orthonormal_basis",
     "regression_target",
@@ -970,6 +971,19 @@ def direction_strength(
         misses.append(f"median change {change:+.0%} < {min_median_change:+.0%}")
     return DirectionStrength(
         parameter, eps, boundary.accuracy, rises, change, bool(misses), "; ".join(misses)
+    )
+
+
+def configured_strength(directions: DirectionSet, parameter: str, cfg) -> DirectionStrength:
+    """:func:`direction_strength` by the settings' rule (``cfg`` = ``settings.directions``:
+    ``strong_eps``, ``strong_rise_share``, ``strong_median_change``): what the CLI, the UI
+    and the benchmark call a weak direction."""
+    return direction_strength(
+        directions,
+        parameter,
+        eps=cfg.strong_eps,
+        min_rise_share=cfg.strong_rise_share,
+        min_median_change=cfg.strong_median_change,
     )
 
 

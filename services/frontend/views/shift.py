@@ -112,7 +112,9 @@ def _shift_view(wb) -> None:
         with controls:
             st.caption(
                 "eps along each direction; the calibrated value is the median (16-84 %) "
-                "of that parameter over typical ARs shifted by eps."
+                "of that parameter over typical ARs shifted by eps. A direction marked weak "
+                "does not reliably move its parameter (validation accuracy and calibration "
+                "beside it)."
             )
             for p in wb.shift_parameters():
                 st.session_state.setdefault(f"eps_{p}", float(state.shifts.get(p, 0.0)))
@@ -120,8 +122,10 @@ def _shift_view(wb) -> None:
                 held = st.checkbox(
                     f"hold {p.upper()}", key=f"hold_{p}", on_change=_on_change, args=(wb,)
                 )
+                strength = wb.strength(p)
+                weak = strength is not None and strength.weak
                 eps = st.slider(
-                    f"{p.upper()} eps",
+                    f"{p.upper()} eps" + (" · weak" if weak else ""),
                     -EPS_RANGE,
                     EPS_RANGE,
                     step=0.1,
@@ -134,6 +138,9 @@ def _shift_view(wb) -> None:
                 if cal is not None:
                     unit = PARAMETER_UNITS.get(p, "")
                     st.caption(f"{p.upper()} ≈ {cal[0]:.3g} ({cal[1]:.3g}–{cal[2]:.3g}) {unit}")
+                if strength is not None:
+                    line = f"{p.upper()} direction: {strength.summary()}"
+                    (st.warning if weak else st.caption)(line)
             st.text_input("Targets", key="targets", placeholder="tuf=2x, psep=40, r>p90")
             st.button("Solve targets", key="solve", on_click=_solve, args=(wb,))
             st.button("Reset shifts", key="reset", on_click=_reset, args=(wb,))

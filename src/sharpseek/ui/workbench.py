@@ -372,6 +372,17 @@ class Workbench:
         out.seconds = time.perf_counter() - start
         return out
 
+    def strength(self, parameter: str):
+        """:class:`~sharpseek.directions.DirectionStrength` of a slider's direction by the
+        settings' rule (``directions.strong_*``): validation accuracy, what +1.5 does by the
+        calibration, weak or strong. None without directions."""
+        from sharpseek.directions import configured_strength
+
+        ds = self.directions
+        if ds is None or parameter not in ds.boundaries:
+            return None
+        return configured_strength(ds, parameter, self.settings.directions)
+
     def calibrated(self, parameter: str, eps: float) -> tuple[float, float, float] | None:
         """Median (16th, 84th percentiles) of ``parameter`` over the calibration sample
         shifted by ``eps`` along its own direction: what this slider position means in
