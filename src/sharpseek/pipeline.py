@@ -719,7 +719,12 @@ def directions_stage(
     import warnings
 
     from sharpseek.backends import InProcessBackend
-    from sharpseek.directions import DirectionMethod, DirectionSet, fit_directions
+    from sharpseek.directions import (
+        DIRECTIONS_FORMAT,
+        DirectionMethod,
+        DirectionSet,
+        fit_directions,
+    )
     from sharpseek.directions import calibrate as calibrate_directions
     from sharpseek.inference import GeneratorModel
 
@@ -732,8 +737,10 @@ def directions_stage(
     n_z = int(calibration_n_z or cfg.calibration_n_z)
     method = DirectionMethod(fit=cfg.fit, step=cfg.step, ridge_alpha=cfg.ridge_alpha)
     inputs: dict[str, Any] = {"gan_version": version, "samples": n, "seed": seed}
-    if method != DirectionMethod():  # the paper's recipe keeps the fingerprint it always had
-        inputs["method"] = asdict(method)
+    # the method and the stored format are part of the recipe: a set of an older format
+    # (no calibration of how often a shift raises its parameter) is refitted once
+    inputs["method"] = asdict(method)
+    inputs["format"] = DIRECTIONS_FORMAT
     if calibrate:
         eps = np.linspace(-cfg.calibration_eps_max, cfg.calibration_eps_max, cfg.calibration_steps)
         inputs["calibration"] = {"eps": eps.tolist(), "n_z": n_z}
