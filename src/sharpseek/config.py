@@ -269,6 +269,46 @@ class FlowSettings(BaseModel):
     )
 
 
+class FlareSettings(BaseModel):
+    """The GOES flare catalogue and the windows around each frame (:mod:`sharpseek.flares`,
+    docs/flares.md). ``source`` and ``harps`` are local paths or http(s) URLs; the hourly
+    flow loads ``source`` again and makes a new catalogue version when its content changed."""
+
+    source: str | None = Field(
+        "../shared/data/flares/goes_flares_2010_2019.csv",
+        description="flare table (the shared CSV or a NOAA/SWPC event list): path or URL, "
+        "used when present",
+    )
+    harps: str = Field(
+        "../shared/data/flares/harps_2010_2019.csv",
+        description="HARP table (HARPNUM, T_START, T_END, NOAA_ARS): path or URL",
+    )
+    lifetime_margin_hours: float = Field(
+        0.0,
+        ge=0,
+        description="a flare matches a HARP alive at its start +- this margin [h] (HARPs end "
+        "at the limb while their region may still flare)",
+    )
+    history_hours: list[int] = Field(
+        default_factory=lambda: [24], description="history windows [T_REC - h, T_REC) [h]"
+    )
+    outcome_hours: list[int] = Field(
+        default_factory=lambda: [24, 48], description="outcome windows [T_REC, T_REC + h) [h]"
+    )
+    quiet_class: str = Field(
+        "C", description="--quiet: no flare of this class or above in the outcome window"
+    )
+    timeout_s: float = Field(60.0, gt=0, description="how long to wait for a URL source [s]")
+
+    def windows(self):
+        """The :class:`sharpseek.flares.FlareWindow` list: history windows, then outcomes."""
+        from sharpseek.flares import FlareWindow
+
+        return [FlareWindow("history", h) for h in self.history_hours] + [
+            FlareWindow("outcome", h) for h in self.outcome_hours
+        ]
+
+
 # Preset values: only the fields a preset changes. A preset never hides a knob: every value
 # here is an ordinary field that env vars and overrides can still set.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -328,6 +368,7 @@ class Settings(BaseSettings):
     directions: DirectionsSettings = DirectionsSettings()
     serve: ServeSettings = ServeSettings()
     index: IndexSettings = IndexSettings()
+    flares: FlareSettings = FlareSettings()
     samples_dir: Path = Field(
         Path("../shared/data/sharp-samples"),
         description="folder of real SHARP FITS samples and the header table "

@@ -68,16 +68,19 @@ __all__ = [
     "class_threshold",
     "flare_fields",
     "flare_payloads",
+    "flare_summary",
     "flare_windows",
     "latest_flare_version",
     "load_flare_catalogue",
     "match_flares",
     "parse_record_id",
+    "payload_windows",
     "read_flare_table",
     "read_harp_table",
     "read_source",
     "save_flare_catalogue",
     "utc_to_tai",
+    "window_text",
 ]
 
 #: Peak 1-8 A flux [W m^-2] of class 1.0 of each GOES letter (X1.0 = 1e-4 W m^-2).
@@ -772,3 +775,39 @@ def flare_payloads(summary: pd.DataFrame, windows: Sequence[FlareWindow]) -> lis
     keys = list(flare_fields(windows))
     columns = [summary[k].tolist() for k in keys]
     return [dict(zip(keys, values, strict=True)) for values in zip(*columns, strict=True)]
+
+
+_WINDOW_KEY = re.compile(r"^(history|outcome)_(\d+)h_(status|max_class|max_flux|c|m)$")
+
+
+def payload_windows(payload: dict[str, Any]) -> list[FlareWindow]:
+    """The flare windows a payload (or a hit's row) holds fields of, history first."""
+    found = {(m.group(1), int(m.group(2))) for m in map(_WINDOW_KEY.match, map(str, payload)) if m}
+    return [FlareWindow(kind, hours) for kind, hours in sorted(found)]
+
+
+def window_text(payload: dict[str, Any], window: FlareWindow) -> str:
+    """One window in words: ``"X9.3 (3 >=M, 10 >=C)"``, ``"no flare >=C"`` or ``"unknown"``.
+
+    >>> window_text({"outcome_24h_status": "known", "outcome_24h_max_class": "M7.3",
+    ...              "outcome_24h_m": 5, "outcome_24h_c": 7}, FlareWindow("outcome", 24))
+    'M7.3 (5 >=M, 7 >=C)'
+    """
+    name = window.name
+    if payload.get(f"{name}_status") != "known":
+        return "unknown"
+    c, m = payload.get(f"{name}_c") or 0, payload.get(f"{name}_m") or 0
+    largest = payload.get(f"{name}_max_class") or "none"
+    if not c:
+        return "no flare >=C" if largest == "none" else f"{largest} (no flare >=C)"
+    return f"{largest} ({int(m)} >=M, {int(c)} >=C)"
+
+
+def flare_summary(payload: dict[str, Any]) -> str:
+    """Every window of a payload in one line (``""`` when it holds no flare fields), e.g.
+    ``"24 h before: X9.3 (3 >=M, 10 >=C); 24 h after: M7.3 (5 >=M, 7 >=C)"``."""
+    parts = []
+    for window in payload_windows(payload):
+        side = "before" if window.kind == "history" else "after"
+        parts.append(f"{window.hours} h {side}: {window_text(payload, window)}")
+    return "; ".join(parts)

@@ -42,6 +42,19 @@ import numpy as np
 import pandas as pd
 
 from sharpseek.config import Settings
+from sharpseek.dataset import DEFINITIVE_SERIES, NRT_SERIES
+from sharpseek.flares import (
+    LoadResult,
+    flare_fields,
+    flare_payloads,
+    flare_windows,
+    latest_flare_version,
+    load_flare_catalogue,
+    read_flare_table,
+    read_harp_table,
+    read_source,
+    save_flare_catalogue,
+)
 from sharpseek.store import ObjectStore, open_store
 
 log = logging.getLogger(__name__)
@@ -71,6 +84,10 @@ __all__ = [
     "commit_ingest",
     "files_digest",
     "fingerprint",
+    "flares_stage",
+    "frame_flares",
+    "load_flares",
+    "update_flare_payloads",
     "plan_ingest_jsoc",
     "open_settings_index",
     "plan_index",
@@ -1137,6 +1154,7 @@ class IndexOutcome:
     replaced: int = 0
     superseded: int = 0
     per_dataset: dict[str, int] = field(default_factory=dict)
+    flare_payloads: int = 0  # frames given their flare history and outcome (a catalogue held)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -1222,9 +1240,126 @@ def apply_index_plan(
         live = index.live()
         outcome.live_after = live.name if live is not None else None
         outcome.points_after = index.count() if live is not None else 0
+        if live is not None and latest_flare_version(store) is not None:
+            # new frames get their flare history and outcome from the catalogue held
+            outcome.flare_payloads = update_flare_payloads(settings, index=index)["written"]
     finally:
         index.close()
     return outcome
+
+
+# ----------------------------------------------------------------------------------------------
+# flares: the catalogue and the index payloads
+# ----------------------------------------------------------------------------------------------
+def load_flares(
+    settings: Settings, source: str | Path | None = None, *, harps: str | Path | None = None
+) -> LoadResult:
+    """Read a flare table (``source``, default ``settings.flares.source``: a path or URL) and
+    the HARP table (``settings.flares.harps``), match them and store a new catalogue version
+    when the content changed. A bad file raises :class:`~sharpseek.flares.FlareCatalogueError`
+    before anything is written."""
+    location = source if source is not None else settings.flares.source
+    if location is None:
+        raise ValueError("no flare table: give FILE or set SHARPSEEK_FLARES__SOURCE")
+    harps_location = harps if harps is not None else settings.flares.harps
+    timeout = settings.flares.timeout_s
+    flares = read_flare_table(read_source(location, timeout_s=timeout), str(location))
+    harp_table = read_harp_table(
+        read_source(harps_location, timeout_s=timeout), str(harps_location)
+    )
+    return save_flare_catalogue(
+        open_store(settings),
+        flares,
+        harp_table,
+        source=str(location),
+        harps_source=str(harps_location),
+        margin_hours=settings.flares.lifetime_margin_hours,
+    )
+
+
+def frame_flares(settings: Settings, harpnums: Any, t_recs: Any, *, version: str | None = None):
+    """History and outcome (:func:`sharpseek.flares.flare_windows`) of any frames, from the
+    store's catalogue (latest, or ``version``) and the settings' windows."""
+    catalogue = load_flare_catalogue(open_store(settings), version)
+    return flare_windows(catalogue, harpnums, t_recs, settings.flares.windows())
+
+
+def update_flare_payloads(settings: Settings, *, index=None) -> dict[str, Any]:
+    """Give every real frame of the live index its flare history and outcome from the
+    latest catalogue, writing only the frames whose flare fields differ (a frame added since,
+    or every frame after a new catalogue version); vectors are untouched. Synthetic frames
+    get none. Returns counts: ``frames`` (real frames seen), ``written``, ``known`` (frames
+    whose first outcome window is known), ``version``."""
+    catalogue = load_flare_catalogue(open_store(settings))
+    windows = settings.flares.windows()
+    fields = flare_fields(windows)
+    own = index is None
+    index = open_settings_index(settings) if own else index
+    try:
+        if index.live() is None:
+            return {"frames": 0, "written": 0, "known": 0, "version": catalogue.version}
+        stored = [
+            row
+            for row in index.scan(["series", "harpnum", "t_rec", *fields])
+            if str(row.get("series")) in (DEFINITIVE_SERIES, NRT_SERIES)
+        ]
+        if not stored:
+            return {"frames": 0, "written": 0, "known": 0, "version": catalogue.version}
+        t_recs = pd.to_datetime([str(r["t_rec"]).rstrip("Z") for r in stored]).to_numpy(
+            "datetime64[s]"
+        )
+        summary = flare_windows(catalogue, [int(r["harpnum"]) for r in stored], t_recs, windows)
+        new = flare_payloads(summary, windows)
+        changed = {
+            row["record_id"]: values
+            for row, values in zip(stored, new, strict=True)
+            if any(row.get(k) != v for k, v in values.items())
+        }
+        written = index.update_payloads(changed, fields=fields) if changed else 0
+        first_outcome = next((w for w in windows if w.kind == "outcome"), windows[0])
+        known = int((summary[f"{first_outcome.name}_status"] == "known").sum())
+        return {
+            "frames": len(stored),
+            "written": written,
+            "known": known,
+            "version": catalogue.version,
+        }
+    finally:
+        if own:
+            index.close()
+
+
+def flares_stage(settings: Settings, source: str | Path | None = None) -> StageOutcome:
+    """Load the flare table (``source`` or ``settings.flares.source``; a new catalogue
+    version only when its content changed), then bring the live index's flare payloads up to
+    date. Used by ``sharpseek flares load`` and the hourly flow."""
+    location = source if source is not None else settings.flares.source
+    if location is None or (
+        not str(location).startswith(("http://", "https://")) and not Path(location).is_file()
+    ):
+        return StageOutcome("flares", True, "", {}, f"no flare table at {location}; skipped")
+    loaded = load_flares(settings, location)
+    payloads = update_flare_payloads(settings)
+    outputs = {
+        "version": loaded.catalogue.version,
+        "created": loaded.created,
+        **{f"flares_{k}": v for k, v in loaded.counts.items()},
+        "payloads": payloads,
+    }
+    verb = "new catalogue version" if loaded.created else "catalogue unchanged"
+    message = (
+        f"{verb} {loaded.catalogue.version}: {loaded.counts['flares']} flares, "
+        f"{loaded.counts['by_harpnum']} matched by HARPNUM, {loaded.counts['by_noaa']} by NOAA, "
+        f"{loaded.counts['unmatched']} unmatched; {payloads['written']} of "
+        f"{payloads['frames']} real frames' payloads written"
+    )
+    return StageOutcome(
+        "flares",
+        not loaded.created and not payloads["written"],
+        loaded.catalogue.info.get("digest", ""),
+        outputs,
+        message,
+    )
 
 
 def run_index_plan(

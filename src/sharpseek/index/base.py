@@ -10,6 +10,7 @@ drop a collection, read and switch the alias, write, delete, look up, count and 
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from abc import ABC, abstractmethod
@@ -357,6 +358,23 @@ class VectorIndex(ABC):
     def _retrieve(self, name: str, ids: list[str], with_vector: bool) -> list[tuple]:
         """(id, payload, vector or None) of the stored ``ids``."""
 
+    def _scroll(self, name: str, offset: Any, limit: int) -> tuple[list[tuple[str, dict]], Any]:
+        """One page of (point id, payload) of ``name`` from ``offset`` (None: the start) and
+        the next page's offset (None after the last page)."""
+        raise NotImplementedError
+
+    def _set_payload(self, name: str, ids: list[str], payload: dict[str, Any]) -> None:
+        """Set the keys of ``payload`` on the points ``ids`` (other keys untouched)."""
+        raise NotImplementedError
+
+    def _delete_payload(self, name: str, ids: list[str], keys: list[str]) -> None:
+        """Remove ``keys`` from the payloads of the points ``ids``."""
+        raise NotImplementedError
+
+    def _add_field_index(self, name: str, key: str, kind: str) -> None:
+        """Create the payload index of ``key`` (a :data:`FIELD_KINDS` kind) in ``name``."""
+        raise NotImplementedError
+
     def _size(self, name: str) -> int:
         """Number of points, for the exact-or-HNSW choice (may be a little stale)."""
         return self._count(name)
@@ -640,6 +658,75 @@ class VectorIndex(ABC):
             self._delete(name, stale[start : start + self.config.batch_size])
         result.replaced = len(stale)
         return result
+
+    def scan(self, keys: Sequence[str], *, page: int = 2000) -> Iterator[dict[str, Any]]:
+        """The payload fields ``keys`` (plus ``record_id``) of every point of the live
+        collection, page by page (bounded memory); a field a point lacks is None."""
+        name, _ = self._require_live(None)
+        wanted = ["record_id", *[k for k in keys if k != "record_id"]]
+        offset: Any = None
+        while True:
+            rows, offset = self._scroll(name, offset, page)
+            for _, payload in rows:
+                yield {k: (payload or {}).get(k) for k in wanted}
+            if offset is None:
+                return
+
+    def update_payloads(
+        self, payloads: Mapping[str, Mapping[str, Any]], *, fields: Mapping[str, str]
+    ) -> int:
+        """Set payload fields of stored points in the live collection, vectors untouched.
+
+        Parameters
+        ----------
+        payloads : mapping record id -> {field: value}
+            The fields to set on each record; a None value removes the field (a range
+            filter then never matches it). Records the collection lacks are left out.
+        fields : mapping field -> kind
+            Payload indexes these fields need; created where the collection lacks them (and
+            recorded in its info), so the fields can be filtered on.
+
+        Returns the number of points written. Points with the same new fields are written
+        in one request.
+        """
+        for key, kind in fields.items():
+            if kind not in FIELD_KINDS:
+                raise ValueError(f"field {key!r}: unknown kind {kind!r}; choose {FIELD_KINDS}")
+        name, _ = self._require_live(None)
+        self._begin_write(name)
+        try:
+            info = self._read_info(name) or self._info(name, fresh=True)
+            missing = {k: v for k, v in fields.items() if k not in info.fields}
+            for key, kind in missing.items():
+                self._add_field_index(name, key, kind)
+            if missing:
+                self._write_info(name, replace(info, fields={**info.fields, **missing}))
+                self._info_cache.pop(name, None)
+            ids = {point_id(rid): rid for rid in payloads}
+            present = self._existing_chunked(name, list(ids))
+            groups: dict[str, tuple[dict[str, Any], list[str]]] = {}
+            removals: dict[tuple[str, ...], list[str]] = {}
+            for pid in present:
+                values = payloads[ids[pid]]
+                kept = {k: v for k, v in values.items() if v is not None}
+                text = json.dumps(kept, sort_keys=True, default=str)
+                groups.setdefault(text, (kept, []))[1].append(pid)
+                gone = tuple(sorted(k for k, v in values.items() if v is None))
+                if gone:
+                    removals.setdefault(gone, []).append(pid)
+            for kept, pids in groups.values():
+                for start in range(0, len(pids), self.config.batch_size):
+                    chunk = pids[start : start + self.config.batch_size]
+                    if kept:
+                        self._set_payload(name, chunk, kept)
+            for keys, pids in removals.items():
+                for start in range(0, len(pids), self.config.batch_size):
+                    self._delete_payload(
+                        name, pids[start : start + self.config.batch_size], list(keys)
+                    )
+        finally:
+            self._flush(name)
+        return len(present)
 
     @staticmethod
     def _twin(points: Points, i: int, series: str) -> str:

@@ -428,6 +428,20 @@ class EdgeIndex(VectorIndex):
         records = self._shard(name).retrieve(list(ids), with_payload=False, with_vector=False)
         return {str(r.id) for r in records}
 
+    def _scroll(self, name: str, offset: Any, limit: int) -> tuple[list[tuple[str, dict]], Any]:
+        request = qe.ScrollRequest(offset=offset, limit=limit, with_payload=True, with_vector=False)
+        records, after = self._shard(name).scroll(request)
+        return [(str(r.id), r.payload or {}) for r in records], after
+
+    def _set_payload(self, name: str, ids: list[str], payload: dict[str, Any]) -> None:
+        self._shard(name).update(qe.UpdateOperation.set_payload(list(ids), dict(payload)))
+
+    def _delete_payload(self, name: str, ids: list[str], keys: list[str]) -> None:
+        self._shard(name).update(qe.UpdateOperation.delete_payload(list(ids), list(keys)))
+
+    def _add_field_index(self, name: str, key: str, kind: str) -> None:
+        self._shard(name).update(qe.UpdateOperation.create_field_index(key, _SCHEMA[kind]))
+
     def _count(self, name: str) -> int:
         if name not in self._work:
             current = self._generation(name)

@@ -19,6 +19,7 @@ import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from qdrant_client import QdrantClient
@@ -175,6 +176,24 @@ class ServerIndex(VectorIndex):
         with _gone(name):
             records = self.client.retrieve(name, list(ids), with_payload=False, with_vectors=False)
         return {str(r.id) for r in records}
+
+    def _scroll(self, name: str, offset: Any, limit: int) -> tuple[list[tuple[str, dict]], Any]:
+        with _gone(name):
+            records, after = self.client.scroll(
+                name, limit=limit, offset=offset, with_payload=True, with_vectors=False
+            )
+        return [(str(r.id), r.payload or {}) for r in records], after
+
+    def _set_payload(self, name: str, ids: list[str], payload: dict[str, Any]) -> None:
+        with _gone(name):
+            self.client.set_payload(name, payload=dict(payload), points=list(ids), wait=True)
+
+    def _delete_payload(self, name: str, ids: list[str], keys: list[str]) -> None:
+        with _gone(name):
+            self.client.delete_payload(name, keys=list(keys), points=list(ids), wait=True)
+
+    def _add_field_index(self, name: str, key: str, kind: str) -> None:
+        self.client.create_payload_index(name, key, _SCHEMA[kind], wait=True)
 
     def _count(self, name: str) -> int:
         with _gone(name):
