@@ -62,6 +62,10 @@ def _register_directions() -> None:
 
 _register_directions()
 
+from sharpseek.cli_flares import register as _register_flares  # noqa: E402
+
+_register_flares(app)
+
 console = Console()
 
 

@@ -331,9 +331,15 @@ def _filter(
     hemisphere: str | None,
     latitude: str | None,
     mu: str | None,
+    flares: dict[str, str | None] | None = None,
 ):
     from sharpseek.index import SearchFilter
 
+    flares = flares or {}
+    within = flares.get("within")
+    if within and not (flares.get("history") or flares.get("outcome")):
+        raise ValueError("--within applies to --history or --outcome; give one of them")
+    window = within or "24h"
     parsed = {}
     for item in ranges:
         if "=" not in item:
@@ -348,6 +354,9 @@ def _filter(
         hemisphere=hemisphere,
         latitude=_range(latitude, "--lat") if latitude else None,
         mu=_range(mu, "--mu") if mu else None,
+        history=(flares["history"], window) if flares.get("history") else None,
+        outcome=(flares["outcome"], window) if flares.get("outcome") else None,
+        quiet=(flares["quiet"], flares["quiet_class"]) if flares.get("quiet") else None,
     )
     return None if spec.is_empty() else spec
 
@@ -390,6 +399,24 @@ def search_cmd(
     hemisphere: Annotated[str | None, typer.Option("--hemisphere", help="north or south")] = None,
     lat: Annotated[str | None, typer.Option("--lat", help="LAT_FWT low:high [deg]")] = None,
     mu: Annotated[str | None, typer.Option("--mu", help="mu low:high")] = None,
+    history: Annotated[
+        str | None,
+        typer.Option("--history", help="a flare of this class or above before T_REC, e.g. M+"),
+    ] = None,
+    outcome: Annotated[
+        str | None,
+        typer.Option("--outcome", help="a flare of this class or above after T_REC, e.g. M+"),
+    ] = None,
+    within: Annotated[
+        str | None,
+        typer.Option("--within", help="window of --history / --outcome, e.g. 24h (default)"),
+    ] = None,
+    quiet: Annotated[
+        str | None,
+        typer.Option(
+            "--quiet", help="no flare >= settings.flares.quiet_class (C) within this, e.g. 48h"
+        ),
+    ] = None,
     method: Annotated[
         str,
         typer.Option(
@@ -426,7 +453,14 @@ def search_cmd(
     if units not in ("gauss", "model"):
         raise _fail(f"--units {units!r}: choose gauss or model")
     try:
-        spec = _filter(ranges, start, end, harp, noaa, hemisphere, lat, mu)
+        flare_spec = {
+            "history": history,
+            "outcome": outcome,
+            "within": within,
+            "quiet": quiet,
+            "quiet_class": settings.flares.quiet_class,
+        }
+        spec = _filter(ranges, start, end, harp, noaa, hemisphere, lat, mu, flare_spec)
         shifts = parse_shifts(shift)
         with Searcher(settings) as searcher:
             if seed is not None:
@@ -475,9 +509,10 @@ def search_cmd(
         noaa_text = ",".join(map(str, row["noaa_ars"])) or "—"
         where = row["jsoc_url"] or "synthetic record"
         native = {n: row[f"match_{n}"] for n in CARD_NATIVE_PARAMETERS}
+        flares = f"\nflares: {row['flares']}" if row.get("flares") else ""
         table.add_row(
             str(row["rank"]),
-            f"{row['record_id']}\nNOAA {noaa_text}, mu {_cell(row['mu'])}\n{where}",
+            f"{row['record_id']}\nNOAA {noaa_text}, mu {_cell(row['mu'])}\n{where}{flares}",
             f"{row['distance']:.3f}",
             *[
                 f"{_cell(row[f'query_{n}'])}\n{_cell(row[f'match_{n}'])}"

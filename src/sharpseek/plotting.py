@@ -298,3 +298,46 @@ def polarity_rgb(
             rgb[max(y - 1, 0) : y + 2, max(x - 1, 0) : x + 2] = (0, 0, 0)
             rgb[y, x] = (0, 220, 230)
     return _upscale(rgb, zoom)
+
+
+def flare_timeline_figure(
+    catalogue, harpnum: int, t_rec, windows, path: str | Path, *, days: float = 3.0
+) -> Path:
+    """A HARP's flares (stems at their start, height = peak 1-8 A flux, log scale) around one
+    frame, with the frame's history (grey) and outcome (orange) windows shaded; time in TAI
+    hours from T_REC. ``catalogue``: a :class:`sharpseek.flares.FlareCatalogue`."""
+    t0 = np.datetime64(t_rec, "s")
+    span = np.timedelta64(int(days * 86400), "s")
+    flares = catalogue.matched[catalogue.matched["harpnum"] == int(harpnum)]
+    starts = flares["start_tai"].to_numpy("datetime64[s]")
+    near = (starts >= t0 - span) & (starts < t0 + span)
+    hours = (starts[near] - t0).astype(float) / 3600.0
+    flux = flares["peak_flux"].to_numpy(float)[near]
+    classes = flares["goes_class"].to_numpy()[near]
+    fig, ax = plt.subplots(figsize=(9, 3.6))
+    outcome_hours = sorted(w.hours for w in windows if w.kind == "outcome")
+    for w in windows:
+        lo, hi = (o.astype(float) / 3600.0 for o in w.offsets())
+        colour = "0.6" if w.kind == "history" else "tab:orange"
+        alpha = 0.25 if w.kind == "history" or w.hours == outcome_hours[0] else 0.12
+        ax.axvspan(lo, hi, color=colour, alpha=alpha, lw=0, label=f"{w.name.replace('_', ' ')}")
+    ax.vlines(hours, 1e-8, flux, color="k", lw=1)
+    ax.scatter(hours, flux, s=14, color="k", zorder=3)
+    for h, f, c in zip(hours, flux, classes, strict=True):
+        if f >= 5e-5:  # X and the larger M flares: more labels would overlap
+            ax.annotate(c, (h, f), textcoords="offset points", xytext=(2, 3), fontsize=7)
+    ax.axvline(0, color="tab:blue", lw=1.5, label="T_REC (the frame)")
+    ax.set_yscale("log")
+    ax.set_ylim(1e-7, max(1e-3, float(flux.max()) * 3 if flux.size else 1e-3))
+    for letter, level in (("C", 1e-6), ("M", 1e-5), ("X", 1e-4)):
+        ax.axhline(level, color="0.8", lw=0.6, zorder=0)
+        ax.text(days * 24, level, f" {letter}", va="center", fontsize=8)
+    ax.set_xlim(-days * 24, days * 24)
+    ax.set_xlabel("hours from T_REC (TAI; flares at their GOES start)")
+    ax.set_ylabel("peak 1-8 A flux [W m$^{-2}$]")
+    ax.set_title(
+        f"HARP {int(harpnum)}, frame {t0} TAI: flares of catalogue {catalogue.version}",
+        fontsize=10,
+    )
+    ax.legend(loc="upper left", fontsize=7, ncols=2)
+    return _save(fig, path)

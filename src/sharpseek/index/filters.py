@@ -28,6 +28,7 @@ from typing import Any, Literal, NamedTuple
 
 import pandas as pd
 
+from sharpseek.flares import class_threshold
 from sharpseek.index.points import rfc3339
 
 __all__ = ["Condition", "SearchFilter", "to_tai"]
@@ -76,6 +77,15 @@ class SearchFilter:
     exclude_regions : sequence of str
         Leave these regions out (``region`` keys, e.g. ``synthetic:12`` or
         ``hmi.sharp_cea_720s:377``): the region a query frame came from.
+    history : (class, hours)
+        A flare of this class or above (``"M+"``) in the ``hours`` before T_REC
+        (:mod:`sharpseek.flares`; frames whose window is unknown never match).
+    outcome : (class, hours)
+        A flare of this class or above in the ``hours`` from T_REC on. An outcome describes
+        what happened after the observation: a label to filter by, never a feature.
+    quiet : (hours, class)
+        No flare of ``class`` or above (default C) in the ``hours`` from T_REC on; unknown
+        windows never count as quiet.
 
     Examples
     --------
@@ -94,8 +104,26 @@ class SearchFilter:
     equals: Mapping[str, Any] = field(default_factory=dict)
     exclude_harpnums: Sequence[int] | None = None
     exclude_regions: Sequence[str] | None = None
+    history: tuple[str, int] | None = None
+    outcome: tuple[str, int] | None = None
+    quiet: tuple[int, str] | None = None
 
     def __post_init__(self) -> None:
+        for name in ("history", "outcome"):
+            value = getattr(self, name)
+            if value is not None:
+                if isinstance(value, str) or not isinstance(value, Sequence) or len(value) != 2:
+                    raise ValueError(f"{name} must be a (class, hours) pair, got {value!r}")
+                cls, hours = value
+                class_threshold(cls)  # checks it
+                object.__setattr__(self, name, (str(cls).strip().upper(), _hours(hours, name)))
+        if self.quiet is not None:
+            value = self.quiet
+            if isinstance(value, str) or not isinstance(value, Sequence) or len(value) != 2:
+                raise ValueError(f"quiet must be an (hours, class) pair, got {value!r}")
+            hours, cls = value
+            class_threshold(cls)
+            object.__setattr__(self, "quiet", (_hours(hours, "quiet"), str(cls).strip().upper()))
         ranges = {}
         for key, bounds in dict(self.ranges).items():
             ranges[str(key)] = _pair(bounds, f"range of {key!r}")
@@ -173,6 +201,16 @@ class SearchFilter:
             must_not.append(_any("harpnum", self.exclude_harpnums, fields))
         if self.exclude_regions is not None:
             must_not.append(_any("region", self.exclude_regions, fields))
+        for kind in ("history", "outcome"):
+            value = getattr(self, kind)
+            if value is not None:
+                cls, hours = value
+                key = _flare_key(kind, hours, fields)
+                must.append(Condition(key, "range", {"gte": class_threshold(cls) * (1 - 1e-9)}))
+        if self.quiet is not None:
+            hours, cls = self.quiet
+            key = _flare_key("outcome", hours, fields)
+            must.append(Condition(key, "range", {"lt": class_threshold(cls) * (1 - 1e-9)}))
         return must, must_not
 
     def is_empty(self) -> bool:
@@ -191,6 +229,9 @@ class SearchFilter:
                     "mu",
                     "exclude_harpnums",
                     "exclude_regions",
+                    "history",
+                    "outcome",
+                    "quiet",
                 )
             )
         )
@@ -220,6 +261,25 @@ def to_tai(value: Bound) -> pd.Timestamp:
 
 
 # ----------------------------------------------------------------------------------------------
+def _hours(value: Any, what: str) -> int:
+    """Whole hours from ``24``, ``"24"`` or ``"24h"``."""
+    text = str(value).strip().lower().removesuffix("h").strip()
+    if isinstance(value, bool) or not text.isdigit() or int(text) <= 0:
+        raise ValueError(f"{what}: window {value!r} is not a whole number of hours (e.g. 24h)")
+    return int(text)
+
+
+def _flare_key(kind: str, hours: int, fields: Mapping[str, str]) -> str:
+    key = f"{kind}_{hours}h_max_flux"
+    if key not in fields:
+        held = sorted({k.rsplit("_max_flux", 1)[0] for k in fields if k.endswith("_max_flux")})
+        raise ValueError(
+            f"the index holds no {hours} h {kind} window of flares "
+            + (f"(it holds {held})" if held else "(load a catalogue: sharpseek flares load FILE)")
+        )
+    return key
+
+
 def _pair(bounds: Any, what: str) -> tuple[Bound, Bound]:
     if isinstance(bounds, str) or not isinstance(bounds, Sequence) or len(bounds) != 2:
         raise ValueError(f"{what} must be a (low, high) pair, got {bounds!r}")

@@ -1,0 +1,237 @@
+"""``sharpseek flares ...``: the GOES flare catalogue beside the index (docs/flares.md).
+
+A thin shell over :mod:`sharpseek.flares` and the flare steps of :mod:`sharpseek.pipeline`.
+Every error a user can cause ends in one line and exit code 2, nothing written.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from sharpseek.cli_common import HomeOpt, PresetOpt, settings_from
+
+flares_app = typer.Typer(
+    help="GOES flares: history and outcome beside every real SHARP (docs/flares.md).",
+    no_args_is_help=True,
+)
+console = Console()
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
+
+
+def _fail(message: str) -> typer.Exit:
+    console.print(f"[red]error:[/] {escape(message)}", soft_wrap=True)
+    return typer.Exit(code=2)
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from sharpseek.store import StoreError
+
+    return (ValueError, KeyError, FileNotFoundError, StoreError, OSError)
+
+
+@flares_app.command("load")
+def load_cmd(
+    file: Annotated[str, typer.Argument(help="flare table: the shared CSV or an SWPC event list")],
+    harps: Annotated[
+        str | None, typer.Option("--harps", help="HARP table (default settings.flares.harps)")
+    ] = None,
+    list_unmatched: Annotated[
+        bool, typer.Option("--list-unmatched", help="print every unmatched row")
+    ] = False,
+    index: Annotated[
+        bool, typer.Option("--index/--no-index", help="then update the live index's payloads")
+    ] = True,
+    as_json: JsonOpt = False,
+    preset: PresetOpt = None,
+    home: HomeOpt = None,
+) -> None:
+    """Load a flare table as a new catalogue version (when its content changed), match its
+    flares to HARPs, then give the live index's real frames their history and outcome."""
+    from sharpseek.pipeline import load_flares, update_flare_payloads
+
+    settings = settings_from(preset, home)
+    if not file.startswith(("http://", "https://")) and not Path(file).is_file():
+        raise _fail(f"flare table {file} does not exist")
+    try:
+        loaded = load_flares(settings, file, harps=harps)
+        payloads = update_flare_payloads(settings) if index else None
+    except _user_errors() as err:
+        raise _fail(str(err.args[0]) if isinstance(err, KeyError) else str(err)) from None
+    catalogue = loaded.catalogue
+    unmatched = catalogue.unmatched
+    if as_json:
+        rows = [
+            {
+                "row": int(r.row),
+                "start_utc": str(r.start_utc),
+                "class": r.goes_class,
+                "noaa": int(r.noaa),
+                "reported_harpnum": int(r.sharp),
+                "reason": r.reason,
+            }
+            for r in unmatched.itertuples()
+        ]
+        out = {
+            "version": catalogue.version,
+            "created": loaded.created,
+            "coverage_tai": catalogue.info.get("coverage_tai"),
+            "counts": loaded.counts,
+            "payloads": payloads,
+            "unmatched": rows,
+        }
+        typer.echo(json.dumps(out, indent=1, default=str))
+        return
+    verb = "new version" if loaded.created else "unchanged: the latest version holds this content"
+    counts = loaded.counts
+    console.print(f"flare catalogue {catalogue.version} ({verb})")
+    console.print(
+        f"{counts['flares']} flares: {counts['by_harpnum']} matched by HARPNUM, "
+        f"{counts['by_noaa']} by NOAA number, {counts['unmatched']} unmatched "
+        f"(HARP table: {counts['harps']} HARPs); covers "
+        + " .. ".join(catalogue.info["coverage_tai"])
+        + " TAI"
+    )
+    if len(unmatched):
+        reasons = unmatched["reason"].str.replace(r"NOAA \d+", "NOAA n", regex=True)
+        for reason, n in reasons.value_counts().items():
+            console.print(f"  unmatched: {n} x {reason}")
+        shown = unmatched if list_unmatched else unmatched.head(10)
+        table = Table("row", "start (UTC)", "class", "NOAA", "reason")
+        for r in shown.itertuples():
+            table.add_row(str(r.row), str(r.start_utc), r.goes_class, str(r.noaa), r.reason)
+        console.print(table)
+        if not list_unmatched and len(unmatched) > len(shown):
+            console.print(f"  ... {len(unmatched) - len(shown)} more (--list-unmatched)")
+    if payloads is not None:
+        console.print(
+            f"index: {payloads['written']} of {payloads['frames']} real frames' flare payloads "
+            f"written ({payloads['known']} with a known outcome)"
+        )
+
+
+def _record_flares(settings, record_ids: list[str], version: str | None) -> list[dict[str, Any]]:
+    from sharpseek.flares import load_flare_catalogue, parse_record_id, window_text
+    from sharpseek.pipeline import frame_flares
+    from sharpseek.store import open_store
+
+    parsed = [parse_record_id(r) for r in record_ids]
+    harps = [p[1] for p in parsed]
+    t_recs = [p[2] for p in parsed]
+    summary = frame_flares(settings, harps, t_recs, version=version)
+    catalogue = load_flare_catalogue(open_store(settings), summary["flare_catalogue"].iloc[0])
+    windows = settings.flares.windows()
+    out = []
+    for i, rid in enumerate(record_ids):
+        row = summary.iloc[i].to_dict()
+        entry: dict[str, Any] = {
+            "record_id": rid,
+            "harpnum": harps[i],
+            "t_rec_tai": str(t_recs[i]),
+            "catalogue": row["flare_catalogue"],
+            "windows": {},
+        }
+        for window in windows:
+            name = window.name
+            start, end = (t_recs[i] + o for o in window.offsets())
+            entry["windows"][name] = {
+                "kind": window.kind,
+                "from_tai": str(start),
+                "until_tai": str(end),
+                "status": row[f"{name}_status"],
+                "largest": row[f"{name}_max_class"],
+                "peak_flux_w_m2": row[f"{name}_max_flux"],
+                "count_c_or_above": row[f"{name}_c"],
+                "count_m_or_above": row[f"{name}_m"],
+                "unknown_because": row[f"{name}_reason"] or None,
+                "text": window_text(row, window),
+            }
+        lo = min(t_recs[i] + w.offsets()[0] for w in windows)
+        hi = max(t_recs[i] + w.offsets()[1] for w in windows)
+        near = catalogue.matched[
+            (catalogue.matched["harpnum"] == harps[i])
+            & (catalogue.matched["start_tai"] >= lo)
+            & (catalogue.matched["start_tai"] < hi)
+        ]
+        entry["flares"] = [
+            {
+                "start_utc": str(f.start_utc),
+                "start_tai": str(f.start_tai),
+                "class": f.goes_class,
+                "noaa": int(f.noaa),
+                "matched_by": f.matched_by,
+            }
+            for f in near.itertuples()
+        ]
+        out.append(entry)
+    return out
+
+
+@flares_app.command("show")
+def show_cmd(
+    record_ids: Annotated[
+        list[str], typer.Argument(help="record ids series:HARPNUM:YYYYMMDD_HHMMSS_TAI")
+    ],
+    version: Annotated[
+        str | None, typer.Option("--version", help="catalogue version (default: the latest)")
+    ] = None,
+    as_json: JsonOpt = False,
+    preset: PresetOpt = None,
+    home: HomeOpt = None,
+) -> None:
+    """Each record's flare history and outcome (outcomes happened after the observation:
+    labels, never features of it)."""
+    settings = settings_from(preset, home)
+    try:
+        records = _record_flares(settings, record_ids, version)
+    except _user_errors() as err:
+        raise _fail(str(err)) from None
+    if as_json:
+        typer.echo(json.dumps({"records": records}, indent=1, default=str))
+        return
+    for entry in records:
+        console.print(f"[bold]{escape(entry['record_id'])}[/] (catalogue {entry['catalogue']})")
+        for name, window in entry["windows"].items():
+            why = f" ({window['unknown_because']})" if window["unknown_because"] else ""
+            console.print(
+                f"  {name:12s} [{window['from_tai']}, {window['until_tai']}) TAI: "
+                f"{escape(window['text'])}{escape(why)}"
+            )
+        for flare in entry["flares"]:
+            console.print(f"    {flare['class']:6s} started {flare['start_utc']} UTC")
+
+
+@flares_app.command("plot")
+def plot_cmd(
+    record_id: Annotated[str, typer.Argument(help="record id series:HARPNUM:T_REC")],
+    out: Annotated[Path | None, typer.Option("--out", help="PNG (default <home>/figures)")] = None,
+    days: Annotated[float, typer.Option("--days", min=0.5, help="days shown either side")] = 3.0,
+    preset: PresetOpt = None,
+    home: HomeOpt = None,
+) -> None:
+    """A timeline of the record's HARP: its flares (peak class) and the frame's windows."""
+    from sharpseek.flares import load_flare_catalogue, parse_record_id
+    from sharpseek.plotting import flare_timeline_figure
+    from sharpseek.store import open_store
+
+    settings = settings_from(preset, home)
+    try:
+        _, harpnum, t_rec = parse_record_id(record_id)
+        catalogue = load_flare_catalogue(open_store(settings))
+        path = out or settings.figures_dir / f"flares-{harpnum}-{str(t_rec).replace(':', '')}.png"
+        flare_timeline_figure(catalogue, harpnum, t_rec, settings.flares.windows(), path, days=days)
+    except _user_errors() as err:
+        raise _fail(str(err)) from None
+    console.print(f"timeline: {path}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``flares`` to the ``sharpseek`` app."""
+    app.add_typer(flares_app, name="flares")
