@@ -19,9 +19,12 @@ Flows (deployments in ``flows/prefect.yaml``; docs/pipeline.md):
     a new collection for a new encoder, the missing frames otherwise
 ``archives_flow``, ``evaluate_flow``
     TorchServe model archives; the quality report
+``flares_flow``
+    a newer flare table (``settings.flares.source``, path or URL) as a catalogue version,
+    then the index's flare payloads
 ``ingest_and_reindex_flow``
     the hourly job: definitive records after the newest held, near-real-time ones for
-    recent days, then the index update
+    recent days, then the index update, then the flares
 ``pipeline``
     all of it in order, skipping what is up to date
 """
@@ -451,6 +454,22 @@ def run_index_flow(settings: Settings, datasets: list[str] | None = None, **para
     )
 
 
+@task(name="flares", cache_policy=NO_CACHE)
+def flares_task(settings: Settings, source: str | None = None) -> dict[str, Any]:
+    """A newer flare table from ``settings.flares.source`` (path or URL) becomes a catalogue
+    version; the live index's real frames get their flare history and outcome."""
+    return _report(lib.flares_stage(settings, source))
+
+
+@flow(name="flares")
+def flares_flow(
+    source: str | None = None, home: str | None = None, preset: str | None = None
+) -> dict[str, Any]:
+    """Load the flare table (``source`` or ``settings.flares.source``) when it changed, then
+    update the index's flare payloads."""
+    return flares_task(settings_for(home, preset), source)
+
+
 @flow(name="ingest-and-reindex")
 def ingest_and_reindex_flow(
     harpnums: list[int] | None = None,
@@ -460,10 +479,13 @@ def ingest_and_reindex_flow(
     dataset: str = "sharp",
     home: str | None = None,
     preset: str | None = None,
+    flares: bool = True,
 ) -> dict[str, Any]:
     """The scheduled job: new definitive SHARPs after the newest held, near-real-time ones of
     the last ``settings.flows.nrt_lookback_days`` (definitive records replace them as they
-    appear), then the live index takes exactly the new frames. If JSOC fails (after the
+    appear), then the live index takes exactly the new frames; with ``flares``, a newer flare
+    table at ``settings.flares.source`` becomes a catalogue version and the index's flare
+    payloads follow. If JSOC fails (after the
     retries), the run fails before the index is touched."""
     settings = settings_for(home, preset)
     common = {"end": end, "harpnums": harpnums, "dataset": dataset, "home": home, "preset": preset}
@@ -473,6 +495,8 @@ def ingest_and_reindex_flow(
     if nrt:
         out["nrt"] = run_ingest_jsoc_flow(settings, nrt=True, **common)
     out["index"] = run_index_flow(settings, [dataset], home=home, preset=preset)
+    if flares:
+        out["flares"] = flares_task(settings)
     return out
 
 
