@@ -546,3 +546,48 @@ def test_summary_text():
     }  # fmt: skip
     assert F.flare_summary(payload) == "24 h before: X9.3 (3 >=M, 10 >=C); 24 h after: unknown"
     assert datetime(2017, 1, 1) - timedelta(hours=24) == datetime(2016, 12, 31)
+
+
+def test_links_carry_the_flare_filters():
+    from sharpseek.index import SearchFilter
+    from sharpseek.ui.state import ViewState, decode_query, encode_query
+
+    view = ViewState(
+        page="search",
+        filters=SearchFilter(history=("M+", "24h"), outcome=("x", 48), quiet=(48, "C")),
+    )
+    query = encode_query(view)
+    assert (query["hist"], query["out"], query["quiet"]) == ("M+:24h", "X:48h", "48h:C")
+    back = decode_query(query)
+    assert back.filters == view.filters and encode_query(back) == query
+    with pytest.raises(ValueError, match="hist="):
+        decode_query({"page": "search", "hist": "M+"})
+
+
+def test_results_tables_and_json_show_history_and_outcome():
+    from sharpseek.index import SearchHit
+    from sharpseek.search import Query, hits_frame, results_to_json
+    from sharpseek.ui.exports import results_table
+
+    payload = {
+        "series": "hmi.sharp_cea_720s", "flare_catalogue": "v0002",
+        "history_24h_status": "known", "history_24h_max_class": "X9.3", "history_24h_max_flux":
+        9.3e-4, "history_24h_c": 10, "history_24h_m": 3, "outcome_24h_status": "unknown",
+    }  # fmt: skip
+    hit = SearchHit(
+        "hmi.sharp_cea_720s:7115:20170906_120000_TAI",
+        0.5,
+        7115,
+        datetime(2017, 9, 6, 12),
+        "hmi.sharp_cea_720s:7115",
+        payload,
+    )
+    query = Query(np.zeros(4, np.float32), "enc", "record", "x", None, {})
+    frame = hits_frame(query, [hit], jsoc_base="http://jsoc.example")
+    assert frame.loc[0, "history_24h_max_class"] == "X9.3"
+    assert frame.loc[0, "flares"] == "24 h before: X9.3 (3 >=M, 10 >=C); 24 h after: unknown"
+    item = results_to_json(frame)["results"][0]
+    assert item["history_24h_m"] == 3 and item["flare_catalogue"] == "v0002"
+    table = results_table([hit], jsoc_url="http://jsoc.example")
+    assert table.loc[0, "outcome_24h_status"] == "unknown"
+    assert "X9.3" in table.loc[0, "flares"]

@@ -46,7 +46,7 @@ import io
 import json
 import re
 import urllib.request
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -59,6 +59,7 @@ from sharpseek.store import ObjectNotFound, ObjectStore, PreconditionFailed
 
 __all__ = [
     "CLASS_FLUX",
+    "FLARE_COLUMN",
     "FlareCatalogue",
     "FlareCatalogueError",
     "FlareWindow",
@@ -66,6 +67,7 @@ __all__ = [
     "class_flux",
     "class_name",
     "class_threshold",
+    "flare_columns",
     "flare_fields",
     "flare_payloads",
     "flare_summary",
@@ -780,13 +782,13 @@ def flare_payloads(summary: pd.DataFrame, windows: Sequence[FlareWindow]) -> lis
 _WINDOW_KEY = re.compile(r"^(history|outcome)_(\d+)h_(status|max_class|max_flux|c|m)$")
 
 
-def payload_windows(payload: dict[str, Any]) -> list[FlareWindow]:
+def payload_windows(payload: Mapping[str, Any]) -> list[FlareWindow]:
     """The flare windows a payload (or a hit's row) holds fields of, history first."""
     found = {(m.group(1), int(m.group(2))) for m in map(_WINDOW_KEY.match, map(str, payload)) if m}
     return [FlareWindow(kind, hours) for kind, hours in sorted(found)]
 
 
-def window_text(payload: dict[str, Any], window: FlareWindow) -> str:
+def window_text(payload: Mapping[str, Any], window: FlareWindow) -> str:
     """One window in words: ``"X9.3 (3 >=M, 10 >=C)"``, ``"no flare >=C"`` or ``"unknown"``.
 
     >>> window_text({"outcome_24h_status": "known", "outcome_24h_max_class": "M7.3",
@@ -803,7 +805,7 @@ def window_text(payload: dict[str, Any], window: FlareWindow) -> str:
     return f"{largest} ({int(m)} >=M, {int(c)} >=C)"
 
 
-def flare_summary(payload: dict[str, Any]) -> str:
+def flare_summary(payload: Mapping[str, Any]) -> str:
     """Every window of a payload in one line (``""`` when it holds no flare fields), e.g.
     ``"24 h before: X9.3 (3 >=M, 10 >=C); 24 h after: M7.3 (5 >=M, 7 >=C)"``."""
     parts = []
@@ -811,3 +813,14 @@ def flare_summary(payload: dict[str, Any]) -> str:
         side = "before" if window.kind == "history" else "after"
         parts.append(f"{window.hours} h {side}: {window_text(payload, window)}")
     return "; ".join(parts)
+
+
+#: Payload fields shown with a search hit (cards, CSV, JSON): the catalogue version and each
+#: window's status, largest class and counts.
+FLARE_COLUMN = re.compile(r"^(flare_catalogue|(history|outcome)_\d+h_(status|max_class|c|m))$")
+
+
+def flare_columns(payload: Mapping[str, Any]) -> list[str]:
+    """The flare fields of a payload shown with a hit (:data:`FLARE_COLUMN`), in payload
+    order."""
+    return [k for k in payload if FLARE_COLUMN.match(str(k))]

@@ -40,7 +40,6 @@ import io
 import json
 import logging
 import math
-import re
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -51,7 +50,7 @@ import numpy as np
 import pandas as pd
 
 from sharpseek.config import Settings, get_settings
-from sharpseek.flares import flare_summary
+from sharpseek.flares import FLARE_COLUMN, flare_columns, flare_summary
 from sharpseek.index import SearchFilter, SearchHit, VectorIndex, open_index_from_settings
 from sharpseek.index.filters import to_tai
 from sharpseek.index.points import region_key
@@ -991,28 +990,19 @@ def hits_frame(query: Query, hits: Sequence[SearchHit], *, jsoc_base: str) -> pd
         row["match_r_jsoc_segment"] = p.get("r_jsoc_segment")
         # flare history and outcome (labels of what happened around T_REC, never features)
         row["flares"] = flare_summary(p)
-        for key in _flare_columns(p):
+        for key in flare_columns(p):
             row[key] = p.get(key)
         for name in _ALL_SHOWN:
             row[f"query_{name}"] = _float(query.parameters.get(name))
             row[f"match_{name}"] = hit.parameter(name)
         rows.append(row)
-    flare_columns = sorted({k for row in rows for k in row if _FLARE_KEY.match(k)})
+    flare_fields = sorted({k for row in rows for k in row if FLARE_COLUMN.match(k)})
     columns = _columns()
     at = columns.index("dataset_version") + 1
-    columns = [*columns[:at], "flares", *flare_columns, *columns[at:]]
+    columns = [*columns[:at], "flares", *flare_fields, *columns[at:]]
     frame = pd.DataFrame(rows, columns=columns)
     frame.attrs["query"] = _describe(query)
     return frame
-
-
-#: Payload fields of the flare windows shown with a hit (status, largest class, counts).
-_FLARE_KEY = re.compile(r"^(flare_catalogue|(history|outcome)_\d+h_(status|max_class|c|m))$")
-
-
-def _flare_columns(payload: dict[str, Any]) -> list[str]:
-    """The flare fields of a payload shown with a hit (in payload order)."""
-    return [k for k in payload if _FLARE_KEY.match(str(k))]
 
 
 #: Query and match side by side: the model-space parameters (all a generated query has) and

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from sharpseek.flares import flare_summary
 from sharpseek.index import SearchFilter
 from sharpseek.physics import NATIVE_PARAMETERS, NATIVE_UNITS, PARAMETER_UNITS, SHOWN_PARAMETERS
 from sharpseek.plotting import magnetogram_rgb
@@ -94,6 +95,7 @@ def _filters(wb, values: pd.DataFrame) -> SearchFilter:
     noaa = h2.text_input(
         "NOAA numbers", key="noaa", value=" ".join(map(str, state.filters.noaa or []))
     )
+    history, outcome, quiet = _flare_filters(wb, state.filters)
     return SearchFilter(
         ranges=ranges,
         time=(start or None, end or None) if (start or end) else None,
@@ -101,6 +103,44 @@ def _filters(wb, values: pd.DataFrame) -> SearchFilter:
         mu=mu,
         harpnums=_int_list(harps, "HARP numbers"),
         noaa=_int_list(noaa, "NOAA numbers"),
+        history=history,
+        outcome=outcome,
+        quiet=quiet,
+    )
+
+
+def _flare_filters(wb, saved: SearchFilter):
+    """Widgets of the flare filters (real frames with a flare catalogue loaded; unknown
+    windows never match). Outcomes happened after the observation: labels, not features."""
+    cfg = wb.settings.flares
+    st.caption(
+        "Flares (GOES, event time = start; `sharpseek flares load`): outcomes describe what "
+        "happened after the observation, never a feature of it"
+    )
+    f1, f2, f3 = st.columns(3)
+    history = f1.text_input(
+        "Flare before (class, e.g. M+)",
+        value=saved.history[0] if saved.history else "",
+        key="flare_history",
+    )
+    history_h = f1.selectbox("within (h before)", cfg.history_hours, key="flare_history_h")
+    outcome = f2.text_input(
+        "Flare after (class, e.g. M+)",
+        value=saved.outcome[0] if saved.outcome else "",
+        key="flare_outcome",
+    )
+    outcome_h = f2.selectbox("within (h after)", cfg.outcome_hours, key="flare_outcome_h")
+    quiet_choices = ["off", *cfg.outcome_hours]
+    quiet = f3.selectbox(
+        f"Quiet after (no flare >= {cfg.quiet_class})",
+        quiet_choices,
+        index=quiet_choices.index(saved.quiet[0]) if saved.quiet else 0,
+        key="flare_quiet",
+    )
+    return (
+        (history, history_h) if history.strip() else None,
+        (outcome, outcome_h) if outcome.strip() else None,
+        (quiet, cfg.quiet_class) if quiet != "off" else None,
     )
 
 
@@ -177,10 +217,11 @@ def show(wb) -> None:
                     st.image(magnetogram_rgb(m.image, zoom=1), width="stretch")
                 noaa = ", ".join(map(str, m.noaa_ars)) or "none"
                 shown = summary(m.payload)  # native values of a real frame, labelled
+                flares = flare_summary(m.payload)  # what happened around T_REC (labels)
                 st.markdown(
                     f"**{i + 1}. HARP {m.harpnum}** ({m.series})  \nT_REC {m.t_rec} TAI  \n"
                     f"NOAA {noaa}  \nsimilarity {m.similarity:.3f} (distance {m.distance:.3f})"
-                    f"  \n{shown}"
+                    f"  \n{shown}" + (f"  \nflares: {flares}" if flares else "")
                 )
     query = st.session_state.get("query_params", {})
     rows = (*SHOWN_PARAMETERS, *NATIVE_PARAMETERS)

@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 import numpy as np
 import pandas as pd
 
+from sharpseek.flares import flare_columns, flare_summary
 from sharpseek.physics import (
     BASELINE_PARAMETERS,
     CARD_NATIVE_PARAMETERS,
@@ -106,6 +107,9 @@ def results_table(
                 **{unit(p): m.parameter(p) for p in NATIVE_PARAMETERS},
                 "r_jsoc_segment": m.payload.get("r_jsoc_segment"),
                 "jsoc_url": record_url(m.series, m.harpnum, pd.Timestamp(m.t_rec), jsoc_url) or "",
+                # what happened around T_REC (labels, never features of the frame)
+                "flares": flare_summary(m.payload),
+                **{k: m.payload.get(k) for k in flare_columns(m.payload)},
             }
         )
     return pd.DataFrame(rows)

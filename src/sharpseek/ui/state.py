@@ -47,7 +47,7 @@ _NAME = re.compile(r"[a-z_][a-z0-9_]*")
 _UNLINKABLE = ("equals", "exclude_harpnums", "exclude_regions")
 _KNOWN = {
     "v", "page", "seed", "shift", "hold", "hemi", "lat", "mu", "time", "harp", "noaa", "k",
-    "per", "gan", "dirs", "index", "record",
+    "per", "gan", "dirs", "index", "record", "hist", "out", "quiet",
 }  # fmt: skip
 
 
@@ -103,7 +103,7 @@ def encode_query(state: ViewState) -> dict[str, str]:
     if unlinkable:
         raise ValueError(
             f"a link cannot carry the filter field(s) {', '.join(unlinkable)}; the UI sets "
-            "only ranges, time, hemisphere, latitude, mu, HARP and NOAA numbers"
+            "only ranges, time, hemisphere, latitude, mu, HARP and NOAA numbers, flares"
         )
     for key, pair in sorted(f.ranges.items()):
         out[f"f.{key}"] = _pair_text(pair)
@@ -119,6 +119,12 @@ def encode_query(state: ViewState) -> dict[str, str]:
         out["harp"] = ",".join(str(h) for h in f.harpnums)
     if f.noaa:
         out["noaa"] = ",".join(str(n) for n in f.noaa)
+    if f.history is not None:
+        out["hist"] = f"{f.history[0]}:{f.history[1]}h"
+    if f.outcome is not None:
+        out["out"] = f"{f.outcome[0]}:{f.outcome[1]}h"
+    if f.quiet is not None:
+        out["quiet"] = f"{f.quiet[0]}h:{f.quiet[1]}"
     out["k"] = str(state.limit)
     out["per"] = str(state.per_region)
     for key, value in (("gan", state.gan), ("dirs", state.directions), ("index", state.index)):
@@ -189,6 +195,17 @@ def decode_query(params: Mapping[str, Any]) -> ViewState:
         f["harpnums"] = [_int(x, "harp", minimum=0) for x in p["harp"].split(",") if x] or None
     if p.get("noaa"):
         f["noaa"] = [_int(x, "noaa", minimum=0) for x in p["noaa"].split(",") if x] or None
+    for key, name in (("hist", "history"), ("out", "outcome")):
+        if p.get(key):
+            cls, sep, hours = p[key].partition(":")
+            if not sep:
+                raise ValueError(f"{key}={p[key]!r}: write class:hours, e.g. M+:24h")
+            f[name] = (cls, hours)
+    if p.get("quiet"):
+        hours, sep, cls = p["quiet"].partition(":")
+        if not sep:
+            raise ValueError(f"quiet={p['quiet']!r}: write hours:class, e.g. 48h:C")
+        f["quiet"] = (hours, cls)
     try:
         state.filters = SearchFilter(**f)
     except ValueError as err:
