@@ -46,6 +46,7 @@ bench: $(STAMP_DEV) $(STAMP_DEMO) ## benchmarks; figures written to benchmarks/r
 	$(PY) benchmarks/bench_flows.py --out benchmarks/results/flows.json
 	$(PY) benchmarks/bench_concurrency.py --out benchmarks/results/concurrency.json
 	$(PY) benchmarks/bench_serving.py --home $${SHARPSEEK_HOME:-.sharpseek} --out benchmarks/results/serving.json
+	$(PY) benchmarks/bench_flares.py --home $${SHARPSEEK_HOME:-.sharpseek} --out benchmarks/results/flares.json
 	# bench_evaluation exits non-zero naming each missed target (issue 17) after writing its
 	# figures; the docs are written from them either way, then the miss fails `make bench`
 	$(PY) benchmarks/bench_evaluation.py --home $${SHARPSEEK_HOME:-.sharpseek} --out benchmarks/results/evaluation.json --figures docs/images; \
