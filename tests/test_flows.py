@@ -7,8 +7,12 @@ what is skipped, what reaches the index, what a failure leaves — not model qua
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import os
 import sys
+import threading
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -72,6 +76,8 @@ def home(untrained_home, monkeypatch, fake_jsoc) -> Settings:
         "SHARPSEEK_FLOWS__SHARD_SIZE": "2",
         "SHARPSEEK_SYNTHETIC__REGIONS": "3",
         "SHARPSEEK_SYNTHETIC__FRAMES": "2",
+        # no flare table unless a test serves one (the shared one would only cost time here)
+        "SHARPSEEK_FLARES__SOURCE": "",
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
@@ -110,6 +116,70 @@ def test_incremental_reindex_picks_up_exactly_the_new_records(flows, home):
 
     again = flows.ingest_and_reindex_flow(harpnums=[9001], end="2020.01.01_05:00:00_TAI", nrt=False)
     assert again["index"]["mode"] == "none" and again["index"]["points_after"] == 6
+
+
+HARP_TABLE = """HARPNUM,T_START,T_END,NOAA_ARS
+9001,2019.12.31_00:00:00_TAI,2020.01.03_00:00:00_TAI,12900
+"""
+FLARE_TABLE = """DATE,START_TIME,END_TIME,MAX_TIME,LOCATION,CMX,CMX_VALUE,INTENSITY,FLUX,AR,SHARP
+191230,0000,0010,,,B,10,1e-7,0,12900,
+200101,0130,0140,,,M,10,1e-5,0,12900,9001
+200104,0000,0010,,,B,10,1e-7,0,12900,
+"""
+
+
+@contextlib.contextmanager
+def _file_server(folder: Path):
+    """A local HTTP file server over ``folder`` (the flare table's configured location)."""
+    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    handler.log_message = lambda *a, **k: None  # type: ignore[method-assign]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_hourly_flow_picks_up_a_newer_flare_table_from_a_url(
+    flows, home, monkeypatch, tmp_path
+):
+    folder = tmp_path / "served"
+    folder.mkdir()
+    (folder / "harps.csv").write_text(HARP_TABLE)
+    (folder / "flares.csv").write_text(FLARE_TABLE)
+    with _file_server(folder) as url:
+        monkeypatch.setenv("SHARPSEEK_FLARES__SOURCE", f"{url}/flares.csv")
+        monkeypatch.setenv("SHARPSEEK_FLARES__HARPS", f"{url}/harps.csv")
+        first = flows.ingest_and_reindex_flow(
+            harpnums=[9001],
+            start="2020.01.01_00:00:00_TAI",
+            end="2020.01.01_02:00:00_TAI",
+            nrt=False,
+        )
+        assert first["flares"]["outputs"]["version"] == "v0001"
+        assert first["flares"]["outputs"]["payloads"]["written"] == 3
+        again = flows.flares_flow()
+        assert not again["outputs"]["created"] and again["outputs"]["payloads"]["written"] == 0
+        # a newer file at the same place: an X2.0 at 00:30 UT
+        (folder / "flares.csv").write_text(FLARE_TABLE + "200101,0030,0040,,,X,20,2e-4,0,12900,\n")
+        newer = flows.flares_flow()
+        assert newer["outputs"]["version"] == "v0002"
+        assert newer["outputs"]["payloads"]["written"] == 3
+    from sharpseek.dataset import load_dataset
+    from sharpseek.store import open_store
+
+    manifest = load_dataset(open_store(home), "sharp").manifest
+    with _index(home) as index:
+        stored = {r.record_id: r.payload for r in index.get(manifest["record_id"].tolist())}
+    by_hour = {pd.Timestamp(p["t_rec"]).hour: p for p in stored.values()}
+    # 00:00 TAI: the X2.0 (00:30:37 TAI) and the M1.0 (01:30:37 TAI) lie ahead
+    assert by_hour[0]["outcome_24h_max_class"] == "X2.0" and by_hour[0]["outcome_24h_m"] == 2
+    assert by_hour[1]["history_24h_max_class"] == "X2.0" and by_hour[1]["outcome_24h_m"] == 1
+    assert by_hour[2]["history_24h_m"] == 2 and by_hour[2]["outcome_24h_c"] == 0
+    assert {p["flare_catalogue"] for p in stored.values()} == {"v0002"}
 
 
 def test_jsoc_unreachable_retries_then_fails_leaving_the_live_index(flows, home, monkeypatch):
