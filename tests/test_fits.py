@@ -34,5 +34,16 @@ def test_old_header_nan_keyword_reads_as_float_nan(samples_dir):
 def test_not_fits_is_an_error(tmp_path):
     path = tmp_path / "x.fits"
     path.write_bytes(b"this is not FITS")
-    with pytest.raises(OSError):
+    with pytest.raises(ValueError, match=r"x\.fits: not a readable FITS image"):
+        read_sharp(path)
+
+
+def test_a_header_claiming_more_data_than_the_file_holds_is_a_value_error(tmp_path):
+    from astropy.io import fits
+
+    header = fits.Header()
+    header.update(SIMPLE=True, BITPIX=-32, NAXIS=2, NAXIS1=200_000, NAXIS2=200_000)
+    path = tmp_path / "huge.fits"
+    path.write_bytes(header.tostring().encode())
+    with pytest.raises(ValueError, match=r"huge\.fits: not a readable FITS image"):
         read_sharp(path)

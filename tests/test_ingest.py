@@ -15,7 +15,7 @@ from fake_jsoc import FakeJsoc, builtin_record_table
 from sharpseek.cli import app
 from sharpseek.config import Settings, StoreSettings
 from sharpseek.dataset import dataset_versions, load_dataset
-from sharpseek.ingest import derive_mu
+from sharpseek.ingest import derive_mu, shown_path
 from sharpseek.jsoc import DEFINITIVE_SERIES, NRT_SERIES
 from sharpseek.pipeline import plan_ingest_fits, plan_ingest_jsoc, run_ingest_plan
 from sharpseek.store import LocalStore, open_store
@@ -119,6 +119,9 @@ BAD_CASES = {
     "tesla.fits": ("tesla", "not in gauss"),
     "tiny.fits": ("small", "under 8 px on a side"),
     "anonymous.fits": ("noharp", "lacks HARPNUM or T_REC"),
+    "letters.fits": ("harp-abc", "HARPNUM"),
+    "new\nline.fits": ("good-harp", "file name"),
+    "byte-\udcff.fits": ("good-harp", "file name"),  # the name's byte 0xff, as os.fsdecode
 }
 
 
@@ -140,6 +143,10 @@ def _bad_file(folder, name, kind):
         _write_sharp(path, np.ones((5, 5)), HARPNUM=9104)
     elif kind == "noharp":
         _write_sharp(path, _bipole(), HARPNUM=None)
+    elif kind == "harp-abc":
+        _write_sharp(path, _bipole(), HARPNUM="abc")
+    elif kind == "good-harp":  # a good file whose name no text column can hold
+        _write_sharp(path, _bipole(), HARPNUM=9105 + len(name))
     return path
 
 
@@ -153,9 +160,9 @@ def test_each_bad_file_is_quarantined_with_its_reason_and_good_ones_go_in(settin
     result, _ = ingest_fits(settings, [folder])
     assert result["added"] == 2
     reasons = {source.split("/")[-1]: reason for source, reason, _ in result["quarantined"]}
-    assert set(reasons) == set(BAD_CASES)
+    assert set(reasons) == {shown_path(name) for name in BAD_CASES}
     for name, (_, expected) in BAD_CASES.items():
-        assert expected in reasons[name], (name, reasons[name])
+        assert expected in reasons[shown_path(name)], (name, reasons[shown_path(name)])
     quarantine = load_dataset(LocalStore(settings.home), "sharp").quarantine
     assert len(quarantine) == len(BAD_CASES)
 
@@ -195,8 +202,16 @@ def test_cli_ingest_is_recorded_in_the_ledger_and_an_identical_rerun_is_skipped(
 
 
 def test_missing_path_is_reported(settings, tmp_path):
-    result, _ = ingest_fits(settings, [tmp_path / "nowhere"])
+    _write_sharp(tmp_path / "good.fits", _bipole())
+    result, _ = ingest_fits(settings, [tmp_path / "good.fits", tmp_path / "nowhere"])
     assert [reason for _, reason, _ in result["quarantined"]] == ["no such file or folder"]
+    assert result["added"] == 1
+
+
+def test_only_missing_paths_are_refused_and_nothing_written(settings, tmp_path):
+    with pytest.raises(ValueError, match="nowhere.*no such file or folder"):
+        ingest_fits(settings, [tmp_path / "nowhere"])
+    assert not settings.home.exists() or not any(settings.home.rglob("*.json"))
 
 
 # ---------------------------------------------------------------- JSOC

@@ -13,10 +13,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from sharpseek.cli_common import HomeOpt, PresetOpt, dataset_name, settings_from
+from sharpseek.cli_errors import GuardedGroup, classify
 from sharpseek.config import Settings
 
 app = typer.Typer(
     name="sharpseek",
+    cls=GuardedGroup,  # one error rule for every command (sharpseek.cli_errors)
     help="Generate solar active regions from physical quantities and search real SHARPs.",
     no_args_is_help=True,
     add_completion=False,
@@ -126,7 +128,7 @@ def _run_ingest(settings: Settings, plan, *, errors: tuple[type[BaseException], 
         outcome = run_ingest_plan(settings, plan())
     except (*errors, StoreError, QualityMismatch, CommitConflict) as err:
         console.print(f"[red]error:[/] {escape(str(err))}", soft_wrap=True)
-        raise typer.Exit(code=2) from err
+        raise typer.Exit(code=classify(err)) from err
     seconds = time.perf_counter() - started
     if outcome.skipped:
         console.print(f"{escape(outcome.message)} ({seconds:.1f} s)")

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
+from sharpseek.cli_errors import remember_home
 from sharpseek.config import PresetName, Settings, get_settings
 
 __all__ = [
@@ -84,15 +85,21 @@ def parse_shifts(shift: list[str] | None, along: list[str] | None = None) -> dic
             err=True,
         )
         items += [("--along", item) for item in along]
+    from sharpseek.directions import check_eps
+
     out: dict[str, float] = {}
     for option, item in items:
         name, sep, value = item.partition("=")
         try:
             if not sep or not name.strip():
                 raise ValueError
-            out[name.strip().lower()] = float(value)
+            eps = float(value)
         except ValueError:
             raise ValueError(f"{option} {item!r}: write PARAMETER=EPS, e.g. tuf=1.5") from None
+        try:
+            out[name.strip().lower()] = check_eps(name.strip().lower(), eps)
+        except ValueError as err:
+            raise ValueError(f"{option} {item!r}: {err}") from None
     return out
 
 
@@ -103,4 +110,6 @@ def settings_from(preset: str | None, home: Path | None) -> Settings:
         overrides["preset"] = preset
     if home is not None:
         overrides["home"] = home
-    return get_settings(**overrides)
+    settings = get_settings(**overrides)
+    remember_home(settings.home)  # where an internal error's traceback is logged
+    return settings

@@ -556,10 +556,12 @@ def _read_image(file: Path) -> tuple[np.ndarray, float | None]:
         raise _fail(f"{file}: no such file")
     suffix = file.suffix.lower()
     if suffix == ".npy":
+        from sharpseek.search import read_npy
+
         try:
-            image = np.load(file, allow_pickle=False)
+            image = read_npy(file)
         except ValueError as err:
-            raise _fail(f"{file}: not a readable .npy array ({err})") from None
+            raise _fail(str(err)) from None
         if image.shape != (MODEL_SIZE, MODEL_SIZE) or not np.isfinite(image).all():
             raise _fail(
                 f"{file}: a .npy must hold a finite model-space ({MODEL_SIZE}, {MODEL_SIZE}) "

@@ -80,16 +80,27 @@ def parse_t_rec(value: str) -> datetime:
 def read_sharp(path: str | Path) -> SharpFile:
     """Read one SHARP segment file (Br, magnetogram, bitmap, ...) with its metadata."""
     path = Path(path)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", VerifyWarning)
-        warnings.simplefilter("ignore", AstropyUserWarning)
-        with fits.open(path) as hdul:
-            hdu = next((h for h in hdul if h.data is not None and h.data.ndim == 2), None)
-            if hdu is None:
-                raise ValueError(f"{path}: no 2-D image HDU found")
-            hdu.verify("silentfix")
-            header = hdu.header.copy()
-            data = np.asarray(hdu.data, dtype=np.float64)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", VerifyWarning)
+            warnings.simplefilter("ignore", AstropyUserWarning)
+            with fits.open(path) as hdul:
+                hdu = next((h for h in hdul if h.data is not None and h.data.ndim == 2), None)
+                if hdu is None:
+                    raise ValueError(f"{path}: no 2-D image HDU found")
+                hdu.verify("silentfix")
+                header = hdu.header.copy()
+                data = np.asarray(hdu.data, dtype=np.float64)
+    except (FileNotFoundError, IsADirectoryError, PermissionError):
+        raise
+    except (OSError, TypeError, ValueError, IndexError, EOFError, MemoryError) as err:
+        # astropy's own words for a truncated file, a header claiming more data than the
+        # file holds (TypeError: buffer is too small), or a file that is no FITS at all
+        if str(err).startswith(str(path)):
+            raise
+        raise ValueError(
+            f"{path}: not a readable FITS image ({type(err).__name__}: {err})"
+        ) from None
     meta: dict[str, Any] = {}
     for key, name in KEYWORDS.items():
         meta[name] = _keyword_value(header.get(key))

@@ -25,6 +25,7 @@ import io
 import json
 import logging
 import math
+import os
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -261,13 +262,22 @@ def find_fits_files(paths: Sequence[str | Path]) -> tuple[list[Path], list[Quara
         elif path.is_file():
             candidates = [path]
         else:
-            problems.append(Quarantined(str(path), "no such file or folder"))
+            problems.append(Quarantined(shown_path(path), "no such file or folder"))
             continue
         for file in candidates:
             name = file.name.lower()
             if not (name.endswith(".fits") or name.endswith(".fits.gz")):
                 if path.is_file():
-                    problems.append(Quarantined(str(file), "not a .fits file"))
+                    problems.append(Quarantined(shown_path(file), "not a .fits file"))
+                continue
+            if shown_path(file.name) != file.name:
+                problems.append(
+                    Quarantined(
+                        shown_path(file),
+                        "the file name holds a control character (a newline, say) or bytes "
+                        "that are not UTF-8; rename it (the dataset records names as text)",
+                    )
+                )
                 continue
             segment = _segment_of(file.name)
             if segment is not None and segment != "br":
@@ -276,6 +286,16 @@ def find_fits_files(paths: Sequence[str | Path]) -> tuple[list[Path], list[Quara
             found.append(file)
     unique = list(dict.fromkeys(p.resolve() for p in found))
     return unique, problems
+
+
+def shown_path(path: str | Path) -> str:
+    """``path`` as printable UTF-8 text: bytes that are not UTF-8 (kept by Python as
+    surrogates) as ``\\xff``, control characters as ``\\n``, ``\\x1b``... A name that
+    comes back changed cannot be recorded as it is."""
+    raw = os.fsencode(str(path)).decode("utf-8", "backslashreplace")
+    return "".join(
+        ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in raw
+    )
 
 
 def _segment_of(name: str) -> str | None:
@@ -300,15 +320,18 @@ def fits_records(
         try:
             sharp = read_sharp(path)
         except Exception as err:  # astropy raises many kinds for a broken file
-            yield Quarantined(str(path), f"not a readable FITS file: {type(err).__name__}: {err}")
+            reason = str(err).removeprefix(f"{path}: ")  # read_sharp names the file
+            if not isinstance(err, ValueError):
+                reason = f"{type(err).__name__}: {reason}"
+            yield Quarantined(shown_path(path), f"not a readable FITS file: {reason}")
             continue
         meta, header = sharp.meta, sharp.header
         problem = _fits_problem(sharp.data, meta, header)
         rid = ""
-        if meta.get("harpnum") is not None and meta.get("t_rec") is not None:
+        if not (problem or "").startswith(("header lacks", "HARPNUM=")):
             rid = record_id(meta["series"], meta["harpnum"], meta["t_rec"])
         if problem:
-            yield Quarantined(str(path), problem, rid)
+            yield Quarantined(shown_path(path), problem, rid)
             continue
         extra = {"source": f"{source}:{path.name}"}
         if store is not None:
@@ -319,7 +342,7 @@ def fits_records(
                 sharp.data, meta, extra, los=magnetogram_beside(path, sharp.data.shape)
             )
         except ValueError as err:
-            yield Quarantined(str(path), str(err), rid)
+            yield Quarantined(shown_path(path), str(err), rid)
 
 
 def raw_key(meta: dict[str, Any], sha256: str) -> str:
@@ -346,6 +369,9 @@ def _keyword(header, key: str) -> float:
 def _fits_problem(data: np.ndarray, meta: dict[str, Any], header) -> str | None:
     if meta.get("harpnum") is None or meta.get("t_rec") is None:
         return "header lacks HARPNUM or T_REC"
+    harpnum = meta["harpnum"]
+    if isinstance(harpnum, bool) or not isinstance(harpnum, int | np.integer) or harpnum < 0:
+        return f"HARPNUM={harpnum!r} is not a non-negative integer"
     too_small = small_patch_problem(data.shape)
     if too_small:
         return too_small

@@ -63,7 +63,9 @@ def load_model_images(path: str | Path) -> tuple[list[str], np.ndarray, list[Any
         sharp = read_sharp(path)
         return [path.name], to_model_space(sharp.data).image[None], [sharp]
     if path.suffix.lower() == ".npy":
-        images = np.load(path, allow_pickle=False)
+        from sharpseek.search import read_npy
+
+        images = read_npy(path)
         if images.ndim == 2:
             images = images[None]
         if images.ndim != 3 or images.shape[1:] != (MODEL_SIZE, MODEL_SIZE):

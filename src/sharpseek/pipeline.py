@@ -353,6 +353,10 @@ def plan_ingest_fits(
 
     store = open_store(settings)
     files, problems = find_fits_files(paths)
+    if not files and problems:  # nothing to ingest: refused, and nothing written
+        shown = "; ".join(f"{p.source}: {p.reason}" for p in problems[:5])
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        raise ValueError(f"no Br FITS file to ingest: {shown}{more}")
     _check_dataset_quality(settings, store, dataset)
     inputs = {
         "dataset": dataset,

@@ -79,6 +79,7 @@ __all__ = [
     "nearest_regions",
     "nearest_sharps",
     "png_bytes",
+    "read_npy",
     "read_png",
     "results_to_json",
 ]
@@ -175,10 +176,10 @@ def read_png(source: str | Path | bytes, *, name: str | None = None) -> np.ndarr
     from PIL import Image, UnidentifiedImageError
 
     label = name or ("PNG" if isinstance(source, bytes) else str(source))
+    unreadable = (UnidentifiedImageError, OSError, Image.DecompressionBombError)
     try:
         picture = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
-        picture.load()
-    except (UnidentifiedImageError, OSError) as err:
+    except unreadable as err:
         raise ImageInputError(f"{label}: not a readable PNG ({err})") from None
     with picture:
         text = picture.info.get(PNG_SCALE_KEY)
@@ -201,6 +202,15 @@ def read_png(source: str | Path | bytes, *, name: str | None = None) -> np.ndarr
             ) from None
         if scale.get("format") != PNG_FORMAT:
             raise ImageInputError(f"{label}: unknown sharpseek PNG format {scale.get('format')!r}")
+        if picture.size != (MODEL_SIZE, MODEL_SIZE):  # before its pixels are decoded
+            raise ImageInputError(
+                f"{label}: a sharpseek PNG is {MODEL_SIZE}x{MODEL_SIZE} px, this one is "
+                f"{picture.size[0]}x{picture.size[1]}"
+            )
+        try:
+            picture.load()
+        except unreadable as err:
+            raise ImageInputError(f"{label}: not a readable PNG ({err})") from None
         grey = np.asarray(picture, dtype=np.float64)
     if grey.ndim != 2:
         raise ImageInputError(f"{label}: a sharpseek PNG is one grey channel, got {grey.shape}")
@@ -264,13 +274,13 @@ def load_image(
                 raise ImageInputError(f"{path}: {too_small} (ingestion refuses such patches too)")
             return clip_field(to_model_space(data).image, field_clip_gauss)
         if name.endswith(".npy"):
-            try:
-                array = np.load(path, allow_pickle=False)
-            except (OSError, ValueError) as err:
-                raise ImageInputError(f"{path}: not a readable .npy array ({err})") from None
+            array = read_npy(path)
             if array.dtype == object:
                 return _bad_npy(path)
-            return load_image(array, units=units, field_clip_gauss=field_clip_gauss)
+            try:
+                return load_image(array, units=units, field_clip_gauss=field_clip_gauss)
+            except ImageInputError as err:
+                raise ImageInputError(f"{path}: {err}") from None
         raise ImageInputError(
             f"{path}: unknown image type; give a FITS file, a .npy array or a PNG exported "
             "by sharpseek"
@@ -295,6 +305,38 @@ def load_image(
     if units == "model":
         return check_model_image(array, "image")
     return clip_field(to_model_space(array).image, field_clip_gauss)
+
+
+def read_npy(path: str | Path) -> np.ndarray:
+    """The array of a ``.npy`` file, never unpickled, its header checked first: a header
+    claiming more items than the file holds (say 10^10) is refused before any memory is
+    taken for them. :class:`ImageInputError` naming the file otherwise."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+            elif version == (2, 0):
+                shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+            else:
+                raise ValueError(f".npy format version {version} is not read here")
+            header_end = f.tell()
+        size = path.stat().st_size
+    except (OSError, ValueError, TypeError, SyntaxError) as err:
+        raise ImageInputError(f"{path}: not a readable .npy array ({err})") from None
+    if dtype.hasobject:
+        return _bad_npy(path)
+    items = int(np.prod(shape, dtype=np.float64))
+    if items * dtype.itemsize > size - header_end:
+        raise ImageInputError(
+            f"{path}: the .npy header claims {items:.3g} items of {dtype} (shape {shape}), "
+            f"more than the file's {size} bytes hold"
+        )
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError, MemoryError) as err:
+        raise ImageInputError(f"{path}: not a readable .npy array ({err})") from None
 
 
 def _bad_npy(path: Path) -> np.ndarray:

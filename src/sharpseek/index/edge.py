@@ -279,7 +279,7 @@ class EdgeIndex(VectorIndex):
                     handle.close()
                     raise IndexBusyError(
                         f"the index {self.path} is being written by {holder} for more than "
-                        f"{self.config.write_timeout_s:.0f} s; nothing was written (retry "
+                        f"{self.config.write_timeout_s:g} s; nothing was written (retry "
                         "later, or raise SHARPSEEK_INDEX__WRITE_TIMEOUT_S)"
                     ) from None
                 time.sleep(0.1)
