@@ -2,8 +2,10 @@
 
 - loads the flare table and the HARP table (``settings.flares``; the shared ones by default)
   into a copy of a demo home (the home itself is never written), timing the read + match +
-  store, then the update of the index's flare payloads (``pipeline.update_flare_payloads``),
-  then both again with nothing new (the hourly flow's usual case);
+  store, then the update of the index's flare payloads (``pipeline.update_flare_payloads``;
+  the first one in a process includes importing qdrant-client and creating the flare
+  fields' payload indexes), then both again with nothing new (the hourly flow's usual case),
+  then a newer table (one flare more: a second version, every real frame rewritten);
 - counts flares matched by HARPNUM, by NOAA number and unmatched (with the unmatched reasons),
   at the settings' lifetime margin and at a 24 h margin;
 - the share of real frames whose windows are known: the demo index's real frames and the
@@ -62,6 +64,14 @@ def main() -> None:
         payloads, update_s = timed(lambda: pipeline.update_flare_payloads(settings))
         again, again_load_s = timed(lambda: pipeline.load_flares(settings))
         payloads_again, again_update_s = timed(lambda: pipeline.update_flare_payloads(settings))
+        # a newer table (one more flare): a second version, every real frame rewritten
+        newer = scratch / "newer.csv"
+        newer.write_text(
+            Path(settings.flares.source).read_text()
+            + "190520,1200,1210,,,C,10,1e-06,0,12740,7357\n"
+        )
+        second, second_load_s = timed(lambda: pipeline.load_flares(settings, newer))
+        payloads_second, second_update_s = timed(lambda: pipeline.update_flare_payloads(settings))
         catalogue = loaded.catalogue
         reasons = (
             catalogue.unmatched["reason"]
@@ -117,12 +127,16 @@ def main() -> None:
                 "update payloads (first)": update_s,
                 "load again (unchanged)": again_load_s,
                 "update payloads again (nothing to write)": again_update_s,
+                "load a newer table (second version)": second_load_s,
+                "update payloads for the second version": second_update_s,
                 "flare_windows over 100,000 frames": vector_s,
             },
             "payloads": {
                 "first": payloads,
                 "again": payloads_again,
                 "again_created": again.created,
+                "second": payloads_second,
+                "second_version": second.catalogue.version,
             },
             "real_frames": {
                 "demo_index": {"frames": len(real), "known": known_shares(index_summary, windows)},

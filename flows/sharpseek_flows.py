@@ -510,10 +510,12 @@ def pipeline(
     directions: bool = True,
     evaluate: bool = True,
     archives: bool = True,
+    flares: bool = True,
 ) -> dict[str, Any]:
     """Everything in order, each stage skipped when its inputs have not changed: synthetic
     data (+ the real samples in ``settings.samples_dir``), dataset versions, GAN, encoder,
-    directions, index, model archives, evaluation."""
+    directions, index, flares (the flare table at ``settings.flares.source``, when there),
+    model archives, evaluation."""
     settings = settings_for(home, preset)
     logger = get_run_logger()
     logger.info("pipeline on %s (preset %s)", settings.home, settings.preset)
@@ -537,6 +539,8 @@ def pipeline(
     if directions:
         stage("directions", directions_task, settings)
     stage("index", run_index_flow, settings, home=home, preset=preset)
+    if flares:
+        stage("flares", flares_task, settings)
     if archives:
         stage("archives", archives_task, settings)
     if evaluate:
