@@ -25,6 +25,8 @@ from sharpseek import flares as F
 from sharpseek.config import Settings
 from sharpseek.store import LocalStore
 
+pytest_plugins = ["model_fixtures"]
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data" / "flares"
 SHARED_FLARES = SHARED / "goes_flares_2010_2019.csv"
@@ -591,3 +593,94 @@ def test_results_tables_and_json_show_history_and_outcome():
     table = results_table([hit], jsoc_url="http://jsoc.example")
     assert table.loc[0, "outcome_24h_status"] == "unknown"
     assert "X9.3" in table.loc[0, "flares"]
+
+
+@pytest.mark.filterwarnings("ignore:Payload indexes have no effect:UserWarning")
+@pytest.mark.filterwarnings("ignore:Local mode performs exact:UserWarning")
+@pytest.mark.parametrize("backend", ["edge", "server-local"])
+def test_update_payloads_sets_and_removes_fields_on_both_backends(backend, fast_home):
+    from sharpseek.index import EdgeIndex, IndexConfig, SearchFilter, ServerIndex, iter_batches
+
+    config = IndexConfig(dim=4)
+    index = (
+        EdgeIndex(fast_home / "idx", config)
+        if backend == "edge"
+        else ServerIndex.local(config=config)
+    )
+    t_recs = ["2016-12-30T00:00:36", "2016-12-31T00:00:00", "2017-01-01T00:00:00"]
+    rows = pd.DataFrame(
+        {"series": "hmi.sharp_cea_720s", "harpnum": 100, "t_rec": pd.to_datetime(t_recs)}
+    )
+    vectors = np.eye(3, 4, dtype=np.float32)
+    ids = [rid(100, t) for t in t_recs]
+    with index:
+        index.reindex("enc", iter_batches(rows, vectors), dataset_version="v1")
+        fields = {"outcome_24h_max_flux": "float", "outcome_24h_status": "keyword"}
+        known = {"outcome_24h_status": "known"}
+        written = index.update_payloads(
+            {
+                ids[0]: {**known, "outcome_24h_max_flux": 2e-5},
+                ids[1]: {**known, "outcome_24h_max_flux": 0.0},
+                rid(100, "2020-01-01T00:00:00"): {**known, "outcome_24h_max_flux": 1.0},
+            },
+            fields=fields,
+        )
+        assert written == 2  # the record the collection lacks is left out
+        assert set(fields) <= set(index.live().fields)
+
+        def found(spec: SearchFilter) -> set[str]:
+            hits = index.search(np.zeros(4), limit=5, group_by_harp=False, filter=spec)
+            return {h.record_id for h in hits}
+
+        assert found(SearchFilter(outcome=("M+", 24))) == {ids[0]}
+        assert found(SearchFilter(quiet=(24, "C"))) == {ids[1]}
+        # a window that became unknown loses its fields: it matches neither filter
+        index.update_payloads({ids[1]: {"outcome_24h_max_flux": None}}, fields=fields)
+        if backend == "edge":  # a reader keeps its copy until the next one lands: reopen
+            index.close()
+            index = EdgeIndex(fast_home / "idx", config)
+        assert found(SearchFilter(quiet=(24, "C"))) == set()
+        scanned = {r["record_id"]: r for r in index.scan(["outcome_24h_max_flux"])}
+        assert scanned[ids[1]]["outcome_24h_max_flux"] is None
+        assert scanned[ids[0]]["outcome_24h_max_flux"] == pytest.approx(2e-5)
+        assert len(scanned) == 3
+    index.close()
+
+
+def test_cli_flare_options_make_the_filter():
+    from sharpseek.cli_index import _filter
+
+    spec = _filter([], None, None, [], [], None, None, None, {"history": "M+", "within": "48h"})
+    assert spec.history == ("M+", 48) and spec.outcome is None
+    spec = _filter([], None, None, [], [], None, None, None, {"quiet": "48h", "quiet_class": "C"})
+    assert spec.quiet == (48, "C")
+    with pytest.raises(ValueError, match="--within applies"):
+        _filter([], None, None, [], [], None, None, None, {"within": "24h"})
+    with pytest.raises(ValueError, match="whole number of hours"):
+        _filter([], None, None, [], [], None, None, None, {"outcome": "M+", "within": "1d"})
+
+
+@needs_shared
+@pytest.mark.slow
+def test_an_index_build_gives_the_real_samples_their_flares(untrained_home, br_sample_paths):
+    """The one road: real samples ingested and indexed with a catalogue held; the index
+    write gives the new real frames their flare payloads (no separate step)."""
+    from sharpseek import pipeline as lib
+
+    settings = untrained_home.model_copy(
+        update={
+            "flares": untrained_home.flares.model_copy(
+                update={"source": str(SHARED_FLARES), "harps": str(SHARED_HARPS)}
+            )
+        }
+    )
+    lib.load_flares(settings)
+    lib.run_ingest_plan(settings, lib.plan_ingest_fits(settings, br_sample_paths), progress=False)
+    outcome = lib.run_index_plan(
+        settings, lib.plan_index(settings, datasets=["sharp"]), progress=False
+    )
+    assert outcome.added == len(br_sample_paths) == outcome.flare_payloads
+    with lib.open_settings_index(settings) as index:
+        (frame,) = index.get(["hmi.sharp_cea_720s:7115:20170906_120000_TAI"])
+    assert frame.payload["history_24h_max_class"] == "X9.3"
+    assert frame.payload["outcome_24h_m"] >= 1 and frame.payload["flare_catalogue"] == "v0001"

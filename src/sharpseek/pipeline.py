@@ -1244,11 +1244,12 @@ def apply_index_plan(
         live = index.live()
         outcome.live_after = live.name if live is not None else None
         outcome.points_after = index.count() if live is not None else 0
-        if live is not None and latest_flare_version(store) is not None:
-            # new frames get their flare history and outcome from the catalogue held
-            outcome.flare_payloads = update_flare_payloads(settings, index=index)["written"]
     finally:
         index.close()
+    if outcome.live_after is not None and latest_flare_version(store) is not None:
+        # new frames get their flare history and outcome from the catalogue held (a fresh
+        # index object: an embedded reader opened before the write could read a stale copy)
+        outcome.flare_payloads = update_flare_payloads(settings)["written"]
     return outcome
 
 
