@@ -18,6 +18,13 @@ from sharpseek.plotting import magnetogram_rgb, polarity_rgb
 EPS_RANGE = 3.0
 
 
+def _slider_bound(eps: float) -> float:
+    """The slider's +-range: EPS_RANGE, widened to hold a shift a link asks beyond it (at
+    most sharpseek.directions.LATENT_LIMIT, decode_query's rule), so the view shows what
+    the link says instead of failing on it."""
+    return max(EPS_RANGE, float(np.ceil(abs(eps))))
+
+
 def _on_change(wb) -> None:
     state = common.view()
     state.shifts = {
@@ -124,10 +131,11 @@ def _shift_view(wb) -> None:
                 )
                 strength = wb.strength(p)
                 weak = strength is not None and strength.weak
+                bound = _slider_bound(float(st.session_state[f"eps_{p}"]))
                 eps = st.slider(
                     f"{p.upper()} eps" + (" · weak" if weak else ""),
-                    -EPS_RANGE,
-                    EPS_RANGE,
+                    -bound,
+                    bound,
                     step=0.1,
                     key=f"eps_{p}",
                     disabled=held,

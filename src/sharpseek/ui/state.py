@@ -26,6 +26,7 @@ from typing import Any
 
 import pandas as pd
 
+from sharpseek.directions import check_eps
 from sharpseek.index.filters import SearchFilter, to_tai
 
 __all__ = [
@@ -158,14 +159,18 @@ def decode_query(params: Mapping[str, Any]) -> ViewState:
         raise ValueError(f"page={page!r}: choose one of {', '.join(PAGES)}")
     state.page = page
     if "seed" in p:
-        state.seed = _int(p["seed"], "seed", minimum=0)
+        state.seed = _int(p["seed"], "seed", minimum=0, maximum=2**63 - 1)  # as the protocol
     state.record = p.get("record") or None
     if p.get("shift"):
         for item in p["shift"].split(","):
             name, sep, amount = item.partition(":")
             if not sep or not _NAME.fullmatch(name):
                 raise ValueError(f"shift={p['shift']!r}: write name:eps pairs, e.g. tuf:1.5")
-            state.shifts[name] = _float(amount, f"shift of {name}")
+            eps = _float(amount, f"shift of {name}")
+            try:
+                state.shifts[name] = check_eps(name, eps)  # the protocol's one rule
+            except ValueError as err:
+                raise ValueError(f"shift={p['shift']!r}: {err}") from None
     if p.get("hold"):
         state.hold = [h for h in p["hold"].split(",") if h]
         for h in state.hold:
