@@ -42,7 +42,6 @@ APP_FLOWS = {
         for dst, port in (
             ("minio", 9000),
             ("qdrant", 6333),
-            ("torchserve", 8081),
             ("prefect-server", 4200),
         )
     },
@@ -286,7 +285,7 @@ def test_compose_services_health_and_order(compose_config):
         "torchserve",
         "frontend",
     }
-    one_shot = {"minio-setup", "serving-archives"}
+    one_shot = {"minio-setup", "serving-archives", "secrets-check"}
     for name, svc in services.items():
         if name not in one_shot:
             assert svc.get("healthcheck", {}).get("test"), f"{name} has no health check"
@@ -989,3 +988,89 @@ def test_kubernetes_deployments_run_their_shards_on_the_chart_dask(helm, monkeyp
     for name, d in local.items():
         env = (d["work_pool"].get("job_variables") or {}).get("env", {})
         assert "SHARPSEEK_FLOWS__TASK_RUNNER" not in env, name
+
+
+# ---------------------------------------------------------------- the entrypoint's secrets
+CHECK_SECRETS = ROOT / "deploy" / "check-secrets.sh"
+
+
+def _check_secrets(env: dict[str, str], *command: str) -> subprocess.CompletedProcess:
+    """deploy/check-secrets.sh run as the images run it (the entrypoint before the command),
+    with only ``env`` (and PATH) in its environment."""
+    return subprocess.run(
+        ["sh", str(CHECK_SECRETS), *command],
+        env={"PATH": os.environ["PATH"], **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def _example_env() -> dict[str, str]:
+    return dict(
+        ln.split("=", 1)
+        for ln in ENV_EXAMPLE.read_text().splitlines()
+        if ln.strip() and not ln.startswith("#")
+    )
+
+
+def test_entrypoint_refuses_the_example_files_placeholders():
+    example = _example_env()
+    proc = _check_secrets(example, "echo", "started")
+    assert proc.returncode == 78 and "started" not in proc.stdout
+    for name in ("MINIO_ROOT_PASSWORD", "SHARPSEEK_STORE__SECRET_KEY", "POSTGRES_PASSWORD"):
+        assert f"{name} is still the example's placeholder" in proc.stderr
+    for value in example.values():  # names only, never values
+        if value.startswith("change-me"):
+            assert value not in proc.stderr
+
+
+def test_entrypoint_refuses_empty_and_missing_secrets():
+    env = {"MINIO_ROOT_PASSWORD": "", "REQUIRED_SECRETS": "POSTGRES_PASSWORD"}
+    proc = _check_secrets(env, "echo", "started")
+    assert proc.returncode == 78 and "started" not in proc.stdout
+    assert "MINIO_ROOT_PASSWORD is empty" in proc.stderr
+    assert "POSTGRES_PASSWORD is not set" in proc.stderr
+
+
+def test_entrypoint_runs_the_command_with_real_secrets():
+    env = {
+        name: f"generated-{i}-9f3c1e"
+        for i, name in enumerate(n for n in _example_env() if "PASSWORD" in n or "KEY" in n)
+    }
+    env["SHARPSEEK_JSOC__EMAIL"] = ""  # not a secret: may be empty
+    proc = _check_secrets(env, "sh", "-c", "echo started $0", "with-args")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "started with-args"
+
+
+def test_every_image_and_compose_run_the_secrets_check(compose_config):
+    for dockerfile in DOCKERFILES:
+        text = dockerfile.read_text()
+        assert (
+            "COPY --chmod=0755 deploy/check-secrets.sh /usr/local/bin/sharpseek-check-secrets"
+            in text
+        )
+        assert 'ENTRYPOINT ["/usr/local/bin/sharpseek-check-secrets"]' in text, dockerfile
+    services = compose_config["services"]
+    check = services["secrets-check"]
+    assert check["entrypoint"] == ["/bin/sh", "/check-secrets.sh"]
+    required = set(check["environment"]["REQUIRED_SECRETS"].split())
+    assert required >= {n for n in _example_env() if "PASSWORD" in n or "KEY" in n}
+    for name in ("minio", "postgres", "qdrant"):  # third-party: they wait for the check
+        assert services[name]["depends_on"]["secrets-check"]["condition"] == (
+            "service_completed_successfully"
+        )
+
+
+def test_torchserve_management_is_reachable_only_inside_its_container_or_pod(helm, compose_config):
+    torchserve = compose_config["services"]["torchserve"]
+    assert all(str(p.get("target")) != "8081" for p in torchserve.get("ports", []))
+    env = compose_config["services"]["worker"]["environment"]
+    assert env["SHARPSEEK_SERVE__MANAGEMENT_URL"] == "http://127.0.0.1:8081"
+    docs = render(helm)
+    service = next(
+        d for d in docs if d["kind"] == "Service" and d["metadata"]["name"].endswith("torchserve")
+    )
+    assert 8081 not in [p["port"] for p in service["spec"]["ports"]]
+    assert all(port != 8081 for _, dst, port in _allowed_flows(docs) if dst == "torchserve")

@@ -85,6 +85,9 @@ def test_fetch_current_and_pinned_versions(published, tmp_path):
     assert props["load_models"].split(",") == list(first.values())
     port = settings.serve.inference_url.rsplit(":", 1)[1]
     assert props["inference_address"] == f"http://0.0.0.0:{port}"
+    # no shared token in TorchServe 0.12: the model-registering API stays inside the container
+    management_port = settings.serve.management_url.rsplit(":", 1)[1]
+    assert props["management_address"] == f"http://127.0.0.1:{management_port}"
 
 
 def test_fetch_refuses_unknown_malformed_and_missing(published, tmp_path):

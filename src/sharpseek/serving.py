@@ -81,6 +81,8 @@ _HANDLER_FILES = {
     "encoder": ("encoder_handler.py", "base_handler.py"),
 }
 ARCHIVE_INFO = "sharpseek-archive.json"
+#: Where the management API listens in a container (:func:`write_config` with a bind host).
+MANAGEMENT_BIND_HOST = "127.0.0.1"
 CURRENT = "current.json"
 STATE = "torchserve.json"
 #: Prefix of the archives in the object store (MinIO on Kubernetes).
@@ -493,13 +495,19 @@ def write_config(
     ``load`` lists archive files to load at start (default: those of ``current.json``;
     none: TorchServe starts without models). ``path`` defaults to
     ``<home>/serve/config.properties``, ``model_store`` to :func:`model_store_dir`;
-    ``bind_host`` replaces the host of the three URLs (``0.0.0.0`` in a container).
+    ``bind_host`` replaces the host of the inference and metrics URLs (``0.0.0.0`` in a
+    container). The management API then listens on ``127.0.0.1`` only: TorchServe 0.12 cannot
+    be given a shared token, so the API that registers and deletes models is reachable only
+    from inside the container or pod (``sharpseek serve swap`` run there).
     """
     serve = settings.serve
     address = {}
     for what in ("inference_url", "management_url", "metrics_url"):
         host, port = _host_port(getattr(serve, what), what)
-        address[what] = f"http://{bind_host}:{port}" if bind_host else getattr(serve, what)
+        host = bind_host if bind_host else None
+        if bind_host and what == "management_url":
+            host = MANAGEMENT_BIND_HOST
+        address[what] = f"http://{host}:{port}" if host else getattr(serve, what)
     store_dir = Path(model_store) if model_store is not None else model_store_dir(settings)
     load = load if load is not None else list(current_archives(settings).values())
     max_bytes = max_body_bytes(serve.max_items_per_request)
