@@ -593,6 +593,7 @@ def evaluate_retrieval_cmd(
                 holdout_harpnums=holdout,
                 progress=progress,
                 n_boot=bootstrap,
+                query_map=searcher.query_map,
             )
         report = write_report(results, ds, target)
     except _user_errors() as err:

@@ -199,6 +199,25 @@ class IndexSettings(BaseModel):
     )
 
 
+class RetrievalSettings(BaseModel):
+    """How generated queries are searched (:mod:`sharpseek.query_map`, docs/search.md "Hubs").
+
+    With ``query_map`` on, a generated query's embedding is given the per-dimension mean and
+    spread of the indexed frames' embeddings (measured on ``frames`` frames of the training
+    dataset and ``generated`` images of seeds ``first_seed ..``, outside the evaluation's
+    seed blocks 0.. and 100000..): the hubness cure, chosen by measurement (issue 17).
+    """
+
+    query_map: bool = Field(
+        True, description="move generated queries onto the indexed frames' distribution"
+    )
+    frames: int = Field(2000, ge=2, description="frames the map measures (a seeded sample)")
+    generated: int = Field(1000, ge=2, description="generated images the map measures")
+    first_seed: int = Field(
+        1_000_000, ge=0, description="first seed of those images (outside evaluated blocks)"
+    )
+
+
 class DirectionsSettings(BaseModel):
     """Physical directions, catalogues and inversion (:mod:`sharpseek.directions`,
     :mod:`sharpseek.catalogue`, :mod:`sharpseek.inversion`; docs/directions.md)."""
@@ -369,6 +388,7 @@ class Settings(BaseSettings):
     serve: ServeSettings = ServeSettings()
     index: IndexSettings = IndexSettings()
     flares: FlareSettings = FlareSettings()
+    retrieval: RetrievalSettings = RetrievalSettings()
     samples_dir: Path = Field(
         Path("../shared/data/sharp-samples"),
         description="folder of real SHARP FITS samples and the header table "

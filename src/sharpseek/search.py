@@ -15,6 +15,12 @@ from
   :meth:`Searcher.image_query`;
 - an **indexed record**: its stored embedding, :meth:`Searcher.record_query`.
 
+A generated query's embedding (a latent query, an image the caller says was generated, the
+images of :meth:`Searcher.nearest_regions`) is moved onto the indexed frames' embedding
+distribution by the stored :class:`~sharpseek.query_map.GeneratedQueryMap` of the models
+(:attr:`Searcher.query_map`; ``settings.retrieval``): the cure for the hubs such queries
+otherwise all find (docs/search.md, "Hubs"). Real queries are searched as embedded.
+
 :meth:`Searcher.hits` sends the embedding and the filter (:class:`SearchFilter`) to the
 index in one request, one best frame per region by default, and returns the index's
 :class:`~sharpseek.index.SearchHit` list; :meth:`Searcher.search` returns the same as a
@@ -614,6 +620,7 @@ class Searcher:
         self._own_backend = backend is None
         self._store = store
         self._versions: dict[str, str | None] | None = None
+        self._query_map: Any = None
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, **parts: Any) -> Searcher:
@@ -651,6 +658,26 @@ class Searcher:
     def encoder_version(self) -> str:
         """The version of the encoder that embeds the queries."""
         return str(self.versions()["encoder"])
+
+    @property
+    def query_map(self):
+        """The :class:`~sharpseek.query_map.GeneratedQueryMap` of the backend's models (fitted
+        and stored on first use), or None when ``settings.retrieval.query_map`` is off."""
+        if self._query_map is None:
+            from sharpseek.query_map import load_query_map
+
+            self._query_map = load_query_map(self.settings, self.backend, self.store) or False
+        return self._query_map or None
+
+    def query_vectors(self, images: np.ndarray, *, generated: bool) -> np.ndarray:
+        """Search vectors (n, dim) of model-space images (n, 128, 128): their embeddings,
+        moved by :attr:`query_map` when the images are ``generated``
+        (:func:`sharpseek.query_map.generated_vectors`)."""
+        from sharpseek.query_map import generated_vectors
+
+        if not generated:
+            return np.asarray(self.backend.embed(images), np.float32)
+        return generated_vectors(self.backend, images, self.query_map)
 
     @property
     def index(self) -> VectorIndex:
@@ -704,7 +731,7 @@ class Searcher:
             words.append(f"holding {', '.join(hold)}")
         image = result.images[0]
         return Query(
-            vector=self.backend.embed(image[None])[0],
+            vector=self.query_vectors(image[None], generated=True)[0],
             encoder_version=self.encoder_version,
             kind="latent",
             description=", ".join(words),
@@ -714,13 +741,19 @@ class Searcher:
         )
 
     def image_query(
-        self, image: str | Path | np.ndarray, *, units: Literal["gauss", "model"] = "model"
+        self,
+        image: str | Path | np.ndarray,
+        *,
+        units: Literal["gauss", "model"] = "model",
+        generated: bool = False,
     ) -> Query:
         """A query from an image: a path (FITS, .npy, sharpseek PNG; see :func:`load_image`)
-        or an array in ``units`` (default model space, e.g. a generated image)."""
+        or an array in ``units`` (default model space). ``generated``: the image came from the
+        generator (e.g. the UI's shifted image), so its embedding is moved by
+        :attr:`query_map`; a real patch's is not."""
         is_path = isinstance(image, str | Path)
         b = load_image(image, units=units, field_clip_gauss=self.settings.quality.field_clip_gauss)
-        vector = self.backend.embed(b[None])[0]
+        vector = self.query_vectors(b[None], generated=generated)[0]
         parameters: dict[str, Any] = _parameters(b[None])[0]
         if is_path and str(image).lower().endswith((".fits", ".fits.gz", ".fts", ".fit")):
             parameters.update(_native_of_file(Path(image)))  # a real patch: its native values
@@ -831,9 +864,11 @@ class Searcher:
         k: int = 3,
         *,
         filter: SearchFilter | None = None,
+        generated: bool = True,
     ) -> list[pd.DataFrame]:
         """For each model-space image (n, 128, 128), the best frames of its ``k`` nearest
-        real regions (one :meth:`search` result per image). For catalogues of generated ARs.
+        real regions (one :meth:`search` result per image). For catalogues of generated ARs
+        (``generated``: their embeddings are moved by :attr:`query_map`).
         """
         images = np.asarray(images, dtype=np.float32)
         if images.ndim == 2:
@@ -842,7 +877,7 @@ class Searcher:
             raise ImageInputError(f"images must have shape (n, 128, 128), got {images.shape}")
         for i, image in enumerate(images):
             check_model_image(image, f"image {i}")
-        vectors = self.backend.embed(images)
+        vectors = self.query_vectors(images, generated=generated)
         params = _parameters(images)
         out = []
         for i in range(len(images)):

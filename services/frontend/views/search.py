@@ -187,7 +187,12 @@ def show(wb) -> None:
         go = st.button("Search", key="search", type="primary", disabled=filters is None)
     if go and filters is not None:
         matches, error = common.guarded(
-            wb.search, rendered.image, filters, limit=int(limit), group_by_region=one
+            wb.search,
+            rendered.image,
+            filters,
+            limit=int(limit),
+            group_by_region=one,
+            generated=source == "generated",
         )
         if error:
             st.error(f"Search failed: {error}")

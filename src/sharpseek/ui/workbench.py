@@ -477,12 +477,17 @@ class Workbench:
         limit: int = 12,
         per_region: int = 1,
         group_by_region: bool = True,
+        generated: bool = False,
     ) -> list[SearchHit]:
         """Indexed frames nearest to an image's embedding, best first, each with its image
         (:meth:`~sharpseek.search.Searcher.image_query`, then its ``hits``); one frame per
-        region by default. A hit whose dataset version is gone from the store has no image.
+        region by default. ``generated``: the image came from the generator (its embedding is
+        moved onto the frames' distribution, :mod:`sharpseek.query_map`). A hit whose dataset
+        version is gone from the store has no image.
         """
-        query = self.searcher.image_query(check_model_image(image, "query image"), units="model")
+        query = self.searcher.image_query(
+            check_model_image(image, "query image"), units="model", generated=generated
+        )
         hits = self.searcher.hits(
             query, k=limit, filter=filters, per_region=per_region, group_by_region=group_by_region
         )
