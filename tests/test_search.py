@@ -296,15 +296,15 @@ def test_latent_query_with_shift_moves_z_along_the_stored_direction(home, search
     expected = gen.latent([3])[0] + 2.5 * normal
     assert np.allclose(query.latent, expected)
     encoder = searcher.backend.encoder
-    assert np.allclose(
-        query.vector, encoder.embed(gen.generate(expected[None].astype(np.float32)))[0]
-    )
+    raw = encoder.embed(gen.generate(expected[None].astype(np.float32)))
+    # a generated query: its embedding moved by the stored query map of these models
+    assert np.allclose(query.vector, searcher.query_map.apply(raw)[0], atol=1e-5)
     assert query.description == "seed 3, tuf +2.5"
 
 
 def test_nearest_regions_gives_each_image_its_k_regions(home, searcher):
     settings, ds, vectors = home
-    results = searcher.nearest_regions(ds.images([1, 20]), k=2)
+    results = searcher.nearest_regions(ds.images([1, 20]), k=2, generated=False)
     assert len(results) == 2
     for frame, row in zip(results, (1, 20), strict=True):
         assert frame["record_id"].tolist() == numpy_grouped(vectors, ds.manifest, vectors[row], 2)
@@ -467,8 +467,10 @@ def test_cli_evaluate_retrieval_writes_a_labelled_report(home, tmp_path):
         # each query's SimSiam match is its nearest frame, by a plain loop over the frames
         from sharpseek.backends import open_backend
 
-        with open_backend(settings) as backend:
-            q = backend.embed(backend.generate(seeds=[first, first + 7]).images)
+        with open_backend(settings) as backend, Searcher(settings, backend=backend) as own:
+            q = own.query_map.apply(
+                backend.embed(backend.generate(seeds=[first, first + 7]).images)
+            )
         for qi, row in zip(q, (got["matches"][0], got["matches"][7]), strict=True):
             dist = [float(np.linalg.norm(qi.astype(float) - v.astype(float))) for v in vectors]
             assert row["simsiam"] == ds.manifest["record_id"].iloc[int(np.argmin(dist))]
@@ -487,7 +489,7 @@ def test_catalogue_hook_gives_each_ar_its_nearest_real_sharps(home, searcher, tm
     images = ds.images([3, 30]) * 1.5  # a balanced AR may exceed 1000 G: clipped, as the model sees
     found = nearest_sharps(2, searcher=searcher)(images)
     clipped = np.clip(images, -1, 1)
-    expected_vectors = searcher.backend.encoder.embed(clipped)
+    expected_vectors = searcher.query_map.apply(searcher.backend.encoder.embed(clipped))
     assert found == [numpy_grouped(vectors, ds.manifest, v, 2) for v in expected_vectors]
     empty = settings.model_copy(
         update={"index": settings.index.model_copy(update={"path": tmp_path / "none"})}
@@ -556,3 +558,34 @@ def test_complex_and_too_small_queries_are_refused_as_ingest_refuses_them(tmp_pa
     with pytest.raises(ImageInputError, match="patch is 30x5 px"):
         load_image(np.ones((5, 30)))
     assert load_image(np.ones((8, 8))).shape == (128, 128)  # the smallest side ingest keeps
+
+
+def test_the_query_map_is_fitted_once_stored_and_used_for_generated_queries_only(home, searcher):
+    from sharpseek.query_map import GeneratedQueryMap
+
+    settings, ds, vectors = home
+    fitted = searcher.query_map
+    versions = searcher.versions()
+    assert fitted.check(versions["encoder"], versions["gan"]) is None
+    key = GeneratedQueryMap.key(versions["encoder"], versions["gan"], f"{ds.name}/{ds.version}")
+    assert searcher.store.exists(key)
+    assert (fitted.first_seed, fitted.generated) == (10**6, 1000)  # outside both eval blocks
+    assert fitted.frames == {"dataset": f"{ds.name}/{ds.version}", "count": len(ds.manifest),
+                             "requested": 2000}  # fmt: skip
+    # frames measured as the index holds them
+    assert np.allclose(fitted.mean_frames, vectors.astype(np.float64).mean(0), atol=1e-5)
+    with Searcher(settings) as again:  # loaded from the store, not refitted
+        assert again.query_map.to_json() == fitted.to_json()
+    image = ds.images([5])[0]
+    real = searcher.image_query(image)  # a real patch: searched as embedded
+    assert np.allclose(real.vector, vectors[5], atol=1e-5)
+    generated = searcher.image_query(image, generated=True)
+    assert np.allclose(generated.vector, fitted.apply(vectors[5]), atol=1e-5)
+    off = settings.model_copy(
+        update={"retrieval": settings.retrieval.model_copy(update={"query_map": False})}
+    )
+    with Searcher(off) as plain:
+        assert plain.query_map is None
+        query = plain.latent_query(3)
+        raw = plain.backend.embed(query.image[None])[0]
+        assert np.allclose(query.vector, raw)

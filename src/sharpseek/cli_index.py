@@ -472,7 +472,12 @@ def search_cmd(
             if save_query_png is not None:
                 if query.image is None:
                     raise ValueError("a record query has no image at hand to save")
-                export_png(query.image, save_query_png, description=query.description)
+                export_png(
+                    query.image,
+                    save_query_png,
+                    description=query.description,
+                    generated=query.kind == "latent",
+                )
             if method == "simsiam":
                 frame = searcher.search(
                     query, k=k, filter=spec, per_region=per_region, group_by_region=not frames

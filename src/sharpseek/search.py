@@ -85,6 +85,7 @@ __all__ = [
     "nearest_regions",
     "nearest_sharps",
     "png_bytes",
+    "png_is_generated",
     "read_npy",
     "read_png",
     "results_to_json",
@@ -107,7 +108,7 @@ class ImageInputError(ValueError):
 # images in and out
 
 
-def png_bytes(image: np.ndarray, *, description: str = "") -> bytes:
+def png_bytes(image: np.ndarray, *, description: str = "", generated: bool = False) -> bytes:
     """A model-space image as sharpseek's magnetogram PNG: 16-bit grey with its gauss scale.
 
     The one PNG format sharpseek writes (``sharpseek search --save-query-png`` and the UI's
@@ -126,6 +127,9 @@ def png_bytes(image: np.ndarray, *, description: str = "") -> bytes:
         b = B_r / 1000 G in [-1, 1], finite.
     description : str
         Written into the scale, e.g. what the image is.
+    generated : bool
+        The image came from the generator: written into the scale, so a search with the PNG
+        moves its embedding as the generated query's was (:func:`png_is_generated`).
     """
     from PIL import Image, PngImagePlugin
 
@@ -141,6 +145,7 @@ def png_bytes(image: np.ndarray, *, description: str = "") -> bytes:
         "levels": _LEVELS,
         "origin": "lower",
         "description": description,
+        "generated": bool(generated),
     }
     meta.add_text(PNG_SCALE_KEY, json.dumps(scale))
     buffer = io.BytesIO()
@@ -148,10 +153,12 @@ def png_bytes(image: np.ndarray, *, description: str = "") -> bytes:
     return buffer.getvalue()
 
 
-def export_png(image: np.ndarray, path: str | Path, *, description: str = "") -> Path:
+def export_png(
+    image: np.ndarray, path: str | Path, *, description: str = "", generated: bool = False
+) -> Path:
     """Write a model-space image to ``path`` as sharpseek's magnetogram PNG
     (:func:`png_bytes`); returns the path."""
-    data = png_bytes(image, description=description)
+    data = png_bytes(image, description=description, generated=generated)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
@@ -167,6 +174,19 @@ def is_sharpseek_png(source: str | Path | bytes) -> bool:
             return PNG_SCALE_KEY in picture.info
     except (UnidentifiedImageError, OSError):
         return False
+
+
+def png_is_generated(source: str | Path | bytes) -> bool:
+    """Whether a sharpseek PNG (a path or its bytes) says its image came from the generator
+    (:func:`png_bytes`); False for any other file."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as picture:
+            scale = json.loads(picture.info.get(PNG_SCALE_KEY) or "{}")
+    except (UnidentifiedImageError, OSError, ValueError):
+        return False
+    return isinstance(scale, dict) and scale.get("generated") is True
 
 
 def read_png(source: str | Path | bytes, *, name: str | None = None) -> np.ndarray:
@@ -749,10 +769,12 @@ class Searcher:
     ) -> Query:
         """A query from an image: a path (FITS, .npy, sharpseek PNG; see :func:`load_image`)
         or an array in ``units`` (default model space). ``generated``: the image came from the
-        generator (e.g. the UI's shifted image), so its embedding is moved by
-        :attr:`query_map`; a real patch's is not."""
+        generator (e.g. the UI's shifted image, or a PNG whose metadata says so), so its
+        embedding is moved by :attr:`query_map`; a real patch's is not."""
         is_path = isinstance(image, str | Path)
         b = load_image(image, units=units, field_clip_gauss=self.settings.quality.field_clip_gauss)
+        if is_path and str(image).lower().endswith(".png"):
+            generated = generated or png_is_generated(image)  # e.g. --save-query-png's
         vector = self.query_vectors(b[None], generated=generated)[0]
         parameters: dict[str, Any] = _parameters(b[None])[0]
         if is_path and str(image).lower().endswith((".fits", ".fits.gz", ".fts", ".fit")):
