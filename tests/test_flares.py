@@ -234,7 +234,7 @@ def test_windows_across_the_2016_leap_second(catalogue):
 
 
 def test_unknown_is_never_quiet(catalogue):
-    past = one(catalogue, 100, "2017-02-01T00:00:00")  # outcome reaches past the last flare
+    past = one(catalogue, 104, "2017-02-01T00:00:00")  # outcome reaches past the last flare
     assert past["history_24h_status"] == "known"
     assert past["outcome_24h_status"] == "unknown" and past["outcome_24h_c"] is None
     assert "after the catalogue's last flare" in past["outcome_24h_reason"]
@@ -243,6 +243,13 @@ def test_unknown_is_never_quiet(catalogue):
     assert no_noaa["unknown_reason"] == "HARP has no NOAA number"
     stranger = one(catalogue, 9999, "2016-12-31T00:00:00")
     assert stranger["unknown_reason"] == "HARP not in the catalogue's HARP table"
+    # HARP 103 ends 2016-12-30 00:00 TAI: its flares are unknown after (never zero)
+    ending = one(catalogue, 103, "2016-12-29T12:00:00")
+    assert ending["history_24h_status"] == "known"
+    assert ending["outcome_24h_status"] == "unknown" and ending["outcome_24h_m"] is None
+    assert (
+        ending["outcome_24h_reason"] == "window reaches past the HARP's lifetime (T_END + margin)"
+    )
     quiet = one(catalogue, 102, "2016-12-31T12:00:00")  # known, no flare: zero, not None
     assert quiet["history_24h_c"] == 0 and quiet["history_24h_max_class"] == "none"
 
@@ -250,16 +257,17 @@ def test_unknown_is_never_quiet(catalogue):
 def oracle(catalogue, harp: int, t_rec: np.datetime64) -> dict:
     """The obvious per-frame loop over every matched flare."""
     first, last = catalogue.coverage
-    known_harp = any(
-        int(h) == harp and len(ars)
-        for h, ars in zip(catalogue.harps["harpnum"], catalogue.harps["noaa_ars"], strict=True)
-    )
+    known_harp, born, gone = False, None, None
+    for row in catalogue.harps.itertuples():
+        if int(row.harpnum) == harp and len(row.noaa_ars) and not pd.isna(row.t_start):
+            known_harp, born, gone = True, row.t_start, row.t_end
     own = catalogue.matched[catalogue.matched["harpnum"] == harp]
     out = {}
     for window in WINDOWS:
         start, end = (t_rec + o for o in window.offsets())
         name = window.name
-        if not known_harp or end > last or start < first:
+        alive = known_harp and born <= start and end - np.timedelta64(1, "s") <= gone
+        if not alive or end > last or start < first:
             out[name] = None
             continue
         inside = [
@@ -460,7 +468,8 @@ def test_search_filters_on_history_outcome_and_quiet(settings):
 
     assert found(outcome=("M+", 24)) == {rid(*FRAMES[0]), rid(*FRAMES[2])}
     assert found(outcome=("X+", 24)) == {rid(*FRAMES[2])}
-    assert found(outcome=("M+", 48)) == {rid(*FRAMES[0]), rid(*FRAMES[1]), rid(*FRAMES[2])}
+    # FRAMES[2]'s 48 h reach past HARP 102's lifetime: unknown, so not found
+    assert found(outcome=("M+", 48)) == {rid(*FRAMES[0]), rid(*FRAMES[1])}
     assert found(history=("C+", 24)) == {rid(*FRAMES[0]), rid(*FRAMES[1])}
     # quiet: no flare >= C in the 48 h after; unknown frames (HARP 101, past the end) are not
     assert found(quiet=(24, "M")) == {rid(*FRAMES[1])}

@@ -27,8 +27,9 @@ Windows (:class:`FlareWindow`): history [T_REC - h, T_REC), outcome [T_REC, T_RE
 :func:`flare_windows` computes, for any set of frames at once (vectorised: two binary
 searches per window), the largest class and the counts of flares >= C and >= M in each
 window. A window is *unknown* (never quiet) when the catalogue does not cover it: it reaches
-past the catalogue's last flare (or before its first), or the frame's HARP is not in the HARP
-table or has no NOAA number (GOES attributes flares to NOAA regions only).
+past the catalogue's last flare (or before its first), or outside the HARP's lifetime (+-
+the margin: flares are matched to a HARP only while it lives), or the frame's HARP is not in
+the HARP table or has no NOAA number (GOES attributes flares to NOAA regions only).
 
 Versions in the store (:func:`save_flare_catalogue`), like a dataset::
 
@@ -731,6 +732,14 @@ def flare_windows(
         ],
         dtype=object,
     )
+    # flares are attributed to a HARP only within its lifetime (+- the catalogue's margin):
+    # outside it the catalogue says nothing about the region (e.g. behind the limb)
+    margin = np.timedelta64(int(round(3600 * catalogue.info.get("lifetime_margin_hours", 0))), "s")
+    lifetimes = catalogue.harps.drop_duplicates("harpnum").set_index("harpnum")
+    alive_from = lifetimes["t_start"].reindex(harp).to_numpy("datetime64[s]") - margin
+    alive_until = lifetimes["t_end"].reindex(harp).to_numpy("datetime64[s]") + margin
+    no_lifetime = (harp_reason == "") & (np.isnat(alive_from) | np.isnat(alive_until))
+    harp_reason[no_lifetime] = "HARP's lifetime is blank in the HARP table"
     first, last = catalogue.coverage
     out: dict[str, Any] = {
         "flare_catalogue": [catalogue.version] * n,
@@ -752,6 +761,12 @@ def flare_windows(
         reason[past] = f"window ends after the catalogue's last flare ({last} TAI)"
         before = (reason == "") & (start < first)
         reason[before] = f"window starts before the catalogue's first flare ({first} TAI)"
+        # a window reaching the HARP's last record + margin is still covered: a flare that
+        # starts exactly then is matched (the lifetime test is closed)
+        late = (reason == "") & (end - np.timedelta64(1, "s") > alive_until)
+        reason[late] = "window reaches past the HARP's lifetime (T_END + margin)"
+        early = (reason == "") & (start < alive_from)
+        reason[early] = "window starts before the HARP's lifetime (T_START - margin)"
         known = reason == ""
         name = window.name
         out[f"{name}_status"] = np.where(known, "known", "unknown")
