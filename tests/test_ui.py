@@ -448,6 +448,18 @@ def test_search_page_bad_harp_number_is_a_message(app):
     assert app.button(key="search").disabled
 
 
+def test_search_page_flare_filters_reach_the_search(app):
+    app.button(key="pick_1").click().run()
+    _page(app, "search")
+    app.text_input(key="flare_outcome").input("Q+").run()
+    assert any("flare class 'Q+'" in e.value for e in app.error)
+    assert app.button(key="search").disabled
+    app.text_input(key="flare_outcome").input("M+").run()
+    app.button(key="search").click().run()
+    # this index holds no flare fields (no catalogue loaded): the search says so
+    assert any("no 24 h outcome window" in e.value for e in app.error)
+
+
 def test_export_page_link_reproduces_the_view(app, ui_home):
     from streamlit.testing.v1 import AppTest
 
