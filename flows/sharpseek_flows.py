@@ -219,6 +219,12 @@ def directions_task(settings: Settings) -> dict[str, Any]:
     return _report(outcome)
 
 
+@task(name="query map", cache_policy=NO_CACHE)
+def query_map_task(settings: Settings) -> dict[str, Any]:
+    """The generated-query map of the GAN and encoder (the hubness cure), fitted once."""
+    return _report(lib.query_map_stage(settings))
+
+
 @task(name="evaluate", cache_policy=NO_CACHE)
 def evaluate_task(settings: Settings) -> dict[str, Any]:
     outcome = lib.evaluate_stage(settings)
@@ -539,6 +545,7 @@ def pipeline(
     if directions:
         stage("directions", directions_task, settings)
     stage("index", run_index_flow, settings, home=home, preset=preset)
+    stage("query-map", query_map_task, settings)
     if flares:
         stage("flares", flares_task, settings)
     if archives:

@@ -589,3 +589,18 @@ def test_the_query_map_is_fitted_once_stored_and_used_for_generated_queries_only
         query = plain.latent_query(3)
         raw = plain.backend.embed(query.image[None])[0]
         assert np.allclose(query.vector, raw)
+
+
+def test_the_pipeline_fits_the_query_map_once(home):
+    from sharpseek.pipeline import query_map_stage
+    from sharpseek.store import open_store
+
+    settings, ds, _ = home
+    first = query_map_stage(settings)
+    store = open_store(settings)
+    store.delete(first.outputs["key"])
+    fitted = query_map_stage(settings)
+    assert not fitted.skipped and fitted.message.endswith(": fitted")
+    assert store.exists(fitted.outputs["key"])
+    again = query_map_stage(settings)
+    assert again.skipped and again.message.endswith("(stored)")

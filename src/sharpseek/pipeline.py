@@ -804,6 +804,27 @@ def directions_stage(
     )
 
 
+def query_map_stage(settings: Settings) -> StageOutcome:
+    """The generated-query map (:mod:`sharpseek.query_map`) of the settings' GAN and encoder
+    over the training dataset, fitted and stored unless it is there (then this takes a
+    moment): the UI's first generated search need not wait for it."""
+    from sharpseek.backends import InProcessBackend
+    from sharpseek.query_map import load_query_map, query_map_key
+
+    store = open_store(settings)
+    backend = InProcessBackend(settings)
+    where = query_map_key(settings, backend, store)
+    stored = where is not None and store.exists(where[0])
+    fitted = load_query_map(settings, backend, store)
+    outputs = {"key": None if where is None else where[0]}
+    if fitted is None:
+        return StageOutcome("query-map", True, "", outputs, "generated-query map: off")
+    message = f"generated-query map of {fitted.encoder_version} and {fitted.generator_version}"
+    return StageOutcome(
+        "query-map", stored, "", outputs, message + (" (stored)" if stored else ": fitted")
+    )
+
+
 def model_keys(settings: Settings) -> dict[str, str]:
     """Store keys of the checkpoints ``settings.models`` names."""
     from sharpseek.inference import checkpoint_name

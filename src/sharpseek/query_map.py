@@ -33,7 +33,13 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["GeneratedQueryMap", "fit_query_map", "generated_vectors", "load_query_map"]
+__all__ = [
+    "GeneratedQueryMap",
+    "fit_query_map",
+    "generated_vectors",
+    "load_query_map",
+    "query_map_key",
+]
 
 log = logging.getLogger(__name__)
 
@@ -189,24 +195,43 @@ def fit_query_map(
     )
 
 
+def query_map_key(settings, backend, store) -> tuple[str, str, str] | None:
+    """(store key, dataset name, dataset version) of the map of the backend's models over
+    the latest version of ``settings.flows.training_dataset``; None when that dataset is
+    absent."""
+    from sharpseek.dataset import latest_version
+
+    name = settings.flows.training_dataset
+    version = latest_version(store, name)
+    if version is None:
+        return None
+    versions = backend.versions()
+    return (
+        GeneratedQueryMap.key(versions["encoder"], versions["gan"], f"{name}/{version}"),
+        name,
+        version,
+    )
+
+
 def load_query_map(settings, backend, store=None) -> GeneratedQueryMap | None:
     """The map of the backend's models over the frames of ``settings.flows.training_dataset``
     (its latest version), fitted and stored the first time; None when
     ``settings.retrieval.query_map`` is off or that dataset is absent."""
-    from sharpseek.dataset import latest_version, load_dataset
+    from sharpseek.dataset import load_dataset
     from sharpseek.store import ObjectNotFound, open_store
 
     cfg = settings.retrieval
     if not cfg.query_map:
         return None
     store = store if store is not None else open_store(settings)
-    name = settings.flows.training_dataset
-    version = latest_version(store, name)
-    if version is None:
-        log.warning("no dataset %r to fit the generated-query map on: queries unmapped", name)
+    where = query_map_key(settings, backend, store)
+    if where is None:
+        log.warning(
+            "no dataset %r to fit the generated-query map on: queries unmapped",
+            settings.flows.training_dataset,
+        )
         return None
-    versions = backend.versions()
-    key = GeneratedQueryMap.key(versions["encoder"], versions["gan"], f"{name}/{version}")
+    key, name, version = where
     try:
         found = GeneratedQueryMap.from_json(store.get_bytes(key).decode())
         if (found.first_seed, found.generated, found.frames.get("requested")) == (
@@ -217,7 +242,7 @@ def load_query_map(settings, backend, store=None) -> GeneratedQueryMap | None:
             return found
     except ObjectNotFound:
         pass
-    log.info("fitting the generated-query map of %s and %s", versions["encoder"], versions["gan"])
+    log.info("fitting the generated-query map %s", key)
     fitted = fit_query_map(
         backend,
         load_dataset(store, name, version),
