@@ -84,7 +84,8 @@ def direction_table(report: dict[str, Any], settings: Settings | None = None) ->
     """The targets as a markdown table: block, direction, mode, rises, median change, the
     others' median change / IQR (signed, and |change| in brackets), met."""
     lines = [
-        f"Directions {report.get('directions')}, shift {report['eps']:+g}:",
+        f"Directions {report.get('directions')} ({report.get('method', 'method not recorded')}), "
+        f"shift {report['eps']:+g}:",
         "",
         "| seeds (selected) | direction | mode | rises | median rel. change | others: median "
         "change / IQR (median abs) | met |",

@@ -129,8 +129,8 @@ def section_directions(report: dict) -> str:
     names = d["parameters"]
     lines = _source(report, "directions")
     lines += [
-        f"GAN `{d['gan']}`, directions `{d['directions']}`; shift eps = {d['eps']:+g} (latent "
-        "units). Interquartile ranges of the dataset: "
+        f"GAN `{d['gan']}`, directions `{d['directions']}`; shift eps = {d['eps']:+g} "
+        f"({d.get('method', 'latent units')}). Interquartile ranges of the dataset: "
         + ", ".join(f"{n.upper()} {d['iqr'][n]:.4g}" for n in names)
         + ".",
         "",

@@ -667,7 +667,9 @@ def evaluate_directions_cmd(
     seed_blocks: Annotated[
         str, typer.Option("--seed-blocks", help="first seeds of the blocks")
     ] = "0,100000",
-    eps: Annotated[float, typer.Option("--eps", help="shift in latent units")] = 1.5,
+    eps: Annotated[
+        float, typer.Option("--eps", help="shift, in the directions' unit of eps")
+    ] = 1.5,
     out: Annotated[Path | None, typer.Option("--out", help="write the report as JSON")] = None,
     preset: PresetOpt = None,
     home: HomeOpt = None,

@@ -1,7 +1,7 @@
 """``sharpseek evaluate directions``: do the latent directions move what they name (issue 16)?
 
 For each seed block (seeds ``b .. b + n - 1``), the seeds whose start image is bipolar with
-R > 0 are shifted by ``eps`` (default +1.5, latent units along the unit direction,
+R > 0 are shifted by ``eps`` (default +1.5, in the directions' unit of eps,
 :func:`sharpseek.directions.apply_shifts`) along TUF, PSEP and R, once alone and once with
 the other two held (conditional manipulation). For each: the share of seeds where the
 parameter rises, its median relative change, and the other two's median change in units of
@@ -55,7 +55,7 @@ def evaluate_directions(
 
     Returns
     -------
-    ``{"eps", "iqr", "gan", "directions", "blocks": {str(b): {"seeds", "selected",
+    ``{"eps", "iqr", "gan", "directions", "method", "blocks": {str(b): {"seeds", "selected",
     "<p>": {"alone": {...}, "held": {...}}}}}``, each inner dict from
     :func:`sharpseek.evaluate.shift_effects`.
     """
@@ -67,6 +67,7 @@ def evaluate_directions(
         "iqr": iqr,
         "gan": versions.get("gan"),
         "directions": versions.get("directions"),
+        "method": backend.load_directions().method.describe(),
         "blocks": {},
     }
     for block in seed_blocks:
