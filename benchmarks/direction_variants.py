@@ -71,6 +71,29 @@ def run_variant(home: Path, name: str, scratch: Path) -> dict:
     }
 
 
+def variants_table(results: dict[str, dict]) -> str:
+    """Markdown, one row per (variant, seed block); a cell per (direction, mode): share of
+    seeds where it rises / median relative change / the largest median |change| / IQR of
+    the other two; a missed target in bold."""
+    cells = [(p, m) for p in ("tuf", "psep", "r") for m in ("alone", "held")]
+    lines = [
+        "| variant | seeds | " + " | ".join(f"{p.upper()} {m}" for p, m in cells) + " |",
+        "|---|---|" + "---|" * len(cells),
+    ]
+    for name, result in results.items():
+        rows = direction_rows(result["report"])
+        for block in dict.fromkeys(r["block"] for r in rows):
+            get = {(r["direction"], r["mode"]): r for r in rows if r["block"] == block}
+            out = []
+            for key in cells:
+                r = get[key]
+                moved = max(m for _, m in r["others"].values())
+                text = f"{r['rises']:.0%} / {r['median_relative_change']:+.0%} / {moved:.2f}"
+                out.append(f"**{text}**" if r["misses"] else text)
+            lines.append(f"| {name} | {block} | " + " | ".join(out) + " |")
+    return "\n".join(lines)
+
+
 def plot(results: dict[str, dict], path: Path) -> None:
     """Per variant and seed block: rises, median change, held movement of TUF, PSEP, R."""
     import matplotlib
@@ -101,8 +124,9 @@ def plot(results: dict[str, dict], path: Path) -> None:
         ax.set_xticks(np.arange(len(ticks)), ticks, fontsize=8)
         ax.axhline(line, color="k", lw=0.8, ls="--")
         ax.set_title(title, fontsize=9)
-    axes[1].set_yscale("symlog", linthresh=1)
-    axes[2].set_yscale("symlog", linthresh=1)
+    for ax in axes[1:]:
+        ax.set_yscale("symlog", linthresh=1)
+        ax.set_yticks([0, 0.25, 0.5, 1, 2, 4], ["0", "0.25", "0.5", "1", "2", "4"])
     axes[0].legend(fontsize=7, loc="lower left")
     fig.suptitle("+1.5 along TUF, PSEP, R on seeds 0..999 (bipolar, R > 0); dashed: targets")
     fig.tight_layout()
@@ -113,13 +137,27 @@ def plot(results: dict[str, dict], path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--home", type=Path, required=True, help="a trained home (only read)")
+    parser.add_argument("--home", type=Path, help="a trained home (only read; required to run)")
     parser.add_argument(
         "--out", type=Path, default=Path("benchmarks/results/direction_variants.json")
     )
     parser.add_argument("--figure", type=Path, default=None)
     parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument(
+        "--table",
+        type=Path,
+        default=None,
+        help="print the table (and draw --figure) of an earlier --out and stop",
+    )
     args = parser.parse_args()
+    if args.table is not None:
+        results = json.loads(args.table.read_text())["variants"]
+        if args.figure is not None:
+            plot(results, args.figure)
+        print(variants_table(results))
+        return
+    if args.home is None:
+        parser.error("--home is required to run the variants")
     results = {}
     with tempfile.TemporaryDirectory(prefix="sharpseek-directions-") as scratch:
         for name in args.variants:
@@ -136,6 +174,7 @@ def main() -> None:
     if args.figure is not None:
         plot(results, args.figure)
         print(f"figure {args.figure}")
+    print(variants_table(results))
 
 
 if __name__ == "__main__":
