@@ -391,3 +391,38 @@ def test_jsoc_harps_without_a_time_range_bring_every_record_of_them(settings, fa
     assert every["added"] == len(ds) > 0 and set(ds.manifest["harpnum"]) == {9002}
     with pytest.raises(ValueError, match="nothing to ask JSOC for"):
         plan_ingest_jsoc(s, incremental=False)
+
+
+def test_resuming_a_crashed_synthetic_ingest_makes_only_the_shards_it_lacks(tmp_path, monkeypatch):
+    """Issue 21: a crashed synthetic ingest, run again, regenerated every frame. Shards are
+    content-addressed by recipe and regions and kept once made: the rerun makes only what
+    the crash left undone, and commits every frame."""
+    from sharpseek import ingest, pipeline
+
+    settings = Settings(home=tmp_path / "home", preset="tiny", flows={"ingest_shard_size": 4})
+    recipe = {"regions": 6, "frames": 2, "seed": 1}
+    made, real = [], ingest.ingest_shard
+
+    def crash_after_two(settings, shard, **kw):
+        if len(made) == 2:
+            raise KeyboardInterrupt("the machine went down")
+        made.append(real(settings, shard, **kw))
+        return made[-1]
+
+    monkeypatch.setattr(ingest, "ingest_shard", crash_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.run_ingest_plan(
+            settings, pipeline.plan_ingest_synthetic(settings, **recipe), progress=False
+        )
+    cached = []
+
+    def spy(settings, shard, **kw):
+        out = real(settings, shard, **kw)
+        cached.append(out["cached"])
+        return out
+
+    monkeypatch.setattr(ingest, "ingest_shard", spy)
+    plan = pipeline.plan_ingest_synthetic(settings, **recipe)
+    outcome = pipeline.run_ingest_plan(settings, plan, progress=False)
+    assert cached == [True, True, False]  # three shards of two regions; one made again
+    assert outcome.outputs["dataset"]["n_records"] == 12
