@@ -335,6 +335,7 @@ def serving_loop(tally, serve_settings, token, stop, worker: int) -> None:
                 tally.add("serving_bad_not_400")
                 tally.problem(f"bad {model} answered {status}: {body[:200]}")
             i += 1
+            time.sleep(0.05)  # leave the two cores to the other loops too
 
 
 # ------------------------------------------------------------------------------ one home
