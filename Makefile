@@ -45,6 +45,7 @@ bench: $(STAMP_DEV) $(STAMP_DEMO) ## benchmarks; figures written to benchmarks/r
 	$(PY) benchmarks/bench_directions.py --out benchmarks/results/directions.json
 	$(PY) benchmarks/bench_flows.py --out benchmarks/results/flows.json
 	$(PY) benchmarks/bench_concurrency.py --out benchmarks/results/concurrency.json
+	$(PY) benchmarks/bench_soak.py --out benchmarks/results/soak.json  # a few minutes: everything at once, good and bad input
 	$(PY) benchmarks/bench_serving.py --home $${SHARPSEEK_HOME:-.sharpseek} --out benchmarks/results/serving.json
 	$(PY) benchmarks/bench_flares.py --home $${SHARPSEEK_HOME:-.sharpseek} --out benchmarks/results/flares.json
 	# bench_evaluation exits non-zero naming each missed target (issue 17) after writing its

@@ -250,3 +250,29 @@ def test_cli_refuses_a_bad_dataset_name_with_exit_2_and_the_rule(tmp_path, args)
     assert result.exit_code == 2, result.output
     assert "dataset name" in result.output and "Traceback" not in result.output
     assert not home.exists() or not any(home.rglob("*"))
+
+
+def test_a_journal_entry_gone_between_listing_and_reading_is_not_an_error(tmp_path):
+    """Found by benchmarks/bench_soak.py on S3: two writers of one next version share its
+    journal; one committed and deleted its entry while the other listed then read it, and
+    the good ingest failed with ObjectNotFound. A vanished entry is another writer's, now
+    committed or withdrawn: skipped."""
+    import io
+
+    import pandas as pd
+
+    from sharpseek.dataset import _read_journal
+
+    store = LocalStore(tmp_path)
+    prefix = "datasets/sharp/journal/v0002/"
+    shard = "shards/one/done.json"
+    store.put_bytes(shard, b"{}")
+    frame = io.BytesIO()
+    pd.DataFrame([{"record_id": "r1", "shard": shard}]).to_parquet(frame, index=False)
+    store.put_bytes(prefix + "kept.parquet", frame.getvalue())
+    store.put_bytes(prefix + "gone.parquet", frame.getvalue())
+    listed = list(store.list(prefix))
+    store.delete(prefix + "gone.parquet")  # the other writer, between list and read
+    store.list = lambda p: iter(listed)  # what the first listing saw
+    keys, rows = _read_journal(store, prefix, set())
+    assert keys == [prefix + "kept.parquet"] and [r["record_id"] for r in rows] == ["r1"]

@@ -639,8 +639,14 @@ def _read_journal(
     for info in store.list(prefix):
         if not info.key.endswith(".parquet"):
             continue
+        try:
+            data = store.get_bytes(info.key)
+        except ObjectNotFound:
+            # gone between the listing and the read: its writer committed (its rows are in
+            # the version this run rebases onto) or withdrew them; either way not ours
+            continue
         keys.append(info.key)
-        frame = pd.read_parquet(io.BytesIO(store.get_bytes(info.key)))
+        frame = pd.read_parquet(io.BytesIO(data))
         if not store.exists(frame["shard"].iloc[0]):
             continue  # its shard never landed: the records will simply be redone
         for row in frame.to_dict("records"):
