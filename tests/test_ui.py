@@ -437,6 +437,9 @@ def test_search_page_filters_and_compares(app):
     matches = [c for c in table.columns if c not in ("unit", "query")]
     assert matches and all(table[c]["TUF"] >= cut for c in matches)
     assert len(app.image) >= 3 + len(matches)  # query, results, compare (3)
+    # the look-alike outlook: this index holds no flare outcomes, and the page says so
+    outlook = [m.value for m in app.markdown if "Flare outlook" in m.value]
+    assert outlook and "no look-alike region with flare outcomes" in outlook[0]
     assert "f.tuf" in dict(_qp(app))
 
 

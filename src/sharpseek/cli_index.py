@@ -417,6 +417,21 @@ def search_cmd(
             "--quiet", help="no flare >= settings.flares.quiet_class (C) within this, e.g. 48h"
         ),
     ] = None,
+    outlook: Annotated[
+        bool,
+        typer.Option(
+            "--outlook",
+            help="also the look-alike flare outlook: how often the k nearest regions flared next",
+        ),
+    ] = False,
+    outlook_k: Annotated[
+        int | None,
+        typer.Option("--outlook-k", min=1, help="regions of the outlook (settings.flares)"),
+    ] = None,
+    outlook_class: Annotated[
+        str | None,
+        typer.Option("--outlook-class", help="class counted by the outlook, e.g. M (default)"),
+    ] = None,
     method: Annotated[
         str,
         typer.Option(
@@ -489,10 +504,17 @@ def search_cmd(
                 )
             # which backend and model versions made the query (none for a stored record)
             models = searcher.versions() if query.kind != "record" else None
+            look = (
+                searcher.outlook(query, k=outlook_k, threshold=outlook_class)
+                if outlook or outlook_k or outlook_class
+                else None
+            )
     except (*_user_errors(), ImageInputError) as err:
         raise _fail(_message(err)) from None
     if as_json:
         payload = results_to_json(frame) | {"models": models}
+        if look is not None:
+            payload["outlook"] = look.to_json()
         typer.echo(json.dumps(payload, indent=1, default=str))
         return
     q = frame.attrs["query"]
@@ -500,6 +522,8 @@ def search_cmd(
         f"query: {escape(q['description'])} ({q['kind']}; encoder {q.get('encoder_version')})"
         + (f"; method {method}" if method != "simsiam" else "")
     )
+    if look is not None:
+        console.print(f"outlook: {escape(look.text())}\n  {escape(look.caveat)}")
     if frame.empty:
         console.print("no frame matches the filter")
         return

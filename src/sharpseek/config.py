@@ -318,6 +318,15 @@ class FlareSettings(BaseModel):
         "C", description="--quiet: no flare of this class or above in the outcome window"
     )
     timeout_s: float = Field(60.0, gt=0, description="how long to wait for a URL source [s]")
+    outlook_k: int = Field(
+        20, ge=1, description="the look-alike outlook: nearest regions counted (docs/outlook.md)"
+    )
+    outlook_class: str = Field(
+        "M", description="the look-alike outlook: a flare of this class or above counts"
+    )
+    outlook_hours: int = Field(
+        24, ge=1, description="the look-alike outlook: the neighbours' outcome window [h]"
+    )
 
     def windows(self):
         """The :class:`sharpseek.flares.FlareWindow` list: history windows, then outcomes."""

@@ -56,7 +56,7 @@ import numpy as np
 import pandas as pd
 
 from sharpseek.config import Settings, get_settings
-from sharpseek.flares import FLARE_COLUMN, flare_columns, flare_summary
+from sharpseek.flares import FLARE_COLUMN, flare_columns, flare_summary, parse_record_id
 from sharpseek.index import SearchFilter, SearchHit, VectorIndex, open_index_from_settings
 from sharpseek.index.filters import to_tai
 from sharpseek.index.points import region_key
@@ -574,6 +574,9 @@ class Query:
         For a record query, its region (left out of the results by default).
     latent : ndarray or None
         For a latent query, z after the shifts.
+    t_rec : Timestamp or None
+        For a record query, its T_REC (naive TAI): the look-alike outlook counts only
+        neighbours whose outcome had closed by then.
     """
 
     vector: np.ndarray
@@ -584,6 +587,7 @@ class Query:
     parameters: dict[str, Any] = field(default_factory=dict)
     region: str | None = None
     latent: np.ndarray | None = None
+    t_rec: pd.Timestamp | None = None
 
 
 def _native_of_file(path: Path) -> dict[str, Any]:
@@ -804,6 +808,7 @@ class Searcher:
             parameters={k: _float(payload.get(k)) for k in (*SHOWN_PARAMETERS, *NATIVE_PARAMETERS)}
             | {"r_jsoc_segment": payload.get("r_jsoc_segment")},
             region=str(payload.get("region")),
+            t_rec=pd.Timestamp(parse_record_id(record_id)[2]),
         )
 
     # ------------------------------------------------------------------ search
@@ -913,6 +918,33 @@ class Searcher:
             )
             out.append(self.search(query, k=k, filter=filter))
         return out
+
+    def outlook(
+        self,
+        query: Query,
+        *,
+        k: int | None = None,
+        threshold: str | None = None,
+        hours: int | None = None,
+    ):
+        """The look-alike flare outlook of ``query`` (:func:`sharpseek.outlook.query_outlook`):
+        the share of its ``k`` nearest regions whose outcome held a flare >= ``threshold``;
+        a record query counts only neighbours whose outcome had closed by its T_REC, never
+        its own region. Defaults: ``settings.flares.outlook_k``, ``outlook_class``,
+        ``outlook_hours``."""
+        from sharpseek.outlook import query_outlook
+
+        flares = self.settings.flares
+        return query_outlook(
+            self.index,
+            query.vector,
+            k=flares.outlook_k if k is None else k,
+            threshold=flares.outlook_class if threshold is None else threshold,
+            hours=flares.outlook_hours if hours is None else hours,
+            query_t_rec=query.t_rec,
+            query_region=query.region,
+            encoder_version=query.encoder_version,
+        )
 
     def baseline_search(
         self,

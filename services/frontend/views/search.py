@@ -207,9 +207,23 @@ def show(wb) -> None:
                 params.update({p: base.get(p) for p in (*NATIVE_PARAMETERS, "r_jsoc_segment")})
             st.session_state["query_params"] = params
             st.session_state["query_image"] = rendered.image
+            base_record = (st.session_state.get("base_payload") or {}).get("record_id")
+            look, error = common.guarded(
+                wb.outlook,
+                rendered.image,
+                generated=source == "generated",
+                record_id=base_record if source == "real" else None,
+            )
+            st.session_state["outlook"] = None if error else look
+            if error:
+                st.warning(f"No flare outlook: {error}")
     matches = st.session_state.get("matches")
     if matches is None:
         return
+    look = st.session_state.get("outlook")
+    if look is not None:
+        st.markdown(f"**Flare outlook of look-alikes:** {look.text()}")
+        st.caption(look.caveat + " See docs/outlook.md.")
     st.subheader(f"{len(matches)} result(s)")
     if not matches:
         st.info("No indexed record matches these filters.")

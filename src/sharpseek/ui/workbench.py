@@ -493,6 +493,18 @@ class Workbench:
         )
         return [hit.with_image(self._record_image_or_none(hit.record_id)) for hit in hits]
 
+    def outlook(self, image: np.ndarray, *, generated: bool = False, record_id: str | None = None):
+        """The look-alike flare outlook (:class:`sharpseek.outlook.Outlook`) of the query
+        image, or of the indexed record ``record_id`` when the query is that record (then
+        only neighbours whose outcome had closed by its T_REC count, never its region)."""
+        if record_id is not None and self.index.get([record_id]):
+            query = self.searcher.record_query(record_id)
+        else:
+            query = self.searcher.image_query(
+                check_model_image(image, "query image"), units="model", generated=generated
+            )
+        return self.searcher.outlook(query)
+
     def _record_image_or_none(self, record_id: str) -> np.ndarray | None:
         try:
             return self.searcher.record_image(record_id)
