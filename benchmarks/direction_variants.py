@@ -36,6 +36,7 @@ VARIANTS: dict[str, tuple[dict[str, str], list[str]]] = {
     "ridge-latent": ({"fit": "ridge", "step": "latent"}, []),
     "ridge-sigma": ({"fit": "ridge", "step": "sigma"}, []),
     "ridge-sigma N=10k": ({"fit": "ridge", "step": "sigma"}, ["--n", "10000"]),
+    "ridge-spread": ({"fit": "ridge", "step": "spread"}, []),
 }
 
 

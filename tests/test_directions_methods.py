@@ -18,6 +18,7 @@ from sharpseek.directions import (
     orthonormal_basis,
     paired_change,
     regression_target,
+    response_gain,
     step_scale,
     train_boundary,
 )
@@ -79,6 +80,21 @@ def test_step_in_sigma_keeps_the_own_decision_value_moving_by_eps():
         step_scale(n, c, "furlongs")
 
 
+def test_step_in_spread_moves_the_fitted_response_by_eps_standard_deviations():
+    """y = 0.4 (a . z) + noise, standardised: gain ~ 0.4 per latent unit, so eps = 1.5 in
+    "spread" is 1.5 / 0.4 latent units, and the fitted response moves by 1.5."""
+    rng = np.random.default_rng(4)
+    a = np.eye(5)[0]
+    z = rng.normal(size=(4000, 5))
+    y = 0.4 * (z @ a) + np.sqrt(1 - 0.4**2) * rng.normal(size=4000)
+    gain = response_gain(z @ a, (y - y.mean()) / y.std())
+    assert abs(gain - 0.4) < 0.03
+    assert np.isclose(step_scale(a, a, "spread", gain), 1 / gain)
+    assert step_scale(a, a, "spread", 0.01) == 10.0  # capped: at most 1 / MIN_GAIN
+    with pytest.raises(ValueError, match="needs the direction's response gain"):
+        step_scale(a, a, "spread", None)
+
+
 def test_paired_change_counts_nan_as_not_risen():
     rises, change = paired_change(np.array([1.0, 2.0, np.nan, 4.0]), np.array([2.0, 1.0, 5.0, 6.0]))
     assert rises == 0.5 and np.isclose(change, 0.5)  # changes +1, -0.5, +0.5 -> median +0.5
@@ -135,6 +151,7 @@ def tied_sets():
 def test_both_methods_recover_the_known_axes(tied_sets, name):
     ds = tied_sets[name]
     assert ds["tuf"].normal @ FLUX_AXIS > 0.97
+    assert 0.5 < ds["tuf"].extra["gain"] <= 1.05  # log TUF is linear in z here: R^2 ~ 1
     assert ds["psep"].normal @ SEPARATION_AXIS > 0.97
 
 

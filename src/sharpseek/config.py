@@ -226,9 +226,10 @@ class DirectionsSettings(BaseModel):
     fit: Literal["svm", "ridge"] = Field(
         "svm", description="svm: the paper's linear SVM; ridge: regression on log parameter"
     )
-    step: Literal["latent", "sigma"] = Field(
+    step: Literal["latent", "sigma", "spread"] = Field(
         "latent",
-        description="unit of a shift eps: latent units (paper) or sigma of the decision value",
+        description="unit of a shift eps: latent units (paper), sigma of the decision value, "
+        "or spread: standard deviations of the (log) parameter through its fitted response",
     )
     ridge_alpha: float = Field(1.0, ge=0, description="L2 penalty of the ridge fit")
     strong_eps: float = Field(1.5, gt=0, description="shift at which a direction is judged")

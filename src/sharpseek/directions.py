@@ -46,6 +46,7 @@ __all__ = [
     "direction_strength",
     "orthonormal_basis",
     "regression_target",
+    "response_gain",
     "ridge_direction",
     "step_scale",
     "Boundary",
@@ -90,7 +91,11 @@ DEGENERATE_NORM = 1e-3
 #: 2: the :class:`DirectionMethod` is stored with the set.
 DIRECTIONS_FORMAT = 2
 FIT_METHODS = ("svm", "ridge")
-STEP_UNITS = ("latent", "sigma")
+STEP_UNITS = ("latent", "sigma", "spread")
+#: Below this response gain (standard deviations of the parameter per latent unit) a step in
+#: "spread" units is computed as if the gain were this: at most 1 / MIN_GAIN latent units per
+#: eps, so a direction that explains almost nothing cannot throw z far out of the prior.
+MIN_GAIN = 0.1
 
 
 @dataclass(frozen=True)
@@ -108,7 +113,11 @@ class DirectionMethod:
         direction (InterFaceGAN; the paper); ``"sigma"``: eps is in standard deviations of the
         parameter's own decision value n . z over z ~ N(0, I) (1 latent unit for a unit
         normal), and holding keeps that meaning: along the conditioned direction c the step
-        is eps / (n . c), so the own decision value still moves by eps (:func:`step_scale`).
+        is eps / (n . c), so the own decision value still moves by eps; ``"spread"``: eps is
+        in standard deviations of the parameter itself (its regression target, the log for
+        fluxes, PSEP, R) over the generator's images, through the fitted response: a step of
+        eps / (gain (n . c)) latent units, gain = the slope of the standardised target on
+        n . z (``Boundary.extra["gain"]``, :func:`response_gain`; :func:`step_scale`).
     ridge_alpha : L2 penalty of the ridge fit (on sums over samples, z standard normal).
     """
 
@@ -270,6 +279,18 @@ def ridge_direction(x: np.ndarray, y: np.ndarray, alpha: float = 1.0) -> np.ndar
     return np.linalg.solve(xc.T @ xc + alpha * np.eye(x.shape[1]), xc.T @ yc)
 
 
+def response_gain(score: np.ndarray, target: np.ndarray) -> float:
+    """Slope of ``target`` (m,) on ``score`` (m,): how many standard deviations of the
+    standardised parameter one latent unit along the direction is worth, by least squares
+    (cov / var). The calibration of eps in ``"spread"`` units."""
+    score = np.asarray(score, dtype=np.float64)
+    target = np.asarray(target, dtype=np.float64)
+    var = float(np.var(score))
+    if var <= 0:
+        return 0.0
+    return float(np.mean((score - score.mean()) * (target - target.mean())) / var)
+
+
 def train_boundary(
     z: np.ndarray,
     values: np.ndarray,
@@ -328,9 +349,11 @@ def train_boundary(
     norm = float(np.linalg.norm(w))
     if norm == 0:
         raise ValueError(f"{parameter!r}: the SVM found no direction (zero normal)")
+    normal = w / norm
+    target_used, target, _ = regression_target(values, parameter)
     return Boundary(
         parameter=parameter,
-        normal=w / norm,
+        normal=normal,
         intercept=float(svm.intercept_[0]) / norm,
         accuracy=accuracy,
         rule=rule,
@@ -338,6 +361,7 @@ def train_boundary(
         n_train=len(train),
         n_validation=len(val),
         gan_version=gan_version,
+        extra={"fit": "svm", "gain": response_gain(z[target_used] @ normal, target)},
     )
 
 
@@ -388,7 +412,7 @@ def _ridge_boundary(
         n_train=len(train),
         n_validation=len(val),
         gan_version=gan_version,
-        extra={"fit": "ridge", "r2": r2, "gain": norm},
+        extra={"fit": "ridge", "r2": r2, "gain": response_gain(score, y)},
     )
 
 
@@ -480,16 +504,20 @@ def condition_direction(
     return out, ConditionReport(cos_before, a @ out, kept, redundant)
 
 
-def step_scale(normal: np.ndarray, conditioned: np.ndarray, step: str = "latent") -> float:
+def step_scale(
+    normal: np.ndarray, conditioned: np.ndarray, step: str = "latent", gain: float | None = None
+) -> float:
     """Latent length of a step of eps = 1 along ``conditioned`` in the unit ``step``.
 
     ``"latent"``: 1. ``"sigma"``: 1 / (n . c), so the parameter's own decision value n . z
     (standard deviation 1 over z ~ N(0, I) for a unit normal n) moves by exactly eps also
     along the conditioned direction c; without conditions c = n and the scale is 1.
+    ``"spread"``: 1 / (gain (n . c)): the parameter's fitted response moves by eps of its
+    standard deviations (``gain`` below :data:`MIN_GAIN` counts as MIN_GAIN).
     """
     if step == "latent":
         return 1.0
-    if step != "sigma":
+    if step not in STEP_UNITS:
         raise ValueError(f"step unit {step!r} unknown; use one of {STEP_UNITS}")
     cos = float(np.dot(normal, conditioned))
     if cos < DEGENERATE_NORM:
@@ -497,7 +525,13 @@ def step_scale(normal: np.ndarray, conditioned: np.ndarray, step: str = "latent"
             f"the conditioned direction is (nearly) orthogonal to the parameter's own normal "
             f"(cos = {cos:.2e}): a step in sigma of its decision value is unbounded"
         )
-    return 1.0 / cos
+    if step == "sigma":
+        return 1.0 / cos
+    if gain is None or not np.isfinite(gain):
+        raise ValueError(
+            "eps in 'spread' units needs the direction's response gain; refit the directions"
+        )
+    return 1.0 / (max(float(gain), MIN_GAIN) * cos)
 
 
 def shift(z: np.ndarray, directions: np.ndarray, eps: float | np.ndarray) -> np.ndarray:
@@ -601,7 +635,9 @@ class DirectionSet:
         """The latent vector (d,) of a shift eps = 1 along ``parameter`` holding ``hold``: the
         conditioned unit direction times :func:`step_scale` in this set's unit of eps."""
         conditioned = self.direction(parameter, hold)
-        return conditioned * step_scale(self[parameter].normal, conditioned, self.method.step)
+        boundary = self[parameter]
+        gain = boundary.extra.get("gain")
+        return conditioned * step_scale(boundary.normal, conditioned, self.method.step, gain)
 
     def _data(self) -> dict[str, Any]:
         extra: dict[str, Any] = {}
