@@ -432,7 +432,13 @@ def test_the_stage_writes_payloads_then_updates_them_for_a_new_version(settings,
         }
     first = flares_stage(settings)
     assert first.outputs["version"] == "v0001"
-    assert first.outputs["payloads"] == {"frames": 5, "written": 5, "known": 3, "version": "v0001"}
+    assert first.outputs["payloads"] == {
+        "frames": 5,
+        "written": 5,
+        "known": 3,
+        "version": "v0001",
+        "synthetic": None,  # no synthetic dataset, no ground-truth catalogue
+    }
     p = _payloads(settings)
     assert p[rid(*FRAMES[0])]["outcome_24h_max_class"] == "M1.0"
     assert p[rid(*FRAMES[2])]["outcome_24h_max_class"] == "X9.3"

@@ -117,6 +117,51 @@ def load_cmd(
         )
 
 
+@flares_app.command("synthetic")
+def synthetic_cmd(
+    out: Annotated[
+        Path | None, typer.Option("--out", help="also write flares.csv and harps.csv here")
+    ] = None,
+    as_json: JsonOpt = False,
+    preset: PresetOpt = None,
+    home: HomeOpt = None,
+) -> None:
+    """Draw the synthetic regions' ground-truth flares (docs/synthetic.md: a Poisson process
+    whose rate follows R, power-law classes; deterministic from the synthetic seed), store
+    them as the synthetic catalogue and give the index's synthetic frames their flares."""
+    from sharpseek.pipeline import load_synthetic_flares, update_flare_payloads
+
+    settings = settings_from(preset, home)
+    try:
+        loaded = load_synthetic_flares(settings, out=out)
+        if loaded is None:
+            raise ValueError("no synthetic dataset: run `sharpseek ingest synthetic` first")
+        payloads = update_flare_payloads(settings)
+    except _user_errors() as err:
+        raise _fail(str(err.args[0]) if isinstance(err, KeyError) else str(err)) from None
+    catalogue = loaded.catalogue
+    classes = catalogue.matched["goes_class"].str[0].value_counts().to_dict()
+    if as_json:
+        out_json = {
+            "version": catalogue.version,
+            "created": loaded.created,
+            "counts": loaded.counts,
+            "classes": classes,
+            "payloads": payloads,
+        }
+        typer.echo(json.dumps(out_json, indent=1, default=str))
+        return
+    console.print(
+        f"synthetic flare catalogue {catalogue.version} "
+        f"({'new version' if loaded.created else 'unchanged'}): {loaded.counts['flares']} "
+        f"flares ({', '.join(f'{n} {c}' for c, n in sorted(classes.items()))}) on "
+        f"{loaded.counts['harps']} HARPs; index: {payloads['synthetic']['written']} synthetic "
+        "frames' payloads written"
+    )
+    if out is not None:
+        console.print(f"files: {out / 'flares.csv'}, {out / 'harps.csv'}")
+
+
 def _record_flares(settings, record_ids: list[str], version: str | None) -> list[dict[str, Any]]:
     from sharpseek.flares import load_flare_catalogue, parse_record_id, window_text
     from sharpseek.pipeline import frame_flares

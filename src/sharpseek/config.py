@@ -56,6 +56,23 @@ class SyntheticSettings(BaseModel):
     frames: int = Field(12, ge=1, description="frames per region, through emergence and decay")
     cadence_hours: float = Field(6.0, gt=0, description="time between frames [h]")
     seed: int = 0
+    flare_rate_c_per_day: float = Field(
+        2.0,
+        ge=0,
+        description="ground-truth flares >= C1.0 per day at the median R (docs/synthetic.md)",
+    )
+    flare_r_exponent: float = Field(
+        1.0, ge=0, description="the flare rate grows as R to this power (Schrijver 2007: ~1)"
+    )
+    flare_alpha: float = Field(
+        2.0, gt=1, description="peak-flux power law dN/dF ~ F^-alpha of the ground-truth flares"
+    )
+
+    def flare_law(self):
+        """The :class:`sharpseek.synthetic_flares.SyntheticFlareLaw` of these settings."""
+        from sharpseek.synthetic_flares import SyntheticFlareLaw
+
+        return SyntheticFlareLaw(self.flare_rate_c_per_day, self.flare_r_exponent, self.flare_alpha)
 
 
 class StoreSettings(BaseModel):

@@ -89,6 +89,9 @@ __all__ = [
 #: Peak 1-8 A flux [W m^-2] of class 1.0 of each GOES letter (X1.0 = 1e-4 W m^-2).
 CLASS_FLUX: dict[str, float] = {"A": 1e-8, "B": 1e-7, "C": 1e-6, "M": 1e-5, "X": 1e-4}
 PREFIX = "flares"
+#: Where the ground-truth flares of synthetic HARPs live (docs/synthetic.md): their HARP
+#: numbers overlap real ones, so they are a catalogue of their own.
+SYNTHETIC_PREFIX = "flares-synthetic"
 FLARES = "flares.parquet"
 HARPS = "harps.parquet"
 INFO = "catalogue.json"
@@ -479,23 +482,27 @@ class LoadResult:
     counts: dict[str, int] = field(default_factory=dict)
 
 
-def latest_flare_version(store: ObjectStore) -> str | None:
-    """The newest complete catalogue version (from ``flares/LATEST``), or None."""
+def latest_flare_version(store: ObjectStore, *, root: str = PREFIX) -> str | None:
+    """The newest complete catalogue version (from ``<root>/LATEST``: ``flares/`` for
+    real HARPs, :data:`SYNTHETIC_PREFIX` for synthetic ones), or None."""
     try:
-        version = store.get_bytes(f"{PREFIX}/LATEST").decode().strip()
+        version = store.get_bytes(f"{root}/LATEST").decode().strip()
     except ObjectNotFound:
         return None
-    return version if store.exists(f"{PREFIX}/{version}/{INFO}") else None
+    return version if store.exists(f"{root}/{version}/{INFO}") else None
 
 
-def load_flare_catalogue(store: ObjectStore, version: str | None = None) -> FlareCatalogue:
-    """Version ``version`` (default: the latest) of the flare catalogue in ``store``."""
-    version = version or latest_flare_version(store)
+def load_flare_catalogue(
+    store: ObjectStore, version: str | None = None, *, root: str = PREFIX
+) -> FlareCatalogue:
+    """Version ``version`` (default: the latest) of the flare catalogue in ``store`` under
+    ``root``."""
+    version = version or latest_flare_version(store, root=root)
     if version is None:
         raise FileNotFoundError(
             f"no flare catalogue in {store.describe()}: load one with `sharpseek flares load FILE`"
         )
-    prefix = f"{PREFIX}/{version}"
+    prefix = f"{root}/{version}"
     try:
         info = json.loads(store.get_bytes(f"{prefix}/{INFO}"))
     except ObjectNotFound:
@@ -535,6 +542,7 @@ def save_flare_catalogue(
     source: str,
     harps_source: str,
     margin_hours: float = 0.0,
+    root: str = PREFIX,
 ) -> LoadResult:
     """Match ``flares`` (from :func:`read_flare_table`) to ``harps`` and store them as a new
     catalogue version, unless the latest version holds the same content (then it is
@@ -550,13 +558,13 @@ def save_flare_catalogue(
         "unmatched": int((matched["matched_by"] == "unmatched").sum()),
         "harps": len(harps),
     }
-    latest = latest_flare_version(store)
+    latest = latest_flare_version(store, root=root)
     if latest is not None:
-        current = load_flare_catalogue(store, latest)
+        current = load_flare_catalogue(store, latest, root=root)
         if current.info.get("digest") == digest:
             return LoadResult(current, False, counts)
-    version = _claim_version(store)
-    prefix = f"{PREFIX}/{version}"
+    version = _claim_version(store, root)
+    prefix = f"{root}/{version}"
     harps_stored = harps.copy()
     harps_stored["noaa_ars"] = [list(map(int, v)) for v in harps_stored["noaa_ars"]]
     store.put_bytes(f"{prefix}/{FLARES}", _parquet(matched))
@@ -573,14 +581,14 @@ def save_flare_catalogue(
         "counts": counts,
     }
     store.put_bytes(f"{prefix}/{INFO}", json.dumps(info, indent=2).encode())
-    _move_latest(store, version)
-    return LoadResult(load_flare_catalogue(store, version), True, counts)
+    _move_latest(store, version, root)
+    return LoadResult(load_flare_catalogue(store, version, root=root), True, counts)
 
 
-def _claim_version(store: ObjectStore) -> str:
+def _claim_version(store: ObjectStore, root: str) -> str:
     taken = set()
-    for info in store.list(f"{PREFIX}/", recursive=True):
-        parts = info.key[len(PREFIX) + 1 :].split("/")
+    for info in store.list(f"{root}/", recursive=True):
+        parts = info.key[len(root) + 1 :].split("/")
         if len(parts) == 2 and parts[1] in (INFO, CLAIM):
             taken.add(parts[0])
     number = max((int(v[1:]) for v in taken if re.fullmatch(r"v\d+", v)), default=0)
@@ -588,17 +596,17 @@ def _claim_version(store: ObjectStore) -> str:
         number += 1
         version = f"v{number:04d}"
         try:
-            store.put_if(f"{PREFIX}/{version}/{CLAIM}", b"{}", match=None)
+            store.put_if(f"{root}/{version}/{CLAIM}", b"{}", match=None)
             return version
         except PreconditionFailed:
             continue  # another writer claimed it
     raise RuntimeError(f"could not claim a flare catalogue version in {store.describe()}")
 
 
-def _move_latest(store: ObjectStore, version: str) -> None:
+def _move_latest(store: ObjectStore, version: str, root: str) -> None:
     """LATEST -> ``version`` by compare-and-swap, unless another writer moved it to a newer
     version meanwhile (versions are numbered in claim order)."""
-    key = f"{PREFIX}/LATEST"
+    key = f"{root}/LATEST"
     for _ in range(50):
         try:
             current, token = store.get_versioned(key)

@@ -43,7 +43,9 @@ import pandas as pd
 
 from sharpseek.config import Settings
 from sharpseek.dataset import DEFINITIVE_SERIES, NRT_SERIES
+from sharpseek.flares import PREFIX as FLARE_PREFIX
 from sharpseek.flares import (
+    SYNTHETIC_PREFIX,
     LoadResult,
     flare_fields,
     flare_payloads,
@@ -1267,7 +1269,10 @@ def apply_index_plan(
         outcome.points_after = index.count() if live is not None else 0
     finally:
         index.close()
-    if outcome.live_after is not None and latest_flare_version(store) is not None:
+    if outcome.live_after is not None and any(
+        latest_flare_version(store, root=root) is not None
+        for root in (FLARE_PREFIX, SYNTHETIC_PREFIX)
+    ):
         # new frames get their flare history and outcome from the catalogue held (a fresh
         # index object: an embedded reader opened before the write could read a stale copy)
         outcome.flare_payloads = update_flare_payloads(settings)["written"]
@@ -1310,82 +1315,156 @@ def frame_flares(settings: Settings, harpnums: Any, t_recs: Any, *, version: str
     return flare_windows(catalogue, harpnums, t_recs, settings.flares.windows())
 
 
+def load_synthetic_flares(settings: Settings, *, out: Path | None = None) -> LoadResult | None:
+    """Draw the ground-truth flares of the latest synthetic dataset
+    (:func:`sharpseek.synthetic_flares.synthetic_flare_tables`, deterministic from
+    ``settings.synthetic``), read them back as the shared catalogue's file format and store
+    them as the synthetic catalogue (a new version only when they changed); ``out``: also
+    write them there (``flares.csv``, ``harps.csv``: ``sharpseek flares load`` reads them).
+    None when there is no synthetic dataset."""
+    from sharpseek.dataset import latest_version, load_dataset
+    from sharpseek.synthetic_flares import synthetic_flare_tables
+
+    store = open_store(settings)
+    version = latest_version(store, "synthetic")
+    if version is None:
+        return None
+    manifest = load_dataset(store, "synthetic", version).manifest
+    # the dataset's own cadence (its frames' spacing), not the settings' (another recipe)
+    steps = manifest.sort_values("t_rec").groupby("harpnum")["t_rec"].diff().dropna()
+    cadence = (
+        steps.median() / pd.Timedelta(hours=1) if len(steps) else settings.synthetic.cadence_hours
+    )
+    flares_csv, harps_csv = synthetic_flare_tables(
+        manifest,
+        seed=settings.synthetic.seed,
+        cadence_hours=cadence,
+        law=settings.synthetic.flare_law(),
+    )
+    source = f"synthetic:{version}"
+    if out is not None:
+        Path(out).mkdir(parents=True, exist_ok=True)
+        (Path(out) / "flares.csv").write_text(flares_csv)
+        (Path(out) / "harps.csv").write_text(harps_csv)
+    return save_flare_catalogue(
+        store,
+        read_flare_table(flares_csv.encode(), f"{source} flares"),
+        read_harp_table(harps_csv.encode(), f"{source} HARPs"),
+        source=source,
+        harps_source=source,
+        root=SYNTHETIC_PREFIX,
+    )
+
+
 def update_flare_payloads(settings: Settings, *, index=None) -> dict[str, Any]:
-    """Give every real frame of the live index its flare history and outcome from the
-    latest catalogue, writing only the frames whose flare fields differ (a frame added since,
-    or every frame after a new catalogue version); vectors are untouched. Synthetic frames
-    get none. Returns counts: ``frames`` (real frames seen), ``written``, ``known`` (frames
-    whose first outcome window is known), ``version``."""
-    catalogue = load_flare_catalogue(open_store(settings))
+    """Give every frame of the live index its flare history and outcome from the latest
+    catalogue of its kind (real frames: the GOES catalogue; synthetic frames: their
+    ground-truth catalogue, when loaded), writing only the frames whose flare fields differ
+    (a frame added since, or every frame after a new catalogue version); vectors are
+    untouched. Returns the real frames' counts: ``frames`` (real frames seen), ``written``,
+    ``known`` (frames whose first outcome window is known), ``version``; and ``synthetic``:
+    the same for the synthetic frames (None without a synthetic catalogue)."""
+    store = open_store(settings)
+    families = {
+        root: load_flare_catalogue(store, root=root)
+        for root in (FLARE_PREFIX, SYNTHETIC_PREFIX)
+        if latest_flare_version(store, root=root) is not None
+    }
+    if not families:
+        raise FileNotFoundError(
+            f"no flare catalogue in {store.describe()}: load one with `sharpseek flares load FILE`"
+        )
+    counts = {
+        root: {"frames": 0, "written": 0, "known": 0, "version": catalogue.version}
+        for root, catalogue in families.items()
+    }
     windows = settings.flares.windows()
     fields = flare_fields(windows)
     own = index is None
     index = open_settings_index(settings) if own else index
     try:
-        if index.live() is None:
-            return {"frames": 0, "written": 0, "known": 0, "version": catalogue.version}
-        stored = [
-            row
-            for row in index.scan(["series", "harpnum", "t_rec", *fields])
-            if str(row.get("series")) in (DEFINITIVE_SERIES, NRT_SERIES)
-        ]
-        if not stored:
-            return {"frames": 0, "written": 0, "known": 0, "version": catalogue.version}
-        t_recs = pd.to_datetime([str(r["t_rec"]).rstrip("Z") for r in stored]).to_numpy(
-            "datetime64[s]"
+        scanned = (
+            list(index.scan(["series", "harpnum", "t_rec", *fields]))
+            if index.live() is not None
+            else []
         )
-        summary = flare_windows(catalogue, [int(r["harpnum"]) for r in stored], t_recs, windows)
-        new = flare_payloads(summary, windows)
-        changed = {
-            row["record_id"]: values
-            for row, values in zip(stored, new, strict=True)
-            if any(row.get(k) != v for k, v in values.items())
-        }
-        written = index.update_payloads(changed, fields=fields) if changed else 0
-        first_outcome = next((w for w in windows if w.kind == "outcome"), windows[0])
-        known = int((summary[f"{first_outcome.name}_status"] == "known").sum())
-        return {
-            "frames": len(stored),
-            "written": written,
-            "known": known,
-            "version": catalogue.version,
-        }
+        for root, catalogue in families.items():
+            real = root == FLARE_PREFIX
+            stored = [
+                row
+                for row in scanned
+                if (str(row.get("series")) in (DEFINITIVE_SERIES, NRT_SERIES)) == real
+            ]
+            if not stored:
+                continue
+            t_recs = pd.to_datetime([str(r["t_rec"]).rstrip("Z") for r in stored]).to_numpy(
+                "datetime64[s]"
+            )
+            harps = [int(r["harpnum"]) for r in stored]
+            summary = flare_windows(catalogue, harps, t_recs, windows)
+            new = flare_payloads(summary, windows)
+            changed = {
+                row["record_id"]: values
+                for row, values in zip(stored, new, strict=True)
+                if any(row.get(k) != v for k, v in values.items())
+            }
+            first_outcome = next((w for w in windows if w.kind == "outcome"), windows[0])
+            counts[root] |= {
+                "frames": len(stored),
+                "written": index.update_payloads(changed, fields=fields) if changed else 0,
+                "known": int((summary[f"{first_outcome.name}_status"] == "known").sum()),
+            }
     finally:
         if own:
             index.close()
+    real_counts = counts.get(FLARE_PREFIX, {"frames": 0, "written": 0, "known": 0, "version": None})
+    return real_counts | {"synthetic": counts.get(SYNTHETIC_PREFIX)}
 
 
 def flares_stage(settings: Settings, source: str | Path | None = None) -> StageOutcome:
     """Load the flare table (``source`` or ``settings.flares.source``; a new catalogue
-    version only when its content changed), then bring the live index's flare payloads up to
+    version only when its content changed) and the synthetic regions' ground-truth flares
+    (when a synthetic dataset exists), then bring the live index's flare payloads up to
     date. Used by ``sharpseek flares load`` and the hourly flow."""
     location = source if source is not None else settings.flares.source
-    if location is None or (
-        not str(location).startswith(("http://", "https://")) and not Path(location).is_file()
-    ):
+    have_file = location is not None and (
+        str(location).startswith(("http://", "https://")) or Path(location).is_file()
+    )
+    loaded = load_flares(settings, location) if have_file else None
+    synthetic = load_synthetic_flares(settings) if source is None else None
+    if loaded is None and synthetic is None:
         return StageOutcome("flares", True, "", {}, f"no flare table at {location}; skipped")
-    loaded = load_flares(settings, location)
     payloads = update_flare_payloads(settings)
-    outputs = {
-        "version": loaded.catalogue.version,
-        "created": loaded.created,
-        **{f"flares_{k}": v for k, v in loaded.counts.items()},
-        "payloads": payloads,
-    }
-    verb = "new catalogue version" if loaded.created else "catalogue unchanged"
-    message = (
-        f"{verb} {loaded.catalogue.version}: {loaded.counts['flares']} flares, "
-        f"{loaded.counts['by_harpnum']} matched by HARPNUM, {loaded.counts['by_noaa']} by NOAA, "
-        f"{loaded.counts['unmatched']} unmatched; {payloads['written']} of "
-        f"{payloads['frames']} real frames' payloads written"
-    )
-    return StageOutcome(
-        "flares",
-        not loaded.created and not payloads["written"],
-        loaded.catalogue.info.get("digest", ""),
-        outputs,
-        message,
-    )
+    outputs: dict[str, Any] = {"payloads": payloads}
+    words = []
+    if loaded is not None:
+        outputs |= {
+            "version": loaded.catalogue.version,
+            "created": loaded.created,
+            **{f"flares_{k}": v for k, v in loaded.counts.items()},
+        }
+        verb = "new catalogue version" if loaded.created else "catalogue unchanged"
+        words.append(
+            f"{verb} {loaded.catalogue.version}: {loaded.counts['flares']} flares, "
+            f"{loaded.counts['by_harpnum']} matched by HARPNUM, {loaded.counts['by_noaa']} by "
+            f"NOAA, {loaded.counts['unmatched']} unmatched"
+        )
+    if synthetic is not None:
+        outputs |= {
+            "synthetic_version": synthetic.catalogue.version,
+            "synthetic_created": synthetic.created,
+            "synthetic_flares": synthetic.counts["flares"],
+        }
+        words.append(
+            f"synthetic ground truth {synthetic.catalogue.version}: "
+            f"{synthetic.counts['flares']} flares"
+        )
+    written = payloads["written"] + ((payloads["synthetic"] or {}).get("written") or 0)
+    frames = payloads["frames"] + ((payloads["synthetic"] or {}).get("frames") or 0)
+    message = "; ".join(words) + f"; {written} of {frames} frames' payloads written"
+    created = any(x is not None and x.created for x in (loaded, synthetic))
+    digest = "+".join(x.catalogue.info.get("digest", "") for x in (loaded, synthetic) if x)
+    return StageOutcome("flares", not created and not written, digest, outputs, message)
 
 
 def run_index_plan(
