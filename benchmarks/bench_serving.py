@@ -183,10 +183,11 @@ def main() -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     tmp = tempfile.TemporaryDirectory(prefix="bench-serving-")
     home = args.home or Path(tmp.name) / "home"
-    inference, management, metrics = _ports(3)
+    inference, management, metrics, *grpc = _ports(5)
     settings = Settings(
         home=home,
         serve={
+            "grpc_ports": tuple(grpc),
             "inference_url": f"http://127.0.0.1:{inference}",
             "management_url": f"http://127.0.0.1:{management}",
             "metrics_url": f"http://127.0.0.1:{metrics}",

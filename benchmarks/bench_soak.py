@@ -463,11 +463,12 @@ def start_torchserve(work: Path) -> tuple[Settings, str]:
     from sharpseek import serving
     from sharpseek.backends import read_key_file
 
-    inference, management, metrics = free_ports(3)
+    inference, management, metrics, *grpc = free_ports(5)
     settings = Settings(
         home=work / "serve-home",
         preset="tiny",
         serve={
+            "grpc_ports": tuple(grpc),
             "backend": "torchserve",
             "inference_url": f"http://127.0.0.1:{inference}",
             "management_url": f"http://127.0.0.1:{management}",

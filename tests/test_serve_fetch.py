@@ -137,11 +137,12 @@ def test_torchserve_serves_exactly_the_fetched_version(published, tmp_path):
     """The container command: fetch, then TorchServe with the fetched config. Token auth off
     as in the containers (docs/serving.md says why)."""
     settings, first, _ = published
-    inference, management, metrics = _free_ports(3)
+    inference, management, metrics, *grpc = _free_ports(5)
     container = Settings(
         home=settings.home,
         preset="tiny",
         serve={
+            "grpc_ports": tuple(grpc),
             "inference_url": f"http://127.0.0.1:{inference}",
             "management_url": f"http://127.0.0.1:{management}",
             "metrics_url": f"http://127.0.0.1:{metrics}",

@@ -50,12 +50,13 @@ def _free_ports(n: int) -> list[int]:
 
 
 def _settings(home, ports) -> Settings:
-    inference, management, metrics = ports
+    inference, management, metrics, *grpc = ports
     return Settings(
         home=home,
         preset="tiny",
         serve={
             "backend": "torchserve",
+            "grpc_ports": tuple(grpc),
             "inference_url": f"http://127.0.0.1:{inference}",
             "management_url": f"http://127.0.0.1:{management}",
             "metrics_url": f"http://127.0.0.1:{metrics}",
@@ -77,7 +78,7 @@ def server(tmp_path_factory):
     from model_fixtures import write_untrained_checkpoints
 
     torch.set_num_threads(1)
-    settings = _settings(tmp_path_factory.mktemp("serve") / "home", _free_ports(3))
+    settings = _settings(tmp_path_factory.mktemp("serve") / "home", _free_ports(5))
     write_untrained_checkpoints(settings)
     generator = GeneratorModel.from_settings(settings)
     directions = fit_directions(
@@ -468,7 +469,7 @@ def test_serve_cli_without_archives_or_server(tmp_path):
 def test_a_key_file_caught_half_written_means_not_ready_yet(tmp_path):
     """TorchServe creates key_file.json, then fills it: read in between it is empty. The start
     loop must take that as "not ready yet" and ask again, not fail (a CI run hit it)."""
-    settings = _settings(tmp_path / "home", _free_ports(3))
+    settings = _settings(tmp_path / "home", _free_ports(5))
     key_file = serving.serve_dir(settings) / "key_file.json"
     key_file.parent.mkdir(parents=True)
     key_file.write_text("")

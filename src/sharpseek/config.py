@@ -126,6 +126,12 @@ class ServeSettings(BaseModel):
     inference_url: str = Field("http://127.0.0.1:8080", description="TorchServe inference API")
     management_url: str = Field("http://127.0.0.1:8081", description="TorchServe management API")
     metrics_url: str = Field("http://127.0.0.1:8082", description="Prometheus metrics endpoint")
+    grpc_ports: tuple[int, int] = Field(
+        (7070, 7071),
+        description="TorchServe's gRPC inference and management ports (it cannot switch "
+        "gRPC off; sharpseek does not use it, so it listens on 127.0.0.1 only): two "
+        "servers on one machine need their own",
+    )
     inference_token: SecretStr | None = None
     management_token: SecretStr | None = None
     key_file: Path | None = Field(

@@ -517,6 +517,11 @@ def write_config(
         f"management_address={address['management_url']}",
         f"metrics_address={address['metrics_url']}",
         "metrics_mode=prometheus",
+        # gRPC cannot be switched off in TorchServe 0.12; unused by sharpseek: loopback only
+        f"grpc_inference_address={MANAGEMENT_BIND_HOST}",
+        f"grpc_management_address={MANAGEMENT_BIND_HOST}",
+        f"grpc_inference_port={serve.grpc_ports[0]}",
+        f"grpc_management_port={serve.grpc_ports[1]}",
         f"model_store={store_dir.resolve()}",
         # TorchServe loads nothing at start when load_models is absent.
         *([f"load_models={','.join(load)}"] if load else []),
