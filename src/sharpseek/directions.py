@@ -1318,10 +1318,11 @@ def apply_shifts(
     return shift(z, basis, eps)
 
 
-#: The largest |eps| of a shift and |component| of a latent vector anything accepts, in
-#: latent units. The prior is N(0, 1) per component and calibrated shifts span a few units
-#: (directions.calibration_eps_max): 100 is far outside anything the GAN was trained on,
-#: and values near float32's range overflow the generator into NaN images.
+#: The largest |eps| of a shift (in the set's step units: latent, sigma or spread) and
+#: |component| of a latent vector anything accepts. The prior is N(0, 1) per component and
+#: calibrated shifts span a few units (directions.calibration_eps_max): 100 is far outside
+#: anything the GAN was trained on, and values near float32's range overflow the generator
+#: into NaN images.
 LATENT_LIMIT = 100.0
 
 
@@ -1336,7 +1337,7 @@ def check_eps(name: str, value: Any) -> float:
         raise ValueError(f"shift of {name!r} must be a finite number, got {value!r}")
     if abs(eps) > LATENT_LIMIT:
         raise ValueError(
-            f"shift of {name!r} is {value!r}, beyond the limit of +-{LATENT_LIMIT:g} latent units "
+            f"shift of {name!r} is {value!r}, beyond the limit of +-{LATENT_LIMIT:g} "
             "(calibrated shifts span a few units)"
         )
     return eps
