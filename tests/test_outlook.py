@@ -194,3 +194,41 @@ def test_cli_search_outlook_text_and_json(flare_settings, monkeypatch):
     text = runner.invoke(app, ["search", "--record", rid, "--outlook", "--home", home])
     assert text.exit_code == 0, text.output
     assert "look-alike regions" in text.output and "not a forecast" in text.output
+
+
+def test_evaluate_outlook_finds_skill_where_the_embedding_carries_it():
+    """Regions with a propensity to flare: R follows it and so does one embedding axis. The
+    outlook and the R rule show skill on both splits; climatology has none by construction."""
+    from sharpseek.evaluate_outlook import evaluate_outlook
+
+    rng = np.random.default_rng(0)
+    rows, vectors = [], []
+    for region in range(80):
+        propensity = rng.uniform(0, 1)
+        start = T0 + pd.Timedelta(days=int(rng.integers(0, 60)))  # many earlier neighbours
+        for k in range(10):
+            flared = rng.uniform() < 0.05 + 0.8 * propensity**2
+            rows.append(
+                {
+                    "record_id": f"synthetic:{region}:{k}",
+                    "region": f"synthetic:{region}",
+                    "t_rec": start + pd.Timedelta(hours=6 * k),
+                    "outcome_24h_status": "known" if k < 8 else "unknown",
+                    "outcome_24h_max_flux": (2e-5 if flared else 1e-6) if k < 8 else None,
+                    "rule_r": propensity + 0.1 * rng.normal(),
+                }
+            )
+            vectors.append([propensity + 0.05 * rng.normal(), *(0.1 * rng.normal(size=2))])
+    table = pd.DataFrame(rows)
+    result = evaluate_outlook(
+        table, np.asarray(vectors, np.float32), ks=(5, 10), max_queries=400, n_boot=200
+    )
+    for split in ("chronological", "held_out"):
+        methods = result[split]["methods"]
+        assert methods["climatology"]["tss"] == 0
+        assert methods["outlook"]["tss"] > 0.2 and methods["r_rule"]["tss"] > 0.2
+        assert methods["outlook"]["brier"] < methods["climatology"]["brier"]
+        for m in methods.values():
+            low, high = m["brier_ci"]
+            assert low <= m["brier"] <= high
+    assert result["known"] == 640 and result["held_out"]["held_out_regions"] == 40

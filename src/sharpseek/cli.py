@@ -64,9 +64,12 @@ def _register_directions() -> None:
 
 _register_directions()
 
+from sharpseek.cli_flares import evaluate_outlook_cmd as _evaluate_outlook  # noqa: E402
 from sharpseek.cli_flares import register as _register_flares  # noqa: E402
+from sharpseek.cli_train import evaluate_app as _evaluate_app  # noqa: E402
 
 _register_flares(app)
+_evaluate_app.command("outlook")(_evaluate_outlook)
 
 console = Console()
 
