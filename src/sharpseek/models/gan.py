@@ -1,10 +1,13 @@
-"""The paper's GAN: generator and discriminator (SCIENCE.md, "GAN"), losses beside them.
+"""The paper's GAN: generator and discriminator (SCIENCE.md, "GAN"), losses beside them, and
+the switchable options of issue 17 that make a small CPU-trained GAN draw active regions.
 
 Sizes at ``width=1`` (the ``paper`` preset) are the public reference code's; ``width`` scales
 every channel count (and the discriminator's dense layer) for the ``tiny`` CPU preset.
-All convolutions have kernel 3, stride 2, padding 0.
+Every option below defaults to the paper's recipe, so a checkpoint config written before the
+options existed loads as the paper's networks.
 
-Generator (z ~ N(0, I), 100 dimensions)::
+Paper generator (``generator="paper"``; z ~ N(0, I), 100 dimensions; convolutions kernel 3,
+stride 2, padding 0)::
 
     Linear(100 -> 64*15*15) + LeakyReLU(0.2)           -> (N, 64, 15, 15)
     ConvTranspose2d(64 -> 64) + LeakyReLU(0.2)         -> (N, 64, 31, 31)
@@ -13,7 +16,33 @@ Generator (z ~ N(0, I), 100 dimensions)::
     ConvTranspose2d(32 -> 1) + Tanh                    -> (N, 1, 129, 129)
     keep [:128, :128]                                  -> (N, 1, 128, 128)
 
-Discriminator::
+Upsampling generator (``generator="upsample"``): nearest-neighbour x2 then a 3x3 convolution
+(padding 1) instead of transposed convolutions (whose uneven kernel overlap draws the
+checkerboard), at an internal resolution of ``internal_size`` px (S = 64 by default),
+bilinear to 128 px; ``s = S / 8``::
+
+    Linear(100 -> 64*s*s) + LeakyReLU(0.2)             -> (N, 64, S/8, S/8)
+    [x2 nearest, Conv2d 3x3 + LeakyReLU(0.2)] x 3      -> (N, 64 / 64 / 32, S/4 / S/2 / S)
+    Conv2d 3x3 (32 -> 1)                               -> (N, 1, S, S)  the smooth field m
+    bilinear to 128                                    -> (N, 1, 128, 128)
+    Tanh                                               -> b
+
+With ``noise=True`` (the weak background: HMI noise and the network at 128 px that a 64 px
+field cannot draw)::
+
+    a = softplus(Conv2d 1x1 (32 -> 1) of the S-px features), bilinear to 128   amplitude map
+    n = P z, P a fixed (128*128, latent_dim) matrix                 unit-variance noise image
+    b = Tanh(m at 128 + a * n)
+
+P's columns are white N(0, 1) images blurred by a Gaussian of ``NOISE_BLUR_PX`` (the
+correlation of neighbouring pixels that HMI noise has after the resize to 128 px, ~0.3 in
+the synthetic data) and scaled so that, for a fixed z, the pixels of n are N(0, |z|^2 /
+latent_dim) draws. n is a fixed linear function of z, so an image stays a function of its
+seed alone (every road draws one z per seed) and a shift of z moves the noise with the rest.
+P is drawn from ``NOISE_SEED``, not stored (checkpoints stay small); no convolution runs at
+128 px (the CPU cost of the generator stays at its internal resolution).
+
+Discriminator (``spectral_norm=True`` wraps every layer in spectral normalisation)::
 
     Conv2d(1 -> 32) + LeakyReLU(0.2)                   -> (N, 32, 63, 63)
     Conv2d(32 -> 64) + LeakyReLU(0.2)                  -> (N, 64, 31, 31)
@@ -22,49 +51,80 @@ Discriminator::
     Linear(14400 -> 100) + LeakyReLU(0.2)              -> (N, 100)
     Linear(100 -> 1)                                   -> (N,) logit; probability = sigmoid
 
-Losses (paper equations (1) and (2), on logits with ``BCEWithLogits``: the same values as
-a sigmoid + BCE, and safe under mixed precision)::
+Losses on logits (``loss="bce"``: paper equations (1) and (2) with ``BCEWithLogits``, the same
+values as a sigmoid + BCE, and safe under mixed precision; ``loss="hinge"``: Lim & Ye 2017,
+Miyato et al. 2018)::
 
-    L_D = [BCE(D(x), 1) + BCE(D(G(z).detach()), 0)] / 2   # D never backpropagates into G
-    L_G = BCE(D(G(z)), 1)                              # the non-saturating generator loss
+    bce:   L_D = [BCE(D(x), 1) + BCE(D(G(z).detach()), 0)] / 2   L_G = BCE(D(G(z)), 1)
+    hinge: L_D = mean(relu(1 - D(x))) + mean(relu(1 + D(G(z).detach())))   L_G = -mean(D(G(z)))
+    R1 (Mescheder et al. 2018): gamma / 2 * mean over real x of |grad_x D(x)|^2
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
 from sharpseek.physics import MODEL_SIZE
 
 __all__ = [
     "GANConfig",
     "GAN_PRESETS",
+    "GAN_LOSSES",
+    "GENERATORS",
+    "NOISE_SEED",
     "gan_config",
     "Generator",
     "Discriminator",
     "discriminator_loss",
     "generator_loss",
+    "r1_penalty",
     "check_images",
 ]
+
+GENERATORS = ("paper", "upsample")
+GAN_LOSSES = ("bce", "hinge")
+#: Seed of the fixed matrix that turns z into the noise image (``noise=True``).
+NOISE_SEED = 17
+#: Gaussian sigma [128-px pixels] of the blur in the noise image's columns (lag-1
+#: correlation exp(-1 / (4 sigma^2)) = 0.37).
+NOISE_BLUR_PX = 0.5
 
 
 @dataclass(frozen=True)
 class GANConfig:
-    """Sizes of the generator and discriminator; stored whole in every GAN checkpoint."""
+    """Sizes and options of the generator and discriminator; stored whole in every GAN
+    checkpoint. The defaults are the paper's networks."""
 
     latent_dim: int = 100  # z ~ N(0, I) of this many dimensions
     width: float = 1.0  # multiplies every channel count and D's dense layer; paper = 1
     negative_slope: float = 0.2  # LeakyReLU slope
+    generator: str = "paper"  # "paper" (transposed convolutions) or "upsample"
+    internal_size: int = 64  # px the upsampling generator draws at (then bilinear to 128)
+    noise: bool = False  # upsampling generator: a learned-amplitude noise field at 128 px
+    spectral_norm: bool = False  # spectral normalisation of every discriminator layer
 
     def __post_init__(self):
         if self.latent_dim < 1:
             raise ValueError(f"GANConfig.latent_dim must be >= 1, got {self.latent_dim}")
         if not self.width > 0:
             raise ValueError(f"GANConfig.width must be > 0, got {self.width}")
+        if self.generator not in GENERATORS:
+            raise ValueError(
+                f"GANConfig.generator must be one of {GENERATORS}, got {self.generator!r}"
+            )
+        if self.internal_size % 8 or not 8 <= self.internal_size <= MODEL_SIZE:
+            raise ValueError(
+                f"GANConfig.internal_size must be a multiple of 8 in 8..{MODEL_SIZE}, "
+                f"got {self.internal_size}"
+            )
+        if self.noise and self.generator != "upsample":
+            raise ValueError("GANConfig.noise needs generator='upsample'")
 
     def channels(self, n: int) -> int:
         """A paper channel count ``n`` scaled by ``width`` (at least 1)."""
@@ -75,13 +135,20 @@ class GANConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GANConfig:
+        """A config from its dict; fields it lacks (checkpoints older than an option) take
+        the paper's values; unknown fields are refused."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"GANConfig: unknown fields {unknown}")
         return cls(**data)
 
 
-#: Named model sizes. ``tiny`` (half width) keeps the CPU demo within minutes.
+#: Named model sizes. ``tiny``: the half-width upsampling generator at 64 px with the noise
+#: field and a spectral-norm discriminator (docs/training.md measures each option).
 GAN_PRESETS: dict[str, GANConfig] = {
     "paper": GANConfig(),
-    "tiny": GANConfig(width=0.5),
+    "tiny": GANConfig(width=0.5, generator="upsample", noise=True, spectral_norm=True),
 }
 
 
@@ -100,17 +167,29 @@ def check_images(images: torch.Tensor, name: str = "images") -> None:
 
 
 class Generator(nn.Module):
-    """z (N, latent_dim) -> model-space images b in [-1, 1], (N, 1, 128, 128)."""
+    """z (N, latent_dim) -> model-space images b in [-1, 1], (N, 1, 128, 128); the paper's
+    layers or the upsampling ones, as ``config.generator`` says (module docstring)."""
 
     def __init__(self, config: GANConfig):
         super().__init__()
         self.config = config
         c64, c32 = config.channels(64), config.channels(32)
         self.c64 = c64
-        self.fc = nn.Linear(config.latent_dim, c64 * 15 * 15)
-        self.up1 = nn.ConvTranspose2d(c64, c64, kernel_size=3, stride=2, padding=0)
-        self.up2 = nn.ConvTranspose2d(c64, c32, kernel_size=3, stride=2, padding=0)
-        self.up3 = nn.ConvTranspose2d(c32, 1, kernel_size=3, stride=2, padding=0)
+        if config.generator == "paper":
+            self.fc = nn.Linear(config.latent_dim, c64 * 15 * 15)
+            self.up1 = nn.ConvTranspose2d(c64, c64, kernel_size=3, stride=2, padding=0)
+            self.up2 = nn.ConvTranspose2d(c64, c32, kernel_size=3, stride=2, padding=0)
+            self.up3 = nn.ConvTranspose2d(c32, 1, kernel_size=3, stride=2, padding=0)
+            return
+        self.start = config.internal_size // 8
+        self.fc = nn.Linear(config.latent_dim, c64 * self.start**2)
+        self.conv1 = nn.Conv2d(c64, c64, kernel_size=3, padding=1)
+        self.conv2 = nn.Conv2d(c64, c64, kernel_size=3, padding=1)
+        self.conv3 = nn.Conv2d(c64, c32, kernel_size=3, padding=1)
+        self.to_field = nn.Conv2d(c32, 1, kernel_size=3, padding=1)
+        if config.noise:
+            self.to_amplitude = nn.Conv2d(c32, 1, kernel_size=1)
+            self.register_buffer("noise_matrix", noise_matrix(config.latent_dim), persistent=False)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         if z.ndim != 2 or z.shape[1] != self.config.latent_dim:
@@ -118,6 +197,11 @@ class Generator(nn.Module):
                 f"latent vectors must have shape (N, {self.config.latent_dim}), "
                 f"got {tuple(z.shape)}"
             )
+        if self.config.generator == "paper":
+            return self._paper(z)
+        return self._upsample(z)
+
+    def _paper(self, z: torch.Tensor) -> torch.Tensor:
         slope = self.config.negative_slope
         x = F.leaky_relu(self.fc(z), slope)  # (N, c64*15*15)
         x = x.view(-1, self.c64, 15, 15)  # (N, c64, 15, 15)
@@ -127,11 +211,39 @@ class Generator(nn.Module):
         x = torch.tanh(self.up3(x))  # (N, 1, 129, 129)
         return x[:, :, :MODEL_SIZE, :MODEL_SIZE]  # (N, 1, 128, 128)
 
+    def _upsample(self, z: torch.Tensor) -> torch.Tensor:
+        slope, s = self.config.negative_slope, self.start
+        x = F.leaky_relu(self.fc(z), slope).view(-1, self.c64, s, s)  # (N, c64, S/8, S/8)
+        for conv in (self.conv1, self.conv2, self.conv3):  # (N, c, S/4), (S/2), (S)
+            x = F.leaky_relu(conv(F.interpolate(x, scale_factor=2, mode="nearest")), slope)
+        size = (MODEL_SIZE, MODEL_SIZE)
+        field = F.interpolate(self.to_field(x), size=size, mode="bilinear", align_corners=False)
+        if not self.config.noise:
+            return torch.tanh(field)  # (N, 1, 128, 128)
+        amplitude = F.softplus(self.to_amplitude(x))  # (N, 1, S, S)
+        amplitude = F.interpolate(amplitude, size=size, mode="bilinear", align_corners=False)
+        noise = (z.float() @ self.noise_matrix.T).view(-1, 1, *size).to(field.dtype)
+        return torch.tanh(field + amplitude * noise)  # (N, 1, 128, 128)
+
     def sample(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
         """``n`` images from z ~ N(0, I) drawn with ``generator`` (on this module's device)."""
         device = next(self.parameters()).device
         z = torch.randn(n, self.config.latent_dim, generator=generator).to(device)
         return self(z)
+
+
+def noise_matrix(latent_dim: int) -> torch.Tensor:
+    """P (128*128, latent_dim): column j is a white N(0, 1) 128 x 128 image drawn from
+    ``NOISE_SEED``, blurred by a Gaussian of ``NOISE_BLUR_PX`` (circular), scaled so P z has
+    pixel variance |z|^2 / latent_dim."""
+    g = torch.Generator().manual_seed(NOISE_SEED)
+    white = torch.randn(latent_dim, 1, MODEL_SIZE, MODEL_SIZE, generator=g)
+    offsets = torch.arange(-2, 3, dtype=torch.float32)
+    kernel = torch.exp(-(offsets**2) / (2 * NOISE_BLUR_PX**2))
+    kernel = (kernel[:, None] * kernel[None, :])[None, None]  # (1, 1, 5, 5)
+    blurred = F.conv2d(F.pad(white, (2, 2, 2, 2), mode="circular"), kernel)
+    blurred = blurred / blurred.std()  # unit variance per pixel over columns
+    return blurred.view(latent_dim, -1).T.contiguous() / latent_dim**0.5
 
 
 class Discriminator(nn.Module):
@@ -146,6 +258,9 @@ class Discriminator(nn.Module):
         self.conv3 = nn.Conv2d(c64, c64, kernel_size=3, stride=2, padding=0)
         self.fc1 = nn.Linear(c64 * 15 * 15, config.channels(100))
         self.fc2 = nn.Linear(config.channels(100), 1)
+        if config.spectral_norm:
+            for name in ("conv1", "conv2", "conv3", "fc1", "fc2"):
+                setattr(self, name, _spectral_norm(getattr(self, name)))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         check_images(images)
@@ -158,15 +273,33 @@ class Discriminator(nn.Module):
         return self.fc2(x).squeeze(1)  # (N,) logits
 
 
-def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
-    """Paper eq. (2): [BCE(D(x), 1) + BCE(D(G(z)), 0)] / 2, on logits (G(z) detached)."""
+def discriminator_loss(
+    real_logits: torch.Tensor, fake_logits: torch.Tensor, loss: str = "bce"
+) -> torch.Tensor:
+    """D's loss on logits (G(z) detached): paper eq. (2) ``bce`` or ``hinge``."""
     real_logits, fake_logits = real_logits.float(), fake_logits.float()
+    if loss == "hinge":
+        return F.relu(1.0 - real_logits).mean() + F.relu(1.0 + fake_logits).mean()
+    if loss != "bce":
+        raise ValueError(f"unknown GAN loss {loss!r}; choose one of {GAN_LOSSES}")
     real = F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
     fake = F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
     return 0.5 * (real + fake)
 
 
-def generator_loss(fake_logits: torch.Tensor) -> torch.Tensor:
-    """Paper eq. (1), non-saturating: BCE(D(G(z)), 1), on logits."""
+def generator_loss(fake_logits: torch.Tensor, loss: str = "bce") -> torch.Tensor:
+    """G's loss on logits: paper eq. (1) non-saturating ``bce``, or ``hinge`` -mean(D(G(z)))."""
     fake_logits = fake_logits.float()
+    if loss == "hinge":
+        return -fake_logits.mean()
+    if loss != "bce":
+        raise ValueError(f"unknown GAN loss {loss!r}; choose one of {GAN_LOSSES}")
     return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
+
+
+def r1_penalty(real_logits: torch.Tensor, real: torch.Tensor, gamma: float) -> torch.Tensor:
+    """R1: ``gamma / 2`` times the mean over the real images of |grad_x D(x)|^2, from D's
+    logits (N,) of ``real`` (N, 1, 128, 128, requires_grad); a graph that backpropagates
+    into D's weights (one D pass serves the loss and the penalty)."""
+    (grad,) = torch.autograd.grad(real_logits.float().sum(), real, create_graph=True)
+    return 0.5 * gamma * grad.float().pow(2).flatten(1).sum(1).mean()

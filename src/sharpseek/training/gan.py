@@ -1,11 +1,24 @@
-"""GAN training, the paper's way (SCIENCE.md "GAN"): Adam (lr 5e-4, betas 0.9, 0.999),
-batch 32, D trained on G's output detached, BCE on logits.
+"""GAN training, the paper's way by default (SCIENCE.md "GAN"): Adam (lr 5e-4, betas 0.9,
+0.999), batch 32, D trained on G's output detached, BCE on logits; and the switchable options
+of issue 17 (:class:`GANTrainConfig`: ``loss``, ``r1_gamma``, ``ema_decay``, ``augment``;
+the networks' own options live in :class:`sharpseek.models.gan.GANConfig`).
 
 One step (global batch B; rank r of W processes takes the r-th slice of it)::
 
     fake = G(z)                                         z ~ N(0, I) from the (seed, epoch) generator
-    L_D = [BCE(D(real), 1) + BCE(D(fake.detach()), 0)] / 2  -> Adam step on D only
-    L_G = BCE(D(fake), 1)                               -> Adam step on G only (D not updated)
+    T = translate(...) if augment else identity         one random shift per image, both sets
+    L_D = loss_D(D(T(real)), D(T(fake.detach())))       (+ R1 on T(real) if r1_gamma > 0)
+                                                        -> Adam step on D only
+    L_G = loss_G(D(T(fake)))                            -> Adam step on G only (D not updated)
+    G_ema <- ema_decay * G_ema + (1 - ema_decay) * G    if ema_decay > 0
+
+``augment="translation"`` is differentiable augmentation (Zhao et al. 2020, DiffAugment):
+every image D sees, real or generated, is shifted by up to 1/8 of its size with zeros (b = 0,
+no field) filled in, so D cannot memorise the few thousand training frames; G learns the
+unshifted images because the same shifts apply to both sets. With ``ema_decay`` > 0 the
+measures, the sample grids and the checkpoint's ``generator`` (what every user of the
+checkpoint loads) are the moving average; the trained weights are kept as
+``generator_train`` for resuming.
 
 At each epoch's end, on FIXED sets (the same every epoch, drawn from the seed):
 ``acc_real`` = share of ``fixed_size`` real training patches D calls real (logit > 0),
@@ -20,6 +33,7 @@ reason is written into the checkpoint and the run's result.
 
 from __future__ import annotations
 
+import copy
 import math
 import tempfile
 from collections.abc import Callable
@@ -29,17 +43,20 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from sharpseek.evaluate import QUALITY_PARAMETERS, parameter_distances
 from sharpseek.models.gan import (
+    GAN_LOSSES,
     GAN_PRESETS,
     Discriminator,
     GANConfig,
     Generator,
     discriminator_loss,
     generator_loss,
+    r1_penalty,
 )
-from sharpseek.physics import compute_parameters
+from sharpseek.physics import MODEL_SIZE, compute_parameters
 from sharpseek.training.common import (
     STREAM_FIXED,
     STREAM_LATENT,
@@ -50,6 +67,7 @@ from sharpseek.training.common import (
 from sharpseek.training.loop import Context, Task, fit, optimiser_step
 
 __all__ = [
+    "GAN_AUGMENTS",
     "GANTrainConfig",
     "GAN_TRAIN_PRESETS",
     "gan_train_config",
@@ -57,6 +75,9 @@ __all__ = [
     "GANRun",
     "GANTraining",
 ]
+
+
+GAN_AUGMENTS = ("none", "translation")
 
 
 @dataclass(frozen=True)
@@ -76,11 +97,26 @@ class GANTrainConfig:
     best_fraction: float = 0.5  # "best" = lowest acc_fake within this leading share of epochs
     precision: str = "auto"  # auto (bf16 on CUDA, 32 on CPU), 32, bf16, fp16
     num_workers: int = 0  # DataLoader worker processes
+    # --- issue 17's options; the defaults are the paper's recipe
+    loss: str = "bce"  # "bce" (paper eqs. 1-2) or "hinge"
+    r1_gamma: float = 0.0  # R1 gradient penalty weight on real images (0: off)
+    ema_decay: float = 0.0  # exponential moving average of G's weights (0: off)
+    augment: str = "none"  # "none" or "translation" (differentiable, on all D inputs)
 
     def __post_init__(self):
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
         if isinstance(self.model, dict):
             object.__setattr__(self, "model", GANConfig.from_dict(self.model))
+        if self.loss not in GAN_LOSSES:
+            raise ValueError(f"GANTrainConfig.loss must be one of {GAN_LOSSES}, got {self.loss!r}")
+        if self.augment not in GAN_AUGMENTS:
+            raise ValueError(
+                f"GANTrainConfig.augment must be one of {GAN_AUGMENTS}, got {self.augment!r}"
+            )
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"GANTrainConfig.ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.r1_gamma < 0:
+            raise ValueError(f"GANTrainConfig.r1_gamma must be >= 0, got {self.r1_gamma}")
         for name in ("epochs", "batch_size", "fixed_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"GANTrainConfig.{name} must be >= 1, got {getattr(self, name)}")
@@ -94,6 +130,8 @@ class GANTrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GANTrainConfig:
+        """A config from its dict; fields it lacks (runs older than an option) take the
+        paper's values."""
         return cls(**data)
 
     @property
@@ -106,7 +144,17 @@ class GANTrainConfig:
 #: over the 2,880 training frames of the synthetic demo data).
 GAN_TRAIN_PRESETS: dict[str, GANTrainConfig] = {
     "paper": GANTrainConfig(preset="paper", model=GAN_PRESETS["paper"]),
-    "tiny": GANTrainConfig(preset="tiny", model=GAN_PRESETS["tiny"], epochs=10, fixed_size=128),
+    "tiny": GANTrainConfig(
+        preset="tiny",
+        model=GAN_PRESETS["tiny"],
+        epochs=10,
+        fixed_size=128,
+        lr=2e-4,
+        betas=(0.5, 0.999),
+        loss="hinge",
+        ema_decay=0.99,
+        augment="translation",
+    ),
 }
 
 
@@ -172,7 +220,7 @@ def train_gan(
         tensorboard_dir=tensorboard_dir,
         on_epoch_end=on_epoch_end,
     )
-    G, D = fitted.task.G, fitted.task.D
+    G, D = fitted.task.G_eval, fitted.task.D  # the moving average where there is one
     return GANRun(fitted.version, fitted.prefix, fitted.history, fitted.best, G, D)
 
 
@@ -191,14 +239,20 @@ class GANTraining(Task):
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=config.lr, betas=config.betas)
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=config.lr, betas=config.betas)
         self.scaler_g, self.scaler_d = context.amp.scaler(), context.amp.scaler()
+        # G_eval: what is measured, drawn and loaded from the checkpoint ("generator").
+        self.G_eval = self.G
+        if config.ema_decay > 0:
+            self.G_eval = copy.deepcopy(self.G).requires_grad_(False)
         self.state = {
-            "generator": self.G,
+            "generator": self.G_eval,
             "discriminator": self.D,
             "opt_g": self.opt_g,
             "opt_d": self.opt_d,
             "scaler_g": self.scaler_g,
             "scaler_d": self.scaler_d,
         }
+        if self.G_eval is not self.G:
+            self.state["generator_train"] = self.G
         self.G_train, self.D_train = context.ddp(self.G), context.ddp(self.D)
 
         # Fixed evaluation sets: functions of the seed alone.
@@ -221,29 +275,50 @@ class GANTraining(Task):
 
     def step(self, real: torch.Tensor) -> dict[str, float]:
         """D on real and G(z) (detached), then G against the updated D; real (b, 1, 128, 128)
-        is this rank's slice of the global batch, and so is z."""
+        is this rank's slice of the global batch, and so is z (and the shifts of
+        ``augment``, drawn from the same per-epoch generator)."""
         config, info, amp = self.config, self.context.info, self.context.amp
         b = config.batch_size // info.world_size
         z = torch.randn(config.batch_size, config.model.latent_dim, generator=self.z_gen)
         z = z[info.rank * b : (info.rank + 1) * b].to(real.device)  # (b, latent_dim)
+        shifts = self._shifts(3 * config.batch_size)[: 3 * b]  # (3b, 2) or None
+        if config.r1_gamma > 0:
+            real = real.detach().requires_grad_(True)  # R1 differentiates D(real) by it
         with amp.autocast():
             fake = self.G_train(z)  # (b, 1, 128, 128)
-            logits = self.D_train(torch.cat([real, fake.detach()]))  # (2b,): one pass for DDP
-            loss_d = discriminator_loss(logits[:b], logits[b:])
+            seen = translate(torch.cat([real, fake.detach()]), shifts, 0)
+            logits = self.D_train(seen)  # (2b,): one pass for DDP
+            loss_d = discriminator_loss(logits[:b], logits[b:], config.loss)
+        metrics = {"loss_d": loss_d.item()}
+        if config.r1_gamma > 0:
+            r1 = r1_penalty(logits[:b], real, config.r1_gamma)
+            loss_d = loss_d + r1
+            metrics["r1"] = r1.item()
         optimiser_step(loss_d, self.opt_d, self.scaler_d)
         with amp.autocast():
             # D's own weights: its gradients here are discarded (zeroed before D's next
             # step), and bypassing the DDP wrapper keeps them out of the all-reduce.
-            loss_g = generator_loss(self.D(fake))
+            loss_g = generator_loss(self.D(translate(fake, shifts, 2 * b)), config.loss)
         optimiser_step(loss_g, self.opt_g, self.scaler_g)
-        return {"loss_d": loss_d.item(), "loss_g": loss_g.item()}
+        if self.G_eval is not self.G:
+            ema_update(self.G_eval, self.G, config.ema_decay)
+        metrics["loss_g"] = loss_g.item()
+        return metrics
+
+    def _shifts(self, n: int) -> torch.Tensor | None:
+        """``n`` (dy, dx) shifts in px, uniform in [-size/8, size/8], or None without
+        ``augment``."""
+        if self.config.augment == "none":
+            return None
+        reach = MODEL_SIZE // 8
+        return torch.randint(-reach, reach + 1, (n, 2), generator=self.z_gen)
 
     @torch.no_grad()
     def measure(self, epoch: int) -> dict[str, Any]:
         """D's accuracies on the fixed sets and the parameter distances of G(z_fixed) to the
         held-out frames (in eval mode, then back to train mode); keeps G(z_fixed) for the
         epoch's sample grid."""
-        G, D, device, amp = self.G, self.D, self.context.device, self.context.amp
+        G, D, device, amp = self.G_eval, self.D, self.context.device, self.context.amp
         G.eval()
         D.eval()
         fakes, fake_logits, real_logits = [], [], []
@@ -286,6 +361,31 @@ class GANTraining(Task):
 
     def save_artefacts(self, run: RunStore, epoch: int) -> None:
         _save_grid(run, self.samples[: self.config.grid_size], epoch)
+
+
+@torch.no_grad()
+def ema_update(average: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    """``average <- decay * average + (1 - decay) * model``, parameter by parameter; buffers
+    are copied."""
+    for a, m in zip(average.parameters(), model.parameters(), strict=True):
+        a.lerp_(m.detach(), 1.0 - decay)
+    for a, m in zip(average.buffers(), model.buffers(), strict=True):
+        a.copy_(m)
+
+
+def translate(images: torch.Tensor, shifts: torch.Tensor | None, start: int) -> torch.Tensor:
+    """Images (n, 1, H, W) each shifted by ``shifts[start + i]`` = (dy, dx) px, zeros (b = 0)
+    shifted in; differentiable (a gather), so G learns through it. ``shifts`` None: the
+    images themselves."""
+    if shifts is None:
+        return images
+    n, _, h, w = images.shape
+    d = shifts[start : start + n].to(images.device)  # (n, 2)
+    padded = F.pad(images, (w, w, h, h))  # (n, 1, 3H, 3W), zeros around
+    rows = torch.arange(h, device=images.device)[None, :] + h - d[:, :1]  # (n, H)
+    cols = torch.arange(w, device=images.device)[None, :] + w - d[:, 1:]  # (n, W)
+    idx = torch.arange(n, device=images.device)[:, None, None]
+    return padded[idx, 0, rows[:, :, None], cols[:, None, :]].unsqueeze(1)  # (n, 1, H, W)
 
 
 def _save_grid(run: RunStore, images: np.ndarray, epoch: int) -> None:

@@ -1,0 +1,246 @@
+"""Issue 17's GAN options (sharpseek.models.gan, sharpseek.training.gan) on micro inputs:
+the upsampling generator and its noise field, spectral normalisation, the hinge loss, R1,
+the moving-average generator, translation augmentation, and configs older than the options.
+
+Losses and penalties are checked against hand computations; training on micro runs."""
+
+import pytest
+import torch
+from torch.nn.utils import parametrize
+
+from ingest_fixtures import synthetic_dataset
+from sharpseek.config import Settings
+from sharpseek.dataset import open_dataset
+from sharpseek.models.checkpoints import load_checkpoint, load_generator
+from sharpseek.models.gan import (
+    Discriminator,
+    GANConfig,
+    Generator,
+    discriminator_loss,
+    gan_config,
+    generator_loss,
+    r1_penalty,
+)
+from sharpseek.store import LocalStore
+from sharpseek.training.gan import (
+    GANTrainConfig,
+    ema_update,
+    gan_train_config,
+    train_gan,
+    translate,
+)
+
+MICRO = {"width": 0.25, "latent_dim": 8}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _shapes(module, x, names):
+    shapes = {}
+    hooks = [
+        getattr(module, n).register_forward_hook(
+            lambda m, i, o, n=n: shapes.__setitem__(n, tuple(o.shape))
+        )
+        for n in names
+    ]
+    with torch.no_grad():
+        out = module(x)
+    for h in hooks:
+        h.remove()
+    return shapes, out
+
+
+# ------------------------------------------------------------------------ generator
+
+
+@pytest.mark.parametrize("internal", [32, 64])
+def test_upsampling_generator_draws_at_its_internal_size_then_128(internal):
+    G = Generator(GANConfig(width=0.5, generator="upsample", internal_size=internal))
+    names = ["fc", "conv1", "conv2", "conv3", "to_field"]
+    shapes, out = _shapes(G, torch.randn(3, 100), names)
+    s = internal // 8
+    assert shapes == {
+        "fc": (3, 32 * s * s),
+        "conv1": (3, 32, 2 * s, 2 * s),
+        "conv2": (3, 32, 4 * s, 4 * s),
+        "conv3": (3, 16, internal, internal),
+        "to_field": (3, 1, internal, internal),
+    }
+    assert out.shape == (3, 1, 128, 128) and out.abs().max() <= 1
+    assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in G.modules())
+
+
+def test_noise_field_is_a_function_of_z_alone_and_white_at_128px():
+    G1 = Generator(GANConfig(generator="upsample", noise=True, **MICRO)).eval()
+    G2 = Generator(GANConfig(generator="upsample", noise=True, **MICRO)).eval()
+    # Two builds draw the same noise matrix (not stored in checkpoints).
+    assert torch.equal(G1.noise_matrix, G2.noise_matrix)
+    assert "noise_matrix" not in G1.state_dict()
+    z = torch.randn(64, 8)
+    n = (z @ G1.noise_matrix.T).view(64, 128, 128)
+    assert torch.equal(G1(z), G1(z))
+    # Unit variance per pixel for |z|^2 ~ latent_dim; neighbours correlate as the blur says
+    # (exp(-1 / (4 * 0.5^2)) = 0.37 before the rescaling), far ones not at all.
+    assert n.std().item() == pytest.approx(1.0, abs=0.1)
+    lag1 = torch.corrcoef(torch.stack([n[:, :, :-1].flatten(), n[:, :, 1:].flatten()]))[0, 1]
+    lag4 = torch.corrcoef(torch.stack([n[:, :, :-4].flatten(), n[:, :, 4:].flatten()]))[0, 1]
+    assert 0.2 < lag1 < 0.45 and abs(lag4) < 0.02
+    # The amplitude map scales the noise: a zero amplitude leaves the smooth field alone.
+    with torch.no_grad():
+        G1.to_amplitude.bias.fill_(-30.0)
+        G1.to_amplitude.weight.zero_()
+        G_plain = Generator(GANConfig(generator="upsample", noise=False, **MICRO)).eval()
+        G_plain.load_state_dict(G1.state_dict(), strict=False)
+    assert torch.allclose(G1(z), G_plain(z), atol=1e-6)
+
+
+def test_noise_needs_the_upsampling_generator_and_bad_options_are_named():
+    with pytest.raises(ValueError, match="noise needs generator='upsample'"):
+        GANConfig(noise=True)
+    with pytest.raises(ValueError, match="generator must be one of"):
+        GANConfig(generator="stylegan")
+    with pytest.raises(ValueError, match="internal_size"):
+        GANConfig(generator="upsample", internal_size=60)
+    with pytest.raises(ValueError, match="loss must be one of"):
+        GANTrainConfig(loss="wasserstein")
+    with pytest.raises(ValueError, match="augment must be one of"):
+        GANTrainConfig(augment="colour")
+    with pytest.raises(ValueError, match="ema_decay"):
+        GANTrainConfig(ema_decay=1.0)
+
+
+# ------------------------------------------------------------------------ discriminator
+
+
+def test_spectral_norm_wraps_every_discriminator_layer_and_bounds_it():
+    D = Discriminator(GANConfig(spectral_norm=True, **MICRO))
+    layers = ("conv1", "conv2", "conv3", "fc1", "fc2")
+    assert all(parametrize.is_parametrized(getattr(D, n), "weight") for n in layers)
+    assert not any(
+        parametrize.is_parametrized(getattr(Discriminator(GANConfig(**MICRO)), n), "weight")
+        for n in layers
+    )
+    with torch.no_grad():
+        D.fc1.parametrizations.weight.original.mul_(50.0)  # a large raw weight
+        for _ in range(30):  # power iterations run in training-mode forwards
+            D(torch.randn(2, 1, 128, 128))
+    sigma = torch.linalg.matrix_norm(D.fc1.weight.detach(), ord=2).item()
+    assert sigma == pytest.approx(1.0, rel=0.05)
+
+
+# ------------------------------------------------------------------------ losses
+
+
+def test_hinge_losses_equal_the_hand_computation():
+    real = torch.tensor([2.0, 0.5, -1.0])
+    fake = torch.tensor([-2.0, 0.3])
+    # D: mean(relu(1 - [2, 0.5, -1])) = (0 + 0.5 + 2) / 3; mean(relu(1 + [-2, 0.3])) = 1.3 / 2
+    assert discriminator_loss(real, fake, "hinge").item() == pytest.approx(2.5 / 3 + 0.65)
+    assert generator_loss(fake, "hinge").item() == pytest.approx(0.85)  # -mean(-2, 0.3)
+    # The paper's BCE stays the default.
+    assert discriminator_loss(real, fake).item() == pytest.approx(
+        discriminator_loss(real, fake, "bce").item()
+    )
+    with pytest.raises(ValueError, match="unknown GAN loss"):
+        generator_loss(fake, "l2")
+
+
+def test_r1_of_a_linear_critic_is_half_gamma_times_its_squared_weight():
+    w = torch.randn(1, 1, 128, 128, requires_grad=True)
+    x = torch.randn(5, 1, 128, 128, requires_grad=True)
+    logits = (x * w).flatten(1).sum(1)  # D(x) = <w, x>: grad_x D = w for every x
+    r1 = r1_penalty(logits, x, gamma=4.0)
+    assert r1.item() == pytest.approx(2.0 * w.detach().pow(2).sum().item(), rel=1e-5)
+    r1.backward()  # into the critic's weights: d/dw (gamma/2 |w|^2) = gamma w
+    assert torch.allclose(w.grad, 4.0 * w.detach(), rtol=1e-5)
+
+
+# ------------------------------------------------------------------------ EMA, augmentation
+
+
+def test_ema_update_moves_each_weight_by_one_minus_decay():
+    avg, model = torch.nn.Linear(3, 2), torch.nn.Linear(3, 2)
+    before = [p.detach().clone() for p in avg.parameters()]
+    ema_update(avg, model, 0.9)
+    for a, b, m in zip(avg.parameters(), before, model.parameters(), strict=True):
+        assert torch.allclose(a, 0.9 * b + 0.1 * m.detach())
+
+
+def test_translation_shifts_in_zeros_and_passes_gradients():
+    x = torch.arange(2 * 16 * 16, dtype=torch.float32).view(2, 1, 16, 16).requires_grad_(True)
+    shifts = torch.tensor([[9, 9], [2, -3], [0, 0]])
+    out = translate(x, shifts, 1)
+    assert torch.equal(out[0, 0, 2:, :13], x[0, 0, :14, 3:])  # down 2, left 3
+    assert (out[0, 0, :2] == 0).all() and (out[0, 0, :, 13:] == 0).all()
+    assert torch.equal(out[1], x[1])
+    out.sum().backward()
+    assert x.grad[0, 0, :14, 3:].eq(1).all() and x.grad[0, 0, 14:].eq(0).all()
+    assert translate(x, None, 0) is x
+
+
+# ------------------------------------------------------------------------ configs and runs
+
+
+def test_old_configs_without_the_options_load_as_the_paper_recipe():
+    old_model = {"latent_dim": 100, "width": 0.5, "negative_slope": 0.2}
+    model = GANConfig.from_dict(old_model)
+    assert (model.generator, model.noise, model.spectral_norm) == ("paper", False, False)
+    old = {"preset": "tiny", "model": old_model, "epochs": 10, "lr": 5e-4, "betas": [0.9, 0.999]}
+    config = GANTrainConfig.from_dict(old)
+    assert (config.loss, config.r1_gamma, config.ema_decay, config.augment) == (
+        "bce",
+        0.0,
+        0.0,
+        "none",
+    )
+    with pytest.raises(ValueError, match="unknown fields"):
+        GANConfig.from_dict({**old_model, "colour": 1})
+
+
+def test_presets_paper_keeps_the_paper_recipe_and_tiny_records_its_options():
+    paper, tiny = gan_train_config("paper"), gan_train_config("tiny")
+    assert paper.model == GANConfig() and paper.model == gan_config("paper")
+    assert (paper.loss, paper.ema_decay, paper.augment, paper.r1_gamma) == ("bce", 0, "none", 0)
+    assert (paper.lr, paper.betas, paper.batch_size) == (5e-4, (0.9, 0.999), 32)
+    assert tiny.model.generator == "upsample" and tiny.to_dict()["model"]["generator"]
+
+
+def test_micro_run_with_every_option_saves_the_average_as_the_generator(tmp_path):
+    home = tmp_path / "home"
+    ds = synthetic_dataset(Settings(home=home, preset="tiny"), regions=8, frames=4, seed=0)
+    ds = open_dataset(home / "datasets" / ds.name / ds.version)
+    config = gan_train_config(
+        "tiny",
+        model=MICRO,
+        epochs=2,
+        batch_size=8,
+        fixed_size=8,
+        grid_size=4,
+        r1_gamma=1.0,
+        augment="translation",
+        ema_decay=0.9,
+        loss="hinge",
+    )
+    store = LocalStore(tmp_path / "store")
+    run = train_gan(config, ds, store, progress=False)
+    key = f"{run.prefix}last.pt"
+    ckpt = load_checkpoint(key, store=store, kind="gan")
+    assert ckpt["config"]["ema_decay"] == 0.9 and ckpt["config"]["r1_gamma"] == 1.0
+    assert ckpt["config"]["model"]["spectral_norm"] is True
+    trained, average = ckpt["generator_train"], ckpt["generator"]
+    assert trained.keys() == average.keys()
+    # The average lags the trained weights (2 epochs of 3 steps at decay 0.9).
+    assert max((trained[k] - average[k]).abs().max().item() for k in trained) > 1e-4
+    # Every user of the checkpoint gets the average.
+    z = torch.randn(2, 8)
+    G = load_generator(key, store=store)
+    G_avg = Generator(GANConfig.from_dict(ckpt["config"]["model"])).eval()
+    G_avg.load_state_dict(average)
+    assert torch.equal(G(z), G_avg(z))
+    assert {"loss_d", "loss_g", "r1", "ks_mean"} <= run.history[-1].keys()
