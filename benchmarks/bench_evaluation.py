@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 
 from direction_targets import direction_misses, direction_table
+from generator_targets import generator_misses, generator_table
 from retrieval_targets import retrieval_misses, retrieval_table
 from sharpseek import __version__
 
@@ -109,6 +110,12 @@ def main() -> None:
         for png in sorted((reports / "retrieval").glob("eval-*.png")):
             shutil.copy(png, args.figures / png.name)
             print(f"figure {args.figures / png.name}")
+    # issue 17's generator targets (benchmarks/generator_targets.py): the table, then each
+    # miss named; a miss fails the benchmark after the checks below have printed too
+    print(generator_table(result["models"]))
+    missed_generator = generator_misses(result["models"])
+    for miss in missed_generator:
+        print(f"generator target missed: {miss}", file=sys.stderr)
     # issue 17's direction targets (benchmarks/direction_targets.py): the table, then each
     # miss named; a miss fails the benchmark after the retrieval check below has printed too
     print(direction_table(result["directions"]))
@@ -121,6 +128,8 @@ def main() -> None:
     misses = retrieval_misses(retrieval)
     for miss in misses:
         print(f"retrieval target missed: {miss}", file=sys.stderr)
+    if missed_generator:
+        raise SystemExit(f"{len(missed_generator)} generator target(s) missed (issue 17)")
     if misses:
         raise SystemExit(f"{len(misses)} retrieval target(s) missed (issue 17)")
     if missed_directions:
