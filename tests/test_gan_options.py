@@ -244,3 +244,18 @@ def test_micro_run_with_every_option_saves_the_average_as_the_generator(tmp_path
     G_avg.load_state_dict(average)
     assert torch.equal(G(z), G_avg(z))
     assert {"loss_d", "loss_g", "r1", "ks_mean"} <= run.history[-1].keys()
+
+
+def test_micro_run_of_the_paper_recipe_keeps_one_generator(tmp_path):
+    home = tmp_path / "home"
+    ds = synthetic_dataset(Settings(home=home, preset="tiny"), regions=8, frames=4, seed=0)
+    ds = open_dataset(home / "datasets" / ds.name / ds.version)
+    config = gan_train_config(
+        "paper", model=MICRO, epochs=1, batch_size=8, fixed_size=8, grid_size=4
+    )
+    store = LocalStore(tmp_path / "store")
+    run = train_gan(config, ds, store, progress=False)
+    ckpt = load_checkpoint(f"{run.prefix}last.pt", store=store, kind="gan")
+    assert "generator_train" not in ckpt and ckpt["config"]["augment"] == "none"
+    assert isinstance(run.generator.up3, torch.nn.ConvTranspose2d)
+    assert {"loss_d", "loss_g"} <= run.history[-1].keys() and "r1" not in run.history[-1]

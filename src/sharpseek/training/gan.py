@@ -268,6 +268,15 @@ class GANTraining(Task):
         quality_rows = held_rows if len(held_rows) >= 2 else train_rows
         self.real_table = context.dataset.manifest.iloc[quality_rows]
         self.samples = None  # G(z_fixed) of the last measure, (fixed_size, 128, 128)
+        # The grid's dataset row: random frames of held-out HARPs, one per region where
+        # there are enough regions.
+        n_real = min(config.grid_size // 2, len(quality_rows))
+        table = self.real_table.reset_index(drop=True).iloc[rng.permutation(len(quality_rows))]
+        one_each = table.drop_duplicates("harpnum")
+        picked = np.sort((one_each if len(one_each) >= n_real else table).index[:n_real])
+        self.grid_real = context.dataset.images(quality_rows[picked])  # (n_real, 128, 128)
+        harps = self.real_table["harpnum"].to_numpy()[picked]
+        self.grid_real_titles = [f"dataset HARP {int(h)}" for h in harps]
 
     def begin_epoch(self, epoch: int) -> dict[str, Any]:
         self.z_gen = epoch_generator(self.config.seed, epoch, STREAM_LATENT)
@@ -281,7 +290,9 @@ class GANTraining(Task):
         b = config.batch_size // info.world_size
         z = torch.randn(config.batch_size, config.model.latent_dim, generator=self.z_gen)
         z = z[info.rank * b : (info.rank + 1) * b].to(real.device)  # (b, latent_dim)
-        shifts = self._shifts(3 * config.batch_size)[: 3 * b]  # (3b, 2) or None
+        shifts = self._shifts(config.batch_size)  # (3, B, 2) or None
+        if shifts is not None:  # this rank's: real, fake for D, fake for G -> (3b, 2)
+            shifts = shifts[:, info.rank * b : (info.rank + 1) * b].reshape(3 * b, 2)
         if config.r1_gamma > 0:
             real = real.detach().requires_grad_(True)  # R1 differentiates D(real) by it
         with amp.autocast():
@@ -306,12 +317,13 @@ class GANTraining(Task):
         return metrics
 
     def _shifts(self, n: int) -> torch.Tensor | None:
-        """``n`` (dy, dx) shifts in px, uniform in [-size/8, size/8], or None without
+        """(3, n, 2) shifts (dy, dx) in px, uniform in [-size/8, size/8], for the real
+        images, the generated ones D learns on and those G learns through; None without
         ``augment``."""
         if self.config.augment == "none":
             return None
         reach = MODEL_SIZE // 8
-        return torch.randint(-reach, reach + 1, (n, 2), generator=self.z_gen)
+        return torch.randint(-reach, reach + 1, (3, n, 2), generator=self.z_gen)
 
     @torch.no_grad()
     def measure(self, epoch: int) -> dict[str, Any]:
@@ -360,7 +372,12 @@ class GANTraining(Task):
         }
 
     def save_artefacts(self, run: RunStore, epoch: int) -> None:
-        _save_grid(run, self.samples[: self.config.grid_size], epoch)
+        """The epoch's grid: generated samples (fixed z) above frames of held-out HARPs, on
+        one colour scale."""
+        n_gen = self.config.grid_size - len(self.grid_real)
+        images = np.concatenate([self.samples[:n_gen], self.grid_real])
+        titles = [f"generated {i}" for i in range(n_gen)] + self.grid_real_titles
+        _save_grid(run, images, titles, epoch)
 
 
 @torch.no_grad()
@@ -388,7 +405,7 @@ def translate(images: torch.Tensor, shifts: torch.Tensor | None, start: int) -> 
     return padded[idx, 0, rows[:, :, None], cols[:, None, :]].unsqueeze(1)  # (n, 1, H, W)
 
 
-def _save_grid(run: RunStore, images: np.ndarray, epoch: int) -> None:
+def _save_grid(run: RunStore, images: np.ndarray, titles: list[str], epoch: int) -> None:
     from sharpseek.plotting import magnetogram_grid
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -396,6 +413,8 @@ def _save_grid(run: RunStore, images: np.ndarray, epoch: int) -> None:
             images,
             Path(tmp) / "grid.png",
             ncols=8,
-            suptitle=f"GAN samples, epoch {epoch} (fixed latent vectors)",
+            titles=titles,
+            suptitle=f"GAN samples, epoch {epoch} (fixed latent vectors), beside held-out "
+            "dataset frames",
         )
         run.put_file(f"samples/epoch-{epoch:04d}.png", path)
