@@ -93,11 +93,11 @@ def test_noise_field_is_a_function_of_z_alone_and_white_at_128px():
     assert 0.2 < lag1 < 0.45 and abs(lag4) < 0.02
     # The amplitude map scales the noise: a zero amplitude leaves the smooth field alone.
     with torch.no_grad():
-        G1.to_amplitude.bias.fill_(-30.0)
+        G1.to_amplitude.bias.fill_(-30.0)  # clamped: exp(-12) ~ 6e-6
         G1.to_amplitude.weight.zero_()
         G_plain = Generator(GANConfig(generator="upsample", noise=False, **MICRO)).eval()
         G_plain.load_state_dict(G1.state_dict(), strict=False)
-    assert torch.allclose(G1(z), G_plain(z), atol=1e-6)
+    assert torch.allclose(G1(z), G_plain(z), atol=1e-4)
 
 
 def test_noise_needs_the_upsampling_generator_and_bad_options_are_named():
@@ -259,3 +259,32 @@ def test_micro_run_of_the_paper_recipe_keeps_one_generator(tmp_path):
     assert "generator_train" not in ckpt and ckpt["config"]["augment"] == "none"
     assert isinstance(run.generator.up3, torch.nn.ConvTranspose2d)
     assert {"loss_d", "loss_g"} <= run.history[-1].keys() and "r1" not in run.history[-1]
+
+
+def test_cli_switches_the_options_and_names_a_bad_one(tmp_path):
+    import typer
+    from typer.testing import CliRunner
+
+    from sharpseek.cli_train import train_app
+
+    app = typer.Typer()
+    app.add_typer(train_app, name="train")
+    runner = CliRunner()
+    home = tmp_path / "home"
+    synthetic_dataset(Settings(home=home, preset="tiny"), regions=8, frames=4, seed=0)
+    base = ["train", "gan", "--home", str(home), "--epochs", "1", "--batch-size", "8"]
+    bad = runner.invoke(app, [*base, "--loss", "wasserstein"])
+    assert bad.exit_code == 2 and "loss must be one of" in " ".join(bad.output.split())
+    args = ["--generator", "paper", "--no-noise", "--no-spectral-norm", "--loss", "bce"]
+    args += ["--ema", "0", "--augment", "translation", "--r1", "0.5", "--lr-d", "1e-4"]
+    ran = runner.invoke(app, [*base, *args, "--width", "0.25", "--no-progress"])
+    assert ran.exit_code == 0, ran.output
+    ckpt = load_checkpoint("models/gan/tiny-seed0/last.pt", store=LocalStore(home), kind="gan")
+    config = ckpt["config"]
+    assert (config["model"]["generator"], config["model"]["spectral_norm"]) == ("paper", False)
+    assert (config["loss"], config["augment"], config["r1_gamma"], config["lr_d"]) == (
+        "bce",
+        "translation",
+        0.5,
+        1e-4,
+    )

@@ -125,6 +125,27 @@ def train_gan_cmd(
     width: Annotated[
         float | None, typer.Option("--width", help="channel multiplier (paper 1)")
     ] = None,
+    generator: Annotated[
+        str | None, typer.Option("--generator", help="paper (transposed convs) or upsample")
+    ] = None,
+    internal_size: Annotated[
+        int | None, typer.Option("--internal-size", help="px the upsample generator draws at")
+    ] = None,
+    noise: Annotated[
+        bool | None, typer.Option("--noise/--no-noise", help="upsample G's 128-px noise field")
+    ] = None,
+    spectral_norm: Annotated[
+        bool | None, typer.Option("--spectral-norm/--no-spectral-norm", help="on D's layers")
+    ] = None,
+    loss: Annotated[str | None, typer.Option("--loss", help="bce (paper) or hinge")] = None,
+    lr_d: Annotated[float | None, typer.Option("--lr-d", help="D's learning rate")] = None,
+    r1_gamma: Annotated[float | None, typer.Option("--r1", help="R1 penalty weight")] = None,
+    ema_decay: Annotated[
+        float | None, typer.Option("--ema", help="EMA decay of G's weights (0: off)")
+    ] = None,
+    augment: Annotated[
+        str | None, typer.Option("--augment", help="D's inputs: none or translation")
+    ] = None,
     seed: SeedOpt = None,
     precision: PrecisionOpt = None,
     num_workers: WorkersOpt = None,
@@ -133,8 +154,9 @@ def train_gan_cmd(
     overwrite: OverwriteOpt = False,
     progress: ProgressOpt = True,
 ) -> None:
-    """Train the paper's GAN; the "best" checkpoint is the paper's choice (lowest D accuracy
-    on fixed generated images within the first half of training)."""
+    """Train the GAN: the paper's recipe (``--preset paper``) or the tiny preset's options
+    (docs/training.md); the "best" checkpoint is the paper's choice (lowest D accuracy on
+    fixed generated images within the first half of training)."""
     from sharpseek.store import open_store
     from sharpseek.training.gan import gan_train_config, train_gan
 
@@ -142,11 +164,23 @@ def train_gan_cmd(
     try:
         config = gan_train_config(
             settings.preset,
-            model=_overrides(width=width) or None,
+            model=_overrides(
+                width=width,
+                generator=generator,
+                internal_size=internal_size,
+                noise=noise,
+                spectral_norm=spectral_norm,
+            )
+            or None,
             **_overrides(
                 epochs=epochs,
                 batch_size=batch_size,
                 lr=lr,
+                lr_d=lr_d,
+                loss=loss,
+                r1_gamma=r1_gamma,
+                ema_decay=ema_decay,
+                augment=augment,
                 seed=seed,
                 precision=precision,
                 num_workers=num_workers,

@@ -30,7 +30,7 @@ bilinear to 128 px; ``s = S / 8``::
 With ``noise=True`` (the weak background: HMI noise and the network at 128 px that a 64 px
 field cannot draw)::
 
-    a = softplus(Conv2d 1x1 (32 -> 1) of the S-px features), bilinear to 128   amplitude map
+    a = exp(Conv2d 1x1 (32 -> 1) of the S-px features), bilinear to 128   amplitude map
     n = P z, P a fixed (128*128, latent_dim) matrix                 unit-variance noise image
     b = Tanh(m at 128 + a * n)
 
@@ -40,7 +40,10 @@ the synthetic data) and scaled so that, for a fixed z, the pixels of n are N(0, 
 latent_dim) draws. n is a fixed linear function of z, so an image stays a function of its
 seed alone (every road draws one z per seed) and a shift of z moves the noise with the rest.
 P is drawn from ``NOISE_SEED``, not stored (checkpoints stay small); no convolution runs at
-128 px (the CPU cost of the generator stays at its internal resolution).
+128 px (the CPU cost of the generator stays at its internal resolution). The amplitude's
+log starts at log(``NOISE_START``) (the weights near zero): HMI-like noise of tens of gauss,
+not the unit noise a default initialisation would draw, which Adam's small steps take
+thousands of steps to bring down; it is clamped to [-12, 0] (a <= 1000 G).
 
 Discriminator (``spectral_norm=True`` wraps every layer in spectral normalisation)::
 
@@ -62,6 +65,7 @@ Miyato et al. 2018)::
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
@@ -94,6 +98,9 @@ NOISE_SEED = 17
 #: Gaussian sigma [128-px pixels] of the blur in the noise image's columns (lag-1
 #: correlation exp(-1 / (4 sigma^2)) = 0.37).
 NOISE_BLUR_PX = 0.5
+#: The noise amplitude a freshly built generator draws [b]: 15 G, within the synthetic
+#: data's 8-65 G of HMI noise.
+NOISE_START = 0.015
 
 
 @dataclass(frozen=True)
@@ -189,6 +196,9 @@ class Generator(nn.Module):
         self.to_field = nn.Conv2d(c32, 1, kernel_size=3, padding=1)
         if config.noise:
             self.to_amplitude = nn.Conv2d(c32, 1, kernel_size=1)
+            with torch.no_grad():
+                self.to_amplitude.weight.mul_(0.1)
+                self.to_amplitude.bias.fill_(math.log(NOISE_START))
             self.register_buffer("noise_matrix", noise_matrix(config.latent_dim), persistent=False)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -220,7 +230,7 @@ class Generator(nn.Module):
         field = F.interpolate(self.to_field(x), size=size, mode="bilinear", align_corners=False)
         if not self.config.noise:
             return torch.tanh(field)  # (N, 1, 128, 128)
-        amplitude = F.softplus(self.to_amplitude(x))  # (N, 1, S, S)
+        amplitude = torch.exp(self.to_amplitude(x).clamp(-12.0, 0.0))  # (N, 1, S, S)
         amplitude = F.interpolate(amplitude, size=size, mode="bilinear", align_corners=False)
         noise = (z.float() @ self.noise_matrix.T).view(-1, 1, *size).to(field.dtype)
         return torch.tanh(field + amplitude * noise)  # (N, 1, 128, 128)

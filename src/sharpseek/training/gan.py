@@ -88,7 +88,7 @@ class GANTrainConfig:
     model: GANConfig = field(default_factory=GANConfig)
     epochs: int = 200
     batch_size: int = 32  # global batch (split across processes under DDP)
-    lr: float = 5e-4
+    lr: float = 5e-4  # Adam's learning rate for G (and for D unless lr_d is given)
     betas: tuple[float, float] = (0.9, 0.999)
     seed: int = 0
     holdout_fraction: float = 0.2  # share of HARPs never trained on (quality measures)
@@ -99,6 +99,7 @@ class GANTrainConfig:
     num_workers: int = 0  # DataLoader worker processes
     # --- issue 17's options; the defaults are the paper's recipe
     loss: str = "bce"  # "bce" (paper eqs. 1-2) or "hinge"
+    lr_d: float | None = None  # D's own learning rate (two time-scale updates); None: lr
     r1_gamma: float = 0.0  # R1 gradient penalty weight on real images (0: off)
     ema_decay: float = 0.0  # exponential moving average of G's weights (0: off)
     augment: str = "none"  # "none" or "translation" (differentiable, on all D inputs)
@@ -150,10 +151,10 @@ GAN_TRAIN_PRESETS: dict[str, GANTrainConfig] = {
         epochs=10,
         fixed_size=128,
         lr=2e-4,
-        betas=(0.5, 0.999),
+        lr_d=1e-3,
+        betas=(0.0, 0.9),
         loss="hinge",
         ema_decay=0.99,
-        augment="translation",
     ),
 }
 
@@ -237,7 +238,8 @@ class GANTraining(Task):
         self.G = Generator(config.model).to(device)
         self.D = Discriminator(config.model).to(device)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=config.lr, betas=config.betas)
-        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=config.lr, betas=config.betas)
+        lr_d = config.lr if config.lr_d is None else config.lr_d
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=lr_d, betas=config.betas)
         self.scaler_g, self.scaler_d = context.amp.scaler(), context.amp.scaler()
         # G_eval: what is measured, drawn and loaded from the checkpoint ("generator").
         self.G_eval = self.G

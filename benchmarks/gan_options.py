@@ -1,0 +1,162 @@
+"""Issue 17: each GAN option measured against the paper's plain recipe, on the demo data.
+
+Trains one GAN per option set on the synthetic dataset of a home (copied into a scratch
+store, so the home is not touched), then measures each with ``sharpseek evaluate models``'
+function (:func:`sharpseek.evaluate_models.evaluate_checkpoints`: 1,000 generated images per
+seed block 0.. and 100000.., against the frames of the HARPs the run held out). The option
+sets add one option at a time, from the paper's recipe at the tiny width to the ``tiny``
+preset, then one the tiny preset leaves off; the last row is the ``paper`` preset itself
+(width 1) for a few epochs, on the CPU.
+
+Run from the repository root on the demo home (``make demo`` made it)::
+
+    .venv/bin/python benchmarks/gan_options.py --home .sharpseek \\
+        --out benchmarks/results/gan_options.json [--only NAME ...] [--paper-epochs 2]
+
+Each set's row is merged into ``--out`` as soon as it is measured (a later ``--only`` run
+adds to the file); ``benchmarks/write_evaluation_docs.py`` writes the table into
+docs/training.md. One torch thread (steadier than two on a shared 2-core machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sharpseek import __version__
+from sharpseek.dataset import load_dataset
+from sharpseek.evaluate import QUALITY_PARAMETERS
+from sharpseek.evaluate_models import evaluate_checkpoints
+from sharpseek.store import LocalStore
+from sharpseek.training.gan import GAN_TRAIN_PRESETS, gan_train_config, train_gan
+
+TINY = GAN_TRAIN_PRESETS["tiny"]
+_UPSAMPLE = {"generator": "upsample", "internal_size": TINY.model.internal_size}
+_SN_HINGE = {"loss": "hinge", "lr": TINY.lr, "lr_d": TINY.lr_d, "betas": TINY.betas}
+_TINY_MODEL = {**_UPSAMPLE, "noise": True, "spectral_norm": True}
+
+#: name -> (model overrides, training overrides) on the ``paper`` preset at the tiny width and
+#: the tiny schedule; each adds one option to the one before it up to the tiny preset
+#: (``TINY_SET``), then options the tiny preset leaves off.
+OPTION_SETS: dict[str, tuple[dict, dict]] = {
+    "paper recipe": ({}, {}),
+    "+ upsample 64 px": (_UPSAMPLE, {}),
+    "+ noise field": ({**_UPSAMPLE, "noise": True}, {}),
+    "+ spectral norm, hinge, two learning rates": (_TINY_MODEL, _SN_HINGE),
+    "+ EMA (= tiny)": (_TINY_MODEL, {**_SN_HINGE, "ema_decay": TINY.ema_decay}),
+    "tiny + translation": (
+        _TINY_MODEL,
+        {**_SN_HINGE, "ema_decay": TINY.ema_decay, "augment": "translation"},
+    ),
+}
+PAPER_PRESET = "paper preset (width 1)"
+TINY_SET = "+ EMA (= tiny)"
+
+
+def option_config(name: str, paper_epochs: int):
+    """The training config of an option set (the paper preset's with ``paper_epochs``)."""
+    if name == PAPER_PRESET:
+        return gan_train_config("paper", epochs=paper_epochs, fixed_size=TINY.fixed_size)
+    model, train = OPTION_SETS[name]
+    return gan_train_config(
+        "paper",
+        model={"width": TINY.model.width, **model},
+        epochs=TINY.epochs,
+        fixed_size=TINY.fixed_size,
+        r1_gamma=TINY.r1_gamma,
+        **train,
+    )
+
+
+def summary(report: dict) -> dict:
+    """The issue's figures per seed block from ``evaluate_checkpoints``' GAN report."""
+    out = {}
+    for block, entry in report["blocks"].items():
+        held = entry["held_out"]
+        ks = {k: held[f"ks_{k}"] for k in QUALITY_PARAMETERS}
+        out[block] = {
+            "ks_mean": float(np.mean(list(ks.values()))),
+            "ks_worst": max(ks.values()),
+            "ks_worst_parameter": max(ks, key=ks.get),
+            "ks": ks,
+            "psep_median_ratio": held["psep_median_ratio"],
+            "bipolar_share_generated": held["bipolar_share_generated"],
+            "bipolar_share_real": held["bipolar_share_real"],
+            "spectral_high_ratio": held["spectral_high_ratio"],
+            "copy_ratio": entry["memorisation"]["pixels"]["ratio"],
+        }
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--home", type=Path, default=None, help="default: SHARPSEEK_HOME")
+    parser.add_argument("--dataset", default="synthetic")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/gan_options.json"))
+    parser.add_argument("--only", nargs="*", default=None, help="option set names to run")
+    parser.add_argument("--paper-epochs", type=int, default=2)
+    parser.add_argument("--samples", type=int, default=1000, help="generated images per block")
+    args = parser.parse_args()
+    tiny = option_config(TINY_SET, 0).to_dict()
+    if tiny != {**TINY.to_dict(), "preset": "paper"}:
+        raise SystemExit(f"option set {TINY_SET!r} is not the tiny preset: {tiny}")
+    torch.set_num_threads(1)
+    home = args.home or Path(os.environ.get("SHARPSEEK_HOME", ".sharpseek"))
+    names = args.only or [*OPTION_SETS, PAPER_PRESET]
+    unknown = sorted(set(names) - {*OPTION_SETS, PAPER_PRESET})
+    if unknown:
+        raise SystemExit(f"unknown option sets {unknown}; choose from {[*OPTION_SETS]}")
+    result = json.loads(args.out.read_text()) if args.out.exists() else {"sets": {}}
+    result.update(
+        {
+            "what": "issue 17: GAN option sets on the demo's synthetic data, measured against "
+            "the frames of held-out HARPs (sharpseek.evaluate_models.evaluate_checkpoints)",
+            "command": "benchmarks/gan_options.py --home <demo home>",
+            "sharpseek": __version__,
+            "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
+        }
+    )
+    with tempfile.TemporaryDirectory(prefix="sharpseek-gan-options-") as tmp:
+        shutil.copytree(home / "datasets" / args.dataset, Path(tmp) / "datasets" / args.dataset)
+        store = LocalStore(tmp)
+        ds = load_dataset(store, args.dataset)
+        for name in names:
+            config = option_config(name, args.paper_epochs)
+            version = f"option-{names.index(name)}"
+            load = os.getloadavg()[0]
+            t0 = time.perf_counter()
+            train_gan(config, ds, store, version=version, overwrite=True, progress=False)
+            seconds = time.perf_counter() - t0
+            report = evaluate_checkpoints(
+                store, gan=f"models/gan/{version}/last.pt", n_generated=args.samples
+            )["gan"]
+            result["sets"][name] = {
+                "config": config.to_dict(),
+                "epochs": config.epochs,
+                "train_seconds": round(seconds, 1),
+                "load_average_before": round(load, 2),
+                "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                "blocks": summary(report),
+            }
+            b = result["sets"][name]["blocks"]
+            print(
+                f"{name}: {seconds:.0f} s, KS mean "
+                + " / ".join(f"{v['ks_mean']:.2f}" for v in b.values()),
+                flush=True,
+            )
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(result, indent=1, default=str) + "\n")
+
+
+if __name__ == "__main__":
+    main()
