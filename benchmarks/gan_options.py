@@ -14,8 +14,10 @@ Run from the repository root on the demo home (``make demo`` made it)::
         --out benchmarks/results/gan_options.json [--only NAME ...] [--paper-epochs 2]
 
 Each set's row is merged into ``--out`` as soon as it is measured (a later ``--only`` run
-adds to the file); ``benchmarks/write_evaluation_docs.py`` writes the table into
-docs/training.md. One torch thread (steadier than two on a shared 2-core machine).
+adds to the file), and the table is rewritten into ``--docs`` (docs/training.md, between
+``<!-- BEGIN gan_options.json -->`` and ``<!-- END gan_options.json -->``; ``--docs-only``
+rewrites it from the file without training). One torch thread (steadier than two on a
+shared 2-core machine).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import datetime as dt
 import json
 import os
 import platform
+import re
 import shutil
 import tempfile
 import time
@@ -98,6 +101,45 @@ def summary(report: dict) -> dict:
     return out
 
 
+DOCS_PATTERN = re.compile(
+    r"(<!-- BEGIN gan_options\.json -->\n)(.*?)(<!-- END gan_options\.json -->)", re.DOTALL
+)
+
+
+COLUMNS = (  # (header, one block's figure as text)
+    ("KS mean", lambda b: f"{b['ks_mean']:.2f}"),
+    ("worst KS", lambda b: f"{b['ks_worst']:.2f} {b['ks_worst_parameter'].upper()}"),
+    ("median PSEP ratio", lambda b: f"{b['psep_median_ratio']:.2f}"),
+    (
+        "bipolar: generated - real",
+        lambda b: f"{100 * (b['bipolar_share_generated'] - b['bipolar_share_real']):+.1f} pt",
+    ),
+    ("spectral ratio r > 32", lambda b: f"{b['spectral_high_ratio']:.2f}"),
+    ("copy ratio", lambda b: f"{b['copy_ratio']:.2f}"),
+)
+
+
+def table(result: dict) -> str:
+    """The option sets as a markdown table (each cell: seed block 0.. / 100000..)."""
+    lines = [
+        "| option set | epochs | train time (load) | " + " | ".join(h for h, _ in COLUMNS) + " |",
+        "|---" * (3 + len(COLUMNS)) + "|",
+    ]
+    for name, row in result["sets"].items():
+        cells = [" / ".join(fmt(b) for b in row["blocks"].values()) for _, fmt in COLUMNS]
+        when = f"{row['train_seconds']:.0f} s ({row['load_average_before']:.1f})"
+        lines.append(f"| {name} | {row['epochs']} | {when} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_docs(path: Path, result: dict) -> None:
+    text = path.read_text()
+    if not DOCS_PATTERN.search(text):
+        raise SystemExit(f"{path}: no <!-- BEGIN gan_options.json --> section")
+    path.write_text(DOCS_PATTERN.sub(lambda m: f"{m.group(1)}{table(result)}\n{m.group(3)}", text))
+    print(f"wrote {path}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--home", type=Path, default=None, help="default: SHARPSEEK_HOME")
@@ -106,7 +148,12 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", default=None, help="option set names to run")
     parser.add_argument("--paper-epochs", type=int, default=2)
     parser.add_argument("--samples", type=int, default=1000, help="generated images per block")
+    parser.add_argument("--docs", type=Path, default=Path("docs/training.md"))
+    parser.add_argument("--docs-only", action="store_true", help="rewrite --docs, train nothing")
     args = parser.parse_args()
+    if args.docs_only:
+        write_docs(args.docs, json.loads(args.out.read_text()))
+        return
     tiny = option_config(TINY_SET, 0).to_dict()
     if tiny != {**TINY.to_dict(), "preset": "paper"}:
         raise SystemExit(f"option set {TINY_SET!r} is not the tiny preset: {tiny}")
@@ -156,6 +203,7 @@ def main() -> None:
             )
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps(result, indent=1, default=str) + "\n")
+            write_docs(args.docs, result)
 
 
 if __name__ == "__main__":
