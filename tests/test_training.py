@@ -550,9 +550,11 @@ def test_gan_parameter_distributions_end_closer_to_real_than_at_start(larger_dat
     end = run.history[-3:]  # the last three epochs: a GAN's metrics swing from epoch to epoch
     w1_end = np.mean([r["w1_mean"] for r in end])
     ks_end = np.mean([r["ks_mean"] for r in end])
-    # Measured with seed 0 on this machine (one thread): W1/std 20.7 -> 3.0, KS 0.97 -> 0.74.
-    assert w1_end < 0.5 * start["w1_mean"]
-    assert ks_end < start["ks_mean"] - 0.1
+    # Measured with seed 0 on this machine (one thread), the tiny preset of issue 17 (its
+    # noise field starts at the data's level, so W1 starts low): W1/std 1.76 -> 1.09, KS
+    # 0.90 -> 0.53.
+    assert w1_end < 0.8 * start["w1_mean"]
+    assert ks_end < start["ks_mean"] - 0.2
 
 
 @pytest.fixture(scope="module")
