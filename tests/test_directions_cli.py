@@ -171,7 +171,6 @@ def test_generate_exports_fits_and_csv(home, tmp_path):
         (["--lat", "1", "--lat", "2"], "--lat: give one value or 3"),
         (["--hemisphere", "east"], "choose north or south"),
         (["--lat", "0", "--anti-joy"], "need a hemisphere"),
-        (["--balance"], "cannot balance an AR with a single polarity"),  # untrained: all > 0
     ],
 )
 def test_generate_bad_input_exits_2_with_one_line(home, tmp_path, args, message):
@@ -179,6 +178,22 @@ def test_generate_bad_input_exits_2_with_one_line(home, tmp_path, args, message)
                  str(tmp_path / "c.fits"), *args)  # fmt: skip
     assert result.exit_code == 2, result.output
     assert message in result.output and "Traceback" not in result.output
+
+
+def test_generate_balance_of_a_single_polarity_exits_2_with_one_line(home, tmp_path, monkeypatch):
+    from sharpseek.models.gan import Generator
+
+    # A generator that draws positive field only, distinct per z (the untrained tiny one
+    # draws both signs).
+    def positive(self, z):
+        return 0.01 + 0.3 * torch.nn.functional.interpolate(z[:, :64].abs().view(-1, 1, 8, 8), 128)
+
+    monkeypatch.setattr(Generator, "forward", positive)
+    result = run(home, "generate", "--count", "3", "--no-progress", "--out",
+                 str(tmp_path / "c.fits"), "--balance")  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert "cannot balance an AR with a single polarity" in result.output
+    assert "Traceback" not in result.output
 
 
 def test_generate_that_cannot_be_met_says_so(home, tmp_path, monkeypatch):
