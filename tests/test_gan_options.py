@@ -93,11 +93,11 @@ def test_noise_field_is_a_function_of_z_alone_and_white_at_128px():
     assert 0.2 < lag1 < 0.45 and abs(lag4) < 0.02
     # The amplitude map scales the noise: a zero amplitude leaves the smooth field alone.
     with torch.no_grad():
-        G1.to_amplitude.bias.fill_(-30.0)  # clamped: exp(-12) ~ 6e-6
+        G1.to_amplitude.bias.fill_(-30.0)  # clamped to -12: amplitudes exp(-12) ~ 6e-6
         G1.to_amplitude.weight.zero_()
         G_plain = Generator(GANConfig(generator="upsample", noise=False, **MICRO)).eval()
         G_plain.load_state_dict(G1.state_dict(), strict=False)
-    assert torch.allclose(G1(z), G_plain(z), atol=1e-4)
+    assert torch.allclose(G1(z), G_plain(z), atol=1e-3)  # exp(-12) * n^3 / sqrt(15) < 1e-3
 
 
 def test_noise_needs_the_upsampling_generator_and_bad_options_are_named():
