@@ -150,9 +150,18 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=1000, help="generated images per block")
     parser.add_argument("--docs", type=Path, default=Path("docs/training.md"))
     parser.add_argument("--docs-only", action="store_true", help="rewrite --docs, train nothing")
+    parser.add_argument(
+        "--merge", type=Path, nargs="*", default=[], help="add these runs' sets to --out"
+    )
     args = parser.parse_args()
     if args.docs_only:
-        write_docs(args.docs, json.loads(args.out.read_text()))
+        result = json.loads(args.out.read_text())
+        for other in args.merge:  # runs made in parallel, each with its own --out
+            result["sets"].update(json.loads(other.read_text())["sets"])
+        order = [*OPTION_SETS, PAPER_PRESET]
+        result["sets"] = dict(sorted(result["sets"].items(), key=lambda kv: order.index(kv[0])))
+        args.out.write_text(json.dumps(result, indent=1, default=str) + "\n")
+        write_docs(args.docs, result)
         return
     tiny = option_config(TINY_SET, 0).to_dict()
     if tiny != {**TINY.to_dict(), "preset": "paper"}:
