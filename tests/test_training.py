@@ -551,9 +551,6 @@ def test_gan_parameter_distributions_end_closer_to_real_than_at_start(larger_dat
     w1_end = np.mean([r["w1_mean"] for r in end])
     ks_end = np.mean([r["ks_mean"] for r in end])
     # Measured with seed 0 on this machine (one thread), the tiny preset of issue 17 (its
-    # noise field starts at the data's level, so W1 starts low): W1/std 1.76 -> 1.09, KS
-    # 0.90 -> 0.53.
-    # Measured with seed 0 on this machine (one thread), the tiny preset of issue 17 (its
     # noise field starts near the data's level, so W1 starts low): W1/std 1.57 -> 0.97, KS
     # 0.77 -> 0.55. The margins asserted are about half the changes measured.
     assert w1_end < 0.8 * start["w1_mean"]
