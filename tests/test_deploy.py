@@ -406,6 +406,21 @@ def test_every_workload_has_probes_and_resources(helm, profile):
                 assert c.get("readinessProbe") and c.get("livenessProbe"), f"{name}/{c['name']}"
 
 
+@pytest.mark.parametrize("profile", PROFILES)
+def test_sharpseek_images_start_through_the_secrets_check(helm, profile):
+    """A container's ``command`` replaces the image's ENTRYPOINT in Kubernetes, so every
+    container on one of sharpseek's images passes its command as ``args``: the entrypoint
+    (deploy/check-secrets.sh) then refuses empty or placeholder secrets before it runs."""
+    docs = render(helm, profile)
+    ours = 0
+    for name, spec in _pod_specs(docs):
+        for c in spec.get("initContainers", []) + spec["containers"]:
+            if c["image"].split("/")[-1].startswith("sharpseek-"):
+                ours += 1
+                assert "command" not in c, f"{name}/{c['name']} bypasses the image's entrypoint"
+    assert ours >= 5  # frontend, TorchServe + its fetch, the Prefect worker, Dask
+
+
 def test_stateful_components_or_external_endpoints(helm):
     docs = render(helm)
     stateful = {_component(d["metadata"]["labels"]) for d in _kinds(docs, "StatefulSet")}
@@ -484,14 +499,14 @@ def test_torchserve_pulls_its_archives_from_minio_per_revision(helm):
     (init,) = pod["spec"]["initContainers"]
     # the library's own fetch (one layout, one loading rule), pinned to the version
     assert init["image"] == pod["spec"]["containers"][0]["image"]
-    assert init["command"] == [
+    assert init["args"] == [
         "sharpseek", "serve", "fetch", "--to", "/model-store", "--bind", "0.0.0.0",
         "--version", "0123456789ab",
     ]  # fmt: skip
     (torchserve,) = pod["spec"]["containers"]
-    config = torchserve["command"][torchserve["command"].index("--ts-config") + 1]
+    config = torchserve["args"][torchserve["args"].index("--ts-config") + 1]
     assert config == "/model-store/config.properties"  # written by the fetch
-    assert "all" not in torchserve["command"], "loads exactly the fetched archives"
+    assert "all" not in torchserve["args"], "loads exactly the fetched archives"
     assert pod["metadata"]["annotations"]["sharpseek/model-version"] == "0123456789ab"
     assert dep["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
     other, _ = deployment("ba9876543210")
@@ -507,7 +522,7 @@ def test_torchserve_pulls_its_archives_from_minio_per_revision(helm):
     assert config_map["data"]["SHARPSEEK_SERVE__TOKEN_AUTH"] == "false"
     unpinned, _ = deployment("")
     (init,) = unpinned["spec"]["template"]["spec"]["initContainers"]
-    assert "--version" not in init["command"]  # the store's current version
+    assert "--version" not in init["args"]  # the store's current version
 
 
 def _config_map_name(container: dict) -> str:
@@ -580,7 +595,7 @@ def test_work_pool_job_filled_by_prefect_is_a_valid_job(helm, profile):
         for d in _kinds(docs, "Deployment")
         if _component(d["metadata"]["labels"]) == "prefect-worker"
     ]
-    init = worker["spec"]["template"]["spec"]["initContainers"][0]["command"]
+    init = worker["spec"]["template"]["spec"]["initContainers"][0]["args"]
     assert init[:4] == ["prefect", "work-pool", "create", "sharpseek-gpu"]
     assert "--overwrite" in init and "kubernetes" in init
 
@@ -886,14 +901,14 @@ def test_dask_scheduler_and_workers_run_the_worker_image(helm, profile):
     (port,) = service["spec"]["ports"]
     (scheduler,) = scheduler_pod["spec"]["containers"]
     assert scheduler["image"] == worker_image
-    assert scheduler["command"][:2] == ["dask", "scheduler"]
-    assert scheduler["command"][scheduler["command"].index("--port") + 1] == str(port["port"])
+    assert scheduler["args"][:2] == ["dask", "scheduler"]
+    assert scheduler["args"][scheduler["args"].index("--port") + 1] == str(port["port"])
 
     worker = workloads["dask-worker"]
     assert worker["spec"]["replicas"] == 3
     (container,) = worker["spec"]["template"]["spec"]["containers"]
     assert container["image"] == worker_image
-    command = container["command"]
+    command = container["args"]
     address = f"tcp://{service['metadata']['name']}:{port['port']}"
     assert command[:3] == ["dask", "worker", address]
     assert command[command.index("--nthreads") + 1] == "1"
