@@ -292,7 +292,7 @@ def test_show_marks_weak_directions_with_accuracy_and_calibration(home, monkeypa
     assert "+1.5: rises" in result.output and "strength" in result.output
     assert "weak: +1.5 alone raises the parameter in < 90%" in result.output
     for name, strength in _strengths(home).items():
-        row = next(line for line in result.output.splitlines() if f" {name} " in line)
+        row = next(line for line in result.output.splitlines() if line.startswith(f"│ {name} "))
         assert ("weak" in row) == strength.weak and f"{strength.accuracy:.3f}" in row
 
 

@@ -423,7 +423,11 @@ def test_directions_stage_generates_through_the_backend_as_the_generator_would(u
     model = GeneratorModel.from_settings(settings)
     stored = DirectionSet.load(open_store(settings), model.version)
     direct = fit_directions(
-        model.generate, gan_version=model.version, latent_dim=model.latent_dim, n=200
+        model.generate,
+        gan_version=model.version,
+        latent_dim=model.latent_dim,
+        n=200,
+        method=stored.method,  # the settings' method (the tiny preset's)
     )
     for name, boundary in direct.boundaries.items():
         np.testing.assert_allclose(stored.boundaries[name].normal, boundary.normal, rtol=1e-6)

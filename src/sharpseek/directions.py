@@ -135,7 +135,11 @@ class DirectionMethod:
 
     def describe(self) -> str:
         fit = "linear SVM (paper)" if self.fit == "svm" else "ridge on log parameter"
-        unit = "latent units" if self.step == "latent" else "sigma of the decision value"
+        unit = {
+            "latent": "latent units",
+            "sigma": "sigma of the decision value",
+            "spread": "standard deviations of the parameter",
+        }[self.step]
         return f"{fit}, eps in {unit}"
 
 
