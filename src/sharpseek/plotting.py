@@ -7,6 +7,7 @@ bar, so positive (red) and negative (blue) polarity read the same in every figur
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,6 +23,9 @@ from sharpseek.realism import Comparison  # noqa: E402
 
 __all__ = [
     "magnetogram_grid",
+    "magnetogram_panel_rgb",
+    "model_panel_rgb",
+    "nice_ticks",
     "magnetogram_rgb",
     "polarity_panels",
     "polarity_rgb",
@@ -341,3 +345,125 @@ def flare_timeline_figure(
     )
     ax.legend(loc="upper left", fontsize=7, ncols=2)
     return _save(fig, path)
+
+
+# ----------------------------------------------------------------------------------------------
+# the magnetogram panel every page shows: picture, labelled axes and a colour bar in gauss
+# ----------------------------------------------------------------------------------------------
+_INK = (30, 30, 30)
+_PAPER = (255, 255, 255)
+
+
+@functools.lru_cache(maxsize=4)
+def _font(size: int):
+    from PIL import ImageFont
+
+    return ImageFont.load_default(size=size)
+
+
+def nice_ticks(length: float, *, target: int = 5) -> np.ndarray:
+    """Tick values 0, step, 2 step, ... <= ``length``, step a 1-2-5 multiple of a decade chosen
+    so about ``target`` ticks fall on the axis (``length`` > 0, in the axis' own unit)."""
+    if not length > 0:
+        raise ValueError(f"axis length must be > 0, got {length}")
+    raw = length / target
+    decade = 10.0 ** np.floor(np.log10(raw))
+    step = next(m * decade for m in (1, 2, 5, 10) if m * decade >= raw)
+    return np.arange(0.0, length + step * 1e-9, step)
+
+
+def _tick_label(value: float) -> str:
+    return f"{value:.0f}" if float(value).is_integer() else f"{value:.3g}"
+
+
+def magnetogram_panel_rgb(
+    image_gauss: np.ndarray,
+    *,
+    vmax_gauss: float = 1000.0,
+    zoom: int = 3,
+    pixel_size: float = 1.0,
+    axis_unit: str = "model px",
+    title: str = "",
+) -> np.ndarray:
+    """A magnetogram as a physicist reads it: B_r on the diverging gauss scale of
+    :func:`magnetogram_rgb`, north up and west right, both axes labelled in ``axis_unit``
+    and a colour bar in gauss on the right. Drawn with PIL (a few ms), so pages can redraw it
+    on every slider move; the one magnetogram picture of the UI.
+
+    Parameters
+    ----------
+    image_gauss : ndarray (ny, nx)
+        B_r [G], row 0 the southern edge, column 0 the eastern edge (a CEA SHARP's layout).
+    vmax_gauss : half-range of the symmetric colour scale [G]
+    zoom : each pixel becomes zoom x zoom picture pixels
+    pixel_size : one pixel's side in ``axis_unit`` (1 for model px; ~0.36 Mm for a CEA frame)
+    axis_unit : the axes' unit, written in their labels (``"model px"``, ``"Mm"``)
+    title : written above the picture
+
+    Returns
+    -------
+    ndarray (height, width, 3) uint8
+    """
+    from PIL import Image, ImageDraw
+
+    image_gauss = np.asarray(image_gauss, dtype=np.float32)
+    if image_gauss.ndim != 2:
+        raise ValueError(f"image must have shape (ny, nx), got {image_gauss.shape}")
+    if not pixel_size > 0:
+        raise ValueError(f"pixel_size must be > 0, got {pixel_size}")
+    picture = magnetogram_rgb(image_gauss / FIELD_SCALE_G, vmax_gauss=vmax_gauss, zoom=zoom)
+    ny, nx = image_gauss.shape
+    height, width = picture.shape[:2]
+    font, small = _font(12), _font(10)
+    left, top, bottom = 46, 20 if title else 8, 36
+    bar_gap, bar_width, bar_labels = 12, 14, 64
+    canvas = Image.new(
+        "RGB", (left + width + bar_gap + bar_width + bar_labels, top + height + bottom), _PAPER
+    )
+    canvas.paste(Image.fromarray(picture), (left, top))
+    draw = ImageDraw.Draw(canvas)
+    draw.rectangle((left - 1, top - 1, left + width, top + height), outline=_INK)
+    if title:
+        draw.text((left, 2), title, fill=_INK, font=font)
+    # axes: ticks at nice values of the physical coordinate (pixel edges: 0 .. n * pixel_size)
+    for value in nice_ticks(nx * pixel_size):
+        x = left + value / pixel_size * zoom
+        draw.line((x, top + height, x, top + height + 4), fill=_INK)
+        draw.text((x, top + height + 5), _tick_label(value), fill=_INK, font=small, anchor="ma")
+    for value in nice_ticks(ny * pixel_size):
+        y = top + height - value / pixel_size * zoom  # north (large y) up
+        draw.line((left - 5, y, left - 1, y), fill=_INK)
+        draw.text((left - 7, y), _tick_label(value), fill=_INK, font=small, anchor="rm")
+    draw.text(
+        (left + width / 2, top + height + 19),
+        f"x [{axis_unit}], west at right",
+        fill=_INK,
+        font=font,
+        anchor="ma",
+    )
+    y_label = Image.new("RGB", (height, 14), _PAPER)
+    ImageDraw.Draw(y_label).text(
+        (height / 2, 0), f"y [{axis_unit}], north up", fill=_INK, font=font, anchor="ma"
+    )
+    canvas.paste(y_label.rotate(90, expand=True), (2, top))
+    # the colour bar: +vmax at the top, -vmax at the bottom, ticks at 0, ±vmax/2, ±vmax
+    bar_x = left + width + bar_gap
+    levels = np.linspace(1.0, -1.0, height, dtype=np.float32)  # top row = +vmax
+    bar = _lut(MAGNETOGRAM_CMAP)[np.clip(((levels + 1) / 2 * 255).round(), 0, 255).astype(np.intp)]
+    canvas.paste(Image.fromarray(np.repeat(bar[:, None, :], bar_width, axis=1)), (bar_x, top))
+    draw.rectangle((bar_x - 1, top - 1, bar_x + bar_width, top + height), outline=_INK)
+    for fraction in (1.0, 0.5, 0.0, -0.5, -1.0):
+        y = top + (1 - fraction) / 2 * (height - 1)
+        draw.line((bar_x + bar_width, y, bar_x + bar_width + 4, y), fill=_INK)
+        label = f"{fraction * vmax_gauss:+.0f}" if fraction else "0"
+        draw.text((bar_x + bar_width + 6, y), label, fill=_INK, font=small, anchor="lm")
+    draw.text((bar_x + bar_width + 6, top + height + 5), "B_r [G]", fill=_INK, font=font)
+    return np.asarray(canvas)
+
+
+def model_panel_rgb(image: np.ndarray, *, title: str = "", zoom: int = 3) -> np.ndarray:
+    """:func:`magnetogram_panel_rgb` of a model-space image (ny, nx), b = B_r / 1000 G, on
+    the ±1000 G scale with axes in model px."""
+    return magnetogram_panel_rgb(
+        np.asarray(image, dtype=np.float32) * FIELD_SCALE_G, zoom=zoom, title=title
+    )

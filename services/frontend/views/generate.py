@@ -6,7 +6,7 @@ import common
 import numpy as np
 import streamlit as st
 
-from sharpseek.plotting import magnetogram_rgb
+from sharpseek.plotting import magnetogram_rgb, model_panel_rgb
 from sharpseek.ui import read_upload
 
 GRID_SIZE = 12
@@ -105,8 +105,8 @@ def _show_inversion() -> None:
     if not inversion or real is None:
         return
     a, b, c = st.columns([1, 1, 1])
-    a.image(magnetogram_rgb(real), caption=f"real: {st.session_state.get('base_label')}")
-    b.image(magnetogram_rgb(inversion["reconstruction"]), caption="GAN inversion G(z_hat)")
+    a.image(model_panel_rgb(real), caption=f"real: {st.session_state.get('base_label')}")
+    b.image(model_panel_rgb(inversion["reconstruction"]), caption="GAN inversion G(z_hat)")
     c.metric("Reconstruction rms error", f"{inversion['rms_gauss']:.0f} G")
     c.caption(
         "Root-mean-square of real − reconstruction over the patch. Large errors (typical "

@@ -10,7 +10,7 @@ import streamlit as st
 from sharpseek.flares import flare_summary
 from sharpseek.index import SearchFilter
 from sharpseek.physics import NATIVE_PARAMETERS, NATIVE_UNITS, PARAMETER_UNITS, SHOWN_PARAMETERS
-from sharpseek.plotting import magnetogram_rgb
+from sharpseek.plotting import magnetogram_rgb, model_panel_rgb
 from sharpseek.ui import summary, time_text
 from sharpseek.ui.charts import range_histogram_png
 from sharpseek.ui.workbench import FILTER_FIELDS
@@ -173,7 +173,7 @@ def show(wb) -> None:
         return
     left, right = st.columns([1, 2])
     with left:
-        st.image(magnetogram_rgb(rendered.image), caption="query (the current image)")
+        st.image(model_panel_rgb(rendered.image), caption="query (the current image)")
     with right:
         try:
             filters = _filters(wb, values)
@@ -271,6 +271,6 @@ def show(wb) -> None:
         st.warning("This match's image is not in the store any more.")
         return
     a, b, c = st.columns(3)
-    a.image(magnetogram_rgb(q_image), caption="query")
-    b.image(magnetogram_rgb(m.image), caption=f"match: {m.record_id}")
-    c.image(magnetogram_rgb(m.image - q_image), caption="match − query (same scale, ±1000 G)")
+    a.image(model_panel_rgb(q_image), caption="query")
+    b.image(model_panel_rgb(m.image), caption=f"match: {m.record_id}")
+    c.image(model_panel_rgb(m.image - q_image), caption="match − query (same scale, ±1000 G)")

@@ -13,7 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from sharpseek.physics import PARAMETER_UNITS, SHOWN_PARAMETERS
-from sharpseek.plotting import magnetogram_rgb, polarity_rgb
+from sharpseek.plotting import model_panel_rgb, polarity_rgb
 
 EPS_RANGE = 3.0
 
@@ -164,7 +164,7 @@ def _shift_view(wb) -> None:
             return
         start = _start_params(wb) if common.has_latent() and state.shifts else None
         a, b = st.columns(2)
-        a.image(magnetogram_rgb(rendered.image), caption="B_r (red +, blue −, ±1000 G)")
+        a.image(model_panel_rgb(rendered.image), caption="B_r (red +, blue −), north up, west right")
         b.image(
             polarity_rgb(rendered.pos, rendered.neg, rendered.region, centroids=rendered.centroids),
             caption="|B| > 150 G (red +, blue −), R region M (yellow), centroids (cyan)",
