@@ -232,3 +232,41 @@ def test_evaluate_outlook_finds_skill_where_the_embedding_carries_it():
             low, high = m["brier_ci"]
             assert low <= m["brier"] <= high
     assert result["known"] == 640 and result["held_out"]["held_out_regions"] == 40
+
+
+def test_a_record_query_counts_regions_of_its_own_kind(tmp_path):
+    """Synthetic and real frames with outcomes in one index: a real record's outlook counts
+    real regions only, a synthetic record's synthetic ones; an image query both, and says so."""
+    from sharpseek.index import iter_batches
+    from sharpseek.pipeline import open_settings_index
+
+    settings_ = Settings(home=tmp_path / "home")
+    rows = pd.DataFrame(
+        {
+            "series": ["hmi.sharp_cea_720s"] * 3 + ["synthetic"] * 3,
+            "harpnum": [1, 2, 3, 1, 2, 3],
+            "t_rec": pd.to_datetime(["2014-01-01"] * 6) + pd.to_timedelta([0, 0, 48] * 2, "h"),
+        }
+    )
+    vectors = np.random.default_rng(0).standard_normal((6, 4)).astype(np.float32)
+    fields = {"outcome_24h_status": "keyword", "outcome_24h_max_flux": "float"}
+    with open_settings_index(settings_, dim=4) as index:
+        index.reindex("enc", iter_batches(rows, vectors), dataset_version="v0001")
+        ids = [r["record_id"] for r in index.scan(["series"])]
+        index.update_payloads(
+            {i: {"outcome_24h_status": "known", "outcome_24h_max_flux": 2e-5} for i in ids},
+            fields=fields,
+        )
+    with open_settings_index(settings_) as index:  # a reader sees the write once reopened
+        query = vectors[2]
+        t = pd.Timestamp("2014-01-03")
+        real = query_outlook(index, query, k=10, query_t_rec=t, query_region="x", kind="real")
+        synthetic = query_outlook(index, query, k=10, query_t_rec=t, kind="synthetic")
+        both = query_outlook(index, query, k=10)
+    assert {n["region"] for n in real.neighbours} == {
+        "hmi.sharp_cea_720s:1",
+        "hmi.sharp_cea_720s:2",
+    }
+    assert {n["region"] for n in synthetic.neighbours} == {"synthetic:1", "synthetic:2"}
+    assert len(both.neighbours) == 6 and "3 of the 6 are synthetic" in both.text()
+    assert "real regions only" in real.text() and real.to_json()["kind"] == "real"

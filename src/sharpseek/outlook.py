@@ -21,7 +21,7 @@ index for the candidates with the same conditions in the request. See docs/outlo
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -58,6 +58,9 @@ class Outlook:
     neighbours : list of dict
         Per neighbour, nearest first: ``record_id``, ``region``, ``t_rec``, ``distance``,
         ``status`` (known/unknown), ``max_class``, ``flared`` (bool, None when unknown).
+    kind : str or None
+        The frames counted: ``real`` or ``synthetic`` (a record query counts its own kind),
+        or None for both (a generated or uploaded image).
     """
 
     threshold: str
@@ -68,6 +71,7 @@ class Outlook:
     unknown: int
     cutoff: pd.Timestamp | None = None
     neighbours: list[dict[str, Any]] = field(default_factory=list)
+    kind: str | None = None
 
     @property
     def share(self) -> float | None:
@@ -96,6 +100,11 @@ class Outlook:
         words = [f"{head} had a flare >= {self.threshold} within {self.hours} h of the frame found"]
         if self.unknown:
             words.append(f"{self.unknown} more with an unknown outcome left out")
+        synthetic = sum(str(n["region"]).startswith("synthetic:") for n in self.neighbours)
+        if self.kind is not None:
+            words.append(f"{self.kind} regions only")
+        elif synthetic:
+            words.append(f"{synthetic} of the {regions} are synthetic regions (ground truth)")
         if self.cutoff is not None:
             words.append(f"only frames observed by {self.cutoff} TAI (outcome closed)")
         return "; ".join(words) + "."
@@ -110,6 +119,7 @@ class Outlook:
             "known": self.known,
             "unknown": self.unknown,
             "cutoff": None if self.cutoff is None else self.cutoff.isoformat(),
+            "kind": self.kind,
             "text": self.text(),
             "caveat": self.caveat,
             "neighbours": [
@@ -206,30 +216,38 @@ def query_outlook(
     query_t_rec: Any = None,
     query_region: str | None = None,
     encoder_version: str | None = None,
+    kind: str | None = None,
 ) -> Outlook:
     """:func:`look_alike_outlook` of a query embedding on a :class:`~sharpseek.index.VectorIndex`.
 
     One request: the ``k`` nearest regions among frames that carry the outcome window (a
-    flare catalogue wrote it), observed by the cutoff, not of the query's region; the rule
-    is applied again to what comes back.
+    flare catalogue wrote it), observed by the cutoff, not of the query's region, of
+    ``kind`` (``real``: the SHARP series; ``synthetic``; None: both); the rule is applied
+    again to what comes back.
     """
+    from sharpseek.dataset import DEFINITIVE_SERIES, NRT_SERIES
     from sharpseek.index import SearchFilter
+
+    series = {"real": [DEFINITIVE_SERIES, NRT_SERIES], "synthetic": ["synthetic"], None: None}
+    if kind not in series:
+        raise ValueError(f"outlook kind {kind!r}: choose real, synthetic or None")
 
     status = f"outcome_{int(hours)}h_status"
     live = index.live()
     if live is None or status not in live.fields:  # no catalogue loaded: nothing to count
-        return look_alike_outlook(
+        empty = look_alike_outlook(
             hits_candidates([]), k=k, threshold=threshold, hours=hours, query_t_rec=query_t_rec
         )
+        return replace(empty, kind=kind)
     spec = SearchFilter(
-        equals={status: ["known", "unknown"]},
+        equals={status: ["known", "unknown"]} | ({"series": series[kind]} if kind else {}),
         time=(None, outlook_cutoff(query_t_rec, hours)) if query_t_rec is not None else None,
         exclude_regions=[query_region] if query_region is not None else None,
     )
     hits = index.search(
         vector, limit=int(k), filter=spec, group_by_harp=True, encoder_version=encoder_version
     )
-    return look_alike_outlook(
+    found = look_alike_outlook(
         hits_candidates(hits),
         k=k,
         threshold=threshold,
@@ -237,6 +255,7 @@ def query_outlook(
         query_t_rec=query_t_rec,
         query_region=query_region,
     )
+    return replace(found, kind=kind)
 
 
 def hits_candidates(hits: Any) -> pd.DataFrame:

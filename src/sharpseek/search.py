@@ -930,8 +930,9 @@ class Searcher:
         """The look-alike flare outlook of ``query`` (:func:`sharpseek.outlook.query_outlook`):
         the share of its ``k`` nearest regions whose outcome held a flare >= ``threshold``;
         a record query counts only neighbours whose outcome had closed by its T_REC, never
-        its own region. Defaults: ``settings.flares.outlook_k``, ``outlook_class``,
-        ``outlook_hours``."""
+        its own region, and only regions of its own kind (real or synthetic); an image
+        query counts both kinds and says how many are synthetic. Defaults:
+        ``settings.flares.outlook_k``, ``outlook_class``, ``outlook_hours``."""
         from sharpseek.outlook import query_outlook
 
         flares = self.settings.flares
@@ -944,6 +945,13 @@ class Searcher:
             query_t_rec=query.t_rec,
             query_region=query.region,
             encoder_version=query.encoder_version,
+            kind=(
+                None
+                if query.region is None
+                else "synthetic"
+                if str(query.region).startswith("synthetic:")
+                else "real"
+            ),
         )
 
     def baseline_search(
