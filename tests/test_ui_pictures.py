@@ -65,3 +65,20 @@ def test_nice_ticks_step_by_one_two_five():
 def test_bad_panel_input_is_named(kwargs, message):
     with pytest.raises(ValueError, match=message):
         magnetogram_panel_rgb(**kwargs)
+
+
+def test_fits_upload_keeps_its_frame_for_a_picture_in_mm(br_sample_paths):
+    from sharpseek.fits import read_sharp
+    from sharpseek.ui import NATIVE_FRAME_KEY, read_upload
+
+    path = br_sample_paths[0]
+    _, meta = read_upload(path.name, path.read_bytes())
+    sharp = read_sharp(path)
+    frame = meta[NATIVE_FRAME_KEY]
+    assert frame.shape == sharp.data.shape and frame.shape[0] != frame.shape[1]
+    # CDELT1 0.03 deg of a 696 Mm sphere: 0.364 Mm a pixel
+    assert meta["cea_pixel_mm"] == pytest.approx(0.03 * np.pi / 180 * 696.0, rel=1e-3)
+    panel = magnetogram_panel_rgb(frame, zoom=1, pixel_size=meta["cea_pixel_mm"], axis_unit="Mm")
+    square = magnetogram_panel_rgb(np.zeros((128, 128)), zoom=1)
+    margins = square.shape[1] - square.shape[0]  # the axes and the colour bar
+    assert panel.shape[1] - panel.shape[0] - margins == frame.shape[1] - frame.shape[0]

@@ -46,6 +46,7 @@ __all__ = [
     "ALPHA_MAX_RING",
     "BASELINE_PARAMETERS",
     "CARD_NATIVE_PARAMETERS",
+    "cea_pixel_side",
     "DIRECTION_PARAMETERS",
     "FIELD_SCALE",
     "MODEL_SIZE",
@@ -382,6 +383,15 @@ def polarity_maps(images: Any) -> tuple[Any, Any, Any]:
 # ----------------------------------------------------------------------------------------------
 # public API: physical units at original resolution
 # ----------------------------------------------------------------------------------------------
+@u.quantity_input(pixel_scale=u.deg, rsun_ref=u.m)
+def cea_pixel_side(
+    pixel_scale: u.Quantity = SHARP_PIXEL_SCALE, rsun_ref: u.Quantity = RSUN_REF
+) -> u.Quantity:
+    """The side of one CEA pixel on the solar surface [Mm]: ``pixel_scale`` (CDELT1, degrees
+    of heliographic angle) times ``rsun_ref`` (0.364 Mm for SHARP's 0.03 deg)."""
+    return (pixel_scale.to_value(u.rad) * rsun_ref).to(u.Mm)
+
+
 @u.quantity_input(br=u.G, pixel_scale=u.deg, rsun_ref=u.m)
 def patch_quantities(
     br: u.Quantity, *, pixel_scale: u.Quantity = SHARP_PIXEL_SCALE, rsun_ref: u.Quantity = RSUN_REF
@@ -484,7 +494,7 @@ def model_separation_length(
     >>> model_separation_length(10.0, 0.0, scale_x=5.0, scale_y=2.0).round(3)
     <Quantity 18.221 Mm>
     """
-    length_mm = (pixel_scale.to_value(u.rad) * rsun_ref).to_value(u.Mm)  # pixel side [Mm]
+    length_mm = cea_pixel_side(pixel_scale, rsun_ref).to_value(u.Mm)
     original = np.hypot(np.multiply(dx, scale_x), np.multiply(dy, scale_y))  # [original px]
     return original * length_mm * u.Mm
 
@@ -557,7 +567,7 @@ def native_parameters(
     field = br.to_value(u.G)  # units stripped here, once: gauss from now on
     if field.ndim != 2:
         raise ValueError(f"br must be a 2-D (ny, nx) patch; got shape {field.shape}")
-    length_mm = (pixel_scale.to_value(u.rad) * rsun_ref).to_value(u.Mm)  # pixel side [Mm]
+    length_mm = cea_pixel_side(pixel_scale, rsun_ref).to_value(u.Mm)
     absf = np.abs(np.where(np.isfinite(field), field, 0.0))
     with np.errstate(invalid="ignore"):
         pos = field > _THRESHOLD_G

@@ -6,8 +6,8 @@ import common
 import numpy as np
 import streamlit as st
 
-from sharpseek.plotting import magnetogram_rgb, model_panel_rgb
-from sharpseek.ui import read_upload
+from sharpseek.plotting import magnetogram_panel_rgb, magnetogram_rgb, model_panel_rgb
+from sharpseek.ui import NATIVE_FRAME_KEY, read_upload
 
 GRID_SIZE = 12
 COLUMNS = 6
@@ -69,7 +69,9 @@ def show(wb) -> None:
             st.error(f"Upload refused: {error}")
         else:
             image, meta = result
+            native = meta.pop(NATIVE_FRAME_KEY, None)
             common.set_base_image(image, f"upload {upload.name}", meta)
+            st.session_state["base_native"] = native
             _invert(wb, upload.name)
     values, error = common.guarded(wb.indexed_values, ())
     if error:
@@ -84,6 +86,7 @@ def show(wb) -> None:
                 st.error(error)
             else:
                 common.set_base_image(result[0], f"record {record}", result[1])
+                st.session_state["base_native"] = None
                 common.view().record = record
                 _invert(wb, record)
     _show_inversion()
@@ -104,8 +107,21 @@ def _show_inversion() -> None:
     real = st.session_state.get("base_image")
     if not inversion or real is None:
         return
+    native = st.session_state.get("base_native")
+    if native is not None:  # the frame at its true aspect, in Mm, beside its model square
+        pixel_mm = st.session_state.get("base_payload", {}).get("cea_pixel_mm", 0.364)
+        st.image(
+            magnetogram_panel_rgb(
+                native, zoom=1, pixel_size=pixel_mm, axis_unit="Mm", title="native CEA frame"
+            ),
+            caption=f"real frame at its true aspect: {native.shape[1]} x {native.shape[0]} px "
+            f"of {pixel_mm:.3f} Mm (B_r clipped to the ±1000 G scale)",
+        )
     a, b, c = st.columns([1, 1, 1])
-    a.image(model_panel_rgb(real), caption=f"real: {st.session_state.get('base_label')}")
+    a.image(
+        model_panel_rgb(real),
+        caption=f"real, model space (128 x 128): {st.session_state.get('base_label')}",
+    )
     b.image(model_panel_rgb(inversion["reconstruction"]), caption="GAN inversion G(z_hat)")
     c.metric("Reconstruction rms error", f"{inversion['rms_gauss']:.0f} G")
     c.caption(

@@ -164,7 +164,9 @@ def _shift_view(wb) -> None:
             return
         start = _start_params(wb) if common.has_latent() and state.shifts else None
         a, b = st.columns(2)
-        a.image(model_panel_rgb(rendered.image), caption="B_r (red +, blue −), north up, west right")
+        a.image(
+            model_panel_rgb(rendered.image), caption="B_r (red +, blue −), north up, west right"
+        )
         b.image(
             polarity_rgb(rendered.pos, rendered.neg, rendered.region, centroids=rendered.centroids),
             caption="|B| > 150 G (red +, blue −), R region M (yellow), centroids (cyan)",

@@ -15,7 +15,7 @@ from sharpseek.ui.state import (
     time_text,
     version_problems,
 )
-from sharpseek.ui.workbench import Rendered, Workbench, read_upload, render
+from sharpseek.ui.workbench import NATIVE_FRAME_KEY, Rendered, Workbench, read_upload, render
 
 __all__ = [
     "PAGES",
@@ -27,6 +27,7 @@ __all__ = [
     "encode_query",
     "has_native",
     "image_npy",
+    "NATIVE_FRAME_KEY",
     "read_upload",
     "render",
     "results_table",

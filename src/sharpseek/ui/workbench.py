@@ -79,6 +79,28 @@ def render(image: np.ndarray) -> Rendered:
     return Rendered(image, params, pos, neg, region, time.perf_counter() - start)
 
 
+#: ``read_upload``'s metadata key of a FITS upload's frame, Br [G] (ny, nx) at native scale
+NATIVE_FRAME_KEY = "native_br_gauss"
+
+
+def _cea_pixel_mm(meta: dict[str, Any]) -> float:
+    """One CEA pixel's side [Mm] of a frame whose metadata holds ``cdelt1`` [deg] and
+    ``rsun_ref`` [m] (SHARP's 0.03 deg and 696 Mm where missing)."""
+    import astropy.units as u
+
+    from sharpseek.physics import RSUN_REF, SHARP_PIXEL_SCALE, cea_pixel_side
+
+    def number(key: str, default: u.Quantity) -> u.Quantity:
+        try:
+            value = float(meta.get(key))
+        except (TypeError, ValueError):
+            return default
+        return value * default.unit if np.isfinite(value) and value > 0 else default
+
+    scale, radius = number("cdelt1", SHARP_PIXEL_SCALE), number("rsun_ref", RSUN_REF)
+    return float(cea_pixel_side(scale, radius).to_value(u.Mm))
+
+
 def read_upload(
     name: str, data: bytes, *, field_clip_gauss: float = 1000.0
 ) -> tuple[np.ndarray, dict[str, Any]]:
@@ -127,6 +149,9 @@ def read_upload(
         meta["nan_fraction"] = patch.nan_fraction
         # a real patch: its native-scale values (on Br; an upload has no magnetogram beside)
         meta.update(native_columns(sharp.data, {**meta, "dsun_obs": sharp.header.get("DSUN_OBS")}))
+        # the frame itself, for pictures at its true aspect (the caller pops it: not a value)
+        meta[NATIVE_FRAME_KEY] = np.asarray(sharp.data, dtype=np.float32)
+        meta["cea_pixel_mm"] = _cea_pixel_mm(meta)
         return clip_field(patch.image, field_clip_gauss), meta
     if suffix == ".npy":
         try:
