@@ -26,15 +26,15 @@ def hit(payload):
 def test_card_of_a_real_frame_quotes_its_native_values():
     text = summary(REAL_PAYLOAD)
     assert text.startswith("native CEA grid:")
-    assert "tilt_cea 17.31 deg" in text and "psep_mm 56.95 Mm" in text
+    assert "tilt_cea 17.3 deg" in text and "psep_mm 57.0 Mm" in text  # 3 significant digits
     assert "(magnetogram)" in text and "31.2" not in text  # not the squashed tilt
-    assert text.endswith("; model space: TUF 1.2e+06, R 240000, PSEP 29.4")  # labelled
+    assert text.endswith("; model space: TUF 1.20e+06 G px, R 2.40e+05 G px, PSEP 29.4 model px")
 
 
 def test_card_of_a_generated_image_says_model_space():
     values = {"tuf": 1.0e6, "r": 0.0, "psep": 12.5, "tilt": 40.0}
     assert not has_native(values)
-    assert summary(values) == "model space: TUF 1e+06, R 0, PSEP 12.5"
+    assert summary(values) == "model space: TUF 1.00e+06 G px, R 0.00 G px, PSEP 12.5 model px"
 
 
 def test_export_has_native_columns_beside_model_space_ones():
@@ -55,3 +55,28 @@ def test_uploaded_fits_carries_its_native_values(br_sample_paths):
     assert has_native(meta)
     for key in ("psep_mm", "tilt_cea", "r_jsoc", "flux_imbalance"):
         assert meta[key] == pytest.approx(expected[key], rel=1e-12, nan_ok=True), key
+
+
+def test_every_shown_parameter_has_a_definition_that_docs_physics_states():
+    from pathlib import Path
+
+    from sharpseek.physics import NATIVE_PARAMETERS, SHOWN_PARAMETERS, parameter_definitions
+
+    rows = parameter_definitions()
+    keys = [key for key, *_ in rows]
+    assert set(SHOWN_PARAMETERS) | set(NATIVE_PARAMETERS) | {"mu", "lat_fwt", "lon_fwt"} == set(
+        keys
+    )
+    assert all(text for *_, text in rows)
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "physics.md").read_text()
+    missing = [key for key in keys if f"| `{key}` |" not in docs]
+    assert not missing, f"docs/physics.md defines no {missing}"
+
+
+def test_card_and_export_give_the_disk_position():
+    payload = {**REAL_PAYLOAD, "mu": 0.8123, "lat_fwt": 12.34, "lon_fwt": -30.0}
+    assert summary(payload).endswith("; position: mu 0.812, lat 12.3 deg, lon -30.0 deg")
+    match = results_table([hit(payload)], None, jsoc_url="http://j/").iloc[0]
+    assert match["mu"] == pytest.approx(0.8123)
+    assert match["lat_fwt [deg]"] == pytest.approx(12.34)
+    assert match["lon_fwt [deg]"] == pytest.approx(-30.0)

@@ -35,6 +35,7 @@ if wb is not None:
     )
     view.page = choice
     common.sidebar_summary(wb)
+    common.definitions_panel()
     try:
         PAGES[choice][1](wb)
     finally:

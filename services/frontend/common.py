@@ -175,6 +175,22 @@ def sidebar_summary(wb: Workbench) -> None:
     st.sidebar.caption(f"GAN {wb.gan_version}")
 
 
+def definitions_panel() -> None:
+    """Every parameter the pages show, with its unit and definition (docs/physics.md)."""
+    from sharpseek.physics import parameter_definitions
+
+    with st.sidebar.expander("Parameter definitions"):
+        rows = [
+            f"**{key.upper() if kind == 'model space' else key}** [{unit or '-'}], {kind}: {text}"
+            for key, unit, kind, text in parameter_definitions()
+        ]
+        st.markdown("  \n".join(rows))
+        st.caption(
+            "P = {B > 150 G}, N = {B < -150 G}. TUF sums |B| over every pixel, TPF and TNF only "
+            "over P and N, so TUF exceeds TPF + TNF by the weak field. See docs/physics.md."
+        )
+
+
 def guarded(action, *args, **kwargs):
     """Run a library call; a failure becomes a message in the page and changes nothing."""
     try:

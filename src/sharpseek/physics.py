@@ -46,6 +46,9 @@ __all__ = [
     "ALPHA_MAX_RING",
     "BASELINE_PARAMETERS",
     "CARD_NATIVE_PARAMETERS",
+    "NATIVE_DESCRIPTIONS",
+    "POSITION_FIELDS",
+    "parameter_definitions",
     "cea_pixel_side",
     "DIRECTION_PARAMETERS",
     "FIELD_SCALE",
@@ -148,6 +151,37 @@ PARAMETER_DESCRIPTIONS: dict[str, str] = {
     "neg_y": "y (row) of the |B|-weighted centroid of N",
     "joy_tilt": "hemisphere-corrected tilt -sign(lat) * tilt; > 0 obeys Joy's law",
 }
+
+#: One-line description of each native value (:data:`NATIVE_PARAMETERS`), as docs/physics.md
+#: "Native definitions" states it.
+NATIVE_DESCRIPTIONS: dict[str, str] = {
+    "psep_mm": "distance between the |Br|-weighted centroids of P and N on the CEA grid",
+    "tilt_cea": "tilt on the CEA grid: following-to-leading (west) centroid vector above +x",
+    "joy_tilt_cea": "-sign(LAT_FWT) x tilt_cea: positive for regions obeying Joy's law",
+    "r_jsoc": "JSOC's R_VALUE recipe (log10 of R on the 2 arcsec binned, smoothed field)",
+    "flux_imbalance": "(F+ - F-) / (F+ + F-), F+ and F- the unsigned fluxes over P and N",
+}
+
+#: Where a frame sits on the disk (SHARP header keywords), with its unit and definition.
+POSITION_FIELDS: dict[str, tuple[str, str]] = {
+    "mu": ("", "cos of the angle from disk centre: 1 at centre, 0 at the limb"),
+    "lat_fwt": ("deg", "Stonyhurst latitude of the flux-weighted centre (north +)"),
+    "lon_fwt": ("deg", "Stonyhurst longitude of the flux-weighted centre (west +)"),
+}
+
+
+def parameter_definitions() -> list[tuple[str, str, str, str]]:
+    """Every parameter the UI shows, as ``(key, unit, kind, definition)`` rows: the model-space
+    ones (:data:`SHOWN_PARAMETERS`), the native ones (:data:`NATIVE_PARAMETERS`) and the
+    position (:data:`POSITION_FIELDS`); the one table behind the UI's definitions panel and
+    docs/physics.md's definition tables."""
+    rows = [
+        (p, PARAMETER_UNITS[p], "model space", PARAMETER_DESCRIPTIONS[p]) for p in SHOWN_PARAMETERS
+    ]
+    rows += [(p, NATIVE_UNITS[p], "native", NATIVE_DESCRIPTIONS[p]) for p in NATIVE_PARAMETERS]
+    rows += [(k, unit, "position", text) for k, (unit, text) in POSITION_FIELDS.items()]
+    return rows
+
 
 # Parameter lists: each is written here once, for the use its comment names; every module
 # (search, UI, CLI, evaluation, directions) imports them rather than keeping its own copy.

@@ -19,6 +19,7 @@ from sharpseek.physics import (
     NATIVE_PARAMETERS,
     NATIVE_UNITS,
     PARAMETER_UNITS,
+    POSITION_FIELDS,
     SHOWN_PARAMETERS,
 )
 
@@ -32,31 +33,42 @@ def has_native(values: Mapping[str, Any]) -> bool:
 
 
 def summary(values: Mapping[str, Any]) -> str:
-    """The short, labelled summary of a frame or query (the UI's result cards).
+    """The short, labelled summary of a frame or query (the UI's result cards): each value
+    with its unit, to 3 significant digits.
 
     A real frame (:func:`has_native`) is summarised first by its native values
     (:data:`~sharpseek.physics.CARD_NATIVE_PARAMETERS`, with the segment JSOC's R was computed
     on), then by the model-space baseline (TUF, R, PSEP of the 128x128 image, in the units of
     docs/physics.md); anything else — a generated image — by the model-space baseline alone.
+    Where the frame's disk position is known (``mu``, ``lat_fwt``, ``lon_fwt``), it follows.
 
     >>> summary({"tuf": 1.25e6, "r": 2.4e5, "psep": 29.4, "psep_mm": 56.95, "tilt_cea": 17.31,
-    ...          "r_jsoc": 4.627, "r_jsoc_segment": "magnetogram"})
-    'native CEA grid: psep_mm 56.95 Mm, tilt_cea 17.31 deg, r_jsoc 4.627 (magnetogram); model space: TUF 1.25e+06, R 240000, PSEP 29.4'
+    ...          "r_jsoc": 4.627, "r_jsoc_segment": "magnetogram", "mu": 0.934,
+    ...          "lat_fwt": -12.25, "lon_fwt": 20.1})
+    'native CEA grid: psep_mm 57.0 Mm, tilt_cea 17.3 deg, r_jsoc 4.63 (magnetogram); model space: TUF 1.25e+06 G px, R 2.40e+05 G px, PSEP 29.4 model px; position: mu 0.934, lat -12.2 deg, lon 20.1 deg'
     >>> summary({"tuf": 1.25e6, "r": 2.4e5, "psep": 29.4})
-    'model space: TUF 1.25e+06, R 240000, PSEP 29.4'
+    'model space: TUF 1.25e+06 G px, R 2.40e+05 G px, PSEP 29.4 model px'
     """  # noqa: E501
     model = "model space: " + ", ".join(
-        f"{p.upper()} {_number(values.get(p)):.6g}" for p in BASELINE_PARAMETERS
+        _quantity(p.upper(), values.get(p), PARAMETER_UNITS[p]) for p in BASELINE_PARAMETERS
     )
+    position = ", ".join(
+        _quantity(label, values.get(key), POSITION_FIELDS[key][0])
+        for key, label in (("mu", "mu"), ("lat_fwt", "lat"), ("lon_fwt", "lon"))
+        if math.isfinite(_number(values.get(key)))
+    )
+    where = f"; position: {position}" if position else ""
     if not has_native(values):
-        return model
-    parts = [
-        f"{p} {_number(values.get(p)):.4g} {NATIVE_UNITS[p]}".rstrip()
-        for p in CARD_NATIVE_PARAMETERS
-    ]
+        return model + where
+    parts = [_quantity(p, values.get(p), NATIVE_UNITS[p]) for p in CARD_NATIVE_PARAMETERS]
     segment = values.get("r_jsoc_segment")
     native = "native CEA grid: " + ", ".join(parts) + (f" ({segment})" if segment else "")
-    return f"{native}; {model}"
+    return f"{native}; {model}{where}"
+
+
+def _quantity(label: str, value: Any, unit: str) -> str:
+    """``label value unit``, the value to 3 significant digits (``nan`` where missing)."""
+    return f"{label} {_number(value):#.3g} {unit}".rstrip()
 
 
 def _number(value: Any) -> float:
@@ -72,11 +84,12 @@ def results_table(
     """One row per match (a :class:`~sharpseek.index.SearchHit`): identity, T_REC (TAI), NOAA
     numbers, distance, similarity, its model-space parameters (named ``<parameter>
     [<unit>]``), its native-scale ones (``psep_mm [Mm]``, ``tilt_cea [deg]``, ...,
-    ``r_jsoc_segment``; empty for a generated query) and its JSOC link; the query's parameters
+    ``r_jsoc_segment``; empty for a generated query), its disk position (``mu``,
+    ``lat_fwt [deg]``, ``lon_fwt [deg]``) and its JSOC link; the query's parameters
     as a first row (``record_id`` = ``query``) when given."""
     from sharpseek.search import jsoc_url as record_url
 
-    units = {**PARAMETER_UNITS, **NATIVE_UNITS}
+    units = {**PARAMETER_UNITS, **NATIVE_UNITS, **{k: u for k, (u, _) in POSITION_FIELDS.items()}}
 
     def unit(p: str) -> str:
         return f"{p} [{units[p]}]" if units.get(p) else p
@@ -106,6 +119,7 @@ def results_table(
                 **{unit(p): m.parameter(p) for p in SHOWN_PARAMETERS},
                 **{unit(p): m.parameter(p) for p in NATIVE_PARAMETERS},
                 "r_jsoc_segment": m.payload.get("r_jsoc_segment"),
+                **{unit(k): m.parameter(k) for k in POSITION_FIELDS},
                 "jsoc_url": record_url(m.series, m.harpnum, pd.Timestamp(m.t_rec), jsoc_url) or "",
                 # what happened around T_REC (labels, never features of the frame)
                 "flares": flare_summary(m.payload),
