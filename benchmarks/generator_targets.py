@@ -103,6 +103,8 @@ def main() -> None:
     models = data.get("models", data)
     print(generator_table(models))
     misses = generator_misses(models)
+    for miss in misses:
+        print(f"generator target missed: {miss}", file=sys.stderr)
     if misses:
         sys.exit(f"{len(misses)} generator target(s) missed (issue 17)")
 
