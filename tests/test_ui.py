@@ -516,6 +516,7 @@ def test_ui_command_starts_streamlit_without_its_gc_after_every_run(monkeypatch)
     assert result.exit_code == 0, result.output
     (argv,) = calls
     assert argv[argv.index("--runner.postScriptGC") + 1] == "false"
+    assert argv[argv.index("--client.toolbarMode") + 1] == "viewer"  # no Deploy button
     assert argv[argv.index("run") + 1] == str(cli_ui.app_path())
 
 

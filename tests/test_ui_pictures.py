@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -12,6 +14,9 @@ from sharpseek.plotting import (
     model_panel_rgb,
     nice_ticks,
 )
+
+pytest_plugins = ["model_fixtures", "ui_fixtures"]
+APP = str(Path(__file__).resolve().parents[1] / "services" / "frontend" / "app.py")
 
 RED, BLUE = _lut(MAGNETOGRAM_CMAP)[-1], _lut(MAGNETOGRAM_CMAP)[0]
 
@@ -82,3 +87,51 @@ def test_fits_upload_keeps_its_frame_for_a_picture_in_mm(br_sample_paths):
     square = magnetogram_panel_rgb(np.zeros((128, 128)), zoom=1)
     margins = square.shape[1] - square.shape[0]  # the axes and the colour bar
     assert panel.shape[1] - panel.shape[0] - margins == frame.shape[1] - frame.shape[0]
+
+
+def test_export_names_say_what_the_files_hold_and_the_png_uploads_back(ui_home, monkeypatch):
+    from streamlit.delta_generator import DeltaGenerator
+    from streamlit.testing.v1 import AppTest
+
+    offered = {}  # label -> (file name, bytes): what the browser would save
+    original = DeltaGenerator.download_button
+
+    def recording(self, label, data, file_name=None, *args, **kwargs):
+        offered[label] = (file_name, data)
+        return original(self, label, data, file_name, *args, **kwargs)
+
+    monkeypatch.setattr(DeltaGenerator, "download_button", recording)
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.button(key="pick_3").click().run()
+    at.sidebar.radio(key="page_choice").set_value("shift").run()
+    at.slider(key="eps_tuf").set_value(1.5).run()
+    at.sidebar.radio(key="page_choice").set_value("export").run()
+    assert not at.exception, at.exception
+    assert offered["PNG"][0] == "seed3-tuf+1.5.png"
+    assert offered["Model-space .npy"][0] == "seed3-tuf+1.5.npy"
+    # the app's own PNG is an upload it accepts (then inverts, as any real patch)
+    at.sidebar.radio(key="page_choice").set_value("generate").run()
+    name, data = offered["PNG"]
+    at.file_uploader(key="upload").upload(name, data, "image/png").run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert any(f"Working on {name}" in s.value for s in at.success)
+
+
+@pytest.mark.parametrize(
+    "kwargs, stem",
+    [
+        ({"seed": 3, "shifts": {"tuf": 1.5}}, "seed3-tuf+1.5"),
+        ({"seed": 0, "shifts": {"r": -2.0, "psep": 0.0}}, "seed0-r-2"),
+        (
+            {"series": "hmi.sharp_cea_720s", "harpnum": 7115, "t_rec": "2017-09-06T12:00:00"},
+            "hmi.sharp_cea_720s.7115.20170906_120000_TAI.Br",
+        ),
+        ({"fallback": "upload my patch.npy"}, "upload_my_patch"),
+        ({"fallback": "synthetic:12:x", "t_rec": None, "series": "s"}, "synthetic_12_x"),
+    ],
+)
+def test_export_stem_names_what_a_file_holds(kwargs, stem):
+    from sharpseek.ui import export_stem
+
+    assert export_stem(**kwargs) == stem

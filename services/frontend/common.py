@@ -76,6 +76,8 @@ def set_seed(wb: Workbench, seed: int) -> None:
     st.session_state["base_z"] = None
     st.session_state["inversion"] = None
     st.session_state["base_label"] = f"seed {seed}"
+    st.session_state["base_payload"] = {}  # nothing of a real frame worked on before
+    st.session_state["base_native"] = None
     reset_shifts(wb)
 
 

@@ -47,6 +47,8 @@ def ui(
         # process (torch, pandas, astropy: ~300k objects), delaying the messages of a
         # Shift update that is already computed (docs/ui.md, "Speed")
         "--runner.postScriptGC", "false",
+        # an instrument, not a Streamlit demo: no "Deploy" button or developer menu
+        "--client.toolbarMode", "viewer",
     ]  # fmt: skip
     typer.echo(f"sharpseek UI on http://{address}:{port}/ (Ctrl+C stops it)", err=True)
     sys.stdout.flush()

@@ -7,7 +7,7 @@ import streamlit as st
 
 from sharpseek.search import jsoc_url as record_url
 from sharpseek.search import png_bytes
-from sharpseek.ui import encode_query, image_npy, results_table, share_url
+from sharpseek.ui import encode_query, export_stem, image_npy, results_table, share_url
 
 PNG_HELP = (
     "sharpseek's magnetogram PNG: 16-bit grey (white positive, black negative, north up) "
@@ -32,7 +32,16 @@ def show(wb) -> None:
     st.code(url, language=None)
     if rendered is not None:
         st.subheader("Current image")
-        name = st.session_state.get("base_label", "image").replace(" ", "-")
+        state = common.view()
+        payload = {} if state.seed is not None else st.session_state.get("base_payload") or {}
+        name = export_stem(
+            seed=state.seed,
+            shifts=state.shifts,
+            series=payload.get("series"),
+            harpnum=payload.get("harpnum"),
+            t_rec=payload.get("t_rec"),
+            fallback=st.session_state.get("base_label") or "image",
+        )
         a, b = st.columns(2)
         a.download_button(
             "PNG",
@@ -79,7 +88,7 @@ def show(wb) -> None:
     m = matches[pick]
     if m.image is not None:
         a, b = st.columns(2)
-        stem = m.record_id.replace(":", "_")
+        stem = export_stem(series=m.series, harpnum=m.harpnum, t_rec=m.t_rec, fallback=m.record_id)
         a.download_button(
             "Match PNG",
             png_bytes(m.image, description=m.record_id),

@@ -7,7 +7,7 @@ import numpy as np
 import streamlit as st
 
 from sharpseek.plotting import magnetogram_panel_rgb, magnetogram_rgb, model_panel_rgb
-from sharpseek.ui import NATIVE_FRAME_KEY, read_upload
+from sharpseek.ui import NATIVE_FRAME_KEY, has_native, read_upload, summary
 
 GRID_SIZE = 12
 COLUMNS = 6
@@ -117,6 +117,9 @@ def _show_inversion() -> None:
             caption=f"real frame at its true aspect: {native.shape[1]} x {native.shape[0]} px "
             f"of {pixel_mm:.3f} Mm (B_r clipped to the ±1000 G scale)",
         )
+    payload = st.session_state.get("base_payload") or {}
+    if has_native(payload):  # the real frame's own values, before any shift
+        st.markdown(f"**{st.session_state.get('base_label')}**: {summary(payload)}")
     a, b, c = st.columns([1, 1, 1])
     a.image(
         model_panel_rgb(real),

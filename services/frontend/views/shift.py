@@ -183,7 +183,7 @@ def _shift_view(wb) -> None:
             rows.append(row)
         # a static table: an interactive data grid costs the browser more on every update
         table = pd.DataFrame(rows).set_index("parameter")
-        st.table(table.style.format({c: "{:.4g}" for c in ("now", "start") if c in table}))
+        st.table(table.style.format({c: "{:#.3g}" for c in ("now", "start") if c in table}))
         st.caption(
             f"Drawn in {rendered.seconds * 1000:.0f} ms (generate + measure, {wb.model_backend()})."
         )

@@ -5,7 +5,14 @@ Nothing here imports Streamlit: the pages are thin shells over these calls, and 
 tested without a browser. See docs/ui.md.
 """
 
-from sharpseek.ui.exports import has_native, image_npy, results_table, share_url, summary
+from sharpseek.ui.exports import (
+    export_stem,
+    has_native,
+    image_npy,
+    results_table,
+    share_url,
+    summary,
+)
 from sharpseek.ui.state import (
     PAGES,
     URL_FORMAT,
@@ -25,6 +32,7 @@ __all__ = [
     "Workbench",
     "decode_query",
     "encode_query",
+    "export_stem",
     "has_native",
     "image_npy",
     "NATIVE_FRAME_KEY",

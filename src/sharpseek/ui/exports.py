@@ -23,7 +23,7 @@ from sharpseek.physics import (
     SHOWN_PARAMETERS,
 )
 
-__all__ = ["has_native", "image_npy", "results_table", "share_url", "summary"]
+__all__ = ["export_stem", "has_native", "image_npy", "results_table", "share_url", "summary"]
 
 
 def has_native(values: Mapping[str, Any]) -> bool:
@@ -127,6 +127,44 @@ def results_table(
             }
         )
     return pd.DataFrame(rows)
+
+
+def export_stem(
+    *,
+    seed: int | None = None,
+    shifts: Mapping[str, float] | None = None,
+    series: str | None = None,
+    harpnum: int | None = None,
+    t_rec: Any = None,
+    segment: str = "Br",
+    fallback: str = "image",
+) -> str:
+    """The file name (without extension) of an exported image, saying what it holds.
+
+    A real frame is named as JSOC names its segment files (``series.HARPNUM.T_REC_TAI.segment``),
+    a generated image by its seed; the latent shifts applied to either follow, one
+    ``-<parameter><signed shift>`` each; anything else (an upload with no header) keeps
+    ``fallback`` (its file's stem), made safe for a file name.
+
+    >>> export_stem(seed=3, shifts={"tuf": 1.5})
+    'seed3-tuf+1.5'
+    >>> export_stem(series="hmi.sharp_cea_720s", harpnum=7115, t_rec="2017-09-06 12:00")
+    'hmi.sharp_cea_720s.7115.20170906_120000_TAI.Br'
+    >>> export_stem(fallback="upload my patch.npy", shifts={"r": -2, "psep": 0})
+    'upload_my_patch-r-2'
+    """
+    import re
+
+    if series and harpnum is not None and t_rec is not None and not pd.isna(t_rec):
+        stem = f"{series}.{int(harpnum)}.{pd.Timestamp(t_rec):%Y%m%d_%H%M%S}_TAI.{segment}"
+    elif seed is not None:
+        stem = f"seed{int(seed)}"
+    else:
+        name = fallback.rsplit("/", 1)[-1]
+        name = name.rsplit(".", 1)[0] if "." in name else name
+        stem = re.sub(r"[^A-Za-z0-9_.+-]+", "_", name).strip("_") or "image"
+    moved = "".join(f"-{p}{v:+g}" for p, v in (shifts or {}).items() if v)
+    return stem + moved
 
 
 def image_npy(image: np.ndarray) -> bytes:
