@@ -135,3 +135,14 @@ def test_export_stem_names_what_a_file_holds(kwargs, stem):
     from sharpseek.ui import export_stem
 
     assert export_stem(**kwargs) == stem
+
+
+def test_thumbnail_colour_bar_runs_blue_to_red_left_to_right():
+    from sharpseek.plotting import colour_bar_rgb
+
+    bar = colour_bar_rgb(length=200)
+    red_y, red_x = _where(bar, RED)
+    blue_y, blue_x = _where(bar, BLUE)
+    assert blue_x.size and red_x.size and blue_x.max() < red_x.min()
+    with pytest.raises(ValueError, match="length"):
+        colour_bar_rgb(length=3)

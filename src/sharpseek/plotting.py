@@ -22,6 +22,7 @@ from sharpseek.physics import FIELD_SCALE  # noqa: E402
 from sharpseek.realism import Comparison  # noqa: E402
 
 __all__ = [
+    "colour_bar_rgb",
     "magnetogram_grid",
     "magnetogram_panel_rgb",
     "model_panel_rgb",
@@ -467,3 +468,31 @@ def model_panel_rgb(image: np.ndarray, *, title: str = "", zoom: int = 3) -> np.
     return magnetogram_panel_rgb(
         np.asarray(image, dtype=np.float32) * FIELD_SCALE_G, zoom=zoom, title=title
     )
+
+
+def colour_bar_rgb(*, length: int = 384, vmax_gauss: float = 1000.0) -> np.ndarray:
+    """A horizontal colour bar in gauss (-vmax left, +vmax right, ticks at 0, ±vmax/2, ±vmax),
+    the scale of :func:`magnetogram_rgb`: the legend of thumbnail grids drawn without axes.
+
+    Returns
+    -------
+    ndarray (height, length + margins, 3) uint8
+    """
+    from PIL import Image, ImageDraw
+
+    if length < 16:
+        raise ValueError(f"colour bar length must be >= 16 px, got {length}")
+    left, top, bar_height = 14, 4, 12
+    canvas = Image.new("RGB", (left + length + 70, top + bar_height + 18), _PAPER)
+    levels = np.linspace(-1.0, 1.0, length, dtype=np.float32)
+    bar = _lut(MAGNETOGRAM_CMAP)[np.clip(((levels + 1) / 2 * 255).round(), 0, 255).astype(np.intp)]
+    canvas.paste(Image.fromarray(np.repeat(bar[None], bar_height, axis=0)), (left, top))
+    draw = ImageDraw.Draw(canvas)
+    draw.rectangle((left - 1, top - 1, left + length, top + bar_height), outline=_INK)
+    for fraction in (-1.0, -0.5, 0.0, 0.5, 1.0):
+        x = left + (fraction + 1) / 2 * (length - 1)
+        draw.line((x, top + bar_height, x, top + bar_height + 3), fill=_INK)
+        label = f"{fraction * vmax_gauss:+.0f}" if fraction else "0"
+        draw.text((x, top + bar_height + 4), label, fill=_INK, font=_font(10), anchor="ma")
+    draw.text((left + length + 26, top), "B_r [G]", fill=_INK, font=_font(12))
+    return np.asarray(canvas)

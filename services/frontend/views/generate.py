@@ -6,7 +6,12 @@ import common
 import numpy as np
 import streamlit as st
 
-from sharpseek.plotting import magnetogram_panel_rgb, magnetogram_rgb, model_panel_rgb
+from sharpseek.plotting import (
+    colour_bar_rgb,
+    magnetogram_panel_rgb,
+    magnetogram_rgb,
+    model_panel_rgb,
+)
 from sharpseek.ui import NATIVE_FRAME_KEY, has_native, read_upload, summary
 
 GRID_SIZE = 12
@@ -40,6 +45,7 @@ def show(wb) -> None:
     if error:
         st.error(f"Could not generate: {error}")
         return
+    st.image(colour_bar_rgb(), caption="the thumbnails' scale: B_r, north up, west right")
     for row in range(0, len(seeds), COLUMNS):
         cols = st.columns(COLUMNS)
         for col, seed, image in zip(cols, seeds[row : row + COLUMNS], images[row:], strict=False):

@@ -10,7 +10,7 @@ import streamlit as st
 from sharpseek.flares import flare_summary
 from sharpseek.index import SearchFilter
 from sharpseek.physics import NATIVE_PARAMETERS, NATIVE_UNITS, PARAMETER_UNITS, SHOWN_PARAMETERS
-from sharpseek.plotting import magnetogram_rgb, model_panel_rgb
+from sharpseek.plotting import colour_bar_rgb, magnetogram_rgb, model_panel_rgb
 from sharpseek.ui import summary, time_text
 from sharpseek.ui.charts import range_histogram_png
 from sharpseek.ui.workbench import FILTER_FIELDS
@@ -228,6 +228,7 @@ def show(wb) -> None:
     if not matches:
         st.info("No indexed record matches these filters.")
         return
+    st.image(colour_bar_rgb(), caption="the thumbnails' scale: B_r, north up, west right")
     for row in range(0, len(matches), COLUMNS):
         cols = st.columns(COLUMNS)
         for col, (i, m) in zip(cols, list(enumerate(matches))[row : row + COLUMNS], strict=False):
