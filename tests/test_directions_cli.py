@@ -198,9 +198,10 @@ def test_generate_balance_of_a_single_polarity_exits_2_with_one_line(home, tmp_p
 
 def test_generate_that_cannot_be_met_says_so(home, tmp_path, monkeypatch):
     monkeypatch.setenv("SHARPSEEK_DIRECTIONS__MAX_CANDIDATES", "300")
-    result = run(home, "generate", "--count", "2", "--anti-joy", "--no-progress",
-                 "--out", str(tmp_path / "c.fits"))  # fmt: skip
-    assert result.exit_code == 2 and "found only 0 of 2" in result.output  # no bipoles at all
+    # no image of a 128 px patch has its polarities 1,000 px apart
+    result = run(home, "generate", "--count", "2", "--anti-joy", "--where", "psep>1000",
+                 "--no-progress", "--out", str(tmp_path / "c.fits"))  # fmt: skip
+    assert result.exit_code == 2 and "found only 0 of 2" in result.output
 
 
 def test_invert_a_model_space_npy_writes_the_three_panels(home, tmp_path):
@@ -271,8 +272,12 @@ def test_evaluate_directions_reports_both_seed_blocks(home, tmp_path):
     assert list(report["blocks"]) == ["0", "100000"] and report["eps"] == 1.5
     assert report["blocks"]["100000"]["seeds"] == [100000, 100011]
     assert set(report["iqr"]) == {"tuf", "r", "psep"} and report["iqr"]["tuf"] > 0
-    # the untrained GAN makes no bipoles: nothing is selected, and the table says so
-    assert "0 bipolar with R > 0" in " ".join(result.output.split())
+    # the table says how many start images were bipolar with R > 0, as the report counts them
+    for block in ("0", "100000"):
+        selected = report["blocks"][block]["selected"]
+        assert 0 <= selected <= 12
+    selected = report["blocks"]["0"]["selected"]
+    assert f"seeds 0..11: {selected} bipolar with R > 0" in " ".join(result.output.split())
 
 
 def _strengths(home):
