@@ -225,6 +225,11 @@ class _LinearBackend:
     def versions(self):
         return {"gan": "linear", "directions": "axes"}
 
+    def load_directions(self):
+        from types import SimpleNamespace
+
+        return SimpleNamespace(method=SimpleNamespace(describe=lambda: "the known axes"))
+
     def generate(self, z=None, *, seeds=None, shifts=None, hold=(), parameters=True):
         from types import SimpleNamespace
 
@@ -252,7 +257,7 @@ def test_directions_check_on_a_backend_of_known_physics():
         "r": np.arange(400.0),
     }
     out = evaluate_directions(_LinearBackend(), reference, n=200, seed_blocks=(0, 100000))
-    assert list(out["blocks"]) == ["0", "100000"]
+    assert list(out["blocks"]) == ["0", "100000"] and out["method"] == "the known axes"
     z = latent_from_seeds(range(200), 8)
     chosen = (z[:, 3] > 0) & (z[:, 2] > 0)
     block = out["blocks"]["0"]
