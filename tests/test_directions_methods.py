@@ -193,6 +193,17 @@ def test_strength_marks_a_direction_that_does_not_move_its_parameter_weak(tied_s
     assert direction_strength(uncalibrated, "tuf").weak
 
 
+def test_strength_marks_a_direction_at_chance_accuracy_weak(tied_sets):
+    """A direction that separates held-out images no better than chance is weak however far
+    a long step moves its parameter (off the latent Gaussian, everything grows)."""
+    ds = tied_sets["ridge"]
+    accuracy = ds["tuf"].accuracy
+    assert accuracy > 0.6  # the toy's TUF axis is real
+    assert not direction_strength(ds, "tuf", min_accuracy=0.6).weak
+    chance = direction_strength(ds, "tuf", min_accuracy=min(1.0, accuracy + 0.01))
+    assert chance.weak and "validation accuracy" in chance.reason
+
+
 # ---------------------------------------------------------------- stored method and format
 def test_the_method_is_stored_and_changes_the_version(tied_sets):
     again = DirectionSet.from_json(tied_sets["ridge"].to_json())

@@ -262,6 +262,13 @@ class DirectionsSettings(BaseModel):
     strong_median_change: float = Field(
         0.2, description="... by at least this median relative change (else: weak)"
     )
+    strong_min_accuracy: float = Field(
+        0.6,
+        ge=0,
+        le=1,
+        description="... and separates held-out images above/below the median at least this "
+        "well (0.5 = chance; else: weak)",
+    )
     calibration_n_z: int = Field(200, ge=2, description="latent vectors per calibration point")
     calibration_eps_max: float = Field(3.0, gt=0, description="calibration spans -eps..+eps")
     calibration_steps: int = Field(13, ge=3, description="eps values of a calibration curve")

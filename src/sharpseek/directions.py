@@ -988,11 +988,15 @@ def direction_strength(
     eps: float = 1.5,
     min_rise_share: float = 0.9,
     min_median_change: float = 0.2,
+    min_accuracy: float = 0.0,
 ) -> DirectionStrength:
     """Is ``parameter``'s direction strong: does a shift of ``eps`` alone raise it in at
     least ``min_rise_share`` of the calibration vectors by a median relative change of at
-    least ``min_median_change``? (The thresholds of issue 17; the shells pass the settings'
-    ``directions.strong_*``.)"""
+    least ``min_median_change``, and does the direction separate high from low values of
+    held-out images with at least ``min_accuracy``? (The thresholds of issue 17; the shells
+    pass the settings' ``directions.strong_*``.) The accuracy floor matters because a long
+    enough step along any direction pushes z off the latent Gaussian and raises TUF and R
+    with it: a direction at chance accuracy that "raises" its parameter names nothing."""
     boundary = directions[parameter]
     curves = directions.calibration.get(parameter, {})
     own = curves.get(parameter, {})
@@ -1005,6 +1009,8 @@ def direction_strength(
         reason = "no calibration of how often it rises: refit (`sharpseek directions fit`)"
         return DirectionStrength(parameter, eps, boundary.accuracy, rises, change, True, reason)
     misses = []
+    if not boundary.accuracy >= min_accuracy:  # NaN (no validation images) misses too
+        misses.append(f"validation accuracy {boundary.accuracy:.2f} < {min_accuracy:.2f}")
     if rises < min_rise_share:
         misses.append(f"rises in {rises:.0%} < {min_rise_share:.0%}")
     if change < min_median_change:
@@ -1016,14 +1022,15 @@ def direction_strength(
 
 def configured_strength(directions: DirectionSet, parameter: str, cfg) -> DirectionStrength:
     """:func:`direction_strength` by the settings' rule (``cfg`` = ``settings.directions``:
-    ``strong_eps``, ``strong_rise_share``, ``strong_median_change``): what the CLI, the UI
-    and the benchmark call a weak direction."""
+    ``strong_eps``, ``strong_rise_share``, ``strong_median_change``,
+    ``strong_min_accuracy``): what the CLI, the UI and the benchmark call a weak direction."""
     return direction_strength(
         directions,
         parameter,
         eps=cfg.strong_eps,
         min_rise_share=cfg.strong_rise_share,
         min_median_change=cfg.strong_median_change,
+        min_accuracy=cfg.strong_min_accuracy,
     )
 
 
