@@ -190,6 +190,23 @@ class Boundary:
         return cls(**data)
 
 
+def _finite_values(
+    values: np.ndarray, parameter: str, purpose: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(values as float64 (n,), finite mask (n,), the finite values (m,)); at least 4 of them,
+    else a ValueError naming the parameter and what they were for (``purpose``)."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim != 1:
+        raise ValueError(f"values of {parameter!r} must have shape (n,), got {values.shape}")
+    used = np.isfinite(values)
+    v = values[used]
+    if len(v) < 4:
+        raise ValueError(
+            f"{parameter!r}: only {len(v)} finite values; need at least 4 to {purpose}"
+        )
+    return values, used, v
+
+
 def make_labels(values: np.ndarray, parameter: str) -> tuple[np.ndarray, np.ndarray, LabelRule]:
     """Binary labels for a parameter, by SCIENCE.md's rules.
 
@@ -215,13 +232,7 @@ def make_labels(values: np.ndarray, parameter: str) -> tuple[np.ndarray, np.ndar
     minimum, as R = 0 does for many images — the labels are "> minimum" against "= minimum"
     with balanced class weights instead.
     """
-    values = np.asarray(values, dtype=np.float64)
-    if values.ndim != 1:
-        raise ValueError(f"values of {parameter!r} must have shape (n,), got {values.shape}")
-    used = np.isfinite(values)
-    v = values[used]
-    if len(v) < 4:
-        raise ValueError(f"{parameter!r}: only {len(v)} finite values; need at least 4 to label")
+    values, used, v = _finite_values(values, parameter, "label")
     if parameter in SIGN_PARAMETERS:
         used &= values != 0
         labels = (values[used] > 0).astype(int)
@@ -255,13 +266,7 @@ def regression_target(
     y : ndarray (m,) the target, mean 0 and standard deviation 1 (or 0 where constant)
     rule : LabelRule with kind ``"log"`` (threshold = floor) or ``"linear"`` (threshold 0)
     """
-    values = np.asarray(values, dtype=np.float64)
-    if values.ndim != 1:
-        raise ValueError(f"values of {parameter!r} must have shape (n,), got {values.shape}")
-    used = np.isfinite(values)
-    v = values[used]
-    if len(v) < 4:
-        raise ValueError(f"{parameter!r}: only {len(v)} finite values; need at least 4 to fit")
+    values, used, v = _finite_values(values, parameter, "fit")
     signed = parameter in SIGN_PARAMETERS or parameter in FLAG_PARAMETERS or v.min() < 0
     if signed:
         y, rule = v, LabelRule("linear", 0.0, None)
