@@ -219,6 +219,19 @@ def directions_task(settings: Settings) -> dict[str, Any]:
     return _report(outcome)
 
 
+@task(name="flare direction", cache_policy=NO_CACHE)
+def flare_direction_task(settings: Settings) -> dict[str, Any]:
+    """The flare-productive direction (classifier on the indexed frames' outcomes); skipped
+    with its one-line reason when the index has no flare outcomes to learn from."""
+    from sharpseek.flare_direction_stage import flare_direction_stage
+
+    try:
+        return _report(flare_direction_stage(settings, progress=False))
+    except ValueError as err:
+        get_run_logger().warning("flare direction not fitted: %s", err)
+        return _report(lib.StageOutcome("flare-direction", True, "", {}, f"not fitted: {err}"))
+
+
 @task(name="query map", cache_policy=NO_CACHE)
 def query_map_task(settings: Settings) -> dict[str, Any]:
     """The generated-query map of the GAN and encoder (the hubness cure), fitted once."""
@@ -521,7 +534,7 @@ def pipeline(
     """Everything in order, each stage skipped when its inputs have not changed: synthetic
     data (+ the real samples in ``settings.samples_dir``), dataset versions, GAN, encoder,
     directions, index, flares (the flare table at ``settings.flares.source``, when there),
-    model archives, evaluation."""
+    the flare direction, model archives, evaluation."""
     settings = settings_for(home, preset)
     logger = get_run_logger()
     logger.info("pipeline on %s (preset %s)", settings.home, settings.preset)
@@ -548,6 +561,8 @@ def pipeline(
     stage("query-map", query_map_task, settings)
     if flares:
         stage("flares", flares_task, settings)
+    if flares and directions:  # before the archives: TorchServe serves the whole set
+        stage("flare-direction", flare_direction_task, settings)
     if archives:
         stage("archives", archives_task, settings)
     if evaluate:

@@ -208,6 +208,48 @@ def show_cmd(
     _print_table(directions, current, settings)
 
 
+@directions_app.command("flare")
+def flare_cmd(
+    seed: Annotated[int, typer.Option(help="seed of the sample, the region split")] = 0,
+    progress: ProgressOpt = True,
+    preset: PresetOpt = None,
+    home: HomeOpt = None,
+) -> None:
+    """Fit the flare-productive direction: a classifier of a >= M flare within 24 h (settings
+    flares.outlook_class / outlook_hours) on the indexed frames' physical parameters and
+    embeddings, validated on held-out regions, labels generated images; the direction is
+    fitted from its labels like the others and stored with them (shift it: --shift flare=1.5).
+    Skipped when stored for the same inputs (the pipeline's flare-direction step)."""
+    from sharpseek.directions import DirectionSet, configured_strength
+    from sharpseek.flare_direction import FLARE_DIRECTION
+    from sharpseek.flare_direction_stage import flare_direction_stage
+    from sharpseek.store import open_store
+
+    settings = _settings(preset, home)
+    try:
+        outcome = flare_direction_stage(settings, seed=seed, progress=progress)
+    except (FileNotFoundError, ValueError, KeyError) as err:
+        raise _fail(_key_error(err) if isinstance(err, KeyError) else str(err)) from None
+    console.print(outcome.message)
+    directions = DirectionSet.load(open_store(settings), outcome.outputs["gan_version"])
+    boundary = directions[FLARE_DIRECTION]
+    v = boundary.extra["classifier"]["validation"]
+    console.print(
+        f"classifier on held-out regions ({v['validation_regions']} regions, {v['frames']} "
+        f"frames, event rate {v['event_rate']:.0%}): AUC {v['auc']:.2f} (R alone "
+        f"{v['r_auc']:.2f}), TSS {v['tss']:.2f}, Brier {v['brier']:.3f} against climatology "
+        f"{v['brier_climatology']:.3f} (skill {v['brier_skill']:+.2f}), accuracy "
+        f"{v['accuracy']:.2f} (majority class {v['majority_accuracy']:.2f})"
+    )
+    cosines = boundary.extra["cosines"]
+    console.print(
+        "direction: "
+        + escape(configured_strength(directions, FLARE_DIRECTION, settings.directions).summary())
+        + "; cosine with "
+        + ", ".join(f"{k} {cosines[k]:+.2f}" for k in ("tuf", "r") if k in cosines)
+    )
+
+
 # ----------------------------------------------------------------------------------------------
 # shift
 # ----------------------------------------------------------------------------------------------
@@ -221,11 +263,21 @@ def shift_cmd(
     hold: HoldOpt = None,
     out: Annotated[Path | None, typer.Option("--out", help="PNG (default: figures dir)")] = None,
     along: AlongOpt = None,
+    outlook: Annotated[
+        bool,
+        typer.Option(
+            "--outlook",
+            help="also the look-alike flare outlook (and the flare classifier's probability) "
+            "before and after the shift",
+        ),
+    ] = False,
     preset: PresetOpt = None,
     home: HomeOpt = None,
 ) -> None:
-    """Shift the AR of a seed along physical directions (--shift tuf=1.5), or to physical
-    targets (--target tuf=x2), holding other parameters; print before/after; write a PNG."""
+    """Shift the AR of a seed along physical directions (--shift tuf=1.5, or the flare
+    direction: flare=1.5), or to physical targets (--target tuf=x2), holding other
+    parameters; print before/after (--outlook: how often look-alikes flared next); write a
+    PNG."""
     from sharpseek.directions import Target, apply_shifts, solve_targets
     from sharpseek.physics import PARAMETER_UNITS, SHOWN_PARAMETERS
     from sharpseek.plotting import magnetogram_grid
@@ -259,6 +311,8 @@ def shift_cmd(
         except ValueError as err:
             raise _fail(str(err)) from None
         generated = backend.generate(np.stack([z0, z1]).astype(np.float32))
+        if outlook:
+            _print_outlooks(settings, backend, directions, generated.images)
     images, params = generated.images, generated.parameters
     if shifts:
         console.print(
@@ -311,6 +365,37 @@ def shift_cmd(
         ncols=2,
     )
     console.print(f"picture: {path}")
+
+
+def _print_outlooks(settings, backend, directions, images: np.ndarray) -> None:
+    """The look-alike outlook of the images before and after the shift (the search's rule
+    on generated queries), and the flare classifier's probability when the set has one."""
+    from sharpseek.flare_direction import flare_classifier_of
+    from sharpseek.physics import compute_parameters
+    from sharpseek.search import Searcher
+
+    classifier = flare_classifier_of(directions)
+    with Searcher(settings, backend=backend) as searcher:
+        try:
+            vectors = searcher.query_vectors(images, generated=True)
+            looks = [searcher.outlook(searcher.image_query(im, generated=True)) for im in images]
+        except (FileNotFoundError, ValueError, KeyError) as err:
+            why = _key_error(err) if isinstance(err, KeyError) else str(err)
+            raise _fail(f"no outlook: {why}") from None
+    chance = (
+        None
+        if classifier is None
+        else classifier.probability(compute_parameters(np.asarray(images, np.float32)), vectors)
+    )
+    for i, (label, look) in enumerate(zip(("before", "after"), looks, strict=True)):
+        words = f"outlook {label}: {look.text()}"
+        if chance is not None:
+            words += (
+                f" Flare classifier: P(>= {classifier.threshold} within {classifier.hours} h) "
+                f"= {chance[i]:.2f}."
+            )
+        console.print(escape(words))
+    console.print(escape(looks[0].caveat))
 
 
 def _print_strengths(directions, shifts: dict[str, float], settings) -> None:

@@ -358,6 +358,23 @@ class FlareSettings(BaseModel):
     outlook_hours: int = Field(
         24, ge=1, description="the look-alike outlook: the neighbours' outcome window [h]"
     )
+    direction_frames: Literal["auto", "real", "synthetic"] = Field(
+        "auto",
+        description="the flare direction's classifier trains on these indexed frames (auto: "
+        "real ones when at least 20 have a known outcome of both classes, else synthetic)",
+    )
+    direction_samples: int = Field(
+        3000, ge=20, description="generated images the flare classifier labels for the direction"
+    )
+    direction_holdout: float = Field(
+        0.3, gt=0, lt=1, description="share of regions held out to validate the flare classifier"
+    )
+    direction_c: float = Field(
+        1.0, gt=0, description="inverse L2 penalty of the flare classifier (logistic regression)"
+    )
+    direction_components: int = Field(
+        8, ge=0, description="leading principal components of the embedding the classifier reads"
+    )
 
     def windows(self):
         """The :class:`sharpseek.flares.FlareWindow` list: history windows, then outcomes."""
@@ -387,6 +404,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         # that met most of issue 17's direction targets (docs/directions.md, "Methods compared");
         # the paper preset keeps the paper's SVM with eps in latent units
         "directions": {"samples": 3000, "calibration_n_z": 100, "fit": "ridge", "step": "spread"},
+        # the flare direction labels generated images through the encoder too: half the
+        # physical directions' sample keeps its stage well under a minute on the demo
+        "flares": {"direction_samples": 1500},
         "flows": {"shard_size": 256, "ingest_shard_size": 256, "eval_samples": 300},
     },
     "paper": {

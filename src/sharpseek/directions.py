@@ -891,6 +891,7 @@ def calibrate(
     n_z: int = 200,
     seed: int = 1,
     progress: bool = False,
+    measure=None,
 ) -> dict[str, dict[str, dict[str, list[float]]]]:
     """How every parameter's distribution moves along each direction.
 
@@ -903,13 +904,18 @@ def calibrate(
     none). The curves are stored in ``directions.calibration`` and returned as
     ``{direction: {"eps": [...], parameter: {"median", "p16", "p84", "rises",
     "median_relative_change": [...]}}}``.
+
+    ``measure``: images (n, 128, 128) -> {name: (n,)}, what is measured on each image
+    (default :func:`~sharpseek.physics.compute_parameters`; the flare direction adds its
+    classifier's probability, :mod:`sharpseek.flare_direction`).
     """
     from sharpseek.physics import compute_parameters
 
+    measure = measure or compute_parameters
     eps = np.linspace(-3, 3, 13) if eps is None else np.asarray(eps, dtype=float)
     rng = np.random.default_rng(seed)
     z = rng.standard_normal((n_z, directions.latent_dim)).astype(np.float32)
-    measured = compute_parameters(np.asarray(generate(z)))
+    measured = measure(np.asarray(generate(z)))
     start = {k: np.asarray(v, dtype=float) for k, v in measured.items()}
     out: dict[str, dict[str, Any]] = {}
     names = along or tuple(directions.boundaries)
@@ -922,7 +928,7 @@ def calibrate(
         curves: dict[str, Any] = {"eps": eps.tolist()}
         for e in eps:
             images = np.asarray(generate(shift(z, step, e).astype(np.float32)))
-            for key, value in compute_parameters(images).items():
+            for key, value in measure(images).items():
                 value = np.asarray(value, dtype=float)
                 finite = value[np.isfinite(value)]
                 q = np.percentile(finite, [16, 50, 84]) if len(finite) else [np.nan] * 3

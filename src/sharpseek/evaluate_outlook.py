@@ -37,12 +37,16 @@ __all__ = ["evaluate_outlook", "outlook_frames", "plot_reliability"]
 METHODS = ("outlook", "climatology", "r_rule")
 
 
-def outlook_frames(index: Any, *, kind: str, hours: int) -> tuple[pd.DataFrame, np.ndarray]:
+def outlook_frames(
+    index: Any, *, kind: str, hours: int, extra: Sequence[str] = ()
+) -> tuple[pd.DataFrame, np.ndarray]:
     """The live index's frames of ``kind`` (``synthetic`` or ``real``) with flare outcomes:
     a table (``record_id``, ``region``, ``t_rec``, ``outcome_<h>h_status``,
-    ``outcome_<h>h_max_flux``, ``rule_r``) and their embeddings (n, dim)."""
+    ``outcome_<h>h_max_flux``, ``rule_r``, and the payload fields ``extra``) and their
+    embeddings (n, dim)."""
     name = f"outcome_{int(hours)}h"
     keys = ["series", "region", "t_rec", f"{name}_status", f"{name}_max_flux", "r", "r_jsoc"]
+    keys += [k for k in extra if k not in keys]
     rows = [
         r
         for r in index.scan(keys)

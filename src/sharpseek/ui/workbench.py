@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from sharpseek.config import Settings
+from sharpseek.flare_direction import FLARE_DIRECTION
 from sharpseek.index import SearchFilter, SearchHit
 from sharpseek.physics import (
     SHIFT_PARAMETERS,
@@ -368,9 +369,11 @@ class Workbench:
         return self.backend.generate(seeds=[int(seed)], parameters=False).z[0]
 
     def shift_parameters(self) -> list[str]:
-        """Directions offered as sliders: those the direction set has, in a fixed order."""
+        """Directions offered as sliders: those the direction set has, in a fixed order (the
+        flare-productive direction last, when fitted: :mod:`sharpseek.flare_direction`)."""
         ds = self.directions
-        return [] if ds is None else [p for p in SHIFT_PARAMETERS if p in ds.boundaries]
+        order = (*SHIFT_PARAMETERS, FLARE_DIRECTION)
+        return [] if ds is None else [p for p in order if p in ds.boundaries]
 
     def render(
         self,
