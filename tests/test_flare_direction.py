@@ -97,7 +97,9 @@ def test_the_flare_direction_recovers_the_toy_flare_axis(toy_set):
     assert abs(boundary.normal @ SEPARATION_AXIS) < 0.3
     assert boundary.accuracy > 0.8
     assert classifier.validation["auc"] > 0.7  # held-out regions: the toy's flares are learnable
-    assert boundary.extra["cosines"]["tuf"] == pytest.approx(directions["tuf"].normal @ boundary.normal)
+    assert boundary.extra["cosines"]["tuf"] == pytest.approx(
+        directions["tuf"].normal @ boundary.normal
+    )
 
 
 @pytest.mark.slow
@@ -117,9 +119,8 @@ def test_the_flare_direction_is_calibrated_and_judged_like_the_others(toy_set, t
     reloaded = flare_classifier_of(again)
     images = toy_generate(np.random.default_rng(3).standard_normal((5, LATENT)))
     np.testing.assert_allclose(
-        reloaded.label_images(images, toy_embed), flare_classifier_of(directions).label_images(
-            images, toy_embed
-        )
+        reloaded.label_images(images, toy_embed),
+        flare_classifier_of(directions).label_images(images, toy_embed),
     )
 
 
