@@ -27,16 +27,15 @@ wb = common.workbench()
 if wb is not None:
     common.init_state(wb)
     view = common.view()
-    if "page_choice" not in st.session_state:
-        st.session_state["page_choice"] = view.page
     st.sidebar.title("sharpseek")
     choice = st.sidebar.radio(
         "Page", list(PAGES), format_func=lambda k: PAGES[k][0], key="page_choice"
     )
     view.page = choice
-    common.sidebar_summary(wb)
+    summary = st.sidebar.empty()  # filled after the page: it may pick a seed or an upload
     common.definitions_panel()
     try:
         PAGES[choice][1](wb)
     finally:
+        common.sidebar_summary(wb, summary)
         common.sync_url()

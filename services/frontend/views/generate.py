@@ -79,6 +79,7 @@ def show(wb) -> None:
             common.set_base_image(image, f"upload {upload.name}", meta)
             st.session_state["base_native"] = native
             _invert(wb, upload.name)
+            common.keep_upload()
     values, error = common.guarded(wb.indexed_values, ())
     if error:
         st.warning(error)
@@ -87,14 +88,13 @@ def show(wb) -> None:
             "Indexed record", values["record_id"].tolist(), index=None, key="pick_record"
         )
         if record and st.button("Work on this record", key="use_record"):
-            result, error = common.guarded(wb.record, record)
+            error = common.open_record(wb, record)
             if error:
-                st.error(error)
+                st.warning(error)
             else:
-                common.set_base_image(result[0], f"record {record}", result[1])
-                st.session_state["base_native"] = None
-                common.view().record = record
-                _invert(wb, record)
+                st.success(
+                    f"Working on {record} (inverted: open Shift to move it, Search to query)."
+                )
     _show_inversion()
 
 

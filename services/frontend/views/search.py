@@ -186,37 +186,14 @@ def show(wb) -> None:
         one = k2.checkbox("One result per region", value=state.per_region == 1, key="one_per")
         go = st.button("Search", key="search", type="primary", disabled=filters is None)
     if go and filters is not None:
-        matches, error = common.guarded(
-            wb.search,
-            rendered.image,
-            filters,
-            limit=int(limit),
-            group_by_region=one,
-            generated=source == "generated",
-        )
+        before = (state.filters, state.limit, state.per_region)
+        state.filters, state.limit, state.per_region = filters, int(limit), 1
+        error = common.run_search(wb, rendered, real=source == "real", group=one)
         if error:
-            st.error(f"Search failed: {error}")
-        else:
-            state.filters = filters
-            state.limit = int(limit)
-            state.per_region = 1
-            st.session_state["matches"] = matches
-            params = dict(rendered.params)
-            if source == "real":  # the real patch: its native values (upload or record)
-                base = st.session_state.get("base_payload") or {}
-                params.update({p: base.get(p) for p in (*NATIVE_PARAMETERS, "r_jsoc_segment")})
-            st.session_state["query_params"] = params
-            st.session_state["query_image"] = rendered.image
-            base_record = (st.session_state.get("base_payload") or {}).get("record_id")
-            look, error = common.guarded(
-                wb.outlook,
-                rendered.image,
-                generated=source == "generated",
-                record_id=base_record if source == "real" else None,
-            )
-            st.session_state["outlook"] = None if error else look
-            if error:
-                st.warning(f"No flare outlook: {error}")
+            state.filters, state.limit, state.per_region = before
+            st.error(error)
+        elif st.session_state.get("outlook_error"):
+            st.warning(f"No flare outlook: {st.session_state['outlook_error']}")
     matches = st.session_state.get("matches")
     if matches is None:
         return

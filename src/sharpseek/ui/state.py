@@ -33,8 +33,11 @@ __all__ = [
     "PAGES",
     "URL_FORMAT",
     "ViewState",
+    "address_to_follow",
     "decode_query",
     "encode_query",
+    "link_to_write",
+    "search_key",
     "time_text",
     "version_problems",
 ]
@@ -223,6 +226,55 @@ def decode_query(params: Mapping[str, Any]) -> ViewState:
     state.directions = p.get("dirs") or None
     state.index = p.get("index") or None
     return state
+
+
+def _plain(params: Mapping[str, Any]) -> dict[str, str]:
+    return {str(k): (v[-1] if isinstance(v, list | tuple) else str(v)) for k, v in params.items()}
+
+
+def link_to_write(address: Mapping[str, Any], wanted: Mapping[str, str]) -> dict[str, str] | None:
+    """The query string to put in the address bar for a view, or None to leave it as it is.
+
+    Streamlit pushes a browser history entry each time the app changes the query string
+    (and replaces the entry during a Back/Forward rerun), so the app writes only when the view
+    changed: one entry per view. ``address`` is what the address bar holds, ``wanted`` the
+    view's :func:`encode_query`. A bare address (no query) is left alone while the view is a
+    fresh one: it already names that view, and writing it would push an entry that Back
+    returns to without any change on the page.
+
+    >>> link_to_write({}, encode_query(ViewState())) is None
+    True
+    >>> link_to_write({}, encode_query(ViewState(seed=3)))["seed"]
+    '3'
+    """
+    address, wanted = _plain(address), dict(wanted)
+    if address == wanted or (not address and wanted == encode_query(ViewState())):
+        return None
+    return wanted
+
+
+def address_to_follow(
+    address: Mapping[str, Any], written: Mapping[str, Any] | None, *, history_navigation: bool
+) -> bool:
+    """Whether a rerun must open the view the address bar names instead of keeping its own.
+
+    True on a Back or Forward press (Streamlit's ``is_history_navigation`` rerun) that brings
+    an address other than the one this session last wrote (``written``; None before the
+    first write). Any other rerun keeps the session's view: a click may reach the server
+    before the address the previous run wrote has reached the browser, and that stale
+    address is no navigation.
+    """
+    return history_navigation and written is not None and _plain(address) != _plain(written)
+
+
+def search_key(state: ViewState) -> str:
+    """What decides a search's results in a view: its base (seed or record), shifts, held
+    quantities, filters, result count and per-region rule (not its page or versions). Two
+    views with the same key show the same results, so moving between them need not search
+    again."""
+    query = encode_query(state)
+    skip = ("page", "gan", "dirs", "index")
+    return "&".join(f"{k}={v}" for k, v in query.items() if k not in skip)
 
 
 def version_problems(state: ViewState, current: Mapping[str, str | None]) -> list[str]:

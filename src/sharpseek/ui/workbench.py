@@ -30,13 +30,14 @@ from sharpseek.config import Settings
 from sharpseek.flare_direction import FLARE_DIRECTION
 from sharpseek.index import SearchFilter, SearchHit
 from sharpseek.physics import (
+    NATIVE_PARAMETERS,
     SHIFT_PARAMETERS,
     compute_parameters,
     polarity_maps,
 )
 from sharpseek.search import check_model_image, is_sharpseek_png, read_png
 
-__all__ = ["Rendered", "Workbench", "read_upload"]
+__all__ = ["Rendered", "SearchView", "Workbench", "read_upload"]
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,19 @@ class Rendered:
     def centroids(self) -> tuple[float, float, float, float]:
         p = self.params
         return (p["pos_x"], p["pos_y"], p["neg_x"], p["neg_y"])
+
+
+@dataclass
+class SearchView:
+    """What the Search page shows of one search: the matches (best first), the query's
+    parameters (model units, plus a real patch's native values), the query image (128, 128)
+    and the look-alike flare outlook (None, with ``outlook_error`` saying why)."""
+
+    matches: list[SearchHit]
+    query_params: dict[str, Any]
+    query_image: np.ndarray
+    outlook: Any = None
+    outlook_error: str | None = None
 
 
 def render(image: np.ndarray) -> Rendered:
@@ -520,6 +534,42 @@ class Workbench:
             query, k=limit, filter=filters, per_region=per_region, group_by_region=group_by_region
         )
         return [hit.with_image(self._record_image_or_none(hit.record_id)) for hit in hits]
+
+    def search_view(
+        self,
+        query: Rendered,
+        filters: SearchFilter | None = None,
+        *,
+        limit: int = 12,
+        group_by_region: bool = True,
+        real: bool = False,
+        base_payload: dict[str, Any] | None = None,
+    ) -> SearchView:
+        """One search as the Search page runs it (its button, a link or a Back/Forward to a
+        view with results): :meth:`search` of ``query``'s image, its parameters and the
+        look-alike outlook. ``real``: the query is the real base patch (an upload or an
+        indexed record, whose native values and record id are in ``base_payload``), searched
+        as embedded; otherwise it is generated. A failed outlook is a message, not a failed
+        search."""
+        base = base_payload or {}
+        matches = self.search(
+            query.image,
+            filters,
+            limit=limit,
+            group_by_region=group_by_region,
+            generated=not real,
+        )
+        params: dict[str, Any] = dict(query.params)
+        if real:  # the real patch: its native values (upload or record)
+            params.update({p: base.get(p) for p in (*NATIVE_PARAMETERS, "r_jsoc_segment")})
+        out = SearchView(matches, params, query.image)
+        try:
+            out.outlook = self.outlook(
+                query.image, generated=not real, record_id=base.get("record_id") if real else None
+            )
+        except Exception as err:  # noqa: BLE001 - the page says why there is no outlook
+            out.outlook_error = str(err) or type(err).__name__
+        return out
 
     def outlook(self, image: np.ndarray, *, generated: bool = False, record_id: str | None = None):
         """The look-alike flare outlook (:class:`sharpseek.outlook.Outlook`) of the query
