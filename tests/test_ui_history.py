@@ -28,9 +28,7 @@ def test_the_address_is_written_only_when_the_view_changed():
     seed3 = encode_query(ViewState(seed=3))
     assert link_to_write(seed3, seed3) is None  # the same view: no new history entry
     assert link_to_write({k: [v] for k, v in seed3.items()}, seed3) is None  # as lists
-    assert link_to_write(seed3, encode_query(ViewState(seed=4))) == encode_query(
-        ViewState(seed=4)
-    )
+    assert link_to_write(seed3, encode_query(ViewState(seed=4))) == encode_query(ViewState(seed=4))
     # a bare address already names a fresh view: no entry that Back returns to unchanged
     assert link_to_write({}, encode_query(ViewState())) is None
     assert link_to_write({}, encode_query(ViewState(page="search"))) is not None

@@ -30,18 +30,18 @@ def show(wb) -> None:
         "opening it redraws this view, or says which version is gone."
     )
     st.code(url, language=None)
+    state = common.view()
+    payload = {} if state.seed is not None else st.session_state.get("base_payload") or {}
+    name = export_stem(  # what the files hold: the seed or frame, with its shifts
+        seed=state.seed,
+        shifts=state.shifts,
+        series=payload.get("series"),
+        harpnum=payload.get("harpnum"),
+        t_rec=payload.get("t_rec"),
+        fallback=st.session_state.get("base_label") or "image",
+    )
     if rendered is not None:
         st.subheader("Current image")
-        state = common.view()
-        payload = {} if state.seed is not None else st.session_state.get("base_payload") or {}
-        name = export_stem(
-            seed=state.seed,
-            shifts=state.shifts,
-            series=payload.get("series"),
-            harpnum=payload.get("harpnum"),
-            t_rec=payload.get("t_rec"),
-            fallback=st.session_state.get("base_label") or "image",
-        )
         a, b = st.columns(2)
         a.download_button(
             "PNG",
@@ -69,7 +69,7 @@ def show(wb) -> None:
     st.download_button(
         "Results CSV",
         table.to_csv(index=False).encode(),
-        "sharpseek-results.csv",
+        f"results-of-{name}.csv",  # the results of a search whose query is this image
         "text/csv",
         key="dl_csv",
     )

@@ -14,15 +14,17 @@ import streamlit as st
 
 from sharpseek.physics import PARAMETER_UNITS, SHOWN_PARAMETERS
 from sharpseek.plotting import model_panel_rgb, polarity_rgb
+from sharpseek.ui.targets import held_report, solve_for_view, target_examples
 
-EPS_RANGE = 3.0
+EPS_STEP = 0.1  # the sliders' step; a solved target is put on it
 
 
-def _slider_bound(eps: float) -> float:
-    """The slider's +-range: EPS_RANGE, widened to hold a shift a link asks beyond it (at
-    most sharpseek.directions.LATENT_LIMIT, decode_query's rule), so the view shows what
-    the link says instead of failing on it."""
-    return max(EPS_RANGE, float(np.ceil(abs(eps))))
+def _slider_bound(wb, eps: float) -> float:
+    """The slider's +-range: the calibrated range (:meth:`Workbench.eps_limit`, the target
+    solver's too), widened to hold a shift a link asks beyond it (at most
+    sharpseek.directions.LATENT_LIMIT, decode_query's rule), so the view shows what the link
+    says instead of failing on it."""
+    return max(wb.eps_limit(), float(np.ceil(abs(eps))))
 
 
 def _on_change(wb) -> None:
@@ -35,39 +37,27 @@ def _on_change(wb) -> None:
     state.hold = [p for p in wb.shift_parameters() if st.session_state.get(f"hold_{p}")]
 
 
-def _base_latent(wb) -> np.ndarray:
-    state = common.view()
-    if state.seed is not None:
-        return wb.latent(state.seed)
-    return np.asarray(st.session_state["base_z"])
-
-
 def _solve(wb) -> None:
     state = common.view()
-    z0 = _base_latent(wb)
-    result, error = common.guarded(wb.solve, z0, st.session_state.get("targets", ""), state.hold)
+    z = None if state.seed is not None else st.session_state.get("base_z")
+    outcome, error = common.guarded(
+        solve_for_view,
+        wb,
+        st.session_state.get("targets", ""),
+        seed=state.seed,
+        z=z,
+        hold=state.hold,
+        step=EPS_STEP,
+    )
     if error:
         st.session_state["solve_message"] = ("error", f"Targets not solved: {error}")
         return
-    names = list(result.requested)
     for p in wb.shift_parameters():
         if p not in state.hold:
-            st.session_state[f"eps_{p}"] = 0.0
-    for name, eps in zip(names, result.eps, strict=True):
-        st.session_state[f"eps_{name}"] = max(-EPS_RANGE, min(EPS_RANGE, round(float(eps), 2)))
+            st.session_state[f"eps_{p}"] = float(outcome.shifts.get(p, 0.0))
     _on_change(wb)
-    lines = [
-        f"{n.upper()}: start {result.start[n]:.4g}, requested {result.requested[n]:.4g}, "
-        f"reached {result.achieved[n]:.4g}"
-        for n in names
-    ]
-    lines += [
-        f"held {h.upper()}: {result.held_start[h]:.4g} -> {result.held_end[h]:.4g}"
-        for h in result.held_start
-    ]
-    lines += result.warnings
-    kind = "success" if result.converged else "warning"
-    st.session_state["solve_message"] = (kind, "  \n".join(lines))
+    kind = "success" if outcome.reached else "warning"
+    st.session_state["solve_message"] = (kind, "  \n".join(outcome.lines))
 
 
 def _reset(wb) -> None:
@@ -131,12 +121,12 @@ def _shift_view(wb) -> None:
                 )
                 strength = wb.strength(p)
                 weak = strength is not None and strength.weak
-                bound = _slider_bound(float(st.session_state[f"eps_{p}"]))
+                bound = _slider_bound(wb, float(st.session_state[f"eps_{p}"]))
                 eps = st.slider(
                     f"{p.upper()} eps" + (" · weak" if weak else ""),
                     -bound,
                     bound,
-                    step=0.1,
+                    step=EPS_STEP,
                     key=f"eps_{p}",
                     disabled=held,
                     on_change=_on_change,
@@ -149,15 +139,23 @@ def _shift_view(wb) -> None:
                 if strength is not None:
                     line = f"{p.upper()} direction: {strength.summary()}"
                     (st.warning if weak else st.caption)(line)
-            st.text_input("Targets", key="targets", placeholder="tuf=2x, psep=40, r>p90")
+            first, *others = target_examples(wb.directions) or ["tuf=1.2x"]
+            st.text_input(
+                "Targets",
+                key="targets",
+                placeholder=f"e.g. {first}" + "".join(f" or {o}" for o in others),
+                help="one target, or several separated by commas; the examples are what a "
+                "typical AR reaches by the calibration. Solved within the sliders' range, "
+                f"eps ±{wb.eps_limit():g}, and put on the sliders.",
+            )
             st.button("Solve targets", key="solve", on_click=_solve, args=(wb,))
+            message = st.session_state.pop("solve_message", None)
+            if message:  # beside the control that asked, in a warning colour unless reached
+                getattr(st, message[0])(message[1])
             st.button("Reset shifts", key="reset", on_click=_reset, args=(wb,))
     else:
         pictures = st.container()
     with pictures:
-        message = st.session_state.pop("solve_message", None)
-        if message:
-            getattr(st, message[0])(message[1])
         rendered, error = common.guarded(common.current_render, wb)
         if error:
             st.error(f"Could not draw the view: {error}")
@@ -184,6 +182,9 @@ def _shift_view(wb) -> None:
         # a static table: an interactive data grid costs the browser more on every update
         table = pd.DataFrame(rows).set_index("parameter")
         st.table(table.style.format({c: "{:#.3g}" for c in ("now", "start") if c in table}))
+        if start is not None:
+            for line in held_report(start, rendered.params, state.hold):
+                st.warning(line)
         st.caption(
             f"Drawn in {rendered.seconds * 1000:.0f} ms (generate + measure, {wb.model_backend()})."
         )

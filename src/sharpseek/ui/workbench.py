@@ -440,10 +440,20 @@ class Workbench:
             for q in ("median", "p16", "p84")
         )  # type: ignore[return-value]
 
-    def solve(self, z: np.ndarray, targets: str, hold: Sequence[str] = ()):
-        """Parse targets such as ``tuf=2x, r>p90`` and solve them from ``z``
-        (:func:`~sharpseek.directions.solve_targets`, generating through the backend);
-        returns its TargetResult."""
+    def eps_limit(self) -> float:
+        """The sliders' and the target solver's one range, +-eps: the largest |eps| the
+        directions were calibrated over (``sharpseek directions calibrate``), else the
+        settings' ``directions.calibration_eps_max``. Beyond it nothing was measured."""
+        ds = self.directions
+        grids = [c["eps"] for c in (ds.calibration.values() if ds is not None else []) if c]
+        if grids:
+            return float(max(np.max(np.abs(g)) for g in grids))
+        return float(self.settings.directions.calibration_eps_max)
+
+    def solve(self, z: np.ndarray, targets: str, hold: Sequence[str] = (), *, max_eps: float = 6.0):
+        """Parse targets such as ``tuf=2x, r>p90`` and solve them from ``z`` with
+        |eps| <= ``max_eps`` (:func:`~sharpseek.directions.solve_targets`, generating through
+        the backend); returns its TargetResult."""
         import warnings
 
         from sharpseek.directions import Target, solve_targets
@@ -464,6 +474,7 @@ class Workbench:
                 np.asarray(z, np.float64),
                 parsed,
                 hold=[h for h in hold if h not in {t.parameter for t in parsed}],
+                max_eps=max_eps,
             )
 
     def _require_directions(self):
