@@ -156,6 +156,7 @@ def test_generate_shift_search_in_chromium(server, tmp_path):
         box = warning.bounding_box()
         assert 0 < box["y"] - solve["y"] < 200, (solve, box)  # just under the button
         expect(page.get_by_test_id("stAlertContentSuccess")).to_have_count(0)
+        snap("target")
         page.get_by_role("button", name="Reset shifts").click()
         expect(slider).to_have_value("0")
         slider.focus()
