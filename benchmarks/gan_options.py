@@ -56,14 +56,23 @@ OPTION_SETS: dict[str, tuple[dict, dict]] = {
     "+ upsample 64 px": (_UPSAMPLE, {}),
     "+ noise field": ({**_UPSAMPLE, "noise": True}, {}),
     "+ spectral norm, hinge, two learning rates": (_TINY_MODEL, _SN_HINGE),
-    "+ EMA (= tiny)": (_TINY_MODEL, {**_SN_HINGE, "ema_decay": TINY.ema_decay}),
+    "+ EMA": (_TINY_MODEL, {**_SN_HINGE, "ema_decay": 0.99}),
+    "+ physical codes, EMA off (= tiny)": (
+        {**_TINY_MODEL, "codes": TINY.model.codes},
+        {**_SN_HINGE, "ema_decay": TINY.ema_decay, "code_weight": TINY.code_weight},
+    ),
     "tiny + translation": (
-        _TINY_MODEL,
-        {**_SN_HINGE, "ema_decay": TINY.ema_decay, "augment": "translation"},
+        {**_TINY_MODEL, "codes": TINY.model.codes},
+        {
+            **_SN_HINGE,
+            "ema_decay": TINY.ema_decay,
+            "code_weight": TINY.code_weight,
+            "augment": "translation",
+        },
     ),
 }
 PAPER_PRESET = "paper preset (width 1)"
-TINY_SET = "+ EMA (= tiny)"
+TINY_SET = "+ physical codes, EMA off (= tiny)"
 
 
 def option_config(name: str, paper_epochs: int):

@@ -146,6 +146,15 @@ def train_gan_cmd(
     augment: Annotated[
         str | None, typer.Option("--augment", help="D's inputs: none or translation")
     ] = None,
+    codes: Annotated[
+        int | None, typer.Option("--codes", help="latent coordinates of the physical codes")
+    ] = None,
+    code_gain: Annotated[
+        float | None, typer.Option("--code-gain", help="the codes' factor at G's input")
+    ] = None,
+    code_weight: Annotated[
+        float | None, typer.Option("--code-weight", help="physical code loss weight (0: off)")
+    ] = None,
     seed: SeedOpt = None,
     precision: PrecisionOpt = None,
     num_workers: WorkersOpt = None,
@@ -170,6 +179,8 @@ def train_gan_cmd(
                 internal_size=internal_size,
                 noise=noise,
                 spectral_norm=spectral_norm,
+                codes=codes,
+                code_gain=code_gain,
             )
             or None,
             **_overrides(
@@ -181,6 +192,7 @@ def train_gan_cmd(
                 r1_gamma=r1_gamma,
                 ema_decay=ema_decay,
                 augment=augment,
+                code_weight=code_weight,
                 seed=seed,
                 precision=precision,
                 num_workers=num_workers,

@@ -31,7 +31,7 @@ With ``noise=True`` (the weak background: HMI noise and the network at 128 px th
 field cannot draw)::
 
     a1, a2 = exp(Conv2d 1x1 (32 -> 2) of the S-px features), bilinear to 128   amplitude maps
-    n = P z, P a fixed (128*128, latent_dim) matrix                  unit-variance noise image
+    n = P z', P a fixed (128*128, latent_dim - codes) matrix          unit-variance noise image
     b = Tanh(m at 128 + a1 * n + a2 * n^3 / sqrt(15))
 
 Two noise images because the data's weak field is not Gaussian: HMI noise (Gaussian) and the
@@ -43,7 +43,9 @@ power into fewer, stronger pixels.
 P's columns are white N(0, 1) images blurred by a Gaussian of ``NOISE_BLUR_PX`` (the
 correlation of neighbouring pixels that HMI noise has after the resize to 128 px, ~0.3 in
 the synthetic data) and scaled so that, for a fixed z, the pixels of n are N(0, |z|^2 /
-latent_dim) draws. n is a fixed linear function of z, so an image stays a function of its
+latent_dim) draws; z' = z[codes:], the latent vector less its ``codes`` leading coordinates
+(the physical codes of :mod:`sharpseek.training.codes`, which a direction then moves without
+redrawing the noise). n is a fixed linear function of z, so an image stays a function of its
 seed alone (every road draws one z per seed) and a shift of z moves the noise with the rest.
 P is drawn from ``NOISE_SEED``, not stored (checkpoints stay small); no convolution runs at
 128 px (the CPU cost of the generator stays at its internal resolution). The amplitude's
@@ -120,6 +122,8 @@ class GANConfig:
     generator: str = "paper"  # "paper" (transposed convolutions) or "upsample"
     internal_size: int = 64  # px the upsampling generator draws at (then bilinear to 128)
     noise: bool = False  # upsampling generator: a learned-amplitude noise field at 128 px
+    codes: int = 0  # leading latent coordinates kept out of the noise field (physical codes)
+    code_gain: float = 1.0  # the codes' factor at G's input (sqrt(97 / 3) ~ 5.7: their share)
     spectral_norm: bool = False  # spectral normalisation of every discriminator layer
 
     def __post_init__(self):
@@ -138,6 +142,12 @@ class GANConfig:
             )
         if self.noise and self.generator != "upsample":
             raise ValueError("GANConfig.noise needs generator='upsample'")
+        if not self.code_gain > 0:
+            raise ValueError(f"GANConfig.code_gain must be > 0, got {self.code_gain}")
+        if not 0 <= self.codes < self.latent_dim:
+            raise ValueError(
+                f"GANConfig.codes must be in 0..{self.latent_dim - 1}, got {self.codes}"
+            )
 
     def channels(self, n: int) -> int:
         """A paper channel count ``n`` scaled by ``width`` (at least 1)."""
@@ -158,10 +168,11 @@ class GANConfig:
 
 
 #: Named model sizes. ``tiny``: the half-width upsampling generator at 64 px with the noise
-#: field and a spectral-norm discriminator (docs/training.md measures each option).
+#: field (off the 3 physical codes) and a spectral-norm discriminator (docs/training.md
+#: measures each option).
 GAN_PRESETS: dict[str, GANConfig] = {
     "paper": GANConfig(),
-    "tiny": GANConfig(width=0.5, generator="upsample", noise=True, spectral_norm=True),
+    "tiny": GANConfig(width=0.5, generator="upsample", noise=True, spectral_norm=True, codes=3),
 }
 
 
@@ -204,7 +215,8 @@ class Generator(nn.Module):
             self.to_amplitude = nn.Conv2d(c32, 2, kernel_size=1)
             with torch.no_grad():
                 self.to_amplitude.bias.copy_(torch.log(torch.tensor(NOISE_START)))
-            self.register_buffer("noise_matrix", noise_matrix(config.latent_dim), persistent=False)
+            noise_dim = config.latent_dim - config.codes  # the codes never move the noise
+            self.register_buffer("noise_matrix", noise_matrix(noise_dim), persistent=False)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         if z.ndim != 2 or z.shape[1] != self.config.latent_dim:
@@ -227,8 +239,12 @@ class Generator(nn.Module):
         return x[:, :, :MODEL_SIZE, :MODEL_SIZE]  # (N, 1, 128, 128)
 
     def _upsample(self, z: torch.Tensor) -> torch.Tensor:
-        slope, s = self.config.negative_slope, self.start
-        x = F.leaky_relu(self.fc(z), slope).view(-1, self.c64, s, s)  # (N, c64, S/8, S/8)
+        slope, s, k = self.config.negative_slope, self.start, self.config.codes
+        if k and self.config.code_gain != 1:  # the codes as strong at the input as the rest
+            z_in = torch.cat([z[:, :k] * self.config.code_gain, z[:, k:]], 1)
+        else:
+            z_in = z
+        x = F.leaky_relu(self.fc(z_in), slope).view(-1, self.c64, s, s)  # (N, c64, S/8, S/8)
         for conv in (self.conv1, self.conv2, self.conv3):  # (N, c, S/4), (S/2), (S)
             x = F.leaky_relu(conv(F.interpolate(x, scale_factor=2, mode="nearest")), slope)
         size = (MODEL_SIZE, MODEL_SIZE)
@@ -237,7 +253,8 @@ class Generator(nn.Module):
             return torch.tanh(field)  # (N, 1, 128, 128)
         amplitude = torch.exp(self.to_amplitude(x).clamp(-12.0, 0.0))  # (N, 2, S, S)
         amplitude = F.interpolate(amplitude, size=size, mode="bilinear", align_corners=False)
-        n = (z.float() @ self.noise_matrix.T).view(-1, 1, *size).to(field.dtype)
+        n = (z[:, self.config.codes :].float() @ self.noise_matrix.T).view(-1, 1, *size)
+        n = n.to(field.dtype)
         noise = torch.cat([n, n**3 / 15**0.5], dim=1)  # (N, 2, 128, 128), unit variance each
         return torch.tanh(field + (amplitude * noise).sum(1, keepdim=True))  # (N, 1, 128, 128)
 

@@ -57,6 +57,7 @@ from sharpseek.models.gan import (
     r1_penalty,
 )
 from sharpseek.physics import MODEL_SIZE, compute_parameters
+from sharpseek.training.codes import CodeTargets, code_loss
 from sharpseek.training.common import (
     STREAM_FIXED,
     STREAM_LATENT,
@@ -103,9 +104,14 @@ class GANTrainConfig:
     r1_gamma: float = 0.0  # R1 gradient penalty weight on real images (0: off)
     ema_decay: float = 0.0  # exponential moving average of G's weights (0: off)
     augment: str = "none"  # "none" or "translation" (differentiable, on all D inputs)
+    # physical codes (sharpseek.training.codes): z[:, :k] asks for these parameters, k =
+    # model.codes; L_G + code_weight * L_code (0: off)
+    code_weight: float = 0.0
+    code_parameters: tuple[str, ...] = ("tuf", "psep", "r")
 
     def __post_init__(self):
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
+        object.__setattr__(self, "code_parameters", tuple(self.code_parameters))
         if isinstance(self.model, dict):
             object.__setattr__(self, "model", GANConfig.from_dict(self.model))
         if self.loss not in GAN_LOSSES:
@@ -116,6 +122,13 @@ class GANTrainConfig:
             )
         if not 0 <= self.ema_decay < 1:
             raise ValueError(f"GANTrainConfig.ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.code_weight < 0:
+            raise ValueError(f"GANTrainConfig.code_weight must be >= 0, got {self.code_weight}")
+        if self.code_weight > 0 and self.model.codes != len(self.code_parameters):
+            raise ValueError(
+                f"GANTrainConfig.code_weight > 0 needs model.codes = {len(self.code_parameters)} "
+                f"(one latent coordinate per code parameter), got {self.model.codes}"
+            )
         if self.r1_gamma < 0:
             raise ValueError(f"GANTrainConfig.r1_gamma must be >= 0, got {self.r1_gamma}")
         for name in ("epochs", "batch_size", "fixed_size"):
@@ -141,8 +154,8 @@ class GANTrainConfig:
         return max(1, math.floor(self.epochs * self.best_fraction))
 
 
-#: Training presets. ``tiny``: the half-width GAN, 10 epochs (about 2 minutes on 2 CPU cores
-#: over the 2,880 training frames of the synthetic demo data).
+#: Training presets. ``tiny``: the half-width GAN with physical codes, 10 epochs (about 2
+#: minutes on 2 CPU cores over the 2,880 training frames of the synthetic demo data).
 GAN_TRAIN_PRESETS: dict[str, GANTrainConfig] = {
     "paper": GANTrainConfig(preset="paper", model=GAN_PRESETS["paper"]),
     "tiny": GANTrainConfig(
@@ -154,7 +167,8 @@ GAN_TRAIN_PRESETS: dict[str, GANTrainConfig] = {
         lr_d=1e-3,
         betas=(0.0, 0.9),
         loss="hinge",
-        ema_decay=0.99,
+        ema_decay=0.0,  # off since the codes: the average lags a fast-moving G (training.md)
+        code_weight=3.0,
     ),
 }
 
@@ -230,7 +244,7 @@ class GANTraining(Task):
     step, and the measures on fixed sets (the same every epoch, drawn from the seed)."""
 
     kind = "gan"
-    log_keys = ("loss_d", "loss_g", "acc_real", "acc_fake", "w1_mean", "seconds")
+    log_keys = ("loss_d", "loss_g", "loss_code", "acc_real", "acc_fake", "w1_mean", "seconds")
 
     def __init__(self, context: Context):
         config, device = context.config, context.device
@@ -279,6 +293,11 @@ class GANTraining(Task):
         self.grid_real = context.dataset.images(quality_rows[picked])  # (n_real, 128, 128)
         harps = self.real_table["harpnum"].to_numpy()[picked]
         self.grid_real_titles = [f"dataset HARP {int(h)}" for h in harps]
+        self.code_targets = None  # the dataset's joint log parameters the codes ask for
+        if config.code_weight > 0:
+            rows = np.sort(rng.choice(train_rows, size=min(2000, len(train_rows)), replace=False))
+            images = context.dataset.images(rows)
+            self.code_targets = CodeTargets.from_images(images, config.code_parameters)
 
     def begin_epoch(self, epoch: int) -> dict[str, Any]:
         self.z_gen = epoch_generator(self.config.seed, epoch, STREAM_LATENT)
@@ -312,6 +331,10 @@ class GANTraining(Task):
             # D's own weights: its gradients here are discarded (zeroed before D's next
             # step), and bypassing the DDP wrapper keeps them out of the all-reduce.
             loss_g = generator_loss(self.D(translate(fake, shifts, 2 * b)), config.loss)
+        if self.code_targets is not None:  # float32: the surrogates' logs and centroids
+            loss_code = code_loss(fake, z[:, : config.model.codes], self.code_targets)
+            metrics["loss_code"] = loss_code.item()
+            loss_g = loss_g + config.code_weight * loss_code
         optimiser_step(loss_g, self.opt_g, self.scaler_g)
         if self.G_eval is not self.G:
             ema_update(self.G_eval, self.G, config.ema_decay)

@@ -1,0 +1,137 @@
+"""Physical latent codes (issue 17's option ``code_weight`` of GAN training): the first
+``k`` latent coordinates c = z[:, :k] of the generator are tied, during training, to the
+physical parameters named in ``code_parameters`` (TUF, PSEP, R), so that a straight step in
+latent space moves them, as the paper's directions assume.
+
+Why: the demo GAN trained by the plain recipe draws images whose TUF, PSEP and R are not
+linear in z (ridge R^2 of each on z below 0 on 3,000 samples, docs/training.md): a linear
+direction then raises its parameter in ~75 % of seeds by a few per cent. A known code read
+back from the image is InfoGAN's device (Chen et al. 2016, mutual information between a
+latent code and the image); here the reader is the physics itself, not a learned network.
+
+The codes follow the dataset's joint distribution of the log parameters: with f(x) the
+vector of log surrogates (below) of an image, mu and Sigma = L L^T (Cholesky) their mean and
+covariance over bipolar training frames, a code c ~ N(0, I) asks for f = mu + L c, and::
+
+    L_code = mean over images and parameters of huber((f(G(z)) - mu - L c) / s)
+
+with s the per-parameter standard deviation; the PSEP term only where G(z) is bipolar. The
+generator's loss is L_G + ``code_weight`` * L_code. The directions are still fitted by
+measurement (sharpseek directions fit) on z ~ N(0, I): nothing tells them which coordinates
+the codes are.
+
+Differentiable surrogates (of the definitions in :func:`sharpseek.physics.compute_parameters`,
+b the model-space image, th = 0.15; the masks P, N of b > th, b < -th are soft, a sigmoid of
+width ``SOFTNESS``, and the 7 x 7 dilation a max-pool)::
+
+    tuf  = mean |b|                                                       (TUF / (1000 G 128^2))
+    psep = | centroid(b+ P) - centroid(b- N) |                            model px
+    r    = mean |b| * dil7(P) * dil7(N)                                   (R / (1000 G 128^2))
+    f    = (log tuf, log(psep + 1), log(r + r_floor)), r_floor the 5th percentile of r > 0
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from sharpseek.physics import MODEL_SIZE, POLARITY_THRESHOLD, R_DILATION_SIZE
+
+__all__ = ["CODE_PARAMETERS", "SOFTNESS", "soft_parameters", "CodeTargets", "code_loss"]
+
+#: The parameters a code may carry (the order of the latent coordinates is the config's).
+CODE_PARAMETERS = ("tuf", "psep", "r")
+#: Width [b] of the sigmoid that softens the polarity masks (b > 0.15): 20 G.
+SOFTNESS = 0.02
+#: A polarity of less total |b| than this [b px] counts as absent (PSEP undefined): 10^4 G px.
+MIN_POLARITY_MASS = 10.0
+_TH = float(POLARITY_THRESHOLD.to_value("G")) / 1000.0  # 0.15, in units of b
+
+
+def soft_parameters(images: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Differentiable surrogates of TUF, PSEP and R (module docstring) of images
+    (N, 1, 128, 128) in b; returns ({name: (N,)}, bipolar (N,) bool)."""
+    b = images[:, 0].float()  # (N, 128, 128)
+    pos = torch.sigmoid((b - _TH) / SOFTNESS)
+    neg = torch.sigmoid((-b - _TH) / SOFTNESS)
+    w_pos, w_neg = b.clamp(min=0) * pos, (-b).clamp(min=0) * neg  # |b|-weights of P, N
+    axis = torch.arange(MODEL_SIZE, dtype=b.dtype, device=b.device)
+    m_pos, m_neg = w_pos.sum((1, 2)), w_neg.sum((1, 2))  # (N,)
+
+    def centroid(w: torch.Tensor, mass: torch.Tensor) -> torch.Tensor:  # (N, 2): y, x
+        y = (w.sum(2) * axis).sum(1) / mass.clamp(min=1e-6)
+        x = (w.sum(1) * axis).sum(1) / mass.clamp(min=1e-6)
+        return torch.stack([y, x], 1)
+
+    gap = centroid(w_pos, m_pos) - centroid(w_neg, m_neg)
+    psep = torch.sqrt(gap.pow(2).sum(1) + 1e-6)
+    pad = R_DILATION_SIZE // 2
+    dilate = lambda m: F.max_pool2d(m[:, None], R_DILATION_SIZE, 1, pad)[:, 0]  # noqa: E731
+    r = (b.abs() * dilate(pos) * dilate(neg)).mean((1, 2))
+    bipolar = (m_pos > MIN_POLARITY_MASS) & (m_neg > MIN_POLARITY_MASS)
+    return {"tuf": b.abs().mean((1, 2)), "psep": psep, "r": r}, bipolar
+
+
+@dataclass(frozen=True)
+class CodeTargets:
+    """The dataset's joint distribution of the log surrogates ``f`` of ``parameters``: mean
+    ``mu`` (k,), Cholesky factor ``chol`` (k, k) of the covariance, standard deviations
+    ``scale`` (k,), and ``r_floor`` [b] (module docstring)."""
+
+    parameters: tuple[str, ...]
+    mu: torch.Tensor
+    chol: torch.Tensor
+    scale: torch.Tensor
+    r_floor: float
+
+    @classmethod
+    def from_images(cls, images: np.ndarray, parameters: tuple[str, ...]) -> CodeTargets:
+        """From real frames (n, 128, 128) in b; only bipolar frames count."""
+        unknown = [p for p in parameters if p not in CODE_PARAMETERS]
+        if unknown:
+            raise ValueError(f"code_parameters: {unknown} unknown; choose from {CODE_PARAMETERS}")
+        parts, flags = [], []
+        with torch.no_grad():
+            for chunk in np.array_split(images, max(1, len(images) // 256)):
+                values, bipolar = soft_parameters(torch.from_numpy(chunk).float()[:, None])
+                parts.append(values)
+                flags.append(bipolar)
+        values = {p: torch.cat([v[p] for v in parts]).double() for p in parameters}
+        bipolar = torch.cat(flags)
+        if int(bipolar.sum()) < 2 * len(parameters) + 2:
+            raise ValueError(
+                f"code targets need bipolar training frames; found {int(bipolar.sum())}"
+            )
+        r = values.get("r", torch.ones(1))
+        positive = r[r > 0]
+        r_floor = float(np.percentile(positive.numpy(), 5)) if len(positive) else 1e-6
+        f = _log_values({p: v[bipolar] for p, v in values.items()}, parameters, r_floor)
+        mu = f.mean(0)
+        cov = torch.cov(f.T).reshape(len(parameters), len(parameters))
+        chol = torch.linalg.cholesky(cov + 1e-9 * torch.eye(len(parameters), dtype=cov.dtype))
+        return cls(tuple(parameters), mu.float(), chol.float(), cov.diag().sqrt().float(), r_floor)
+
+
+def _log_values(
+    values: dict[str, torch.Tensor], parameters: tuple[str, ...], r_floor: float
+) -> torch.Tensor:
+    """f (N, k): log tuf, log(psep + 1), log(r + r_floor) in the order of ``parameters``."""
+    shift = {"tuf": 0.0, "psep": 1.0, "r": r_floor}
+    return torch.stack([torch.log(values[p] + shift[p]) for p in parameters], 1)
+
+
+def code_loss(images: torch.Tensor, codes: torch.Tensor, targets: CodeTargets) -> torch.Tensor:
+    """L_code (module docstring) of generated images (N, 1, 128, 128) drawn from latent
+    vectors whose first k coordinates are ``codes`` (N, k); a scalar."""
+    values, bipolar = soft_parameters(images)
+    f = _log_values(values, targets.parameters, targets.r_floor)  # (N, k)
+    mu, chol, scale = (t.to(f.device) for t in (targets.mu, targets.chol, targets.scale))
+    wanted = mu + codes.float() @ chol.T  # (N, k)
+    error = F.huber_loss(f / scale, wanted / scale, reduction="none")  # (N, k)
+    weight = torch.ones_like(error)
+    if "psep" in targets.parameters:  # PSEP is undefined on a unipolar image
+        weight[:, targets.parameters.index("psep")] = bipolar.float()
+    return (error * weight).sum() / weight.sum().clamp(min=1.0)
