@@ -37,7 +37,9 @@ import torch
 
 from sharpseek import __version__
 from sharpseek.config import get_settings
-from sharpseek.directions import (
+from sharpseek.data.store import open_store
+from sharpseek.models.inference import GeneratorModel
+from sharpseek.science.directions import (
     DirectionSet,
     Target,
     calibrate,
@@ -45,8 +47,6 @@ from sharpseek.directions import (
     held_changes,
     solve_targets,
 )
-from sharpseek.inference import GeneratorModel
-from sharpseek.store import open_store
 
 PAIRS = (("tuf", "psep"), ("psep", "tuf"), ("r", "tuf"))
 
@@ -125,9 +125,9 @@ def main() -> None:
     print("targets:", targets)
 
     inversion = []
-    from sharpseek.fits import read_sharp
-    from sharpseek.inversion import invert
-    from sharpseek.preprocess import heliocentric_mu, to_model_space
+    from sharpseek.data.fits import read_sharp
+    from sharpseek.data.preprocess import heliocentric_mu, to_model_space
+    from sharpseek.science.inversion import invert
 
     for path in settings.real_sample_paths:
         sharp = read_sharp(path)

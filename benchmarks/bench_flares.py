@@ -30,9 +30,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sharpseek import flares as F
-from sharpseek import pipeline
 from sharpseek.config import get_settings
+from sharpseek.data import flares as F
+from sharpseek.pipeline import stages as pipeline
 
 
 def timed(call):

@@ -95,11 +95,11 @@ def main() -> None:
     from prefect import flow, task, unmapped
 
     from model_fixtures import write_untrained_checkpoints
-    from sharpseek import pipeline as lib
     from sharpseek.config import Settings
-    from sharpseek.dataset import load_dataset
-    from sharpseek.ingest import INGEST_SHARDS_PREFIX, plan_synthetic_shards
-    from sharpseek.store import open_store
+    from sharpseek.data.dataset import load_dataset
+    from sharpseek.data.ingest import INGEST_SHARDS_PREFIX, plan_synthetic_shards
+    from sharpseek.data.store import open_store
+    from sharpseek.pipeline import stages as lib
 
     settings = Settings()
     write_untrained_checkpoints(settings)

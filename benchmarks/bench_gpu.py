@@ -14,7 +14,7 @@ error and the rest go on):
    bf16 (training and inference images/s).
 3. ``synthetic``: the ``paper`` synthetic recipe (2,000 regions x 27 frames = 54,000 patches)
    made through the same sharded ingest the Prefect flow maps over workers
-   (:func:`sharpseek.ingest.ingest_shard` in a process pool, then one commit).
+   (:func:`sharpseek.data.ingest.ingest_shard` in a process pool, then one commit).
 4. ``train_gan`` and ``train_encoder``: ``sharpseek train gan|encoder --preset paper --epochs 1
    --precision bf16 --device cuda`` on that dataset: one epoch over its training split, with
    each epoch's measures and checkpoint, as a user runs it.
@@ -38,14 +38,14 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _cli(*args: str) -> list[str]:
-    return [sys.executable, "-c", "from sharpseek.cli import app; app()", *args]
+    return [sys.executable, "-c", "from sharpseek.cli.app import app; app()", *args]
 
 
 def _make_shard(home: str, shard) -> dict:
     import torch
 
     from sharpseek.config import Settings
-    from sharpseek.ingest import ingest_shard
+    from sharpseek.data.ingest import ingest_shard
 
     torch.set_num_threads(1)
     settings = Settings(home=home, preset="paper", device="cpu")
@@ -56,7 +56,7 @@ def make_synthetic(home: Path, workers: int, regions: int | None) -> dict:
     """The paper recipe (or its first ``regions``) through the pipeline's own ingest plan,
     its shards made by a process pool, then the one commit."""
     from sharpseek.config import Settings
-    from sharpseek.pipeline import commit_ingest, plan_ingest_synthetic
+    from sharpseek.pipeline.stages import commit_ingest, plan_ingest_synthetic
 
     settings = Settings(
         home=home,

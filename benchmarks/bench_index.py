@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sharpseek.index import EdgeIndex, IndexConfig, SearchFilter, iter_batches, recall_at_k
+from sharpseek.search.index import EdgeIndex, IndexConfig, SearchFilter, iter_batches, recall_at_k
 
 DIM = 100
 FRAMES_PER_HARP = 27

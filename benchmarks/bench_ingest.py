@@ -31,17 +31,17 @@ import torch
 from astropy.io import fits
 
 from sharpseek.config import Settings
-from sharpseek.dataset import PatchDataset, PatchRecord, append_records, load_dataset
-from sharpseek.fits import read_sharp
-from sharpseek.ingest import fits_records
-from sharpseek.physics import compute_parameters, patch_quantities
-from sharpseek.pipeline import plan_ingest_fits, run_ingest_plan
-from sharpseek.preprocess import to_model_space
-from sharpseek.store import LocalStore, S3Store
+from sharpseek.data.dataset import PatchDataset, PatchRecord, append_records, load_dataset
+from sharpseek.data.fits import read_sharp
+from sharpseek.data.ingest import fits_records
+from sharpseek.data.preprocess import to_model_space
+from sharpseek.data.store import LocalStore, S3Store
+from sharpseek.physics.parameters import compute_parameters, patch_quantities
+from sharpseek.pipeline.stages import plan_ingest_fits, run_ingest_plan
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from s3_servers import start_moto  # noqa: E402  (the tests' real S3 server process)
-from sharpseek.synthetic import generate_frames
+from sharpseek.data.synthetic import generate_frames
 
 
 def write_fits_files(folder: Path, n: int) -> list[Path]:

@@ -28,10 +28,10 @@ def main() -> None:
     args = parser.parse_args()
 
     from sharpseek.config import Settings
-    from sharpseek.evaluate_outlook import evaluate_outlook, outlook_frames, plot_reliability
-    from sharpseek.flares import SYNTHETIC_PREFIX, latest_flare_version
-    from sharpseek.pipeline import flares_stage, open_settings_index
-    from sharpseek.store import open_store
+    from sharpseek.data.flares import SYNTHETIC_PREFIX, latest_flare_version
+    from sharpseek.data.store import open_store
+    from sharpseek.pipeline.stages import flares_stage, open_settings_index
+    from sharpseek.search.evaluate_outlook import evaluate_outlook, outlook_frames, plot_reliability
 
     settings = Settings(home=Path(args.home))
     started = time.perf_counter()

@@ -1,4 +1,4 @@
-"""Throughput of ``sharpseek.physics.compute_parameters`` against the per-image oracle.
+"""Throughput of ``sharpseek.physics.parameters.compute_parameters`` against the per-image oracle.
 
 Run from the repository root::
 
@@ -32,7 +32,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "tests"))  # for oracle_physics (a test helper, not package)
 
 from oracle_physics import oracle_batch  # noqa: E402
-from sharpseek.physics import compute_parameters  # noqa: E402
+from sharpseek.physics.parameters import compute_parameters  # noqa: E402
 
 
 def synthetic_images(n: int, *, seed: int = 0, size: int = 128) -> np.ndarray:

@@ -6,7 +6,7 @@ Run from the repository root::
 
     .venv/bin/python benchmarks/bench_serving.py --out benchmarks/results/serving.json
 
-What is timed: one client calling :mod:`sharpseek.backends` in a loop — ``generate`` (seeds
+What is timed: one client calling :mod:`sharpseek.serving.backends` in a loop — ``generate`` (seeds
 -> images and all their physical parameters) and ``embed`` (images -> embeddings) — so the
 TorchServe numbers include HTTP, the float16 .npy/.npz encoding and TorchServe's batching
 delay (``serve.max_batch_delay_ms``). A last row sends batch-1 generator requests from 4
@@ -33,9 +33,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sharpseek import __version__, serving
-from sharpseek.backends import InProcessBackend, TorchServeBackend
+from sharpseek import __version__
 from sharpseek.config import Settings
+from sharpseek.serving import torchserve as serving
+from sharpseek.serving.backends import InProcessBackend, TorchServeBackend
 
 
 def _ports(n):
@@ -113,7 +114,7 @@ def bench(backend, repeats: dict[int, int]) -> dict:
 
 def served_figure(client, path: Path) -> None:
     """Six magnetograms generated through TorchServe, titled with parameters it measured."""
-    from sharpseek.plotting import magnetogram_grid
+    from sharpseek.science.plotting import magnetogram_grid
 
     result = client.generate(seeds=list(range(6)))
     p = result.parameters

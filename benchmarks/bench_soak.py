@@ -107,7 +107,7 @@ def write_fits(path: Path, harpnum, t_rec: datetime, amplitude: float) -> None:
 def ingest_round(work: Path, harpnum: int, first: datetime, records: int, hostile: int):
     """A folder of ``records`` good files of ``harpnum`` from ``first`` (hourly), plus one
     hostile file when ``hostile`` > 0; returns (folder, record ids of the good files)."""
-    from sharpseek.dataset import record_id
+    from sharpseek.data.dataset import record_id
 
     folder = work / f"round-{uuid.uuid4().hex[:10]}"
     folder.mkdir()
@@ -205,7 +205,7 @@ def updater_loop(tally, env, stop) -> None:
 
 
 def search_loop(tally, settings, stop) -> None:
-    from sharpseek.search import Searcher
+    from sharpseek.search.searcher import Searcher
 
     rng = np.random.default_rng(0)
     with Searcher(settings) as searcher:
@@ -355,9 +355,9 @@ def prepare_home(settings: Settings, env: dict[str, str], work: Path, records: i
 
 
 def soak(kind: str, args, work: Path, moto, serve_settings, token) -> dict:
-    from sharpseek.dataset import load_dataset
-    from sharpseek.index import open_index_from_settings
-    from sharpseek.store import open_store
+    from sharpseek.data.dataset import load_dataset
+    from sharpseek.data.store import open_store
+    from sharpseek.search.index import open_index_from_settings
 
     home = work / f"home-{kind}"
     env = {
@@ -460,8 +460,8 @@ def start_torchserve(work: Path) -> tuple[Settings, str]:
     """TorchServe on free ports with untrained tiny models (what it answers is not measured
     here, only that it answers), token auth on; returns its settings and inference token."""
     from model_fixtures import write_untrained_checkpoints
-    from sharpseek import serving
-    from sharpseek.backends import read_key_file
+    from sharpseek.serving import torchserve as serving
+    from sharpseek.serving.backends import read_key_file
 
     inference, management, metrics, *grpc = free_ports(5)
     settings = Settings(
@@ -495,7 +495,7 @@ def main() -> None:
     parser.add_argument("--stores", nargs="+", default=["local", "s3"])
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/soak.json"))
     args = parser.parse_args()
-    from sharpseek import serving
+    from sharpseek.serving import torchserve as serving
 
     results: dict = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),

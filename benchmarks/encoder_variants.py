@@ -26,10 +26,10 @@ import time
 import numpy as np
 import torch
 
-from sharpseek.dataset import open_dataset
-from sharpseek.evaluate import same_region_retrieval
-from sharpseek.inference import EncoderModel
-from sharpseek.store import LocalStore
+from sharpseek.data.dataset import open_dataset
+from sharpseek.data.store import LocalStore
+from sharpseek.models.inference import EncoderModel
+from sharpseek.science.evaluate import same_region_retrieval
 from sharpseek.training.common import subset_whole_regions, training_split
 from sharpseek.training.encoder import encoder_train_config, train_encoder
 

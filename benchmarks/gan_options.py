@@ -2,8 +2,8 @@
 
 Trains one GAN per option set on the synthetic dataset of a home (copied into a scratch
 store, so the home is not touched), then measures each with ``sharpseek evaluate models``'
-function (:func:`sharpseek.evaluate_models.evaluate_checkpoints`: 1,000 generated images per
-seed block 0.. and 100000.., against the frames of the HARPs the run held out). The option
+function (:func:`sharpseek.training.evaluate_models.evaluate_checkpoints`: 1,000 generated images
+per seed block 0.. and 100000.., against the frames of the HARPs the run held out). The option
 sets add one option at a time, from the paper's recipe at the tiny width to the ``tiny``
 preset, then one the tiny preset leaves off; the last row is the ``paper`` preset itself
 (width 1) for a few epochs, on the CPU.
@@ -37,10 +37,10 @@ import numpy as np
 import torch
 
 from sharpseek import __version__
-from sharpseek.dataset import load_dataset
-from sharpseek.evaluate import QUALITY_PARAMETERS
-from sharpseek.evaluate_models import evaluate_checkpoints
-from sharpseek.store import LocalStore
+from sharpseek.data.dataset import load_dataset
+from sharpseek.data.store import LocalStore
+from sharpseek.science.evaluate import QUALITY_PARAMETERS
+from sharpseek.training.evaluate_models import evaluate_checkpoints
 from sharpseek.training.gan import GAN_TRAIN_PRESETS, gan_train_config, train_gan
 
 TINY = GAN_TRAIN_PRESETS["tiny"]
@@ -185,7 +185,8 @@ def main() -> None:
     result.update(
         {
             "what": "issue 17: GAN option sets on the demo's synthetic data, measured against "
-            "the frames of held-out HARPs (sharpseek.evaluate_models.evaluate_checkpoints)",
+            "the frames of held-out HARPs "
+            "(sharpseek.training.evaluate_models.evaluate_checkpoints)",
             "command": "benchmarks/gan_options.py --home <demo home>",
             "sharpseek": __version__,
             "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},

@@ -18,7 +18,7 @@ generated queries leaves it unchanged). Variants:
 - ``CSLS (frames)``: cross-domain similarity local scaling, each frame's hubness measured
   among the frames (k = 10);
 - ``CSLS (generated)``: the same, measured against the reference generated images (k = 50);
-- ``query map``: :class:`sharpseek.query_map.GeneratedQueryMap` (the chosen cure).
+- ``query map``: :class:`sharpseek.search.query_map.GeneratedQueryMap` (the chosen cure).
 """
 
 from __future__ import annotations
@@ -32,16 +32,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sharpseek.backends import open_backend
 from sharpseek.config import Settings
-from sharpseek.dataset import latest_version, load_dataset
-from sharpseek.evaluate import SEED_BLOCKS, hubness, same_region_retrieval
-from sharpseek.evaluate_retrieval import _nearest, correlations
-from sharpseek.index.build import embedded_batches
+from sharpseek.data.dataset import latest_version, load_dataset
+from sharpseek.data.store import open_store
 from sharpseek.models.checkpoints import load_checkpoint
-from sharpseek.pipeline import model_keys
-from sharpseek.query_map import GeneratedQueryMap
-from sharpseek.store import open_store
+from sharpseek.pipeline.stages import model_keys
+from sharpseek.science.evaluate import SEED_BLOCKS, hubness, same_region_retrieval
+from sharpseek.search.evaluate_retrieval import _nearest, correlations
+from sharpseek.search.index.build import embedded_batches
+from sharpseek.search.query_map import GeneratedQueryMap
+from sharpseek.serving.backends import open_backend
 
 PARAMS = ("tuf", "r", "psep", "grad")
 

@@ -12,7 +12,7 @@ Measured:
   (the path of ``sharpseek measure``);
 - on every real sample in ../shared/data/sharp-samples: ``r_jsoc`` (and its segment) against
   R_VALUE, with the log10 difference, and the fluxes against USFLUX;
-- frames/s of the native measurement (``sharpseek.native.native_columns``, per frame) beside
+- frames/s of the native measurement (``sharpseek.data.native.native_columns``, per frame) beside
   the rate of a whole FITS ingest of the same samples (plan, shards, commit) into a fresh home.
 """
 
@@ -34,10 +34,10 @@ SAMPLES = ROOT.parent / "shared" / "data" / "sharp-samples"
 sys.path.insert(0, str(ROOT / "tests"))
 
 from sharpseek.config import Settings  # noqa: E402
-from sharpseek.fits import read_sharp  # noqa: E402
-from sharpseek.measure import measure_files  # noqa: E402
-from sharpseek.native import magnetogram_beside, native_columns  # noqa: E402
-from sharpseek.pipeline import plan_ingest_fits, run_ingest_plan  # noqa: E402
+from sharpseek.data.fits import read_sharp  # noqa: E402
+from sharpseek.data.native import magnetogram_beside, native_columns  # noqa: E402
+from sharpseek.pipeline.stages import plan_ingest_fits, run_ingest_plan  # noqa: E402
+from sharpseek.science.measure import measure_files  # noqa: E402
 from test_measure_native import ANISOTROPIC, analytic_bipole, write_jsoc_br  # noqa: E402
 
 

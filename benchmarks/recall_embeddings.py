@@ -21,9 +21,9 @@ from datetime import UTC, datetime
 import torch
 
 from sharpseek.config import Settings
-from sharpseek.dataset import load_dataset
-from sharpseek.index import EdgeIndex, IndexConfig, iter_batches, recall_at_k
-from sharpseek.search import Searcher
+from sharpseek.data.dataset import load_dataset
+from sharpseek.search.index import EdgeIndex, IndexConfig, iter_batches, recall_at_k
+from sharpseek.search.searcher import Searcher
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""sharpseek's Prefect flows: thin orchestration of :mod:`sharpseek.pipeline` calls.
+"""sharpseek's Prefect flows: thin orchestration of :mod:`sharpseek.pipeline.stages` calls.
 
 Every task calls one library function and reports what it returned (a log line a person
 reads, and Prefect artifacts: tables, sample grids). What is up to date is decided by the
@@ -44,8 +44,8 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from sharpseek import pipeline as lib
 from sharpseek.config import Settings, get_settings
+from sharpseek.pipeline import stages as lib
 
 # Workers of a distributed runner may not have this file on their path: ship its functions
 # by value (they only call the installed library).
@@ -86,7 +86,7 @@ def _image_markdown(settings: Settings, key: str | None, title: str) -> str:
     """Markdown showing a PNG of the store inline (small ones) or naming where it is."""
     if not key:
         return ""
-    from sharpseek.store import open_store
+    from sharpseek.data.store import open_store
 
     store = open_store(settings)
     if not store.exists(key):
@@ -135,7 +135,7 @@ def _log_plan(plan: lib.IngestPlan) -> None:
 def ingest_shard_task(settings: Settings, shard) -> dict[str, Any]:
     """One shard's preprocessing + physics on one worker (retried: a worker or the store may
     fail transiently; a shard already made is reused)."""
-    from sharpseek.ingest import ingest_shard
+    from sharpseek.data.ingest import ingest_shard
 
     worker = f"{socket.gethostname()}:{os.getpid()}"  # which worker made it (the flow reports)
     return {**ingest_shard(settings, shard), "worker": worker}
@@ -223,7 +223,7 @@ def directions_task(settings: Settings) -> dict[str, Any]:
 def flare_direction_task(settings: Settings) -> dict[str, Any]:
     """The flare-productive direction (classifier on the indexed frames' outcomes); skipped
     with its one-line reason when the index has no flare outcomes to learn from."""
-    from sharpseek.flare_direction_stage import flare_direction_stage
+    from sharpseek.pipeline.flare_direction_stage import flare_direction_stage
 
     try:
         return _report(flare_direction_stage(settings, progress=False))

@@ -3,9 +3,9 @@ process, as `sharpseek ingest synthetic|fits` makes them."""
 
 from __future__ import annotations
 
-from sharpseek import pipeline
-from sharpseek.dataset import Dataset, load_dataset
-from sharpseek.store import open_store
+from sharpseek.data.dataset import Dataset, load_dataset
+from sharpseek.data.store import open_store
+from sharpseek.pipeline import stages as pipeline
 
 
 def synthetic_dataset(settings, **recipe) -> Dataset:

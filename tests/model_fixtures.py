@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from sharpseek.config import Settings
-from sharpseek.store import open_store
+from sharpseek.data.store import open_store
 from sharpseek.training.common import checkpoint_header, checkpoint_key
 
 
@@ -21,8 +21,8 @@ def write_untrained_checkpoints(settings: Settings, *, seed: int = 0, epoch: int
 
     Returns the store keys ``{"gan": ..., "encoder": ...}``.
     """
-    from sharpseek.inference import checkpoint_name
     from sharpseek.models.gan import Discriminator, Generator
+    from sharpseek.models.inference import checkpoint_name
     from sharpseek.models.simsiam import SimSiam
     from sharpseek.training.encoder import encoder_train_config
     from sharpseek.training.gan import gan_train_config

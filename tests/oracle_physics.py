@@ -1,11 +1,12 @@
-"""Independent, per-image reference for :mod:`sharpseek.physics` (slow and obvious on purpose).
+"""Independent, per-image reference for :mod:`sharpseek.physics.parameters` (slow and obvious on
+purpose).
 
 Written straight from ``SCIENCE.md`` ("Physical parameters") with numpy and scipy, one image at a
-time, sharing no code with ``sharpseek.physics``: the batched implementation is tested against
-it (``tests/test_physics.py``) and timed against it (``benchmarks/bench_physics.py``).
+time, sharing no code with ``sharpseek.physics.parameters``: the batched implementation is tested
+against it (``tests/test_physics.py``) and timed against it (``benchmarks/bench_physics.py``).
 
-Edge cases the contract leaves open are settled here exactly as ``sharpseek.physics`` documents
-them:
+Edge cases the contract leaves open are settled here exactly as ``sharpseek.physics.parameters``
+documents them:
 
 - centroids, PSEP, tilt, orientation are NaN where a polarity is empty (tilt 90 and orientation
   NaN when both centroids share the same x; a tilt of exactly -90 is reported as 90);

@@ -31,7 +31,7 @@ def test_models_load_for_inference_without_the_training_code(untrained_home):
 import sys
 
 from sharpseek.config import Settings
-from sharpseek.inference import EncoderModel, GeneratorModel
+from sharpseek.models.inference import EncoderModel, GeneratorModel
 
 generator = GeneratorModel.from_settings(Settings())
 EncoderModel.from_settings(Settings()).embed(generator.generate(generator.latent([0, 1])))

@@ -12,7 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from sharpseek.backends import (
+from sharpseek.config import Settings
+from sharpseek.data.store import open_store
+from sharpseek.models.inference import EncoderModel, GeneratorModel, latent_from_seeds
+from sharpseek.science.directions import DirectionSet, fit_directions, shift
+from sharpseek.serving.backends import (
     BackendAuthError,
     BackendUnavailable,
     InProcessBackend,
@@ -21,10 +25,7 @@ from sharpseek.backends import (
     open_backend,
     read_key_file,
 )
-from sharpseek.config import Settings
-from sharpseek.directions import DirectionSet, fit_directions, shift
-from sharpseek.inference import EncoderModel, GeneratorModel, latent_from_seeds
-from sharpseek.serving_protocol import (
+from sharpseek.serving.protocol import (
     GenerateRequest,
     decode_embed_request,
     decode_generate_request,
@@ -34,7 +35,6 @@ from sharpseek.serving_protocol import (
     encode_generate_response,
     run_generate,
 )
-from sharpseek.store import open_store
 
 pytest_plugins = ["model_fixtures"]
 
@@ -119,7 +119,7 @@ def test_images_travel_as_float16():
 
 
 def test_generate_response_round_trip():
-    from sharpseek.serving_protocol import GenerateResult
+    from sharpseek.serving.protocol import GenerateResult
 
     result = GenerateResult(
         images=np.linspace(-1, 1, 2 * 128 * 128, dtype=np.float32).reshape(2, 128, 128),
@@ -191,7 +191,7 @@ def test_load_directions_is_the_set_the_backend_shifts_with(fitted_home):
 def test_load_directions_refuses_a_set_changed_since_it_was_served(fitted_home):
     """A recalibration stored after the backend loaded its directions changes the version:
     the caller is told to rebuild instead of solving with a set the backend does not use."""
-    from sharpseek.backends import BackendError
+    from sharpseek.serving.backends import BackendError
 
     backend = InProcessBackend(fitted_home)
     served = backend.versions()["directions"]
@@ -279,7 +279,7 @@ def stub(tmp_path):
 
 
 def _embed_answer() -> bytes:
-    from sharpseek.serving_protocol import encode_embed_response
+    from sharpseek.serving.protocol import encode_embed_response
 
     return encode_embed_response(np.ones((1, 4), np.float32), "enc-v1")
 

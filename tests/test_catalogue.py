@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from sharpseek.catalogue import (
+from sharpseek.science.catalogue import (
     CatalogueError,
     Placement,
     Range,
@@ -22,7 +22,7 @@ from sharpseek.catalogue import (
     write_csv,
     write_fits,
 )
-from sharpseek.directions import calibrate, fit_directions
+from sharpseek.science.directions import calibrate, fit_directions
 
 torch.set_num_threads(1)
 LATENT = 6
@@ -330,7 +330,7 @@ def test_tilt_bound_is_the_exported_ars():
 
 
 def test_stretched_catalogue_meets_the_tilt_on_the_exported_ar(toy_directions, tmp_path):
-    from sharpseek.physics import native_parameters
+    from sharpseek.physics.parameters import native_parameters
 
     cat = make_catalogue(
         toy_generate, toy_directions, 4, WIDE, ranges=[Range.parse("tilt>10")], seed=3

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from sharpseek.cli import app
+from sharpseek.cli.app import app
 
 runner = CliRunner()
 
@@ -75,7 +75,7 @@ def test_plot_without_dataset_says_how_to_make_one(home):
 
 
 def test_measure_real_fits_prints_the_library_values(br_sample_paths):
-    from sharpseek.measure import measure_files
+    from sharpseek.science.measure import measure_files
 
     expected = measure_files(br_sample_paths[:1])[0]
     result = runner.invoke(app, ["measure", str(br_sample_paths[0])], terminal_width=200)

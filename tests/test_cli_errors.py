@@ -21,8 +21,8 @@ import pytest
 from astropy.io import fits
 from typer.testing import CliRunner
 
-from sharpseek.cli import app
-from sharpseek.cli_errors import EXIT_INTERNAL
+from sharpseek.cli.app import app
+from sharpseek.cli.errors import EXIT_INTERNAL
 from sharpseek.config import Settings
 
 pytest_plugins = ["model_fixtures"]

@@ -27,9 +27,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sharpseek import dataset as dataset_module
-from sharpseek.dataset import PatchRecord, append_records, dataset_versions, load_dataset
-from sharpseek.store import LocalStore, S3Store
+from sharpseek.data import dataset as dataset_module
+from sharpseek.data.dataset import PatchRecord, append_records, dataset_versions, load_dataset
+from sharpseek.data.store import LocalStore, S3Store
 
 pytest_plugins = ["s3_servers", "model_fixtures", "ui_fixtures"]
 
@@ -203,7 +203,7 @@ def test_two_cli_fits_ingests_at_once_keep_every_record(tmp_path):
 
 
 def _index_writer(path, rows, vectors, barrier, results, tag) -> None:
-    from sharpseek.index import EdgeIndex
+    from sharpseek.search.index import EdgeIndex
 
     index = EdgeIndex(path)
     barrier.wait(timeout=120)
@@ -222,7 +222,7 @@ def _index_writer(path, rows, vectors, barrier, results, tag) -> None:
 
 
 def _index_reader(path, queries, barrier, stop, results) -> None:
-    from sharpseek.index import EdgeIndex
+    from sharpseek.search.index import EdgeIndex
 
     index = EdgeIndex(path)
     barrier.wait(timeout=120)
@@ -259,7 +259,7 @@ def test_index_searches_go_on_while_two_processes_update_it(index_dir):
     """A search process (the UI, `sharpseek search`) and two `index update` processes on one
     embedded index at once: no search fails or waits for the writers, the point count a
     search sees never goes back, and every record of both writers is there once."""
-    from sharpseek.index import EdgeIndex
+    from sharpseek.search.index import EdgeIndex
     from test_index import ROWS, VECTORS, query_near
 
     path = index_dir / "index"
@@ -304,7 +304,7 @@ def cas_store(request, tmp_path):
 
 
 def test_directions_saved_meanwhile_by_another_fit_are_not_overwritten(cas_store):
-    from sharpseek.directions import DirectionsConflict, DirectionSet
+    from sharpseek.science.directions import DirectionsConflict, DirectionSet
 
     def fitted(seed: int) -> DirectionSet:
         return DirectionSet("gan-v0001", {}, n_samples=10, seed=seed, latent_dim=4)
@@ -323,7 +323,7 @@ def test_directions_saved_meanwhile_by_another_fit_are_not_overwritten(cas_store
 
 
 def test_an_archive_marked_current_meanwhile_is_not_overwritten(cas_store):
-    from sharpseek.serving import ArchiveConflict, _current_token, _mark_current
+    from sharpseek.serving.torchserve import ArchiveConflict, _current_token, _mark_current
 
     before = _current_token(cas_store, "generator")
     _mark_current(cas_store, "generator", "generator-aaaa.mar", before)
@@ -344,7 +344,7 @@ def test_ui_search_goes_on_during_index_update_and_an_ingest(ui_home_path, tmp_p
     updated to, once, and the ingested records are all in their dataset."""
     from ingest_fixtures import synthetic_dataset
     from sharpseek.config import Settings
-    from sharpseek.index import EdgeIndex
+    from sharpseek.search.index import EdgeIndex
     from sharpseek.ui.workbench import Workbench
 
     home = tmp_path / "home"
@@ -388,7 +388,7 @@ def test_two_ingest_then_index_pipelines_at_once_keep_every_record(ui_home_path,
     """Two pipelines at once on one home, each `sharpseek ingest fits` of its own files and
     then `sharpseek index update --dataset sharp`: both exit 0, the dataset holds all eight
     records once, and the index holds them all (each update plans after its own commit)."""
-    from sharpseek.index import EdgeIndex
+    from sharpseek.search.index import EdgeIndex
 
     home = tmp_path / "home"
     subprocess.run(["cp", "-a", "--sparse=always", str(ui_home_path), str(home)], check=True)
@@ -420,7 +420,7 @@ def test_two_ingest_then_index_pipelines_at_once_keep_every_record(ui_home_path,
 
 def test_the_write_timeout_comes_from_the_settings(tmp_path, monkeypatch):
     from sharpseek.config import Settings
-    from sharpseek.index import open_index_from_settings
+    from sharpseek.search.index import open_index_from_settings
 
     monkeypatch.setenv("SHARPSEEK_INDEX__WRITE_TIMEOUT_S", "2.5")
     index = open_index_from_settings(Settings(home=tmp_path / "home"))

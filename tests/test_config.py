@@ -83,7 +83,7 @@ def test_every_setting_is_documented():
 def test_sharpseek_config_masks_the_jsoc_email_and_hides_secrets(tmp_path):
     from typer.testing import CliRunner
 
-    from sharpseek.cli import app
+    from sharpseek.cli.app import app
 
     env = {
         "SHARPSEEK_JSOC__EMAIL": "researcher@example.org",

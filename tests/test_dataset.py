@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import pytest
 
-from sharpseek.dataset import (
+from sharpseek.data.dataset import (
     PatchDataset,
     PatchRecord,
     Quarantined,
@@ -19,7 +19,7 @@ from sharpseek.dataset import (
     record_id,
     write_dataset,
 )
-from sharpseek.store import LocalStore, S3Store
+from sharpseek.data.store import LocalStore, S3Store
 
 pytest_plugins = ["s3_servers"]
 
@@ -211,8 +211,8 @@ def test_patch_dataset_works_in_dataloader_workers(tmp_path):
 
 @pytest.mark.parametrize("name", ["../../etc", "", "a/b", "..", ".hidden", "x" * 65, "a b"])
 def test_a_dataset_name_outside_the_rule_is_refused_before_anything_is_written(tmp_path, name):
-    from sharpseek.dataset import append_records, check_dataset_name, load_dataset
-    from sharpseek.store import LocalStore
+    from sharpseek.data.dataset import append_records, check_dataset_name, load_dataset
+    from sharpseek.data.store import LocalStore
 
     store = LocalStore(tmp_path / "home")
     with pytest.raises(ValueError, match="dataset name .*letters, digits"):
@@ -226,7 +226,7 @@ def test_a_dataset_name_outside_the_rule_is_refused_before_anything_is_written(t
 
 @pytest.mark.parametrize("name", ["sharp", "synthetic", "sharp-2014_v2", "Br.500"])
 def test_ordinary_dataset_names_pass(name):
-    from sharpseek.dataset import check_dataset_name
+    from sharpseek.data.dataset import check_dataset_name
 
     assert check_dataset_name(name) == name
 
@@ -243,7 +243,7 @@ def test_ordinary_dataset_names_pass(name):
 def test_cli_refuses_a_bad_dataset_name_with_exit_2_and_the_rule(tmp_path, args):
     from typer.testing import CliRunner
 
-    from sharpseek.cli import app
+    from sharpseek.cli.app import app
 
     home = tmp_path / "home"
     result = CliRunner().invoke(app, [*args, "--home", str(home)])
@@ -261,7 +261,7 @@ def test_a_journal_entry_gone_between_listing_and_reading_is_not_an_error(tmp_pa
 
     import pandas as pd
 
-    from sharpseek.dataset import _read_journal
+    from sharpseek.data.dataset import _read_journal
 
     store = LocalStore(tmp_path)
     prefix = "datasets/sharp/journal/v0002/"

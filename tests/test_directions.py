@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sharpseek.directions import (
+from sharpseek.science.directions import (
     Boundary,
     condition_direction,
     make_labels,
@@ -147,7 +147,7 @@ def toy_generate(z: np.ndarray) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def toy_directions():
-    from sharpseek.directions import fit_directions
+    from sharpseek.science.directions import fit_directions
 
     return fit_directions(
         toy_generate,
@@ -166,7 +166,7 @@ def test_fitted_directions_point_along_the_known_axes(toy_directions):
 
 
 def test_calibration_curves_rise_along_their_own_direction(toy_directions):
-    from sharpseek.directions import calibrate
+    from sharpseek.science.directions import calibrate
 
     curves = calibrate(
         toy_generate, toy_directions, along=("tuf", "psep"), n_z=40, eps=np.linspace(-2, 2, 5)
@@ -181,8 +181,8 @@ def test_calibration_curves_rise_along_their_own_direction(toy_directions):
 
 
 def test_direction_set_round_trips_through_the_store(toy_directions, tmp_path):
-    from sharpseek.directions import DirectionSet
-    from sharpseek.store import LocalStore
+    from sharpseek.data.store import LocalStore
+    from sharpseek.science.directions import DirectionSet
 
     store = LocalStore(tmp_path)
     toy_directions.save(store)
@@ -221,14 +221,14 @@ def test_holding_a_parameter_removes_its_direction(toy_directions):
     ],
 )
 def test_target_strings(text, expected):
-    from sharpseek.directions import Target
+    from sharpseek.science.directions import Target
 
     t = Target.parse(text)
     assert (t.parameter, t.kind, t.amount) == expected
 
 
 def test_target_string_that_cannot_be_read_says_how_to_write_one():
-    from sharpseek.directions import Target
+    from sharpseek.science.directions import Target
 
     with pytest.raises(ValueError, match="write e.g. 'tuf=x2'"):
         Target.parse("make it bigger")
@@ -237,7 +237,7 @@ def test_target_string_that_cannot_be_read_says_how_to_write_one():
 
 
 def test_solver_reaches_a_flux_factor_and_a_separation_at_once(toy_directions):
-    from sharpseek.directions import Target, solve_targets
+    from sharpseek.science.directions import Target, solve_targets
 
     z0 = np.zeros(LATENT)
     result = solve_targets(
@@ -250,7 +250,7 @@ def test_solver_reaches_a_flux_factor_and_a_separation_at_once(toy_directions):
 
 
 def test_solver_reaches_a_percentile_bound(toy_directions):
-    from sharpseek.directions import Target, solve_targets
+    from sharpseek.science.directions import Target, solve_targets
 
     result = solve_targets(
         toy_generate, toy_directions, np.zeros(LATENT), [Target.parse("psep>p90")]
@@ -261,7 +261,7 @@ def test_solver_reaches_a_percentile_bound(toy_directions):
 
 @pytest.mark.filterwarnings("ignore:stopped at")
 def test_solver_warns_when_a_target_is_beyond_what_the_generator_makes(toy_directions):
-    from sharpseek.directions import Target, solve_targets
+    from sharpseek.science.directions import Target, solve_targets
 
     with pytest.warns(UserWarning, match="outside what the generator produced"):
         result = solve_targets(
@@ -271,7 +271,7 @@ def test_solver_warns_when_a_target_is_beyond_what_the_generator_makes(toy_direc
 
 
 def test_solver_refuses_to_target_and_hold_the_same_parameter(toy_directions):
-    from sharpseek.directions import Target, solve_targets
+    from sharpseek.science.directions import Target, solve_targets
 
     with pytest.raises(ValueError, match=r"cannot both target and hold \['tuf'\]"):
         solve_targets(
@@ -280,14 +280,14 @@ def test_solver_refuses_to_target_and_hold_the_same_parameter(toy_directions):
 
 
 def test_target_times_written_before_the_number():
-    from sharpseek.directions import Target
+    from sharpseek.science.directions import Target
 
     t = Target.parse("tuf=x2")
     assert (t.parameter, t.kind, t.amount) == ("tuf", "factor", 2.0)
 
 
 def test_apply_shifts_moves_along_the_conditioned_directions(toy_directions):
-    from sharpseek.directions import apply_shifts
+    from sharpseek.science.directions import apply_shifts
 
     z = np.zeros((2, LATENT))
     with pytest.warns(UserWarning, match="redundant"):  # tuf and psep axes are orthogonal
@@ -299,7 +299,7 @@ def test_apply_shifts_moves_along_the_conditioned_directions(toy_directions):
 
 
 def test_apply_shifts_adds_several_directions_to_one_vector(toy_directions):
-    from sharpseek.directions import apply_shifts
+    from sharpseek.science.directions import apply_shifts
 
     z = np.arange(LATENT, dtype=float)
     out = apply_shifts(toy_directions, z, {"tuf": 1.0, "psep": -2.0})
@@ -309,14 +309,14 @@ def test_apply_shifts_adds_several_directions_to_one_vector(toy_directions):
 
 
 def test_apply_shifts_without_shifts_returns_z(toy_directions):
-    from sharpseek.directions import apply_shifts
+    from sharpseek.science.directions import apply_shifts
 
     z = np.ones((3, LATENT), np.float32)
     np.testing.assert_array_equal(apply_shifts(toy_directions, z, {}), z)
 
 
 def test_apply_shifts_refuses_an_unknown_direction_listing_the_known(toy_directions):
-    from sharpseek.directions import apply_shifts
+    from sharpseek.science.directions import apply_shifts
 
     with pytest.raises(KeyError, match="no direction for 'flux'; known: psep, tpf, tuf"):
         apply_shifts(toy_directions, np.zeros(LATENT), {"flux": 1.0})
@@ -326,21 +326,21 @@ def test_apply_shifts_refuses_an_unknown_direction_listing_the_known(toy_directi
 
 @pytest.mark.parametrize("eps", [float("nan"), float("inf"), "big", True])
 def test_apply_shifts_refuses_a_non_finite_eps(toy_directions, eps):
-    from sharpseek.directions import apply_shifts
+    from sharpseek.science.directions import apply_shifts
 
     with pytest.raises(ValueError, match="shift of 'tuf' must be a finite number"):
         apply_shifts(toy_directions, np.zeros(LATENT), {"tuf": eps})
 
 
 def test_apply_shifts_refuses_a_parameter_both_held_and_shifted(toy_directions):
-    from sharpseek.directions import apply_shifts
+    from sharpseek.science.directions import apply_shifts
 
     with pytest.raises(ValueError, match=r"cannot hold \['psep'\] while shifting along them"):
         apply_shifts(toy_directions, np.zeros(LATENT), {"psep": 1.0}, hold=["psep"])
 
 
 def test_apply_shifts_refuses_hold_without_shifts(toy_directions):
-    from sharpseek.directions import apply_shifts
+    from sharpseek.science.directions import apply_shifts
 
     with pytest.raises(ValueError, match="without any shifts"):
         apply_shifts(toy_directions, np.zeros(LATENT), {}, hold=["psep"])
@@ -349,7 +349,7 @@ def test_apply_shifts_refuses_hold_without_shifts(toy_directions):
 def test_apply_shifts_refuses_conditions_spanning_the_direction(toy_directions):
     import dataclasses
 
-    from sharpseek.directions import DirectionSet, apply_shifts
+    from sharpseek.science.directions import DirectionSet, apply_shifts
 
     twin = DirectionSet.from_json(toy_directions.to_json())
     twin.boundaries["tpf"] = dataclasses.replace(
@@ -360,7 +360,7 @@ def test_apply_shifts_refuses_conditions_spanning_the_direction(toy_directions):
 
 
 def test_apply_shifts_checks_the_shape_of_z(toy_directions):
-    from sharpseek.directions import apply_shifts
+    from sharpseek.science.directions import apply_shifts
 
     with pytest.raises(
         ValueError, match=rf"z must have shape \(n, {LATENT}\) or \({LATENT},\), got \(3,\)"
@@ -371,7 +371,7 @@ def test_apply_shifts_checks_the_shape_of_z(toy_directions):
 def test_directions_version_changes_with_the_boundaries(toy_directions):
     import dataclasses
 
-    from sharpseek.directions import DirectionSet
+    from sharpseek.science.directions import DirectionSet
 
     other = DirectionSet.from_json(toy_directions.to_json())
     assert other.version == toy_directions.version and other.version.startswith("toy-1-d")
@@ -381,7 +381,7 @@ def test_directions_version_changes_with_the_boundaries(toy_directions):
 
 
 def test_directions_version_changes_with_a_recalibration(toy_directions):
-    from sharpseek.directions import DirectionSet
+    from sharpseek.science.directions import DirectionSet
 
     other = DirectionSet.from_json(toy_directions.to_json())
     before = other.version
@@ -391,7 +391,7 @@ def test_directions_version_changes_with_a_recalibration(toy_directions):
 
 
 def test_directions_version_ignores_the_order_of_the_boundaries(toy_directions):
-    from sharpseek.directions import DirectionSet
+    from sharpseek.science.directions import DirectionSet
 
     other = DirectionSet.from_json(toy_directions.to_json())
     other.boundaries = dict(reversed(other.boundaries.items()))
@@ -402,7 +402,7 @@ def test_directions_version_ignores_the_order_of_the_boundaries(toy_directions):
 def test_held_changes_measure_what_a_condition_keeps_still(toy_directions):
     """TPF follows TUF's axis in the toy (same amplitude), so holding TPF while shifting
     along TUF stops TUF moving too; PSEP's axis is orthogonal, so holding it changes nothing."""
-    from sharpseek.directions import held_changes
+    from sharpseek.science.directions import held_changes
 
     report = held_changes(toy_generate, toy_directions, "tuf", ["tpf"], n_z=20)
     plain, cond = report["plain"], report["conditioned"]
@@ -412,7 +412,7 @@ def test_held_changes_measure_what_a_condition_keeps_still(toy_directions):
 
 
 def test_solver_warns_when_a_target_is_beyond_the_calibration(toy_directions):
-    from sharpseek.directions import DirectionSet, Target, solve_targets
+    from sharpseek.science.directions import DirectionSet, Target, solve_targets
 
     ds = DirectionSet.from_json(toy_directions.to_json())
     ds.calibration = {"psep": {"eps": [-1, 0, 1], "psep": {

@@ -11,7 +11,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from sharpseek.cli import app
+from sharpseek.cli.app import app
 from sharpseek.config import Settings
 
 pytest_plugins = ["model_fixtures"]
@@ -41,9 +41,9 @@ def run(home, *args):
 
 
 def test_fit_stores_directions_with_calibration_per_gan_version(home):
-    from sharpseek.directions import DirectionSet
-    from sharpseek.inference import GeneratorModel
-    from sharpseek.store import open_store
+    from sharpseek.data.store import open_store
+    from sharpseek.models.inference import GeneratorModel
+    from sharpseek.science.directions import DirectionSet
 
     settings = Settings(home=home, preset="tiny")
     version = GeneratorModel.from_settings(settings).version
@@ -57,10 +57,10 @@ def test_fit_is_the_pipeline_step_recorded_in_its_ledger_and_skipped_when_up_to_
     """`sharpseek directions fit` and the pipeline's directions step are one road: the CLI's
     fit is in the ledger, an identical refit is skipped, and the pipeline step with the same
     recipe finds it up to date (one stored set, one version)."""
-    from sharpseek import pipeline
-    from sharpseek.directions import DirectionSet
-    from sharpseek.inference import GeneratorModel
-    from sharpseek.store import open_store
+    from sharpseek.data.store import open_store
+    from sharpseek.models.inference import GeneratorModel
+    from sharpseek.pipeline import stages as pipeline
+    from sharpseek.science.directions import DirectionSet
 
     settings = Settings(home=home, preset="tiny")
     store = open_store(settings)
@@ -205,7 +205,7 @@ def test_generate_that_cannot_be_met_says_so(home, tmp_path, monkeypatch):
 
 
 def test_invert_a_model_space_npy_writes_the_three_panels(home, tmp_path):
-    from sharpseek.inference import GeneratorModel
+    from sharpseek.models.inference import GeneratorModel
 
     model = GeneratorModel.from_settings(Settings(home=home, preset="tiny"))
     path = tmp_path / "ar.npy"
@@ -281,9 +281,9 @@ def test_evaluate_directions_reports_both_seed_blocks(home, tmp_path):
 
 
 def _strengths(home):
-    from sharpseek.directions import DirectionSet, configured_strength
-    from sharpseek.inference import GeneratorModel
-    from sharpseek.store import open_store
+    from sharpseek.data.store import open_store
+    from sharpseek.models.inference import GeneratorModel
+    from sharpseek.science.directions import DirectionSet, configured_strength
 
     settings = Settings(home=home, preset="tiny")
     ds = DirectionSet.load(open_store(settings), GeneratorModel.from_settings(settings).version)
@@ -316,9 +316,9 @@ def test_fit_by_ridge_with_eps_in_sigma_is_stored_and_refits(home, tmp_path, mon
     set says how it was fitted."""
     import shutil
 
-    from sharpseek.directions import DirectionMethod, DirectionSet
-    from sharpseek.inference import GeneratorModel
-    from sharpseek.store import open_store
+    from sharpseek.data.store import open_store
+    from sharpseek.models.inference import GeneratorModel
+    from sharpseek.science.directions import DirectionMethod, DirectionSet
 
     copy = tmp_path / "home"
     shutil.copytree(home, copy)

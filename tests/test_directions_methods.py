@@ -7,7 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from sharpseek.directions import (
+from sharpseek.physics.parameters import compute_parameters
+from sharpseek.science.directions import (
     DirectionMethod,
     DirectionSet,
     apply_shifts,
@@ -22,7 +23,6 @@ from sharpseek.directions import (
     step_scale,
     train_boundary,
 )
-from sharpseek.physics import compute_parameters
 
 
 # ---------------------------------------------------------------- the pure pieces

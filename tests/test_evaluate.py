@@ -1,4 +1,4 @@
-"""The evaluation measures of issue 16 (sharpseek.evaluate) against slow, obvious
+"""The evaluation measures of issue 16 (sharpseek.science.evaluate) against slow, obvious
 implementations on small arrays."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from sharpseek.evaluate import (
+from sharpseek.science.evaluate import (
     bootstrap_correlation_ci,
     distinct_count,
     hubness,
@@ -233,7 +233,7 @@ class _LinearBackend:
     def generate(self, z=None, *, seeds=None, shifts=None, hold=(), parameters=True):
         from types import SimpleNamespace
 
-        from sharpseek.inference import latent_from_seeds
+        from sharpseek.models.inference import latent_from_seeds
 
         z = latent_from_seeds(seeds, 8).astype(np.float64)
         for name, eps in (shifts or {}).items():
@@ -247,8 +247,8 @@ class _LinearBackend:
 
 
 def test_directions_check_on_a_backend_of_known_physics():
-    from sharpseek.evaluate_directions import evaluate_directions
-    from sharpseek.inference import latent_from_seeds
+    from sharpseek.models.inference import latent_from_seeds
+    from sharpseek.science.evaluate_directions import evaluate_directions
 
     rng = np.random.default_rng(0)
     reference = {

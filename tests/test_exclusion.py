@@ -8,12 +8,12 @@ import pytest
 from astropy.io import fits
 from typer.testing import CliRunner
 
-from sharpseek.cli import app
+from sharpseek.cli.app import app
 from sharpseek.config import Settings
-from sharpseek.dataset import load_dataset
-from sharpseek.exclusion import exclusion_counts, exclusion_reasons, usable_rows
-from sharpseek.pipeline import plan_ingest_fits, run_ingest_plan
-from sharpseek.store import open_store
+from sharpseek.data.dataset import load_dataset
+from sharpseek.data.exclusion import exclusion_counts, exclusion_reasons, usable_rows
+from sharpseek.data.store import open_store
+from sharpseek.pipeline.stages import plan_ingest_fits, run_ingest_plan
 from sharpseek.training.common import training_split
 
 runner = CliRunner()

@@ -5,7 +5,7 @@ from datetime import datetime
 
 import pytest
 
-from sharpseek.fits import parse_t_rec, read_sharp
+from sharpseek.data.fits import parse_t_rec, read_sharp
 
 
 def test_parse_t_rec_of_jsoc_form():

@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sharpseek.directions import DirectionMethod, DirectionSet, configured_strength
-from sharpseek.flare_direction import (
+from sharpseek.physics.parameters import compute_parameters
+from sharpseek.science.directions import DirectionMethod, DirectionSet, configured_strength
+from sharpseek.science.flare_direction import (
     FLARE_DIRECTION,
     FLARE_FEATURES,
     FlareClassifier,
@@ -16,7 +17,6 @@ from sharpseek.flare_direction import (
     region_split,
     train_flare_classifier,
 )
-from sharpseek.physics import compute_parameters
 
 LATENT = 8
 #: The toy's field strength (hence TUF, R, ... and its flares) grows along this axis.
@@ -61,7 +61,7 @@ def toy_frames(n_regions: int = 60, frames: int = 5, seed: int = 0):
 @pytest.fixture(scope="module")
 def toy_set():
     """Physical directions of the toy (TUF, R, PSEP), then its flare direction."""
-    from sharpseek.directions import fit_directions
+    from sharpseek.science.directions import fit_directions
 
     method = DirectionMethod(fit="ridge", step="spread")
     directions = fit_directions(
@@ -110,7 +110,7 @@ def test_the_flare_direction_is_calibrated_and_judged_like_the_others(toy_set, t
     assert np.all(np.diff(median) > 0)  # the probability rises along +eps
     strength = configured_strength(directions, FLARE_DIRECTION, _strong())
     assert not strength.weak, strength.reason
-    from sharpseek.store import LocalStore
+    from sharpseek.data.store import LocalStore
 
     store = LocalStore(tmp_path)
     directions.save(store)
@@ -202,7 +202,7 @@ def test_no_flare_catalogue_gives_one_line_naming_it(tmp_path):
     """An index whose frames carry no outcome (no catalogue loaded): the stage's frames
     refuse with the outlook's own message."""
     from sharpseek.config import Settings
-    from sharpseek.flare_direction_stage import flare_training_frames
+    from sharpseek.pipeline.flare_direction_stage import flare_training_frames
 
     class NoOutcomes:
         def scan(self, keys):

@@ -1,4 +1,4 @@
-"""Tests of sharpseek.flares: parsing, HARPNUM/NOAA matching, windows (edges, leap seconds,
+"""Tests of sharpseek.data.flares: parsing, HARPNUM/NOAA matching, windows (edges, leap seconds,
 the real samples), the catalogue's versions, index payloads and search filters, the CLI.
 
 Hand-written fixture tables here; the shared catalogue (../shared/data/flares) is read in
@@ -21,9 +21,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from sharpseek import flares as F
 from sharpseek.config import Settings
-from sharpseek.store import LocalStore
+from sharpseek.data import flares as F
+from sharpseek.data.store import LocalStore
 
 pytest_plugins = ["model_fixtures"]
 
@@ -391,8 +391,8 @@ def fast_home(tmp_path):
 
 @pytest.fixture
 def settings(tables, fast_home):
-    from sharpseek.index import iter_batches
-    from sharpseek.pipeline import open_settings_index
+    from sharpseek.pipeline.stages import open_settings_index
+    from sharpseek.search.index import iter_batches
 
     flares, harps = tables
     settings = Settings(home=fast_home, flares={"source": str(flares), "harps": str(harps)})
@@ -415,7 +415,7 @@ def rid(harp: int, t_rec: str, series: str = "hmi.sharp_cea_720s") -> str:
 
 
 def _payloads(settings) -> dict[str, dict]:
-    from sharpseek.pipeline import open_settings_index
+    from sharpseek.pipeline.stages import open_settings_index
 
     with open_settings_index(settings) as index:
         return {r.record_id: r.payload for r in index.get([rid(h, t) for h, t in FRAMES])} | {
@@ -424,7 +424,7 @@ def _payloads(settings) -> dict[str, dict]:
 
 
 def test_the_stage_writes_payloads_then_updates_them_for_a_new_version(settings, tables):
-    from sharpseek.pipeline import flares_stage, open_settings_index
+    from sharpseek.pipeline.stages import flares_stage, open_settings_index
 
     with open_settings_index(settings) as index:
         before = {
@@ -461,8 +461,8 @@ def test_the_stage_writes_payloads_then_updates_them_for_a_new_version(settings,
 
 
 def test_search_filters_on_history_outcome_and_quiet(settings):
-    from sharpseek.index import SearchFilter
-    from sharpseek.pipeline import flares_stage, open_settings_index
+    from sharpseek.pipeline.stages import flares_stage, open_settings_index
+    from sharpseek.search.index import SearchFilter
 
     flares_stage(settings)
     query = np.zeros(4, np.float32)
@@ -485,7 +485,7 @@ def test_search_filters_on_history_outcome_and_quiet(settings):
 
 
 def test_cli_load_show_and_search_output(settings, tables, monkeypatch):
-    from sharpseek.cli import app
+    from sharpseek.cli.app import app
 
     monkeypatch.setenv("SHARPSEEK_FLARES__HARPS", str(tables[1]))
     runner = CliRunner()
@@ -505,7 +505,7 @@ def test_cli_load_show_and_search_output(settings, tables, monkeypatch):
 
 
 def test_cli_refuses_a_bad_file_and_writes_nothing(tmp_path, tables, monkeypatch):
-    from sharpseek.cli import app
+    from sharpseek.cli.app import app
 
     monkeypatch.setenv("SHARPSEEK_FLARES__HARPS", str(tables[1]))
     bad = tmp_path / "bad.csv"
@@ -532,7 +532,7 @@ def file_server(tmp_path):
 
 
 def test_the_stage_picks_up_a_newer_file_from_a_url(settings, file_server):
-    from sharpseek.pipeline import flares_stage
+    from sharpseek.pipeline.stages import flares_stage
 
     folder, url = file_server
     (folder / "flares.csv").write_text(FLARES_CSV)
@@ -566,7 +566,7 @@ def test_summary_text():
 
 
 def test_links_carry_the_flare_filters():
-    from sharpseek.index import SearchFilter
+    from sharpseek.search.index import SearchFilter
     from sharpseek.ui.state import ViewState, decode_query, encode_query
 
     view = ViewState(
@@ -582,8 +582,8 @@ def test_links_carry_the_flare_filters():
 
 
 def test_results_tables_and_json_show_history_and_outcome():
-    from sharpseek.index import SearchHit
-    from sharpseek.search import Query, hits_frame, results_to_json
+    from sharpseek.search.index import SearchHit
+    from sharpseek.search.searcher import Query, hits_frame, results_to_json
     from sharpseek.ui.exports import results_table
 
     payload = {
@@ -614,7 +614,13 @@ def test_results_tables_and_json_show_history_and_outcome():
 @pytest.mark.filterwarnings("ignore:Local mode performs exact:UserWarning")
 @pytest.mark.parametrize("backend", ["edge", "server-local"])
 def test_update_payloads_sets_and_removes_fields_on_both_backends(backend, fast_home):
-    from sharpseek.index import EdgeIndex, IndexConfig, SearchFilter, ServerIndex, iter_batches
+    from sharpseek.search.index import (
+        EdgeIndex,
+        IndexConfig,
+        SearchFilter,
+        ServerIndex,
+        iter_batches,
+    )
 
     config = IndexConfig(dim=4)
     index = (
@@ -663,7 +669,7 @@ def test_update_payloads_sets_and_removes_fields_on_both_backends(backend, fast_
 
 
 def test_cli_flare_options_make_the_filter():
-    from sharpseek.cli_index import _filter
+    from sharpseek.cli.index import _filter
 
     spec = _filter([], None, None, [], [], None, None, None, {"history": "M+", "within": "48h"})
     assert spec.history == ("M+", 48) and spec.outcome is None
@@ -680,7 +686,7 @@ def test_cli_flare_options_make_the_filter():
 def test_an_index_build_gives_the_real_samples_their_flares(untrained_home, br_sample_paths):
     """The one road: real samples ingested and indexed with a catalogue held; the index
     write gives the new real frames their flare payloads (no separate step)."""
-    from sharpseek import pipeline as lib
+    from sharpseek.pipeline import stages as lib
 
     settings = untrained_home.model_copy(
         update={

@@ -40,7 +40,7 @@ def harness():
 
 @pytest.fixture(scope="module")
 def flows(harness):
-    from sharpseek.pipeline import load_flows
+    from sharpseek.pipeline.stages import load_flows
 
     return load_flows()
 
@@ -85,7 +85,7 @@ def home(untrained_home, monkeypatch, fake_jsoc) -> Settings:
 
 
 def _index(settings: Settings):
-    from sharpseek.pipeline import open_settings_index
+    from sharpseek.pipeline.stages import open_settings_index
 
     return open_settings_index(settings)
 
@@ -105,8 +105,8 @@ def test_incremental_reindex_picks_up_exactly_the_new_records(flows, home):
     assert later["index"]["mode"] == "update"
     assert later["index"]["added"] == 3 and later["index"]["points_after"] == 6
 
-    from sharpseek.dataset import load_dataset
-    from sharpseek.store import open_store
+    from sharpseek.data.dataset import load_dataset
+    from sharpseek.data.store import open_store
 
     manifest = load_dataset(open_store(home), "sharp").manifest
     with _index(home) as index:
@@ -168,8 +168,8 @@ def test_the_hourly_flow_picks_up_a_newer_flare_table_from_a_url(
         newer = flows.flares_flow()
         assert newer["outputs"]["version"] == "v0002"
         assert newer["outputs"]["payloads"]["written"] == 3
-    from sharpseek.dataset import load_dataset
-    from sharpseek.store import open_store
+    from sharpseek.data.dataset import load_dataset
+    from sharpseek.data.store import open_store
 
     manifest = load_dataset(open_store(home), "sharp").manifest
     with _index(home) as index:
@@ -248,9 +248,9 @@ def test_index_shards_on_a_dask_cluster_of_two_workers(flows, home, monkeypatch)
     out = flows.run_index_flow(settings, ["synthetic"])
     assert out["mode"] == "reindex" and out["points_after"] == len(ds) == 6
 
-    from sharpseek.inference import EncoderModel
-    from sharpseek.pipeline import model_keys
-    from sharpseek.store import open_store
+    from sharpseek.data.store import open_store
+    from sharpseek.models.inference import EncoderModel
+    from sharpseek.pipeline.stages import model_keys
 
     encoder = EncoderModel.from_checkpoint(
         model_keys(settings)["encoder"], store=open_store(settings)
@@ -268,7 +268,7 @@ def test_stage_flows_skip_what_is_up_to_date(flows, home):
     assert flows.ingest_synthetic_flow()["skipped"]
     rows = flows.dataset_versions_flow()
     assert [(r["dataset"], r["records"]) for r in rows] == [("synthetic", 6)]
-    archives = flows.archives_flow()  # sharpseek.serving.build_archives: both models
+    archives = flows.archives_flow()  # sharpseek.serving.torchserve.build_archives: both models
     assert not archives["skipped"] and len(archives["outputs"]["archives"]) == 2
     assert flows.archives_flow()["skipped"]  # same model versions: not rebuilt
 
@@ -286,8 +286,8 @@ def test_sharded_ingest_on_a_dask_cluster_of_two_workers_equals_single_process(
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
     from ingest_fixtures import fits_dataset, synthetic_dataset
-    from sharpseek.dataset import load_dataset
-    from sharpseek.store import open_store
+    from sharpseek.data.dataset import load_dataset
+    from sharpseek.data.store import open_store
 
     synthetic = flows.run_ingest_synthetic_flow(settings, return_state=True)
     fits = flows.run_ingest_fits_flow(settings, [str(p) for p in br_sample_paths])

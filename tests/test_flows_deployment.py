@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
 SERVE = """
-from sharpseek.pipeline import load_flows
+from sharpseek.pipeline.stages import load_flows
 load_flows().ingest_synthetic_flow.serve(name="test", print_starting_message=False)
 """
 
@@ -132,8 +132,8 @@ def test_deployment_run_on_a_real_local_server(tmp_path):
             _stop(serve, "serve")  # the serve process first, then its server
         _stop(server, "server")
 
-    from sharpseek.dataset import load_dataset
-    from sharpseek.store import open_store
+    from sharpseek.data.dataset import load_dataset
+    from sharpseek.data.store import open_store
 
     ds = load_dataset(open_store(Settings(home=home)), "synthetic")
     assert len(ds) == 6 and ds.info["n_regions"] == 2

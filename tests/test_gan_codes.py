@@ -8,11 +8,11 @@ import torch
 
 from ingest_fixtures import synthetic_dataset
 from sharpseek.config import Settings
-from sharpseek.dataset import open_dataset
+from sharpseek.data.dataset import open_dataset
+from sharpseek.data.store import LocalStore
 from sharpseek.models.checkpoints import load_checkpoint
 from sharpseek.models.gan import GANConfig, Generator
-from sharpseek.physics import compute_parameters
-from sharpseek.store import LocalStore
+from sharpseek.physics.parameters import compute_parameters
 from sharpseek.training.codes import CodeTargets, _log_values, code_loss, soft_parameters
 from sharpseek.training.gan import GANTrainConfig, gan_train_config, train_gan
 

@@ -10,7 +10,8 @@ from torch.nn.utils import parametrize
 
 from ingest_fixtures import synthetic_dataset
 from sharpseek.config import Settings
-from sharpseek.dataset import open_dataset
+from sharpseek.data.dataset import open_dataset
+from sharpseek.data.store import LocalStore
 from sharpseek.models.checkpoints import load_checkpoint, load_generator
 from sharpseek.models.gan import (
     Discriminator,
@@ -21,7 +22,6 @@ from sharpseek.models.gan import (
     generator_loss,
     r1_penalty,
 )
-from sharpseek.store import LocalStore
 from sharpseek.training.gan import (
     GANTrainConfig,
     ema_update,
@@ -265,7 +265,7 @@ def test_cli_switches_the_options_and_names_a_bad_one(tmp_path):
     import typer
     from typer.testing import CliRunner
 
-    from sharpseek.cli_train import train_app
+    from sharpseek.cli.train import train_app
 
     app = typer.Typer()
     app.add_typer(train_app, name="train")

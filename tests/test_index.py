@@ -1,4 +1,4 @@
-"""Tests of sharpseek.index.
+"""Tests of sharpseek.search.index.
 
 Contract tests run against both backends: qdrant-edge-py (the real engine, on disk) and
 qdrant-client's local mode (the stand-in for a Qdrant server: same client API, but no HTTP,
@@ -29,8 +29,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sharpseek.dataset import DEFINITIVE_SERIES, NRT_SERIES, record_id
-from sharpseek.index import (
+from sharpseek.data.dataset import DEFINITIVE_SERIES, NRT_SERIES, record_id
+from sharpseek.search.index import (
     EdgeIndex,
     EmptyIndexError,
     EncoderMismatchError,
@@ -44,7 +44,7 @@ from sharpseek.index import (
     recall_at_k,
     region_key,
 )
-from sharpseek.index.filters import to_tai
+from sharpseek.search.index.filters import to_tai
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:Payload indexes have no effect:UserWarning"),

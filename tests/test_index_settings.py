@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sharpseek.config import Settings
-from sharpseek.index import EdgeIndex, SearchFilter, index_config, open_index_from_settings
+from sharpseek.search.index import EdgeIndex, SearchFilter, index_config, open_index_from_settings
 
 
 def test_index_settings_feed_the_index_config(monkeypatch, tmp_path):

@@ -3,13 +3,13 @@
 import numpy as np
 import pytest
 
-from sharpseek.inference import (
+from sharpseek.data.store import open_store
+from sharpseek.models.inference import (
     EncoderModel,
     GeneratorModel,
     checkpoint_name,
     latent_from_seeds,
 )
-from sharpseek.store import open_store
 
 pytest_plugins = ["model_fixtures"]
 

@@ -12,13 +12,13 @@ from astropy.io import fits
 from typer.testing import CliRunner
 
 from fake_jsoc import FakeJsoc, builtin_record_table
-from sharpseek.cli import app
+from sharpseek.cli.app import app
 from sharpseek.config import Settings, StoreSettings
-from sharpseek.dataset import dataset_versions, load_dataset
-from sharpseek.ingest import derive_mu, shown_path
-from sharpseek.jsoc import DEFINITIVE_SERIES, NRT_SERIES
-from sharpseek.pipeline import plan_ingest_fits, plan_ingest_jsoc, run_ingest_plan
-from sharpseek.store import LocalStore, open_store
+from sharpseek.data.dataset import dataset_versions, load_dataset
+from sharpseek.data.ingest import derive_mu, shown_path
+from sharpseek.data.jsoc import DEFINITIVE_SERIES, NRT_SERIES
+from sharpseek.data.store import LocalStore, open_store
+from sharpseek.pipeline.stages import plan_ingest_fits, plan_ingest_jsoc, run_ingest_plan
 
 pytest_plugins = ["s3_servers"]
 
@@ -184,7 +184,7 @@ def test_cli_exit_status_says_something_was_quarantined(settings, tmp_path, monk
 def test_cli_ingest_is_recorded_in_the_ledger_and_an_identical_rerun_is_skipped(
     settings, tmp_path, monkeypatch
 ):
-    from sharpseek.pipeline import Ledger
+    from sharpseek.pipeline.stages import Ledger
 
     monkeypatch.setenv("SHARPSEEK_HOME", str(settings.home))
     folder = tmp_path / "in"
@@ -371,7 +371,7 @@ def test_dataset_list_and_show_report_versions_and_quarantine(settings, tmp_path
 def test_fits_ingest_into_an_s3_store_keeps_raw_files_there(settings, samples_dir, moto_server):
     import uuid
 
-    from sharpseek.store import S3Store
+    from sharpseek.data.store import S3Store
 
     bucket = "ingest-" + uuid.uuid4().hex[:10]
     store_settings = {"backend": "s3", "endpoint": moto_server.endpoint, "bucket": bucket,
@@ -397,7 +397,8 @@ def test_resuming_a_crashed_synthetic_ingest_makes_only_the_shards_it_lacks(tmp_
     """Issue 21: a crashed synthetic ingest, run again, regenerated every frame. Shards are
     content-addressed by recipe and regions and kept once made: the rerun makes only what
     the crash left undone, and commits every frame."""
-    from sharpseek import ingest, pipeline
+    from sharpseek.data import ingest
+    from sharpseek.pipeline import stages as pipeline
 
     settings = Settings(home=tmp_path / "home", preset="tiny", flows={"ingest_shard_size": 4})
     recipe = {"regions": 6, "frames": 2, "seed": 1}

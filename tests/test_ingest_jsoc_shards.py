@@ -12,12 +12,12 @@ import pandas as pd
 import pytest
 
 from fake_jsoc import FakeJsoc, builtin_record_table
-from sharpseek import pipeline as lib
 from sharpseek.config import Settings
-from sharpseek.dataset import dataset_versions, load_dataset
-from sharpseek.ingest import commit_ingest_shards, ingest_shard
-from sharpseek.jsoc import DEFINITIVE_SERIES, NRT_SERIES
-from sharpseek.store import open_store
+from sharpseek.data.dataset import dataset_versions, load_dataset
+from sharpseek.data.ingest import commit_ingest_shards, ingest_shard
+from sharpseek.data.jsoc import DEFINITIVE_SERIES, NRT_SERIES
+from sharpseek.data.store import open_store
+from sharpseek.pipeline import stages as lib
 
 EMAIL = "researcher@example.org"  # registered on the fake JSOC
 #: HARP 9001 from 00:00 to 05:00: six hourly records, one of them a corrupt file

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from sharpseek.config import Settings
-from sharpseek.inference import GeneratorModel
-from sharpseek.inversion import invert
+from sharpseek.models.inference import GeneratorModel
+from sharpseek.science.inversion import invert
 
 pytest_plugins = ["model_fixtures"]
 torch.set_num_threads(1)

@@ -25,8 +25,8 @@ from fake_jsoc import (
     real_record_table,
 )
 from sharpseek.config import JsocSettings
-from sharpseek.fits import read_sharp
-from sharpseek.jsoc import (
+from sharpseek.data.fits import read_sharp
+from sharpseek.data.jsoc import (
     DEFINITIVE_SERIES,
     NRT_SERIES,
     JsocDownloadError,
@@ -302,9 +302,9 @@ def test_export_downloads_readable_files(fake, tmp_path):
 
 
 def test_export_never_logs_or_stores_the_email(fake, tmp_path, caplog):
-    with caplog.at_level(logging.DEBUG, logger="sharpseek.jsoc"):
+    with caplog.at_level(logging.DEBUG, logger="sharpseek.data.jsoc"):
         _download(fake, BUILTIN_QUERY, tmp_path)
-    ours = "\n".join(r.getMessage() for r in caplog.records if r.name == "sharpseek.jsoc")
+    ours = "\n".join(r.getMessage() for r in caplog.records if r.name == "sharpseek.data.jsoc")
     assert "r***@example.org" in ours
     assert EMAIL not in ours
     (state,) = tmp_path.glob("jsoc-export-*.json")
@@ -347,7 +347,7 @@ def test_export_timeout_then_rerun_waits_for_the_same_export(fake, tmp_path):
 
 def test_export_with_fewer_files_than_records_lists_the_missing(fake, tmp_path, caplog):
     fake.behaviour.drop_last_records = 1
-    with caplog.at_level(logging.WARNING, logger="sharpseek.jsoc"):
+    with caplog.at_level(logging.WARNING, logger="sharpseek.data.jsoc"):
         result = _download(fake, BUILTIN_QUERY, tmp_path)
     assert len(result.files) == 2
     assert result.missing == ["hmi.sharp_cea_720s[9001][2020.01.01_02:00:00_TAI]{Br}"]
@@ -407,7 +407,7 @@ def test_unreadable_state_starts_over(fake, tmp_path, caplog):
     _download(fake, BUILTIN_QUERY, tmp_path)
     (state_path,) = tmp_path.glob("jsoc-export-*.json")
     state_path.write_text("{not json")
-    with caplog.at_level(logging.WARNING, logger="sharpseek.jsoc"):
+    with caplog.at_level(logging.WARNING, logger="sharpseek.data.jsoc"):
         result = _download(fake, BUILTIN_QUERY, tmp_path)
     assert "Ignoring unreadable download state" in caplog.text
     assert result.request_id == "JSOC_20250101_002"

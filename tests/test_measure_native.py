@@ -18,9 +18,9 @@ import pytest
 from astropy.io import fits
 from typer.testing import CliRunner
 
-from sharpseek.cli import app
-from sharpseek.measure import MEASURE_UNITS, MEASURED, measure_files
-from sharpseek.physics import NATIVE_PARAMETERS, RSUN_REF, SHARP_PIXEL_SCALE
+from sharpseek.cli.app import app
+from sharpseek.physics.parameters import NATIVE_PARAMETERS, RSUN_REF, SHARP_PIXEL_SCALE
+from sharpseek.science.measure import MEASURE_UNITS, MEASURED, measure_files
 
 runner = CliRunner()
 PIXEL_MM = (SHARP_PIXEL_SCALE.to_value(u.rad) * RSUN_REF).to_value(u.Mm)

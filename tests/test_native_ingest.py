@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 from sharpseek.config import Settings
-from sharpseek.dataset import load_dataset
-from sharpseek.index.points import INDEXED_FIELDS, build_points
-from sharpseek.measure import measure_files
-from sharpseek.native import NATIVE_COLUMNS
-from sharpseek.pipeline import plan_ingest_fits, run_ingest_plan
-from sharpseek.store import open_store
+from sharpseek.data.dataset import load_dataset
+from sharpseek.data.native import NATIVE_COLUMNS
+from sharpseek.data.store import open_store
+from sharpseek.pipeline.stages import plan_ingest_fits, run_ingest_plan
+from sharpseek.science.measure import measure_files
+from sharpseek.search.index.points import INDEXED_FIELDS, build_points
 
 
 @pytest.fixture
@@ -49,7 +49,7 @@ def test_index_payload_carries_the_native_values(settings, samples_dir):
 def test_staged_shards_carry_the_magnetogram_beside_its_br(settings, samples_dir):
     # JSOC downloads are staged in the store for workers elsewhere: the line-of-sight
     # segment travels with its Br file, so r_jsoc is computed on it there too
-    from sharpseek.ingest import ingest_shard, plan_fits_shards, shard_items
+    from sharpseek.data.ingest import ingest_shard, plan_fits_shards, shard_items
 
     br = samples_dir / "hmi.sharp_cea_720s.377.20110215_020000_TAI.Br.fits"
     if not br.with_name(br.name.replace(".Br.", ".magnetogram.")).is_file():
@@ -67,8 +67,8 @@ def test_staged_shards_carry_the_magnetogram_beside_its_br(settings, samples_dir
 
 def test_a_jsoc_export_of_the_magnetogram_gives_r_jsoc_on_it(tmp_path):
     from fake_jsoc import FakeJsoc, builtin_record_table
-    from sharpseek.jsoc import DEFINITIVE_SERIES, NRT_SERIES
-    from sharpseek.pipeline import plan_ingest_jsoc
+    from sharpseek.data.jsoc import DEFINITIVE_SERIES, NRT_SERIES
+    from sharpseek.pipeline.stages import plan_ingest_jsoc
 
     tables = {DEFINITIVE_SERIES: builtin_record_table(), NRT_SERIES: builtin_record_table()}
     server = FakeJsoc(tables, tmp_path / "jsoc-files").start()

@@ -8,8 +8,8 @@ from datetime import datetime
 import pandas as pd
 import pytest
 
-from sharpseek.index import SearchHit
-from sharpseek.measure import measure_files
+from sharpseek.science.measure import measure_files
+from sharpseek.search.index import SearchHit
 from sharpseek.ui import has_native, read_upload, results_table, summary
 
 REAL_PAYLOAD = {
@@ -60,7 +60,11 @@ def test_uploaded_fits_carries_its_native_values(br_sample_paths):
 def test_every_shown_parameter_has_a_definition_that_docs_physics_states():
     from pathlib import Path
 
-    from sharpseek.physics import NATIVE_PARAMETERS, SHOWN_PARAMETERS, parameter_definitions
+    from sharpseek.physics.parameters import (
+        NATIVE_PARAMETERS,
+        SHOWN_PARAMETERS,
+        parameter_definitions,
+    )
 
     rows = parameter_definitions()
     keys = [key for key, *_ in rows]

@@ -1,4 +1,5 @@
-"""Tests of the native-scale measures of a real patch: sharpseek.physics.native_parameters, r_jsoc.
+"""Tests of the native-scale measures of a real patch:
+sharpseek.physics.parameters.native_parameters, r_jsoc.
 
 Reference numbers and what they test:
 - ``oracle_physics.oracle_r_jsoc`` (a slow, loop-by-loop transcription of JSOC's computeR as
@@ -20,8 +21,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from oracle_physics import oracle_r_jsoc
-from sharpseek.fits import read_sharp
-from sharpseek.physics import (
+from sharpseek.data.fits import read_sharp
+from sharpseek.physics.parameters import (
     NATIVE_PARAMETERS,
     NATIVE_UNITS,
     RSUN_REF,

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 import test_flares as TF
 from sharpseek.config import Settings
-from sharpseek.outlook import look_alike_outlook, outlook_cutoff, query_outlook
+from sharpseek.search.outlook import look_alike_outlook, outlook_cutoff, query_outlook
 
 T0 = pd.Timestamp("2014-01-01T00:00:00")
 M1 = 1e-5
@@ -111,8 +111,8 @@ def test_counts_threshold_and_words():
 def flare_settings(tmp_path):
     """The frames and catalogue of tests/test_flares.py in an embedded index, payloads
     written."""
-    from sharpseek.index import iter_batches
-    from sharpseek.pipeline import flares_stage, open_settings_index
+    from sharpseek.pipeline.stages import flares_stage, open_settings_index
+    from sharpseek.search.index import iter_batches
 
     (tmp_path / "flares.csv").write_text(TF.FLARES_CSV)
     (tmp_path / "harps.csv").write_text(TF.HARPS_CSV)
@@ -136,8 +136,8 @@ def flare_settings(tmp_path):
 
 
 def test_the_index_path_equals_the_rule_on_every_frame(flare_settings):
-    from sharpseek.outlook import hits_candidates
-    from sharpseek.pipeline import open_settings_index
+    from sharpseek.pipeline.stages import open_settings_index
+    from sharpseek.search.outlook import hits_candidates
 
     with open_settings_index(flare_settings) as index:
         every = index.search(np.zeros(4, np.float32), limit=100, group_by_harp=False)
@@ -179,7 +179,7 @@ def test_the_index_path_equals_the_rule_on_every_frame(flare_settings):
 
 
 def test_cli_search_outlook_text_and_json(flare_settings, monkeypatch):
-    from sharpseek.cli import app
+    from sharpseek.cli.app import app
 
     runner = CliRunner()
     home = str(flare_settings.home)
@@ -199,7 +199,7 @@ def test_cli_search_outlook_text_and_json(flare_settings, monkeypatch):
 def test_evaluate_outlook_finds_skill_where_the_embedding_carries_it():
     """Regions with a propensity to flare: R follows it and so does one embedding axis. The
     outlook and the R rule show skill on both splits; climatology has none by construction."""
-    from sharpseek.evaluate_outlook import evaluate_outlook
+    from sharpseek.search.evaluate_outlook import evaluate_outlook
 
     rng = np.random.default_rng(0)
     rows, vectors = [], []
@@ -237,8 +237,8 @@ def test_evaluate_outlook_finds_skill_where_the_embedding_carries_it():
 def test_a_record_query_counts_regions_of_its_own_kind(tmp_path):
     """Synthetic and real frames with outcomes in one index: a real record's outlook counts
     real regions only, a synthetic record's synthetic ones; an image query both, and says so."""
-    from sharpseek.index import iter_batches
-    from sharpseek.pipeline import open_settings_index
+    from sharpseek.pipeline.stages import open_settings_index
+    from sharpseek.search.index import iter_batches
 
     settings_ = Settings(home=tmp_path / "home")
     rows = pd.DataFrame(

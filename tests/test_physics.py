@@ -1,4 +1,4 @@
-"""Tests of sharpseek.physics.
+"""Tests of sharpseek.physics.parameters.
 
 Reference numbers and what they test:
 - ``oracle_physics`` (an independent numpy/scipy transcription of SCIENCE.md) tests *consistency*:
@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 from scipy import ndimage, stats
 
 from oracle_physics import oracle_batch, oracle_parameters
-from sharpseek import physics
-from sharpseek.physics import (
+from sharpseek.physics import parameters as physics
+from sharpseek.physics.parameters import (
     PARAMETER_DESCRIPTIONS,
     PARAMETER_UNITS,
     RSUN_REF,
@@ -382,7 +382,7 @@ def test_complex_images_are_rejected():
 
 
 def test_images_in_gauss_are_rejected():
-    with pytest.raises(ValueError, match="divide by sharpseek.physics.FIELD_SCALE"):
+    with pytest.raises(ValueError, match="divide by sharpseek.physics.parameters.FIELD_SCALE"):
         compute_parameters(np.zeros((1, SIZE, SIZE)) * u.G)
 
 

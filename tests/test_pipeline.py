@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 import torch
 
-from sharpseek import pipeline as lib
 from sharpseek.config import Settings
-from sharpseek.dataset import load_dataset
-from sharpseek.store import open_store
+from sharpseek.data.dataset import load_dataset
+from sharpseek.data.store import open_store
+from sharpseek.pipeline import stages as lib
 
 pytest_plugins = ["model_fixtures"]
 
@@ -104,7 +104,7 @@ def test_fits_stage_skips_unchanged_files_without_a_new_version(tmp_path, br_sam
     assert not first.skipped and first.outputs["added"] == 2
     second = ingest_fits(settings, br_sample_paths[:2])
     assert second.skipped
-    from sharpseek.dataset import dataset_versions
+    from sharpseek.data.dataset import dataset_versions
 
     assert dataset_versions(open_store(settings), "sharp") == [first.outputs["version"]]
     third = ingest_fits(settings, br_sample_paths[:3])
@@ -126,7 +126,7 @@ def test_fits_into_a_dataset_made_under_another_clip_is_refused(tmp_path, br_sam
     other = _with_clip(settings, 500.0)
     with pytest.raises(ValueError, match="sharp/v0001 was made with quality.*another --dataset"):
         ingest_fits(other, br_sample_paths[:1])
-    from sharpseek.dataset import dataset_versions
+    from sharpseek.data.dataset import dataset_versions
 
     assert dataset_versions(open_store(settings), "sharp") == [first.outputs["version"]]
     plan = lib.plan_ingest_fits(other, br_sample_paths[:1], dataset="sharp500")
@@ -138,7 +138,7 @@ def test_fits_into_a_dataset_made_under_another_clip_is_refused(tmp_path, br_sam
 def test_cli_ingest_under_another_clip_exits_2_with_one_line(tmp_path, br_sample_paths):
     from typer.testing import CliRunner
 
-    from sharpseek.cli import app
+    from sharpseek.cli.app import app
 
     home = str(tmp_path / "home")
     runner = CliRunner()
@@ -178,8 +178,8 @@ def test_index_plan_then_update_embeds_exactly_the_new_frames(untrained_home):
     assert (outcome.mode, outcome.added, outcome.points_after) == ("reindex", 12, 12)
 
     # the stored vectors are the encoder's embeddings of exactly those frames
-    from sharpseek.dataset import load_dataset
-    from sharpseek.inference import EncoderModel
+    from sharpseek.data.dataset import load_dataset
+    from sharpseek.models.inference import EncoderModel
 
     store = open_store(settings)
     ds = load_dataset(store, "synthetic")
@@ -222,7 +222,7 @@ def _assert_same_dataset(single, sharded):
 
 
 def test_plan_synthetic_shards_covers_each_region_once():
-    from sharpseek.ingest import plan_synthetic_shards
+    from sharpseek.data.ingest import plan_synthetic_shards
 
     shards = plan_synthetic_shards(regions=7, frames=3, cadence_hours=6.0, seed=0, shard_frames=7)
     assert [(s.first_region, s.stop_region) for s in shards] == [(0, 2), (2, 4), (4, 6), (6, 7)]
@@ -242,7 +242,7 @@ def test_sharded_synthetic_ingest_equals_single_process(tmp_path):
     assert len(plan.shards) == 3 and plan.done is None
     outcome = lib.run_ingest_plan(settings, plan, progress=False)
     assert not outcome.skipped and outcome.outputs["dataset"]["n_records"] == 15
-    from sharpseek.dataset import load_dataset
+    from sharpseek.data.dataset import load_dataset
 
     store = open_store(settings)
     _assert_same_dataset(single, load_dataset(store, "synthetic"))
@@ -251,8 +251,8 @@ def test_sharded_synthetic_ingest_equals_single_process(tmp_path):
 
 
 def test_crash_before_the_commit_neither_duplicates_nor_drops(tmp_path):
-    from sharpseek.dataset import dataset_versions, load_dataset
-    from sharpseek.ingest import commit_ingest_shards, ingest_shard
+    from sharpseek.data.dataset import dataset_versions, load_dataset
+    from sharpseek.data.ingest import commit_ingest_shards, ingest_shard
 
     settings = _ingest_settings(tmp_path / "sharded", shard_frames=4)  # 5 shards of 1 region
     store = open_store(settings)
@@ -297,10 +297,10 @@ def test_sharded_fits_ingest_equals_single_process(tmp_path, br_sample_paths):
 def test_archives_stage_rebuilds_after_the_directions_change(untrained_home):
     """The generator's archive packs its directions: a recalibration (a new
     DirectionSet.version, same GAN) rebuilds the archives instead of reusing stale ones."""
-    from sharpseek.directions import DirectionSet, fit_directions
-    from sharpseek.inference import GeneratorModel
-    from sharpseek.pipeline import archives_stage
-    from sharpseek.store import open_store
+    from sharpseek.data.store import open_store
+    from sharpseek.models.inference import GeneratorModel
+    from sharpseek.pipeline.stages import archives_stage
+    from sharpseek.science.directions import DirectionSet, fit_directions
 
     settings, store = untrained_home, open_store(untrained_home)
     generator = GeneratorModel.from_settings(settings)
@@ -320,7 +320,7 @@ def test_archives_stage_rebuilds_after_the_directions_change(untrained_home):
 # the index road's modes (`sharpseek index build|update`) and the models behind it
 # ----------------------------------------------------------------------------------------------
 def test_build_refuses_a_live_version_and_update_needs_a_live_one(untrained_home):
-    from sharpseek.index import EmptyIndexError
+    from sharpseek.search.index import EmptyIndexError
 
     settings = untrained_home
     ingest_synthetic(settings, regions=2, frames=2, seed=1)
@@ -339,8 +339,8 @@ def test_build_refuses_a_live_version_and_update_needs_a_live_one(untrained_home
 def test_index_cli_build_then_update_take_the_pipeline_road(untrained_home):
     from typer.testing import CliRunner
 
-    from sharpseek.cli import app
-    from sharpseek.dataset import load_dataset
+    from sharpseek.cli.app import app
+    from sharpseek.data.dataset import load_dataset
 
     runner = CliRunner()
     first = ingest_synthetic(untrained_home, regions=2, frames=2, seed=1)
@@ -380,7 +380,7 @@ class _FakeServer:
 def test_embedding_uses_torchserve_only_when_it_serves_the_plans_encoder(
     untrained_home, monkeypatch, serves_the_plans_version
 ):
-    import sharpseek.backends as backends
+    import sharpseek.serving.backends as backends
 
     settings = untrained_home.model_copy(
         update={"serve": untrained_home.serve.model_copy(update={"backend": "torchserve"})}
@@ -408,8 +408,8 @@ def test_embedding_refuses_a_checkpoint_of_another_version(untrained_home):
 
 
 def test_directions_stage_generates_through_the_backend_as_the_generator_would(untrained_home):
-    from sharpseek.directions import DirectionSet, fit_directions
-    from sharpseek.inference import GeneratorModel
+    from sharpseek.models.inference import GeneratorModel
+    from sharpseek.science.directions import DirectionSet, fit_directions
 
     settings = untrained_home.model_copy(
         update={

@@ -1,4 +1,4 @@
-"""Tests of sharpseek.preprocess: the resize to model space and the heliocentric angle.
+"""Tests of sharpseek.data.preprocess: the resize to model space and the heliocentric angle.
 
 Reference numbers here test exact behaviour (shapes, scales, constants preserved by the
 resize, mu at known points); the real-sample test checks consistency only (sane scales and
@@ -12,14 +12,14 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from sharpseek.physics import MODEL_SIZE
-from sharpseek.preprocess import (
+from sharpseek.data.preprocess import (
     ModelBatch,
     ModelPatch,
     heliocentric_mu,
     to_model_space,
     to_model_space_batch,
 )
+from sharpseek.physics.parameters import MODEL_SIZE
 
 
 def _checkerboard(n: int, value: float) -> np.ndarray:

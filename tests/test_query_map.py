@@ -1,12 +1,12 @@
-"""sharpseek.query_map: generated queries moved onto the indexed frames' embedding
+"""sharpseek.search.query_map: generated queries moved onto the indexed frames' embedding
 distribution (issue 17's hubness cure), on micro arrays."""
 
 import numpy as np
 import pytest
 
-from sharpseek.evaluate import hubness
-from sharpseek.evaluate_retrieval import _nearest
-from sharpseek.query_map import GeneratedQueryMap, generated_vectors
+from sharpseek.science.evaluate import hubness
+from sharpseek.search.evaluate_retrieval import _nearest
+from sharpseek.search.query_map import GeneratedQueryMap, generated_vectors
 
 META = {"encoder_version": "enc-e0001-aaaa", "generator_version": "gan-e0001-bbbb"}
 

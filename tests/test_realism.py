@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sharpseek.realism import compare_with_headers, flux_balance, read_header_table
+from sharpseek.science.realism import compare_with_headers, flux_balance, read_header_table
 
 
 def _manifest_like(headers: pd.DataFrame) -> pd.DataFrame:

@@ -1,4 +1,4 @@
-"""Tests of sharpseek.search, sharpseek.evaluate_retrieval and their CLI (issue 6).
+"""Tests of sharpseek.search.searcher, sharpseek.search.evaluate_retrieval and their CLI (issue 6).
 
 One small home per module: untrained tiny models (seconds), a synthetic dataset of 12
 regions x 4 frames, and an embedded index built from it. Expected results come from numpy
@@ -23,9 +23,9 @@ from scipy.spatial import distance  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
 from sharpseek.config import Settings  # noqa: E402
-from sharpseek.index import EmptyIndexError, EncoderMismatchError, SearchFilter  # noqa: E402
-from sharpseek.index.points import region_key  # noqa: E402
-from sharpseek.search import (  # noqa: E402
+from sharpseek.search.index import EmptyIndexError, EncoderMismatchError, SearchFilter  # noqa: E402
+from sharpseek.search.index.points import region_key  # noqa: E402
+from sharpseek.search.searcher import (  # noqa: E402
     ImageInputError,
     PhysicsBaseline,
     Searcher,
@@ -48,7 +48,7 @@ def home(tmp_path_factory):
     """(settings, dataset, embeddings of its frames): index built, env pointing at it."""
     from ingest_fixtures import synthetic_dataset
     from model_fixtures import write_untrained_checkpoints
-    from sharpseek.pipeline import plan_index, run_index_plan
+    from sharpseek.pipeline.stages import plan_index, run_index_plan
 
     mp = pytest.MonkeyPatch()
     root = tmp_path_factory.mktemp("search") / "home"
@@ -132,7 +132,7 @@ def test_bad_images_are_refused(array, units, match):
 def test_gauss_arrays_and_fits_are_preprocessed_as_ingestion_does(tmp_path):
     from astropy.io import fits
 
-    from sharpseek.preprocess import to_model_space
+    from sharpseek.data.preprocess import to_model_space
 
     br = np.random.default_rng(1).normal(0, 300, (90, 210))
     np.save(tmp_path / "br.npy", br)
@@ -152,7 +152,7 @@ def test_a_real_query_is_clipped_as_ingestion_clips_it(tmp_path):
     frames do (b within +-0.5); a model-space query is taken as it is."""
     from astropy.io import fits
 
-    from sharpseek.preprocess import clip_field, to_model_space
+    from sharpseek.data.preprocess import clip_field, to_model_space
 
     br = np.random.default_rng(2).normal(0, 800, (100, 240))
     fits.PrimaryHDU(br).writeto(tmp_path / "x.Br.fits")
@@ -206,7 +206,7 @@ def test_baselines_match_slow_obvious_distances():
 
 
 def test_correlations_match_scipy_on_finite_pairs():
-    from sharpseek.evaluate_retrieval import correlations
+    from sharpseek.search.evaluate_retrieval import correlations
 
     rng = np.random.default_rng(3)
     a = pd.DataFrame({"tuf": rng.normal(size=30), "psep": rng.normal(size=30)})
@@ -282,7 +282,7 @@ def test_record_query_uses_the_stored_vector_and_leaves_its_region_out(home, sea
 
 
 def test_latent_query_with_shift_moves_z_along_the_stored_direction(home, searcher):
-    from sharpseek.directions import Boundary, DirectionSet, LabelRule
+    from sharpseek.science.directions import Boundary, DirectionSet, LabelRule
 
     gen = searcher.backend.generator
     with pytest.raises(ValueError, match="without directions"):  # none fitted yet: refused
@@ -371,7 +371,7 @@ def test_baseline_search_groups_regions_and_matches_the_metric(home, searcher):
 
 
 def _cli(*args):
-    from sharpseek.cli import app
+    from sharpseek.cli.app import app
 
     return runner.invoke(app, list(args))
 
@@ -430,7 +430,7 @@ def test_cli_saved_query_png_searches_like_the_seed(home, tmp_path):
 
 
 def test_cli_searches_with_a_png_exported_by_the_ui(home, searcher, tmp_path):
-    from sharpseek.search import png_bytes
+    from sharpseek.search.searcher import png_bytes
 
     settings, ds, _ = home
     png = tmp_path / "seed-6.png"
@@ -465,7 +465,7 @@ def test_cli_evaluate_retrieval_writes_a_labelled_report(home, tmp_path):
                    if r["pearson"] is not None)  # fmt: skip
         assert [m["seed"] for m in got["matches"]] == list(range(first, first + 30))
         # each query's SimSiam match is its nearest frame, by a plain loop over the frames
-        from sharpseek.backends import open_backend
+        from sharpseek.serving.backends import open_backend
 
         with open_backend(settings) as backend, Searcher(settings, backend=backend) as own:
             q = own.query_map.apply(
@@ -483,7 +483,7 @@ def test_cli_evaluate_retrieval_writes_a_labelled_report(home, tmp_path):
 
 
 def test_catalogue_hook_gives_each_ar_its_nearest_real_sharps(home, searcher, tmp_path):
-    from sharpseek.search import nearest_sharps
+    from sharpseek.search.searcher import nearest_sharps
 
     settings, ds, vectors = home
     images = ds.images([3, 30]) * 1.5  # a balanced AR may exceed 1000 G: clipped, as the model sees
@@ -498,8 +498,8 @@ def test_catalogue_hook_gives_each_ar_its_nearest_real_sharps(home, searcher, tm
 
 
 def test_held_out_same_region_counts_only_held_out_frames_and_regions(home):
-    from sharpseek.evaluate import pca_features, same_region_retrieval
-    from sharpseek.evaluate_retrieval import _nearest, held_out_same_region
+    from sharpseek.science.evaluate import pca_features, same_region_retrieval
+    from sharpseek.search.evaluate_retrieval import _nearest, held_out_same_region
 
     settings, ds, vectors = home
     real = ds.manifest.reset_index(drop=True)
@@ -526,7 +526,7 @@ def test_held_out_same_region_counts_only_held_out_frames_and_regions(home):
 def test_a_real_query_carries_its_native_values_and_a_generated_one_none(
     home, searcher, br_sample_paths
 ):
-    from sharpseek.measure import measure_files
+    from sharpseek.science.measure import measure_files
 
     path = br_sample_paths[0]
     real = searcher.image_query(path)
@@ -561,7 +561,7 @@ def test_complex_and_too_small_queries_are_refused_as_ingest_refuses_them(tmp_pa
 
 
 def test_the_query_map_is_fitted_once_stored_and_used_for_generated_queries_only(home, searcher):
-    from sharpseek.query_map import GeneratedQueryMap
+    from sharpseek.search.query_map import GeneratedQueryMap
 
     settings, ds, vectors = home
     fitted = searcher.query_map
@@ -592,8 +592,8 @@ def test_the_query_map_is_fitted_once_stored_and_used_for_generated_queries_only
 
 
 def test_the_pipeline_fits_the_query_map_once(home):
-    from sharpseek.pipeline import query_map_stage
-    from sharpseek.store import open_store
+    from sharpseek.data.store import open_store
+    from sharpseek.pipeline.stages import query_map_stage
 
     settings, ds, _ = home
     first = query_map_stage(settings)

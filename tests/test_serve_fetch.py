@@ -18,10 +18,10 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from sharpseek import serving
-from sharpseek.cli import app
+from sharpseek.cli.app import app
 from sharpseek.config import Settings
-from sharpseek.store import open_store
+from sharpseek.data.store import open_store
+from sharpseek.serving import torchserve as serving
 
 pytest_plugins = ["model_fixtures"]
 
@@ -208,7 +208,7 @@ def test_handlers_dir_comes_from_the_settings_when_set(tmp_path):
     import shutil
 
     from sharpseek.config import Settings
-    from sharpseek.serving import ServeError, handlers_dir
+    from sharpseek.serving.torchserve import ServeError, handlers_dir
 
     source = handlers_dir()
     assert (source / "base_handler.py").is_file()

@@ -17,20 +17,20 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from sharpseek import serving
-from sharpseek.backends import (
+from sharpseek.cli.app import app
+from sharpseek.config import Settings
+from sharpseek.data.store import open_store
+from sharpseek.models.inference import GeneratorModel
+from sharpseek.science.directions import DirectionSet, fit_directions
+from sharpseek.serving import torchserve as serving
+from sharpseek.serving.backends import (
     BackendAuthError,
     InProcessBackend,
     RequestError,
     TorchServeBackend,
     read_key_file,
 )
-from sharpseek.cli import app
-from sharpseek.config import Settings
-from sharpseek.directions import DirectionSet, fit_directions
-from sharpseek.inference import GeneratorModel
-from sharpseek.serving_protocol import encode_embed_request
-from sharpseek.store import open_store
+from sharpseek.serving.protocol import encode_embed_request
 
 pytest_plugins = ["model_fixtures"]
 pytestmark = pytest.mark.slow
@@ -209,7 +209,7 @@ def test_cli_search_by_seed_runs_on_torchserve_and_finds_what_inprocess_finds(se
     shifted and embedded by TorchServe (its request counters move, the JSON names it) and
     the hits are those of the in-process backend."""
     from ingest_fixtures import synthetic_dataset
-    from sharpseek.pipeline import plan_index, run_index_plan
+    from sharpseek.pipeline.stages import plan_index, run_index_plan
 
     settings = server[0]
     synthetic_dataset(settings, regions=8, frames=2)

@@ -10,16 +10,16 @@ import sys
 import numpy as np
 import pytest
 
-from sharpseek.backends import TorchServeBackend
 from sharpseek.config import Settings
-from sharpseek.serving import handlers_dir
-from sharpseek.serving_protocol import (
+from sharpseek.serving.backends import TorchServeBackend
+from sharpseek.serving.protocol import (
     RequestError,
     decode_embed_request,
     decode_generate_request,
     encode_embed_request,
     max_body_bytes,
 )
+from sharpseek.serving.torchserve import handlers_dir
 
 LATENT_DIM = 8
 

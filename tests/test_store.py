@@ -1,4 +1,4 @@
-"""Tests of sharpseek.store.
+"""Tests of sharpseek.data.store.
 
 One contract suite runs against every backend: LocalStore in a temporary folder, and S3Store
 (minio SDK) against two real S3 server processes on 127.0.0.1: moto (the broad S3 API,
@@ -32,9 +32,9 @@ import pytest
 import urllib3
 from pydantic import SecretStr
 
-import sharpseek.store as store_module
+import sharpseek.data.store as store_module
 from sharpseek.config import Settings
-from sharpseek.store import (
+from sharpseek.data.store import (
     LocalStore,
     ObjectNotFound,
     ObjectStore,
@@ -452,7 +452,7 @@ def test_local_killed_process_leaves_only_an_unlisted_temporary(tmp_path):
     # A real crash: the writing process dies (os._exit) halfway, so nothing cleans up.
     script = (
         "import os, sys\n"
-        "import sharpseek.store as s\n"
+        "import sharpseek.data.store as s\n"
         "def die(dst, chunks, digest):\n"
         "    dst.write(b'partial'); dst.flush(); os._exit(3)\n"
         "s._write_chunks = die\n"
@@ -571,7 +571,7 @@ def test_s3_slow_down_is_retried_with_backoff(moto_server, caplog):
         return None
 
     store = moto_store(moto_server, http_client=fast_pool(_FaultPool, hook=slow_down_twice))
-    with caplog.at_level(logging.WARNING, logger="sharpseek.store"):
+    with caplog.at_level(logging.WARNING, logger="sharpseek.data.store"):
         store.put_bytes("a/b.bin", b"payload")
     assert len(faults) == 2
     assert store.get_bytes("a/b.bin") == b"payload"

@@ -1,10 +1,10 @@
-"""Tests of sharpseek.synthetic: synthetic HARPs and their ground truth.
+"""Tests of sharpseek.data.synthetic: synthetic HARPs and their ground truth.
 
 What the numbers test:
 - reproducibility and metadata: exact behaviour;
 - statistics (flux, latitude, Joy, Hale, classes): the generator against its own model
   parameters, with bounds of >= 3 binomial / standard errors for the sample sizes used;
-- truth against measurement (``sharpseek.physics.compute_parameters`` after
+- truth against measurement (``sharpseek.physics.parameters.compute_parameters`` after
   ``to_model_space``): consistency of the generated images with their truth, with bounds
   set from the model (see each test);
 - B0 and Carrington longitude: accuracy, against 867 real SHARP headers.
@@ -21,9 +21,8 @@ import pandas as pd
 import pytest
 from scipy.stats import spearmanr
 
-from sharpseek import physics
-from sharpseek.preprocess import heliocentric_mu, to_model_space, to_model_space_batch
-from sharpseek.synthetic import (
+from sharpseek.data.preprocess import heliocentric_mu, to_model_space, to_model_space_batch
+from sharpseek.data.synthetic import (
     COMPLEXITY_CLASSES,
     DEFAULT_MODEL,
     PIXEL_AREA_CM2,
@@ -35,6 +34,7 @@ from sharpseek.synthetic import (
     generate_region,
     render_gaussians,
 )
+from sharpseek.physics import parameters as physics
 
 META_KEYS = {
     "series",
@@ -358,7 +358,7 @@ def measured_peaks():
     """Simple bipoles near disk centre at their peak frame, measured in model space."""
     compute = getattr(physics, "compute_parameters", None)
     if compute is None:
-        pytest.skip("sharpseek.physics.compute_parameters is not available yet")
+        pytest.skip("sharpseek.physics.parameters.compute_parameters is not available yet")
     frames = list(generate_frames(regions=200, frames=6, seed=11))
     peaks = {}
     for f in frames:

@@ -7,10 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sharpseek import flares as F
 from sharpseek.config import Settings
-from sharpseek.store import LocalStore
-from sharpseek.synthetic_flares import SyntheticFlareLaw, synthetic_flare_tables
+from sharpseek.data import flares as F
+from sharpseek.data.store import LocalStore
+from sharpseek.data.synthetic_flares import SyntheticFlareLaw, synthetic_flare_tables
 
 LAW = Settings().synthetic.flare_law()
 CADENCE_H = 6.0
@@ -77,8 +77,8 @@ def test_the_rate_follows_r_and_the_classes_a_power_law():
 
 def test_synthetic_frames_take_the_synthetic_catalogue_and_real_frames_the_real_one(tmp_path):
     """HARP 1 exists as a synthetic and as a real HARP: each frame reads its own family."""
-    from sharpseek.index import iter_batches
-    from sharpseek.pipeline import open_settings_index, update_flare_payloads
+    from sharpseek.pipeline.stages import open_settings_index, update_flare_payloads
+    from sharpseek.search.index import iter_batches
 
     settings = Settings(home=tmp_path / "home")
     store = LocalStore(settings.home)

@@ -1,6 +1,6 @@
 """sharpseek.training (GAN and encoder loops, checkpoints, resume, DDP) and
-sharpseek.evaluate and sharpseek.evaluate_models (quality measures), on a tiny synthetic
-dataset.
+sharpseek.science.evaluate and sharpseek.training.evaluate_models (quality measures), on a tiny
+synthetic dataset.
 
 The quality margins asserted at the end were measured first with these fixed seeds
 (docs/training.md gives the figures); they test consistency of training, not accuracy.
@@ -19,16 +19,15 @@ import torch.multiprocessing as mp
 
 from ingest_fixtures import synthetic_dataset
 from sharpseek.config import Settings
-from sharpseek.dataset import open_dataset
-from sharpseek.evaluate import (
+from sharpseek.data.dataset import open_dataset
+from sharpseek.data.store import LocalStore
+from sharpseek.models.checkpoints import load_checkpoint, load_encoder, load_generator
+from sharpseek.science.evaluate import (
     frechet_distance,
     parameter_distances,
     physics_features,
     same_region_retrieval,
 )
-from sharpseek.evaluate_models import evaluate_checkpoints
-from sharpseek.models.checkpoints import load_checkpoint, load_encoder, load_generator
-from sharpseek.store import LocalStore
 from sharpseek.training import (
     CollapseWarning,
     encoder_train_config,
@@ -44,6 +43,7 @@ from sharpseek.training.common import (
     pick_partners,
     same_region_partners,
 )
+from sharpseek.training.evaluate_models import evaluate_checkpoints
 from sharpseek.training.loop import Task, fit, optimiser_step
 
 MICRO_ENCODER = {
@@ -589,7 +589,7 @@ def cli():
     import typer
     from typer.testing import CliRunner
 
-    from sharpseek.cli_train import evaluate_app, train_app
+    from sharpseek.cli.train import evaluate_app, train_app
 
     app = typer.Typer()
     app.add_typer(train_app, name="train")

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from sharpseek.index import SearchFilter
-from sharpseek.search import load_image, png_bytes
+from sharpseek.search.index import SearchFilter
+from sharpseek.search.searcher import load_image, png_bytes
 from sharpseek.ui import (
     ViewState,
     Workbench,
@@ -159,7 +159,7 @@ def test_real_fits_sample_becomes_a_model_space_image(br_sample_paths):
     assert image.shape == (128, 128) and np.abs(image).max() <= 1
     assert meta["harpnum"] > 0
     clipped, _ = read_upload(path.name, path.read_bytes(), field_clip_gauss=200.0)
-    from sharpseek.preprocess import clip_field
+    from sharpseek.data.preprocess import clip_field
 
     assert np.array_equal(clipped, clip_field(image, 200.0))  # as ingestion clips it
     assert np.abs(clipped).max() == pytest.approx(0.2)
@@ -191,7 +191,7 @@ def test_exported_png_uploads_back_as_the_same_image():
 
 
 def test_ui_png_export_is_a_cli_query_and_a_cli_png_an_upload(tmp_path):
-    from sharpseek.search import export_png
+    from sharpseek.search.searcher import export_png
 
     image = np.random.default_rng(5).uniform(-1, 1, (128, 128)).astype(np.float32)
     ui_png = tmp_path / "from-ui.png"
@@ -221,8 +221,8 @@ def test_workbench_shift_moves_tuf_as_its_calibration_says(wb):
 
 
 def test_workbench_renders_what_the_backend_generates(wb, ui_home):
-    from sharpseek.backends import open_backend
-    from sharpseek.physics import compute_parameters
+    from sharpseek.physics.parameters import compute_parameters
+    from sharpseek.serving.backends import open_backend
 
     shown = wb.render(seed=5, shifts={"tuf": 1.0, "grad": -0.5}, hold=["sigma"])
     direct = open_backend(ui_home).generate(seeds=[5], shifts={"tuf": 1.0, "grad": -0.5},
@@ -236,7 +236,7 @@ def test_workbench_renders_what_the_backend_generates(wb, ui_home):
 def test_shift_updates_hash_the_directions_once(wb, monkeypatch):
     """The directions version (a hash of the whole set, ~10-20 ms) is computed once, not
     on every slider step; each result still names it."""
-    from sharpseek.directions import DirectionSet
+    from sharpseek.science.directions import DirectionSet
 
     wb.render(seed=5, shifts={"tuf": 0.1})
     calls = []
@@ -253,7 +253,7 @@ def test_shift_updates_hash_the_directions_once(wb, monkeypatch):
 
 
 def test_workbench_search_is_the_searchers_search(wb, ui_home):
-    from sharpseek.search import Searcher
+    from sharpseek.search.searcher import Searcher
 
     image = wb.grid([7])[0]
     matches = wb.search(image, SearchFilter(hemisphere="north"), limit=4)
@@ -507,8 +507,8 @@ def test_ui_command_starts_streamlit_without_its_gc_after_every_run(monkeypatch)
     the GIL for ~100-200 ms after every Shift update (docs/ui.md, "Speed")."""
     from typer.testing import CliRunner
 
-    from sharpseek import cli_ui
-    from sharpseek.cli import app as cli_app
+    from sharpseek.cli import ui as cli_ui
+    from sharpseek.cli.app import app as cli_app
 
     calls = []
     monkeypatch.setattr(cli_ui.os, "execv", lambda exe, argv: calls.append(argv))

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from sharpseek.index import SearchFilter
+from sharpseek.search.index import SearchFilter
 from sharpseek.ui import (
     ViewState,
     Workbench,

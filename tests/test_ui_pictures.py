@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sharpseek.plotting import (
+from sharpseek.science.plotting import (
     MAGNETOGRAM_CMAP,
     _lut,
     magnetogram_panel_rgb,
@@ -73,7 +73,7 @@ def test_bad_panel_input_is_named(kwargs, message):
 
 
 def test_fits_upload_keeps_its_frame_for_a_picture_in_mm(br_sample_paths):
-    from sharpseek.fits import read_sharp
+    from sharpseek.data.fits import read_sharp
     from sharpseek.ui import NATIVE_FRAME_KEY, read_upload
 
     path = br_sample_paths[0]
@@ -138,7 +138,7 @@ def test_export_stem_names_what_a_file_holds(kwargs, stem):
 
 
 def test_thumbnail_colour_bar_runs_blue_to_red_left_to_right():
-    from sharpseek.plotting import colour_bar_rgb
+    from sharpseek.science.plotting import colour_bar_rgb
 
     bar = colour_bar_rgb(length=200)
     red_y, red_x = _where(bar, RED)

@@ -18,10 +18,10 @@ def build_ui_home(settings: Settings) -> dict:
     """Fit directions and index a tiny synthetic dataset in ``settings``' home."""
     from ingest_fixtures import synthetic_dataset
     from model_fixtures import write_untrained_checkpoints
-    from sharpseek.dataset import load_dataset
-    from sharpseek.directions import calibrate, fit_directions
-    from sharpseek.index import iter_batches, open_index_from_settings
-    from sharpseek.inference import EncoderModel, GeneratorModel
+    from sharpseek.data.dataset import load_dataset
+    from sharpseek.models.inference import EncoderModel, GeneratorModel
+    from sharpseek.science.directions import calibrate, fit_directions
+    from sharpseek.search.index import iter_batches, open_index_from_settings
 
     torch.set_num_threads(1)
     write_untrained_checkpoints(settings)
@@ -34,7 +34,7 @@ def build_ui_home(settings: Settings) -> dict:
         parameters=("tuf", "psep", "r", "sigma", "grad"),
     )
     calibrate(gen.generate, directions, eps=np.linspace(-3, 3, 5), n_z=20)
-    from sharpseek.store import open_store
+    from sharpseek.data.store import open_store
 
     directions.save(open_store(settings))
     dataset = synthetic_dataset(settings, regions=12, frames=3)

@@ -314,7 +314,7 @@ def sidebar_summary(wb: Workbench, where) -> None:
 
 def definitions_panel() -> None:
     """Every parameter the pages show, with its unit and definition (docs/physics.md)."""
-    from sharpseek.physics import parameter_definitions
+    from sharpseek.physics.parameters import parameter_definitions
 
     with st.sidebar.expander("Parameter definitions"):
         rows = [

@@ -4,7 +4,7 @@ TorchServe calls ``initialize(context)`` once per worker and ``handle(data, cont
 a batch of requests (``data``: one dict of parts per request). A handler subclasses
 :class:`SharpseekHandler` and fills four small hooks with one library call each: ``load``
 (the model from the archive), ``decode`` / ``infer`` / ``encode`` (the wire protocol of
-:mod:`sharpseek.serving_protocol`). No logic of its own: swapping TorchServe for another
+:mod:`sharpseek.serving.protocol`). No logic of its own: swapping TorchServe for another
 server means re-writing this file, not the models.
 
 A request the model cannot answer (bad shape, NaN, out-of-range numbers, unknown direction,
@@ -23,8 +23,8 @@ import json
 import logging
 from pathlib import Path
 
-from sharpseek.serving_protocol import NPZ, RequestError
-from sharpseek.store import LocalStore
+from sharpseek.data.store import LocalStore
+from sharpseek.serving.protocol import NPZ, RequestError
 
 log = logging.getLogger(__name__)
 

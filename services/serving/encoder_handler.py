@@ -1,10 +1,10 @@
 """TorchServe handler of the ``encoder`` model: model-space images -> SimSiam embeddings
-(protocol: :mod:`sharpseek.serving_protocol`, docs/serving.md)."""
+(protocol: :mod:`sharpseek.serving.protocol`, docs/serving.md)."""
 
 from base_handler import SharpseekHandler
 
-from sharpseek.inference import EncoderModel
-from sharpseek.serving_protocol import decode_embed_request, encode_embed_response, run_embed
+from sharpseek.models.inference import EncoderModel
+from sharpseek.serving.protocol import decode_embed_request, encode_embed_response, run_embed
 
 
 class EncoderHandler(SharpseekHandler):

@@ -1,11 +1,11 @@
 """TorchServe handler of the ``generator`` model: latents or seeds (+ shifts) -> images and
-their physical parameters (protocol: :mod:`sharpseek.serving_protocol`, docs/serving.md)."""
+their physical parameters (protocol: :mod:`sharpseek.serving.protocol`, docs/serving.md)."""
 
 from base_handler import SharpseekHandler
 
-from sharpseek.directions import DirectionSet
-from sharpseek.inference import GeneratorModel
-from sharpseek.serving_protocol import (
+from sharpseek.models.inference import GeneratorModel
+from sharpseek.science.directions import DirectionSet
+from sharpseek.serving.protocol import (
     decode_generate_request,
     encode_generate_response,
     run_generate,

@@ -6,7 +6,7 @@ order of precedence: keyword overrides, environment variables prefixed ``SHARPSE
 (nested fields with ``__``, e.g. ``SHARPSEEK_SYNTHETIC__REGIONS=50``), then the preset.
 
 The physical definitions (thresholds, the 1000 G scale, ...) are *not* settings: they are the
-contract of ``../shared/design/SCIENCE.md`` and live, once, in :mod:`sharpseek.physics`.
+contract of ``../shared/design/SCIENCE.md`` and live, once, in :mod:`sharpseek.physics.parameters`.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ class QualitySettings(BaseModel):
 
 
 class SyntheticSettings(BaseModel):
-    """Sizes of a synthetic active-region dataset (see :mod:`sharpseek.synthetic`)."""
+    """Sizes of a synthetic active-region dataset (see :mod:`sharpseek.data.synthetic`)."""
 
     regions: int = Field(300, ge=1, description="number of synthetic HARPs")
     frames: int = Field(12, ge=1, description="frames per region, through emergence and decay")
@@ -69,8 +69,8 @@ class SyntheticSettings(BaseModel):
     )
 
     def flare_law(self):
-        """The :class:`sharpseek.synthetic_flares.SyntheticFlareLaw` of these settings."""
-        from sharpseek.synthetic_flares import SyntheticFlareLaw
+        """The :class:`sharpseek.data.synthetic_flares.SyntheticFlareLaw` of these settings."""
+        from sharpseek.data.synthetic_flares import SyntheticFlareLaw
 
         return SyntheticFlareLaw(self.flare_rate_c_per_day, self.flare_r_exponent, self.flare_alpha)
 
@@ -114,7 +114,8 @@ class JsocSettings(BaseModel):
 
 
 class ServeSettings(BaseModel):
-    """Model serving (:mod:`sharpseek.backends`, :mod:`sharpseek.serving`, docs/serving.md).
+    """Model serving (:mod:`sharpseek.serving.backends`, :mod:`sharpseek.serving.torchserve`,
+    docs/serving.md).
 
     ``inprocess`` loads the checkpoints in this process; ``torchserve`` talks to a TorchServe
     server over HTTP at the three URLs. Tokens come from the environment only
@@ -187,7 +188,7 @@ class ModelSettings(BaseModel):
 
 
 class IndexSettings(BaseModel):
-    """The vector index of SimSiam embeddings (:mod:`sharpseek.index`, docs/index.md).
+    """The vector index of SimSiam embeddings (:mod:`sharpseek.search.index`, docs/index.md).
 
     ``embedded`` keeps it in a folder (qdrant-edge-py, no server); ``server`` uses a Qdrant
     server at ``url``. The API key comes from the environment only
@@ -223,7 +224,8 @@ class IndexSettings(BaseModel):
 
 
 class RetrievalSettings(BaseModel):
-    """How generated queries are searched (:mod:`sharpseek.query_map`, docs/search.md "Hubs").
+    """How generated queries are searched (:mod:`sharpseek.search.query_map`, docs/search.md
+    "Hubs").
 
     With ``query_map`` on, a generated query's embedding is given the per-dimension mean and
     spread of the indexed frames' embeddings (measured on ``frames`` frames of the training
@@ -242,8 +244,8 @@ class RetrievalSettings(BaseModel):
 
 
 class DirectionsSettings(BaseModel):
-    """Physical directions, catalogues and inversion (:mod:`sharpseek.directions`,
-    :mod:`sharpseek.catalogue`, :mod:`sharpseek.inversion`; docs/directions.md)."""
+    """Physical directions, catalogues and inversion (:mod:`sharpseek.science.directions`,
+    :mod:`sharpseek.science.catalogue`, :mod:`sharpseek.science.inversion`; docs/directions.md)."""
 
     samples: int = Field(10_000, ge=20, description="generated images the SVMs are fitted on")
     fit: Literal["svm", "ridge"] = Field(
@@ -320,7 +322,7 @@ class FlowSettings(BaseModel):
 
 
 class FlareSettings(BaseModel):
-    """The GOES flare catalogue and the windows around each frame (:mod:`sharpseek.flares`,
+    """The GOES flare catalogue and the windows around each frame (:mod:`sharpseek.data.flares`,
     docs/flares.md). ``source`` and ``harps`` are local paths or http(s) URLs; the hourly
     flow loads ``source`` again and makes a new catalogue version when its content changed."""
 
@@ -377,8 +379,8 @@ class FlareSettings(BaseModel):
     )
 
     def windows(self):
-        """The :class:`sharpseek.flares.FlareWindow` list: history windows, then outcomes."""
-        from sharpseek.flares import FlareWindow
+        """The :class:`sharpseek.data.flares.FlareWindow` list: history windows, then outcomes."""
+        from sharpseek.data.flares import FlareWindow
 
         return [FlareWindow("history", h) for h in self.history_hours] + [
             FlareWindow("outcome", h) for h in self.outcome_hours

@@ -50,7 +50,7 @@ def server(request):
     env = {**os.environ, "SHARPSEEK_HOME": home, "OMP_NUM_THREADS": "1"}
     log = tempfile.TemporaryFile()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sharpseek.cli", "ui", "--port", str(port), "--address",
+        [sys.executable, "-m", "sharpseek.cli.app", "ui", "--port", str(port), "--address",
          "127.0.0.1", "--no-browser"],
         env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip

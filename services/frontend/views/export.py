@@ -5,8 +5,8 @@ from __future__ import annotations
 import common
 import streamlit as st
 
-from sharpseek.search import jsoc_url as record_url
-from sharpseek.search import png_bytes
+from sharpseek.search.searcher import jsoc_url as record_url
+from sharpseek.search.searcher import png_bytes
 from sharpseek.ui import encode_query, export_stem, image_npy, results_table, share_url
 
 PNG_HELP = (

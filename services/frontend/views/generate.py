@@ -6,7 +6,7 @@ import common
 import numpy as np
 import streamlit as st
 
-from sharpseek.plotting import (
+from sharpseek.science.plotting import (
     colour_bar_rgb,
     magnetogram_panel_rgb,
     magnetogram_rgb,

@@ -7,10 +7,15 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from sharpseek.flares import flare_summary
-from sharpseek.index import SearchFilter
-from sharpseek.physics import NATIVE_PARAMETERS, NATIVE_UNITS, PARAMETER_UNITS, SHOWN_PARAMETERS
-from sharpseek.plotting import colour_bar_rgb, magnetogram_rgb, model_panel_rgb
+from sharpseek.data.flares import flare_summary
+from sharpseek.physics.parameters import (
+    NATIVE_PARAMETERS,
+    NATIVE_UNITS,
+    PARAMETER_UNITS,
+    SHOWN_PARAMETERS,
+)
+from sharpseek.science.plotting import colour_bar_rgb, magnetogram_rgb, model_panel_rgb
+from sharpseek.search.index import SearchFilter
 from sharpseek.ui import summary, time_text
 from sharpseek.ui.charts import range_histogram_png
 from sharpseek.ui.workbench import FILTER_FIELDS

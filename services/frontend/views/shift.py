@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from sharpseek.physics import PARAMETER_UNITS, SHOWN_PARAMETERS
-from sharpseek.plotting import model_panel_rgb, polarity_rgb
+from sharpseek.physics.parameters import PARAMETER_UNITS, SHOWN_PARAMETERS
+from sharpseek.science.plotting import model_panel_rgb, polarity_rgb
 from sharpseek.ui.targets import held_report, solve_for_view, target_examples
 
 EPS_STEP = 0.1  # the sliders' step; a solved target is put on it
@@ -22,7 +22,7 @@ EPS_STEP = 0.1  # the sliders' step; a solved target is put on it
 def _slider_bound(wb, eps: float) -> float:
     """The slider's +-range: the calibrated range (:meth:`Workbench.eps_limit`, the target
     solver's too), widened to hold a shift a link asks beyond it (at most
-    sharpseek.directions.LATENT_LIMIT, decode_query's rule), so the view shows what the link
+    sharpseek.science.directions.LATENT_LIMIT, decode_query's rule), so the view shows what the link
     says instead of failing on it."""
     return max(wb.eps_limit(), float(np.ceil(abs(eps))))
 

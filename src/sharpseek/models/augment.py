@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from sharpseek.models.gan import check_images
-from sharpseek.physics import MODEL_SIZE
+from sharpseek.physics.parameters import MODEL_SIZE
 
 __all__ = [
     "AugmentConfig",
@@ -174,7 +174,7 @@ def augmented_pairs_figure(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from sharpseek.plotting import MAGNETOGRAM_CMAP
+    from sharpseek.science.plotting import MAGNETOGRAM_CMAP
 
     x = torch.as_tensor(np.asarray(images), dtype=torch.float32)
     x = x.unsqueeze(1) if x.ndim == 3 else x

@@ -112,7 +112,7 @@ def load_checkpoint(
 
 
 def _is_key(text: str) -> bool:
-    from sharpseek.store import check_key
+    from sharpseek.data.store import check_key
 
     try:
         check_key(text)

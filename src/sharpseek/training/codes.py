@@ -20,9 +20,10 @@ generator's loss is L_G + ``code_weight`` * L_code. The directions are still fit
 measurement (sharpseek directions fit) on z ~ N(0, I): nothing tells them which coordinates
 the codes are.
 
-Differentiable surrogates (of the definitions in :func:`sharpseek.physics.compute_parameters`,
-b the model-space image, th = 0.15; the masks P, N of b > th, b < -th are soft, a sigmoid of
-width ``SOFTNESS``, and the 7 x 7 dilation a max-pool)::
+Differentiable surrogates (of the definitions in
+:func:`sharpseek.physics.parameters.compute_parameters`, b the model-space image, th = 0.15; the
+masks P, N of b > th, b < -th are soft, a sigmoid of width ``SOFTNESS``, and the 7 x 7 dilation a
+max-pool)::
 
     tuf  = mean |b|                                                       (TUF / (1000 G 128^2))
     psep = | centroid(b+ P) - centroid(b- N) |                            model px
@@ -38,7 +39,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from sharpseek.physics import MODEL_SIZE, POLARITY_THRESHOLD, R_DILATION_SIZE
+from sharpseek.physics.parameters import MODEL_SIZE, POLARITY_THRESHOLD, R_DILATION_SIZE
 
 __all__ = ["CODE_PARAMETERS", "SOFTNESS", "soft_parameters", "CodeTargets", "code_loss"]
 

@@ -230,8 +230,8 @@ def split_by_harp(
 def training_split(dataset, holdout_fraction: float, seed: int, batch_size: int):
     """:func:`split_by_harp` of a dataset's manifest, refusing fewer training frames than
     one batch: (training rows, held-out rows). Frames mostly off the disk or NaN
-    (:func:`sharpseek.exclusion.usable_rows`) are left out of both."""
-    from sharpseek.exclusion import usable_rows
+    (:func:`sharpseek.data.exclusion.usable_rows`) are left out of both."""
+    from sharpseek.data.exclusion import usable_rows
 
     train_rows, held_rows = split_by_harp(dataset.manifest, holdout_fraction, seed)
     usable = usable_rows(dataset.manifest)

@@ -8,7 +8,7 @@ projections times sqrt(d), averaged over the epoch's batches; ~1 healthy, 0 coll
 warning below ``collapse_warning``), the learning rate, and, on HARPs held out from
 training, same-region retrieval of the encoder beside its two baselines (PCA of the pixels,
 standardised physical parameters; computed once) and augmentation robustness
-(:mod:`sharpseek.evaluate`).
+(:mod:`sharpseek.science.evaluate`).
 
 The default ("best") checkpoint is the last epoch whose collapse level is above the warning
 threshold; the reason is recorded. The augmentation set is stored in every checkpoint.
@@ -27,14 +27,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from sharpseek.evaluate import (
+from sharpseek.models.augment import AUGMENTATION_SETS, AugmentConfig, augment, augmentation_set
+from sharpseek.models.simsiam import SIMSIAM_PRESETS, SimSiam, SimSiamConfig, collapse_level
+from sharpseek.science.evaluate import (
     augmentation_robustness,
     frame_hours,
     retrieval_scores,
     same_region_retrieval,
 )
-from sharpseek.models.augment import AUGMENTATION_SETS, AugmentConfig, augment, augmentation_set
-from sharpseek.models.simsiam import SIMSIAM_PRESETS, SimSiam, SimSiamConfig, collapse_level
 from sharpseek.training.common import (
     STREAM_AUGMENT,
     STREAM_PAIRS,

@@ -23,8 +23,9 @@ checkpoint loads) are the moving average; the trained weights are kept as
 At each epoch's end, on FIXED sets (the same every epoch, drawn from the seed):
 ``acc_real`` = share of ``fixed_size`` real training patches D calls real (logit > 0),
 ``acc_fake`` = share of G(z_fixed) D calls generated (logit < 0), the per-parameter distances
-between G(z_fixed) and held-out real frames (:func:`sharpseek.evaluate.parameter_distances`),
-and a sample grid. Epoch 0 in the metrics is the untrained generator.
+between G(z_fixed) and held-out real frames
+(:func:`sharpseek.science.evaluate.parameter_distances`), and a sample grid. Epoch 0 in the metrics
+is the untrained generator.
 
 The default ("best") checkpoint is the paper's choice: the epoch with the lowest ``acc_fake``
 among the first ``best_fraction`` (one half) of the epochs; ties go to the later epoch. Its
@@ -45,7 +46,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from sharpseek.evaluate import QUALITY_PARAMETERS, parameter_distances
 from sharpseek.models.gan import (
     GAN_LOSSES,
     GAN_PRESETS,
@@ -56,7 +56,8 @@ from sharpseek.models.gan import (
     generator_loss,
     r1_penalty,
 )
-from sharpseek.physics import MODEL_SIZE, compute_parameters
+from sharpseek.physics.parameters import MODEL_SIZE, compute_parameters
+from sharpseek.science.evaluate import QUALITY_PARAMETERS, parameter_distances
 from sharpseek.training.codes import CodeTargets, code_loss
 from sharpseek.training.common import (
     STREAM_FIXED,
@@ -215,7 +216,7 @@ def train_gan(
     tensorboard_dir: Path | None = None,
     on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None,
 ) -> GANRun:
-    """Train the GAN on ``dataset`` (a :class:`sharpseek.dataset.Dataset`), checkpointing
+    """Train the GAN on ``dataset`` (a :class:`sharpseek.data.dataset.Dataset`), checkpointing
     every epoch into ``store`` under ``models/gan/<version>/`` (default version
     ``<preset>-seed<seed>``).
 
@@ -431,7 +432,7 @@ def translate(images: torch.Tensor, shifts: torch.Tensor | None, start: int) -> 
 
 
 def _save_grid(run: RunStore, images: np.ndarray, titles: list[str], epoch: int) -> None:
-    from sharpseek.plotting import magnetogram_grid
+    from sharpseek.science.plotting import magnetogram_grid
 
     with tempfile.TemporaryDirectory() as tmp:
         path = magnetogram_grid(

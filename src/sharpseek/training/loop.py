@@ -41,7 +41,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from sharpseek.dataset import PatchDataset
+from sharpseek.data.dataset import PatchDataset
 from sharpseek.training.common import (
     DistInfo,
     MixedPrecision,
@@ -71,7 +71,7 @@ class Context:
     """What a task is built from: its config, the data split, and where it runs."""
 
     config: Any  # the training config (GANTrainConfig, EncoderTrainConfig)
-    dataset: Any  # a sharpseek.dataset.Dataset
+    dataset: Any  # a sharpseek.data.dataset.Dataset
     train_rows: np.ndarray  # manifest rows trained on
     held_rows: np.ndarray  # manifest rows of the held-out HARPs (quality measures)
     device: torch.device

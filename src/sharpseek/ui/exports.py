@@ -1,5 +1,5 @@
 """What the Export page hands out: CSV of results, .npy of images, JSOC links, URLs (its PNGs
-are sharpseek's one magnetogram PNG, :func:`sharpseek.search.png_bytes`)."""
+are sharpseek's one magnetogram PNG, :func:`sharpseek.search.searcher.png_bytes`)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from urllib.parse import urlencode
 import numpy as np
 import pandas as pd
 
-from sharpseek.flares import flare_columns, flare_summary
-from sharpseek.physics import (
+from sharpseek.data.flares import flare_columns, flare_summary
+from sharpseek.physics.parameters import (
     BASELINE_PARAMETERS,
     CARD_NATIVE_PARAMETERS,
     NATIVE_PARAMETERS,
@@ -37,7 +37,7 @@ def summary(values: Mapping[str, Any]) -> str:
     with its unit, to 3 significant digits.
 
     A real frame (:func:`has_native`) is summarised first by its native values
-    (:data:`~sharpseek.physics.CARD_NATIVE_PARAMETERS`, with the segment JSOC's R was computed
+    (:data:`~sharpseek.physics.parameters.CARD_NATIVE_PARAMETERS`, with the segment JSOC's R was computed
     on), then by the model-space baseline (TUF, R, PSEP of the 128x128 image, in the units of
     docs/physics.md); anything else — a generated image — by the model-space baseline alone.
     Where the frame's disk position is known (``mu``, ``lat_fwt``, ``lon_fwt``), it follows.
@@ -81,13 +81,13 @@ def _number(value: Any) -> float:
 def results_table(
     matches: Sequence, query_params: Mapping[str, float] | None = None, *, jsoc_url: str
 ) -> pd.DataFrame:
-    """One row per match (a :class:`~sharpseek.index.SearchHit`): identity, T_REC (TAI), NOAA
+    """One row per match (a :class:`~sharpseek.search.index.SearchHit`): identity, T_REC (TAI), NOAA
     numbers, distance, similarity, its model-space parameters (named ``<parameter>
     [<unit>]``), its native-scale ones (``psep_mm [Mm]``, ``tilt_cea [deg]``, ...,
     ``r_jsoc_segment``; empty for a generated query), its disk position (``mu``,
     ``lat_fwt [deg]``, ``lon_fwt [deg]``) and its JSOC link; the query's parameters
     as a first row (``record_id`` = ``query``) when given."""
-    from sharpseek.search import jsoc_url as record_url
+    from sharpseek.search.searcher import jsoc_url as record_url
 
     units = {**PARAMETER_UNITS, **NATIVE_UNITS, **{k: u for k, (u, _) in POSITION_FIELDS.items()}}
 

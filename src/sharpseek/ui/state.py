@@ -2,7 +2,7 @@
 
 A :class:`ViewState` names everything needed to redraw a view: the page, the seed (or the
 indexed record) the work started from, the shifts along physical directions, the held
-quantities, the search filters (the library's own :class:`~sharpseek.index.SearchFilter`,
+quantities, the search filters (the library's own :class:`~sharpseek.search.index.SearchFilter`,
 checked when built, the one the search takes) and result count, and the versions of the GAN,
 the directions and the index it was made with. :func:`encode_query` writes it as
 query-string parameters and :func:`decode_query` reads them back, checking every value (a
@@ -26,8 +26,8 @@ from typing import Any
 
 import pandas as pd
 
-from sharpseek.directions import check_eps
-from sharpseek.index.filters import SearchFilter, to_tai
+from sharpseek.science.directions import check_eps
+from sharpseek.search.index.filters import SearchFilter, to_tai
 
 __all__ = [
     "PAGES",

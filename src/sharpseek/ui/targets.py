@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from sharpseek.directions import Target
+from sharpseek.science.directions import Target
 
 __all__ = ["TargetOutcome", "held_report", "solve_for_view", "target_examples"]
 

@@ -27,15 +27,15 @@ import numpy as np
 import pandas as pd
 
 from sharpseek.config import Settings
-from sharpseek.flare_direction import FLARE_DIRECTION
-from sharpseek.index import SearchFilter, SearchHit
-from sharpseek.physics import (
+from sharpseek.physics.parameters import (
     NATIVE_PARAMETERS,
     SHIFT_PARAMETERS,
     compute_parameters,
     polarity_maps,
 )
-from sharpseek.search import check_model_image, is_sharpseek_png, read_png
+from sharpseek.science.flare_direction import FLARE_DIRECTION
+from sharpseek.search.index import SearchFilter, SearchHit
+from sharpseek.search.searcher import check_model_image, is_sharpseek_png, read_png
 
 __all__ = ["Rendered", "SearchView", "Workbench", "read_upload"]
 
@@ -53,8 +53,8 @@ class Rendered:
     """One image and everything the Shift page draws of it.
 
     ``image`` (128, 128) float32 model space; ``params`` every value of
-    :func:`~sharpseek.physics.compute_parameters` (model units); ``pos``, ``neg``, ``region``
-    the bool polarity masks and R's region M (128, 128); ``seconds`` the time it took;
+    :func:`~sharpseek.physics.parameters.compute_parameters` (model units); ``pos``, ``neg``,
+    ``region`` the bool polarity masks and R's region M (128, 128); ``seconds`` the time it took;
     ``z`` (latent_dim,) the latent vector it was generated from (None for a real patch).
     """
 
@@ -103,7 +103,7 @@ def _cea_pixel_mm(meta: dict[str, Any]) -> float:
     ``rsun_ref`` [m] (SHARP's 0.03 deg and 696 Mm where missing)."""
     import astropy.units as u
 
-    from sharpseek.physics import RSUN_REF, SHARP_PIXEL_SCALE, cea_pixel_side
+    from sharpseek.physics.parameters import RSUN_REF, SHARP_PIXEL_SCALE, cea_pixel_side
 
     def number(key: str, default: u.Quantity) -> u.Quantity:
         try:
@@ -121,18 +121,19 @@ def read_upload(
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """A model-space image from an uploaded file: a SHARP Br FITS, a .npy or a PNG.
 
-    - FITS: the SHARP segment is read (:func:`sharpseek.fits.read_sharp`) and resized to
+    - FITS: the SHARP segment is read (:func:`sharpseek.data.fits.read_sharp`) and resized to
       128 x 128 model space and clipped at ``field_clip_gauss`` as every ingested patch is
-      (:func:`~sharpseek.preprocess.to_model_space`, :func:`~sharpseek.preprocess.clip_field`;
-      pass the settings' ``quality.field_clip_gauss``);
+      (:func:`~sharpseek.data.preprocess.to_model_space`,
+      :func:`~sharpseek.data.preprocess.clip_field`; pass the settings'
+    ``quality.field_clip_gauss``);
     - .npy: a (128, 128) model-space array, b in [-1, 1] (as the Export page writes them);
     - PNG: sharpseek's magnetogram PNG (the Export page's and ``sharpseek search
-      --save-query-png``'s; :func:`sharpseek.search.png_bytes`), read back in gauss by its
+      --save-query-png``'s; :func:`sharpseek.search.searcher.png_bytes`), read back in gauss by its
       scale; any other 128 x 128 grayscale picture is read as b = value / 127.5 - 1 (the
       mapping is the caller's claim: such a PNG holds no units).
 
     Returns the image (128, 128) float32 and what is known of its origin (FITS metadata and,
-    for a FITS, its native-scale values: :func:`sharpseek.native.native_columns`).
+    for a FITS, its native-scale values: :func:`sharpseek.data.native.native_columns`).
 
     Raises
     ------
@@ -141,8 +142,8 @@ def read_upload(
     """
     suffix = Path(name).suffix.lower()
     if suffix in (".fits", ".fit", ".fts") or data[:6] == b"SIMPLE":
-        from sharpseek.fits import read_sharp
-        from sharpseek.preprocess import clip_field, small_patch_problem, to_model_space
+        from sharpseek.data.fits import read_sharp
+        from sharpseek.data.preprocess import clip_field, small_patch_problem, to_model_space
 
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / (Path(name).name or "upload.fits")
@@ -158,7 +159,7 @@ def read_upload(
             patch = to_model_space(sharp.data)
         except ValueError as err:
             raise ValueError(f"{name}: {err}") from None
-        from sharpseek.native import native_columns
+        from sharpseek.data.native import native_columns
 
         meta = {k: v for k, v in sharp.meta.items() if v is not None}
         meta["nan_fraction"] = patch.nan_fraction
@@ -202,24 +203,24 @@ def read_upload(
 class Workbench:
     """Models, directions and index of one deployment, behind the calls the pages make.
 
-    Models are reached only through :func:`sharpseek.backends.open_backend` (in-process or
+    Models are reached only through :func:`sharpseek.serving.backends.open_backend` (in-process or
     TorchServe, ``settings.serve.backend``), search and indexed records only through
-    :class:`sharpseek.search.Searcher`. The directions (slider list, calibration, targets)
-    are the stored :class:`~sharpseek.directions.DirectionSet` the backend serves
+    :class:`sharpseek.search.searcher.Searcher`. The directions (slider list, calibration, targets)
+    are the stored :class:`~sharpseek.science.directions.DirectionSet` the backend serves
     (``backend.load_directions()``).
 
     Parameters
     ----------
     settings : Settings
     backend : optional
-        A :class:`~sharpseek.backends.ModelBackend`; by default ``open_backend(settings)``.
+        A :class:`~sharpseek.serving.backends.ModelBackend`; by default ``open_backend(settings)``.
     index, store : optional
-        A :class:`~sharpseek.index.VectorIndex` and a store; by default from the settings.
+        A :class:`~sharpseek.search.index.VectorIndex` and a store; by default from the settings.
     """
 
     def __init__(self, settings: Settings, *, backend=None, index=None, store=None):
-        from sharpseek.backends import open_backend
-        from sharpseek.store import open_store
+        from sharpseek.data.store import open_store
+        from sharpseek.serving.backends import open_backend
 
         self.settings = settings
         self.store = store if store is not None else open_store(settings)
@@ -245,10 +246,10 @@ class Workbench:
 
     @property
     def searcher(self):
-        """The :class:`~sharpseek.search.Searcher` on the configured index, embedding through
-        the backend."""
+        """The :class:`~sharpseek.search.searcher.Searcher` on the configured index, embedding
+        through the backend."""
         if self._searcher is None:
-            from sharpseek.search import Searcher
+            from sharpseek.search.searcher import Searcher
 
             self._searcher = Searcher(
                 self.settings, index=self.index, backend=self.backend, store=self.store
@@ -257,20 +258,20 @@ class Workbench:
 
     @property
     def index(self):
-        """The configured :class:`~sharpseek.index.VectorIndex` (embedded or a server)."""
+        """The configured :class:`~sharpseek.search.index.VectorIndex` (embedded or a server)."""
         if self._index is None:
-            from sharpseek.index import open_index_from_settings
+            from sharpseek.search.index import open_index_from_settings
 
             self._index = open_index_from_settings(self.settings)
         return self._index
 
     @property
     def directions(self):
-        """The served GAN's :class:`~sharpseek.directions.DirectionSet`
-        (:meth:`~sharpseek.backends.ModelBackend.load_directions`: the set the backend shifts
-        with), or None (see :attr:`directions_error` for why)."""
+        """The served GAN's :class:`~sharpseek.science.directions.DirectionSet`
+        (:meth:`~sharpseek.serving.backends.ModelBackend.load_directions`: the set the backend
+        shifts with), or None (see :attr:`directions_error` for why)."""
         if self._directions is None and self._directions_error is None:
-            from sharpseek.backends import BackendError
+            from sharpseek.serving.backends import BackendError
 
             try:
                 self._directions = self.backend.load_directions()
@@ -300,7 +301,7 @@ class Workbench:
         }
 
     def directions_version(self) -> str | None:
-        """:attr:`~sharpseek.directions.DirectionSet.version` of the loaded directions
+        """:attr:`~sharpseek.science.directions.DirectionSet.version` of the loaded directions
         (hashed once: the URL names it after every update)."""
         ds = self.directions
         if ds is None:
@@ -319,7 +320,7 @@ class Workbench:
 
     def model_backend(self) -> str:
         """Which model backend answers, in words: in-process, or TorchServe at its URL."""
-        from sharpseek.backends import TorchServeBackend
+        from sharpseek.serving.backends import TorchServeBackend
 
         if isinstance(self.backend, TorchServeBackend):
             return f"TorchServe at {self.backend.url}"
@@ -360,7 +361,7 @@ class Workbench:
 
     def last_ingest(self) -> dict[str, str] | None:
         """The newest dataset version written to the store: name, version, created (UTC)."""
-        from sharpseek.dataset import dataset_names, latest_version
+        from sharpseek.data.dataset import dataset_names, latest_version
 
         newest = None
         for name in dataset_names(self.store):
@@ -384,7 +385,7 @@ class Workbench:
 
     def shift_parameters(self) -> list[str]:
         """Directions offered as sliders: those the direction set has, in a fixed order (the
-        flare-productive direction last, when fitted: :mod:`sharpseek.flare_direction`)."""
+        flare-productive direction last, when fitted: :mod:`sharpseek.science.flare_direction`)."""
         ds = self.directions
         order = (*SHIFT_PARAMETERS, FLARE_DIRECTION)
         return [] if ds is None else [p for p in order if p in ds.boundaries]
@@ -415,10 +416,10 @@ class Workbench:
         return out
 
     def strength(self, parameter: str):
-        """:class:`~sharpseek.directions.DirectionStrength` of a slider's direction by the
+        """:class:`~sharpseek.science.directions.DirectionStrength` of a slider's direction by the
         settings' rule (``directions.strong_*``): validation accuracy, what +1.5 does by the
         calibration, weak or strong. None without directions."""
-        from sharpseek.directions import configured_strength
+        from sharpseek.science.directions import configured_strength
 
         ds = self.directions
         if ds is None or parameter not in ds.boundaries:
@@ -452,11 +453,11 @@ class Workbench:
 
     def solve(self, z: np.ndarray, targets: str, hold: Sequence[str] = (), *, max_eps: float = 6.0):
         """Parse targets such as ``tuf=2x, r>p90`` and solve them from ``z`` with
-        |eps| <= ``max_eps`` (:func:`~sharpseek.directions.solve_targets`, generating through
-        the backend); returns its TargetResult."""
+        |eps| <= ``max_eps`` (:func:`~sharpseek.science.directions.solve_targets`, generating
+        through the backend); returns its TargetResult."""
         import warnings
 
-        from sharpseek.directions import Target, solve_targets
+        from sharpseek.science.directions import Target, solve_targets
 
         parsed = [Target.parse(t) for t in targets.replace(";", ",").split(",") if t.strip()]
         if not parsed:
@@ -485,22 +486,22 @@ class Workbench:
 
     # ------------------------------------------------------------------ inversion
     def invert(self, image: np.ndarray, *, progress: bool = False):
-        """GAN inversion of a real patch (:func:`sharpseek.inversion.invert`, the settings'
+        """GAN inversion of a real patch (:func:`sharpseek.science.inversion.invert`, the settings'
         ``directions.inversion_*``): its z_hat, reconstruction and error.
 
         Inversion needs the generator's gradients, so it runs on the GAN in this process:
         the in-process backend's own, or (with TorchServe) the settings' checkpoint, which
         must be the version the server answers with.
         """
-        from sharpseek.backends import InProcessBackend
-        from sharpseek.inversion import invert
+        from sharpseek.science.inversion import invert
+        from sharpseek.serving.backends import InProcessBackend
 
         image = check_model_image(image, "image")
         if isinstance(self.backend, InProcessBackend):
             generator = self.backend.generator
         else:
             if self._inversion_generator is None:
-                from sharpseek.inference import GeneratorModel
+                from sharpseek.models.inference import GeneratorModel
 
                 local = GeneratorModel.from_settings(self.settings, store=self.store)
                 if local.version != self.gan_version:
@@ -533,9 +534,9 @@ class Workbench:
         generated: bool = False,
     ) -> list[SearchHit]:
         """Indexed frames nearest to an image's embedding, best first, each with its image
-        (:meth:`~sharpseek.search.Searcher.image_query`, then its ``hits``); one frame per
+        (:meth:`~sharpseek.search.searcher.Searcher.image_query`, then its ``hits``); one frame per
         region by default. ``generated``: the image came from the generator (its embedding is
-        moved onto the frames' distribution, :mod:`sharpseek.query_map`). A hit whose dataset
+        moved onto the frames' distribution, :mod:`sharpseek.search.query_map`). A hit whose dataset
         version is gone from the store has no image.
         """
         query = self.searcher.image_query(
@@ -583,7 +584,7 @@ class Workbench:
         return out
 
     def outlook(self, image: np.ndarray, *, generated: bool = False, record_id: str | None = None):
-        """The look-alike flare outlook (:class:`sharpseek.outlook.Outlook`) of the query
+        """The look-alike flare outlook (:class:`sharpseek.search.outlook.Outlook`) of the query
         image, or of the indexed record ``record_id`` when the query is that record (then
         only neighbours whose outcome had closed by its T_REC count, never its region)."""
         if record_id is not None and self.index.get([record_id]):
@@ -614,7 +615,7 @@ class Workbench:
     def indexed_values(self, fields: Sequence[str] = FILTER_FIELDS) -> pd.DataFrame:
         """Payload values of the indexed records, for the filter histograms (and picking a
         record): the manifest rows of the live collection's dataset versions."""
-        from sharpseek.dataset import dataset_names, dataset_versions
+        from sharpseek.data.dataset import dataset_names, dataset_versions
 
         try:
             live = self.index.live()
@@ -634,7 +635,7 @@ class Workbench:
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
     def _dataset(self, name: str, version: str):
-        from sharpseek.dataset import load_dataset
+        from sharpseek.data.dataset import load_dataset
 
         key = f"{name}/{version}"
         if key not in self._datasets:

@@ -1,0 +1,1 @@
+"""`sharpseek ...`: the typer command line, one module per command group (thin shells)."""

@@ -1,0 +1,1087 @@
+"""SHARP query, export and download from JSOC through drms.
+
+The path a SHARP takes from JSOC to the local store:
+
+1. :func:`build_query` writes a DRMS record-set string (series, HARP numbers, a time range
+   at a cadence, a QUALITY and a NOAA where-clause);
+2. :func:`query_records` asks ``jsoc_info`` for the keywords sharpseek keeps
+   (:data:`sharpseek.data.fits.KEYWORDS` plus ``T_REC``) and parses them;
+3. :func:`export_and_download` submits an export with the user's JSOC-registered email,
+   waits for it, and downloads each file with retries into a folder, resumably.
+
+:func:`incremental_query` asks only for records newer than those already ingested, and
+:func:`prefer_definitive` drops near-real-time records once their definitive versions exist.
+The client is built by :func:`make_client` and passed in; nothing here opens a connection at
+import time.
+
+Two drms 0.9 facts this module works around:
+
+- drms converts hexadecimal keyword strings (JSOC prints ``QUALITY`` as ``0x00000400``) only
+  when the column has NumPy's object dtype; under pandas 3 strings have the ``str`` dtype,
+  so drms turns every ``QUALITY`` into NaN. :func:`query_records` therefore asks drms not
+  to convert ``QUALITY`` and parses it itself.
+- ``ExportRequest.download`` swallows failures (it logs and returns ``None`` for the file)
+  and never retries; downloads here use their own loop with retries, size checks and a
+  resumable state file.
+- ``import drms`` calls ``logging.basicConfig(level=INFO)`` on the root logger, so drms is
+  imported on first use here, not when this module is imported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import logging
+import os
+import re
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.error import HTTPError, URLError
+from urllib.parse import urljoin
+from urllib.request import Request, urlopen
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from sharpseek import __version__
+from sharpseek.config import mask_email
+from sharpseek.data.fits import KEYWORDS, SHARP_SERIES, parse_t_rec
+
+if TYPE_CHECKING:
+    import drms
+
+    from sharpseek.config import JsocSettings
+
+__all__ = [
+    "DEFINITIVE_SERIES",
+    "NRT_SERIES",
+    "DownloadResult",
+    "JsocError",
+    "JsocExportError",
+    "JsocExportTimeout",
+    "JsocDownloadError",
+    "build_query",
+    "parse_cadence",
+    "format_t_rec",
+    "query_records",
+    "incremental_queries",
+    "incremental_query",
+    "export_and_download",
+    "export_options",
+    "make_client",
+    "mask_email",
+    "prefer_definitive",
+]
+
+_log = logging.getLogger(__name__)
+
+DEFINITIVE_SERIES, NRT_SERIES = SHARP_SERIES
+
+#: QUALITY where-clauses (SCIENCE.md "Data"): JSOC users keep QUALITY < 65536 (the low bits
+#: are informational); "strict" keeps only flawless records.
+QUALITY_CLAUSES: dict[str, str] = {"usable": "QUALITY < 65536", "strict": "QUALITY = 0"}
+
+#: The native cadence of the SHARP series (T_REC slots of 720 s).
+NATIVE_CADENCE = timedelta(minutes=12)
+
+_CADENCE_UNITS = {"m": 60, "h": 3600, "d": 86400}
+_CADENCE = re.compile(r"^(\d+)([mhd])$")
+
+# jsoc_fetch export status codes (drms.ExportRequest uses the same table).
+STATUS_DONE = 0
+STATUS_PENDING = (1, 2, 6)  # 1 processing, 2 queued, 6 not (yet) registered on the server
+STATUS_NOT_FOUND = 6
+_PENDING_WORDS = {1: "processing", 2: "queued", 6: "not yet registered"}
+
+EMAIL_ENV = "SHARPSEEK_JSOC__EMAIL"
+REGISTER_URL = "http://jsoc.stanford.edu/ajax/register_email.html"
+
+#: Socket timeout of one file download (connect and each read), seconds; drms uses 60 too.
+HTTP_TIMEOUT_SECONDS = 60.0
+
+_STATE_VERSION = 1
+_RECORD = re.compile(
+    r"^\s*(?P<series>[\w.]+)\[(?P<harp>\d+)\]\[(?P<t_rec>[^\]]+)\](?:\{(?P<seg>[^}]*)\})?\s*$"
+)
+
+T = TypeVar("T")
+
+
+# ---------------------------------------------------------------- errors and results
+class JsocError(RuntimeError):
+    """Something went wrong talking to JSOC."""
+
+
+class JsocExportError(JsocError):
+    """A JSOC export failed (status 3 or 4, or it never finished).
+
+    Attributes
+    ----------
+    request_id : str or None
+        The JSOC request id, e.g. ``JSOC_20250101_001``.
+    status : int or None
+        The last export status JSOC reported.
+    """
+
+    def __init__(self, message: str, *, request_id: str | None, status: int | None):
+        super().__init__(message)
+        self.request_id = request_id
+        self.status = status
+
+
+class JsocExportTimeout(JsocExportError):
+    """A JSOC export was still pending when the timeout ran out."""
+
+
+class JsocDownloadError(JsocError):
+    """Some exported files could not be downloaded, even after retries.
+
+    Attributes
+    ----------
+    request_id : str
+        The JSOC request id; a rerun resumes this export.
+    failed : dict of str -> str
+        File name -> the last error.
+    """
+
+    def __init__(self, message: str, *, request_id: str, failed: dict[str, str]):
+        super().__init__(message)
+        self.request_id = request_id
+        self.failed = failed
+
+
+@dataclass(frozen=True)
+class DownloadResult:
+    """What :func:`export_and_download` fetched.
+
+    Attributes
+    ----------
+    files : list of Path
+        Every downloaded file (including those a previous, interrupted run completed), in
+        the order JSOC listed them.
+    missing : list of str
+        Records (``series[HARPNUM][T_REC]{segment}``) the query selected but the export did
+        not deliver. Empty when the export is complete.
+    request_id : str
+        The JSOC export request id ("" when the query selected no records).
+    """
+
+    files: list[Path]
+    missing: list[str]
+    request_id: str
+
+
+# ---------------------------------------------------------------- query strings
+def format_t_rec(t: datetime) -> str:
+    """A naive TAI datetime as JSOC writes T_REC: ``2014.01.31_02:48:00_TAI``.
+
+    Examples
+    --------
+    >>> format_t_rec(datetime(2014, 1, 31, 2, 48))
+    '2014.01.31_02:48:00_TAI'
+    """
+    return t.strftime("%Y.%m.%d_%H:%M:%S_TAI")
+
+
+def parse_cadence(cadence: str) -> timedelta:
+    """A DRMS step such as ``12m``, ``1h``, ``12h`` or ``1d`` as a timedelta.
+
+    Raises
+    ------
+    ValueError
+        If ``cadence`` is not a positive whole number of minutes/hours/days, or is not a
+        multiple of the native 12-minute cadence.
+
+    Examples
+    --------
+    >>> parse_cadence("12h")
+    datetime.timedelta(seconds=43200)
+    """
+    m = _CADENCE.match(str(cadence).strip())
+    if not m or int(m.group(1)) == 0:
+        raise ValueError(
+            f"cadence {cadence!r} is not like 12m, 1h, 12h or 1d (a positive whole number "
+            "followed by m, h or d)"
+        )
+    step = timedelta(seconds=int(m.group(1)) * _CADENCE_UNITS[m.group(2)])
+    if step % NATIVE_CADENCE:
+        raise ValueError(
+            f"cadence {cadence!r} is not a multiple of the native SHARP cadence of 12 minutes"
+        )
+    return step
+
+
+def build_query(
+    series: str,
+    *,
+    start: datetime | str | None = None,
+    end: datetime | str | None = None,
+    harpnums: Iterable[int] | None = None,
+    noaa: int | Iterable[int] | None = None,
+    cadence: str = "1h",
+    quality: str = "usable",
+) -> str:
+    """A DRMS record-set string selecting SHARP records.
+
+    Parameters
+    ----------
+    series : {'hmi.sharp_cea_720s', 'hmi.sharp_cea_720s_nrt'}
+        Definitive or near-real-time SHARPs (CEA).
+    start, end : datetime or str, optional
+        Time range of T_REC, both ends included; naive datetimes in TAI, or JSOC strings
+        (``2014.01.31_00:00:00_TAI``) or ISO strings. Give both or neither.
+    harpnums : iterable of int, optional
+        HARP numbers (a non-empty list when given).
+    noaa : int or iterable of int, optional
+        NOAA active-region numbers; a record matches when its ``NOAA_ARS`` (the list of
+        NOAA regions inside the HARP) contains any of them.
+    cadence : str
+        Step through the time range (``12m`` is every record, ``1h``, ``12h``, ``1d``); it
+        applies to a time range only, so without ``start``/``end`` every record of the HARPs
+        is selected.
+    quality : {'usable', 'strict'}
+        ``usable``: ``QUALITY < 65536``; ``strict``: ``QUALITY = 0``.
+
+    Returns
+    -------
+    str
+        The record set: series, HARPNUM slot, T_REC slot with ``@cadence``, then one
+        where-clause per filter (see the examples).
+
+    Raises
+    ------
+    ValueError
+        For an unknown series, quality or cadence, an empty HARP list, ``end`` before
+        ``start``, only one of ``start``/``end``, or no selection at all (the whole series).
+
+    Examples
+    --------
+    >>> build_query("hmi.sharp_cea_720s", harpnums=[377, 7115])
+    'hmi.sharp_cea_720s[377,7115][? QUALITY < 65536 ?]'
+    >>> query = build_query(
+    ...     "hmi.sharp_cea_720s",
+    ...     start="2014.01.31_00:00:00_TAI",
+    ...     end="2014.02.04_00:00:00_TAI",
+    ...     noaa=11969,
+    ...     quality="strict",
+    ... )
+    >>> print(query.replace("][", "]\\n["))
+    hmi.sharp_cea_720s[]
+    [2014.01.31_00:00:00_TAI-2014.02.04_00:00:00_TAI@1h]
+    [? QUALITY = 0 ?]
+    [? NOAA_ARS ~ "11969" ?]
+    """
+    _check_series(series)
+    parse_cadence(cadence)
+    if quality not in QUALITY_CLAUSES:
+        raise ValueError(f"quality {quality!r} is not one of {sorted(QUALITY_CLAUSES)}")
+    harp_slot = ""
+    if harpnums is not None:
+        harp_slot = ",".join(str(h) for h in _check_harpnums(harpnums))
+    time_slot = ""
+    if (start is None) != (end is None):
+        raise ValueError(f"give both start and end, or neither (start={start!r}, end={end!r})")
+    if start is not None and end is not None:
+        t0, t1 = _as_tai(start, "start"), _as_tai(end, "end")
+        if t1 < t0:
+            raise ValueError(f"end {format_t_rec(t1)} is before start {format_t_rec(t0)}")
+        time_slot = f"{format_t_rec(t0)}-{format_t_rec(t1)}@{cadence}"
+    where = [QUALITY_CLAUSES[quality]]
+    if noaa is not None:
+        where.append(_noaa_clause(noaa))
+    if not harp_slot and not time_slot and noaa is None:
+        raise ValueError("the query selects the whole series: give harpnums, start/end or noaa")
+    query = f"{series}[{harp_slot}]"
+    if time_slot:
+        query += f"[{time_slot}]"
+    return query + "".join(f"[? {clause} ?]" for clause in where)
+
+
+def _check_series(series: str) -> None:
+    if series not in SHARP_SERIES:
+        raise ValueError(f"series {series!r} is not one of {list(SHARP_SERIES)}")
+
+
+def _check_harpnums(harpnums: Iterable[int]) -> list[int]:
+    if isinstance(harpnums, (str, bytes)):
+        raise ValueError(f"harpnums {harpnums!r} must be a list of integers, not a string")
+    harps = list(harpnums)
+    if not harps:
+        raise ValueError("harpnums is an empty list: give at least one HARP number, or None")
+    out = []
+    for h in harps:
+        if isinstance(h, bool) or int(h) != h or int(h) <= 0:
+            raise ValueError(f"harpnums: {h!r} is not a positive integer HARP number")
+        out.append(int(h))
+    return sorted(set(out))
+
+
+def _noaa_clause(noaa: int | Iterable[int]) -> str:
+    numbers = [noaa] if isinstance(noaa, int) else list(noaa)
+    if not numbers:
+        raise ValueError("noaa is an empty list: give at least one NOAA number, or None")
+    for n in numbers:
+        # NOAA numbers of the SDO era (SHARPs start in 2010) have five digits; a shorter
+        # number would match inside longer ones in the regular expression below.
+        if isinstance(n, bool) or int(n) != n or not 10000 <= int(n) <= 99999:
+            raise ValueError(f"noaa: {n!r} is not a five-digit NOAA active-region number")
+    pattern = "|".join(str(int(n)) for n in numbers)
+    return f'NOAA_ARS ~ "{pattern}"'
+
+
+def _as_tai(value: datetime | str, name: str) -> datetime:
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            raise ValueError(
+                f"{name} {value!r} has a time zone: pass a naive datetime in TAI (JSOC's T_REC)"
+            )
+        return value
+    if isinstance(value, str):
+        try:
+            return parse_t_rec(value)
+        except ValueError:
+            pass
+        try:
+            return _as_tai(datetime.fromisoformat(value), name)
+        except ValueError:
+            pass
+    raise ValueError(
+        f"{name} {value!r} is not a datetime, a JSOC time (2014.01.31_00:00:00_TAI) or ISO time"
+    )
+
+
+def _series_of(query: str) -> str:
+    m = re.match(r"^\s*([\w.]+)", query)
+    if not m:
+        raise ValueError(f"query {query!r} does not start with a series name")
+    name = m.group(1)
+    for series in SHARP_SERIES:
+        if series.lower() == name.lower():
+            return series
+    return name
+
+
+# ---------------------------------------------------------------- keyword queries
+def query_records(client: drms.Client, query: str) -> pd.DataFrame:
+    """The kept keywords of the records a query selects, parsed.
+
+    Parameters
+    ----------
+    client : drms.Client
+        See :func:`make_client`.
+    query : str
+        A record set (see :func:`build_query`); no segment list.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per record, sorted by (harpnum, t_rec): ``series``, ``harpnum``, ``t_rec``
+        (naive datetime, TAI) and the metadata names of :data:`sharpseek.data.fits.KEYWORDS`:
+        integers (``Int64``: harpnum, noaa_ar, quality, naxis1, naxis2), ``noaa_ars`` as a
+        string or None, the rest floats (NaN where JSOC has none). Keywords the series does
+        not have are missing: ``NAXIS1``/``NAXIS2`` are FITS structure, not DRMS keywords,
+        so the image size is ``<NA>`` until the file is read.
+
+    Raises
+    ------
+    drms.DrmsQueryError
+        When JSOC rejects the query.
+    """
+    series = _series_of(query)
+    known = set(client.keys(series))
+    asked = [k for k in (*KEYWORDS, "T_REC") if k in known]
+    raw = client.query(query, key=asked, skip_conversion=["QUALITY"])
+
+    def column(key: str) -> list[Any]:
+        return list(raw[key]) if key in raw else [None] * len(raw)
+
+    out = pd.DataFrame(index=range(len(raw)))
+    out["series"] = series
+    out["harpnum"] = pd.array([_parse_int(v) for v in column("HARPNUM")], dtype="Int64")
+    out["t_rec"] = pd.Series([parse_t_rec(str(v)) for v in column("T_REC")], dtype="datetime64[us]")
+    for key, name in KEYWORDS.items():
+        if name in out:
+            continue
+        if key in _INTEGER_KEYWORDS:
+            out[name] = pd.array([_parse_int(v) for v in column(key)], dtype="Int64")
+        elif key in _STRING_KEYWORDS:
+            out[name] = pd.Series(
+                [v if isinstance(v, str) and v else None for v in column(key)], dtype=object
+            )
+        else:
+            values = pd.Series(column(key), dtype=object)
+            out[name] = pd.to_numeric(values, errors="coerce").astype(float)
+    return out.sort_values(["harpnum", "t_rec"], kind="stable").reset_index(drop=True)
+
+
+_INTEGER_KEYWORDS = {"HARPNUM", "NOAA_AR", "QUALITY", "NAXIS1", "NAXIS2"}
+_STRING_KEYWORDS = {"NOAA_ARS"}
+
+
+def _parse_int(value: Any) -> int | None:
+    """An integer keyword as JSOC prints it: decimal or hexadecimal (``0x00000400``)."""
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    if isinstance(value, (int, float)):
+        return int(value)
+    text = str(value).strip()
+    try:
+        return int(text, 16) if text.lower().startswith("0x") else int(float(text))
+    except ValueError:
+        return None
+
+
+def incremental_queries(
+    series: str,
+    newest_by_harp: Mapping[int, datetime],
+    *,
+    end: datetime | str | None = None,
+    cadence: str = "1h",
+    quality: str = "usable",
+) -> list[str]:
+    """Record sets for the records after the newest T_REC already ingested, per HARP.
+
+    Each HARP's range starts one cadence step after its newest ingested T_REC, so the new
+    records continue the same sampling grid (``@12h`` from the last kept frame) and none
+    is asked for twice. HARPs that share a start are asked for in one query (after a
+    regular ingest most do), so the number of queries is the number of distinct newest
+    times, not of HARPs. New HARPs (absent from ``newest_by_harp``) are not asked for: use a
+    time-range :func:`build_query` for them.
+
+    Parameters
+    ----------
+    series : str
+        See :func:`build_query`.
+    newest_by_harp : mapping of int -> datetime
+        HARPNUM -> newest T_REC already ingested (naive, TAI).
+    end : datetime or str, optional
+        End of the ranges (TAI). Default: now, rounded down to the whole hour, so a rerun in
+        the same hour builds the same queries and so resumes the same exports. Pass it
+        explicitly for reproducible runs.
+    cadence, quality : str
+        See :func:`build_query`.
+
+    Returns
+    -------
+    list of str
+        One record set per distinct start time (empty when nothing can be newer).
+    """
+    step = parse_cadence(cadence)
+    t_end = _as_tai(end, "end") if end is not None else _now_tai_hour()
+    groups: dict[datetime, list[int]] = {}
+    for harp, newest in sorted(newest_by_harp.items()):
+        start = _as_tai(newest, f"newest T_REC of HARP {harp}") + step
+        if start <= t_end:
+            groups.setdefault(start, []).append(int(harp))
+    return [
+        build_query(
+            series, start=start, end=t_end, harpnums=harps, cadence=cadence, quality=quality
+        )
+        for start, harps in sorted(groups.items())
+    ]
+
+
+def incremental_query(
+    client: drms.Client,
+    series: str,
+    newest_by_harp: Mapping[int, datetime],
+    *,
+    end: datetime | str | None = None,
+    cadence: str = "1h",
+    quality: str = "usable",
+) -> pd.DataFrame:
+    """The records after the newest T_REC already ingested, per HARP.
+
+    Runs the queries of :func:`incremental_queries` (one per distinct start time, each
+    starting one cadence step after a HARP's newest T_REC) and, as a guard, keeps only rows
+    strictly newer than their HARP's newest T_REC.
+
+    Returns
+    -------
+    pandas.DataFrame
+        As :func:`query_records`, plus a ``query`` column naming the record set each row
+        came from (pass it to :func:`export_and_download`).
+    """
+    frames = []
+    for query in incremental_queries(
+        series, newest_by_harp, end=end, cadence=cadence, quality=quality
+    ):
+        records = query_records(client, query)
+        records["query"] = query
+        frames.append(records)
+    if not frames:
+        return pd.DataFrame({c: [] for c in [*_record_columns(), "query"]})
+    records = pd.concat(frames, ignore_index=True)
+    newest = records["harpnum"].map(
+        {int(h): _as_tai(t, "newest") for h, t in newest_by_harp.items()}
+    )
+    return records[records["t_rec"] > newest.astype("datetime64[us]")].reset_index(drop=True)
+
+
+def _record_columns() -> list[str]:
+    """The columns of :func:`query_records`, in order."""
+    return ["series", "harpnum", "t_rec", *[n for n in KEYWORDS.values() if n != "harpnum"]]
+
+
+def _now_tai_hour() -> datetime:
+    from astropy.time import Time
+
+    now = Time.now().tai.to_datetime()
+    return now.replace(minute=0, second=0, microsecond=0)
+
+
+# ---------------------------------------------------------------- NRT vs definitive
+def prefer_definitive(records: pd.DataFrame) -> pd.DataFrame:
+    """Keep the definitive record where both series hold the same (HARPNUM, T_REC).
+
+    Near-real-time SHARPs (``hmi.sharp_cea_720s_nrt``) are replaced, weeks later, by
+    definitive ones (``hmi.sharp_cea_720s``) of the same HARPNUM and T_REC.
+
+    Parameters
+    ----------
+    records : pandas.DataFrame
+        Rows with at least ``series``, ``harpnum`` and ``t_rec`` (as from
+        :func:`query_records`), from either series or both; rows of other series (e.g.
+        ``synthetic``) pass through.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The rows minus the NRT rows that have a definitive twin, in the input order, with a
+        boolean column ``replaced_nrt``: True on a definitive row that replaced an NRT
+        record, whose identity is then (``hmi.sharp_cea_720s_nrt``, harpnum, t_rec) — the
+        entry the dataset and index layers should drop.
+    """
+    missing = {"series", "harpnum", "t_rec"} - set(records.columns)
+    if missing:
+        raise ValueError(f"records lack the column(s) {sorted(missing)}")
+    key = list(zip(records["harpnum"], records["t_rec"], strict=True))
+    is_def = (records["series"] == DEFINITIVE_SERIES).to_numpy()
+    is_nrt = (records["series"] == NRT_SERIES).to_numpy()
+    definitive = {k for k, d in zip(key, is_def, strict=True) if d}
+    nrt = {k for k, n in zip(key, is_nrt, strict=True) if n}
+    drop = [bool(n and k in definitive) for k, n in zip(key, is_nrt, strict=True)]
+    out = records.copy()
+    out["replaced_nrt"] = [bool(d and k in nrt) for k, d in zip(key, is_def, strict=True)]
+    out = out[[not d for d in drop]].reset_index(drop=True)
+    replaced = int(sum(drop))
+    if replaced:
+        _log.info("%d near-real-time record(s) replaced by definitive ones", replaced)
+    return out
+
+
+# ---------------------------------------------------------------- client and email
+def make_client(jsoc: JsocSettings) -> drms.Client:
+    """A drms client for ``jsoc.server_url`` (JSOC's own CGI layout under another base URL).
+
+    The server configuration is drms's registered ``JSOC`` one with ``cgi_baseurl``
+    (``<server_url>cgi-bin/ajax/``) and ``http_download_baseurl`` (``<server_url>``)
+    replaced. No request is made here.
+
+    Parameters
+    ----------
+    jsoc : sharpseek.config.JsocSettings
+        ``settings.jsoc``.
+    """
+    import drms
+    from drms.config import ServerConfig
+    from drms.json import HttpJsonClient
+
+    root = jsoc.server_url.rstrip("/") + "/"
+    base = HttpJsonClient("jsoc").server.to_dict()
+    # url_* entries were derived from JSOC's base URL; drop them so they are re-derived.
+    config = {k: v for k, v in base.items() if not k.startswith("url_")}
+    config["cgi_baseurl"] = urljoin(root, "cgi-bin/ajax/")
+    config["http_download_baseurl"] = root
+    config["name"] = "JSOC" if root == base["http_download_baseurl"] else f"JSOC at {root}"
+    return drms.Client(server=ServerConfig(config))
+
+
+def _require_email(email: str | None) -> str:
+    if email is None or not str(email).strip():
+        raise ValueError(
+            "JSOC exports need a JSOC-registered email address: set "
+            f"{EMAIL_ENV}=you@example.org (register it at {REGISTER_URL})"
+        )
+    email = str(email).strip()
+    if "@" not in email:
+        raise ValueError(
+            f"{mask_email(email)} is not an email address; set {EMAIL_ENV} to the address "
+            f"registered with JSOC ({REGISTER_URL})"
+        )
+    return email
+
+
+def export_options(jsoc: JsocSettings) -> dict[str, Any]:
+    """The keyword arguments of :func:`export_and_download` taken from ``settings.jsoc``.
+
+    Examples
+    --------
+    >>> from sharpseek.config import JsocSettings
+    >>> sorted(export_options(JsocSettings(email="me@example.org")))
+    ['backoff_seconds', 'email', 'poll_seconds', 'retries', 'segments', 'timeout_seconds']
+    """
+    return {
+        "email": jsoc.email,
+        "segments": tuple(jsoc.segments),
+        "retries": jsoc.retries,
+        "backoff_seconds": jsoc.backoff_seconds,
+        "timeout_seconds": jsoc.export_timeout_seconds,
+        "poll_seconds": jsoc.poll_seconds,
+    }
+
+
+# ---------------------------------------------------------------- export and download
+def export_and_download(
+    client: drms.Client,
+    query: str,
+    dest_dir: str | Path,
+    *,
+    email: str | None,
+    segments: Sequence[str] = ("Br",),
+    method: str = "url",
+    protocol: str = "fits",
+    retries: int,
+    backoff_seconds: float,
+    timeout_seconds: float,
+    poll_seconds: float,
+    progress: bool = True,
+    logger: logging.Logger | None = None,
+) -> DownloadResult:
+    """Export the records of a query from JSOC and download the files, resumably.
+
+    Steps: list the records the query selects (``jsoc_info``); submit the export with the
+    registered ``email``; poll its status every ``poll_seconds`` until it is done (status
+    0), has failed (3 or 4) or ``timeout_seconds`` have passed; then download each file to a
+    ``.part`` file, check its size (``Content-Length``, and whole 2880-byte FITS blocks) and
+    rename it into ``dest_dir``. Transient failures (connection errors, timeouts, HTTP 5xx,
+    truncated files) are retried ``retries`` times with exponential backoff
+    (``backoff_seconds``, doubling).
+
+    A state file ``dest_dir/jsoc-export-<hash>.json`` (hash of query, segments, method and
+    protocol) records the request id, the query, the expected records and which files are
+    done; it is rewritten after every file. A rerun of the same call after a crash, a
+    timeout or a failed download resumes: it asks JSOC for the status of the same request
+    (no new export), skips files already complete (present with their recorded size), and
+    downloads the rest. After success a rerun downloads nothing. When JSOC no longer knows
+    the request (expired, or it had failed), a new export is submitted and complete files
+    are still kept. The state never holds the email address.
+
+    Parameters
+    ----------
+    client : drms.Client
+        See :func:`make_client`.
+    query : str
+        Record set without segments (see :func:`build_query`).
+    dest_dir : str or Path
+        Download folder (created when absent).
+    email : str
+        JSOC-registered address (``SHARPSEEK_JSOC__EMAIL``); logged masked only.
+    segments : sequence of str
+        Segments to export, e.g. ``("Br",)``.
+    method, protocol : str
+        ``url`` and ``fits``: the only combination supported, because ``fits`` files carry
+        the record's keywords in their headers (``as-is`` files do not) and one file per
+        record and segment (``url-tar`` gives one tar file).
+    retries : int
+        Retries of a transient failure (per file and per status poll).
+    backoff_seconds : float
+        First retry delay; doubles after each retry.
+    timeout_seconds : float
+        How long to wait for JSOC to prepare the export.
+    poll_seconds : float
+        Export status polling interval.
+    progress : bool
+        Show a tqdm progress bar of the downloads.
+    logger : logging.Logger, optional
+        Where to log (default: this module's logger).
+
+    Returns
+    -------
+    DownloadResult
+        The files, the records JSOC did not deliver (also logged as a warning), and the
+        request id.
+
+    Raises
+    ------
+    ValueError
+        Missing or unregistered email, bad method/protocol/segments, a query with segments.
+    JsocExportError
+        The export failed (status 3 or 4); names the request id and status.
+    JsocExportTimeout
+        The export was still pending after ``timeout_seconds``; a rerun resumes waiting.
+    JsocDownloadError
+        Files still failing after the retries; a rerun resumes with them.
+    """
+    log = logger or _log
+    email = _require_email(email)
+    segments = _check_export_arguments(query, segments, method, protocol)
+    dest = Path(dest_dir)
+    dest.mkdir(parents=True, exist_ok=True)
+    state_path = dest / f"jsoc-export-{_state_key(query, segments, method, protocol)}.json"
+    state = _load_state(state_path, log)
+
+    def retrying(what: str, fn: Callable[[], T]) -> T:
+        return _retrying(fn, what=what, retries=retries, backoff_seconds=backoff_seconds, log=log)
+
+    if state is not None and state.get("complete") and _all_done(state, dest):
+        log.info("Export %s of %s already downloaded to %s", state["request_id"], query, dest)
+        return _result(state, dest)
+    if state is None:
+        expected = _expected_records(client, query, segments, retrying)
+        if not expected:
+            log.info("No records match %s: nothing to export", query)
+            return DownloadResult(files=[], missing=[], request_id="")
+        request = _new_export(client, query, segments, email, retrying, log)
+        state = _new_state(query, segments, method, protocol, request.id, expected)
+    else:
+        request = _resume_export(client, query, segments, email, state, retrying, log)
+    _save_state(state_path, state)
+
+    _wait_for_export(request, timeout_seconds, poll_seconds, retrying, log)
+    urls = retrying(f"JSOC export listing {request.id}", lambda: request.urls)
+    _record_delivered_files(state, urls, segments)
+    _save_state(state_path, state)
+    if state["missing"]:
+        missing = state["missing"]
+        log.warning(
+            "JSOC export %s delivered %d of %d expected files; missing: %s",
+            request.id,
+            len(state["files"]),
+            len(state["expected"]),
+            ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else ""),
+        )
+
+    failed = _download_files(state, state_path, dest, retrying, progress, log)
+    if failed:
+        raise JsocDownloadError(
+            f"{len(failed)} file(s) of JSOC export {request.id} could not be downloaded "
+            f"({', '.join(sorted(failed))}); run again to resume",
+            request_id=request.id,
+            failed=failed,
+        )
+    state["complete"] = True
+    _save_state(state_path, state)
+    result = _result(state, dest)
+    log.info(
+        "JSOC export %s: %d file(s) in %s%s",
+        request.id,
+        len(result.files),
+        dest,
+        f", {len(result.missing)} record(s) missing" if result.missing else "",
+    )
+    return result
+
+
+def _check_export_arguments(
+    query: str, segments: Sequence[str], method: str, protocol: str
+) -> list[str]:
+    if method != "url" or protocol != "fits":
+        raise ValueError(
+            f"method={method!r}, protocol={protocol!r}: only method='url', protocol='fits' is "
+            "supported (fits files carry the SHARP keywords; one file per record and segment)"
+        )
+    segments = list(segments)
+    if not segments or any(not re.fullmatch(r"\w+", str(s)) for s in segments):
+        raise ValueError(f"segments {segments!r} must be a non-empty list of segment names")
+    if "{" in query:
+        raise ValueError(f"query {query!r} names segments: pass them as segments= instead")
+    return segments
+
+
+def _expected_records(client, query: str, segments: list[str], retrying) -> list[str]:
+    """``series[HARPNUM][T_REC]{segment}`` of every file the export should deliver."""
+    series = _series_of(query)
+    records = retrying("JSOC query", lambda: client.query(query, key=["HARPNUM", "T_REC"]))
+    return [
+        _record_name(series, int(h), parse_t_rec(str(t)), seg)
+        for h, t in zip(records["HARPNUM"], records["T_REC"], strict=True)
+        for seg in segments
+    ]
+
+
+def _new_state(query, segments, method, protocol, request_id, expected) -> dict[str, Any]:
+    return {
+        "version": _STATE_VERSION,
+        "query": query,
+        "segments": segments,
+        "method": method,
+        "protocol": protocol,
+        "request_id": request_id,
+        "expected": expected,
+        "files": {},  # file name -> {record, url, size, done}
+        "missing": [],
+        "complete": False,
+    }
+
+
+def _resume_export(client, query, segments, email, state, retrying, log) -> drms.ExportRequest:
+    """The export of a saved state, or a new one when JSOC no longer has it."""
+    done = sum(1 for f in state["files"].values() if f.get("done"))
+    log.info(
+        "Resuming JSOC export %s (%d of %d expected files already downloaded)",
+        state["request_id"],
+        done,
+        len(state["expected"]),
+    )
+    request = retrying(
+        f"JSOC export status {state['request_id']}",
+        lambda: client.export_from_id(state["request_id"]),
+    )
+    if request.status in (STATUS_DONE, 1, 2):
+        return request
+    log.warning(
+        "JSOC no longer has export %s (status %s: expired or failed); "
+        "requesting a new export, keeping the files already downloaded",
+        state["request_id"],
+        request.status,
+    )
+    request = _new_export(client, query, segments, email, retrying, log)
+    state["request_id"] = request.id
+    return request
+
+
+def _record_delivered_files(state: dict[str, Any], urls: pd.DataFrame, segments) -> None:
+    """Put the export's file list into the state, keeping what earlier runs completed."""
+    files: dict[str, dict[str, Any]] = {}
+    for record, filename, url in zip(urls["record"], urls["filename"], urls["url"], strict=True):
+        previous = state["files"].get(filename, {})
+        files[filename] = {
+            "record": _normalise_record(record, filename, segments) or str(record),
+            "url": url,
+            "size": previous.get("size"),
+            "done": bool(previous.get("done")),
+        }
+    delivered = {f["record"] for f in files.values()}
+    state["files"] = files
+    state["missing"] = [r for r in state["expected"] if r not in delivered]
+
+
+def _download_files(state, state_path, dest, retrying, progress, log) -> dict[str, str]:
+    """Download the files not yet complete; returns file name -> error of those that failed."""
+    files = state["files"]
+    todo = [name for name, f in files.items() if not _is_done(dest / name, f)]
+    request_id = state["request_id"]
+    log.info(
+        "Downloading %d file(s) of export %s to %s (%d already there)",
+        len(todo),
+        request_id,
+        dest,
+        len(files) - len(todo),
+    )
+    failed: dict[str, str] = {}
+    with tqdm(total=len(todo), unit="file", desc=f"JSOC {request_id}", disable=not progress) as bar:
+        for name in todo:
+            entry = files[name]
+            entry["done"] = False
+            try:
+                size = retrying(
+                    f"download of {name}",
+                    lambda e=entry, n=name: _download(e["url"], dest / n, HTTP_TIMEOUT_SECONDS),
+                )
+            except (OSError, http.client.HTTPException) as err:  # reported after the others
+                failed[name] = _describe(err)
+                log.error("Could not download %s: %s", name, failed[name])
+            else:
+                entry.update(size=size, done=True)
+                _save_state(state_path, state)
+            bar.update(1)
+    return failed
+
+
+def _new_export(client, query, segments, email, retrying, log) -> drms.ExportRequest:
+    if not retrying("JSOC email check", lambda: client.check_email(email)):
+        raise ValueError(
+            f"{mask_email(email)} is not registered with JSOC for exports: register it at "
+            f"{REGISTER_URL} and set {EMAIL_ENV}"
+        )
+    export_query = f"{query}{{{','.join(segments)}}}"
+    request = retrying(
+        "JSOC export request",
+        lambda: client.export(export_query, method="url", protocol="fits", email=email),
+    )
+    log.info(
+        "Requested JSOC export %s of %s for %s (status %s)",
+        request.id,
+        export_query,
+        mask_email(email),
+        request.status,
+    )
+    return request
+
+
+def _wait_for_export(request, timeout_seconds, poll_seconds, retrying, log) -> None:
+    """Poll until the export is done; raise on failure or timeout."""
+    deadline = time.monotonic() + timeout_seconds
+    last = None
+    while True:
+        status = request.status
+        if status == STATUS_DONE:
+            return
+        if status not in STATUS_PENDING:
+            from drms import DrmsExportError
+
+            try:
+                request.data  # noqa: B018 - drms raises DrmsExportError with JSOC's message
+                detail = "export failed"
+            except DrmsExportError as err:
+                detail = str(err)
+            raise JsocExportError(
+                f"JSOC export {request.id} failed with status {status}: {detail}",
+                request_id=request.id,
+                status=status,
+            )
+        if status != last:
+            log.info("JSOC export %s %s (status %s)", request.id, _PENDING_WORDS[status], status)
+            last = status
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise JsocExportTimeout(
+                f"JSOC export {request.id} still pending (status {status}) after "
+                f"{timeout_seconds:g} s; run again later to resume waiting for the same export",
+                request_id=request.id,
+                status=status,
+            )
+        time.sleep(min(poll_seconds, remaining))
+        retrying(f"JSOC export status {request.id}", request.has_finished)
+
+
+def _download(url: str, target: Path, timeout: float) -> int:
+    """Download one file to ``target`` through ``target.part``; returns its size in bytes."""
+    part = target.with_name(target.name + ".part")
+    headers = {"User-Agent": f"sharpseek/{__version__}"}
+    with urlopen(Request(url, headers=headers), timeout=timeout) as response:
+        length = response.headers.get("Content-Length")
+        size = 0
+        with open(part, "wb") as out:
+            while chunk := response.read(1 << 20):
+                out.write(chunk)
+                size += len(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+    if length is not None and size != int(length):
+        raise _TruncatedDownload(f"received {size} of {length} bytes")
+    if target.suffix == ".fits" and size % 2880:
+        raise _TruncatedDownload(f"{size} bytes is not a whole number of 2880-byte FITS blocks")
+    os.replace(part, target)
+    return size
+
+
+class _TruncatedDownload(OSError):
+    """A download ended early (fewer bytes than announced)."""
+
+
+def _is_transient(err: BaseException) -> bool:
+    if isinstance(err, HTTPError):
+        return err.code >= 500 or err.code in (408, 429)
+    return isinstance(
+        err,
+        (URLError, TimeoutError, ConnectionError, http.client.HTTPException, _TruncatedDownload),
+    )
+
+
+def _describe(err: BaseException) -> str:
+    if isinstance(err, _TruncatedDownload):
+        return f"truncated: {err}"
+    if isinstance(err, HTTPError):
+        return f"HTTP {err.code} {err.reason}"
+    if isinstance(err, URLError):
+        return f"{type(err).__name__}: {err.reason}"
+    return f"{type(err).__name__}: {err}"
+
+
+def _retrying(
+    fn: Callable[[], T],
+    *,
+    what: str,
+    retries: int,
+    backoff_seconds: float,
+    log: logging.Logger,
+) -> T:
+    """Call ``fn``; on a transient failure wait backoff * 2**attempt and retry."""
+    for attempt in range(retries + 1):
+        try:
+            return fn()
+        except Exception as err:
+            if not _is_transient(err) or attempt == retries:
+                raise
+            delay = backoff_seconds * 2**attempt
+            log.warning(
+                "%s failed (%s); retry %d of %d in %.3g s",
+                what,
+                _describe(err),
+                attempt + 1,
+                retries,
+                delay,
+            )
+            time.sleep(delay)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+# ---------------------------------------------------------------- state file
+def _state_key(query: str, segments: list[str], method: str, protocol: str) -> str:
+    text = json.dumps([query.strip(), segments, method, protocol])
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _load_state(path: Path, log: logging.Logger) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    try:
+        state = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        log.warning("Ignoring unreadable download state %s (%s)", path, err)
+        return None
+    if state.get("version") != _STATE_VERSION or not state.get("request_id"):
+        log.warning("Ignoring download state %s of another format", path)
+        return None
+    return state
+
+
+def _save_state(path: Path, state: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(state, indent=1, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def _is_done(path: Path, entry: Mapping[str, Any]) -> bool:
+    size = entry.get("size")
+    return bool(entry.get("done")) and path.is_file() and path.stat().st_size == size
+
+
+def _all_done(state: Mapping[str, Any], dest: Path) -> bool:
+    return all(_is_done(dest / name, f) for name, f in state["files"].items())
+
+
+def _result(state: Mapping[str, Any], dest: Path) -> DownloadResult:
+    files = [dest / name for name, f in state["files"].items() if _is_done(dest / name, f)]
+    return DownloadResult(
+        files=files, missing=list(state["missing"]), request_id=str(state["request_id"])
+    )
+
+
+def _record_name(series: str, harpnum: int, t_rec: datetime, segment: str) -> str:
+    return f"{series}[{harpnum}][{format_t_rec(t_rec)}]{{{segment}}}"
+
+
+def _normalise_record(record: Any, filename: str, segments: list[str]) -> str | None:
+    """``series[HARP][T_REC]{segment}`` for an export's (record, filename), or None."""
+    m = _RECORD.match(str(record))
+    if not m:
+        return None
+    segment = m.group("seg")
+    if not segment:
+        # protocol=fits lists the record without its segment; the file name ends with it.
+        segment = next((s for s in segments if f".{s}." in f".{filename}"), None)
+        if segment is None:
+            return None
+    try:
+        t_rec = parse_t_rec(m.group("t_rec"))
+    except ValueError:
+        return None
+    return _record_name(_series_of(m.group("series")), int(m.group("harp")), t_rec, segment)

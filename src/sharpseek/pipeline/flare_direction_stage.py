@@ -1,0 +1,227 @@
+"""The pipeline's flare-direction stage: indexed frames -> classifier -> direction, stored.
+
+The one road of ``sharpseek directions flare`` and the pipeline flow's ``flare-direction``
+step (after the directions, the index, the query map and the flares). The science is in
+:mod:`sharpseek.science.flare_direction`; this reads the frames and their outcomes from the live
+index, reaches the models in this process, and adds the direction to the stored
+:class:`~sharpseek.science.directions.DirectionSet` of the settings' generator (compare-and-swap).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from sharpseek.config import Settings
+from sharpseek.science.flare_direction import (
+    FLARE_DIRECTION,
+    FLARE_FEATURES,
+    MIN_FRAMES,
+    fit_flare_direction,
+    train_flare_classifier,
+)
+
+__all__ = ["flare_direction_stage", "flare_training_frames"]
+
+STAGE = "flare-direction"
+
+
+def flare_training_frames(index: Any, settings: Settings) -> dict[str, Any]:
+    """The indexed frames the classifier learns from: ``{"kind", "parameters", "vectors",
+    "flared", "regions", "catalogues"}`` (known outcomes only). ``settings.flares``'
+    ``direction_frames`` picks the kind; ``auto`` takes real frames when at least
+    :data:`~sharpseek.science.flare_direction.MIN_FRAMES` have a known outcome of both classes.
+
+    Raises
+    ------
+    ValueError
+        No frame of the index has an outcome window (no flare catalogue loaded), named.
+    """
+    from sharpseek.data.flares import class_threshold
+    from sharpseek.search.evaluate_outlook import outlook_frames
+
+    cfg = settings.flares
+    hours = int(cfg.outlook_hours)
+    status, flux = f"outcome_{hours}h_status", f"outcome_{hours}h_max_flux"
+    floor = class_threshold(cfg.outlook_class) * (1 - 1e-9)
+
+    def known(kind: str) -> dict[str, Any]:
+        table, vectors = outlook_frames(
+            index, kind=kind, hours=hours, extra=(*FLARE_FEATURES, "flare_catalogue")
+        )
+        keep = (table[status] == "known").to_numpy()
+        table, vectors = table[keep].reset_index(drop=True), vectors[keep]
+        peak = table[flux].astype(float).fillna(0.0).to_numpy()
+        return {
+            "kind": kind,
+            "parameters": {p: table[p].astype(float).to_numpy() for p in FLARE_FEATURES},
+            "vectors": vectors,
+            "flared": peak >= floor,
+            "regions": table["region"].astype(str).to_numpy(),
+            "catalogues": sorted({str(c) for c in table["flare_catalogue"].dropna()}),
+        }
+
+    if cfg.direction_frames != "auto":
+        return known(cfg.direction_frames)
+    try:
+        real = known("real")
+    except ValueError:
+        real = None
+    if real is not None and len(real["flared"]) >= MIN_FRAMES and 0 < real["flared"].mean() < 1:
+        return real
+    return known("synthetic")
+
+
+def _physical(directions: Any) -> Any:
+    """The set without its flare direction (and its curves): what the flare fit starts from."""
+    return replace(
+        directions,
+        boundaries={k: b for k, b in directions.boundaries.items() if k != FLARE_DIRECTION},
+        calibration={k: c for k, c in directions.calibration.items() if k != FLARE_DIRECTION},
+        distribution={k: d for k, d in directions.distribution.items() if k != FLARE_DIRECTION},
+    )
+
+
+def flare_direction_stage(
+    settings: Settings, *, seed: int = 0, progress: bool = True
+) -> Any:  # a pipeline.StageOutcome
+    """Train the flare classifier on the indexed frames, fit the flare direction of the
+    settings' generator from its labels, calibrate it, and store it with the other
+    directions; skipped when the stored set has it for the same inputs (generator, encoder,
+    flare catalogues, frames, settings).
+
+    Raises
+    ------
+    FileNotFoundError
+        No directions stored for the generator (``sharpseek directions fit`` first).
+    ValueError
+        No flare outcomes in the index, one class only, too few frames or regions, an index
+        built by another encoder: one line naming the input.
+    """
+    import warnings
+
+    from sharpseek.models.inference import GeneratorModel
+    from sharpseek.pipeline.stages import (
+        Ledger,
+        StageOutcome,
+        _outcome_from,
+        fingerprint,
+        open_store,
+    )
+    from sharpseek.science.directions import DirectionSet
+    from sharpseek.search.index import open_index_from_settings
+    from sharpseek.search.query_map import generated_vectors, load_query_map
+    from sharpseek.serving.backends import InProcessBackend
+
+    cfg, dcfg = settings.flares, settings.directions
+    store = open_store(settings)
+    model = GeneratorModel.from_settings(settings, store=store)
+    backend = InProcessBackend(settings, generator=model)
+    gan_version = model.version
+    base = DirectionSet.load(store, gan_version)  # the physical directions come first
+    index = open_index_from_settings(settings)
+    try:
+        live = index.live()
+        encoder_version = str(backend.versions()["encoder"])
+        if live is None:
+            raise ValueError("the search index has no live collection: build it first")
+        if live.encoder_version != encoder_version:
+            raise ValueError(
+                f"the live index holds embeddings of encoder {live.encoder_version}, the "
+                f"settings' encoder is {encoder_version}: reindex first (sharpseek index build)"
+            )
+        frames = flare_training_frames(index, settings)
+    finally:
+        index.close()
+    n = int(cfg.direction_samples)
+    eps = np.linspace(-dcfg.calibration_eps_max, dcfg.calibration_eps_max, dcfg.calibration_steps)
+    inputs: dict[str, Any] = {
+        "gan_version": gan_version,
+        "directions": _physical(base).version,  # refit when the physical ones are
+        "encoder_version": encoder_version,
+        "frames": {
+            "kind": frames["kind"],
+            "n": len(frames["flared"]),
+            "flared": int(frames["flared"].sum()),
+            "catalogues": frames["catalogues"],
+        },
+        "classifier": {
+            "threshold": cfg.outlook_class,
+            "hours": cfg.outlook_hours,
+            "holdout": cfg.direction_holdout,
+            "C": cfg.direction_c,
+            "components": cfg.direction_components,
+        },
+        "samples": n,
+        "seed": seed,
+        "calibration": {"eps": eps.tolist(), "n_z": int(dcfg.calibration_n_z)},
+    }
+    fp = fingerprint(inputs)
+    ledger = Ledger(store)
+
+    def stored(outputs: dict[str, Any]) -> bool:
+        try:
+            have = DirectionSet.load(store, gan_version).boundaries.get(FLARE_DIRECTION)
+        except FileNotFoundError:
+            return False
+        return have is not None and have.extra.get("fingerprint") == fp
+
+    entry = ledger.current(STAGE, fp, exists=stored)
+    if entry is not None:
+        return _outcome_from(STAGE, entry, f"flare direction of {gan_version}")
+    replaces = DirectionSet.token(store, gan_version)
+    classifier = train_flare_classifier(
+        frames["parameters"],
+        frames["vectors"],
+        frames["flared"],
+        frames["regions"],
+        threshold=cfg.outlook_class,
+        hours=cfg.outlook_hours,
+        validation_fraction=cfg.direction_holdout,
+        seed=seed,
+        C=cfg.direction_c,
+        components=cfg.direction_components,
+        encoder_version=encoder_version,
+    )
+    query_map = load_query_map(settings, backend, store)
+
+    def embed(images: np.ndarray) -> np.ndarray:  # the search vectors of generated images
+        return generated_vectors(backend, images, query_map)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # empty images: NaN parameters
+        boundary = fit_flare_direction(
+            backend.images,
+            embed,
+            classifier,
+            base,
+            n=n,
+            seed=seed,
+            calibration_eps=eps,
+            calibration_n_z=int(dcfg.calibration_n_z),
+            progress=progress,
+        )
+    base.boundaries[FLARE_DIRECTION] = replace(boundary, extra=boundary.extra | {"fingerprint": fp})
+    key = base.save(store, replaces=replaces)
+    validation = classifier.validation
+    outputs = {
+        "gan_version": gan_version,
+        "key": key,
+        "frames": frames["kind"],
+        "classifier_auc": round(validation["auc"], 3),
+        "classifier_brier_skill": round(validation["brier_skill"], 3),
+        "accuracy": round(boundary.accuracy, 3),
+        "cosines": {k: round(v, 3) for k, v in boundary.extra["cosines"].items()},
+    }
+    ledger.record(STAGE, fp, inputs, outputs)
+    return StageOutcome(
+        STAGE,
+        False,
+        fp,
+        outputs,
+        f"flare direction of {gan_version}: classifier on {len(frames['flared'])} "
+        f"{frames['kind']} frames (held-out-region AUC {validation['auc']:.2f}), direction "
+        f"accuracy {boundary.accuracy:.2f} on {n} generated images",
+    )

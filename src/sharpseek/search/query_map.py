@@ -1,0 +1,265 @@
+"""Generated queries moved onto the indexed frames' embedding distribution: the cure for the
+hubs of generated-image search (issue 17; docs/search.md, "Hubs").
+
+The encoder embeds a generated image somewhere off the cloud of the indexed frames (the GAN's
+texture and noise are not the data's): per dimension its embeddings have another mean and a
+narrower spread. The frames nearest to that shifted, narrow cloud are a handful of *hubs*
+that every query finds. :class:`GeneratedQueryMap` standardises a generated query's
+embedding with the statistics of the generator's embeddings and gives it the statistics of
+the indexed frames'; per embedding dimension d::
+
+    q'_d = mean_frames_d + std_frames_d * (q_d - mean_generated_d) / std_generated_d
+
+fitted on the embeddings of ``frames`` indexed frames (a seeded sample of the training
+dataset, the one the index holds) and of ``generated`` images of seeds ``first_seed ..``
+(10**6 .., outside both evaluation seed blocks, so no evaluated query fits its own map). The
+indexed frames and real (uploaded, FITS, indexed) queries are left as the encoder gives
+them: they *are* the reference distribution. A generator that matched the data would give
+the identity.
+
+One map per (encoder version, GAN version, frames dataset version), stored in the store at
+``query-maps/<encoder version>/<gan version>--<dataset>-<version>.json`` the first time it
+is needed (:func:`load_query_map`); the search (CLI, notebook, catalogues), the UI and
+``sharpseek evaluate retrieval`` all get their generated queries' vectors through
+:func:`generated_vectors`, whichever backend (in-process or TorchServe) embedded them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "GeneratedQueryMap",
+    "fit_query_map",
+    "generated_vectors",
+    "load_query_map",
+    "query_map_key",
+]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class GeneratedQueryMap:
+    """Per-dimension moments of the indexed frames' and of the generator's embeddings.
+
+    Attributes
+    ----------
+    encoder_version, generator_version : the models whose embeddings were measured
+    frames : ``{"dataset": "<name>/<version>", "count": n}``, the frames measured
+    first_seed, generated : the generated images measured (seeds ``first_seed ..
+        first_seed + generated - 1``)
+    mean_frames, std_frames, mean_generated, std_generated : ndarray (dim,) float64
+    """
+
+    encoder_version: str
+    generator_version: str
+    frames: dict[str, Any]
+    first_seed: int
+    generated: int
+    mean_frames: np.ndarray
+    std_frames: np.ndarray
+    mean_generated: np.ndarray
+    std_generated: np.ndarray
+
+    @classmethod
+    def fit(
+        cls,
+        frame_vectors: np.ndarray,
+        generated_vectors: np.ndarray,
+        *,
+        encoder_version: str,
+        generator_version: str,
+        frames: dict[str, Any],
+        first_seed: int,
+    ) -> GeneratedQueryMap:
+        """The map from the embeddings (n, dim) of indexed frames and of generated images
+        (at least 2 of each; a dimension that does not vary keeps scale 1)."""
+        a = np.asarray(frame_vectors, np.float64)
+        b = np.asarray(generated_vectors, np.float64)
+        if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
+            raise ValueError(
+                f"frame and generated embeddings must be (n, dim) of one dim, got "
+                f"{a.shape} and {b.shape}"
+            )
+        if len(a) < 2 or len(b) < 2:
+            raise ValueError(
+                f"a query map needs at least 2 frames and 2 generated images, got {len(a)} "
+                f"and {len(b)}"
+            )
+        return cls(
+            encoder_version=encoder_version,
+            generator_version=generator_version,
+            frames=dict(frames),
+            first_seed=int(first_seed),
+            generated=len(b),
+            mean_frames=a.mean(0),
+            std_frames=_spread(a),
+            mean_generated=b.mean(0),
+            std_generated=_spread(b),
+        )
+
+    @property
+    def dim(self) -> int:
+        return len(self.mean_frames)
+
+    def apply(self, vectors: np.ndarray) -> np.ndarray:
+        """Generated queries' embeddings (n, dim) or (dim,) -> the same shape, float32, with
+        the indexed frames' per-dimension mean and spread."""
+        v = np.asarray(vectors, np.float64)
+        if v.shape[-1] != self.dim:
+            raise ValueError(
+                f"embeddings of dim {v.shape[-1]} given to a query map of dim {self.dim} "
+                f"(encoder {self.encoder_version})"
+            )
+        out = self.mean_frames + self.std_frames * (v - self.mean_generated) / self.std_generated
+        return out.astype(np.float32)
+
+    def check(self, encoder_version: str, generator_version: str) -> None:
+        """Raise ``ValueError`` when the map was fitted for other models."""
+        if (encoder_version, generator_version) != (self.encoder_version, self.generator_version):
+            raise ValueError(
+                f"query map fitted for encoder {self.encoder_version} and GAN "
+                f"{self.generator_version}, used with encoder {encoder_version} and GAN "
+                f"{generator_version}"
+            )
+
+    def to_json(self) -> str:
+        data = {
+            k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in self.__dict__.items()
+        }
+        return json.dumps(data, indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> GeneratedQueryMap:
+        data = json.loads(text)
+        for name in ("mean_frames", "std_frames", "mean_generated", "std_generated"):
+            data[name] = np.asarray(data[name], np.float64)
+        return cls(**data)
+
+    @staticmethod
+    def key(encoder_version: str, generator_version: str, dataset: str) -> str:
+        """Where the map of these versions and frames dataset (``name/version``) is stored."""
+        return f"query-maps/{encoder_version}/{generator_version}--{dataset.replace('/', '-')}.json"
+
+
+def _spread(x: np.ndarray) -> np.ndarray:
+    """Per-column standard deviation; 1 where a column does not vary (nothing to rescale)."""
+    std = x.std(0)
+    return np.where(std > 0, std, 1.0)
+
+
+def fit_query_map(
+    backend,
+    dataset,
+    *,
+    frames: int,
+    generated: int,
+    first_seed: int,
+    seed: int = 0,
+    batch_size: int = 500,
+) -> GeneratedQueryMap:
+    """Measure the map: embed up to ``frames`` frames of ``dataset`` (a seeded sample) and
+    ``generated`` images of seeds ``first_seed ..`` with ``backend``
+    (:class:`sharpseek.serving.backends.ModelBackend`), ``batch_size`` at a time."""
+    from sharpseek.search.index.build import embedded_batches
+
+    n = len(dataset.manifest)
+    rows = np.arange(n)
+    if frames < n:
+        rows = np.sort(np.random.default_rng(seed).choice(n, frames, replace=False))
+    frame_vectors = np.concatenate(
+        [v for _, v in embedded_batches(dataset, backend, rows, batch_size=batch_size)]
+    )
+    parts = []
+    for start in range(first_seed, first_seed + generated, batch_size):
+        seeds = list(range(start, min(start + batch_size, first_seed + generated)))
+        parts.append(backend.embed(backend.generate(seeds=seeds, parameters=False).images))
+    versions = backend.versions()
+    return GeneratedQueryMap.fit(
+        frame_vectors,
+        np.concatenate(parts),
+        encoder_version=versions["encoder"],
+        generator_version=versions["gan"],
+        frames={
+            "dataset": f"{dataset.name}/{dataset.version}",
+            "count": len(rows),
+            "requested": frames,
+        },
+        first_seed=first_seed,
+    )
+
+
+def query_map_key(settings, backend, store) -> tuple[str, str, str] | None:
+    """(store key, dataset name, dataset version) of the map of the backend's models over
+    the latest version of ``settings.flows.training_dataset``; None when that dataset is
+    absent."""
+    from sharpseek.data.dataset import latest_version
+
+    name = settings.flows.training_dataset
+    version = latest_version(store, name)
+    if version is None:
+        return None
+    versions = backend.versions()
+    return (
+        GeneratedQueryMap.key(versions["encoder"], versions["gan"], f"{name}/{version}"),
+        name,
+        version,
+    )
+
+
+def load_query_map(settings, backend, store=None) -> GeneratedQueryMap | None:
+    """The map of the backend's models over the frames of ``settings.flows.training_dataset``
+    (its latest version), fitted and stored the first time; None when
+    ``settings.retrieval.query_map`` is off or that dataset is absent."""
+    from sharpseek.data.dataset import load_dataset
+    from sharpseek.data.store import ObjectNotFound, open_store
+
+    cfg = settings.retrieval
+    if not cfg.query_map:
+        return None
+    store = store if store is not None else open_store(settings)
+    where = query_map_key(settings, backend, store)
+    if where is None:
+        log.warning(
+            "no dataset %r to fit the generated-query map on: queries unmapped",
+            settings.flows.training_dataset,
+        )
+        return None
+    key, name, version = where
+    try:
+        found = GeneratedQueryMap.from_json(store.get_bytes(key).decode())
+        if (found.first_seed, found.generated, found.frames.get("requested")) == (
+            cfg.first_seed,
+            cfg.generated,
+            cfg.frames,
+        ):
+            return found
+    except ObjectNotFound:
+        pass
+    log.info("fitting the generated-query map %s", key)
+    fitted = fit_query_map(
+        backend,
+        load_dataset(store, name, version),
+        frames=cfg.frames,
+        generated=cfg.generated,
+        first_seed=cfg.first_seed,
+    )
+    store.put_bytes(key, fitted.to_json().encode(), content_type="application/json")
+    return fitted
+
+
+def generated_vectors(backend, images: np.ndarray, query_map: GeneratedQueryMap | None):
+    """The search vectors (n, dim) float32 of generated images: the backend's embeddings,
+    moved by ``query_map`` (checked against the backend's versions) when there is one."""
+    vectors = np.asarray(backend.embed(images), np.float32)
+    if query_map is None:
+        return vectors
+    versions = backend.versions()
+    query_map.check(versions["encoder"], versions["gan"])
+    return query_map.apply(vectors)

@@ -1,0 +1,1226 @@
+"""Search real SHARPs that look like a query, with the physics side by side (issue 6).
+
+The notebook API behind ``sharpseek search``. A query is an active region as a model-space
+image (128 x 128, b = B_r / 1000 G clipped to [-1, 1]) and its SimSiam embedding; it comes
+from
+
+- a **latent vector**: a seed of the generator, optionally shifted along physical directions
+  (:class:`sharpseek.science.directions.DirectionSet` of the generator version), see
+  :meth:`Searcher.latent_query`;
+- an **image**: a FITS file (a SHARP ``Br`` segment, preprocessed as ingestion does), a
+  ``.npy`` array (B_r in gauss, any size, or a model-space 128 x 128 array), or a PNG written
+  by :func:`png_bytes` (``sharpseek search --save-query-png``, the UI's Export page), which
+  carries its gauss scale in its metadata; any other PNG is
+  refused (a colour-mapped picture cannot be turned back into gauss), see
+  :meth:`Searcher.image_query`;
+- an **indexed record**: its stored embedding, :meth:`Searcher.record_query`.
+
+A generated query's embedding (a latent query, an image the caller says was generated, the
+images of :meth:`Searcher.nearest_regions`) is moved onto the indexed frames' embedding
+distribution by the stored :class:`~sharpseek.search.query_map.GeneratedQueryMap` of the models
+(:attr:`Searcher.query_map`; ``settings.retrieval``): the cure for the hubs such queries
+otherwise all find (docs/search.md, "Hubs"). Real queries are searched as embedded.
+
+:meth:`Searcher.hits` sends the embedding and the filter (:class:`SearchFilter`) to the
+index in one request, one best frame per region by default, and returns the index's
+:class:`~sharpseek.search.index.SearchHit` list; :meth:`Searcher.search` returns the same as a
+:class:`pandas.DataFrame` (:func:`hits_frame`): one row per match with its identity, T_REC,
+NOAA numbers, the Euclidean distance in the embedding space (``distance``, smaller is
+closer), a JSOC link, and the query's and the match's parameters side by side
+(``query_tuf``, ``match_tuf``, ...).
+
+The paper's baselines (nearest neighbour in the normalised (TUF, R, PSEP) space, by
+Euclidean or by Mahalanobis distance): :class:`PhysicsBaseline` and
+:meth:`Searcher.baseline_search`, on a dataset's manifest.
+
+Real records: sunpy is not a dependency, so :meth:`Searcher.record_fits` gives the raw FITS
+file of a record (open it with ``astropy.io.fits`` or, where installed,
+``sunpy.map.Map(path)``); :meth:`Searcher.record_image` gives its model-space image.
+
+See docs/search.md.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import math
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from sharpseek.config import Settings, get_settings
+from sharpseek.data.flares import FLARE_COLUMN, flare_columns, flare_summary, parse_record_id
+from sharpseek.physics.parameters import (
+    BASELINE_PARAMETERS,
+    FIELD_SCALE,
+    MODEL_SIZE,
+    NATIVE_PARAMETERS,
+    SHOWN_PARAMETERS,
+)
+from sharpseek.search.index import SearchFilter, SearchHit, VectorIndex, open_index_from_settings
+from sharpseek.search.index.filters import to_tai
+from sharpseek.search.index.points import region_key
+
+__all__ = [
+    "PNG_SCALE_KEY",
+    "ImageInputError",
+    "PhysicsBaseline",
+    "Query",
+    "Searcher",
+    "baseline_features",
+    "check_model_image",
+    "export_png",
+    "filter_mask",
+    "hits_frame",
+    "is_sharpseek_png",
+    "jsoc_url",
+    "load_image",
+    "nearest_regions",
+    "nearest_sharps",
+    "png_bytes",
+    "png_is_generated",
+    "read_npy",
+    "read_png",
+    "results_to_json",
+]
+
+log = logging.getLogger(__name__)
+
+#: PNG text chunk holding the gauss scale of a sharpseek magnetogram PNG.
+PNG_SCALE_KEY = "sharpseek-scale"
+PNG_FORMAT = "sharpseek-magnetogram/1"
+_FIELD_G = float(FIELD_SCALE.to_value("G"))
+_LEVELS = 65535  # 16-bit grey
+
+
+class ImageInputError(ValueError):
+    """An image that cannot be a query: wrong shape, NaN, unknown format, unscaled PNG."""
+
+
+# ---------------------------------------------------------------------------------------------
+# images in and out
+
+
+def png_bytes(image: np.ndarray, *, description: str = "", generated: bool = False) -> bytes:
+    """A model-space image as sharpseek's magnetogram PNG: 16-bit grey with its gauss scale.
+
+    The one PNG format sharpseek writes (``sharpseek search --save-query-png`` and the UI's
+    Export page) and reads back as a query (:func:`load_image`, ``sharpseek search
+    --image``, the UI's upload). Grey level g in 0..65535 stands for
+    B_r = -1000 G + g * 2000 G / 65535 (a step of 0.03 G; the model's own float16 datasets
+    are coarser), so any viewer shows it as a magnetogram (white positive, black negative).
+    The scale is written as JSON in the PNG text chunk ``sharpseek-scale``, so
+    :func:`read_png` can turn the picture back into gauss. Row 0 of the array is the
+    *bottom* row of the picture (south, as the magnetogram figures draw it with
+    origin='lower').
+
+    Parameters
+    ----------
+    image : ndarray (128, 128)
+        b = B_r / 1000 G in [-1, 1], finite.
+    description : str
+        Written into the scale, e.g. what the image is.
+    generated : bool
+        The image came from the generator: written into the scale, so a search with the PNG
+        moves its embedding as the generated query's was (:func:`png_is_generated`).
+    """
+    from PIL import Image, PngImagePlugin
+
+    check_model_image(image, "image")
+    b = np.asarray(image, dtype=np.float64)  # levels rounded in double precision
+    grey = np.rint((np.clip(b, -1, 1) + 1.0) / 2.0 * _LEVELS).astype(np.uint16)
+    picture = Image.fromarray(np.ascontiguousarray(np.flipud(grey)))  # uint16 -> I;16
+    meta = PngImagePlugin.PngInfo()
+    scale = {
+        "format": PNG_FORMAT,
+        "b_min_gauss": -_FIELD_G,
+        "b_max_gauss": _FIELD_G,
+        "levels": _LEVELS,
+        "origin": "lower",
+        "description": description,
+        "generated": bool(generated),
+    }
+    meta.add_text(PNG_SCALE_KEY, json.dumps(scale))
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG", pnginfo=meta)
+    return buffer.getvalue()
+
+
+def export_png(
+    image: np.ndarray, path: str | Path, *, description: str = "", generated: bool = False
+) -> Path:
+    """Write a model-space image to ``path`` as sharpseek's magnetogram PNG
+    (:func:`png_bytes`); returns the path."""
+    data = png_bytes(image, description=description, generated=generated)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def is_sharpseek_png(source: str | Path | bytes) -> bool:
+    """Whether a PNG (a path or its bytes) carries sharpseek's gauss scale."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as picture:
+            return PNG_SCALE_KEY in picture.info
+    except (UnidentifiedImageError, OSError):
+        return False
+
+
+def png_is_generated(source: str | Path | bytes) -> bool:
+    """Whether a sharpseek PNG (a path or its bytes) says its image came from the generator
+    (:func:`png_bytes`); False for any other file."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as picture:
+            scale = json.loads(picture.info.get(PNG_SCALE_KEY) or "{}")
+    except (UnidentifiedImageError, OSError, ValueError):
+        return False
+    return isinstance(scale, dict) and scale.get("generated") is True
+
+
+def read_png(source: str | Path | bytes, *, name: str | None = None) -> np.ndarray:
+    """The model-space image (128, 128) float32 of a PNG written by :func:`png_bytes` (a
+    path, or the file's bytes; ``name`` names it in messages).
+
+    Raises
+    ------
+    ImageInputError
+        A PNG without sharpseek's scale (e.g. a colour-mapped figure): colours are not field
+        values, so it cannot be turned back into gauss.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    label = name or ("PNG" if isinstance(source, bytes) else str(source))
+    unreadable = (UnidentifiedImageError, OSError, Image.DecompressionBombError)
+    try:
+        picture = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+    except unreadable as err:
+        raise ImageInputError(f"{label}: not a readable PNG ({err})") from None
+    with picture:
+        text = picture.info.get(PNG_SCALE_KEY)
+        if text is None:
+            raise ImageInputError(
+                f"{label}: this PNG carries no sharpseek gauss scale (metadata "
+                f"{PNG_SCALE_KEY!r}); a colour-mapped picture cannot be turned back into "
+                "gauss. Give the FITS file, a .npy array, or a PNG exported by sharpseek"
+            )
+        try:
+            scale = json.loads(text)
+            low, high, levels = (
+                float(scale["b_min_gauss"]),
+                float(scale["b_max_gauss"]),
+                int(scale["levels"]),
+            )
+        except (ValueError, KeyError, TypeError) as err:
+            raise ImageInputError(
+                f"{label}: unreadable {PNG_SCALE_KEY!r} metadata ({err})"
+            ) from None
+        if scale.get("format") != PNG_FORMAT:
+            raise ImageInputError(f"{label}: unknown sharpseek PNG format {scale.get('format')!r}")
+        if picture.size != (MODEL_SIZE, MODEL_SIZE):  # before its pixels are decoded
+            raise ImageInputError(
+                f"{label}: a sharpseek PNG is {MODEL_SIZE}x{MODEL_SIZE} px, this one is "
+                f"{picture.size[0]}x{picture.size[1]}"
+            )
+        try:
+            picture.load()
+        except unreadable as err:
+            raise ImageInputError(f"{label}: not a readable PNG ({err})") from None
+        grey = np.asarray(picture, dtype=np.float64)
+    if grey.ndim != 2:
+        raise ImageInputError(f"{label}: a sharpseek PNG is one grey channel, got {grey.shape}")
+    gauss = low + grey / levels * (high - low)
+    if scale.get("origin", "lower") == "lower":
+        gauss = np.flipud(gauss)
+    return check_model_image(gauss / _FIELD_G, label)
+
+
+def load_image(
+    source: str | Path | np.ndarray,
+    *,
+    units: Literal["gauss", "model"] = "gauss",
+    field_clip_gauss: float = 1000.0,
+) -> np.ndarray:
+    """A query image in model space, (128, 128) float32, b in [-1, 1].
+
+    Parameters
+    ----------
+    source : path or array
+        ``.fits`` / ``.fits.gz`` / ``.fts``: a SHARP segment (B_r in gauss); NaN pixels
+        (off-disk) become 0 G and the patch is resized as ingestion does
+        (:func:`sharpseek.data.preprocess.to_model_space`). ``.npy`` or an array: in ``units``.
+        ``.png``: only a PNG written by :func:`png_bytes` (CLI or UI export).
+    units : "gauss" or "model"
+        For arrays: B_r in gauss (any 2-D size; resized and clipped as ingestion does), or
+        model space (exactly 128 x 128, in [-1, 1]).
+    field_clip_gauss : float
+        The clip of a real patch (FITS, or an array in gauss), as ingestion applies it
+        (:func:`sharpseek.data.preprocess.clip_field`; pass ``settings.quality.field_clip_gauss``).
+        Model-space input is taken as it is.
+
+    Raises
+    ------
+    ImageInputError
+        Unknown file type, not 2-D, wrong size for model units, NaN or infinite values in an
+        array, values outside [-1, 1] in model units, an unscaled PNG.
+    """
+    from sharpseek.data.preprocess import clip_field, small_patch_problem, to_model_space
+
+    if units not in ("gauss", "model"):
+        raise ImageInputError(f"units must be 'gauss' or 'model', got {units!r}")
+    if isinstance(source, str | Path):
+        path = Path(source)
+        if not path.is_file():
+            raise ImageInputError(f"image file {path} does not exist")
+        name = path.name.lower()
+        if name.endswith(".png"):
+            return read_png(path)
+        if name.endswith((".fits", ".fits.gz", ".fts", ".fit")):
+            from sharpseek.data.fits import read_sharp
+
+            try:
+                data = read_sharp(path).data
+            except (OSError, ValueError) as err:
+                raise ImageInputError(f"{path}: not a readable FITS image ({err})") from None
+            if np.isnan(data).all():
+                raise ImageInputError(f"{path}: every pixel is NaN")
+            too_small = small_patch_problem(data.shape)
+            if too_small:
+                raise ImageInputError(f"{path}: {too_small} (ingestion refuses such patches too)")
+            return clip_field(to_model_space(data).image, field_clip_gauss)
+        if name.endswith(".npy"):
+            array = read_npy(path)
+            if array.dtype == object:
+                return _bad_npy(path)
+            try:
+                return load_image(array, units=units, field_clip_gauss=field_clip_gauss)
+            except ImageInputError as err:
+                raise ImageInputError(f"{path}: {err}") from None
+        raise ImageInputError(
+            f"{path}: unknown image type; give a FITS file, a .npy array or a PNG exported "
+            "by sharpseek"
+        )
+    array = np.asarray(source)
+    if array.dtype == object or not np.issubdtype(array.dtype, np.number):
+        raise ImageInputError(f"image must be numeric, got dtype {array.dtype}")
+    if np.iscomplexobj(array):
+        raise ImageInputError(f"image must be real numbers, got complex dtype {array.dtype}")
+    array = np.squeeze(array.astype(np.float64))
+    if array.ndim != 2:
+        raise ImageInputError(f"image must be 2-D (ny, nx), got shape {np.shape(source)}")
+    too_small = small_patch_problem(array.shape) if units == "gauss" else None
+    if too_small:
+        raise ImageInputError(f"image: {too_small} (ingestion refuses such patches too)")
+    bad = ~np.isfinite(array)
+    if bad.any():
+        raise ImageInputError(
+            f"image has {int(bad.sum())} NaN or infinite pixel(s); set them to 0 G (as "
+            "preprocessing does for off-disk pixels) or give the FITS file"
+        )
+    if units == "model":
+        return check_model_image(array, "image")
+    return clip_field(to_model_space(array).image, field_clip_gauss)
+
+
+def read_npy(path: str | Path) -> np.ndarray:
+    """The array of a ``.npy`` file, never unpickled, its header checked first: a header
+    claiming more items than the file holds (say 10^10) is refused before any memory is
+    taken for them. :class:`ImageInputError` naming the file otherwise."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+            elif version == (2, 0):
+                shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+            else:
+                raise ValueError(f".npy format version {version} is not read here")
+            header_end = f.tell()
+        size = path.stat().st_size
+    except (OSError, ValueError, TypeError, SyntaxError) as err:
+        raise ImageInputError(f"{path}: not a readable .npy array ({err})") from None
+    if dtype.hasobject:
+        return _bad_npy(path)
+    items = int(np.prod(shape, dtype=np.float64))
+    if items * dtype.itemsize > size - header_end:
+        raise ImageInputError(
+            f"{path}: the .npy header claims {items:.3g} items of {dtype} (shape {shape}), "
+            f"more than the file's {size} bytes hold"
+        )
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError, MemoryError) as err:
+        raise ImageInputError(f"{path}: not a readable .npy array ({err})") from None
+
+
+def _bad_npy(path: Path) -> np.ndarray:
+    raise ImageInputError(f"{path}: holds Python objects, not an image array")
+
+
+def check_model_image(image: Any, what: str = "image") -> np.ndarray:
+    """A model-space image checked: (128, 128) float32, finite, b = B_r / 1000 G in [-1, 1].
+
+    The one check of a model-space image, for every door one comes in by (query files and
+    arrays here, the UI's uploads, renders and queries).
+
+    Raises
+    ------
+    ImageInputError
+        Naming ``what`` (e.g. the file) and what is wrong: not numbers, the wrong shape, NaN
+        or infinite values, values outside [-1, 1] (gauss given for model units, say).
+    """
+    array = np.asarray(image)
+    if array.dtype == object or not np.issubdtype(array.dtype, np.number):
+        raise ImageInputError(f"{what}: expected numbers, got dtype {array.dtype}")
+    if np.iscomplexobj(array):
+        raise ImageInputError(f"{what}: expected real numbers, got complex dtype {array.dtype}")
+    if array.shape != (MODEL_SIZE, MODEL_SIZE):
+        raise ImageInputError(
+            f"{what}: a model-space image has shape ({MODEL_SIZE}, {MODEL_SIZE}), got shape "
+            f"{array.shape}"
+        )
+    array = array.astype(np.float32)
+    bad = ~np.isfinite(array)
+    if bad.any():
+        raise ImageInputError(f"{what}: has {int(bad.sum())} NaN or infinite value(s)")
+    peak = float(np.abs(array).max())
+    if peak > 1.0 + 1e-6:
+        raise ImageInputError(
+            f"{what}: values reach {peak:.3g}; model space is b = B_r / 1000 G in [-1, 1]; "
+            "is it in gauss?"
+        )
+    return array
+
+
+# ---------------------------------------------------------------------------------------------
+# links, baselines, filters on tables
+
+
+def jsoc_url(
+    series: str, harpnum: int, t_rec: Any, base: str = "http://jsoc.stanford.edu/"
+) -> str | None:
+    """A link to the record at JSOC (its LookData page), or None for a synthetic record.
+
+    >>> jsoc_url("hmi.sharp_cea_720s", 377, pd.Timestamp("2011-02-15 01:36"))
+    'http://jsoc.stanford.edu/ajax/lookdata.html?ds=hmi.sharp_cea_720s%5B377%5D%5B2011.02.15_01%3A36%3A00_TAI%5D'
+    """
+    from urllib.parse import quote
+
+    if not str(series).startswith("hmi."):
+        return None
+    spec = f"{series}[{int(harpnum)}][{pd.Timestamp(t_rec):%Y.%m.%d_%H:%M:%S}_TAI]"
+    return f"{base.rstrip('/')}/ajax/lookdata.html?ds={quote(spec, safe='.')}"
+
+
+def baseline_features(table: pd.DataFrame | Mapping[str, Any]) -> np.ndarray:
+    """(n, 3) float64 (TUF [G px], R [G px], PSEP [model px]) of a table of parameters.
+
+    PSEP is undefined (NaN) for a patch that is not bipolar; here it is taken as 0 px
+    (no separation), so every frame has a place in the space. Any other NaN is an error.
+    """
+    tuf, r, psep = (np.asarray(table[p], dtype=np.float64) for p in BASELINE_PARAMETERS)
+    x = np.stack([tuf, r, np.where(np.isfinite(psep), psep, 0.0)], axis=1)  # (n, 3)
+    if not np.isfinite(x).all():
+        raise ValueError("TUF and R must be finite for the physical baseline")
+    return x
+
+
+@dataclass
+class PhysicsBaseline:
+    """The paper's baselines: nearest neighbour in the (TUF, R, PSEP) space of real frames.
+
+    ``euclidean``: Euclidean distance after normalising each parameter by the mean and
+    standard deviation of the real frames. ``mahalanobis``:
+    sqrt((x1 - x2)^T S^-1 (x1 - x2)) with S the covariance of the real features (scale
+    invariant, so no normalisation). Fitted on the real frames :meth:`fit` is given.
+    """
+
+    features: np.ndarray  # (n, 3) raw features of the real frames
+    mean: np.ndarray
+    std: np.ndarray
+    covariance: np.ndarray
+
+    @classmethod
+    def fit(cls, real: pd.DataFrame) -> PhysicsBaseline:
+        x = baseline_features(real)
+        if len(x) < 4:
+            raise ValueError(f"the physical baseline needs at least 4 real frames, got {len(x)}")
+        std = x.std(axis=0)
+        std[std == 0] = 1.0
+        return cls(x, x.mean(axis=0), std, np.cov(x, rowvar=False))
+
+    def transform(self, x: np.ndarray, metric: str) -> np.ndarray:
+        """Coordinates in which the metric is Euclidean: z-scores, or whitened features."""
+        if metric == "euclidean":
+            return (x - self.mean) / self.std
+        if metric == "mahalanobis":
+            # S^-1 = W W^T with W = L^-T (S = L L^T): |W^T d| is the Mahalanobis distance
+            chol = np.linalg.cholesky(self.covariance + 1e-12 * np.eye(len(self.covariance)))
+            return np.linalg.solve(chol, (x - self.mean).T).T
+        raise ValueError(f"unknown baseline metric {metric!r}; choose euclidean or mahalanobis")
+
+    def distances(self, queries: np.ndarray, metric: str) -> np.ndarray:
+        """(m, n) distances from raw query features (m, 3) to every real frame."""
+        q = self.transform(np.atleast_2d(np.asarray(queries, np.float64)), metric)
+        r = self.transform(self.features, metric)
+        d2 = (q**2).sum(1)[:, None] + (r**2).sum(1)[None, :] - 2 * q @ r.T
+        return np.sqrt(np.clip(d2, 0, None))
+
+
+def filter_mask(table: pd.DataFrame, spec: SearchFilter | None) -> np.ndarray:
+    """Which rows of a manifest satisfy ``spec`` (the same semantics as the index: closed
+    ranges, a null never matches a range, hemisphere strict). For searches over a table,
+    e.g. the baselines; a test checks it against the index on the same rows."""
+    n = len(table)
+    mask = np.ones(n, bool)
+    if spec is None:
+        return mask
+
+    def col(name: str) -> pd.Series:
+        if name not in table.columns:
+            raise ValueError(f"unknown filter field {name!r}: not a column of this table")
+        return table[name]
+
+    def within(values: pd.Series, low: Any, high: Any) -> np.ndarray:
+        v = values.to_numpy()
+        ok = pd.notna(values).to_numpy().copy()
+        if low is not None:
+            ok &= np.where(ok, v >= low, False)
+        if high is not None:
+            ok &= np.where(ok, v <= high, False)
+        return ok
+
+    for name, (low, high) in spec.ranges.items():
+        values = col(name)
+        if pd.api.types.is_datetime64_any_dtype(values):
+            low = None if low is None else to_tai(low)
+            high = None if high is None else to_tai(high)
+        else:
+            values = pd.to_numeric(values, errors="coerce").astype(float)
+            values = values.where(np.isfinite(values))
+        mask &= within(values, low, high)
+    if spec.time is not None:
+        mask &= within(pd.to_datetime(col("t_rec")), *spec.time)
+    if spec.harpnums is not None:
+        mask &= col("harpnum").isin(spec.harpnums).to_numpy()
+    if spec.exclude_harpnums is not None:
+        mask &= ~col("harpnum").isin(spec.exclude_harpnums).to_numpy()
+    if spec.noaa is not None:
+        wanted = set(spec.noaa)
+        lists = _noaa_lists(table)
+        mask &= np.array([bool(wanted & set(ars)) for ars in lists], bool)
+    lat = pd.to_numeric(col("lat_fwt"), errors="coerce") if _uses_lat(spec) else None
+    if spec.hemisphere == "north":
+        mask &= (lat > 0).to_numpy()
+    elif spec.hemisphere == "south":
+        mask &= (lat < 0).to_numpy()
+    if spec.latitude is not None:
+        mask &= within(lat, *spec.latitude)
+    if spec.mu is not None:
+        mask &= within(pd.to_numeric(col("mu"), errors="coerce"), *spec.mu)
+    for name, values in spec.equals.items():
+        mask &= col(name).isin(values).to_numpy()
+    if spec.exclude_regions is not None:
+        regions = [region_key(s, h) for s, h in zip(table["series"], table["harpnum"], strict=True)]
+        mask &= ~np.isin(regions, list(spec.exclude_regions))
+    return mask
+
+
+def _uses_lat(spec: SearchFilter) -> bool:
+    return spec.hemisphere is not None or spec.latitude is not None
+
+
+def _noaa_lists(table: pd.DataFrame) -> list[list[int]]:
+    from sharpseek.search.index.points import _noaa_lists as lists
+
+    return lists(table)
+
+
+# ---------------------------------------------------------------------------------------------
+# queries
+
+
+@dataclass
+class Query:
+    """A search query: an embedding, and the active region it stands for.
+
+    Attributes
+    ----------
+    vector : ndarray (dim,) float32
+        The SimSiam embedding.
+    encoder_version : str
+        The encoder that made ``vector``; the live collection must hold the same.
+    kind : "latent", "image" or "record"
+    description : str
+        What it is, e.g. ``seed 7, tuf +2.0`` or the file name or record id.
+    image : ndarray (128, 128) or None
+        The model-space image (None for a record query whose image is not at hand).
+    parameters : dict
+        Its physical parameters: model space (:data:`sharpseek.physics.parameters.SHOWN_PARAMETERS`
+        and more) and, for a real frame (a FITS file, an indexed record), the native ones.
+    region : str or None
+        For a record query, its region (left out of the results by default).
+    latent : ndarray or None
+        For a latent query, z after the shifts.
+    t_rec : Timestamp or None
+        For a record query, its T_REC (naive TAI): the look-alike outlook counts only
+        neighbours whose outcome had closed by then.
+    """
+
+    vector: np.ndarray
+    encoder_version: str
+    kind: str
+    description: str
+    image: np.ndarray | None = None
+    parameters: dict[str, Any] = field(default_factory=dict)
+    region: str | None = None
+    latent: np.ndarray | None = None
+    t_rec: pd.Timestamp | None = None
+
+
+def _native_of_file(path: Path) -> dict[str, Any]:
+    """Native-scale values of a real SHARP file (and its magnetogram beside it, if any)."""
+    from sharpseek.data.fits import read_sharp
+    from sharpseek.data.native import magnetogram_beside, native_columns
+
+    sharp = read_sharp(path)
+    meta = {**sharp.meta, "dsun_obs": sharp.header.get("DSUN_OBS")}
+    return native_columns(sharp.data, meta, los=magnetogram_beside(path, sharp.data.shape))
+
+
+def _parameters(images: np.ndarray) -> list[dict[str, float]]:
+    from sharpseek.physics.parameters import compute_parameters
+
+    return _rows(compute_parameters(np.asarray(images, np.float32)), len(images))
+
+
+def _rows(values: Mapping[str, Any], n: int) -> list[dict[str, float]]:
+    """Per image, its parameters from :func:`~sharpseek.physics.parameters.compute_parameters`
+    columns."""
+    return [
+        {k: float(v[i]) for k, v in values.items() if k != "bipolar"}
+        | {"bipolar": bool(values["bipolar"][i])}
+        for i in range(n)
+    ]
+
+
+class Searcher:
+    """Queries, searches and baselines on the configured index and models.
+
+    The models are reached only through a :class:`~sharpseek.serving.backends.ModelBackend`
+    (``open_backend(settings)``: in-process, or TorchServe when ``settings.serve.backend``
+    says so); the index and the store open on first use, from ``settings``. Give any of them
+    to use another (tests, notebooks, the UI).
+
+    Examples
+    --------
+    >>> searcher = Searcher.from_settings()                        # doctest: +SKIP
+    >>> q = searcher.latent_query(7, shifts={"tuf": 2.0})          # doctest: +SKIP
+    >>> searcher.search(q, k=10, filter=SearchFilter(mu=(0.8, 1)))  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        index: VectorIndex | None = None,
+        backend=None,
+        store=None,
+    ) -> None:
+        self.settings = settings or get_settings()
+        self._index = index
+        self._backend = backend
+        self._own_backend = backend is None
+        self._store = store
+        self._versions: dict[str, str | None] | None = None
+        self._query_map: Any = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None, **parts: Any) -> Searcher:
+        return cls(settings, **parts)
+
+    # ------------------------------------------------------------------ parts
+    @property
+    def store(self):
+        if self._store is None:
+            from sharpseek.data.store import open_store
+
+            self._store = open_store(self.settings)
+        return self._store
+
+    @property
+    def backend(self):
+        """The :class:`~sharpseek.serving.backends.ModelBackend` generating and embedding
+        queries."""
+        if self._backend is None:
+            from sharpseek.serving.backends import open_backend
+
+            self._backend = open_backend(self.settings)
+        return self._backend
+
+    def versions(self) -> dict[str, str | None]:
+        """``{"gan", "encoder", "directions"}`` of the backend (asked once), and which
+        backend answers (``"backend"``: ``inprocess`` or ``torchserve``)."""
+        if self._versions is None:
+            from sharpseek.serving.backends import TorchServeBackend
+
+            kind = "torchserve" if isinstance(self.backend, TorchServeBackend) else "inprocess"
+            self._versions = dict(self.backend.versions()) | {"backend": kind}
+        return self._versions
+
+    @property
+    def encoder_version(self) -> str:
+        """The version of the encoder that embeds the queries."""
+        return str(self.versions()["encoder"])
+
+    @property
+    def query_map(self):
+        """The :class:`~sharpseek.search.query_map.GeneratedQueryMap` of the backend's models
+        (fitted and stored on first use), or None when ``settings.retrieval.query_map`` is off."""
+        if self._query_map is None:
+            from sharpseek.search.query_map import load_query_map
+
+            self._query_map = load_query_map(self.settings, self.backend, self.store) or False
+        return self._query_map or None
+
+    def query_vectors(self, images: np.ndarray, *, generated: bool) -> np.ndarray:
+        """Search vectors (n, dim) of model-space images (n, 128, 128): their embeddings,
+        moved by :attr:`query_map` when the images are ``generated``
+        (:func:`sharpseek.search.query_map.generated_vectors`)."""
+        from sharpseek.search.query_map import generated_vectors
+
+        if not generated:
+            return np.asarray(self.backend.embed(images), np.float32)
+        return generated_vectors(self.backend, images, self.query_map)
+
+    @property
+    def index(self) -> VectorIndex:
+        if self._index is None:
+            self._index = open_index_from_settings(self.settings)
+        return self._index
+
+    def close(self) -> None:
+        if self._index is not None:
+            self._index.close()
+            self._index = None
+        if self._own_backend and self._backend is not None:
+            self._backend.close()
+            self._backend = None
+
+    def __enter__(self) -> Searcher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ queries
+    def latent_query(
+        self,
+        seed: int | None = None,
+        *,
+        z: np.ndarray | None = None,
+        shifts: Mapping[str, float] | None = None,
+        hold: Sequence[str] = (),
+    ) -> Query:
+        """The generated active region of a seed (or of ``z``), shifted along directions.
+
+        ``shifts`` maps a parameter to a step eps in latent units along its unit direction
+        (z' = z + eps n, SCIENCE.md), each direction conditioned on the ``hold`` parameters:
+        one backend call (:func:`sharpseek.science.directions.apply_shifts` behind it). The
+        backend's generator refuses a shift when no directions were fitted for its version
+        (``sharpseek directions fit``); a bad latent or shift raises a ``ValueError``
+        (:class:`~sharpseek.serving.backends.RequestError`) naming it.
+        """
+        if (seed is None) == (z is None):
+            raise ValueError("give a seed or a latent vector z (one of them)")
+        result = self.backend.generate(
+            None if z is None else np.asarray(z, np.float32).reshape(1, -1),
+            seeds=None if seed is None else [int(seed)],
+            shifts=dict(shifts or {}),
+            hold=list(hold),
+        )
+        words = [f"seed {seed}" if seed is not None else "latent vector"]
+        words += [f"{name} {float(eps):+g}" for name, eps in (shifts or {}).items()]
+        if hold:
+            words.append(f"holding {', '.join(hold)}")
+        image = result.images[0]
+        return Query(
+            vector=self.query_vectors(image[None], generated=True)[0],
+            encoder_version=self.encoder_version,
+            kind="latent",
+            description=", ".join(words),
+            image=image,
+            parameters=_rows(result.parameters, 1)[0],
+            latent=result.z[0],
+        )
+
+    def image_query(
+        self,
+        image: str | Path | np.ndarray,
+        *,
+        units: Literal["gauss", "model"] = "model",
+        generated: bool = False,
+    ) -> Query:
+        """A query from an image: a path (FITS, .npy, sharpseek PNG; see :func:`load_image`)
+        or an array in ``units`` (default model space). ``generated``: the image came from the
+        generator (e.g. the UI's shifted image, or a PNG whose metadata says so), so its
+        embedding is moved by :attr:`query_map`; a real patch's is not."""
+        is_path = isinstance(image, str | Path)
+        b = load_image(image, units=units, field_clip_gauss=self.settings.quality.field_clip_gauss)
+        if is_path and str(image).lower().endswith(".png"):
+            generated = generated or png_is_generated(image)  # e.g. --save-query-png's
+        vector = self.query_vectors(b[None], generated=generated)[0]
+        parameters: dict[str, Any] = _parameters(b[None])[0]
+        if is_path and str(image).lower().endswith((".fits", ".fits.gz", ".fts", ".fit")):
+            parameters.update(_native_of_file(Path(image)))  # a real patch: its native values
+        return Query(
+            vector=vector,
+            encoder_version=self.encoder_version,
+            kind="image",
+            description=str(image) if is_path else "image",
+            image=b,
+            parameters=parameters,
+        )
+
+    def record_query(self, record_id: str) -> Query:
+        """A query from an indexed record: its stored embedding and parameters."""
+        found = self.index.get([record_id], with_vector=True)
+        if not found:
+            raise KeyError(f"record {record_id!r} is not in the live collection of the index")
+        record = found[0]
+        payload = record.payload
+        return Query(
+            vector=record.vector,
+            encoder_version=str(payload.get("encoder_version")),
+            kind="record",
+            description=record_id,
+            image=None,
+            parameters={k: _float(payload.get(k)) for k in (*SHOWN_PARAMETERS, *NATIVE_PARAMETERS)}
+            | {"r_jsoc_segment": payload.get("r_jsoc_segment")},
+            region=str(payload.get("region")),
+            t_rec=pd.Timestamp(parse_record_id(record_id)[2]),
+        )
+
+    # ------------------------------------------------------------------ search
+    def hits(
+        self,
+        query: Query,
+        *,
+        k: int = 10,
+        filter: SearchFilter | None = None,
+        per_region: int = 1,
+        group_by_region: bool = True,
+        include_own_region: bool = False,
+        exact: bool | None = None,
+    ) -> list[SearchHit]:
+        """The real frames nearest to ``query`` in the embedding space, best first, as
+        :class:`~sharpseek.search.index.SearchHit` (``distance``: Euclidean, smaller is closer).
+
+        One request to the index, with the filter inside. By default one best frame per
+        region (``k`` regions); ``per_region`` frames of each; ``group_by_region=False``
+        for ``k`` frames. A record query leaves its own region out unless
+        ``include_own_region``.
+
+        Raises
+        ------
+        EmptyIndexError, EncoderMismatchError, ValueError (see :meth:`VectorIndex.search`).
+        """
+        spec = filter
+        if query.region is not None and not include_own_region:
+            spec = _with_excluded_region(spec, query.region)
+        return self.index.search(
+            query.vector,
+            limit=k,
+            filter=spec,
+            group_by_harp=group_by_region,
+            per_region=per_region,
+            exact=exact,
+            encoder_version=query.encoder_version,
+        )
+
+    def search(
+        self,
+        query: Query,
+        *,
+        k: int = 10,
+        filter: SearchFilter | None = None,
+        per_region: int = 1,
+        group_by_region: bool = True,
+        include_own_region: bool = False,
+        exact: bool | None = None,
+    ) -> pd.DataFrame:
+        """:meth:`hits` as a table, best first.
+
+        Returns
+        -------
+        DataFrame, one row per match: ``rank``, ``record_id``, ``series``, ``harpnum``,
+        ``region``, ``t_rec`` (TAI), ``noaa_ars`` (list), ``distance`` (Euclidean distance
+        in the embedding space, smaller is closer: :attr:`SearchHit.distance`),
+        ``lat_fwt``, ``lon_fwt``, ``mu``, ``jsoc_url`` (None for synthetic records),
+        ``dataset_version``, and ``query_<p>`` / ``match_<p>`` for each of
+        :data:`sharpseek.physics.parameters.SHOWN_PARAMETERS`. ``attrs["query"]`` describes the
+        query.
+
+        Raises
+        ------
+        EmptyIndexError, EncoderMismatchError, ValueError (see :meth:`VectorIndex.search`).
+        """
+        hits = self.hits(
+            query,
+            k=k,
+            filter=filter,
+            per_region=per_region,
+            group_by_region=group_by_region,
+            include_own_region=include_own_region,
+            exact=exact,
+        )
+        return hits_frame(query, hits, jsoc_base=self.settings.jsoc.server_url)
+
+    def nearest_regions(
+        self,
+        images: np.ndarray,
+        k: int = 3,
+        *,
+        filter: SearchFilter | None = None,
+        generated: bool = True,
+    ) -> list[pd.DataFrame]:
+        """For each model-space image (n, 128, 128), the best frames of its ``k`` nearest
+        real regions (one :meth:`search` result per image). For catalogues of generated ARs
+        (``generated``: their embeddings are moved by :attr:`query_map`).
+        """
+        images = np.asarray(images, dtype=np.float32)
+        if images.ndim == 2:
+            images = images[None]
+        if images.ndim != 3:
+            raise ImageInputError(f"images must have shape (n, 128, 128), got {images.shape}")
+        for i, image in enumerate(images):
+            check_model_image(image, f"image {i}")
+        vectors = self.query_vectors(images, generated=generated)
+        params = _parameters(images)
+        out = []
+        for i in range(len(images)):
+            query = Query(
+                vector=vectors[i],
+                encoder_version=self.encoder_version,
+                kind="image",
+                description=f"image {i}",
+                image=images[i],
+                parameters=params[i],
+            )
+            out.append(self.search(query, k=k, filter=filter))
+        return out
+
+    def outlook(
+        self,
+        query: Query,
+        *,
+        k: int | None = None,
+        threshold: str | None = None,
+        hours: int | None = None,
+    ):
+        """The look-alike flare outlook of ``query``
+        (:func:`sharpseek.search.outlook.query_outlook`): the share of its ``k`` nearest regions
+        whose outcome held a flare >= ``threshold``; a record query counts only neighbours whose
+        outcome had closed by its T_REC, never its own region, and only regions of its own kind
+        (real or synthetic); an image query counts both kinds and says how many are synthetic.
+        Defaults: ``settings.flares.outlook_k``, ``outlook_class``, ``outlook_hours``."""
+        from sharpseek.search.outlook import query_outlook
+
+        flares = self.settings.flares
+        return query_outlook(
+            self.index,
+            query.vector,
+            k=flares.outlook_k if k is None else k,
+            threshold=flares.outlook_class if threshold is None else threshold,
+            hours=flares.outlook_hours if hours is None else hours,
+            query_t_rec=query.t_rec,
+            query_region=query.region,
+            encoder_version=query.encoder_version,
+            kind=(
+                None
+                if query.region is None
+                else "synthetic"
+                if str(query.region).startswith("synthetic:")
+                else "real"
+            ),
+        )
+
+    def baseline_search(
+        self,
+        query: Query,
+        table: pd.DataFrame,
+        *,
+        metric: Literal["euclidean", "mahalanobis"] = "euclidean",
+        k: int = 10,
+        filter: SearchFilter | None = None,
+        per_region: int = 1,
+    ) -> pd.DataFrame:
+        """The paper's baseline: nearest frames of ``table`` (a manifest) to the query in the
+        (TUF, R, PSEP) space, normalised (``euclidean``) or by ``mahalanobis`` distance with
+        the covariance of all of ``table``'s frames; ``distance`` is that distance. The filter
+        has the index's semantics (:func:`filter_mask`). The table's columns are those of
+        :meth:`search`."""
+        baseline = PhysicsBaseline.fit(table)
+        q = baseline_features(pd.DataFrame([query.parameters]))
+        dist = baseline.distances(q, metric)[0]
+        spec = filter
+        if query.region is not None:
+            spec = _with_excluded_region(spec, query.region)
+        keep = np.flatnonzero(filter_mask(table, spec))
+        order = keep[np.argsort(dist[keep], kind="stable")]
+        chosen: list[int] = []
+        counts: dict[str, int] = {}
+        for i in order:
+            region = region_key(str(table["series"].iloc[i]), int(table["harpnum"].iloc[i]))
+            if counts.get(region, 0) >= per_region:
+                continue
+            counts[region] = counts.get(region, 0) + 1
+            chosen.append(int(i))
+            if len(counts) >= k and all(c >= per_region for c in counts.values()):
+                break
+        hits = []
+        for i in chosen:
+            r = table.iloc[i]
+            series, harpnum = str(r["series"]), int(r["harpnum"])
+            payload = r.to_dict() | {
+                "series": series,
+                "noaa_ars": _noaa_lists(table.iloc[[i]])[0],
+                "dataset_version": None,
+            }
+            hits.append(
+                SearchHit(
+                    record_id=str(r.get("record_id")),
+                    distance=float(dist[i]),
+                    harpnum=harpnum,
+                    t_rec=pd.Timestamp(r["t_rec"]),
+                    region=region_key(series, harpnum),
+                    payload=payload,
+                )
+            )
+        frame = hits_frame(query, hits, jsoc_base=self.settings.jsoc.server_url)
+        frame.attrs["query"] = _describe(query) | {"method": metric}
+        return frame
+
+    # ------------------------------------------------------------------ records
+    def _dataset_of(self, record_id: str):
+        from sharpseek.data.dataset import dataset_names, dataset_versions, load_dataset
+
+        found = self.index.get([record_id])
+        wanted = str(found[0].payload.get("dataset_version")) if found else None
+        for name in dataset_names(self.store):
+            versions = dataset_versions(self.store, name)
+            for version in ([wanted] if wanted in versions else []) + versions[::-1]:
+                ds = load_dataset(self.store, name, version)
+                rows = np.flatnonzero(ds.manifest["record_id"].to_numpy() == record_id)
+                if len(rows):
+                    return ds, int(rows[0])
+        raise KeyError(f"record {record_id!r} is in no dataset of {self.store.describe()}")
+
+    def record_image(self, record_id: str) -> np.ndarray:
+        """The model-space image (128, 128) float32 of a record, from its dataset."""
+        ds, row = self._dataset_of(record_id)
+        return ds.images([row])[0]
+
+    def record_fits(self, record_id: str) -> Path | None:
+        """The raw FITS file of a real record (a local path; downloaded to a temporary
+        folder from an S3 store), or None for a synthetic record or one ingested without
+        keeping its file. Open it with ``astropy.io.fits.open(path)`` or, where sunpy is
+        installed, ``sunpy.map.Map(path)`` (sunpy is not a dependency of sharpseek)."""
+        ds, row = self._dataset_of(record_id)
+        r = ds.manifest.iloc[row]
+        source = str(r.get("source") or "")
+        if ":" not in source:
+            return None
+        key = r.get("raw_key")
+        if not isinstance(key, str) or not key:  # a dataset written before raw_key
+            key = f"raw/{r['series']}/{int(r['harpnum'])}/{source.split(':', 1)[1]}"
+        if not self.store.exists(key):
+            return None
+        from sharpseek.data.store import LocalStore
+
+        if isinstance(self.store, LocalStore):
+            return self.store.root / key
+        name = source.split(":", 1)[1] if ":" in source else Path(key).name
+        target = Path(tempfile.mkdtemp(prefix="sharpseek-fits-")) / name
+        return self.store.get_file(key, target)
+
+
+def nearest_regions(
+    images: np.ndarray,
+    k: int = 3,
+    *,
+    settings: Settings | None = None,
+    filter: SearchFilter | None = None,
+    searcher: Searcher | None = None,
+) -> list[pd.DataFrame]:
+    """For each model-space image (n, 128, 128), its ``k`` nearest real regions (best
+    frame of each) in the configured index: the hook of the generated-AR catalogue."""
+    if searcher is not None:
+        return searcher.nearest_regions(images, k, filter=filter)
+    with Searcher(settings) as own:
+        return own.nearest_regions(images, k, filter=filter)
+
+
+def nearest_sharps(
+    k: int = 3,
+    *,
+    settings: Settings | None = None,
+    filter: SearchFilter | None = None,
+    searcher: Searcher | None = None,
+):
+    """The catalogue's hook (:data:`sharpseek.science.catalogue.NearestFn`): a function from
+    model-space images (n, 128, 128) to, per image, the record ids of its ``k`` nearest real
+    regions' best frames. Images are clipped to [-1, 1] first (the model's input space). With
+    nothing indexed yet it returns empty lists and logs a warning (a catalogue is still useful
+    without); an encoder-version mismatch is an error."""
+    from sharpseek.search.index import EmptyIndexError
+
+    def find(images: np.ndarray) -> list[list[str]]:
+        images = np.clip(np.asarray(images, dtype=np.float32), -1.0, 1.0)
+        own = searcher is None
+        active = Searcher(settings) if own else searcher
+        try:
+            if active.index.count() == 0:  # before loading any model: nothing to search
+                raise EmptyIndexError(f"nothing indexed in {active.settings.index_dir}")
+            frames = active.nearest_regions(images, k, filter=filter)
+        except EmptyIndexError as err:
+            log.warning("no nearest SHARPs: %s", err)
+            return [[] for _ in range(len(images))]
+        finally:
+            if own:
+                active.close()
+        return [frame["record_id"].tolist() for frame in frames]
+
+    return find
+
+
+def hits_frame(query: Query, hits: Sequence[SearchHit], *, jsoc_base: str) -> pd.DataFrame:
+    """Search hits as the table :meth:`Searcher.search` returns (its columns), best first,
+    with the query's parameters beside each match's; ``attrs["query"]`` describes the query.
+    ``jsoc_base`` is the JSOC server of the links (``settings.jsoc.server_url``).
+    """
+    rows = []
+    for rank, hit in enumerate(hits, start=1):
+        p = hit.payload
+        row = {
+            "rank": rank,
+            "record_id": hit.record_id,
+            "series": p.get("series"),
+            "harpnum": hit.harpnum,
+            "region": hit.region,
+            "t_rec": pd.Timestamp(hit.t_rec),
+            "noaa_ars": hit.noaa_ars,
+            "distance": hit.distance,
+            "lat_fwt": hit.parameter("lat_fwt"),
+            "lon_fwt": hit.parameter("lon_fwt"),
+            "mu": hit.parameter("mu"),
+            "jsoc_url": jsoc_url(str(p.get("series")), hit.harpnum, hit.t_rec, jsoc_base),
+            "dataset_version": p.get("dataset_version"),
+        }
+        row["match_r_jsoc_segment"] = p.get("r_jsoc_segment")
+        # flare history and outcome (labels of what happened around T_REC, never features)
+        row["flares"] = flare_summary(p)
+        for key in flare_columns(p):
+            row[key] = p.get(key)
+        for name in _ALL_SHOWN:
+            row[f"query_{name}"] = _float(query.parameters.get(name))
+            row[f"match_{name}"] = hit.parameter(name)
+        rows.append(row)
+    flare_fields = sorted({k for row in rows for k in row if FLARE_COLUMN.match(k)})
+    columns = _columns()
+    at = columns.index("dataset_version") + 1
+    columns = [*columns[:at], "flares", *flare_fields, *columns[at:]]
+    frame = pd.DataFrame(rows, columns=columns)
+    frame.attrs["query"] = _describe(query)
+    return frame
+
+
+#: Query and match side by side: the model-space parameters (all a generated query has) and
+#: the native-scale ones of a real frame (NaN for a generated query).
+_ALL_SHOWN = (*SHOWN_PARAMETERS, *NATIVE_PARAMETERS)
+
+
+def results_to_json(frame: pd.DataFrame) -> dict[str, Any]:
+    """A search result as plain JSON: ``{"query": {...}, "results": [...]}`` with each match's
+    parameters under ``query`` and ``match`` side by side."""
+    results = []
+    for _, row in frame.iterrows():
+        item = {
+            key: _plain(row[key])
+            for key in frame.columns
+            if not key.startswith(("query_", "match_"))
+        }
+        item["r_jsoc_segment"] = _plain(row.get("match_r_jsoc_segment"))
+        item["parameters"] = {
+            name: {
+                "query": _plain(row[f"query_{name}"]),
+                "match": _plain(row[f"match_{name}"]),
+                "space": "model" if name in SHOWN_PARAMETERS else "native",
+            }
+            for name in _ALL_SHOWN
+            if f"query_{name}" in row
+        }
+        results.append(item)
+    return {"query": frame.attrs.get("query", {}), "results": results}
+
+
+# ---------------------------------------------------------------------------------------------
+def _columns() -> list[str]:
+    base = [
+        "rank", "record_id", "series", "harpnum", "region", "t_rec", "noaa_ars", "distance",
+        "lat_fwt", "lon_fwt", "mu", "jsoc_url", "dataset_version",
+    ]  # fmt: skip
+    base.append("match_r_jsoc_segment")
+    for name in _ALL_SHOWN:
+        base += [f"query_{name}", f"match_{name}"]
+    return base
+
+
+def _describe(query: Query) -> dict[str, Any]:
+    return {
+        "kind": query.kind,
+        "description": query.description,
+        "encoder_version": query.encoder_version,
+        "parameters": {k: _plain(query.parameters.get(k)) for k in _ALL_SHOWN},
+        "r_jsoc_segment": query.parameters.get("r_jsoc_segment"),
+    }
+
+
+def _with_excluded_region(spec: SearchFilter | None, region: str) -> SearchFilter:
+    from dataclasses import replace
+
+    spec = spec or SearchFilter()
+    regions = tuple(spec.exclude_regions or ()) + (region,)
+    return replace(spec, exclude_regions=regions)
+
+
+def _float(value: Any) -> float:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+    return out
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
