@@ -50,6 +50,24 @@ def test_flip_alone_is_a_north_south_flip_half_the_time():
     assert 10 < int(flipped.sum()) < 54
 
 
+def test_quarter_turns_rotate_by_multiples_of_90_degrees_and_keep_the_parameters():
+    x = torch.rand(1, 1, 128, 128).expand(64, 1, 128, 128).contiguous() * 2 - 1
+    turns = AugmentConfig("turns", **{**ONLY, "quarter_turns": True})
+    out = augment(x, turns, torch.Generator().manual_seed(0))
+    turned = torch.stack(
+        [
+            torch.isclose(out, torch.rot90(x, k, dims=(2, 3)), atol=1e-6).flatten(1).all(1)
+            for k in range(4)
+        ]
+    )  # (4, 64): which turn each view is
+    assert bool((turned.sum(0) == 1).all())  # every view is exactly one of the four
+    assert bool((turned.sum(1) > 5).all())  # and each turn is drawn
+    before = compute_parameters(x[:2, 0].numpy())
+    after = compute_parameters(out[:2, 0].numpy())
+    for name in ("tuf", "r", "psep", "grad"):
+        assert np.allclose(before[name], after[name], rtol=1e-6), name
+
+
 def test_shift_stays_within_10_pixels():
     x = _blob()[None, None].expand(256, 1, 128, 128)
     out = augment(

@@ -238,7 +238,10 @@ def train_encoder_cmd(
     version: VersionOpt = None,
     augment: Annotated[
         str | None,
-        typer.Option("--augment", help="augmentation set: paper, tilt-sensitive or none"),
+        typer.Option(
+            "--augment",
+            help="augmentation set: paper, tilt-sensitive, none, no-zoom or dihedral",
+        ),
     ] = None,
     epochs: EpochsOpt = None,
     batch_size: BatchOpt = None,

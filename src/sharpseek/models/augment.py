@@ -6,7 +6,9 @@ Each image gets its own random affine map, drawn from a seeded ``torch.Generator
 - zoom: a magnification uniform in ``zoom`` (1.2 makes structures 20% larger);
 - rotation: an angle uniform within +-``rotation_deg`` about the patch centre;
 - vertical flip (with probability 1/2): y -> -y, north <-> south. This reverses the sign of
-  the tilt (Joy <-> anti-Joy), so a flip-invariant encoder cannot tell them apart.
+  the tilt (Joy <-> anti-Joy), so a flip-invariant encoder cannot tell them apart;
+- quarter turns (``quarter_turns``, after the affine map): a random multiple of 90 deg,
+  exact (``torch.rot90``, no resampling).
 
 Pixels brought in from outside the patch are 0 (no field). Parameters are drawn on the CPU
 from the generator, then applied with ``F.affine_grid`` / ``F.grid_sample`` (bilinear) on the
@@ -14,7 +16,9 @@ images' device, so the same seed gives the same maps on any device.
 
 Named sets (:data:`AUGMENTATION_SETS`): ``paper`` (SCIENCE.md: shift 10 px, zoom 0.8-1.2,
 rotation +-20 deg, vertical flip), ``tilt-sensitive`` (no flip, rotation +-5 deg: for searches
-about tilt and orientation) and ``none``.
+about tilt and orientation), ``none``, and two measured for issue 17's retrieval targets:
+``no-zoom`` (the paper's set with shifts of 5 px and no zoom) and ``dihedral`` (flip and
+quarter turns only).
 """
 
 from __future__ import annotations
@@ -55,6 +59,9 @@ class AugmentConfig:
     zoom: tuple[float, float] = (0.8, 1.2)  # magnification range
     rotation_deg: float = 20.0  # max |rotation| [deg]
     vflip: bool = True  # flip north-south with probability 1/2
+    # a random multiple of 90 deg (after the affine map): exact, no resampling, and TUF, R,
+    # PSEP and GRAD are unchanged by it
+    quarter_turns: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "zoom", tuple(float(v) for v in self.zoom))
@@ -76,6 +83,7 @@ class AugmentConfig:
             and self.zoom == (1.0, 1.0)
             and self.rotation_deg == 0
             and not self.vflip
+            and not self.quarter_turns
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -90,11 +98,19 @@ AUGMENTATION_SETS: dict[str, AugmentConfig] = {
     "paper": AugmentConfig("paper"),
     "tilt-sensitive": AugmentConfig("tilt-sensitive", rotation_deg=5.0, vflip=False),
     "none": AugmentConfig("none", shift_px=0.0, zoom=(1.0, 1.0), rotation_deg=0.0, vflip=False),
+    # Two sets that keep what the retrieval targets measure (issue 17; docs/search.md,
+    # "Encoder variants"): "no-zoom" keeps sizes and separations (PSEP, TUF), "dihedral"
+    # changes no pixel value (flip and quarter turns: TUF, R, PSEP and GRAD exactly kept).
+    "no-zoom": AugmentConfig("no-zoom", shift_px=5.0, zoom=(1.0, 1.0)),
+    "dihedral": AugmentConfig(
+        "dihedral", shift_px=0.0, zoom=(1.0, 1.0), rotation_deg=0.0, quarter_turns=True
+    ),
 }
 
 
 def augmentation_set(name: str, **overrides: Any) -> AugmentConfig:
-    """The named augmentation set (``paper``, ``tilt-sensitive``, ``none``), with overrides."""
+    """The named augmentation set (``paper``, ``tilt-sensitive``, ``none``, ``no-zoom``,
+    ``dihedral``), with overrides."""
     if name not in AUGMENTATION_SETS:
         raise ValueError(
             f"unknown augmentation set {name!r}; choose one of {sorted(AUGMENTATION_SETS)}"
@@ -144,9 +160,20 @@ def augment(
     check_images(images)
     if config.is_identity:
         return images.clone()
-    theta = random_affine(images.shape[0], config, generator).to(images.device, images.dtype)
-    grid = F.affine_grid(theta, list(images.shape), align_corners=False)  # (N, 128, 128, 2)
-    return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    if replace(config, quarter_turns=False).is_identity:  # turns only: no resampling at all
+        out = images.clone()
+    else:
+        theta = random_affine(images.shape[0], config, generator).to(images.device, images.dtype)
+        grid = F.affine_grid(theta, list(images.shape), align_corners=False)  # (N, 128, 128, 2)
+        out = F.grid_sample(
+            images, grid, mode="bilinear", padding_mode="zeros", align_corners=False
+        )
+    if config.quarter_turns:
+        turns = torch.randint(0, 4, (images.shape[0],), generator=generator)  # (N,) on the CPU
+        for k in (1, 2, 3):
+            chosen = (turns == k).to(out.device)
+            out[chosen] = torch.rot90(out[chosen], k, dims=(2, 3))
+    return out
 
 
 def pick_showcase_rows(manifest, n: int, *, seed: int = 0) -> np.ndarray:
