@@ -240,7 +240,7 @@ def train_encoder_cmd(
         str | None,
         typer.Option(
             "--augment",
-            help="augmentation set: paper, tilt-sensitive, none, no-zoom or dihedral",
+            help="augmentation set: paper, tilt-sensitive, none, no-zoom, flip or dihedral",
         ),
     ] = None,
     epochs: EpochsOpt = None,

@@ -16,9 +16,9 @@ images' device, so the same seed gives the same maps on any device.
 
 Named sets (:data:`AUGMENTATION_SETS`): ``paper`` (SCIENCE.md: shift 10 px, zoom 0.8-1.2,
 rotation +-20 deg, vertical flip), ``tilt-sensitive`` (no flip, rotation +-5 deg: for searches
-about tilt and orientation), ``none``, and two measured for issue 17's retrieval targets:
-``no-zoom`` (the paper's set with shifts of 5 px and no zoom) and ``dihedral`` (flip and
-quarter turns only).
+about tilt and orientation), ``none``, and three measured for issue 17's retrieval targets:
+``no-zoom`` (the paper's set with shifts of 5 px and no zoom), ``flip`` (the north-south
+flip only) and ``dihedral`` (flip and quarter turns).
 """
 
 from __future__ import annotations
@@ -98,10 +98,11 @@ AUGMENTATION_SETS: dict[str, AugmentConfig] = {
     "paper": AugmentConfig("paper"),
     "tilt-sensitive": AugmentConfig("tilt-sensitive", rotation_deg=5.0, vflip=False),
     "none": AugmentConfig("none", shift_px=0.0, zoom=(1.0, 1.0), rotation_deg=0.0, vflip=False),
-    # Two sets that keep what the retrieval targets measure (issue 17; docs/search.md,
-    # "Encoder variants"): "no-zoom" keeps sizes and separations (PSEP, TUF), "dihedral"
-    # changes no pixel value (flip and quarter turns: TUF, R, PSEP and GRAD exactly kept).
+    # Sets that keep what the retrieval targets measure (issue 17; docs/search.md, "Encoder
+    # variants"): "no-zoom" keeps sizes and separations (PSEP, TUF); "flip" and "dihedral"
+    # (flip and quarter turns) change no pixel value, so TUF, R, PSEP and GRAD are kept exactly.
     "no-zoom": AugmentConfig("no-zoom", shift_px=5.0, zoom=(1.0, 1.0)),
+    "flip": AugmentConfig("flip", shift_px=0.0, zoom=(1.0, 1.0), rotation_deg=0.0),
     "dihedral": AugmentConfig(
         "dihedral", shift_px=0.0, zoom=(1.0, 1.0), rotation_deg=0.0, quarter_turns=True
     ),
@@ -110,7 +111,7 @@ AUGMENTATION_SETS: dict[str, AugmentConfig] = {
 
 def augmentation_set(name: str, **overrides: Any) -> AugmentConfig:
     """The named augmentation set (``paper``, ``tilt-sensitive``, ``none``, ``no-zoom``,
-    ``dihedral``), with overrides."""
+    ``flip``, ``dihedral``), with overrides."""
     if name not in AUGMENTATION_SETS:
         raise ValueError(
             f"unknown augmentation set {name!r}; choose one of {sorted(AUGMENTATION_SETS)}"
