@@ -17,6 +17,7 @@ from sharpseek.science.flare_direction import (
     region_split,
     train_flare_classifier,
 )
+from test_outlook import flare_settings  # noqa: F401  (the fixture: an index with flares)
 
 LATENT = 8
 #: The toy's field strength (hence TUF, R, ... and its flares) grows along this axis.
@@ -218,3 +219,24 @@ def test_the_classifier_refuses_another_encoders_embedding():
     assert isinstance(FlareClassifier.from_dict(classifier.to_dict()), FlareClassifier)
     with pytest.raises(ValueError, match="reads 5-d embeddings"):
         classifier.probability(parameters, vectors[:, :3])
+
+
+def test_the_frames_are_the_indexed_known_outcomes(flare_settings):  # noqa: F811
+    """On tests/test_flares.py's frames: known outcomes only, flared = a flare >= M within
+    24 h, with their regions and embeddings (the catalogue's version named)."""
+    from sharpseek.pipeline.flare_direction_stage import flare_training_frames
+    from sharpseek.pipeline.stages import open_settings_index
+
+    settings_ = flare_settings.model_copy(
+        update={"flares": flare_settings.flares.model_copy(update={"direction_frames": "real"})}
+    )
+    with open_settings_index(settings_) as index:
+        frames = flare_training_frames(index, settings_)
+    assert frames["vectors"].shape == (3, 4)  # 101 and 104: outcome unknown, left out
+    # 100: M1.0 at its first T_REC, C1.0 only after its second; 102: X9.3 after
+    assert sorted(zip(frames["regions"], frames["flared"].tolist(), strict=True)) == [
+        ("hmi.sharp_cea_720s:100", False),
+        ("hmi.sharp_cea_720s:100", True),
+        ("hmi.sharp_cea_720s:102", True),
+    ]
+    assert frames["catalogues"]
