@@ -331,3 +331,18 @@ def test_fit_by_ridge_with_eps_in_sigma_is_stored_and_refits(home, tmp_path, mon
     settings = Settings(home=copy, preset="tiny")
     ds = DirectionSet.load(open_store(settings), GeneratorModel.from_settings(settings).version)
     assert ds.method == DirectionMethod(fit="ridge", step="sigma") and ds.format == 2
+
+
+def test_flare_direction_without_an_index_exits_2_naming_it(home):
+    result = run(home, "directions", "flare", "--no-progress")
+    assert result.exit_code == 2, result.output
+    assert "index" in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_shifting_along_an_unfitted_flare_direction_names_the_known_ones(home, tmp_path):
+    result = run(
+        home, "shift", "--seed", "1", "--shift", "flare=1.5", "--out", str(tmp_path / "a.png")
+    )
+    assert result.exit_code == 2, result.output
+    assert "no direction for 'flare'" in result.output and "tuf" in result.output
