@@ -312,8 +312,7 @@ def shift_cmd(
         except ValueError as err:
             raise _fail(str(err)) from None
         generated = backend.generate(np.stack([z0, z1]).astype(np.float32))
-        if outlook:
-            _print_outlooks(settings, backend, directions, generated.images)
+        outlooks = _outlooks(settings, backend, directions, generated.images) if outlook else []
     images, params = generated.images, generated.parameters
     if shifts:
         console.print(
@@ -349,6 +348,8 @@ def shift_cmd(
             f"{'converged' if result.converged else 'NOT converged'} after "
             f"{result.iterations} iterations; eps = {np.round(result.eps, 3).tolist()}"
         )
+    for line in outlooks:
+        console.print(escape(line))
     path = _figure_path(settings, out, f"shift-seed{seed}.png")
     centroids = np.stack(
         [params["pos_x"], params["pos_y"], params["neg_x"], params["neg_y"]], axis=1
@@ -368,9 +369,10 @@ def shift_cmd(
     console.print(f"picture: {path}")
 
 
-def _print_outlooks(settings, backend, directions, images: np.ndarray) -> None:
-    """The look-alike outlook of the images before and after the shift (the search's rule
-    on generated queries), and the flare classifier's probability when the set has one."""
+def _outlooks(settings, backend, directions, images: np.ndarray) -> list[str]:
+    """Lines: the look-alike outlook of the images before and after the shift (the search's
+    rule on generated queries), with the flare classifier's probability when the set has
+    one, and the outlook's caveat."""
     from sharpseek.physics.parameters import compute_parameters
     from sharpseek.science.flare_direction import flare_classifier_of
     from sharpseek.search.searcher import Searcher
@@ -388,6 +390,7 @@ def _print_outlooks(settings, backend, directions, images: np.ndarray) -> None:
         if classifier is None
         else classifier.probability(compute_parameters(np.asarray(images, np.float32)), vectors)
     )
+    lines = []
     for i, (label, look) in enumerate(zip(("before", "after"), looks, strict=True)):
         words = f"outlook {label}: {look.text()}"
         if chance is not None:
@@ -395,8 +398,8 @@ def _print_outlooks(settings, backend, directions, images: np.ndarray) -> None:
                 f" Flare classifier: P(>= {classifier.threshold} within {classifier.hours} h) "
                 f"= {chance[i]:.2f}."
             )
-        console.print(escape(words))
-    console.print(escape(looks[0].caveat))
+        lines.append(words)
+    return [*lines, looks[0].caveat]
 
 
 def _print_strengths(directions, shifts: dict[str, float], settings) -> None:
