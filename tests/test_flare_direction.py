@@ -240,3 +240,13 @@ def test_the_frames_are_the_indexed_known_outcomes(flare_settings):  # noqa: F81
         ("hmi.sharp_cea_720s:102", True),
     ]
     assert frames["catalogues"]
+
+
+@pytest.mark.slow
+def test_the_flare_direction_is_no_physical_target(toy_set):
+    """Targets are measured parameters; the flare direction is shifted along, not solved."""
+    from sharpseek.science.directions import Target, solve_targets
+
+    directions, _, _ = toy_set
+    with pytest.raises(ValueError, match=r"targets are physical parameters .* not \['flare'\]"):
+        solve_targets(toy_generate, directions, np.zeros(LATENT), [Target.parse("flare=x2")])

@@ -40,6 +40,7 @@ from sharpseek.physics.parameters import (
     patch_quantities,
 )
 from sharpseek.science.directions import DirectionSet
+from sharpseek.science.flare_direction import FLARE_DIRECTION
 
 __all__ = [
     "Catalogue",
@@ -510,7 +511,8 @@ def make_catalogue(
     placements = list(placements)
     if len(placements) != count:
         raise CatalogueError(f"give one placement or {count}, got {len(placements)}")
-    known = set(directions.distribution) | set(directions.boundaries)
+    # the flare direction's probability is not measured on candidates: no range on it
+    known = (set(directions.distribution) | set(directions.boundaries)) - {FLARE_DIRECTION}
     for r in ranges:
         if r.parameter not in known:
             raise KeyError(

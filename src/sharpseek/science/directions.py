@@ -1147,6 +1147,12 @@ def solve_targets(
         raise ValueError(f"give one target per parameter; got {names}")
     for name in [*names, *hold]:
         directions[name]  # raises a KeyError naming the known ones
+    unmeasured = [n for n in names if n not in DIRECTION_PARAMETERS]  # e.g. the flare direction
+    if unmeasured:
+        raise ValueError(
+            f"targets are physical parameters ({', '.join(DIRECTION_PARAMETERS)}), not "
+            f"{unmeasured}: shift along them with --shift NAME=EPS"
+        )
     overlap = set(names) & set(hold)
     if overlap:
         raise ValueError(f"cannot both target and hold {sorted(overlap)}")
