@@ -250,3 +250,25 @@ def test_the_flare_direction_is_no_physical_target(toy_set):
     directions, _, _ = toy_set
     with pytest.raises(ValueError, match=r"targets are physical parameters .* not \['flare'\]"):
         solve_targets(toy_generate, directions, np.zeros(LATENT), [Target.parse("flare=x2")])
+
+
+@pytest.mark.slow
+def test_the_ui_offers_the_flare_slider_last_with_its_strength(toy_set, tmp_path):
+    from sharpseek.config import Settings
+    from sharpseek.ui.workbench import Workbench
+
+    class Backend:  # only what the Shift page's list asks: the stored set
+        def load_directions(self):
+            return toy_set[0]
+
+    bench = Workbench(Settings(home=tmp_path, preset="tiny"), backend=Backend())
+    assert bench.shift_parameters() == [
+        "tuf",
+        "psep",
+        "r",
+        FLARE_DIRECTION,
+    ]  # SHIFT_PARAMETERS' order
+    strength = bench.strength(FLARE_DIRECTION)
+    assert strength is not None and not strength.weak
+    median, low, high = bench.calibrated(FLARE_DIRECTION, 1.0)
+    assert 0 < low <= median <= high < 1  # the classifier's probability, not a parameter
