@@ -1,4 +1,4 @@
-"""Real TorchServe (Java + the handlers of services/serving/) on free ports: both models
+"""Real TorchServe (Java + the handlers of sharpseek/serving/handlers/) on free ports: both models
 against the in-process results, bad inputs, auth, metrics, the model swap without downtime,
 and a clean stop. One server for the module: the JVM takes ~20-60 s to start on 2 cores."""
 

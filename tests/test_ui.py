@@ -5,12 +5,12 @@ an embedded index of a tiny synthetic dataset; see ui_fixtures.py)."""
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from sharpseek.cli.ui import app_path
 from sharpseek.search.index import SearchFilter
 from sharpseek.search.searcher import load_image, png_bytes
 from sharpseek.ui import (
@@ -26,7 +26,7 @@ from sharpseek.ui import (
 
 pytest_plugins = ["model_fixtures", "ui_fixtures"]
 torch.set_num_threads(1)
-APP = str(Path(__file__).resolve().parents[1] / "services" / "frontend" / "app.py")
+APP = str(app_path())  # the Streamlit script shipped in the package
 
 
 # ---------------------------------------------------------------- view state and URLs

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
+from sharpseek.cli.ui import app_path
 from sharpseek.science.plotting import (
     MAGNETOGRAM_CMAP,
     _lut,
@@ -16,7 +15,7 @@ from sharpseek.science.plotting import (
 )
 
 pytest_plugins = ["model_fixtures", "ui_fixtures"]
-APP = str(Path(__file__).resolve().parents[1] / "services" / "frontend" / "app.py")
+APP = str(app_path())  # the Streamlit script shipped in the package
 
 RED, BLUE = _lut(MAGNETOGRAM_CMAP)[-1], _lut(MAGNETOGRAM_CMAP)[0]
 

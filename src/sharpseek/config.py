@@ -150,8 +150,8 @@ class ServeSettings(BaseModel):
     )
     handlers_dir: Path | None = Field(
         None,
-        description="folder of the TorchServe handlers (default: services/serving of the "
-        "source checkout; set it where sharpseek is pip-installed, as in the worker image)",
+        description="folder of the TorchServe handlers (default: those shipped in the package, "
+        "sharpseek/serving/handlers/)",
     )
     batch_size: int = Field(8, ge=1, description="requests TorchServe batches into one call")
     max_batch_delay_ms: int = Field(20, ge=0, description="longest wait to fill a batch [ms]")

@@ -1,7 +1,8 @@
-"""``sharpseek ui``: start the Streamlit app (services/frontend/app.py) on this machine."""
+"""``sharpseek ui``: start the Streamlit app (:mod:`sharpseek.ui.app`) on this machine."""
 
 from __future__ import annotations
 
+import importlib.resources
 import os
 import sys
 from pathlib import Path
@@ -13,12 +14,12 @@ __all__ = ["app_path", "ui"]
 
 
 def app_path() -> Path:
-    """The Streamlit app: ``SHARPSEEK_UI_APP`` if set, else services/frontend/app.py of the
-    source tree this package was installed from (editable install or a checkout)."""
+    """The Streamlit app: ``SHARPSEEK_UI_APP`` if set, else the script shipped in this package
+    (``sharpseek/ui/app/main.py``, wherever the package is installed)."""
     override = os.environ.get("SHARPSEEK_UI_APP")
     if override:
         return Path(override)
-    return Path(__file__).resolve().parents[3] / "services" / "frontend" / "app.py"
+    return Path(str(importlib.resources.files("sharpseek.ui.app") / "main.py"))
 
 
 def ui(
@@ -32,8 +33,8 @@ def ui(
     path = app_path()
     if not path.is_file():
         typer.echo(
-            f"error: the Streamlit app is not at {path}; run from a sharpseek checkout or set "
-            "SHARPSEEK_UI_APP to services/frontend/app.py",
+            f"error: the Streamlit app is not at {path}; unset SHARPSEEK_UI_APP to run the "
+            "app shipped in the sharpseek package",
             err=True,
         )
         raise typer.Exit(2)

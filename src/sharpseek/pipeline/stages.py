@@ -1,7 +1,7 @@
 """The pipeline's library: what is up to date, shard planning, and the steps the flows call.
 
-The Prefect flows in ``flows/`` are thin shells: each task calls one function of this module
-(or of the module that owns the work) and reports what it returned. This module decides
+The Prefect flows (:mod:`sharpseek.pipeline.flows`) are thin shells: each task calls one function of
+this module (or of the module that owns the work) and reports what it returned. This module decides
 
 - **what is up to date**: every stage has a *fingerprint*, the SHA-256 of the versions and
   hashes of its inputs (the dataset's record ids and content hashes, the content-addressed
@@ -1497,35 +1497,12 @@ def index_stage_inputs(plan: IndexPlan) -> dict[str, Any]:
 # ----------------------------------------------------------------------------------------------
 # running the flows from the command line (the demo)
 # ----------------------------------------------------------------------------------------------
-def flows_file() -> Path:
-    """``flows/sharpseek_flows.py`` of the source checkout this package is installed from."""
-    root = Path(__file__).resolve().parents[3]
-    path = root / "flows" / "sharpseek_flows.py"
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"the Prefect flows are not at {path}: the demo runs from a source checkout "
-            "(pip install -e '.[flows]')"
-        )
-    return path
-
-
 def load_flows():
-    """Import ``flows/sharpseek_flows.py`` (as module ``sharpseek_flows``)."""
-    import importlib.util
-    import sys
+    """The Prefect flows, :mod:`sharpseek.pipeline.flows`."""
+    # Prefect is an optional extra (sharpseek[flows]): imported only where a flow runs
+    from sharpseek.pipeline import flows
 
-    if "sharpseek_flows" in sys.modules:
-        return sys.modules["sharpseek_flows"]
-    path = flows_file()
-    spec = importlib.util.spec_from_file_location("sharpseek_flows", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["sharpseek_flows"] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        sys.modules.pop("sharpseek_flows", None)
-        raise
-    return module
+    return flows
 
 
 def embedded_prefect_env(settings: Settings) -> dict[str, str]:

@@ -1,6 +1,7 @@
 """The model-serving wire protocol: what a request and a response hold, and how they are
 encoded. Shared by the client (:mod:`sharpseek.serving.backends`), the TorchServe handlers
-(``services/serving/``) and the in-process backend, so the three compute the same thing.
+(:mod:`sharpseek.serving.handlers`) and the in-process backend, so the three compute the same
+thing.
 
 Two models (docs/serving.md, "Protocol"):
 

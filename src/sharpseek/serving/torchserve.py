@@ -1,7 +1,7 @@
 """TorchServe for sharpseek's two models: archives, configuration, start/stop/status, swap.
 
 - :func:`build_archives` packs the settings' GAN checkpoint (with its directions) and encoder
-  checkpoint, with the handlers of ``services/serving/``, into versioned model archives
+  checkpoint, with the handlers of :mod:`sharpseek.serving.handlers`, into versioned model archives
   (``.mar``: a zip with ``MAR-INF/MANIFEST.json``, the format torch-model-archiver writes);
   each records which GAN, encoder and directions it holds (``sharpseek-archive.json``).
 - :func:`write_config` writes TorchServe's ``config.properties`` from ``settings.serve``:
@@ -33,6 +33,7 @@ and one encoder archive together; it is what a Kubernetes Deployment revision pi
 from __future__ import annotations
 
 import hashlib
+import importlib.resources
 import json
 import logging
 import os
@@ -109,24 +110,16 @@ def model_store_dir(settings: Settings) -> Path:
 
 def handlers_dir(settings: Settings | None = None) -> Path:
     """The TorchServe handlers that go into every archive: ``settings.serve.handlers_dir``
-    when set, else ``services/serving/`` of the source tree."""
+    when set, else those shipped in this package (:mod:`sharpseek.serving.handlers`)."""
     configured = settings.serve.handlers_dir if settings is not None else None
     if configured is not None:
         if not (Path(configured) / "base_handler.py").is_file():
             raise ServeError(
                 f"serve.handlers_dir {str(configured)!r} holds no base_handler.py (the "
-                "TorchServe handlers of services/serving/)"
+                "TorchServe handlers of sharpseek/serving/handlers/)"
             )
         return Path(configured)
-    here = Path(__file__).resolve()
-    for parent in here.parents:
-        candidate = parent / "services" / "serving"
-        if (candidate / "base_handler.py").is_file():
-            return candidate
-    raise ServeError(
-        "cannot find services/serving/ (the TorchServe handlers) above "
-        f"{here.parent}; build archives from a source checkout of sharpseek"
-    )
+    return Path(str(importlib.resources.files("sharpseek.serving.handlers")))
 
 
 # -------------------------------------------------------------------------------- archives

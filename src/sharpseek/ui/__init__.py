@@ -1,4 +1,4 @@
-"""Library side of the Streamlit UI (services/frontend): view state and shareable URLs
+"""Library side of the Streamlit UI (:mod:`.app`): view state and shareable URLs
 (:mod:`.state`), the view model the pages call (:mod:`.workbench`), exports (:mod:`.exports`).
 
 Nothing here imports Streamlit: the pages are thin shells over these calls, and the logic is

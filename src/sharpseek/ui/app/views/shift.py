@@ -7,7 +7,6 @@ measure (docs/ui.md, "Speed").
 
 from __future__ import annotations
 
-import common
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -15,6 +14,7 @@ import streamlit as st
 from sharpseek.physics.parameters import PARAMETER_UNITS, SHOWN_PARAMETERS
 from sharpseek.science.plotting import model_panel_rgb, polarity_rgb
 from sharpseek.ui.targets import held_report, solve_for_view, target_examples
+from sharpseek.ui.app import common
 
 EPS_STEP = 0.1  # the sliders' step; a solved target is put on it
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import common
 import streamlit as st
+
+from sharpseek.ui.app import common
 
 
 def show(wb) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import common
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -17,6 +16,7 @@ from sharpseek.physics.parameters import (
 from sharpseek.science.plotting import colour_bar_rgb, magnetogram_rgb, model_panel_rgb
 from sharpseek.search.index import SearchFilter
 from sharpseek.ui import summary, time_text
+from sharpseek.ui.app import common
 from sharpseek.ui.charts import range_histogram_png
 from sharpseek.ui.workbench import FILTER_FIELDS
 

@@ -4,14 +4,10 @@ Each page lives in ``views/`` and only calls the library: the view state, its sh
 the models, directions, index and exports are all in :mod:`sharpseek.ui`.
 """
 
-import sys
-from pathlib import Path
+import streamlit as st
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import common  # noqa: E402
-import streamlit as st  # noqa: E402
-from views import export, generate, search, shift, status  # noqa: E402
+from sharpseek.ui.app import common
+from sharpseek.ui.app.views import export, generate, search, shift, status
 
 st.set_page_config(page_title="sharpseek", page_icon=":sunny:", layout="wide")
 

@@ -4,7 +4,9 @@ Every task calls one library function and reports what it returned (a log line a
 reads, and Prefect artifacts: tables, sample grids). What is up to date is decided by the
 library (fingerprints of input versions and hashes, in the store), not here.
 
-Flows (deployments in ``flows/prefect.yaml``; docs/pipeline.md):
+Flows (deployments in ``flows/prefect.yaml``, entrypoints ``sharpseek.pipeline.flows.<flow>``;
+docs/pipeline.md). Prefect is an optional extra (``pip install 'sharpseek[flows]'``): only this
+module imports it, and the library imports this module only where a flow runs.
 
 ``ingest_synthetic_flow``, ``ingest_fits_flow``, ``ingest_jsoc_flow``
     data in (synthetic, local FITS, JSOC incremental / near-real-time); synthetic regions,
@@ -34,7 +36,6 @@ from __future__ import annotations
 import base64
 import os
 import socket
-import sys
 import time
 from datetime import timedelta
 from typing import Any
@@ -46,16 +47,6 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from sharpseek.config import Settings, get_settings
 from sharpseek.pipeline import stages as lib
-
-# Workers of a distributed runner may not have this file on their path: ship its functions
-# by value (they only call the installed library).
-try:
-    import cloudpickle
-
-    if __name__ in sys.modules:
-        cloudpickle.register_pickle_by_value(sys.modules[__name__])
-except (ImportError, ValueError):  # pragma: no cover - cloudpickle comes with prefect
-    pass
 
 
 def settings_for(home: str | None = None, preset: str | None = None, **extra: Any) -> Settings:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import common
 import numpy as np
 import streamlit as st
 
@@ -13,6 +12,7 @@ from sharpseek.science.plotting import (
     model_panel_rgb,
 )
 from sharpseek.ui import NATIVE_FRAME_KEY, has_native, read_upload, summary
+from sharpseek.ui.app import common
 
 GRID_SIZE = 12
 COLUMNS = 6

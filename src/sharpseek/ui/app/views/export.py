@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import common
 import streamlit as st
 
 from sharpseek.search.searcher import jsoc_url as record_url
 from sharpseek.search.searcher import png_bytes
 from sharpseek.ui import encode_query, export_stem, image_npy, results_table, share_url
+from sharpseek.ui.app import common
 
 PNG_HELP = (
     "sharpseek's magnetogram PNG: 16-bit grey (white positive, black negative, north up) "
