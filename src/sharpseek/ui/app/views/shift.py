@@ -13,8 +13,8 @@ import streamlit as st
 
 from sharpseek.physics.parameters import PARAMETER_UNITS, SHOWN_PARAMETERS
 from sharpseek.science.plotting import model_panel_rgb, polarity_rgb
-from sharpseek.ui.targets import held_report, solve_for_view, target_examples
 from sharpseek.ui.app import common
+from sharpseek.ui.targets import held_report, solve_for_view, target_examples
 
 EPS_STEP = 0.1  # the sliders' step; a solved target is put on it
 
