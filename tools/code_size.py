@@ -26,24 +26,20 @@ def code_lines(source: str, node: ast.AST) -> int:
     if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
         if isinstance(body[0].value.value, str):
             skip.update(range(body[0].lineno, body[0].end_lineno + 1))
-    comment_only: set[int] = set()
-    tokens = tokenize.generate_tokens(io.StringIO("\n".join(lines) + "\n").readline)
+    not_code = {tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT,
+                tokenize.ENDMARKER}  # fmt: skip
     code_rows: set[int] = set()
-    for tok in tokens:
-        if tok.type in (tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT,
-                        tokenize.DEDENT, tokenize.ENDMARKER):  # fmt: skip
-            if tok.type == tokenize.COMMENT:
-                comment_only.add(tok.start[0])
-            continue
-        for row in range(tok.start[0], tok.end[0] + 1):
-            code_rows.add(row)
+    for tok in tokenize.generate_tokens(io.StringIO("\n".join(lines) + "\n").readline):
+        if tok.type not in not_code:
+            code_rows.update(range(tok.start[0], tok.end[0] + 1))
     offset = node.lineno - 1
     return sum(1 for row in code_rows if row + offset not in skip)
 
 
 def report(paths: list[Path], module_limit: int, function_limit: int) -> list[str]:
     modules, functions = [], []
-    for path in sorted(p for root in paths for p in ([root] if root.is_file() else root.rglob("*.py"))):
+    files = sorted(p for root in paths for p in ([root] if root.is_file() else root.rglob("*.py")))
+    for path in files:
         source = path.read_text()
         n = len(source.splitlines())
         if n > module_limit:
@@ -52,7 +48,8 @@ def report(paths: list[Path], module_limit: int, function_limit: int) -> list[st
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 size = code_lines(source, node)
                 if size > function_limit:
-                    functions.append((size, f"{path}:{node.lineno} {node.name}: {size} lines of code"))
+                    where = f"{path}:{node.lineno} {node.name}"
+                    functions.append((size, f"{where}: {size} lines of code"))
     out = [f"modules over {module_limit} lines: {len(modules)}"]
     out += [f"  {text}" for _, text in sorted(modules, reverse=True)]
     out.append(f"functions over {function_limit} lines of code: {len(functions)}")
