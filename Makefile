@@ -56,15 +56,16 @@ bench: $(STAMP_DEV) $(STAMP_DEMO) ## benchmarks; figures written to benchmarks/r
 	$(PY) benchmarks/bench_evaluation.py --home $${SHARPSEEK_HOME:-.sharpseek} --out benchmarks/results/evaluation.json --figures docs/images; \
 	status=$$?; $(PY) benchmarks/write_evaluation_docs.py && exit $$status  # docs/evaluation.md and docs/training.md from evaluation.json
 
-lint: $(STAMP_DEV)              ## ruff, the import contracts of pyproject.toml, no copied code in src/
-	$(VENV)/bin/ruff check src tests benchmarks
-	$(VENV)/bin/ruff format --check src tests benchmarks
+lint: $(STAMP_DEV)              ## ruff, the import contracts (layers) of pyproject.toml, no copied code in src/
+	$(VENV)/bin/ruff check src tests benchmarks tools
+	$(VENV)/bin/ruff format --check src tests benchmarks tools
 	$(VENV)/bin/lint-imports --no-logo --no-cache
 	$(VENV)/bin/pylint --disable=all --enable=duplicate-code --min-similarity-lines=10 src/
+	$(PY) tools/code_size.py  # a report: modules over 600 lines, functions over 80 lines of code
 
 format: $(STAMP_DEV)
-	$(VENV)/bin/ruff format src tests benchmarks
-	$(VENV)/bin/ruff check --fix src tests benchmarks
+	$(VENV)/bin/ruff format src tests benchmarks tools
+	$(VENV)/bin/ruff check --fix src tests benchmarks tools
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis build src/*.egg-info

@@ -59,7 +59,7 @@ def main() -> None:
         path.chmod(path.stat().st_mode | 0o200)
     try:
         settings = get_settings(home=home)
-        windows = settings.flares.windows()
+        windows = F.configured_windows(settings.flares)
         loaded, load_s = timed(lambda: pipeline.load_flares(settings))
         payloads, update_s = timed(lambda: pipeline.update_flare_payloads(settings))
         again, again_load_s = timed(lambda: pipeline.load_flares(settings))

@@ -1,6 +1,7 @@
 """How the modules may import each other (pyproject.toml's [tool.importlinter] contracts):
-inference rebuilds models from checkpoints without the training code, and the metrics sit
-below training, the checkpoint reports above it."""
+the sub-packages are layers (cli > pipeline | ui > search > serving | training > science >
+models > data > physics > config), and models and serving rebuild models from checkpoints
+without the training code."""
 
 import subprocess
 import sys

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from sharpseek.models import AugmentConfig, augment, augmentation_set, augmented_pairs_figure
+from sharpseek.models import AugmentConfig, augment, augmentation_set
 from sharpseek.physics.parameters import compute_parameters
+from sharpseek.science.plotting import augmented_pairs_figure
 
 ONLY = dict(shift_px=0.0, zoom=(1.0, 1.0), rotation_deg=0.0, vflip=False)
 YY, XX = torch.meshgrid(torch.arange(128.0), torch.arange(128.0), indexing="ij")

@@ -23,18 +23,15 @@ from scipy.spatial import distance  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
 from sharpseek.config import Settings  # noqa: E402
+from sharpseek.data.images import ImageInputError, export_png, load_image, read_png
 from sharpseek.search.index import EmptyIndexError, EncoderMismatchError, SearchFilter  # noqa: E402
 from sharpseek.search.index.points import region_key  # noqa: E402
-from sharpseek.search.searcher import (  # noqa: E402
-    ImageInputError,
+from sharpseek.search.searcher import (
     PhysicsBaseline,
     Searcher,
     baseline_features,
-    export_png,
     filter_mask,
     jsoc_url,
-    load_image,
-    read_png,
     results_to_json,
 )
 
@@ -430,7 +427,7 @@ def test_cli_saved_query_png_searches_like_the_seed(home, tmp_path):
 
 
 def test_cli_searches_with_a_png_exported_by_the_ui(home, searcher, tmp_path):
-    from sharpseek.search.searcher import png_bytes
+    from sharpseek.data.images import png_bytes
 
     settings, ds, _ = home
     png = tmp_path / "seed-6.png"

@@ -12,7 +12,7 @@ from sharpseek.data import flares as F
 from sharpseek.data.store import LocalStore
 from sharpseek.data.synthetic_flares import SyntheticFlareLaw, synthetic_flare_tables
 
-LAW = Settings().synthetic.flare_law()
+LAW = SyntheticFlareLaw.from_settings(Settings().synthetic)
 CADENCE_H = 6.0
 
 

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from sharpseek.cli.ui import app_path
+from sharpseek.data.images import load_image, png_bytes
 from sharpseek.search.index import SearchFilter
-from sharpseek.search.searcher import load_image, png_bytes
 from sharpseek.ui import (
     ViewState,
     Workbench,
@@ -191,7 +191,7 @@ def test_exported_png_uploads_back_as_the_same_image():
 
 
 def test_ui_png_export_is_a_cli_query_and_a_cli_png_an_upload(tmp_path):
-    from sharpseek.search.searcher import export_png
+    from sharpseek.data.images import export_png
 
     image = np.random.default_rng(5).uniform(-1, 1, (128, 128)).astype(np.float32)
     ui_png = tmp_path / "from-ui.png"

@@ -11,6 +11,7 @@ contract of ``../shared/design/SCIENCE.md`` and live, once, in :mod:`sharpseek.p
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -67,12 +68,6 @@ class SyntheticSettings(BaseModel):
     flare_alpha: float = Field(
         2.0, gt=1, description="peak-flux power law dN/dF ~ F^-alpha of the ground-truth flares"
     )
-
-    def flare_law(self):
-        """The :class:`sharpseek.data.synthetic_flares.SyntheticFlareLaw` of these settings."""
-        from sharpseek.data.synthetic_flares import SyntheticFlareLaw
-
-        return SyntheticFlareLaw(self.flare_rate_c_per_day, self.flare_r_exponent, self.flare_alpha)
 
 
 class StoreSettings(BaseModel):
@@ -378,14 +373,6 @@ class FlareSettings(BaseModel):
         8, ge=0, description="leading principal components of the embedding the classifier reads"
     )
 
-    def windows(self):
-        """The :class:`sharpseek.data.flares.FlareWindow` list: history windows, then outcomes."""
-        from sharpseek.data.flares import FlareWindow
-
-        return [FlareWindow("history", h) for h in self.history_hours] + [
-            FlareWindow("outcome", h) for h in self.outcome_hours
-        ]
-
 
 # Preset values: only the fields a preset changes. A preset never hides a knob: every value
 # here is an ordinary field that env vars and overrides can still set.
@@ -480,8 +467,6 @@ class Settings(BaseSettings):
         """Fill fields the caller did not set from the chosen preset."""
         if not isinstance(data, dict):
             return data
-        import os
-
         name = data.get("preset") or os.environ.get("SHARPSEEK_PRESET", "tiny")
         if name not in PRESETS:
             raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
@@ -505,7 +490,7 @@ class Settings(BaseSettings):
 
     def torch_device(self):
         """The torch device named by ``device`` (``auto``: CUDA when available)."""
-        import torch
+        import torch  # here, not at the top: `sharpseek --help` would load torch (~4 s) first
 
         if self.device == "auto":
             return torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -13,8 +13,21 @@ from rich.markup import escape
 from rich.table import Table
 
 from sharpseek.cli.common import HomeOpt, PresetOpt, dataset_name, settings_from
+from sharpseek.cli.demo import run_demo
+from sharpseek.cli.directions import evaluate_directions_cmd
+from sharpseek.cli.directions import register as register_directions
 from sharpseek.cli.errors import GuardedGroup, classify
-from sharpseek.config import Settings
+from sharpseek.cli.flares import evaluate_outlook_cmd
+from sharpseek.cli.flares import register as register_flares
+from sharpseek.cli.index import register as register_index
+from sharpseek.cli.serve import serve_app
+from sharpseek.cli.train import evaluate_app, train_app
+from sharpseek.cli.ui import ui
+from sharpseek.config import Settings, shown_settings
+
+# The library is imported inside each command below, not here: it loads torch, pandas,
+# astropy and qdrant (seconds), which `sharpseek --help` and a mistyped command should not wait
+# for. The command modules (sharpseek.cli.*) follow the same rule.
 
 app = typer.Typer(
     name="sharpseek",
@@ -31,45 +44,15 @@ app.add_typer(ingest_app, name="ingest")
 dataset_app = typer.Typer(help="Datasets and their versions.", no_args_is_help=True)
 app.add_typer(plot_app, name="plot")
 app.add_typer(dataset_app, name="dataset")
-
-
-def _register_training() -> None:
-    from sharpseek.cli.train import evaluate_app, train_app
-
-    app.add_typer(train_app, name="train")
-    app.add_typer(evaluate_app, name="evaluate")
-    from sharpseek.cli.index import register as register_index  # index, search, eval retrieval
-
-    register_index(app, evaluate_app)
-
-
-_register_training()
-
-from sharpseek.cli.serve import serve_app as _serve_app  # noqa: E402
-
-app.add_typer(_serve_app, name="serve")
-
-from sharpseek.cli.ui import ui as _ui  # noqa: E402
-
-app.command("ui")(_ui)
-
-
-def _register_directions() -> None:
-    from sharpseek.cli.directions import evaluate_directions_cmd, register
-    from sharpseek.cli.train import evaluate_app
-
-    register(app, plot_app)
-    evaluate_app.command("directions")(evaluate_directions_cmd)
-
-
-_register_directions()
-
-from sharpseek.cli.flares import evaluate_outlook_cmd as _evaluate_outlook  # noqa: E402
-from sharpseek.cli.flares import register as _register_flares  # noqa: E402
-from sharpseek.cli.train import evaluate_app as _evaluate_app  # noqa: E402
-
-_register_flares(app)
-_evaluate_app.command("outlook")(_evaluate_outlook)
+app.add_typer(train_app, name="train")
+app.add_typer(evaluate_app, name="evaluate")
+register_index(app, evaluate_app)  # index, search, evaluate retrieval
+app.add_typer(serve_app, name="serve")
+app.command("ui")(ui)
+register_directions(app, plot_app)
+evaluate_app.command("directions")(evaluate_directions_cmd)
+register_flares(app)
+evaluate_app.command("outlook")(evaluate_outlook_cmd)
 
 console = Console()
 
@@ -480,8 +463,6 @@ def demo_cmd(
     the dataset pictures, then the UI (docs/pipeline.md)."""
     import importlib.util
 
-    from sharpseek.cli.demo import run_demo
-
     settings = _settings(preset, home)
     if importlib.util.find_spec("prefect") is None:  # found, not imported: Prefect's
         # settings (PREFECT_HOME) are set by the demo before its first import
@@ -503,8 +484,6 @@ def config_cmd(preset: PresetOpt = None, home: HomeOpt = None) -> None:
     """Show the settings in force (environment SHARPSEEK_* plus preset); secrets hidden and
     the JSOC e-mail masked."""
     import json
-
-    from sharpseek.config import shown_settings
 
     console.print_json(json.dumps(shown_settings(_settings(preset, home))))
 

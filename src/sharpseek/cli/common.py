@@ -11,6 +11,9 @@ import typer
 from sharpseek.cli.errors import remember_home
 from sharpseek.config import PresetName, Settings, get_settings
 
+# The library is imported inside the commands, not here: `sharpseek --help` and every other
+# command would otherwise load torch, pandas, astropy and qdrant first (sharpseek/cli/app.py).
+
 __all__ = [
     "PresetOpt",
     "HomeOpt",

@@ -20,6 +20,9 @@ from rich.table import Table
 
 from sharpseek.config import Settings
 
+# The library is imported inside the commands, not here: `sharpseek --help` and every other
+# command would otherwise load torch, pandas, astropy and qdrant first (sharpseek/cli/app.py).
+
 
 def _stage_row(name: str, value: dict[str, Any]) -> tuple[str, str, str]:
     if "mode" in value and "stage" not in value:  # the index flow's outcome

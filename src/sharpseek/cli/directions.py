@@ -31,6 +31,10 @@ from sharpseek.cli.common import (
     parse_shifts,
     settings_from,
 )
+from sharpseek.cli.train import _seed_blocks
+
+# The library is imported inside the commands, not here: `sharpseek --help` and every other
+# command would otherwise load torch, pandas, astropy and qdrant first (sharpseek/cli/app.py).
 
 directions_app = typer.Typer(
     help="Physical directions of the GAN: fit SVM boundaries, show them.", no_args_is_help=True
@@ -645,7 +649,7 @@ def _read_image(file: Path) -> tuple[np.ndarray, float | None]:
         raise _fail(f"{file}: no such file")
     suffix = file.suffix.lower()
     if suffix == ".npy":
-        from sharpseek.search.searcher import read_npy
+        from sharpseek.data.images import read_npy
 
         try:
             image = read_npy(file)
@@ -769,7 +773,6 @@ def evaluate_directions_cmd(
     median change in units of the dataset's interquartile range."""
     import json
 
-    from sharpseek.cli.train import _seed_blocks
     from sharpseek.data.dataset import load_dataset
     from sharpseek.data.store import open_store
     from sharpseek.science.evaluate_directions import evaluate_directions

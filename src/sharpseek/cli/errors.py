@@ -30,6 +30,11 @@ import typer
 from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
+from sharpseek.config import get_settings
+
+# The library is imported inside the commands, not here: `sharpseek --help` and every other
+# command would otherwise load torch, pandas, astropy and qdrant first (sharpseek/cli/app.py).
+
 __all__ = [
     "EXIT_BAD_INPUT",
     "EXIT_INTERNAL",
@@ -62,8 +67,6 @@ def error_log() -> Path:
     home = _home
     if home is None:
         try:
-            from sharpseek.config import get_settings
-
             home = get_settings().home
         except Exception:  # noqa: BLE001 - the settings themselves may be what is broken
             home = Path(".sharpseek")

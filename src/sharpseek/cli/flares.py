@@ -18,6 +18,9 @@ from rich.table import Table
 
 from sharpseek.cli.common import HomeOpt, PresetOpt, settings_from
 
+# The library is imported inside the commands, not here: `sharpseek --help` and every other
+# command would otherwise load torch, pandas, astropy and qdrant first (sharpseek/cli/app.py).
+
 flares_app = typer.Typer(
     help="GOES flares: history and outcome beside every real SHARP (docs/flares.md).",
     no_args_is_help=True,
@@ -244,7 +247,12 @@ def evaluate_outlook_cmd(
 
 
 def _record_flares(settings, record_ids: list[str], version: str | None) -> list[dict[str, Any]]:
-    from sharpseek.data.flares import load_flare_catalogue, parse_record_id, window_text
+    from sharpseek.data.flares import (
+        configured_windows,
+        load_flare_catalogue,
+        parse_record_id,
+        window_text,
+    )
     from sharpseek.data.store import open_store
     from sharpseek.pipeline.stages import frame_flares
 
@@ -253,7 +261,7 @@ def _record_flares(settings, record_ids: list[str], version: str | None) -> list
     t_recs = [p[2] for p in parsed]
     summary = frame_flares(settings, harps, t_recs, version=version)
     catalogue = load_flare_catalogue(open_store(settings), summary["flare_catalogue"].iloc[0])
-    windows = settings.flares.windows()
+    windows = configured_windows(settings.flares)
     out = []
     for i, rid in enumerate(record_ids):
         row = summary.iloc[i].to_dict()
@@ -343,7 +351,7 @@ def plot_cmd(
     home: HomeOpt = None,
 ) -> None:
     """A timeline of the record's HARP: its flares (peak class) and the frame's windows."""
-    from sharpseek.data.flares import load_flare_catalogue, parse_record_id
+    from sharpseek.data.flares import configured_windows, load_flare_catalogue, parse_record_id
     from sharpseek.data.store import open_store
     from sharpseek.science.plotting import flare_timeline_figure
 
@@ -352,7 +360,9 @@ def plot_cmd(
         _, harpnum, t_rec = parse_record_id(record_id)
         catalogue = load_flare_catalogue(open_store(settings))
         path = out or settings.figures_dir / f"flares-{harpnum}-{str(t_rec).replace(':', '')}.png"
-        flare_timeline_figure(catalogue, harpnum, t_rec, settings.flares.windows(), path, days=days)
+        flare_timeline_figure(
+            catalogue, harpnum, t_rec, configured_windows(settings.flares), path, days=days
+        )
     except _user_errors() as err:
         raise _fail(str(err)) from None
     console.print(f"timeline: {path}")

@@ -34,6 +34,10 @@ from sharpseek.cli.common import (
     parse_shifts,
     settings_from,
 )
+from sharpseek.cli.train import _seed_blocks
+
+# The library is imported inside the commands, not here: `sharpseek --help` and every other
+# command would otherwise load torch, pandas, astropy and qdrant first (sharpseek/cli/app.py).
 
 index_app = typer.Typer(
     help="The vector index of SimSiam embeddings (embedded folder or Qdrant server).",
@@ -453,8 +457,9 @@ def search_cmd(
 ) -> None:
     """Search real SHARPs like a query (a generated AR, an image or an indexed record),
     narrowed by filters sent in the same request; one best frame per region by default."""
+    from sharpseek.data.images import ImageInputError, export_png
     from sharpseek.physics.parameters import BASELINE_PARAMETERS, CARD_NATIVE_PARAMETERS
-    from sharpseek.search.searcher import ImageInputError, Searcher, export_png, results_to_json
+    from sharpseek.search.searcher import Searcher, results_to_json
     from sharpseek.ui.exports import has_native, summary
 
     settings = _settings(preset, home)
@@ -599,7 +604,6 @@ def evaluate_retrieval_cmd(
     bootstrap intervals, hubness (distinct nearest frames, top-5 share, 10-occurrence
     skewness); same-region retrieval over all frames and over the encoder's held-out regions
     beside PCA of the pixels; a markdown report with PNGs beside the paper's numbers."""
-    from sharpseek.cli.train import _seed_blocks
     from sharpseek.search.evaluate_retrieval import (
         METHOD_LABELS,
         evaluate_retrieval_blocks,

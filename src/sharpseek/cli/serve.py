@@ -22,6 +22,9 @@ from rich.table import Table
 
 from sharpseek.cli.common import HomeOpt, PresetOpt, settings_from
 
+# The library is imported inside the commands, not here: `sharpseek --help` and every other
+# command would otherwise load torch, pandas, astropy and qdrant first (sharpseek/cli/app.py).
+
 serve_app = typer.Typer(
     help="Serve the generator and the encoder with TorchServe (docs/serving.md).",
     no_args_is_help=True,

@@ -33,6 +33,9 @@ from sharpseek.cli.common import (
     settings_from,
 )
 
+# The library is imported inside the commands, not here: `sharpseek --help` and every other
+# command would otherwise load torch, pandas, astropy and qdrant first (sharpseek/cli/app.py).
+
 train_app = typer.Typer(
     help="Train the GAN or the SimSiam encoder (checkpoints every epoch, resumable).",
     no_args_is_help=True,
@@ -342,7 +345,7 @@ def augmentations_cmd(
 ) -> None:
     """Draw strong bipolar frames of a dataset beside two augmented views per set."""
     from sharpseek.data.store import open_store
-    from sharpseek.models.augment import augmented_pairs_figure, pick_showcase_rows
+    from sharpseek.science.plotting import augmented_pairs_figure, pick_showcase_rows
 
     settings = _settings(preset, home)
     try:

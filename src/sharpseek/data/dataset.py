@@ -52,6 +52,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 
 from sharpseek.data.store import LocalStore, ObjectNotFound, ObjectStore, PreconditionFailed
 from sharpseek.physics.parameters import MODEL_SIZE
@@ -771,8 +772,6 @@ class PatchDataset:
         return len(self.rows)
 
     def __getitem__(self, i: int):
-        import torch
-
         array = self.dataset.shard(self._shard[i])
         image = torch.from_numpy(np.asarray(array[self._index[i]], dtype=np.float32))[None]
         if self._values is None:

@@ -55,7 +55,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from astropy.time import Time
 
+from sharpseek.config import FlareSettings
 from sharpseek.data.store import ObjectNotFound, ObjectStore, PreconditionFailed
 
 __all__ = [
@@ -151,8 +153,6 @@ def utc_to_tai(times: Any) -> np.ndarray:
     >>> str(utc_to_tai(np.array(["2017-01-01T00:00:00"], "datetime64[s]"))[0])
     '2017-01-01T00:00:37'
     """
-    from astropy.time import Time
-
     utc = np.asarray(times, dtype="datetime64[s]")
     if not utc.size:
         return utc
@@ -650,6 +650,13 @@ class FlareWindow:
         span = np.timedelta64(int(self.hours) * 3600, "s")
         zero = np.timedelta64(0, "s")
         return (-span, zero) if self.kind == "history" else (zero, span)
+
+
+def configured_windows(settings: FlareSettings) -> list[FlareWindow]:
+    """The windows of ``settings`` (``settings.flares``): history windows, then outcomes."""
+    return [FlareWindow("history", h) for h in settings.history_hours] + [
+        FlareWindow("outcome", h) for h in settings.outcome_hours
+    ]
 
 
 #: Statistics of a window in the payload: name -> index field kind.

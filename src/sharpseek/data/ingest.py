@@ -39,6 +39,7 @@ import pandas as pd
 
 from sharpseek import __version__
 from sharpseek.config import Settings
+from sharpseek.data import jsoc
 from sharpseek.data.dataset import (
     AppendResult,
     PatchRecord,
@@ -59,6 +60,7 @@ from sharpseek.data.preprocess import (
     to_model_space,
 )
 from sharpseek.data.store import ObjectStore, open_store
+from sharpseek.data.synthetic import generate_frames
 from sharpseek.physics.parameters import compute_parameters, patch_quantities
 
 __all__ = [
@@ -215,8 +217,6 @@ def synthetic_records(
 ) -> Iterator[PatchRecord]:
     """The records of synthetic regions ``first_region``..``regions - 1`` of a recipe (each
     the same whether made alone or with the whole recipe)."""
-    from sharpseek.data.synthetic import generate_frames
-
     for frame in generate_frames(
         regions=regions,
         frames=frames,
@@ -471,8 +471,6 @@ def download_jsoc(
     :func:`sharpseek.data.jsoc.export_and_download`): a rerun of the same request after a crash
     finds the same files and asks JSOC for nothing more.
     """
-    from sharpseek.data import jsoc
-
     store = store or open_store(settings)
     cfg = settings.jsoc
     series = series or cfg.series

@@ -40,22 +40,22 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 from urllib.error import HTTPError, URLError
 from urllib.parse import urljoin
 from urllib.request import Request, urlopen
 
+import drms
 import pandas as pd
+from astropy.time import Time
+from drms import DrmsExportError
+from drms.config import ServerConfig
+from drms.json import HttpJsonClient
 from tqdm.auto import tqdm
 
 from sharpseek import __version__
-from sharpseek.config import mask_email
+from sharpseek.config import JsocSettings, mask_email
 from sharpseek.data.fits import KEYWORDS, SHARP_SERIES, parse_t_rec
-
-if TYPE_CHECKING:
-    import drms
-
-    from sharpseek.config import JsocSettings
 
 __all__ = [
     "DEFINITIVE_SERIES",
@@ -529,8 +529,6 @@ def _record_columns() -> list[str]:
 
 
 def _now_tai_hour() -> datetime:
-    from astropy.time import Time
-
     now = Time.now().tai.to_datetime()
     return now.replace(minute=0, second=0, microsecond=0)
 
@@ -588,10 +586,6 @@ def make_client(jsoc: JsocSettings) -> drms.Client:
     jsoc : sharpseek.config.JsocSettings
         ``settings.jsoc``.
     """
-    import drms
-    from drms.config import ServerConfig
-    from drms.json import HttpJsonClient
-
     root = jsoc.server_url.rstrip("/") + "/"
     base = HttpJsonClient("jsoc").server.to_dict()
     # url_* entries were derived from JSOC's base URL; drop them so they are re-derived.
@@ -924,8 +918,6 @@ def _wait_for_export(request, timeout_seconds, poll_seconds, retrying, log) -> N
         if status == STATUS_DONE:
             return
         if status not in STATUS_PENDING:
-            from drms import DrmsExportError
-
             try:
                 request.data  # noqa: B018 - drms raises DrmsExportError with JSOC's message
                 detail = "export failed"

@@ -67,7 +67,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
+from typing import IO, Any, Protocol, TypeVar, runtime_checkable
 from urllib.parse import urlsplit
 
 import certifi
@@ -78,8 +78,7 @@ from minio.error import InvalidResponseError, S3Error, ServerError
 from minio.helpers import check_bucket_name
 from pydantic import SecretStr
 
-if TYPE_CHECKING:
-    from sharpseek.config import Settings
+from sharpseek.config import Settings
 
 __all__ = [
     "ObjectInfo",

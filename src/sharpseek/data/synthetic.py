@@ -110,6 +110,7 @@ from dataclasses import dataclass
 import astropy.units as u
 import numpy as np
 from scipy.ndimage import gaussian_filter
+from tqdm.auto import tqdm
 
 from sharpseek.data.preprocess import heliocentric_mu
 from sharpseek.physics.parameters import RSUN_REF, SHARP_PIXEL_SCALE
@@ -1037,8 +1038,6 @@ def _iter_frames(
         parent.spawn(first_region)  # the children of the regions before: skipped, not drawn
     indices = range(first_region, regions)
     if progress:
-        from tqdm.auto import tqdm
-
         indices = tqdm(indices, total=len(indices), unit="region", desc="synthetic HARPs")
     for i in indices:
         child = parent.spawn(1)[0]  # the i-th child: the same for any `regions`

@@ -38,7 +38,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from astropy.time import Time
 
+from sharpseek.config import SyntheticSettings
 from sharpseek.data.flares import CLASS_FLUX
 
 __all__ = ["SyntheticFlareLaw", "synthetic_flare_tables"]
@@ -51,7 +53,7 @@ FLARE_HEADER = [
 
 @dataclass(frozen=True)
 class SyntheticFlareLaw:
-    """The flare law of synthetic regions (``settings.synthetic.flare_law()``).
+    """The flare law of synthetic regions (:meth:`from_settings` of ``settings.synthetic``).
 
     rate_c_per_day : flares >= C1.0 per day at R = R_ref
     r_exponent : the rate grows as R ** r_exponent (Schrijver 2007: about 1)
@@ -62,11 +64,14 @@ class SyntheticFlareLaw:
     r_exponent: float
     alpha: float
 
+    @classmethod
+    def from_settings(cls, settings: SyntheticSettings) -> SyntheticFlareLaw:
+        """The law of ``settings.synthetic`` (its ``flare_*`` fields)."""
+        return cls(settings.flare_rate_c_per_day, settings.flare_r_exponent, settings.flare_alpha)
+
 
 def _utc_minutes(tai: np.ndarray) -> pd.DatetimeIndex:
     """TAI instants as UTC times (the GOES table's clock), to the minute (floor)."""
-    from astropy.time import Time
-
     utc = Time(tai.astype("datetime64[s]"), scale="tai").utc.to_datetime()
     return pd.DatetimeIndex(utc).floor("min")
 

@@ -9,7 +9,6 @@ from sharpseek.models.augment import (
     AugmentConfig,
     augment,
     augmentation_set,
-    augmented_pairs_figure,
     random_affine,
 )
 from sharpseek.models.gan import (
@@ -36,7 +35,6 @@ __all__ = [
     "AugmentConfig",
     "augment",
     "augmentation_set",
-    "augmented_pairs_figure",
     "random_affine",
     "GAN_PRESETS",
     "Discriminator",

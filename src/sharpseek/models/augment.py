@@ -25,10 +25,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, replace
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -41,8 +39,6 @@ __all__ = [
     "augmentation_set",
     "random_affine",
     "augment",
-    "augmented_pairs_figure",
-    "pick_showcase_rows",
 ]
 
 
@@ -175,65 +171,3 @@ def augment(
             chosen = (turns == k).to(out.device)
             out[chosen] = torch.rot90(out[chosen], k, dims=(2, 3))
     return out
-
-
-def pick_showcase_rows(manifest, n: int, *, seed: int = 0) -> np.ndarray:
-    """``n`` manifest rows of strong bipolar frames of different regions (for pictures):
-    drawn, seeded, among the bipolar frames in the top quarter of TUF, one per HARP."""
-    table = manifest[manifest["bipolar"].astype(bool)] if "bipolar" in manifest else manifest
-    table = table[table["tuf"] >= table["tuf"].quantile(0.75)]
-    table = table.drop_duplicates("harpnum")
-    if len(table) < n:
-        raise ValueError(f"only {len(table)} strong bipolar regions in the dataset, {n} asked")
-    rng = np.random.default_rng(seed)
-    return np.sort(manifest.index.get_indexer(table.index[rng.permutation(len(table))[:n]]))
-
-
-def augmented_pairs_figure(
-    images: np.ndarray | torch.Tensor,
-    path: str | Path,
-    *,
-    sets: tuple[str, ...] = ("paper", "tilt-sensitive"),
-    seed: int = 0,
-) -> Path:
-    """A picture of augmented pairs: each row an original patch and two views per set."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from sharpseek.science.plotting import MAGNETOGRAM_CMAP
-
-    x = torch.as_tensor(np.asarray(images), dtype=torch.float32)
-    x = x.unsqueeze(1) if x.ndim == 3 else x
-    check_images(x)
-    columns = [("original", x)]
-    for name in sets:
-        cfg = augmentation_set(name)
-        g = torch.Generator().manual_seed(seed)
-        columns += [(f"{name} view 1", augment(x, cfg, g)), (f"{name} view 2", augment(x, cfg, g))]
-    n, m = x.shape[0], len(columns)
-    fig, axes = plt.subplots(n, m, figsize=(1.9 * m + 0.8, 1.9 * n + 0.4), squeeze=False)
-    im = None
-    for j, (title, col) in enumerate(columns):
-        for i in range(n):
-            ax = axes[i, j]
-            im = ax.imshow(
-                col[i, 0].numpy() * 1000.0,
-                origin="lower",
-                cmap=MAGNETOGRAM_CMAP,
-                vmin=-1000,
-                vmax=1000,
-                interpolation="nearest",
-            )
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if i == 0:
-                ax.set_title(title, fontsize=8)
-    cbar = fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.7, pad=0.02)
-    cbar.set_label(r"$B_r$ [G]")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    return path

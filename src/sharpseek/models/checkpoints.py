@@ -28,6 +28,7 @@ from typing import Any
 import torch
 
 from sharpseek import __version__
+from sharpseek.data.store import check_key
 from sharpseek.models.augment import AugmentConfig
 from sharpseek.models.gan import Discriminator, GANConfig, Generator
 from sharpseek.models.simsiam import SimSiam, SimSiamConfig
@@ -112,8 +113,6 @@ def load_checkpoint(
 
 
 def _is_key(text: str) -> bool:
-    from sharpseek.data.store import check_key
-
     try:
         check_key(text)
     except ValueError:

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from sharpseek.config import Settings
+from sharpseek.data.store import open_store
 from sharpseek.models.checkpoints import (
     checkpoint_key,
     encoder_from_checkpoint,
@@ -121,8 +122,6 @@ class GeneratorModel:
     @classmethod
     def from_settings(cls, settings: Settings, *, store=None) -> GeneratorModel:
         """The GAN named by ``settings.models`` (run and checkpoint), from the settings' store."""
-        from sharpseek.data.store import open_store
-
         store = store if store is not None else open_store(settings)
         key = _model_key("gan", settings.models.gan, settings.models.gan_checkpoint)
         return cls.from_checkpoint(key, store=store, device=settings.torch_device())
@@ -202,8 +201,6 @@ class EncoderModel:
     @classmethod
     def from_settings(cls, settings: Settings, *, store=None) -> EncoderModel:
         """The encoder named by ``settings.models``, from the settings' store."""
-        from sharpseek.data.store import open_store
-
         store = store if store is not None else open_store(settings)
         key = _model_key("encoder", settings.models.encoder, settings.models.encoder_checkpoint)
         return cls.from_checkpoint(key, store=store, device=settings.torch_device())

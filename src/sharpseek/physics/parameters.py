@@ -41,6 +41,7 @@ import numpy as np
 import torch
 from astropy.constants import au
 from scipy import ndimage
+from tqdm.auto import tqdm
 
 __all__ = [
     "ALPHA_MAX_RING",
@@ -348,8 +349,6 @@ def compute_parameters(
     pending_start = pending_n = 0
     starts = range(0, n, chunk_size)
     if progress:
-        from tqdm.auto import tqdm
-
         starts = tqdm(starts, desc="physical parameters", unit="chunk")
     with torch.no_grad():
         for chunk_start in starts:

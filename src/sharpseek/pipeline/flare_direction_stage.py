@@ -9,12 +9,17 @@ index, reaches the models in this process, and adds the direction to the stored
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from sharpseek.config import Settings
+from sharpseek.data.flares import class_threshold
+from sharpseek.models.inference import GeneratorModel
+from sharpseek.pipeline.stages import Ledger, StageOutcome, _outcome_from, fingerprint, open_store
+from sharpseek.science.directions import DirectionSet
 from sharpseek.science.flare_direction import (
     FLARE_DIRECTION,
     FLARE_FEATURES,
@@ -22,6 +27,10 @@ from sharpseek.science.flare_direction import (
     fit_flare_direction,
     train_flare_classifier,
 )
+from sharpseek.search.evaluate_outlook import outlook_frames
+from sharpseek.search.index import open_index_from_settings
+from sharpseek.search.query_map import generated_vectors, load_query_map
+from sharpseek.serving.backends import InProcessBackend
 
 __all__ = ["flare_direction_stage", "flare_training_frames"]
 
@@ -39,9 +48,6 @@ def flare_training_frames(index: Any, settings: Settings) -> dict[str, Any]:
     ValueError
         No frame of the index has an outcome window (no flare catalogue loaded), named.
     """
-    from sharpseek.data.flares import class_threshold
-    from sharpseek.search.evaluate_outlook import outlook_frames
-
     cfg = settings.flares
     hours = int(cfg.outlook_hours)
     status, flux = f"outcome_{hours}h_status", f"outcome_{hours}h_max_flux"
@@ -100,21 +106,6 @@ def flare_direction_stage(
         No flare outcomes in the index, one class only, too few frames or regions, an index
         built by another encoder: one line naming the input.
     """
-    import warnings
-
-    from sharpseek.models.inference import GeneratorModel
-    from sharpseek.pipeline.stages import (
-        Ledger,
-        StageOutcome,
-        _outcome_from,
-        fingerprint,
-        open_store,
-    )
-    from sharpseek.science.directions import DirectionSet
-    from sharpseek.search.index import open_index_from_settings
-    from sharpseek.search.query_map import generated_vectors, load_query_map
-    from sharpseek.serving.backends import InProcessBackend
-
     cfg, dcfg = settings.flares, settings.directions
     store = open_store(settings)
     model = GeneratorModel.from_settings(settings, store=store)

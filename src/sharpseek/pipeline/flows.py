@@ -43,10 +43,15 @@ from typing import Any
 from prefect import flow, get_run_logger, task, unmapped
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.context import FlowRunContext
+from prefect.settings import PREFECT_API_URL
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from sharpseek.config import Settings, get_settings
+from sharpseek.data.ingest import ingest_shard
+from sharpseek.data.store import open_store
 from sharpseek.pipeline import stages as lib
+from sharpseek.pipeline.flare_direction_stage import flare_direction_stage
 
 
 def settings_for(home: str | None = None, preset: str | None = None, **extra: Any) -> Settings:
@@ -77,7 +82,6 @@ def _image_markdown(settings: Settings, key: str | None, title: str) -> str:
     """Markdown showing a PNG of the store inline (small ones) or naming where it is."""
     if not key:
         return ""
-    from sharpseek.data.store import open_store
 
     store = open_store(settings)
     if not store.exists(key):
@@ -126,8 +130,6 @@ def _log_plan(plan: lib.IngestPlan) -> None:
 def ingest_shard_task(settings: Settings, shard) -> dict[str, Any]:
     """One shard's preprocessing + physics on one worker (retried: a worker or the store may
     fail transiently; a shard already made is reused)."""
-    from sharpseek.data.ingest import ingest_shard
-
     worker = f"{socket.gethostname()}:{os.getpid()}"  # which worker made it (the flow reports)
     return {**ingest_shard(settings, shard), "worker": worker}
 
@@ -214,8 +216,6 @@ def directions_task(settings: Settings) -> dict[str, Any]:
 def flare_direction_task(settings: Settings) -> dict[str, Any]:
     """The flare-productive direction (classifier on the indexed frames' outcomes); skipped
     with its one-line reason when the index has no flare outcomes to learn from."""
-    from sharpseek.pipeline.flare_direction_stage import flare_direction_stage
-
     try:
         return _report(flare_direction_stage(settings, progress=False))
     except ValueError as err:
@@ -394,9 +394,6 @@ def archives_flow(home: str | None = None, preset: str | None = None) -> dict[st
 
 def _prefect_api_url() -> str | None:
     """The API this run reports to (a server's, or the ephemeral one this process started)."""
-    from prefect.context import FlowRunContext
-    from prefect.settings import PREFECT_API_URL
-
     context = FlowRunContext.get()
     if context is not None and context.client is not None:
         return str(context.client.api_url)
@@ -406,7 +403,7 @@ def _prefect_api_url() -> str | None:
 def local_dask_cluster(**kwargs: Any):
     """A Dask LocalCluster whose workers report their task runs to this run's Prefect API
     (otherwise each worker would start an ephemeral Prefect server of its own)."""
-    from distributed import LocalCluster
+    from distributed import LocalCluster  # dask: an extra only the dask task runner needs
 
     env = dict(kwargs.pop("env", None) or {})
     url = _prefect_api_url()
@@ -419,7 +416,7 @@ def task_runner_for(settings: Settings):
     """The runner of sharded work: threads in-process, or a Dask cluster (a LocalCluster of
     ``settings.flows.dask_workers`` single-threaded process workers, or ``dask_address``)."""
     if settings.flows.task_runner == "dask":
-        from prefect_dask import DaskTaskRunner
+        from prefect_dask import DaskTaskRunner  # dask: only the dask task runner needs it
 
         if settings.flows.dask_address:
             return DaskTaskRunner(address=settings.flows.dask_address)

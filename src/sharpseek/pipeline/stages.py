@@ -32,21 +32,39 @@ import hashlib
 import io
 import json
 import logging
+import os
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+import matplotlib
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import torch
+from matplotlib.patches import Patch
+from tqdm.auto import tqdm
 
 from sharpseek.config import Settings
-from sharpseek.data.dataset import DEFINITIVE_SERIES, NRT_SERIES
+from sharpseek.data import jsoc
+from sharpseek.data.dataset import (
+    DEFINITIVE_SERIES,
+    NRT_SERIES,
+    dataset_info,
+    dataset_names,
+    dataset_versions,
+    latest_version,
+    load_dataset,
+)
+from sharpseek.data.exclusion import exclusion_rule, usable_rows
 from sharpseek.data.flares import PREFIX as FLARE_PREFIX
 from sharpseek.data.flares import (
     SYNTHETIC_PREFIX,
     LoadResult,
+    configured_windows,
     flare_fields,
     flare_payloads,
     flare_windows,
@@ -57,7 +75,42 @@ from sharpseek.data.flares import (
     read_source,
     save_flare_catalogue,
 )
+from sharpseek.data.ingest import (
+    combine_downloads,
+    commit_ingest_shards,
+    download_jsoc,
+    find_fits_files,
+    fits_provenance,
+    ingest_shard,
+    plan_fits_shards,
+    plan_jsoc_shards,
+    plan_synthetic_shards,
+    synthetic_provenance,
+    synthetic_version,
+)
 from sharpseek.data.store import ObjectStore, open_store
+from sharpseek.data.synthetic_flares import SyntheticFlareLaw, synthetic_flare_tables
+from sharpseek.models.inference import EncoderModel, GeneratorModel, checkpoint_name
+from sharpseek.science.directions import (
+    DIRECTIONS_FORMAT,
+    DirectionMethod,
+    DirectionSet,
+    fit_directions,
+)
+from sharpseek.science.directions import calibrate as calibrate_directions
+from sharpseek.search.index import (
+    EmptyIndexError,
+    EncoderMismatchError,
+    UpsertResult,
+    open_index_from_settings,
+)
+from sharpseek.search.query_map import load_query_map, query_map_key
+from sharpseek.serving.backends import BackendError, InProcessBackend, RequestError, open_backend
+from sharpseek.serving.torchserve import build_archives
+from sharpseek.training.common import RunStore, checkpoint_key, load_checkpoint
+from sharpseek.training.encoder import encoder_train_config, train_encoder
+from sharpseek.training.evaluate_models import evaluate_checkpoints
+from sharpseek.training.gan import gan_train_config, train_gan
 
 log = logging.getLogger(__name__)
 
@@ -263,8 +316,6 @@ def ingest_quality(settings: Settings) -> dict[str, float]:
     """What an ingest keeps in model space and which frames it leaves out (the clip and
     :func:`sharpseek.data.exclusion.exclusion_rule`): recorded with every dataset version and part
     of every ingest's fingerprint, so changing them is never "up to date"."""
-    from sharpseek.data.exclusion import exclusion_rule
-
     return {"field_clip_gauss": settings.quality.field_clip_gauss, **exclusion_rule(settings)}
 
 
@@ -285,8 +336,6 @@ def _check_quality(settings: Settings, where: str, info: dict[str, Any], remedy:
 
 
 def _check_dataset_quality(settings: Settings, store: ObjectStore, dataset: str) -> None:
-    from sharpseek.data.dataset import dataset_info, latest_version
-
     version = latest_version(store, dataset)
     if version is not None:
         info = dataset_info(store, dataset, version)  # not the manifest: one small JSON
@@ -309,9 +358,6 @@ def plan_ingest_synthetic(
     recipe's version exists (the version name is the recipe, and the generator is
     deterministic), unless ``overwrite``: then it is made again and replaced.
     """
-    from sharpseek.data.dataset import load_dataset
-    from sharpseek.data.ingest import plan_synthetic_shards, synthetic_provenance, synthetic_version
-
     store = open_store(settings)
     cfg = settings.synthetic
     recipe = {
@@ -351,8 +397,6 @@ def plan_ingest_fits(
     ``settings.flows.ingest_shard_size`` files; ``done`` when exactly these files (names and
     bytes) were ingested into ``dataset`` before (then no new, empty dataset version is
     made). Paths that do not exist are quarantined with that reason."""
-    from sharpseek.data.ingest import find_fits_files, fits_provenance, plan_fits_shards
-
     store = open_store(settings)
     files, problems = find_fits_files(paths)
     if not files and problems:  # nothing to ingest: refused, and nothing written
@@ -414,15 +458,6 @@ def plan_ingest_jsoc(
     them (:func:`sharpseek.data.ingest.plan_jsoc_shards`). An unreachable JSOC raises
     :class:`sharpseek.data.jsoc.JsocError` naming the URL.
     """
-    from sharpseek.data import jsoc
-    from sharpseek.data.dataset import latest_version
-    from sharpseek.data.ingest import (
-        combine_downloads,
-        download_jsoc,
-        find_fits_files,
-        plan_jsoc_shards,
-    )
-
     if nrt and start is None:
         lookback = pd.Timedelta(days=settings.flows.nrt_lookback_days)
         start = (pd.Timestamp.now(tz="UTC").tz_localize(None) - lookback).strftime(
@@ -507,8 +542,6 @@ def commit_ingest(settings: Settings, plan: IngestPlan) -> StageOutcome:
     ``replaced`` (NRT records), ``recovered`` (taken up from an interrupted commit),
     ``quarantined`` (``[source, reason, record_id]`` of each refused input).
     """
-    from sharpseek.data.ingest import commit_ingest_shards
-
     if plan.done is not None:
         return plan.done
     store = open_store(settings)
@@ -555,10 +588,6 @@ def commit_ingest(settings: Settings, plan: IngestPlan) -> StageOutcome:
 def run_ingest_plan(settings: Settings, plan: IngestPlan, *, progress: bool = True) -> StageOutcome:
     """Make every shard of ``plan`` in this process, then commit: the ``sharpseek ingest``
     commands (the flows map the same shards over workers, then :func:`commit_ingest`)."""
-    from tqdm.auto import tqdm
-
-    from sharpseek.data.ingest import ingest_shard
-
     if plan.done is None:
         for shard in tqdm(plan.shards, desc=plan.stage, unit="shard", disable=not progress):
             ingest_shard(settings, shard)
@@ -568,8 +597,6 @@ def run_ingest_plan(settings: Settings, plan: IngestPlan, *, progress: bool = Tr
 def dataset_versions_table(settings: Settings) -> list[dict[str, Any]]:
     """One row per dataset version: name, version (latest marked), records, regions, digest
     of the latest; what the dataset-versioning flow publishes."""
-    from sharpseek.data.dataset import dataset_names, dataset_versions, latest_version, load_dataset
-
     store = open_store(settings)
     rows = []
     for name in dataset_names(store):
@@ -597,12 +624,8 @@ def dataset_versions_table(settings: Settings) -> list[dict[str, Any]]:
 def _train_config(kind: str, preset: str, epochs: int | None):
     overrides = {} if epochs is None else {"epochs": epochs}
     if kind == "gan":
-        from sharpseek.training.gan import gan_train_config
-
         return gan_train_config(preset, **overrides)
     if kind == "encoder":
-        from sharpseek.training.encoder import encoder_train_config
-
         return encoder_train_config(preset, **overrides)
     raise ValueError(f"unknown model kind {kind!r}; choose gan or encoder")
 
@@ -630,9 +653,6 @@ def train_stage(
     A run left by an interrupted training with the same config and dataset is resumed; a
     run of another config or dataset is replaced (the pipeline retrains what is stale).
     """
-    from sharpseek.data.dataset import latest_version, load_dataset
-    from sharpseek.training.common import RunStore, load_checkpoint
-
     store = open_store(settings)
     name = dataset or settings.flows.training_dataset
     version = latest_version(store, name)
@@ -674,10 +694,7 @@ def train_stage(
         else:
             overwrite = True
             log.warning("%s %s is stale (config or dataset changed): retraining", kind, run_name)
-    if kind == "gan":
-        from sharpseek.training.gan import train_gan as train
-    else:
-        from sharpseek.training.encoder import train_encoder as train
+    train = train_gan if kind == "gan" else train_encoder
     result = train(
         config,
         ds,
@@ -739,18 +756,6 @@ def directions_stage(
     the settings' generator checkpoint: the boundaries are fitted on full-precision images
     of exactly that version (TorchServe would send float16 images).
     """
-    import warnings
-
-    from sharpseek.models.inference import GeneratorModel
-    from sharpseek.science.directions import (
-        DIRECTIONS_FORMAT,
-        DirectionMethod,
-        DirectionSet,
-        fit_directions,
-    )
-    from sharpseek.science.directions import calibrate as calibrate_directions
-    from sharpseek.serving.backends import InProcessBackend
-
     cfg = settings.directions
     store = open_store(settings)
     model = GeneratorModel.from_settings(settings, store=store)
@@ -810,9 +815,6 @@ def query_map_stage(settings: Settings) -> StageOutcome:
     """The generated-query map (:mod:`sharpseek.search.query_map`) of the settings' GAN and encoder
     over the training dataset, fitted and stored unless it is there (then this takes a
     moment): the UI's first generated search need not wait for it."""
-    from sharpseek.search.query_map import load_query_map, query_map_key
-    from sharpseek.serving.backends import InProcessBackend
-
     store = open_store(settings)
     backend = InProcessBackend(settings)
     where = query_map_key(settings, backend, store)
@@ -829,9 +831,6 @@ def query_map_stage(settings: Settings) -> StageOutcome:
 
 def model_keys(settings: Settings) -> dict[str, str]:
     """Store keys of the checkpoints ``settings.models`` names."""
-    from sharpseek.models.inference import checkpoint_name
-    from sharpseek.training.common import checkpoint_key
-
     m = settings.models
     return {
         "gan": checkpoint_key("gan", m.gan, checkpoint_name(m.gan_checkpoint)),
@@ -842,9 +841,6 @@ def model_keys(settings: Settings) -> dict[str, str]:
 def evaluate_stage(settings: Settings) -> StageOutcome:
     """The model quality report (:func:`sharpseek.training.evaluate_models.evaluate_checkpoints`) of
     the settings' GAN and encoder versions, stored as JSON under ``pipeline/reports/``."""
-    from sharpseek.models.inference import EncoderModel, GeneratorModel
-    from sharpseek.training.evaluate_models import evaluate_checkpoints
-
     store = open_store(settings)
     keys = model_keys(settings)
     gan_version = GeneratorModel.from_settings(settings, store=store).version
@@ -867,24 +863,7 @@ def evaluate_stage(settings: Settings) -> StageOutcome:
 
 def archives_stage(settings: Settings) -> StageOutcome:
     """Build and publish the TorchServe model archives of the settings' model versions
-    through :mod:`sharpseek.serving.torchserve` (``build_archives(settings, store=...)``); skipped
-    with a message when that module is not installed."""
-    try:
-        from sharpseek.serving import torchserve as serving
-    except ImportError:
-        serving = None
-    build = getattr(serving, "build_archives", None) if serving is not None else None
-    if build is None:
-        return StageOutcome(
-            "archives",
-            True,
-            "",
-            {},
-            "model archives: sharpseek.serving.torchserve.build_archives is not available; skipped",
-        )
-    from sharpseek.models.inference import EncoderModel, GeneratorModel
-    from sharpseek.science.directions import DirectionSet
-
+    through :func:`sharpseek.serving.torchserve.build_archives`."""
     store = open_store(settings)
     inputs = {
         "gan_version": GeneratorModel.from_settings(settings, store=store).version,
@@ -897,7 +876,7 @@ def archives_stage(settings: Settings) -> StageOutcome:
     entry = ledger.current("archives", fp)
     if entry is not None:
         return _outcome_from("archives", entry, "model archives")
-    built = build(settings, store=store)
+    built = build_archives(settings, store=store)
     archives = [asdict(a) if hasattr(a, "__dataclass_fields__") else a for a in built]
     outputs = {"archives": _plain(archives)}
     ledger.record("archives", fp, inputs, outputs)
@@ -973,8 +952,6 @@ class IndexPlan:
 
 def open_settings_index(settings: Settings, *, dim: int | None = None):
     """The index the settings describe (:func:`sharpseek.search.index.open_index_from_settings`)."""
-    from sharpseek.search.index import open_index_from_settings
-
     return open_index_from_settings(settings, dim=dim)
 
 
@@ -996,11 +973,6 @@ def plan_index(
     (``sharpseek index update``) adds the missing frames to the live collection, which must
     be of the encoder's version.
     """
-    from sharpseek.data.dataset import latest_version, load_dataset
-    from sharpseek.data.exclusion import usable_rows
-    from sharpseek.models.inference import EncoderModel
-    from sharpseek.search.index import EmptyIndexError, EncoderMismatchError
-
     store = open_store(settings)
     encoder_key = encoder_key or model_keys(settings)["encoder"]
     encoder = EncoderModel.from_checkpoint(encoder_key, store=store)
@@ -1084,14 +1056,6 @@ def embedding_backend(
     Raises ``ValueError`` when the checkpoint is not of ``encoder_version`` (a collection
     never holds vectors of two encoders).
     """
-    from sharpseek.models.inference import EncoderModel
-    from sharpseek.serving.backends import (
-        BackendError,
-        InProcessBackend,
-        RequestError,
-        open_backend,
-    )
-
     store = open_store(settings)
     served = served and settings.serve.backend == "torchserve"
     cache_key = (store.describe(), encoder_key, encoder_version, str(served))
@@ -1136,14 +1100,9 @@ def embed_shard(settings: Settings, shard: Shard, encoder_key: str) -> dict[str,
     Runs on any worker that can reach the store; a shard already stored is not recomputed.
     Returns ``{"key", "n", "cached"}``.
     """
-    import torch
-
-    from sharpseek.serving.backends import InProcessBackend
-
     store = open_store(settings)
     if store.exists(shard.key):
         return {"key": shard.key, "n": len(shard), "cached": True}
-    from sharpseek.data.dataset import load_dataset
 
     torch.set_num_threads(1)  # one core per worker: the cluster is the parallelism
     ds = load_dataset(store, shard.dataset, shard.version)
@@ -1162,8 +1121,6 @@ def embed_shard(settings: Settings, shard: Shard, encoder_key: str) -> dict[str,
 
 
 def _checkpoint_version(store: ObjectStore, key: str) -> str:
-    from sharpseek.models.inference import EncoderModel
-
     return EncoderModel.from_checkpoint(key, store=store).version
 
 
@@ -1213,9 +1170,6 @@ def apply_index_plan(
     touched before all vectors exist, so a failure anywhere before leaves it as it was; an
     interrupted reindex resumes on rerun (records already in the new collection are skipped).
     """
-    from sharpseek.data.dataset import load_dataset
-    from sharpseek.search.index import UpsertResult
-
     store = open_store(settings)
     if plan.mode != "none":
         for shard in plan.shards:
@@ -1317,7 +1271,7 @@ def frame_flares(settings: Settings, harpnums: Any, t_recs: Any, *, version: str
     """History and outcome (:func:`sharpseek.data.flares.flare_windows`) of any frames, from the
     store's catalogue (latest, or ``version``) and the settings' windows."""
     catalogue = load_flare_catalogue(open_store(settings), version)
-    return flare_windows(catalogue, harpnums, t_recs, settings.flares.windows())
+    return flare_windows(catalogue, harpnums, t_recs, configured_windows(settings.flares))
 
 
 def load_synthetic_flares(settings: Settings, *, out: Path | None = None) -> LoadResult | None:
@@ -1327,9 +1281,6 @@ def load_synthetic_flares(settings: Settings, *, out: Path | None = None) -> Loa
     them as the synthetic catalogue (a new version only when they changed); ``out``: also
     write them there (``flares.csv``, ``harps.csv``: ``sharpseek flares load`` reads them).
     None when there is no synthetic dataset."""
-    from sharpseek.data.dataset import latest_version, load_dataset
-    from sharpseek.data.synthetic_flares import synthetic_flare_tables
-
     store = open_store(settings)
     version = latest_version(store, "synthetic")
     if version is None:
@@ -1344,7 +1295,7 @@ def load_synthetic_flares(settings: Settings, *, out: Path | None = None) -> Loa
         manifest,
         seed=settings.synthetic.seed,
         cadence_hours=cadence,
-        law=settings.synthetic.flare_law(),
+        law=SyntheticFlareLaw.from_settings(settings.synthetic),
     )
     source = f"synthetic:{version}"
     if out is not None:
@@ -1383,7 +1334,7 @@ def update_flare_payloads(settings: Settings, *, index=None) -> dict[str, Any]:
         root: {"frames": 0, "written": 0, "known": 0, "version": catalogue.version}
         for root, catalogue in families.items()
     }
-    windows = settings.flares.windows()
+    windows = configured_windows(settings.flares)
     fields = flare_fields(windows)
     own = index is None
     index = open_settings_index(settings) if own else index
@@ -1478,8 +1429,6 @@ def run_index_plan(
     """Embed every shard of ``plan`` in this process, then apply it: ``sharpseek index
     build|update`` (the flows map the same shards over workers, then
     :func:`apply_index_plan`)."""
-    from tqdm.auto import tqdm
-
     if plan.mode != "none":
         for shard in tqdm(plan.shards, desc="embedding", unit="shard", disable=not progress):
             embed_shard(settings, shard, plan.encoder_key)
@@ -1499,8 +1448,7 @@ def index_stage_inputs(plan: IndexPlan) -> dict[str, Any]:
 # ----------------------------------------------------------------------------------------------
 def load_flows():
     """The Prefect flows, :mod:`sharpseek.pipeline.flows`."""
-    # Prefect is an optional extra (sharpseek[flows]): imported only where a flow runs
-    from sharpseek.pipeline import flows
+    from sharpseek.pipeline import flows  # Prefect is an optional extra: loaded where a flow runs
 
     return flows
 
@@ -1519,8 +1467,6 @@ def embedded_prefect_env(settings: Settings) -> dict[str, str]:
 def run_pipeline_flow(settings: Settings, **params: Any) -> dict[str, Any]:
     """Run the ``pipeline`` flow in this process (Prefect's ephemeral API unless
     PREFECT_API_URL names a server); returns what each stage did."""
-    import os
-
     for key, value in embedded_prefect_env(settings).items():
         os.environ.setdefault(key, value)
     Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)  # its database
@@ -1576,10 +1522,7 @@ def run_summaries(settings: Settings, last: int = 2) -> list[list[dict[str, Any]
 def runs_figure(runs: Sequence[Sequence[Mapping[str, Any]]], path: Path, *, labels=None) -> Path:
     """Horizontal bars of each stage's seconds, one panel per run (ran: orange, reused:
     grey), with the run's total: what a first and a second pipeline run cost."""
-    import matplotlib
-
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     if not runs:
         raise ValueError("no pipeline runs to draw")
@@ -1598,7 +1541,6 @@ def runs_figure(runs: Sequence[Sequence[Mapping[str, Any]]], path: Path, *, labe
         ax.set_xlabel("seconds")
         ax.set_title(f"{label}: {sum(secs) / 60:.1f} min in the stages")
         ax.set_xlim(0, max(secs) * 1.25 + 1)
-    from matplotlib.patches import Patch
 
     axes[0][-1].legend(
         handles=[Patch(color="tab:orange", label="ran"), Patch(color="tab:grey", label="reused")],

@@ -29,7 +29,11 @@ from typing import Any
 
 import astropy.units as u
 import numpy as np
+import torch
+import torch.nn.functional as F
+from astropy.io import fits
 from astropy.time import Time
+from tqdm.auto import tqdm
 
 from sharpseek.physics.parameters import (
     FIELD_SCALE,
@@ -442,8 +446,6 @@ def stretch(image_b: np.ndarray, placement: Placement) -> np.ndarray:
     (antialiased bilinear, as sharpseek resizes patches); unchanged at aspect 1."""
     if placement.export_shape == image_b.shape:
         return image_b
-    import torch
-    import torch.nn.functional as F
 
     x = torch.from_numpy(np.ascontiguousarray(image_b, dtype=np.float32))[None, None]
     y = F.interpolate(
@@ -536,8 +538,6 @@ def make_catalogue(
     notes: list[str] = []
     bar = None
     if progress:
-        from tqdm.auto import tqdm
-
         bar = tqdm(total=count, desc="ARs found", unit="AR")
     for key, slots in groups.items():
         wanted = extra[key]
@@ -644,8 +644,6 @@ def _card_value(q: u.Quantity, unit) -> float | None:
 def write_fits(catalogue: Catalogue, path: str | Path) -> Path:
     """One FITS file: a primary HDU describing the catalogue, then one image HDU per AR
     (``AR0001``...) holding B_r [G] (float32) with its CEA WCS, parameters and z."""
-    from astropy.io import fits
-
     path = Path(path)
     primary = fits.PrimaryHDU()
     h = primary.header

@@ -27,15 +27,22 @@ editing" (InterFaceGAN), arXiv:1907.10786.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import re
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+from scipy.stats import spearmanr
+from sklearn.svm import SVC
+from tqdm.auto import tqdm
 
-from sharpseek.physics.parameters import DIRECTION_PARAMETERS
+from sharpseek.data.store import ObjectNotFound, PreconditionFailed
+from sharpseek.physics.parameters import DIRECTION_PARAMETERS, compute_parameters
 
 __all__ = [
     "DIRECTIONS_FORMAT",
@@ -330,8 +337,6 @@ def train_boundary(
         class, on the validation share (comparable to the SVM's), and ``extra["r2"]`` the
         validation R^2 of the target.
     """
-    from sklearn.svm import SVC
-
     method = method or DirectionMethod()
 
     z = np.asarray(z, dtype=np.float64)
@@ -664,14 +669,10 @@ class DirectionSet:
         }
 
     def to_json(self) -> str:
-        import json
-
         return json.dumps(self._data(), indent=1)
 
     @classmethod
     def from_json(cls, text: str) -> DirectionSet:
-        import json
-
         data = json.loads(text)
         stored = data.get("format", 1)
         if not isinstance(stored, int) or not 1 <= stored <= DIRECTIONS_FORMAT:
@@ -701,9 +702,6 @@ class DirectionSet:
         (whatever the order they were built in) have equal versions. It is computed on
         each call (~10 ms for a calibrated set), so a set changed in place is named anew.
         """
-        import hashlib
-        import json
-
         text = json.dumps(self._data(), sort_keys=True, separators=(",", ":"))
         return f"{self.gan_version}-d{hashlib.sha256(text.encode()).hexdigest()[:8]}"
 
@@ -746,8 +744,6 @@ class DirectionSet:
         :class:`DirectionsConflict` names the version another writer saved meanwhile.
         ``True`` (the default) replaces whatever is there.
         """
-        from sharpseek.data.store import PreconditionFailed
-
         key = self.key(self.gan_version)
         data = self.to_json().encode()
         if replaces is True:
@@ -770,8 +766,6 @@ class DirectionSet:
     def token(store, gan_version: str) -> str | None:
         """The store token of the saved set of ``gan_version`` (None when there is none),
         to pass as ``save(replaces=...)`` after a fit."""
-        from sharpseek.data.store import ObjectNotFound
-
         try:
             return store.get_versioned(DirectionSet.key(gan_version))[1]
         except ObjectNotFound:
@@ -779,8 +773,6 @@ class DirectionSet:
 
     @classmethod
     def load(cls, store, gan_version: str) -> DirectionSet:
-        from sharpseek.data.store import ObjectNotFound
-
         try:
             loaded = cls.from_json(store.get_bytes(cls.key(gan_version)).decode())
         except ObjectNotFound:
@@ -820,15 +812,11 @@ def sample_parameters(
     z : ndarray (n, latent_dim) float32
     parameters : dict of name -> ndarray (n,)
     """
-    from sharpseek.physics.parameters import compute_parameters
-
     rng = np.random.default_rng(seed)
     z = rng.standard_normal((n, latent_dim)).astype(np.float32)
     parts: dict[str, list[np.ndarray]] = {}
     starts = range(0, n, batch_size)
     if progress:
-        from tqdm.auto import tqdm
-
         starts = tqdm(starts, desc="generate + measure", unit="batch")
     for start in starts:
         images = np.asarray(generate(z[start : start + batch_size]))
@@ -861,8 +849,6 @@ def fit_directions(
     boundaries = {}
     names = parameters
     if progress:
-        from tqdm.auto import tqdm
-
         names = tqdm(parameters, desc="SVM boundaries", unit="parameter")
     for parameter in names:
         try:
@@ -909,8 +895,6 @@ def calibrate(
     (default :func:`~sharpseek.physics.parameters.compute_parameters`; the flare direction adds its
     classifier's probability, :mod:`sharpseek.science.flare_direction`).
     """
-    from sharpseek.physics.parameters import compute_parameters
-
     measure = measure or compute_parameters
     eps = np.linspace(-3, 3, 13) if eps is None else np.asarray(eps, dtype=float)
     rng = np.random.default_rng(seed)
@@ -920,8 +904,6 @@ def calibrate(
     out: dict[str, dict[str, Any]] = {}
     names = along or tuple(directions.boundaries)
     if progress:
-        from tqdm.auto import tqdm
-
         names = tqdm(names, desc="calibration", unit="direction")
     for name in names:
         step = directions.step(name)
@@ -1061,8 +1043,6 @@ class Target:
     @classmethod
     def parse(cls, text: str) -> Target:
         """Parse ``tuf=2x`` (or ``tuf=x2``), ``psep=40``, ``r>p90`` or ``tilt<p10``."""
-        import re
-
         spec = text.replace(" ", "").lower()
         # "x2" (times two) is read as "2x"
         spec = re.sub(r"=x([-+0-9.e]+)$", r"=\1x", spec)
@@ -1137,8 +1117,6 @@ def solve_targets(
     max_eps : beyond this |eps| the request leaves the region the directions were fitted and
         calibrated on: the solver stops there and says so.
     """
-    from sharpseek.physics.parameters import compute_parameters
-
     z0 = np.asarray(z0, dtype=np.float64).reshape(-1)
     if z0.shape != (directions.latent_dim,):
         raise ValueError(f"z0 must have shape ({directions.latent_dim},), got {z0.shape}")
@@ -1396,10 +1374,6 @@ def held_changes(
     ``parameter`` and each held name. ``change`` is in units of the parameter's natural
     spread, so 0.1 reads "moved a tenth of the usual spread".
     """
-    from scipy.stats import spearmanr
-
-    from sharpseek.physics.parameters import compute_parameters
-
     eps = np.linspace(-2, 2, 5) if eps is None else np.asarray(eps, dtype=float)
     rng = np.random.default_rng(seed)
     z = rng.standard_normal((n_z, directions.latent_dim))

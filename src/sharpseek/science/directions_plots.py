@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from matplotlib.offsetbox import AnnotationBbox, OffsetImage
 
 from sharpseek.physics.parameters import PARAMETER_UNITS, compute_parameters
 from sharpseek.science.directions import DirectionSet, project_2d, shift
@@ -37,8 +38,6 @@ def boundary_view(
 ) -> Path:
     """Fig. 4: latent vectors in the 2-D view z'1 = z1, z'2 = (1/n2) sum_{i>=2} n_i z_i,
     coloured by the parameter's label, with the boundary line and a few thumbnails."""
-    from matplotlib.offsetbox import AnnotationBbox, OffsetImage
-
     b = directions[parameter]
     rng = np.random.default_rng(seed)
     z = rng.standard_normal((n, directions.latent_dim)).astype(np.float32)

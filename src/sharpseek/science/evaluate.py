@@ -33,7 +33,9 @@ import pandas as pd
 import torch
 from scipy import linalg, stats
 
+from sharpseek.models.augment import augment
 from sharpseek.physics.parameters import PAPER_PARAMETERS
+from sharpseek.science.directions import paired_change
 
 __all__ = [
     "QUALITY_PARAMETERS",
@@ -221,8 +223,6 @@ def augmentation_robustness(
 ) -> float:
     """Mean |f(x) - f(aug(x))| over frames divided by the mean distance from f(x) to the
     vectors of frames of other regions (lower is more invariant)."""
-    from sharpseek.models.augment import augment
-
     g = torch.Generator().manual_seed(seed)
     x = images if images.ndim == 4 else images.unsqueeze(1)
     f = encoder.encode(x)
@@ -521,8 +521,6 @@ def shift_effects(
     ``<name>_median_abs_change_iqr`` (median of |after - before| / IQR[name]), over finite
     pairs; ``n`` the number of seeds.
     """
-    from sharpseek.science.directions import paired_change
-
     b = np.asarray(before[shifted], np.float64)
     rises, change = paired_change(b, np.asarray(after[shifted], np.float64))
     out: dict[str, Any] = {"n": int(len(b)), "rises": rises, "median_relative_change": change}

@@ -28,6 +28,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+from tqdm.auto import tqdm
 
 from sharpseek.physics.parameters import compute_parameters
 from sharpseek.science.directions import Boundary, DirectionSet, calibrate, train_boundary
@@ -194,8 +197,6 @@ def _skill(p: np.ndarray, y: np.ndarray, base_rate: float) -> dict[str, Any]:
 
 def _auc(score: np.ndarray, y: np.ndarray) -> float:
     """ROC AUC of one score (finite values only; NaN without both classes): the R baseline."""
-    from sklearn.metrics import roc_auc_score
-
     ok = np.isfinite(score)
     both = bool(y[ok].any() and (~y[ok]).any())
     return float(roc_auc_score(y[ok], score[ok])) if both else float("nan")
@@ -240,8 +241,6 @@ def train_flare_classifier(
         Fewer than :data:`MIN_FRAMES` frames, fewer than :data:`MIN_REGIONS` regions, or
         outcomes of one class only (overall or among the training regions).
     """
-    from sklearn.linear_model import LogisticRegression
-
     y = np.asarray(flared).astype(bool).reshape(-1)
     regions = np.asarray(regions).astype(str).reshape(-1)
     if len(y) < MIN_FRAMES:
@@ -339,8 +338,6 @@ def fit_flare_direction(
     z = np.random.default_rng(seed).standard_normal((n, directions.latent_dim)).astype(np.float32)
     starts = range(0, n, batch_size)
     if progress:
-        from tqdm.auto import tqdm
-
         starts = tqdm(starts, desc="generate + label", unit="batch")
     p = np.concatenate(
         [

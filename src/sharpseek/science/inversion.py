@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from sharpseek.physics.parameters import MODEL_SIZE
 
@@ -115,8 +116,6 @@ def invert(
     history = np.empty(steps)
     loop = range(steps)
     if progress:
-        from tqdm.auto import tqdm
-
         loop = tqdm(loop, desc="inversion", unit="step")
     try:
         for step in loop:

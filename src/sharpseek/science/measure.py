@@ -20,6 +20,7 @@ import astropy.units as u
 import numpy as np
 
 from sharpseek.data.fits import read_sharp
+from sharpseek.data.images import read_npy
 from sharpseek.data.native import (
     NATIVE_COLUMN_UNITS,
     NATIVE_COLUMNS,
@@ -68,8 +69,6 @@ def load_model_images(path: str | Path) -> tuple[list[str], np.ndarray, list[Any
         sharp = read_sharp(path)
         return [path.name], to_model_space(sharp.data).image[None], [sharp]
     if path.suffix.lower() == ".npy":
-        from sharpseek.search.searcher import read_npy
-
         images = read_npy(path)
         if images.ndim == 2:
             images = images[None]

@@ -17,16 +17,27 @@ matplotlib.use("Agg")  # files, never windows: this runs on servers and in CI
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import torch
+from PIL import Image, ImageDraw, ImageFont
 
-from sharpseek.physics.parameters import FIELD_SCALE  # noqa: E402
+from sharpseek.models.augment import augment, augmentation_set
+from sharpseek.models.gan import check_images
+from sharpseek.physics.parameters import (  # noqa: E402
+    FIELD_SCALE,
+    PARAMETER_UNITS,
+    compute_parameters,
+    polarity_maps,
+)
 from sharpseek.science.realism import Comparison  # noqa: E402
 
 __all__ = [
+    "augmented_pairs_figure",
     "colour_bar_rgb",
     "magnetogram_grid",
     "magnetogram_panel_rgb",
     "model_panel_rgb",
     "nice_ticks",
+    "pick_showcase_rows",
     "magnetogram_rgb",
     "polarity_panels",
     "polarity_rgb",
@@ -158,8 +169,6 @@ def polarity_panels(
     image : ndarray (128, 128)
         Model-space patch, b in [-1, 1].
     """
-    from sharpseek.physics.parameters import PARAMETER_UNITS, compute_parameters, polarity_maps
-
     image = np.asarray(image, dtype=np.float32)
     if image.ndim != 2:
         raise ValueError(f"image must have shape (ny, nx), got {image.shape}")
@@ -357,8 +366,6 @@ _PAPER = (255, 255, 255)
 
 @functools.lru_cache(maxsize=4)
 def _font(size: int):
-    from PIL import ImageFont
-
     return ImageFont.load_default(size=size)
 
 
@@ -405,8 +412,6 @@ def magnetogram_panel_rgb(
     -------
     ndarray (height, width, 3) uint8
     """
-    from PIL import Image, ImageDraw
-
     image_gauss = np.asarray(image_gauss, dtype=np.float32)
     if image_gauss.ndim != 2:
         raise ValueError(f"image must have shape (ny, nx), got {image_gauss.shape}")
@@ -478,8 +483,6 @@ def colour_bar_rgb(*, length: int = 384, vmax_gauss: float = 1000.0) -> np.ndarr
     -------
     ndarray (height, length + margins, 3) uint8
     """
-    from PIL import Image, ImageDraw
-
     if length < 16:
         raise ValueError(f"colour bar length must be >= 16 px, got {length}")
     left, top, bar_height = 14, 4, 12
@@ -496,3 +499,59 @@ def colour_bar_rgb(*, length: int = 384, vmax_gauss: float = 1000.0) -> np.ndarr
         draw.text((x, top + bar_height + 4), label, fill=_INK, font=_font(10), anchor="ma")
     draw.text((left + length + 26, top), "B_r [G]", fill=_INK, font=_font(12))
     return np.asarray(canvas)
+
+
+# ------------------------------------------------------------------ augmented pairs
+def pick_showcase_rows(manifest, n: int, *, seed: int = 0) -> np.ndarray:
+    """``n`` manifest rows of strong bipolar frames of different regions (for pictures):
+    drawn, seeded, among the bipolar frames in the top quarter of TUF, one per HARP."""
+    table = manifest[manifest["bipolar"].astype(bool)] if "bipolar" in manifest else manifest
+    table = table[table["tuf"] >= table["tuf"].quantile(0.75)]
+    table = table.drop_duplicates("harpnum")
+    if len(table) < n:
+        raise ValueError(f"only {len(table)} strong bipolar regions in the dataset, {n} asked")
+    rng = np.random.default_rng(seed)
+    return np.sort(manifest.index.get_indexer(table.index[rng.permutation(len(table))[:n]]))
+
+
+def augmented_pairs_figure(
+    images: np.ndarray | torch.Tensor,
+    path: str | Path,
+    *,
+    sets: tuple[str, ...] = ("paper", "tilt-sensitive"),
+    seed: int = 0,
+) -> Path:
+    """A picture of augmented pairs: each row an original patch and two views per set."""
+    x = torch.as_tensor(np.asarray(images), dtype=torch.float32)
+    x = x.unsqueeze(1) if x.ndim == 3 else x
+    check_images(x)
+    columns = [("original", x)]
+    for name in sets:
+        cfg = augmentation_set(name)
+        g = torch.Generator().manual_seed(seed)
+        columns += [(f"{name} view 1", augment(x, cfg, g)), (f"{name} view 2", augment(x, cfg, g))]
+    n, m = x.shape[0], len(columns)
+    fig, axes = plt.subplots(n, m, figsize=(1.9 * m + 0.8, 1.9 * n + 0.4), squeeze=False)
+    im = None
+    for j, (title, col) in enumerate(columns):
+        for i in range(n):
+            ax = axes[i, j]
+            im = ax.imshow(
+                col[i, 0].numpy() * 1000.0,
+                origin="lower",
+                cmap=MAGNETOGRAM_CMAP,
+                vmin=-1000,
+                vmax=1000,
+                interpolation="nearest",
+            )
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(title, fontsize=8)
+    cbar = fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.7, pad=0.02)
+    cbar.set_label(r"$B_r$ [G]")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return path

@@ -26,6 +26,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import matplotlib
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
@@ -304,10 +306,7 @@ def evaluate_outlook(
 
 def plot_reliability(result: dict[str, Any], path: Any) -> None:
     """Reliability diagram of the outlook on both test sets, with the base rate."""
-    import matplotlib
-
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5, 4.4))
     ax.plot([0, 1], [0, 1], color="0.6", lw=1, ls="--", label="perfect reliability")

@@ -26,11 +26,13 @@ they come from.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from scipy import stats
@@ -44,6 +46,9 @@ from sharpseek.science.evaluate import (
     pca_features,
     same_region_retrieval,
 )
+from sharpseek.science.plotting import magnetogram_grid
+from sharpseek.search.index.build import embedded_batches
+from sharpseek.search.query_map import generated_vectors
 from sharpseek.search.searcher import PhysicsBaseline, baseline_features
 
 __all__ = [
@@ -241,9 +246,6 @@ def evaluate_retrieval(
         Moves the generated queries' embeddings onto the frames' distribution, as search
         does (:func:`sharpseek.search.query_map.generated_vectors`); None: the raw embeddings.
     """
-    from sharpseek.search.index.build import embedded_batches
-    from sharpseek.search.query_map import generated_vectors
-
     if n_queries < 3:
         raise ValueError(f"n_queries must be at least 3 for correlations, got {n_queries}")
     manifest = dataset.manifest
@@ -427,8 +429,6 @@ _LOG = ("tuf", "tpf", "tnf", "r")
 
 def _joint_panel(fig, spec, q: np.ndarray, m: np.ndarray, everything: np.ndarray, name: str):
     """2-D histogram of query vs match with marginals (the paper's Figs. 7 and 9)."""
-    import matplotlib.pyplot as plt  # noqa: F401  (backend set by sharpseek.science.plotting)
-
     ok = np.isfinite(q) & np.isfinite(m)
     q, m = q[ok], m[ok]
     everything = everything[np.isfinite(everything)]
@@ -477,10 +477,6 @@ def _joint_panel(fig, spec, q: np.ndarray, m: np.ndarray, everything: np.ndarray
 
 
 def _joint_figure(result: RetrievalEvaluation, names: Sequence[str], path: Path, title: str):
-    import matplotlib.pyplot as plt
-
-    from sharpseek.science import plotting  # noqa: F401  (Agg backend)
-
     idx = result.matches["simsiam"]
     fig = plt.figure(figsize=(3.6 * len(names), 4.0))
     outer = fig.add_gridspec(1, len(names), wspace=0.35)
@@ -497,8 +493,6 @@ def _joint_figure(result: RetrievalEvaluation, names: Sequence[str], path: Path,
 
 
 def _examples_figure(result: RetrievalEvaluation, dataset, path: Path, n: int = 5) -> Path:
-    from sharpseek.science.plotting import magnetogram_grid
-
     order = np.argsort(-result.queries["tuf"].to_numpy())  # strong queries first, then spread
     pick = order[np.linspace(0, len(order) - 1, n).round().astype(int)]
     images, titles = [], []
@@ -528,10 +522,6 @@ def _k_occurrence_figure(results: Sequence[RetrievalEvaluation], path: Path) -> 
     """Histogram of the 10-occurrence N_10 of the real frames (how many queries hold a
     frame among their 10 nearest), per method, one line per seed block: hubness is the
     long right tail and the spike at 0."""
-    import matplotlib.pyplot as plt
-
-    from sharpseek.science import plotting  # noqa: F401  (Agg backend)
-
     fig, axes = plt.subplots(1, len(METHODS), figsize=(4.2 * len(METHODS), 3.2), sharey=True)
     for ax, method in zip(axes, METHODS, strict=True):
         for result, style in zip(results, ("-", "--", ":", "-."), strict=False):
@@ -628,8 +618,6 @@ def write_report(
     """Write ``retrieval.md``, ``retrieval.json`` and the PNGs into ``out_dir``, for one
     result or one per seed block (figures of the first block; the k-occurrence histogram of
     every block)."""
-    import json
-
     if isinstance(results, RetrievalEvaluation):
         results = [results]
     result = results[0]

@@ -27,7 +27,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from sharpseek.data.dataset import DEFINITIVE_SERIES, NRT_SERIES
 from sharpseek.data.flares import class_threshold
+from sharpseek.search.index import SearchFilter
 
 __all__ = ["Outlook", "look_alike_outlook", "outlook_cutoff", "query_outlook"]
 
@@ -226,9 +228,6 @@ def query_outlook(
     ``kind`` (``real``: the SHARP series; ``synthetic``; None: both); the rule is applied
     again to what comes back.
     """
-    from sharpseek.data.dataset import DEFINITIVE_SERIES, NRT_SERIES
-    from sharpseek.search.index import SearchFilter
-
     series = {"real": [DEFINITIVE_SERIES, NRT_SERIES], "synthetic": ["synthetic"], None: None}
     if kind not in series:
         raise ValueError(f"outlook kind {kind!r}: choose real, synthetic or None")

@@ -33,6 +33,10 @@ from typing import Any
 
 import numpy as np
 
+from sharpseek.data.dataset import latest_version, load_dataset
+from sharpseek.data.store import ObjectNotFound, open_store
+from sharpseek.search.index.build import embedded_batches
+
 __all__ = [
     "GeneratedQueryMap",
     "fit_query_map",
@@ -167,8 +171,6 @@ def fit_query_map(
     """Measure the map: embed up to ``frames`` frames of ``dataset`` (a seeded sample) and
     ``generated`` images of seeds ``first_seed ..`` with ``backend``
     (:class:`sharpseek.serving.backends.ModelBackend`), ``batch_size`` at a time."""
-    from sharpseek.search.index.build import embedded_batches
-
     n = len(dataset.manifest)
     rows = np.arange(n)
     if frames < n:
@@ -199,8 +201,6 @@ def query_map_key(settings, backend, store) -> tuple[str, str, str] | None:
     """(store key, dataset name, dataset version) of the map of the backend's models over
     the latest version of ``settings.flows.training_dataset``; None when that dataset is
     absent."""
-    from sharpseek.data.dataset import latest_version
-
     name = settings.flows.training_dataset
     version = latest_version(store, name)
     if version is None:
@@ -217,9 +217,6 @@ def load_query_map(settings, backend, store=None) -> GeneratedQueryMap | None:
     """The map of the backend's models over the frames of ``settings.flows.training_dataset``
     (its latest version), fitted and stored the first time; None when
     ``settings.retrieval.query_map`` is off or that dataset is absent."""
-    from sharpseek.data.dataset import load_dataset
-    from sharpseek.data.store import ObjectNotFound, open_store
-
     cfg = settings.retrieval
     if not cfg.query_map:
         return None

@@ -9,8 +9,8 @@ from
   :meth:`Searcher.latent_query`;
 - an **image**: a FITS file (a SHARP ``Br`` segment, preprocessed as ingestion does), a
   ``.npy`` array (B_r in gauss, any size, or a model-space 128 x 128 array), or a PNG written
-  by :func:`png_bytes` (``sharpseek search --save-query-png``, the UI's Export page), which
-  carries its gauss scale in its metadata; any other PNG is
+  by :func:`sharpseek.data.images.png_bytes` (``sharpseek search --save-query-png``, the UI's Export
+  page), which carries its gauss scale in its metadata; any other PNG is
   refused (a colour-mapped picture cannot be turned back into gauss), see
   :meth:`Searcher.image_query`;
 - an **indexed record**: its stored embedding, :meth:`Searcher.record_query`.
@@ -42,367 +42,59 @@ See docs/search.md.
 
 from __future__ import annotations
 
-import io
-import json
 import logging
 import math
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
 
 from sharpseek.config import Settings, get_settings
+from sharpseek.data.dataset import dataset_names, dataset_versions, load_dataset
+from sharpseek.data.fits import read_sharp
 from sharpseek.data.flares import FLARE_COLUMN, flare_columns, flare_summary, parse_record_id
+from sharpseek.data.images import ImageInputError, check_model_image, load_image, png_is_generated
+from sharpseek.data.native import magnetogram_beside, native_columns
+from sharpseek.data.store import LocalStore, open_store
 from sharpseek.physics.parameters import (
     BASELINE_PARAMETERS,
-    FIELD_SCALE,
-    MODEL_SIZE,
     NATIVE_PARAMETERS,
     SHOWN_PARAMETERS,
+    compute_parameters,
 )
-from sharpseek.search.index import SearchFilter, SearchHit, VectorIndex, open_index_from_settings
+from sharpseek.search.index import (
+    EmptyIndexError,
+    SearchFilter,
+    SearchHit,
+    VectorIndex,
+    open_index_from_settings,
+)
 from sharpseek.search.index.filters import to_tai
+from sharpseek.search.index.points import _noaa_lists as lists
 from sharpseek.search.index.points import region_key
+from sharpseek.search.outlook import query_outlook
+from sharpseek.search.query_map import generated_vectors, load_query_map
+from sharpseek.serving.backends import TorchServeBackend, open_backend
 
 __all__ = [
-    "PNG_SCALE_KEY",
-    "ImageInputError",
     "PhysicsBaseline",
     "Query",
     "Searcher",
     "baseline_features",
-    "check_model_image",
-    "export_png",
     "filter_mask",
     "hits_frame",
-    "is_sharpseek_png",
     "jsoc_url",
-    "load_image",
     "nearest_regions",
     "nearest_sharps",
-    "png_bytes",
-    "png_is_generated",
-    "read_npy",
-    "read_png",
     "results_to_json",
 ]
 
 log = logging.getLogger(__name__)
-
-#: PNG text chunk holding the gauss scale of a sharpseek magnetogram PNG.
-PNG_SCALE_KEY = "sharpseek-scale"
-PNG_FORMAT = "sharpseek-magnetogram/1"
-_FIELD_G = float(FIELD_SCALE.to_value("G"))
-_LEVELS = 65535  # 16-bit grey
-
-
-class ImageInputError(ValueError):
-    """An image that cannot be a query: wrong shape, NaN, unknown format, unscaled PNG."""
-
-
-# ---------------------------------------------------------------------------------------------
-# images in and out
-
-
-def png_bytes(image: np.ndarray, *, description: str = "", generated: bool = False) -> bytes:
-    """A model-space image as sharpseek's magnetogram PNG: 16-bit grey with its gauss scale.
-
-    The one PNG format sharpseek writes (``sharpseek search --save-query-png`` and the UI's
-    Export page) and reads back as a query (:func:`load_image`, ``sharpseek search
-    --image``, the UI's upload). Grey level g in 0..65535 stands for
-    B_r = -1000 G + g * 2000 G / 65535 (a step of 0.03 G; the model's own float16 datasets
-    are coarser), so any viewer shows it as a magnetogram (white positive, black negative).
-    The scale is written as JSON in the PNG text chunk ``sharpseek-scale``, so
-    :func:`read_png` can turn the picture back into gauss. Row 0 of the array is the
-    *bottom* row of the picture (south, as the magnetogram figures draw it with
-    origin='lower').
-
-    Parameters
-    ----------
-    image : ndarray (128, 128)
-        b = B_r / 1000 G in [-1, 1], finite.
-    description : str
-        Written into the scale, e.g. what the image is.
-    generated : bool
-        The image came from the generator: written into the scale, so a search with the PNG
-        moves its embedding as the generated query's was (:func:`png_is_generated`).
-    """
-    from PIL import Image, PngImagePlugin
-
-    check_model_image(image, "image")
-    b = np.asarray(image, dtype=np.float64)  # levels rounded in double precision
-    grey = np.rint((np.clip(b, -1, 1) + 1.0) / 2.0 * _LEVELS).astype(np.uint16)
-    picture = Image.fromarray(np.ascontiguousarray(np.flipud(grey)))  # uint16 -> I;16
-    meta = PngImagePlugin.PngInfo()
-    scale = {
-        "format": PNG_FORMAT,
-        "b_min_gauss": -_FIELD_G,
-        "b_max_gauss": _FIELD_G,
-        "levels": _LEVELS,
-        "origin": "lower",
-        "description": description,
-        "generated": bool(generated),
-    }
-    meta.add_text(PNG_SCALE_KEY, json.dumps(scale))
-    buffer = io.BytesIO()
-    picture.save(buffer, format="PNG", pnginfo=meta)
-    return buffer.getvalue()
-
-
-def export_png(
-    image: np.ndarray, path: str | Path, *, description: str = "", generated: bool = False
-) -> Path:
-    """Write a model-space image to ``path`` as sharpseek's magnetogram PNG
-    (:func:`png_bytes`); returns the path."""
-    data = png_bytes(image, description=description, generated=generated)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    return path
-
-
-def is_sharpseek_png(source: str | Path | bytes) -> bool:
-    """Whether a PNG (a path or its bytes) carries sharpseek's gauss scale."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as picture:
-            return PNG_SCALE_KEY in picture.info
-    except (UnidentifiedImageError, OSError):
-        return False
-
-
-def png_is_generated(source: str | Path | bytes) -> bool:
-    """Whether a sharpseek PNG (a path or its bytes) says its image came from the generator
-    (:func:`png_bytes`); False for any other file."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as picture:
-            scale = json.loads(picture.info.get(PNG_SCALE_KEY) or "{}")
-    except (UnidentifiedImageError, OSError, ValueError):
-        return False
-    return isinstance(scale, dict) and scale.get("generated") is True
-
-
-def read_png(source: str | Path | bytes, *, name: str | None = None) -> np.ndarray:
-    """The model-space image (128, 128) float32 of a PNG written by :func:`png_bytes` (a
-    path, or the file's bytes; ``name`` names it in messages).
-
-    Raises
-    ------
-    ImageInputError
-        A PNG without sharpseek's scale (e.g. a colour-mapped figure): colours are not field
-        values, so it cannot be turned back into gauss.
-    """
-    from PIL import Image, UnidentifiedImageError
-
-    label = name or ("PNG" if isinstance(source, bytes) else str(source))
-    unreadable = (UnidentifiedImageError, OSError, Image.DecompressionBombError)
-    try:
-        picture = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
-    except unreadable as err:
-        raise ImageInputError(f"{label}: not a readable PNG ({err})") from None
-    with picture:
-        text = picture.info.get(PNG_SCALE_KEY)
-        if text is None:
-            raise ImageInputError(
-                f"{label}: this PNG carries no sharpseek gauss scale (metadata "
-                f"{PNG_SCALE_KEY!r}); a colour-mapped picture cannot be turned back into "
-                "gauss. Give the FITS file, a .npy array, or a PNG exported by sharpseek"
-            )
-        try:
-            scale = json.loads(text)
-            low, high, levels = (
-                float(scale["b_min_gauss"]),
-                float(scale["b_max_gauss"]),
-                int(scale["levels"]),
-            )
-        except (ValueError, KeyError, TypeError) as err:
-            raise ImageInputError(
-                f"{label}: unreadable {PNG_SCALE_KEY!r} metadata ({err})"
-            ) from None
-        if scale.get("format") != PNG_FORMAT:
-            raise ImageInputError(f"{label}: unknown sharpseek PNG format {scale.get('format')!r}")
-        if picture.size != (MODEL_SIZE, MODEL_SIZE):  # before its pixels are decoded
-            raise ImageInputError(
-                f"{label}: a sharpseek PNG is {MODEL_SIZE}x{MODEL_SIZE} px, this one is "
-                f"{picture.size[0]}x{picture.size[1]}"
-            )
-        try:
-            picture.load()
-        except unreadable as err:
-            raise ImageInputError(f"{label}: not a readable PNG ({err})") from None
-        grey = np.asarray(picture, dtype=np.float64)
-    if grey.ndim != 2:
-        raise ImageInputError(f"{label}: a sharpseek PNG is one grey channel, got {grey.shape}")
-    gauss = low + grey / levels * (high - low)
-    if scale.get("origin", "lower") == "lower":
-        gauss = np.flipud(gauss)
-    return check_model_image(gauss / _FIELD_G, label)
-
-
-def load_image(
-    source: str | Path | np.ndarray,
-    *,
-    units: Literal["gauss", "model"] = "gauss",
-    field_clip_gauss: float = 1000.0,
-) -> np.ndarray:
-    """A query image in model space, (128, 128) float32, b in [-1, 1].
-
-    Parameters
-    ----------
-    source : path or array
-        ``.fits`` / ``.fits.gz`` / ``.fts``: a SHARP segment (B_r in gauss); NaN pixels
-        (off-disk) become 0 G and the patch is resized as ingestion does
-        (:func:`sharpseek.data.preprocess.to_model_space`). ``.npy`` or an array: in ``units``.
-        ``.png``: only a PNG written by :func:`png_bytes` (CLI or UI export).
-    units : "gauss" or "model"
-        For arrays: B_r in gauss (any 2-D size; resized and clipped as ingestion does), or
-        model space (exactly 128 x 128, in [-1, 1]).
-    field_clip_gauss : float
-        The clip of a real patch (FITS, or an array in gauss), as ingestion applies it
-        (:func:`sharpseek.data.preprocess.clip_field`; pass ``settings.quality.field_clip_gauss``).
-        Model-space input is taken as it is.
-
-    Raises
-    ------
-    ImageInputError
-        Unknown file type, not 2-D, wrong size for model units, NaN or infinite values in an
-        array, values outside [-1, 1] in model units, an unscaled PNG.
-    """
-    from sharpseek.data.preprocess import clip_field, small_patch_problem, to_model_space
-
-    if units not in ("gauss", "model"):
-        raise ImageInputError(f"units must be 'gauss' or 'model', got {units!r}")
-    if isinstance(source, str | Path):
-        path = Path(source)
-        if not path.is_file():
-            raise ImageInputError(f"image file {path} does not exist")
-        name = path.name.lower()
-        if name.endswith(".png"):
-            return read_png(path)
-        if name.endswith((".fits", ".fits.gz", ".fts", ".fit")):
-            from sharpseek.data.fits import read_sharp
-
-            try:
-                data = read_sharp(path).data
-            except (OSError, ValueError) as err:
-                raise ImageInputError(f"{path}: not a readable FITS image ({err})") from None
-            if np.isnan(data).all():
-                raise ImageInputError(f"{path}: every pixel is NaN")
-            too_small = small_patch_problem(data.shape)
-            if too_small:
-                raise ImageInputError(f"{path}: {too_small} (ingestion refuses such patches too)")
-            return clip_field(to_model_space(data).image, field_clip_gauss)
-        if name.endswith(".npy"):
-            array = read_npy(path)
-            if array.dtype == object:
-                return _bad_npy(path)
-            try:
-                return load_image(array, units=units, field_clip_gauss=field_clip_gauss)
-            except ImageInputError as err:
-                raise ImageInputError(f"{path}: {err}") from None
-        raise ImageInputError(
-            f"{path}: unknown image type; give a FITS file, a .npy array or a PNG exported "
-            "by sharpseek"
-        )
-    array = np.asarray(source)
-    if array.dtype == object or not np.issubdtype(array.dtype, np.number):
-        raise ImageInputError(f"image must be numeric, got dtype {array.dtype}")
-    if np.iscomplexobj(array):
-        raise ImageInputError(f"image must be real numbers, got complex dtype {array.dtype}")
-    array = np.squeeze(array.astype(np.float64))
-    if array.ndim != 2:
-        raise ImageInputError(f"image must be 2-D (ny, nx), got shape {np.shape(source)}")
-    too_small = small_patch_problem(array.shape) if units == "gauss" else None
-    if too_small:
-        raise ImageInputError(f"image: {too_small} (ingestion refuses such patches too)")
-    bad = ~np.isfinite(array)
-    if bad.any():
-        raise ImageInputError(
-            f"image has {int(bad.sum())} NaN or infinite pixel(s); set them to 0 G (as "
-            "preprocessing does for off-disk pixels) or give the FITS file"
-        )
-    if units == "model":
-        return check_model_image(array, "image")
-    return clip_field(to_model_space(array).image, field_clip_gauss)
-
-
-def read_npy(path: str | Path) -> np.ndarray:
-    """The array of a ``.npy`` file, never unpickled, its header checked first: a header
-    claiming more items than the file holds (say 10^10) is refused before any memory is
-    taken for them. :class:`ImageInputError` naming the file otherwise."""
-    path = Path(path)
-    try:
-        with open(path, "rb") as f:
-            version = np.lib.format.read_magic(f)
-            if version == (1, 0):
-                shape, _, dtype = np.lib.format.read_array_header_1_0(f)
-            elif version == (2, 0):
-                shape, _, dtype = np.lib.format.read_array_header_2_0(f)
-            else:
-                raise ValueError(f".npy format version {version} is not read here")
-            header_end = f.tell()
-        size = path.stat().st_size
-    except (OSError, ValueError, TypeError, SyntaxError) as err:
-        raise ImageInputError(f"{path}: not a readable .npy array ({err})") from None
-    if dtype.hasobject:
-        return _bad_npy(path)
-    items = int(np.prod(shape, dtype=np.float64))
-    if items * dtype.itemsize > size - header_end:
-        raise ImageInputError(
-            f"{path}: the .npy header claims {items:.3g} items of {dtype} (shape {shape}), "
-            f"more than the file's {size} bytes hold"
-        )
-    try:
-        return np.load(path, allow_pickle=False)
-    except (OSError, ValueError, MemoryError) as err:
-        raise ImageInputError(f"{path}: not a readable .npy array ({err})") from None
-
-
-def _bad_npy(path: Path) -> np.ndarray:
-    raise ImageInputError(f"{path}: holds Python objects, not an image array")
-
-
-def check_model_image(image: Any, what: str = "image") -> np.ndarray:
-    """A model-space image checked: (128, 128) float32, finite, b = B_r / 1000 G in [-1, 1].
-
-    The one check of a model-space image, for every door one comes in by (query files and
-    arrays here, the UI's uploads, renders and queries).
-
-    Raises
-    ------
-    ImageInputError
-        Naming ``what`` (e.g. the file) and what is wrong: not numbers, the wrong shape, NaN
-        or infinite values, values outside [-1, 1] (gauss given for model units, say).
-    """
-    array = np.asarray(image)
-    if array.dtype == object or not np.issubdtype(array.dtype, np.number):
-        raise ImageInputError(f"{what}: expected numbers, got dtype {array.dtype}")
-    if np.iscomplexobj(array):
-        raise ImageInputError(f"{what}: expected real numbers, got complex dtype {array.dtype}")
-    if array.shape != (MODEL_SIZE, MODEL_SIZE):
-        raise ImageInputError(
-            f"{what}: a model-space image has shape ({MODEL_SIZE}, {MODEL_SIZE}), got shape "
-            f"{array.shape}"
-        )
-    array = array.astype(np.float32)
-    bad = ~np.isfinite(array)
-    if bad.any():
-        raise ImageInputError(f"{what}: has {int(bad.sum())} NaN or infinite value(s)")
-    peak = float(np.abs(array).max())
-    if peak > 1.0 + 1e-6:
-        raise ImageInputError(
-            f"{what}: values reach {peak:.3g}; model space is b = B_r / 1000 G in [-1, 1]; "
-            "is it in gauss?"
-        )
-    return array
-
 
 # ---------------------------------------------------------------------------------------------
 # links, baselines, filters on tables
@@ -416,8 +108,6 @@ def jsoc_url(
     >>> jsoc_url("hmi.sharp_cea_720s", 377, pd.Timestamp("2011-02-15 01:36"))
     'http://jsoc.stanford.edu/ajax/lookdata.html?ds=hmi.sharp_cea_720s%5B377%5D%5B2011.02.15_01%3A36%3A00_TAI%5D'
     """
-    from urllib.parse import quote
-
     if not str(series).startswith("hmi."):
         return None
     spec = f"{series}[{int(harpnum)}][{pd.Timestamp(t_rec):%Y.%m.%d_%H:%M:%S}_TAI]"
@@ -543,8 +233,6 @@ def _uses_lat(spec: SearchFilter) -> bool:
 
 
 def _noaa_lists(table: pd.DataFrame) -> list[list[int]]:
-    from sharpseek.search.index.points import _noaa_lists as lists
-
     return lists(table)
 
 
@@ -592,17 +280,12 @@ class Query:
 
 def _native_of_file(path: Path) -> dict[str, Any]:
     """Native-scale values of a real SHARP file (and its magnetogram beside it, if any)."""
-    from sharpseek.data.fits import read_sharp
-    from sharpseek.data.native import magnetogram_beside, native_columns
-
     sharp = read_sharp(path)
     meta = {**sharp.meta, "dsun_obs": sharp.header.get("DSUN_OBS")}
     return native_columns(sharp.data, meta, los=magnetogram_beside(path, sharp.data.shape))
 
 
 def _parameters(images: np.ndarray) -> list[dict[str, float]]:
-    from sharpseek.physics.parameters import compute_parameters
-
     return _rows(compute_parameters(np.asarray(images, np.float32)), len(images))
 
 
@@ -655,8 +338,6 @@ class Searcher:
     @property
     def store(self):
         if self._store is None:
-            from sharpseek.data.store import open_store
-
             self._store = open_store(self.settings)
         return self._store
 
@@ -665,8 +346,6 @@ class Searcher:
         """The :class:`~sharpseek.serving.backends.ModelBackend` generating and embedding
         queries."""
         if self._backend is None:
-            from sharpseek.serving.backends import open_backend
-
             self._backend = open_backend(self.settings)
         return self._backend
 
@@ -674,8 +353,6 @@ class Searcher:
         """``{"gan", "encoder", "directions"}`` of the backend (asked once), and which
         backend answers (``"backend"``: ``inprocess`` or ``torchserve``)."""
         if self._versions is None:
-            from sharpseek.serving.backends import TorchServeBackend
-
             kind = "torchserve" if isinstance(self.backend, TorchServeBackend) else "inprocess"
             self._versions = dict(self.backend.versions()) | {"backend": kind}
         return self._versions
@@ -690,8 +367,6 @@ class Searcher:
         """The :class:`~sharpseek.search.query_map.GeneratedQueryMap` of the backend's models
         (fitted and stored on first use), or None when ``settings.retrieval.query_map`` is off."""
         if self._query_map is None:
-            from sharpseek.search.query_map import load_query_map
-
             self._query_map = load_query_map(self.settings, self.backend, self.store) or False
         return self._query_map or None
 
@@ -699,8 +374,6 @@ class Searcher:
         """Search vectors (n, dim) of model-space images (n, 128, 128): their embeddings,
         moved by :attr:`query_map` when the images are ``generated``
         (:func:`sharpseek.search.query_map.generated_vectors`)."""
-        from sharpseek.search.query_map import generated_vectors
-
         if not generated:
             return np.asarray(self.backend.embed(images), np.float32)
         return generated_vectors(self.backend, images, self.query_map)
@@ -936,8 +609,6 @@ class Searcher:
         outcome had closed by its T_REC, never its own region, and only regions of its own kind
         (real or synthetic); an image query counts both kinds and says how many are synthetic.
         Defaults: ``settings.flares.outlook_k``, ``outlook_class``, ``outlook_hours``."""
-        from sharpseek.search.outlook import query_outlook
-
         flares = self.settings.flares
         return query_outlook(
             self.index,
@@ -1015,8 +686,6 @@ class Searcher:
 
     # ------------------------------------------------------------------ records
     def _dataset_of(self, record_id: str):
-        from sharpseek.data.dataset import dataset_names, dataset_versions, load_dataset
-
         found = self.index.get([record_id])
         wanted = str(found[0].payload.get("dataset_version")) if found else None
         for name in dataset_names(self.store):
@@ -1048,7 +717,6 @@ class Searcher:
             key = f"raw/{r['series']}/{int(r['harpnum'])}/{source.split(':', 1)[1]}"
         if not self.store.exists(key):
             return None
-        from sharpseek.data.store import LocalStore
 
         if isinstance(self.store, LocalStore):
             return self.store.root / key
@@ -1085,7 +753,6 @@ def nearest_sharps(
     regions' best frames. Images are clipped to [-1, 1] first (the model's input space). With
     nothing indexed yet it returns empty lists and logs a warning (a catalogue is still useful
     without); an encoder-version mismatch is an error."""
-    from sharpseek.search.index import EmptyIndexError
 
     def find(images: np.ndarray) -> list[list[str]]:
         images = np.clip(np.asarray(images, dtype=np.float32), -1.0, 1.0)
@@ -1199,8 +866,6 @@ def _describe(query: Query) -> dict[str, Any]:
 
 
 def _with_excluded_region(spec: SearchFilter | None, region: str) -> SearchFilter:
-    from dataclasses import replace
-
     spec = spec or SearchFilter()
     regions = tuple(spec.exclude_regions or ()) + (region,)
     return replace(spec, exclude_regions=regions)

@@ -31,9 +31,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 
 from sharpseek.config import Settings
+from sharpseek.data.store import open_store
+from sharpseek.models.inference import EncoderModel, GeneratorModel
+from sharpseek.science.directions import DirectionSet
 from sharpseek.serving.protocol import (
     NPY,
     GenerateRequest,
@@ -134,9 +138,6 @@ class ModelBackend:
             The stored set is not the one served (refit or recalibrated since the model
             archive was built): rebuild the archives.
         """
-        from sharpseek.data.store import open_store
-        from sharpseek.science.directions import DirectionSet
-
         versions = self.versions()
         directions = DirectionSet.load(open_store(self.settings), str(versions["gan"]))
         if directions.version != versions["directions"]:
@@ -186,16 +187,12 @@ class InProcessBackend(ModelBackend):
     @property
     def generator(self):
         if self._generator is None:
-            from sharpseek.models.inference import GeneratorModel
-
             self._generator = GeneratorModel.from_settings(self.settings)
         return self._generator
 
     @property
     def encoder(self):
         if self._encoder is None:
-            from sharpseek.models.inference import EncoderModel
-
             self._encoder = EncoderModel.from_settings(self.settings)
         return self._encoder
 
@@ -204,9 +201,6 @@ class InProcessBackend(ModelBackend):
         """The generator's DirectionSet, or None when none was fitted for its version (looked
         for again on the next use: directions fitted meanwhile are picked up)."""
         if self._directions is None:
-            from sharpseek.data.store import open_store
-            from sharpseek.science.directions import DirectionSet
-
             try:
                 self._directions = DirectionSet.load(
                     open_store(self.settings), self.generator.version
@@ -325,8 +319,6 @@ class TorchServeBackend(ModelBackend):
     """
 
     def __init__(self, settings: Settings, *, token: str | None = None):
-        import httpx
-
         self.settings = settings
         self.url = settings.serve.inference_url.rstrip("/")
         self._token_from_env = token is not None or settings.serve.inference_token is not None
@@ -341,8 +333,6 @@ class TorchServeBackend(ModelBackend):
         return {"Authorization": f"Bearer {self._token}"} if self._token else {}
 
     def _post(self, model: str, content_type: str | None = None, **kwargs: Any) -> bytes:
-        import httpx
-
         url = f"{self.url}/predictions/{model}"
         serve = self.settings.serve
         delay = serve.backoff_seconds

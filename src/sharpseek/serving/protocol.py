@@ -38,7 +38,9 @@ from typing import Any
 
 import numpy as np
 
-from sharpseek.physics.parameters import MODEL_SIZE
+from sharpseek.models.inference import latent_from_seeds
+from sharpseek.physics.parameters import MODEL_SIZE, compute_parameters
+from sharpseek.science.directions import LATENT_LIMIT, apply_shifts, check_eps
 
 __all__ = [
     "GenerateRequest",
@@ -238,7 +240,6 @@ def _options(data: dict, what: str) -> tuple[dict[str, float], list[str], bool]:
     shifts = data.get("shifts") or {}
     if not isinstance(shifts, dict):
         raise RequestError(f"{what}: 'shifts' must map direction names to numbers")
-    from sharpseek.science.directions import check_eps
 
     clean = {}
     for name, eps in shifts.items():
@@ -297,8 +298,6 @@ def decode_generate_request(
 
 
 def _check_latents(z: np.ndarray) -> None:
-    from sharpseek.science.directions import LATENT_LIMIT
-
     if not np.isfinite(z).all():
         raise RequestError("latent vectors 'z' contain NaN or infinite values")
     if z.size and float(np.abs(z).max()) > LATENT_LIMIT:
@@ -311,9 +310,6 @@ def _check_latents(z: np.ndarray) -> None:
 def _latents(request: GenerateRequest, model, directions) -> np.ndarray:
     """z of one request after its shifts (float32 (n, latent_dim)), by
     :func:`sharpseek.science.directions.apply_shifts`; its errors become :class:`RequestError`."""
-    from sharpseek.models.inference import latent_from_seeds
-    from sharpseek.science.directions import apply_shifts
-
     z = request.z if request.z is not None else latent_from_seeds(request.seeds, model.latent_dim)
     if request.z is not None and (z.ndim != 2 or z.shape[1] != model.latent_dim):
         raise RequestError(
@@ -360,8 +356,6 @@ def run_generate(
     One item per request: its :class:`GenerateResult`, or the :class:`RequestError` that
     makes it unanswerable (the others are still answered).
     """
-    from sharpseek.physics.parameters import compute_parameters
-
     latents: list[np.ndarray | RequestError] = []
     for request in requests:
         try:

@@ -39,6 +39,7 @@ import logging
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -48,7 +49,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import httpx
+
+from sharpseek import __version__
 from sharpseek.config import Settings
+from sharpseek.data.store import ObjectNotFound, PreconditionFailed, open_store
+from sharpseek.models.inference import EncoderModel, GeneratorModel, _model_key
+from sharpseek.science.directions import DirectionSet
+from sharpseek.serving.backends import BackendAuthError, _message, resolve_token
 from sharpseek.serving.protocol import max_body_bytes
 
 __all__ = [
@@ -180,8 +188,6 @@ def _build_one(
     out_dir: Path,
     handlers: Path,
 ) -> ArchiveInfo:
-    from sharpseek import __version__
-
     files = dict(payload)
     for name in _HANDLER_FILES[model]:
         files[name] = (handlers / name).read_bytes()
@@ -242,10 +248,6 @@ def build_archives(
     -------
     One :class:`ArchiveInfo` per archive; ``current.json`` in the model store names them.
     """
-    from sharpseek.data.store import open_store
-    from sharpseek.models.inference import EncoderModel, GeneratorModel, _model_key
-    from sharpseek.science.directions import DirectionSet
-
     unknown = [m for m in models if m not in MODELS]
     if unknown:
         raise ValueError(f"unknown model(s) {unknown}; choose from {list(MODELS)}")
@@ -298,8 +300,6 @@ class ArchiveConflict(RuntimeError):
 
 
 def _current_token(store, model: str) -> str | None:
-    from sharpseek.data.store import ObjectNotFound
-
     try:
         return store.get_versioned(f"{STORE_PREFIX}/{model}/CURRENT")[1]
     except ObjectNotFound:
@@ -309,8 +309,6 @@ def _current_token(store, model: str) -> str | None:
 def _mark_current(store, model: str, file: str, before: str | None) -> None:
     """``model-store/<model>/CURRENT`` := ``file`` if it is still what it was when the build
     began (compare-and-swap); the same archive marked by another build is fine."""
-    from sharpseek.data.store import PreconditionFailed
-
     key = f"{STORE_PREFIX}/{model}/CURRENT"
     try:
         store.put_if(key, file.encode(), match=before)
@@ -344,8 +342,6 @@ def store_current_archives(store) -> dict[str, str]:
 
 
 def _publish_serving_version(store, archives: dict[str, str]) -> str:
-    from sharpseek import __version__
-
     version = serving_version(archives)
     key = f"{STORE_PREFIX}/versions/{version}.json"
     if not store.exists(key):  # same archives, same record: keep the first one's date
@@ -401,8 +397,6 @@ def fetch_archives(
     ServeError : unknown or malformed version, no archives published, or an archive that is
         missing or does not hold the model its name says.
     """
-    from sharpseek.data.store import open_store
-
     store = store if store is not None else open_store(settings)
     if version is not None:
         version = version.strip()
@@ -563,18 +557,12 @@ def _alive(pid: int) -> bool:
 
 
 def _get(url: str, token: str | None, timeout: float = 5.0):
-    import httpx
-
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     return httpx.get(url, headers=headers, timeout=timeout)
 
 
 def management_request(settings: Settings, method: str, path: str, **params):
     """One call to the management API with the management token; raises ServeError on 4xx/5xx."""
-    import httpx
-
-    from sharpseek.serving.backends import resolve_token
-
     token = resolve_token(settings, "management")
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     url = settings.serve.management_url.rstrip("/") + path
@@ -589,15 +577,11 @@ def management_request(settings: Settings, method: str, path: str, **params):
     except httpx.HTTPError as err:
         raise ServeError(f"management API at {settings.serve.management_url}: {err}") from None
     if response.status_code >= 400:
-        from sharpseek.serving.backends import _message
-
         raise ServeError(f"{method} {path}: HTTP {response.status_code}: {_message(response)}")
     return response.json() if response.content else None
 
 
 def _models_ready(settings: Settings, names: list[str]) -> bool:
-    from sharpseek.serving.backends import BackendAuthError
-
     for name in names:
         try:
             described = management_request(settings, "GET", f"/models/{name}")
@@ -636,7 +620,6 @@ def start(settings: Settings, *, wait: bool = True, models: list[str] | None = N
         )
     for what in ("inference_url", "management_url", "metrics_url"):
         host, port = _host_port(getattr(settings.serve, what), what)
-        import socket
 
         with socket.socket() as probe:
             if probe.connect_ex((host, port)) == 0:
@@ -771,8 +754,6 @@ def status(settings: Settings) -> dict:
         return out
     out.update(running=True, pid=state["pid"], inference_url=state["inference_url"])
     try:
-        from sharpseek.serving.backends import resolve_token
-
         ping = _get(
             settings.serve.inference_url.rstrip("/") + "/ping", resolve_token(settings, "inference")
         )

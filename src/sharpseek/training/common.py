@@ -45,6 +45,7 @@ import torch
 import torch.distributed as dist
 
 from sharpseek import __version__
+from sharpseek.data.exclusion import usable_rows
 
 # Checkpoint keys and reading live with the models (inference loads them without this
 # module); RunStore and checkpoint_header use them, and they stay importable from here.
@@ -231,8 +232,6 @@ def training_split(dataset, holdout_fraction: float, seed: int, batch_size: int)
     """:func:`split_by_harp` of a dataset's manifest, refusing fewer training frames than
     one batch: (training rows, held-out rows). Frames mostly off the disk or NaN
     (:func:`sharpseek.data.exclusion.usable_rows`) are left out of both."""
-    from sharpseek.data.exclusion import usable_rows
-
     train_rows, held_rows = split_by_harp(dataset.manifest, holdout_fraction, seed)
     usable = usable_rows(dataset.manifest)
     train_rows, held_rows = train_rows[usable[train_rows]], held_rows[usable[held_rows]]

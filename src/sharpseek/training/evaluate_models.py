@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from sharpseek.data.dataset import load_dataset
 from sharpseek.models.augment import AUGMENTATION_SETS
 from sharpseek.models.checkpoints import (
     encoder_from_checkpoint,
@@ -143,7 +144,6 @@ def evaluate_checkpoints(
     "encoder": {...}}`` for the checkpoints given.
     """
     if open_dataset is None:
-        from sharpseek.data.dataset import load_dataset
 
         def open_dataset(name, version):
             return load_dataset(store, name, version)

@@ -58,6 +58,7 @@ from sharpseek.models.gan import (
 )
 from sharpseek.physics.parameters import MODEL_SIZE, compute_parameters
 from sharpseek.science.evaluate import QUALITY_PARAMETERS, parameter_distances
+from sharpseek.science.plotting import magnetogram_grid
 from sharpseek.training.codes import CodeTargets, code_loss
 from sharpseek.training.common import (
     STREAM_FIXED,
@@ -432,8 +433,6 @@ def translate(images: torch.Tensor, shifts: torch.Tensor | None, start: int) -> 
 
 
 def _save_grid(run: RunStore, images: np.ndarray, titles: list[str], epoch: int) -> None:
-    from sharpseek.science.plotting import magnetogram_grid
-
     with tempfile.TemporaryDirectory() as tmp:
         path = magnetogram_grid(
             images,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 
+import matplotlib
+import matplotlib.pyplot as plt
 import numpy as np
 
 __all__ = ["range_histogram_png"]
@@ -23,10 +25,7 @@ def range_histogram_png(
 
     ``label`` names the quantity and its unit (the x axis). Drawn with matplotlib (Agg).
     """
-    import matplotlib
-
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     finite = np.asarray(values, dtype=float)
     finite = finite[np.isfinite(finite)]

@@ -1,10 +1,11 @@
 """What the Export page hands out: CSV of results, .npy of images, JSOC links, URLs (its PNGs
-are sharpseek's one magnetogram PNG, :func:`sharpseek.search.searcher.png_bytes`)."""
+are sharpseek's one magnetogram PNG, :func:`sharpseek.data.images.png_bytes`)."""
 
 from __future__ import annotations
 
 import io
 import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlencode
@@ -22,6 +23,7 @@ from sharpseek.physics.parameters import (
     POSITION_FIELDS,
     SHOWN_PARAMETERS,
 )
+from sharpseek.search.searcher import jsoc_url as record_url
 
 __all__ = ["export_stem", "has_native", "image_npy", "results_table", "share_url", "summary"]
 
@@ -87,8 +89,6 @@ def results_table(
     ``r_jsoc_segment``; empty for a generated query), its disk position (``mu``,
     ``lat_fwt [deg]``, ``lon_fwt [deg]``) and its JSOC link; the query's parameters
     as a first row (``record_id`` = ``query``) when given."""
-    from sharpseek.search.searcher import jsoc_url as record_url
-
     units = {**PARAMETER_UNITS, **NATIVE_UNITS, **{k: u for k, (u, _) in POSITION_FIELDS.items()}}
 
     def unit(p: str) -> str:
@@ -153,8 +153,6 @@ def export_stem(
     >>> export_stem(fallback="upload my patch.npy", shifts={"r": -2, "psep": 0})
     'upload_my_patch-r-2'
     """
-    import re
-
     if series and harpnum is not None and t_rec is not None and not pd.isna(t_rec):
         stem = f"{series}.{int(harpnum)}.{pd.Timestamp(t_rec):%Y%m%d_%H%M%S}_TAI.{segment}"
     elif seed is not None:

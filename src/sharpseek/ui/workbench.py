@@ -18,24 +18,45 @@ import io
 import logging
 import tempfile
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import astropy.units as u
 import numpy as np
 import pandas as pd
+from PIL import Image, UnidentifiedImageError
 
 from sharpseek.config import Settings
+from sharpseek.data.dataset import dataset_names, dataset_versions, latest_version, load_dataset
+from sharpseek.data.fits import read_sharp
+from sharpseek.data.images import check_model_image, is_sharpseek_png, read_png
+from sharpseek.data.native import native_columns
+from sharpseek.data.preprocess import clip_field, small_patch_problem, to_model_space
+from sharpseek.data.store import open_store
+from sharpseek.models.inference import GeneratorModel
 from sharpseek.physics.parameters import (
     NATIVE_PARAMETERS,
+    RSUN_REF,
+    SHARP_PIXEL_SCALE,
     SHIFT_PARAMETERS,
+    cea_pixel_side,
     compute_parameters,
     polarity_maps,
 )
+from sharpseek.science.directions import Target, configured_strength, solve_targets
 from sharpseek.science.flare_direction import FLARE_DIRECTION
-from sharpseek.search.index import SearchFilter, SearchHit
-from sharpseek.search.searcher import check_model_image, is_sharpseek_png, read_png
+from sharpseek.science.inversion import invert
+from sharpseek.search.index import SearchFilter, SearchHit, open_index_from_settings
+from sharpseek.search.searcher import Searcher
+from sharpseek.serving.backends import (
+    BackendError,
+    InProcessBackend,
+    TorchServeBackend,
+    open_backend,
+)
 
 __all__ = ["Rendered", "SearchView", "Workbench", "read_upload"]
 
@@ -101,9 +122,6 @@ NATIVE_FRAME_KEY = "native_br_gauss"
 def _cea_pixel_mm(meta: dict[str, Any]) -> float:
     """One CEA pixel's side [Mm] of a frame whose metadata holds ``cdelt1`` [deg] and
     ``rsun_ref`` [m] (SHARP's 0.03 deg and 696 Mm where missing)."""
-    import astropy.units as u
-
-    from sharpseek.physics.parameters import RSUN_REF, SHARP_PIXEL_SCALE, cea_pixel_side
 
     def number(key: str, default: u.Quantity) -> u.Quantity:
         try:
@@ -128,7 +146,7 @@ def read_upload(
     ``quality.field_clip_gauss``);
     - .npy: a (128, 128) model-space array, b in [-1, 1] (as the Export page writes them);
     - PNG: sharpseek's magnetogram PNG (the Export page's and ``sharpseek search
-      --save-query-png``'s; :func:`sharpseek.search.searcher.png_bytes`), read back in gauss by its
+      --save-query-png``'s; :func:`sharpseek.data.images.png_bytes`), read back in gauss by its
       scale; any other 128 x 128 grayscale picture is read as b = value / 127.5 - 1 (the
       mapping is the caller's claim: such a PNG holds no units).
 
@@ -142,9 +160,6 @@ def read_upload(
     """
     suffix = Path(name).suffix.lower()
     if suffix in (".fits", ".fit", ".fts") or data[:6] == b"SIMPLE":
-        from sharpseek.data.fits import read_sharp
-        from sharpseek.data.preprocess import clip_field, small_patch_problem, to_model_space
-
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / (Path(name).name or "upload.fits")
             path.write_bytes(data)
@@ -159,7 +174,6 @@ def read_upload(
             patch = to_model_space(sharp.data)
         except ValueError as err:
             raise ValueError(f"{name}: {err}") from None
-        from sharpseek.data.native import native_columns
 
         meta = {k: v for k, v in sharp.meta.items() if v is not None}
         meta["nan_fraction"] = patch.nan_fraction
@@ -178,8 +192,6 @@ def read_upload(
             array = array[0]
         return check_model_image(array, name), {}
     if suffix == ".png":
-        from PIL import Image, UnidentifiedImageError
-
         if is_sharpseek_png(data):  # the Export page's (and the CLI's) own format
             return read_png(data, name=name), {}
         try:
@@ -219,9 +231,6 @@ class Workbench:
     """
 
     def __init__(self, settings: Settings, *, backend=None, index=None, store=None):
-        from sharpseek.data.store import open_store
-        from sharpseek.serving.backends import open_backend
-
         self.settings = settings
         self.store = store if store is not None else open_store(settings)
         self.backend = backend if backend is not None else open_backend(settings)
@@ -249,8 +258,6 @@ class Workbench:
         """The :class:`~sharpseek.search.searcher.Searcher` on the configured index, embedding
         through the backend."""
         if self._searcher is None:
-            from sharpseek.search.searcher import Searcher
-
             self._searcher = Searcher(
                 self.settings, index=self.index, backend=self.backend, store=self.store
             )
@@ -260,8 +267,6 @@ class Workbench:
     def index(self):
         """The configured :class:`~sharpseek.search.index.VectorIndex` (embedded or a server)."""
         if self._index is None:
-            from sharpseek.search.index import open_index_from_settings
-
             self._index = open_index_from_settings(self.settings)
         return self._index
 
@@ -271,8 +276,6 @@ class Workbench:
         (:meth:`~sharpseek.serving.backends.ModelBackend.load_directions`: the set the backend
         shifts with), or None (see :attr:`directions_error` for why)."""
         if self._directions is None and self._directions_error is None:
-            from sharpseek.serving.backends import BackendError
-
             try:
                 self._directions = self.backend.load_directions()
             except (FileNotFoundError, ValueError, BackendError) as err:
@@ -320,8 +323,6 @@ class Workbench:
 
     def model_backend(self) -> str:
         """Which model backend answers, in words: in-process, or TorchServe at its URL."""
-        from sharpseek.serving.backends import TorchServeBackend
-
         if isinstance(self.backend, TorchServeBackend):
             return f"TorchServe at {self.backend.url}"
         return "in-process (embedded)"
@@ -361,8 +362,6 @@ class Workbench:
 
     def last_ingest(self) -> dict[str, str] | None:
         """The newest dataset version written to the store: name, version, created (UTC)."""
-        from sharpseek.data.dataset import dataset_names, latest_version
-
         newest = None
         for name in dataset_names(self.store):
             version = latest_version(self.store, name)
@@ -419,8 +418,6 @@ class Workbench:
         """:class:`~sharpseek.science.directions.DirectionStrength` of a slider's direction by the
         settings' rule (``directions.strong_*``): validation accuracy, what +1.5 does by the
         calibration, weak or strong. None without directions."""
-        from sharpseek.science.directions import configured_strength
-
         ds = self.directions
         if ds is None or parameter not in ds.boundaries:
             return None
@@ -455,10 +452,6 @@ class Workbench:
         """Parse targets such as ``tuf=2x, r>p90`` and solve them from ``z`` with
         |eps| <= ``max_eps`` (:func:`~sharpseek.science.directions.solve_targets`, generating
         through the backend); returns its TargetResult."""
-        import warnings
-
-        from sharpseek.science.directions import Target, solve_targets
-
         parsed = [Target.parse(t) for t in targets.replace(";", ",").split(",") if t.strip()]
         if not parsed:
             raise ValueError("no target given; write e.g. 'tuf=2x' or 'psep=40, r>p90'")
@@ -493,16 +486,11 @@ class Workbench:
         the in-process backend's own, or (with TorchServe) the settings' checkpoint, which
         must be the version the server answers with.
         """
-        from sharpseek.science.inversion import invert
-        from sharpseek.serving.backends import InProcessBackend
-
         image = check_model_image(image, "image")
         if isinstance(self.backend, InProcessBackend):
             generator = self.backend.generator
         else:
             if self._inversion_generator is None:
-                from sharpseek.models.inference import GeneratorModel
-
                 local = GeneratorModel.from_settings(self.settings, store=self.store)
                 if local.version != self.gan_version:
                     raise RuntimeError(
@@ -615,8 +603,6 @@ class Workbench:
     def indexed_values(self, fields: Sequence[str] = FILTER_FIELDS) -> pd.DataFrame:
         """Payload values of the indexed records, for the filter histograms (and picking a
         record): the manifest rows of the live collection's dataset versions."""
-        from sharpseek.data.dataset import dataset_names, dataset_versions
-
         try:
             live = self.index.live()
         except Exception as err:
@@ -635,8 +621,6 @@ class Workbench:
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
     def _dataset(self, name: str, version: str):
-        from sharpseek.data.dataset import load_dataset
-
         key = f"{name}/{version}"
         if key not in self._datasets:
             self._datasets[key] = load_dataset(self.store, name, version)

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
 __all__ = ["embedded_batches"]
 
@@ -27,8 +28,6 @@ def embedded_batches(
 ) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
     """(manifest rows, embeddings) of a dataset's frames (all, or the row positions
     ``rows``), ``batch_size`` at a time: memory stays bounded for any dataset."""
-    from tqdm.auto import tqdm
-
     positions = np.arange(len(dataset.manifest)) if rows is None else np.asarray(rows, int)
     bar = tqdm(total=len(positions), unit="frame", desc="embedding", disable=not progress)
     try:

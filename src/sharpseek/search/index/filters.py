@@ -27,6 +27,7 @@ from datetime import datetime
 from typing import Any, Literal, NamedTuple
 
 import pandas as pd
+from astropy.time import Time
 
 from sharpseek.data.flares import class_threshold
 from sharpseek.search.index.points import rfc3339
@@ -254,7 +255,6 @@ def to_tai(value: Bound) -> pd.Timestamp:
         raise ValueError(f"{value!r} is not a time")
     if ts.tzinfo is None:
         return ts
-    from astropy.time import Time
 
     utc = ts.tz_convert("UTC").tz_localize(None)
     return pd.Timestamp(Time(utc.to_pydatetime(), scale="utc").tai.to_datetime())

@@ -23,6 +23,8 @@ import json
 import logging
 from pathlib import Path
 
+import torch
+
 from sharpseek.data.store import LocalStore
 from sharpseek.serving.protocol import NPZ, RequestError
 
@@ -47,8 +49,6 @@ class SharpseekHandler:
 
     @staticmethod
     def _device(gpu_id):
-        import torch
-
         if gpu_id is not None and torch.cuda.is_available():
             return f"cuda:{gpu_id}"
         return "cpu"

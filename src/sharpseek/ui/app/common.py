@@ -7,6 +7,7 @@ import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from sharpseek.config import Settings
+from sharpseek.physics.parameters import parameter_definitions
 from sharpseek.ui import (
     ViewState,
     Workbench,
@@ -314,8 +315,6 @@ def sidebar_summary(wb: Workbench, where) -> None:
 
 def definitions_panel() -> None:
     """Every parameter the pages show, with its unit and definition (docs/physics.md)."""
-    from sharpseek.physics.parameters import parameter_definitions
-
     with st.sidebar.expander("Parameter definitions"):
         rows = [
             f"**{key.upper() if kind == 'model space' else key}** [{unit or '-'}], {kind}: {text}"
