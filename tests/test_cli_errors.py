@@ -264,12 +264,12 @@ def test_bad_input_is_one_line_naming_it_with_its_exit_status(
 
 
 def test_an_internal_error_is_one_line_and_its_traceback_goes_to_the_log(tmp_path, monkeypatch):
-    import sharpseek.config
+    import sharpseek.cli.app
 
     def broken(settings):
         raise ZeroDivisionError("a bug")
 
-    monkeypatch.setattr(sharpseek.config, "shown_settings", broken)
+    monkeypatch.setattr(sharpseek.cli.app, "shown_settings", broken)  # what `config` calls
     home = tmp_path / "home"
     result = CliRunner().invoke(app, ["config", "--home", str(home)])
     assert result.exit_code == EXIT_INTERNAL

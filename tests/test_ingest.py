@@ -410,7 +410,7 @@ def test_resuming_a_crashed_synthetic_ingest_makes_only_the_shards_it_lacks(tmp_
         made.append(real(settings, shard, **kw))
         return made[-1]
 
-    monkeypatch.setattr(ingest, "ingest_shard", crash_after_two)
+    monkeypatch.setattr(pipeline, "ingest_shard", crash_after_two)  # where the plan runs it
     with pytest.raises(KeyboardInterrupt):
         pipeline.run_ingest_plan(
             settings, pipeline.plan_ingest_synthetic(settings, **recipe), progress=False
@@ -422,7 +422,7 @@ def test_resuming_a_crashed_synthetic_ingest_makes_only_the_shards_it_lacks(tmp_
         cached.append(out["cached"])
         return out
 
-    monkeypatch.setattr(ingest, "ingest_shard", spy)
+    monkeypatch.setattr(pipeline, "ingest_shard", spy)
     plan = pipeline.plan_ingest_synthetic(settings, **recipe)
     outcome = pipeline.run_ingest_plan(settings, plan, progress=False)
     assert cached == [True, True, False]  # three shards of two regions; one made again

@@ -380,8 +380,6 @@ class _FakeServer:
 def test_embedding_uses_torchserve_only_when_it_serves_the_plans_encoder(
     untrained_home, monkeypatch, serves_the_plans_version
 ):
-    import sharpseek.serving.backends as backends
-
     settings = untrained_home.model_copy(
         update={"serve": untrained_home.serve.model_copy(update={"backend": "torchserve"})}
     )
@@ -389,7 +387,7 @@ def test_embedding_uses_torchserve_only_when_it_serves_the_plans_encoder(
     plan = lib.plan_index(settings, datasets=["synthetic"])
     served = plan.encoder_version if serves_the_plans_version else "another-encoder"
     server = _FakeServer(served, 7.0)
-    monkeypatch.setattr(backends, "open_backend", lambda s: server)
+    monkeypatch.setattr(lib, "open_backend", lambda s: server)  # the embedding's backend
     lib._BACKENDS.clear()
     lib.embed_shard(settings, plan.shards[0], plan.encoder_key)
     stored = np.load(open_store(settings).open_read(plan.shards[0].key))
