@@ -269,9 +269,25 @@ class DirectionsSettings(BaseModel):
     calibration_n_z: int = Field(200, ge=2, description="latent vectors per calibration point")
     calibration_eps_max: float = Field(3.0, gt=0, description="calibration spans -eps..+eps")
     calibration_steps: int = Field(13, ge=3, description="eps values of a calibration curve")
-    inversion_starts: int = Field(8, ge=1, description="random starts of a GAN inversion")
-    inversion_steps: int = Field(300, ge=1, description="Adam steps of a GAN inversion")
-    inversion_lr: float = Field(0.05, gt=0, description="Adam learning rate on z")
+    inversion_method: Literal["lbfgs", "adam"] = Field(
+        "lbfgs",
+        description="GAN inversion: lbfgs (nearest of the candidates, then L-BFGS) or adam "
+        "(random starts, Adam: the slower reference)",
+    )
+    inversion_starts: int = Field(8, ge=1, description="latent vectors a GAN inversion refines")
+    inversion_candidates: int = Field(
+        256, ge=1, description="lbfgs: random latent vectors the starts are chosen from"
+    )
+    inversion_steps: int = Field(
+        60, ge=1, description="L-BFGS iterations (adam: Adam steps) of a GAN inversion"
+    )
+    inversion_lr: float = Field(0.05, gt=0, description="adam: Adam learning rate on z")
+    inversion_warn_relative: float = Field(
+        0.7,
+        gt=0,
+        description="warn that the GAN cannot represent a patch when rms(patch - "
+        "reconstruction) / rms(patch) exceeds this (measured: benchmarks/bench_inversion.py)",
+    )
     pixel_mm: float = Field(
         1.0, gt=0, description="size of a model pixel of a placed AR [Mm] (SHARP px: 0.364)"
     )

@@ -10,6 +10,7 @@ version, unreadable files) exits with code 2 and one line naming what is wrong.
 
 from __future__ import annotations
 
+import time
 import warnings
 from pathlib import Path
 from typing import Annotated
@@ -589,8 +590,12 @@ def _flag(value: float) -> str:
 # ----------------------------------------------------------------------------------------------
 def invert_cmd(
     file: Annotated[Path, typer.Argument(help="a SHARP Br FITS file, or a model-space .npy")],
-    starts: Annotated[int | None, typer.Option(min=1, help="random starts")] = None,
-    steps: Annotated[int | None, typer.Option(min=1, help="Adam steps")] = None,
+    starts: Annotated[
+        int | None, typer.Option(min=1, help="latent vectors refined together")
+    ] = None,
+    steps: Annotated[
+        int | None, typer.Option(min=1, help="L-BFGS iterations (Adam steps with method adam)")
+    ] = None,
     seed: Annotated[int, typer.Option(help="seed of the starts")] = 0,
     out: Annotated[Path | None, typer.Option("--out", help="PNG (default: figures dir)")] = None,
     save_z: Annotated[Path | None, typer.Option("--save-z", help="write z_hat as .npy")] = None,
@@ -600,29 +605,29 @@ def invert_cmd(
 ) -> None:
     """Find the latent vector whose generated image best matches FILE (GAN inversion); write
     original / reconstruction / difference as a PNG."""
-    from sharpseek.science.inversion import invert
+    from sharpseek.science.inversion import invert_configured, representation_warning
 
     settings = _settings(preset, home)
     cfg = settings.directions
     image, mu = _read_image(file)
     _, model = _load(settings)
+    started = time.perf_counter()
     try:
-        result = invert(
-            model,
-            image,
-            starts=starts or cfg.inversion_starts,
-            steps=steps or cfg.inversion_steps,
-            lr=cfg.inversion_lr,
-            seed=seed,
-            progress=progress,
+        result = invert_configured(
+            model, image, cfg, seed=seed, progress=progress, starts=starts, steps=steps
         )
     except ValueError as err:
         raise _fail(f"{file}: {err}") from None
+    seconds = time.perf_counter() - started
     where = f" at mu = {mu:.3f}" if mu is not None else ""
     console.print(
-        f"{file.name}{where}: reconstruction RMS {result.rms_gauss:.1f} G (best of "
-        f"{len(result.errors)} starts; worst {np.sqrt(result.errors.max()) * 1000:.1f} G)"
+        f"{file.name}{where}: reconstruction RMS {result.rms_gauss:.1f} G, "
+        f"{result.relative_error:.0%} of the patch's rms (best of {len(result.errors)} starts; "
+        f"worst {np.sqrt(result.errors.max()) * 1000:.1f} G; {seconds:.1f} s)"
     )
+    warning = representation_warning(result, cfg)
+    if warning:
+        console.print(f"[yellow]warning:[/yellow] {warning}", soft_wrap=True)
     if file.suffix.lower() in (".fits", ".fit", ".fts"):  # a real frame: its native values
         from sharpseek.physics.parameters import compute_parameters
         from sharpseek.science.measure import measure_files

@@ -23,7 +23,13 @@ from sharpseek.science.plotting import (
     plt,
 )
 
-__all__ = ["boundary_view", "calibration_curves", "inversion_panels", "shift_strips"]
+__all__ = [
+    "boundary_view",
+    "calibration_curves",
+    "inversion_panels",
+    "inversion_rows",
+    "shift_strips",
+]
 
 
 def boundary_view(
@@ -174,4 +180,44 @@ def inversion_panels(
     cbar.set_label(r"$B_r$ [G]")
     if title:
         fig.suptitle(title, fontsize=9)
+    return _save(fig, path)
+
+
+def inversion_rows(
+    images: np.ndarray,
+    reconstructions: dict[str, np.ndarray],
+    path: str | Path,
+    *,
+    labels: Sequence[str],
+    residual_of: str,
+    residual_vmax_gauss: float = 500.0,
+) -> Path:
+    """One row per patch: the patch, each method's reconstruction G(z_hat), and the residual
+    patch - reconstruction of method ``residual_of``; model space (128 x 128 model px) in
+    gauss, north up, west right, each kind of panel with its colour bar.
+
+    ``images`` (n, 128, 128) and every ``reconstructions[method]`` (n, 128, 128) in b =
+    B_r / 1000 G; ``labels`` names each row (n,).
+    """
+    n, methods = len(images), list(reconstructions)
+    cols = 2 + len(methods)
+    fig, axes = plt.subplots(n, cols, figsize=(2.3 * cols + 1.2, 2.3 * n), squeeze=False)
+    field = residual = None
+    for i in range(n):
+        panels = [(images[i], "patch")]
+        panels += [(reconstructions[m][i], f"G(z_hat), {m}") for m in methods]
+        for ax, (data, title) in zip(axes[i], panels, strict=False):
+            field = _draw_magnetogram(ax, data * FIELD_SCALE_G, 1000.0)
+            ax.set_title(title, fontsize=8)
+        diff = (images[i] - reconstructions[residual_of][i]) * FIELD_SCALE_G
+        residual = _draw_magnetogram(axes[i, -1], diff, residual_vmax_gauss)
+        rms = float(np.sqrt(np.mean(diff**2)))
+        axes[i, -1].set_title(f"residual, {residual_of}: rms {rms:.0f} G", fontsize=8)
+        axes[i, 0].set_ylabel(labels[i], fontsize=7)
+    for ax in axes[-1]:
+        ax.set_xlabel("model px (north up, west right)", fontsize=7)
+    bar = fig.colorbar(field, ax=list(axes[:, :-1].flat), shrink=0.6, pad=0.01)
+    bar.set_label(r"$B_r$ [G]")
+    bar = fig.colorbar(residual, ax=list(axes[:, -1]), shrink=0.6, pad=0.04)
+    bar.set_label(r"residual $B_r$ [G]")
     return _save(fig, path)

@@ -48,7 +48,7 @@ from sharpseek.physics.parameters import (
 )
 from sharpseek.science.directions import Target, configured_strength, solve_targets
 from sharpseek.science.flare_direction import FLARE_DIRECTION
-from sharpseek.science.inversion import invert
+from sharpseek.science.inversion import invert_configured, representation_warning
 from sharpseek.search.index import SearchFilter, SearchHit, open_index_from_settings
 from sharpseek.search.searcher import Searcher
 from sharpseek.serving.backends import (
@@ -479,8 +479,9 @@ class Workbench:
 
     # ------------------------------------------------------------------ inversion
     def invert(self, image: np.ndarray, *, progress: bool = False):
-        """GAN inversion of a real patch (:func:`sharpseek.science.inversion.invert`, the settings'
-        ``directions.inversion_*``): its z_hat, reconstruction and error.
+        """GAN inversion of a real patch (:func:`sharpseek.science.inversion.invert_configured`, the
+        settings' ``directions.inversion_*``): its z_hat, reconstruction and error; see
+        :meth:`representation_warning` for whether the GAN can represent it.
 
         Inversion needs the generator's gradients, so it runs on the GAN in this process:
         the in-process backend's own, or (with TorchServe) the settings' checkpoint, which
@@ -500,15 +501,12 @@ class Workbench:
                     )
                 self._inversion_generator = local
             generator = self._inversion_generator
-        cfg = self.settings.directions
-        return invert(
-            generator,
-            image,
-            starts=cfg.inversion_starts,
-            steps=cfg.inversion_steps,
-            lr=cfg.inversion_lr,
-            progress=progress,
-        )
+        return invert_configured(generator, image, self.settings.directions, progress=progress)
+
+    def representation_warning(self, result) -> str | None:
+        """The plain warning when the GAN cannot represent an inverted patch (its relative
+        error above ``directions.inversion_warn_relative``), else None."""
+        return representation_warning(result, self.settings.directions)
 
     # ------------------------------------------------------------------ search
     def search(

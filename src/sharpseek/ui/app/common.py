@@ -243,7 +243,9 @@ def invert_base(wb: Workbench) -> str | None:
     st.session_state["base_z"] = result.z
     st.session_state["inversion"] = {
         "rms_gauss": result.rms_gauss,
+        "relative_error": result.relative_error,
         "reconstruction": result.reconstruction,
+        "warning": wb.representation_warning(result),  # None when the GAN can draw it
     }
     return None
 

@@ -134,6 +134,9 @@ def _show_inversion() -> None:
     b.image(model_panel_rgb(inversion["reconstruction"]), caption="GAN inversion G(z_hat)")
     c.metric("Reconstruction rms error", f"{inversion['rms_gauss']:.0f} G")
     c.caption(
-        "Root-mean-square of real − reconstruction over the patch. Large errors (typical "
-        "toward the limb) mean the shifted images are far from this real region."
+        f"Root-mean-square of real − reconstruction over the patch: "
+        f"{inversion['relative_error']:.0%} of the patch's own rms field. Large errors "
+        "(typical toward the limb) mean the shifted images are far from this real region."
     )
+    if inversion.get("warning"):
+        st.warning(inversion["warning"])
