@@ -145,3 +145,35 @@ def test_thumbnail_colour_bar_runs_blue_to_red_left_to_right():
     assert blue_x.size and red_x.size and blue_x.max() < red_x.min()
     with pytest.raises(ValueError, match="length"):
         colour_bar_rgb(length=3)
+
+
+def test_an_indexed_record_is_drawn_at_its_frames_aspect_in_mm():
+    from sharpseek.ui import true_aspect
+
+    image = np.zeros((128, 128), np.float32)
+    image[:, 64:] = 0.5  # +500 G in the western half
+    payload = {"naxis1": 583, "naxis2": 250, "cdelt1": 0.03, "rsun_ref": 6.96e8}
+    frame = true_aspect(image, payload)
+    assert frame.resampled and frame.native_shape == (250, 583)
+    ny, nx = frame.image_gauss.shape
+    assert nx == 128 and ny == round(128 * 250 / 583)  # the long side keeps 128 px
+    cea = 0.03 * np.pi / 180 * 696.0  # Mm per CEA pixel
+    assert frame.pixel_mm * nx == pytest.approx(583 * cea, rel=1e-3)  # the frame's width
+    assert frame.pixel_mm * ny == pytest.approx(250 * cea, rel=0.01)
+    assert frame.image_gauss[:, -1].mean() == pytest.approx(500.0, rel=1e-3)  # gauss, west
+    assert frame.image_gauss[:, 0].mean() == pytest.approx(0.0, abs=1e-3)
+    assert "583 x 250 CEA px" in frame.caption() and "resampled" in frame.caption()
+    # without naxis, the resize scales say the size; without either, no true aspect
+    scaled = true_aspect(image, {"scale_x": 583 / 128, "scale_y": 250 / 128})
+    assert scaled.image_gauss.shape == (ny, nx)
+    assert true_aspect(image, {"naxis1": None, "scale_x": float("nan")}) is None
+
+
+def test_an_uploaded_frame_is_drawn_from_its_own_data():
+    from sharpseek.ui import true_aspect
+
+    native = np.full((40, 90), 250.0, np.float32)
+    frame = true_aspect(np.zeros((128, 128)), {"cdelt1": 0.03}, native)
+    assert not frame.resampled and frame.image_gauss.shape == (40, 90)
+    np.testing.assert_array_equal(frame.image_gauss, native)
+    assert "the frame's own data" in frame.caption()

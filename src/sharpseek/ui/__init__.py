@@ -1,5 +1,6 @@
 """Library side of the Streamlit UI (:mod:`.app`): view state and shareable URLs
-(:mod:`.state`), the view model the pages call (:mod:`.workbench`), exports (:mod:`.exports`).
+(:mod:`.state`), the view model the pages call (:mod:`.workbench`), exports (:mod:`.exports`),
+real frames at their true aspect (:mod:`.frames`).
 
 Nothing here imports Streamlit: the pages are thin shells over these calls, and the logic is
 tested without a browser. See docs/ui.md.
@@ -13,6 +14,7 @@ from sharpseek.ui.exports import (
     share_url,
     summary,
 )
+from sharpseek.ui.frames import TrueAspect, cea_pixel_mm, true_aspect
 from sharpseek.ui.state import (
     PAGES,
     URL_FORMAT,
@@ -38,10 +40,12 @@ __all__ = [
     "PAGES",
     "URL_FORMAT",
     "Rendered",
+    "TrueAspect",
     "SearchView",
     "ViewState",
     "Workbench",
     "address_to_follow",
+    "cea_pixel_mm",
     "decode_query",
     "encode_query",
     "export_stem",
@@ -56,5 +60,6 @@ __all__ = [
     "share_url",
     "summary",
     "time_text",
+    "true_aspect",
     "version_problems",
 ]

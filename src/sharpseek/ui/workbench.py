@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import astropy.units as u
 import numpy as np
 import pandas as pd
 from PIL import Image, UnidentifiedImageError
@@ -39,10 +38,7 @@ from sharpseek.data.store import open_store
 from sharpseek.models.inference import GeneratorModel
 from sharpseek.physics.parameters import (
     NATIVE_PARAMETERS,
-    RSUN_REF,
-    SHARP_PIXEL_SCALE,
     SHIFT_PARAMETERS,
-    cea_pixel_side,
     compute_parameters,
     polarity_maps,
 )
@@ -57,6 +53,7 @@ from sharpseek.serving.backends import (
     TorchServeBackend,
     open_backend,
 )
+from sharpseek.ui.frames import cea_pixel_mm
 
 __all__ = ["Rendered", "SearchView", "Workbench", "read_upload"]
 
@@ -119,21 +116,6 @@ def render(image: np.ndarray) -> Rendered:
 NATIVE_FRAME_KEY = "native_br_gauss"
 
 
-def _cea_pixel_mm(meta: dict[str, Any]) -> float:
-    """One CEA pixel's side [Mm] of a frame whose metadata holds ``cdelt1`` [deg] and
-    ``rsun_ref`` [m] (SHARP's 0.03 deg and 696 Mm where missing)."""
-
-    def number(key: str, default: u.Quantity) -> u.Quantity:
-        try:
-            value = float(meta.get(key))
-        except (TypeError, ValueError):
-            return default
-        return value * default.unit if np.isfinite(value) and value > 0 else default
-
-    scale, radius = number("cdelt1", SHARP_PIXEL_SCALE), number("rsun_ref", RSUN_REF)
-    return float(cea_pixel_side(scale, radius).to_value(u.Mm))
-
-
 def read_upload(
     name: str, data: bytes, *, field_clip_gauss: float = 1000.0
 ) -> tuple[np.ndarray, dict[str, Any]]:
@@ -181,7 +163,7 @@ def read_upload(
         meta.update(native_columns(sharp.data, {**meta, "dsun_obs": sharp.header.get("DSUN_OBS")}))
         # the frame itself, for pictures at its true aspect (the caller pops it: not a value)
         meta[NATIVE_FRAME_KEY] = np.asarray(sharp.data, dtype=np.float32)
-        meta["cea_pixel_mm"] = _cea_pixel_mm(meta)
+        meta["cea_pixel_mm"] = cea_pixel_mm(meta)
         return clip_field(patch.image, field_clip_gauss), meta
     if suffix == ".npy":
         try:

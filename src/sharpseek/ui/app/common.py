@@ -8,6 +8,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from sharpseek.config import Settings
 from sharpseek.physics.parameters import parameter_definitions
+from sharpseek.science.plotting import magnetogram_panel_rgb, model_panel_rgb
 from sharpseek.ui import (
     ViewState,
     Workbench,
@@ -17,6 +18,7 @@ from sharpseek.ui import (
     link_to_write,
     render,
     search_key,
+    true_aspect,
     version_problems,
 )
 
@@ -327,6 +329,28 @@ def definitions_panel() -> None:
             "P = {B > 150 G}, N = {B < -150 G}. TUF sums |B| over every pixel, TPF and TNF only "
             "over P and N, so TUF exceeds TPF + TNF by the weak field. See docs/physics.md."
         )
+
+
+def frame_pictures(image: np.ndarray, meta: dict, native=None, *, label: str = "") -> None:
+    """A real frame as a physicist reads it: at its true aspect in Mm (its own data for an
+    uploaded FITS, else resampled from the stored model image) beside its 128 x 128
+    model-space square; nothing at true aspect when ``meta`` does not say the frame's size."""
+    frame = true_aspect(image, meta, native)
+    if frame is None:
+        st.image(model_panel_rgb(image), caption=f"{label}, model space (128 x 128)")
+        return
+    wide, square = st.columns([2, 1])
+    wide.image(
+        magnetogram_panel_rgb(
+            frame.image_gauss,
+            zoom=max(1, round(384 / max(frame.image_gauss.shape))),
+            pixel_size=frame.pixel_mm,
+            axis_unit="Mm",
+            title=f"{label}, CEA frame",
+        ),
+        caption=frame.caption(),
+    )
+    square.image(model_panel_rgb(image), caption=f"{label}, model space (128 x 128, squeezed)")
 
 
 def guarded(action, *args, **kwargs):

@@ -7,7 +7,6 @@ import streamlit as st
 
 from sharpseek.science.plotting import (
     colour_bar_rgb,
-    magnetogram_panel_rgb,
     magnetogram_rgb,
     model_panel_rgb,
 )
@@ -113,17 +112,9 @@ def _show_inversion() -> None:
     real = st.session_state.get("base_image")
     if not inversion or real is None:
         return
-    native = st.session_state.get("base_native")
-    if native is not None:  # the frame at its true aspect, in Mm, beside its model square
-        pixel_mm = st.session_state.get("base_payload", {}).get("cea_pixel_mm", 0.364)
-        st.image(
-            magnetogram_panel_rgb(
-                native, zoom=1, pixel_size=pixel_mm, axis_unit="Mm", title="native CEA frame"
-            ),
-            caption=f"real frame at its true aspect: {native.shape[1]} x {native.shape[0]} px "
-            f"of {pixel_mm:.3f} Mm (B_r clipped to the ±1000 G scale)",
-        )
     payload = st.session_state.get("base_payload") or {}
+    label = st.session_state.get("base_label") or "real frame"
+    common.frame_pictures(real, payload, st.session_state.get("base_native"), label=label)
     if has_native(payload):  # the real frame's own values, before any shift
         st.markdown(f"**{st.session_state.get('base_label')}**: {summary(payload)}")
     a, b, c = st.columns([1, 1, 1])

@@ -253,6 +253,8 @@ def show(wb) -> None:
     if m.image is None or q_image is None:
         st.warning("This match's image is not in the store any more.")
         return
+    common.frame_pictures(m.image, m.payload, label=f"match {pick + 1}: HARP {m.harpnum}")
+    st.caption(summary(m.payload))  # its native values, model values and position, labelled
     a, b, c = st.columns(3)
     a.image(model_panel_rgb(q_image), caption="query")
     b.image(model_panel_rgb(m.image), caption=f"match: {m.record_id}")
