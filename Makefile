@@ -43,6 +43,7 @@ bench: $(STAMP_DEV) $(STAMP_DEMO) ## benchmarks; figures written to benchmarks/r
 	$(PY) benchmarks/bench_models.py --out benchmarks/results/models.json
 	$(PY) benchmarks/bench_index.py --out benchmarks/results/index.json
 	$(PY) benchmarks/bench_directions.py --out benchmarks/results/directions.json
+	$(PY) benchmarks/bench_inversion.py --out benchmarks/results/inversion.json --figure docs/images/inversion-real-samples.png  # a few minutes: the slow reference too
 	$(PY) benchmarks/bench_flows.py --out benchmarks/results/flows.json
 	$(PY) benchmarks/bench_concurrency.py --out benchmarks/results/concurrency.json
 	$(PY) benchmarks/bench_soak.py --out benchmarks/results/soak.json  # a few minutes: everything at once, good and bad input

@@ -18,9 +18,10 @@ on a shared machine more threads spin and inflate both figures):
   patch's rms, and mu; the load average before and after (the machine may be shared: the
   CPU seconds are the load-independent figure, an upper bound on one core's wall time);
 - for ``--frames`` frames drawn (seeded) from the GAN's training dataset: the settings'
-  method's relative error, its 50/90/95/99 % quantiles (the warning threshold
-  ``directions.inversion_warn_relative`` sits above the 99 %), and how many of the real
-  samples the threshold warns about;
+  method's relative error and its 50/90/95/99 % quantiles (the warning threshold
+  ``directions.inversion_warn_relative`` is set above the 99 %: a patch the GAN reproduces
+  worse than nearly all of its own training frames), and how many of the real samples the
+  threshold warns about;
 - a figure: each sample, both reconstructions and the settings' method's residual, colour
   bars in gauss (``benchmarks/results/inversion.png``; docs/ui.md shows it).
 """

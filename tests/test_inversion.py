@@ -58,8 +58,12 @@ def test_adam_reference_method_still_reconstructs(generator):
 
 def test_invert_configured_takes_the_settings_and_overrides(generator):
     image = generator.generate(generator.latent(5))[0]
-    cfg = DirectionsSettings(inversion_starts=3, inversion_candidates=10, inversion_steps=4)
+    cfg = DirectionsSettings(
+        inversion_starts=3, inversion_candidates=10, inversion_steps=4, inversion_threads=2
+    )
+    before = torch.get_num_threads()
     result = invert_configured(generator, image, cfg, starts=2)
+    assert torch.get_num_threads() == before  # its own thread count, then torch's again
     assert result.z_all.shape == (2, generator.latent_dim)  # the override won
     assert result.history[-1] <= result.history[0]
 

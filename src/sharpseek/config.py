@@ -282,11 +282,19 @@ class DirectionsSettings(BaseModel):
         60, ge=1, description="L-BFGS iterations (adam: Adam steps) of a GAN inversion"
     )
     inversion_lr: float = Field(0.05, gt=0, description="adam: Adam learning rate on z")
+    inversion_threads: int = Field(
+        1,
+        ge=0,
+        description="torch threads while inverting (0: leave torch's own): on a 2-core "
+        "machine shared with other jobs one thread took 16 s where two took 84 s (docs/ui.md)",
+    )
     inversion_warn_relative: float = Field(
-        0.7,
+        0.95,
         gt=0,
         description="warn that the GAN cannot represent a patch when rms(patch - "
-        "reconstruction) / rms(patch) exceeds this (measured: benchmarks/bench_inversion.py)",
+        "reconstruction) / rms(patch) exceeds this: above what the GAN leaves on nearly all "
+        "of its own training frames (demo GAN: 99th percentile 0.91, 95th 0.90 over 40 "
+        "frames; benchmarks/bench_inversion.py measures it)",
     )
     pixel_mm: float = Field(
         1.0, gt=0, description="size of a model pixel of a placed AR [Mm] (SHARP px: 0.364)"

@@ -216,8 +216,12 @@ def inversion_rows(
         axes[i, 0].set_ylabel(labels[i], fontsize=7)
     for ax in axes[-1]:
         ax.set_xlabel("model px (north up, west right)", fontsize=7)
-    bar = fig.colorbar(field, ax=list(axes[:, :-1].flat), shrink=0.6, pad=0.01)
-    bar.set_label(r"$B_r$ [G]")
-    bar = fig.colorbar(residual, ax=list(axes[:, -1]), shrink=0.6, pad=0.04)
+    bar = fig.colorbar(
+        field, ax=list(axes[:, :-1].flat), orientation="horizontal", fraction=0.025, pad=0.04
+    )
+    bar.set_label(r"$B_r$ [G] (patch and reconstructions)")
+    bar = fig.colorbar(
+        residual, ax=list(axes[:, -1]), orientation="horizontal", fraction=0.025, pad=0.04
+    )
     bar.set_label(r"residual $B_r$ [G]")
     return _save(fig, path)

@@ -192,7 +192,8 @@ def invert_configured(
 ) -> InversionResult:
     """:func:`invert` with the settings' ``directions.inversion_*`` (``cfg``: a
     :class:`~sharpseek.config.DirectionsSettings`); ``overrides`` replace any of them by
-    :func:`invert`'s argument name (``starts``, ``steps``, ...). The one road of the CLI's
+    :func:`invert`'s argument name (``starts``, ``steps``, ...). Runs on
+    ``cfg.inversion_threads`` torch threads (restored after). The one road of the CLI's
     ``sharpseek invert`` and the UI's upload."""
     options = {
         "method": cfg.inversion_method,
@@ -202,7 +203,14 @@ def invert_configured(
         "lr": cfg.inversion_lr,
     }
     options.update({k: v for k, v in overrides.items() if v is not None})
-    return invert(generator_model, image, seed=seed, progress=progress, **options)
+    threads = torch.get_num_threads()
+    if cfg.inversion_threads:
+        # small batches: a second thread mostly waits, and on a busy machine it spins
+        torch.set_num_threads(cfg.inversion_threads)
+    try:
+        return invert(generator_model, image, seed=seed, progress=progress, **options)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def representation_warning(result: InversionResult, cfg) -> str | None:
