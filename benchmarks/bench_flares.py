@@ -2,7 +2,7 @@
 
 - loads the flare table and the HARP table (``settings.flares``; the shared ones by default)
   into a copy of a demo home (the home itself is never written), timing the read + match +
-  store, then the update of the index's flare payloads (``pipeline.update_flare_payloads``;
+  store, then the update of the index's flare payloads (``index_plans.update_flare_payloads``;
   the first one in a process includes importing qdrant-client and creating the flare
   fields' payload indexes), then both again with nothing new (the hourly flow's usual case),
   then a newer table (one flare more: a second version, every real frame rewritten);
@@ -32,7 +32,7 @@ import pandas as pd
 
 from sharpseek.config import get_settings
 from sharpseek.data import flares as F
-from sharpseek.pipeline import stages as pipeline
+from sharpseek.pipeline import flare_steps, index_plans
 
 
 def timed(call):
@@ -60,18 +60,20 @@ def main() -> None:
     try:
         settings = get_settings(home=home)
         windows = F.configured_windows(settings.flares)
-        loaded, load_s = timed(lambda: pipeline.load_flares(settings))
-        payloads, update_s = timed(lambda: pipeline.update_flare_payloads(settings))
-        again, again_load_s = timed(lambda: pipeline.load_flares(settings))
-        payloads_again, again_update_s = timed(lambda: pipeline.update_flare_payloads(settings))
+        loaded, load_s = timed(lambda: flare_steps.load_flares(settings))
+        payloads, update_s = timed(lambda: index_plans.update_flare_payloads(settings))
+        again, again_load_s = timed(lambda: flare_steps.load_flares(settings))
+        payloads_again, again_update_s = timed(lambda: index_plans.update_flare_payloads(settings))
         # a newer table (one more flare): a second version, every real frame rewritten
         newer = scratch / "newer.csv"
         newer.write_text(
             Path(settings.flares.source).read_text()
             + "190520,1200,1210,,,C,10,1e-06,0,12740,7357\n"
         )
-        second, second_load_s = timed(lambda: pipeline.load_flares(settings, newer))
-        payloads_second, second_update_s = timed(lambda: pipeline.update_flare_payloads(settings))
+        second, second_load_s = timed(lambda: flare_steps.load_flares(settings, newer))
+        payloads_second, second_update_s = timed(
+            lambda: index_plans.update_flare_payloads(settings)
+        )
         catalogue = loaded.catalogue
         reasons = (
             catalogue.unmatched["reason"]
@@ -86,7 +88,7 @@ def main() -> None:
         )["matched_by"].value_counts()
 
         # the real frames: the demo index's, and the 867 real headers
-        index = pipeline.open_settings_index(settings)
+        index = index_plans.open_settings_index(settings)
         try:
             real = [
                 r for r in index.scan(["series", "harpnum", "t_rec"]) if r["series"] != "synthetic"

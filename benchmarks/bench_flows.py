@@ -99,7 +99,7 @@ def main() -> None:
     from sharpseek.data.dataset import load_dataset
     from sharpseek.data.ingest import INGEST_SHARDS_PREFIX, plan_synthetic_shards
     from sharpseek.data.store import open_store
-    from sharpseek.pipeline import stages as lib
+    from sharpseek.pipeline import index_plans, ingest_plans, runs
 
     settings = Settings()
     write_untrained_checkpoints(settings)
@@ -109,11 +109,13 @@ def main() -> None:
         "cadence_hours": settings.synthetic.cadence_hours,
         "seed": settings.synthetic.seed,
     }
-    made = lib.run_ingest_plan(settings, lib.plan_ingest_synthetic(settings, **recipe))
+    made = ingest_plans.run_ingest_plan(
+        settings, ingest_plans.plan_ingest_synthetic(settings, **recipe)
+    )
     ds = load_dataset(open_store(settings), "synthetic", made.outputs["version"])
     ingest_shards = plan_synthetic_shards(**recipe, shard_frames=args.shard_size)
-    flows = lib.load_flows()
-    plan = lib.plan_index(settings, datasets=["synthetic"])
+    flows = runs.load_flows()
+    plan = index_plans.plan_index(settings, datasets=["synthetic"])
     store = open_store(settings)
 
     @task
@@ -122,7 +124,12 @@ def main() -> None:
 
     work = {
         "ingest": (flows.ingest_shard_task, ingest_shards, [], INGEST_SHARDS_PREFIX),
-        "embed": (flows.embed_shard_task, plan.shards, [plan.encoder_key], lib.EMBEDDINGS_PREFIX),
+        "embed": (
+            flows.embed_shard_task,
+            plan.shards,
+            [plan.encoder_key],
+            index_plans.EMBEDDINGS_PREFIX,
+        ),
     }
     loads: list[dict[str, float | str | int]] = []
 

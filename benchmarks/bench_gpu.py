@@ -56,7 +56,7 @@ def make_synthetic(home: Path, workers: int, regions: int | None) -> dict:
     """The paper recipe (or its first ``regions``) through the pipeline's own ingest plan,
     its shards made by a process pool, then the one commit."""
     from sharpseek.config import Settings
-    from sharpseek.pipeline.stages import commit_ingest, plan_ingest_synthetic
+    from sharpseek.pipeline.ingest_plans import commit_ingest, plan_ingest_synthetic
 
     settings = Settings(
         home=home,

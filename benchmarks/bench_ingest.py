@@ -37,7 +37,7 @@ from sharpseek.data.ingest import fits_records
 from sharpseek.data.preprocess import to_model_space
 from sharpseek.data.store import LocalStore, S3Store
 from sharpseek.physics.parameters import compute_parameters, patch_quantities
-from sharpseek.pipeline.stages import plan_ingest_fits, run_ingest_plan
+from sharpseek.pipeline.ingest_plans import plan_ingest_fits, run_ingest_plan
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from s3_servers import start_moto  # noqa: E402  (the tests' real S3 server process)

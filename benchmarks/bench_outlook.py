@@ -30,7 +30,8 @@ def main() -> None:
     from sharpseek.config import Settings
     from sharpseek.data.flares import SYNTHETIC_PREFIX, latest_flare_version
     from sharpseek.data.store import open_store
-    from sharpseek.pipeline.stages import flares_stage, open_settings_index
+    from sharpseek.pipeline.flare_steps import flares_stage
+    from sharpseek.pipeline.index_plans import open_settings_index
     from sharpseek.search.evaluate_outlook import evaluate_outlook, outlook_frames, plot_reliability
 
     settings = Settings(home=Path(args.home))

@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from sharpseek.config import Settings  # noqa: E402
 from sharpseek.data.fits import read_sharp  # noqa: E402
 from sharpseek.data.native import magnetogram_beside, native_columns  # noqa: E402
-from sharpseek.pipeline.stages import plan_ingest_fits, run_ingest_plan  # noqa: E402
+from sharpseek.pipeline.ingest_plans import plan_ingest_fits, run_ingest_plan  # noqa: E402
 from sharpseek.science.measure import measure_files  # noqa: E402
 from test_measure_native import ANISOTROPIC, analytic_bipole, write_jsoc_br  # noqa: E402
 

@@ -5,19 +5,19 @@ from __future__ import annotations
 
 from sharpseek.data.dataset import Dataset, load_dataset
 from sharpseek.data.store import open_store
-from sharpseek.pipeline import stages as pipeline
+from sharpseek.pipeline import ingest_plans
 
 
 def synthetic_dataset(settings, **recipe) -> Dataset:
     """The synthetic dataset of ``recipe`` (regions, frames, cadence_hours, seed; unset ones
     from the settings' preset), made unless it exists."""
-    plan = pipeline.plan_ingest_synthetic(settings, **recipe)
-    outcome = pipeline.run_ingest_plan(settings, plan, progress=False)
+    plan = ingest_plans.plan_ingest_synthetic(settings, **recipe)
+    outcome = ingest_plans.run_ingest_plan(settings, plan, progress=False)
     return load_dataset(open_store(settings), "synthetic", outcome.outputs["version"])
 
 
 def fits_dataset(settings, paths, *, dataset: str = "sharp") -> Dataset:
     """Br FITS files (or folders) ingested into ``dataset``; its latest version."""
-    plan = pipeline.plan_ingest_fits(settings, paths, dataset=dataset)
-    pipeline.run_ingest_plan(settings, plan, progress=False)
+    plan = ingest_plans.plan_ingest_fits(settings, paths, dataset=dataset)
+    ingest_plans.run_ingest_plan(settings, plan, progress=False)
     return load_dataset(open_store(settings), dataset)

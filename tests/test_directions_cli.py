@@ -59,6 +59,7 @@ def test_fit_is_the_pipeline_step_recorded_in_its_ledger_and_skipped_when_up_to_
     recipe finds it up to date (one stored set, one version)."""
     from sharpseek.data.store import open_store
     from sharpseek.models.inference import GeneratorModel
+    from sharpseek.pipeline import ledger as pipeline_ledger
     from sharpseek.pipeline import stages as pipeline
     from sharpseek.science.directions import DirectionSet
 
@@ -66,7 +67,7 @@ def test_fit_is_the_pipeline_step_recorded_in_its_ledger_and_skipped_when_up_to_
     store = open_store(settings)
     version = GeneratorModel.from_settings(settings).version
     before = DirectionSet.load(store, version).version
-    entry = pipeline.Ledger(store).get("directions")
+    entry = pipeline_ledger.Ledger(store).get("directions")
     assert entry is not None and entry["inputs"]["samples"] == 240
     result = run(home, "directions", "fit", "--n", "240", "--calibration-n-z", "6",
                  "--no-progress")  # fmt: skip

@@ -13,7 +13,7 @@ from sharpseek.config import Settings
 from sharpseek.data.dataset import load_dataset
 from sharpseek.data.exclusion import exclusion_counts, exclusion_reasons, usable_rows
 from sharpseek.data.store import open_store
-from sharpseek.pipeline.stages import plan_ingest_fits, run_ingest_plan
+from sharpseek.pipeline.ingest_plans import plan_ingest_fits, run_ingest_plan
 from sharpseek.training.common import training_split
 
 runner = CliRunner()

@@ -391,7 +391,7 @@ def fast_home(tmp_path):
 
 @pytest.fixture
 def settings(tables, fast_home):
-    from sharpseek.pipeline.stages import open_settings_index
+    from sharpseek.pipeline.index_plans import open_settings_index
     from sharpseek.search.index import iter_batches
 
     flares, harps = tables
@@ -415,7 +415,7 @@ def rid(harp: int, t_rec: str, series: str = "hmi.sharp_cea_720s") -> str:
 
 
 def _payloads(settings) -> dict[str, dict]:
-    from sharpseek.pipeline.stages import open_settings_index
+    from sharpseek.pipeline.index_plans import open_settings_index
 
     with open_settings_index(settings) as index:
         return {r.record_id: r.payload for r in index.get([rid(h, t) for h, t in FRAMES])} | {
@@ -424,7 +424,8 @@ def _payloads(settings) -> dict[str, dict]:
 
 
 def test_the_stage_writes_payloads_then_updates_them_for_a_new_version(settings, tables):
-    from sharpseek.pipeline.stages import flares_stage, open_settings_index
+    from sharpseek.pipeline.flare_steps import flares_stage
+    from sharpseek.pipeline.index_plans import open_settings_index
 
     with open_settings_index(settings) as index:
         before = {
@@ -461,7 +462,8 @@ def test_the_stage_writes_payloads_then_updates_them_for_a_new_version(settings,
 
 
 def test_search_filters_on_history_outcome_and_quiet(settings):
-    from sharpseek.pipeline.stages import flares_stage, open_settings_index
+    from sharpseek.pipeline.flare_steps import flares_stage
+    from sharpseek.pipeline.index_plans import open_settings_index
     from sharpseek.search.index import SearchFilter
 
     flares_stage(settings)
@@ -532,7 +534,7 @@ def file_server(tmp_path):
 
 
 def test_the_stage_picks_up_a_newer_file_from_a_url(settings, file_server):
-    from sharpseek.pipeline.stages import flares_stage
+    from sharpseek.pipeline.flare_steps import flares_stage
 
     folder, url = file_server
     (folder / "flares.csv").write_text(FLARES_CSV)
@@ -686,7 +688,7 @@ def test_cli_flare_options_make_the_filter():
 def test_an_index_build_gives_the_real_samples_their_flares(untrained_home, br_sample_paths):
     """The one road: real samples ingested and indexed with a catalogue held; the index
     write gives the new real frames their flare payloads (no separate step)."""
-    from sharpseek.pipeline import stages as lib
+    from sharpseek.pipeline import flare_steps, index_plans, ingest_plans
 
     settings = untrained_home.model_copy(
         update={
@@ -695,13 +697,15 @@ def test_an_index_build_gives_the_real_samples_their_flares(untrained_home, br_s
             )
         }
     )
-    lib.load_flares(settings)
-    lib.run_ingest_plan(settings, lib.plan_ingest_fits(settings, br_sample_paths), progress=False)
-    outcome = lib.run_index_plan(
-        settings, lib.plan_index(settings, datasets=["sharp"]), progress=False
+    flare_steps.load_flares(settings)
+    ingest_plans.run_ingest_plan(
+        settings, ingest_plans.plan_ingest_fits(settings, br_sample_paths), progress=False
+    )
+    outcome = index_plans.run_index_plan(
+        settings, index_plans.plan_index(settings, datasets=["sharp"]), progress=False
     )
     assert outcome.added == len(br_sample_paths) == outcome.flare_payloads
-    with lib.open_settings_index(settings) as index:
+    with index_plans.open_settings_index(settings) as index:
         (frame,) = index.get(["hmi.sharp_cea_720s:7115:20170906_120000_TAI"])
     assert frame.payload["history_24h_max_class"] == "X9.3"
     assert frame.payload["outcome_24h_m"] >= 1 and frame.payload["flare_catalogue"] == "v0001"

@@ -40,7 +40,7 @@ def harness():
 
 @pytest.fixture(scope="module")
 def flows(harness):
-    from sharpseek.pipeline.stages import load_flows
+    from sharpseek.pipeline.runs import load_flows
 
     return load_flows()
 
@@ -85,7 +85,7 @@ def home(untrained_home, monkeypatch, fake_jsoc) -> Settings:
 
 
 def _index(settings: Settings):
-    from sharpseek.pipeline.stages import open_settings_index
+    from sharpseek.pipeline.index_plans import open_settings_index
 
     return open_settings_index(settings)
 

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
 SERVE = """
-from sharpseek.pipeline.stages import load_flows
+from sharpseek.pipeline.runs import load_flows
 load_flows().ingest_synthetic_flow.serve(name="test", print_starting_message=False)
 """
 

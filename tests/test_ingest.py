@@ -18,7 +18,7 @@ from sharpseek.data.dataset import dataset_versions, load_dataset
 from sharpseek.data.ingest import derive_mu, shown_path
 from sharpseek.data.jsoc import DEFINITIVE_SERIES, NRT_SERIES
 from sharpseek.data.store import LocalStore, open_store
-from sharpseek.pipeline.stages import plan_ingest_fits, plan_ingest_jsoc, run_ingest_plan
+from sharpseek.pipeline.ingest_plans import plan_ingest_fits, plan_ingest_jsoc, run_ingest_plan
 
 pytest_plugins = ["s3_servers"]
 
@@ -184,7 +184,7 @@ def test_cli_exit_status_says_something_was_quarantined(settings, tmp_path, monk
 def test_cli_ingest_is_recorded_in_the_ledger_and_an_identical_rerun_is_skipped(
     settings, tmp_path, monkeypatch
 ):
-    from sharpseek.pipeline.stages import Ledger
+    from sharpseek.pipeline.ledger import Ledger
 
     monkeypatch.setenv("SHARPSEEK_HOME", str(settings.home))
     folder = tmp_path / "in"
@@ -398,7 +398,7 @@ def test_resuming_a_crashed_synthetic_ingest_makes_only_the_shards_it_lacks(tmp_
     content-addressed by recipe and regions and kept once made: the rerun makes only what
     the crash left undone, and commits every frame."""
     from sharpseek.data import ingest
-    from sharpseek.pipeline import stages as pipeline
+    from sharpseek.pipeline import ingest_plans
 
     settings = Settings(home=tmp_path / "home", preset="tiny", flows={"ingest_shard_size": 4})
     recipe = {"regions": 6, "frames": 2, "seed": 1}
@@ -410,10 +410,10 @@ def test_resuming_a_crashed_synthetic_ingest_makes_only_the_shards_it_lacks(tmp_
         made.append(real(settings, shard, **kw))
         return made[-1]
 
-    monkeypatch.setattr(pipeline, "ingest_shard", crash_after_two)  # where the plan runs it
+    monkeypatch.setattr(ingest_plans, "ingest_shard", crash_after_two)  # where the plan runs it
     with pytest.raises(KeyboardInterrupt):
-        pipeline.run_ingest_plan(
-            settings, pipeline.plan_ingest_synthetic(settings, **recipe), progress=False
+        ingest_plans.run_ingest_plan(
+            settings, ingest_plans.plan_ingest_synthetic(settings, **recipe), progress=False
         )
     cached = []
 
@@ -422,8 +422,8 @@ def test_resuming_a_crashed_synthetic_ingest_makes_only_the_shards_it_lacks(tmp_
         cached.append(out["cached"])
         return out
 
-    monkeypatch.setattr(pipeline, "ingest_shard", spy)
-    plan = pipeline.plan_ingest_synthetic(settings, **recipe)
-    outcome = pipeline.run_ingest_plan(settings, plan, progress=False)
+    monkeypatch.setattr(ingest_plans, "ingest_shard", spy)
+    plan = ingest_plans.plan_ingest_synthetic(settings, **recipe)
+    outcome = ingest_plans.run_ingest_plan(settings, plan, progress=False)
     assert cached == [True, True, False]  # three shards of two regions; one made again
     assert outcome.outputs["dataset"]["n_records"] == 12

@@ -17,7 +17,7 @@ from sharpseek.data.dataset import dataset_versions, load_dataset
 from sharpseek.data.ingest import commit_ingest_shards, ingest_shard
 from sharpseek.data.jsoc import DEFINITIVE_SERIES, NRT_SERIES
 from sharpseek.data.store import open_store
-from sharpseek.pipeline import stages as lib
+from sharpseek.pipeline import ingest_plans
 
 EMAIL = "researcher@example.org"  # registered on the fake JSOC
 #: HARP 9001 from 00:00 to 05:00: six hourly records, one of them a corrupt file
@@ -56,15 +56,17 @@ def _single(tmp_path, server, **window):
     """The same request in one process and one shard, in a home of its own: the outcome's
     outputs and the dataset."""
     settings = _settings(tmp_path / "single", server, shard_files=1000)
-    plan = lib.plan_ingest_jsoc(settings, incremental=False, **window)
+    plan = ingest_plans.plan_ingest_jsoc(settings, incremental=False, **window)
     assert len(plan.shards) == 1
-    outputs = lib.run_ingest_plan(settings, plan, progress=False).outputs
+    outputs = ingest_plans.run_ingest_plan(settings, plan, progress=False).outputs
     return outputs, load_dataset(open_store(settings), "sharp")
 
 
 def _stage(settings, **request):
     """A JSOC ingest stage in this process (plan -> shards -> commit)."""
-    return lib.run_ingest_plan(settings, lib.plan_ingest_jsoc(settings, **request), progress=False)
+    return ingest_plans.run_ingest_plan(
+        settings, ingest_plans.plan_ingest_jsoc(settings, **request), progress=False
+    )
 
 
 def _same_records(single, sharded):
@@ -75,7 +77,7 @@ def _same_records(single, sharded):
 def test_sharded_jsoc_ingest_equals_single_process(tmp_path, fake_jsoc):
     fake_jsoc.behaviour.drop_last_records = 1  # 05:00 is not delivered: quarantined
     settings = _settings(tmp_path / "sharded", fake_jsoc)
-    plan = lib.plan_ingest_jsoc(settings, incremental=False, **WINDOW)
+    plan = ingest_plans.plan_ingest_jsoc(settings, incremental=False, **WINDOW)
     assert [len(s) for s in plan.shards] == [2, 2, 1]  # 00:00 .. 04:00 (02:00 corrupt)
     assert all(s.staged and s.source == "jsoc" for s in plan.shards)
     assert [q.reason for q in plan.leading] == ["the JSOC export did not deliver this record"]
@@ -88,7 +90,7 @@ def test_sharded_jsoc_ingest_equals_single_process(tmp_path, fake_jsoc):
         1,
         0,
     ]
-    outcome = lib.commit_ingest(settings, plan)
+    outcome = ingest_plans.commit_ingest(settings, plan)
     assert outcome.outputs["added"] == 4 and len(outcome.outputs["quarantined"]) == 2
 
     store = open_store(settings)
@@ -129,7 +131,7 @@ def test_sharded_definitive_records_replace_nrt_ones(tmp_path, fake_jsoc):
 def test_crash_between_shards_then_rerun_neither_duplicates_nor_drops(tmp_path, fake_jsoc):
     settings = _settings(tmp_path / "sharded", fake_jsoc)
     store = open_store(settings)
-    plan = lib.plan_ingest_jsoc(settings, incremental=False, **WINDOW)
+    plan = ingest_plans.plan_ingest_jsoc(settings, incremental=False, **WINDOW)
     assert len(plan.shards) == 3
     ingest_shard(settings, plan.shards[0])  # then the run dies
     with pytest.raises(RuntimeError, match="2 of 3 ingest shards .* not made"):
@@ -139,12 +141,12 @@ def test_crash_between_shards_then_rerun_neither_duplicates_nor_drops(tmp_path, 
     assert dataset_versions(store, "sharp") == []  # nothing written
     exports = fake_jsoc.count("exp_request")
 
-    rerun = lib.plan_ingest_jsoc(settings, incremental=False, **WINDOW)
+    rerun = ingest_plans.plan_ingest_jsoc(settings, incremental=False, **WINDOW)
     assert fake_jsoc.count("exp_request") == exports  # the download resumed: no new export
     assert [s.key for s in rerun.shards] == [s.key for s in plan.shards]
     made = [ingest_shard(settings, s) for s in rerun.shards]
     assert [m["cached"] for m in made] == [True, False, False]
-    outcome = lib.commit_ingest(settings, rerun)
+    outcome = ingest_plans.commit_ingest(settings, rerun)
     assert outcome.outputs["added"] == 5
 
     sharded = load_dataset(store, "sharp")

@@ -9,7 +9,7 @@ from sharpseek.config import Settings
 from sharpseek.data.dataset import load_dataset
 from sharpseek.data.native import NATIVE_COLUMNS
 from sharpseek.data.store import open_store
-from sharpseek.pipeline.stages import plan_ingest_fits, run_ingest_plan
+from sharpseek.pipeline.ingest_plans import plan_ingest_fits, run_ingest_plan
 from sharpseek.science.measure import measure_files
 from sharpseek.search.index.points import INDEXED_FIELDS, build_points
 
@@ -68,7 +68,7 @@ def test_staged_shards_carry_the_magnetogram_beside_its_br(settings, samples_dir
 def test_a_jsoc_export_of_the_magnetogram_gives_r_jsoc_on_it(tmp_path):
     from fake_jsoc import FakeJsoc, builtin_record_table
     from sharpseek.data.jsoc import DEFINITIVE_SERIES, NRT_SERIES
-    from sharpseek.pipeline.stages import plan_ingest_jsoc
+    from sharpseek.pipeline.ingest_plans import plan_ingest_jsoc
 
     tables = {DEFINITIVE_SERIES: builtin_record_table(), NRT_SERIES: builtin_record_table()}
     server = FakeJsoc(tables, tmp_path / "jsoc-files").start()

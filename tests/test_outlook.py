@@ -111,7 +111,8 @@ def test_counts_threshold_and_words():
 def flare_settings(tmp_path):
     """The frames and catalogue of tests/test_flares.py in an embedded index, payloads
     written."""
-    from sharpseek.pipeline.stages import flares_stage, open_settings_index
+    from sharpseek.pipeline.flare_steps import flares_stage
+    from sharpseek.pipeline.index_plans import open_settings_index
     from sharpseek.search.index import iter_batches
 
     (tmp_path / "flares.csv").write_text(TF.FLARES_CSV)
@@ -136,7 +137,7 @@ def flare_settings(tmp_path):
 
 
 def test_the_index_path_equals_the_rule_on_every_frame(flare_settings):
-    from sharpseek.pipeline.stages import open_settings_index
+    from sharpseek.pipeline.index_plans import open_settings_index
     from sharpseek.search.outlook import hits_candidates
 
     with open_settings_index(flare_settings) as index:
@@ -237,7 +238,7 @@ def test_evaluate_outlook_finds_skill_where_the_embedding_carries_it():
 def test_a_record_query_counts_regions_of_its_own_kind(tmp_path):
     """Synthetic and real frames with outcomes in one index: a real record's outlook counts
     real regions only, a synthetic record's synthetic ones; an image query both, and says so."""
-    from sharpseek.pipeline.stages import open_settings_index
+    from sharpseek.pipeline.index_plans import open_settings_index
     from sharpseek.search.index import iter_batches
 
     settings_ = Settings(home=tmp_path / "home")

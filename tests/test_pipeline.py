@@ -10,6 +10,8 @@ import torch
 from sharpseek.config import Settings
 from sharpseek.data.dataset import load_dataset
 from sharpseek.data.store import open_store
+from sharpseek.pipeline import index_plans, ingest_plans
+from sharpseek.pipeline import ledger as pipeline_ledger
 from sharpseek.pipeline import stages as lib
 
 pytest_plugins = ["model_fixtures"]
@@ -22,14 +24,16 @@ def _one_thread():
 
 def ingest_synthetic(settings, **recipe):
     """A synthetic dataset through the one ingest road, in this process; the dataset."""
-    plan = lib.plan_ingest_synthetic(settings, **recipe)
-    outputs = lib.run_ingest_plan(settings, plan, progress=False).outputs
+    plan = ingest_plans.plan_ingest_synthetic(settings, **recipe)
+    outputs = ingest_plans.run_ingest_plan(settings, plan, progress=False).outputs
     return load_dataset(open_store(settings), "synthetic", outputs["version"])
 
 
 def ingest_fits(settings, paths):
     """FITS files through the one ingest road, in this process: the stage's outcome."""
-    return lib.run_ingest_plan(settings, lib.plan_ingest_fits(settings, paths), progress=False)
+    return ingest_plans.run_ingest_plan(
+        settings, ingest_plans.plan_ingest_fits(settings, paths), progress=False
+    )
 
 
 def _manifest(ids, hashes):
@@ -37,43 +41,45 @@ def _manifest(ids, hashes):
 
 
 def test_fingerprint_is_canonical_and_sensitive():
-    a = lib.fingerprint({"x": 1, "y": [1, 2]})
-    assert a == lib.fingerprint({"y": [1, 2], "x": 1})  # key order does not matter
-    assert a != lib.fingerprint({"x": 2, "y": [1, 2]})
+    a = pipeline_ledger.fingerprint({"x": 1, "y": [1, 2]})
+    assert a == pipeline_ledger.fingerprint({"y": [1, 2], "x": 1})  # key order does not matter
+    assert a != pipeline_ledger.fingerprint({"x": 2, "y": [1, 2]})
     assert len(a) == 16
 
 
 def test_dataset_digest_is_about_content_not_order():
     m = _manifest(["a", "b", "c"], ["1", "2", "3"])
-    assert lib.dataset_digest(m) == lib.dataset_digest(m.iloc[::-1])
-    assert lib.dataset_digest(m) != lib.dataset_digest(_manifest(["a", "b", "c"], ["1", "2", "4"]))
-    assert lib.dataset_digest(m) != lib.dataset_digest(m.iloc[:2])
+    assert pipeline_ledger.dataset_digest(m) == pipeline_ledger.dataset_digest(m.iloc[::-1])
+    assert pipeline_ledger.dataset_digest(m) != pipeline_ledger.dataset_digest(
+        _manifest(["a", "b", "c"], ["1", "2", "4"])
+    )
+    assert pipeline_ledger.dataset_digest(m) != pipeline_ledger.dataset_digest(m.iloc[:2])
 
 
 def test_files_digest_follows_bytes(tmp_path):
     f = tmp_path / "a.fits"
     f.write_bytes(b"one")
-    first = lib.files_digest([f])
+    first = pipeline_ledger.files_digest([f])
     f.write_bytes(b"two")
-    assert lib.files_digest([f]) != first
+    assert pipeline_ledger.files_digest([f]) != first
 
 
 @pytest.mark.parametrize("n, size", [(0, 3), (1, 3), (7, 3), (9, 3), (10, 100)])
 def test_plan_shards_covers_each_row_once(n, size):
     m = _manifest([f"r{i}" for i in range(n)], [f"h{i}" for i in range(n)])
     rows = list(range(n))[::-1]
-    shards = lib.plan_shards(
+    shards = index_plans.plan_shards(
         m, rows, dataset="d", version="v1", encoder_version="e1", shard_size=size
     )
     flat = [r for s in shards for r in s.rows]
     assert sorted(flat) == sorted(rows) and len(flat) == n
     assert all(1 <= len(s) <= size for s in shards)
     assert len(shards) == -(-n // size)
-    again = lib.plan_shards(
+    again = index_plans.plan_shards(
         m, rows, dataset="d", version="v1", encoder_version="e1", shard_size=size
     )
     assert [s.key for s in again] == [s.key for s in shards]  # deterministic keys
-    other = lib.plan_shards(
+    other = index_plans.plan_shards(
         m, rows, dataset="d", version="v1", encoder_version="e2", shard_size=size
     )
     assert not {s.key for s in other} & {s.key for s in shards}  # per encoder version
@@ -81,13 +87,14 @@ def test_plan_shards_covers_each_row_once(n, size):
 
 def test_plan_shards_rejects_zero_size():
     with pytest.raises(ValueError, match="shard_size"):
-        lib.plan_shards(_manifest([], []), [], dataset="d", version="v", encoder_version="e",
-                        shard_size=0)  # fmt: skip
+        index_plans.plan_shards(
+            _manifest([], []), [], dataset="d", version="v", encoder_version="e", shard_size=0
+        )
 
 
 def test_ledger_skips_only_matching_fingerprint_with_outputs(tmp_path):
     store = open_store(Settings(home=tmp_path / "home"))
-    ledger = lib.Ledger(store)
+    ledger = pipeline_ledger.Ledger(store)
     assert ledger.current("s", "fp1") is None
     store.put_bytes("out/x", b"1")
     ledger.record("s", "fp1", {"in": 1}, {"key": "out/x"})
@@ -129,8 +136,8 @@ def test_fits_into_a_dataset_made_under_another_clip_is_refused(tmp_path, br_sam
     from sharpseek.data.dataset import dataset_versions
 
     assert dataset_versions(open_store(settings), "sharp") == [first.outputs["version"]]
-    plan = lib.plan_ingest_fits(other, br_sample_paths[:1], dataset="sharp500")
-    outcome = lib.run_ingest_plan(other, plan, progress=False)
+    plan = ingest_plans.plan_ingest_fits(other, br_sample_paths[:1], dataset="sharp500")
+    outcome = ingest_plans.run_ingest_plan(other, plan, progress=False)
     ds = load_dataset(open_store(settings), "sharp500", outcome.outputs["version"])
     assert ds.info["provenance"]["quality"]["field_clip_gauss"] == 500.0
 
@@ -153,10 +160,11 @@ def test_synthetic_recipe_made_under_another_clip_is_refused_not_reused(tmp_path
     settings = Settings(home=tmp_path / "home")
     ingest_synthetic(settings, regions=1, frames=2, seed=3)
     with pytest.raises(ValueError, match="quality settings.*--overwrite"):
-        lib.plan_ingest_synthetic(_with_clip(settings, 500.0), regions=1, frames=2, seed=3)
-    plan = lib.plan_ingest_synthetic(_with_clip(settings, 500.0), regions=1, frames=2, seed=3,
-                                     overwrite=True)  # fmt: skip
-    ds = load_dataset(open_store(settings), "synthetic", lib.run_ingest_plan(
+        ingest_plans.plan_ingest_synthetic(_with_clip(settings, 500.0), regions=1, frames=2, seed=3)
+    plan = ingest_plans.plan_ingest_synthetic(
+        _with_clip(settings, 500.0), regions=1, frames=2, seed=3, overwrite=True
+    )
+    ds = load_dataset(open_store(settings), "synthetic", ingest_plans.run_ingest_plan(
         _with_clip(settings, 500.0), plan, progress=False).outputs["version"])  # fmt: skip
     assert ds.info["provenance"]["quality"]["field_clip_gauss"] == 500.0
     assert float(np.abs(ds.images()).max()) <= 0.5 + 1e-3
@@ -167,14 +175,14 @@ def test_index_plan_then_update_embeds_exactly_the_new_frames(untrained_home):
         update={"flows": untrained_home.flows.model_copy(update={"shard_size": 7})}
     )
     ingest_synthetic(settings, regions=3, frames=4, seed=1)
-    plan = lib.plan_index(settings, datasets=["synthetic"])
+    plan = index_plans.plan_index(settings, datasets=["synthetic"])
     assert plan.mode == "reindex" and plan.n_frames == 12 and len(plan.shards) == 2
     with pytest.raises(RuntimeError, match="not embedded"):
-        lib.apply_index_plan(settings, plan)  # nothing written before every shard exists
-    results = [lib.embed_shard(settings, s, plan.encoder_key) for s in plan.shards]
+        index_plans.apply_index_plan(settings, plan)  # nothing written before every shard exists
+    results = [index_plans.embed_shard(settings, s, plan.encoder_key) for s in plan.shards]
     assert not any(r["cached"] for r in results)
-    assert lib.embed_shard(settings, plan.shards[0], plan.encoder_key)["cached"]
-    outcome = lib.apply_index_plan(settings, plan)
+    assert index_plans.embed_shard(settings, plan.shards[0], plan.encoder_key)["cached"]
+    outcome = index_plans.apply_index_plan(settings, plan)
     assert (outcome.mode, outcome.added, outcome.points_after) == ("reindex", 12, 12)
 
     # the stored vectors are the encoder's embeddings of exactly those frames
@@ -190,17 +198,17 @@ def test_index_plan_then_update_embeds_exactly_the_new_frames(untrained_home):
     )
     np.testing.assert_allclose(stored, direct, rtol=1e-5, atol=1e-6)
 
-    assert lib.plan_index(settings, datasets=["synthetic"]).mode == "none"
+    assert index_plans.plan_index(settings, datasets=["synthetic"]).mode == "none"
     # a longer recipe is another dataset version with one more frame per region
     ingest_synthetic(settings, regions=3, frames=5, seed=1)
-    update = lib.plan_index(settings, datasets=["synthetic"])
+    update = index_plans.plan_index(settings, datasets=["synthetic"])
     new_ids = set(load_dataset(store, "synthetic").manifest["record_id"]) - set(
         ds.manifest["record_id"]
     )
     assert update.mode == "update" and update.n_frames == len(new_ids) > 0
     for s in update.shards:
-        lib.embed_shard(settings, s, update.encoder_key)
-    done = lib.apply_index_plan(settings, update)
+        index_plans.embed_shard(settings, s, update.encoder_key)
+    done = index_plans.apply_index_plan(settings, update)
     assert done.added == len(new_ids) and done.points_after == 12 + len(new_ids)
 
 
@@ -238,16 +246,16 @@ def test_plan_synthetic_shards_covers_each_region_once():
 def test_sharded_synthetic_ingest_equals_single_process(tmp_path):
     settings = _ingest_settings(tmp_path / "sharded", shard_frames=7)  # 3 shards: 2 + 2 + 1
     single = ingest_synthetic(_ingest_settings(tmp_path / "single", 1000))  # one shard
-    plan = lib.plan_ingest_synthetic(settings)
+    plan = ingest_plans.plan_ingest_synthetic(settings)
     assert len(plan.shards) == 3 and plan.done is None
-    outcome = lib.run_ingest_plan(settings, plan, progress=False)
+    outcome = ingest_plans.run_ingest_plan(settings, plan, progress=False)
     assert not outcome.skipped and outcome.outputs["dataset"]["n_records"] == 15
     from sharpseek.data.dataset import load_dataset
 
     store = open_store(settings)
     _assert_same_dataset(single, load_dataset(store, "synthetic"))
     assert not list(store.list("pipeline/ingest/", recursive=True))  # staged shards removed
-    assert lib.plan_ingest_synthetic(settings).done is not None  # up to date: no shards
+    assert ingest_plans.plan_ingest_synthetic(settings).done is not None  # up to date: no shards
 
 
 def test_crash_before_the_commit_neither_duplicates_nor_drops(tmp_path):
@@ -256,7 +264,7 @@ def test_crash_before_the_commit_neither_duplicates_nor_drops(tmp_path):
 
     settings = _ingest_settings(tmp_path / "sharded", shard_frames=4)  # 5 shards of 1 region
     store = open_store(settings)
-    plan = lib.plan_ingest_synthetic(settings)
+    plan = ingest_plans.plan_ingest_synthetic(settings)
     made = [ingest_shard(settings, s) for s in plan.shards[:2]]  # then the run dies
     assert [m["cached"] for m in made] == [False, False]
     with pytest.raises(RuntimeError, match="3 of 5 ingest shards .* not made"):
@@ -264,11 +272,11 @@ def test_crash_before_the_commit_neither_duplicates_nor_drops(tmp_path):
                              version=plan.version)  # fmt: skip
     assert dataset_versions(store, "synthetic") == []  # nothing written
 
-    rerun = lib.plan_ingest_synthetic(settings)
+    rerun = ingest_plans.plan_ingest_synthetic(settings)
     assert [s.key for s in rerun.shards] == [s.key for s in plan.shards]
     again = [ingest_shard(settings, s) for s in rerun.shards]
     assert [a["cached"] for a in again] == [True, True, False, False, False]
-    lib.commit_ingest(settings, rerun)
+    ingest_plans.commit_ingest(settings, rerun)
     single = ingest_synthetic(_ingest_settings(tmp_path / "single", 1000))
     sharded = load_dataset(store, "synthetic")
     assert sharded.manifest["record_id"].is_unique
@@ -278,13 +286,13 @@ def test_crash_before_the_commit_neither_duplicates_nor_drops(tmp_path):
 def test_sharded_fits_ingest_equals_single_process(tmp_path, br_sample_paths):
     settings = _ingest_settings(tmp_path / "sharded", shard_frames=2)
     paths = [*br_sample_paths, tmp_path / "missing.fits"]
-    plan = lib.plan_ingest_fits(settings, paths)
+    plan = ingest_plans.plan_ingest_fits(settings, paths)
     assert len(plan.shards) == -(-len(br_sample_paths) // 2) and len(plan.leading) == 1
-    outcome = lib.run_ingest_plan(settings, plan, progress=False)
+    outcome = ingest_plans.run_ingest_plan(settings, plan, progress=False)
     assert outcome.outputs["added"] == len(br_sample_paths)
     assert [q[0] for q in outcome.outputs["quarantined"]] == [str(tmp_path / "missing.fits")]
     single_settings = _ingest_settings(tmp_path / "single", shard_frames=1000)  # one shard
-    assert len(lib.plan_ingest_fits(single_settings, paths).shards) == 1
+    assert len(ingest_plans.plan_ingest_fits(single_settings, paths).shards) == 1
     ingest_fits(single_settings, paths)
     single = load_dataset(open_store(single_settings), "sharp")
     sharded = load_dataset(open_store(settings), "sharp")
@@ -325,15 +333,15 @@ def test_build_refuses_a_live_version_and_update_needs_a_live_one(untrained_home
     settings = untrained_home
     ingest_synthetic(settings, regions=2, frames=2, seed=1)
     with pytest.raises(EmptyIndexError, match="nothing is live yet"):
-        lib.plan_index(settings, datasets=["synthetic"], mode="update")
-    plan = lib.plan_index(settings, datasets=["synthetic"], mode="reindex")
-    outcome = lib.run_index_plan(settings, plan, progress=False)
+        index_plans.plan_index(settings, datasets=["synthetic"], mode="update")
+    plan = index_plans.plan_index(settings, datasets=["synthetic"], mode="reindex")
+    outcome = index_plans.run_index_plan(settings, plan, progress=False)
     assert (outcome.mode, outcome.points_after) == ("reindex", 4)
     with pytest.raises(ValueError, match="already live.*sharpseek index update"):
-        lib.plan_index(settings, datasets=["synthetic"], mode="reindex")
-    update = lib.plan_index(settings, datasets=["synthetic"], mode="update")
+        index_plans.plan_index(settings, datasets=["synthetic"], mode="reindex")
+    update = index_plans.plan_index(settings, datasets=["synthetic"], mode="update")
     assert update.mode == "none"
-    assert lib.run_index_plan(settings, update, progress=False).points_after == 4
+    assert index_plans.run_index_plan(settings, update, progress=False).points_after == 4
 
 
 def test_index_cli_build_then_update_take_the_pipeline_road(untrained_home):
@@ -348,7 +356,7 @@ def test_index_cli_build_then_update_take_the_pipeline_road(untrained_home):
     assert built.exit_code == 0, built.output
     assert "added 4" in built.output and f"synthetic/{first.version}" in built.output
     # the vectors are in the store under the pipeline's shard keys (what the flows reuse)
-    plan_keys = list(open_store(untrained_home).list(lib.EMBEDDINGS_PREFIX + "/"))
+    plan_keys = list(open_store(untrained_home).list(index_plans.EMBEDDINGS_PREFIX + "/"))
     assert plan_keys
     again = runner.invoke(app, ["index", "build", "--no-progress"], terminal_width=200)
     assert again.exit_code == 2 and "already live" in " ".join(again.output.split())
@@ -384,25 +392,25 @@ def test_embedding_uses_torchserve_only_when_it_serves_the_plans_encoder(
         update={"serve": untrained_home.serve.model_copy(update={"backend": "torchserve"})}
     )
     ingest_synthetic(settings, regions=1, frames=2, seed=1)
-    plan = lib.plan_index(settings, datasets=["synthetic"])
+    plan = index_plans.plan_index(settings, datasets=["synthetic"])
     served = plan.encoder_version if serves_the_plans_version else "another-encoder"
     server = _FakeServer(served, 7.0)
-    monkeypatch.setattr(lib, "open_backend", lambda s: server)  # the embedding's backend
-    lib._BACKENDS.clear()
-    lib.embed_shard(settings, plan.shards[0], plan.encoder_key)
+    monkeypatch.setattr(index_plans, "open_backend", lambda s: server)  # the embedding's backend
+    index_plans._BACKENDS.clear()
+    index_plans.embed_shard(settings, plan.shards[0], plan.encoder_key)
     stored = np.load(open_store(settings).open_read(plan.shards[0].key))
     if serves_the_plans_version:
         assert server.calls == 1 and (stored == 7.0).all()
     else:  # another version: the checkpoint of the plan's version, in this process
         assert server.calls == 0 and stored.shape[1] != 3
-    lib._BACKENDS.clear()
+    index_plans._BACKENDS.clear()
 
 
 def test_embedding_refuses_a_checkpoint_of_another_version(untrained_home):
-    lib._BACKENDS.clear()
+    index_plans._BACKENDS.clear()
     key = lib.model_keys(untrained_home)["encoder"]
     with pytest.raises(ValueError, match="must all come from one encoder"):
-        lib.embedding_backend(untrained_home, key, "not-this-version")
+        index_plans.embedding_backend(untrained_home, key, "not-this-version")
 
 
 def test_directions_stage_generates_through_the_backend_as_the_generator_would(untrained_home):

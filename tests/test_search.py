@@ -45,7 +45,7 @@ def home(tmp_path_factory):
     """(settings, dataset, embeddings of its frames): index built, env pointing at it."""
     from ingest_fixtures import synthetic_dataset
     from model_fixtures import write_untrained_checkpoints
-    from sharpseek.pipeline.stages import plan_index, run_index_plan
+    from sharpseek.pipeline.index_plans import plan_index, run_index_plan
 
     mp = pytest.MonkeyPatch()
     root = tmp_path_factory.mktemp("search") / "home"

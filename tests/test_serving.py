@@ -209,7 +209,7 @@ def test_cli_search_by_seed_runs_on_torchserve_and_finds_what_inprocess_finds(se
     shifted and embedded by TorchServe (its request counters move, the JSON names it) and
     the hits are those of the in-process backend."""
     from ingest_fixtures import synthetic_dataset
-    from sharpseek.pipeline.stages import plan_index, run_index_plan
+    from sharpseek.pipeline.index_plans import plan_index, run_index_plan
 
     settings = server[0]
     synthetic_dataset(settings, regions=8, frames=2)

@@ -77,7 +77,7 @@ def test_the_rate_follows_r_and_the_classes_a_power_law():
 
 def test_synthetic_frames_take_the_synthetic_catalogue_and_real_frames_the_real_one(tmp_path):
     """HARP 1 exists as a synthetic and as a real HARP: each frame reads its own family."""
-    from sharpseek.pipeline.stages import open_settings_index, update_flare_payloads
+    from sharpseek.pipeline.index_plans import open_settings_index, update_flare_payloads
     from sharpseek.search.index import iter_batches
 
     settings = Settings(home=tmp_path / "home")

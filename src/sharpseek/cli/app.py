@@ -84,7 +84,7 @@ def ingest_synthetic_cmd(
 
     Unset sizes come from the preset (tiny: 300 regions x 12 frames, 6 h cadence).
     """
-    from sharpseek.pipeline.stages import plan_ingest_synthetic
+    from sharpseek.pipeline.ingest_plans import plan_ingest_synthetic
 
     settings = _settings(preset, home)
     _run_ingest(
@@ -103,11 +103,11 @@ def ingest_synthetic_cmd(
 
 def _run_ingest(settings: Settings, plan, *, errors: tuple[type[BaseException], ...]) -> None:
     """Plan (``plan()``), make the shards and commit in this process
-    (:func:`sharpseek.pipeline.stages.run_ingest_plan`, recorded in the pipeline's ledger), then
-    report; exit status 3 when something was quarantined, 2 on an error the user can fix."""
+    (:func:`sharpseek.pipeline.ingest_plans.run_ingest_plan`, recorded in the pipeline's ledger),
+    then report; exit status 3 when something was quarantined, 2 on an error the user can fix."""
     from sharpseek.data.dataset import CommitConflict
     from sharpseek.data.store import StoreError
-    from sharpseek.pipeline.stages import QualityMismatch, run_ingest_plan
+    from sharpseek.pipeline.ingest_plans import QualityMismatch, run_ingest_plan
 
     started = time.perf_counter()
     try:
@@ -151,7 +151,7 @@ def ingest_fits_cmd(
     """Ingest SHARP FITS files as JSOC exports them (Br segments; other segments are left
     aside). Bad files are quarantined with their reason (exit status 3); the rest go in.
     Exactly the same files ingested again are skipped as up to date."""
-    from sharpseek.pipeline.stages import plan_ingest_fits
+    from sharpseek.pipeline.ingest_plans import plan_ingest_fits
 
     settings = _settings(preset, home)
     _run_ingest(settings, lambda: plan_ingest_fits(settings, paths, dataset=dataset), errors=())
@@ -178,7 +178,7 @@ def ingest_jsoc_cmd(
     """Query JSOC (drms), export with your registered email (SHARPSEEK_JSOC__EMAIL), download
     the Br segments resumably, and ingest them."""
     from sharpseek.data.jsoc import JsocError
-    from sharpseek.pipeline.stages import plan_ingest_jsoc
+    from sharpseek.pipeline.ingest_plans import plan_ingest_jsoc
 
     settings = _settings(preset, home)
     _run_ingest(

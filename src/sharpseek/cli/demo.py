@@ -1,6 +1,6 @@
 """``sharpseek demo``: the whole pipeline on the embedded default, then the UI.
 
-A thin shell: :func:`sharpseek.pipeline.stages.run_pipeline_flow` runs the Prefect ``pipeline``
+A thin shell: :func:`sharpseek.pipeline.runs.run_pipeline_flow` runs the Prefect ``pipeline``
 flow in this process (Prefect's ephemeral API, no server); this module prints what each
 stage did and starts ``sharpseek ui`` when that command exists.
 """
@@ -70,7 +70,7 @@ def run_demo(
 
     Returns the exit status of the UI process (0 when none was started).
     """
-    from sharpseek.pipeline.stages import run_pipeline_flow
+    from sharpseek.pipeline.runs import run_pipeline_flow
 
     console.rule("sharpseek demo: the pipeline on the embedded default (Prefect, no server)")
     console.print(
@@ -81,7 +81,7 @@ def run_demo(
     stages = run_pipeline_flow(settings, samples=samples)
     console.print(stages_table(stages, time.perf_counter() - started))
     console.print(f"[green]pipeline done[/] in {time.perf_counter() - started:.0f} s")
-    from sharpseek.pipeline.stages import run_summaries, runs_figure
+    from sharpseek.pipeline.runs import run_summaries, runs_figure
 
     runs = run_summaries(settings, last=2)
     figure = runs_figure(

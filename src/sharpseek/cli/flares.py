@@ -59,7 +59,8 @@ def load_cmd(
 ) -> None:
     """Load a flare table as a new catalogue version (when its content changed), match its
     flares to HARPs, then give the live index's real frames their history and outcome."""
-    from sharpseek.pipeline.stages import load_flares, update_flare_payloads
+    from sharpseek.pipeline.flare_steps import load_flares
+    from sharpseek.pipeline.index_plans import update_flare_payloads
 
     settings = settings_from(preset, home)
     if not file.startswith(("http://", "https://")) and not Path(file).is_file():
@@ -133,7 +134,8 @@ def synthetic_cmd(
     """Draw the synthetic regions' ground-truth flares (docs/synthetic.md: a Poisson process
     whose rate follows R, power-law classes; deterministic from the synthetic seed), store
     them as the synthetic catalogue and give the index's synthetic frames their flares."""
-    from sharpseek.pipeline.stages import load_synthetic_flares, update_flare_payloads
+    from sharpseek.pipeline.flare_steps import load_synthetic_flares
+    from sharpseek.pipeline.index_plans import update_flare_payloads
 
     settings = settings_from(preset, home)
     try:
@@ -189,7 +191,7 @@ def evaluate_outlook_cmd(
     """Skill of the look-alike flare outlook (docs/outlook.md): chronological split and
     held-out regions; TSS and Brier score against climatology and a threshold rule on R,
     with bootstrap 95 % intervals over regions."""
-    from sharpseek.pipeline.stages import open_settings_index
+    from sharpseek.pipeline.index_plans import open_settings_index
     from sharpseek.search.evaluate_outlook import evaluate_outlook, outlook_frames, plot_reliability
 
     settings = settings_from(preset, home)
@@ -254,7 +256,7 @@ def _record_flares(settings, record_ids: list[str], version: str | None) -> list
         window_text,
     )
     from sharpseek.data.store import open_store
-    from sharpseek.pipeline.stages import frame_flares
+    from sharpseek.pipeline.flare_steps import frame_flares
 
     parsed = [parse_record_id(r) for r in record_ids]
     harps = [p[1] for p in parsed]

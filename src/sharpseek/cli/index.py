@@ -136,7 +136,7 @@ def build_cmd(
     the alias switches to it only when it is complete (rerun resumes an interrupted build)."""
     import time
 
-    from sharpseek.pipeline.stages import plan_index, run_index_plan
+    from sharpseek.pipeline.index_plans import plan_index, run_index_plan
 
     settings = _settings(preset, home)
     started = time.perf_counter()
@@ -171,7 +171,7 @@ def update_cmd(
 ) -> None:
     """Add the frames of a dataset the live collection lacks (only those are embedded);
     definitive records replace their NRT twins."""
-    from sharpseek.pipeline.stages import plan_index, run_index_plan
+    from sharpseek.pipeline.index_plans import plan_index, run_index_plan
 
     settings = _settings(preset, home)
     try:

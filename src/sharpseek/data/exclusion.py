@@ -6,8 +6,8 @@ its centre's mu = cos(heliocentric angle) is below ``min_mu`` (0 by default: onl
 beyond the limb; a frame of unknown position is kept). Ingest writes the reason of each frame into
 the manifest column ``excluded`` ("" for a kept frame) and the rule into the dataset's
 provenance; training (:func:`sharpseek.training.common.training_split`) and the index
-(:func:`sharpseek.pipeline.stages.plan_index`) keep only :func:`usable_rows`; ``sharpseek dataset
-show`` counts both.
+(:func:`sharpseek.pipeline.index_plans.plan_index`) keep only :func:`usable_rows`; ``sharpseek
+dataset show`` counts both.
 """
 
 from __future__ import annotations

@@ -17,8 +17,9 @@ import numpy as np
 
 from sharpseek.config import Settings
 from sharpseek.data.flares import class_threshold
+from sharpseek.data.store import open_store
 from sharpseek.models.inference import GeneratorModel
-from sharpseek.pipeline.stages import Ledger, StageOutcome, _outcome_from, fingerprint, open_store
+from sharpseek.pipeline.ledger import Ledger, StageOutcome, _outcome_from, fingerprint
 from sharpseek.science.directions import DirectionSet
 from sharpseek.science.flare_direction import (
     FLARE_DIRECTION,

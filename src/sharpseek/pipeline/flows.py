@@ -50,6 +50,8 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from sharpseek.config import Settings, get_settings
 from sharpseek.data.ingest import ingest_shard
 from sharpseek.data.store import open_store
+from sharpseek.pipeline import flare_steps, index_plans, ingest_plans, runs
+from sharpseek.pipeline import ledger as pipeline_ledger
 from sharpseek.pipeline import stages as lib
 from sharpseek.pipeline.flare_direction_stage import flare_direction_stage
 
@@ -69,7 +71,7 @@ def _delays(settings: Settings) -> list[float]:
     return [first * 2**i for i in range(max(settings.flows.retries, 1))]
 
 
-def _report(outcome: lib.StageOutcome) -> dict[str, Any]:
+def _report(outcome: pipeline_ledger.StageOutcome) -> dict[str, Any]:
     get_run_logger().info(outcome.message)
     return outcome.as_dict()
 
@@ -99,26 +101,26 @@ def _image_markdown(settings: Settings, key: str | None, title: str) -> str:
 @task(name="plan ingest", cache_policy=NO_CACHE)
 def plan_ingest_task(
     settings: Settings, source: str, paths: list[str] | None = None, dataset: str = "sharp"
-) -> lib.IngestPlan:
+) -> ingest_plans.IngestPlan:
     if source == "synthetic":
-        plan = lib.plan_ingest_synthetic(settings)
+        plan = ingest_plans.plan_ingest_synthetic(settings)
     else:
-        plan = lib.plan_ingest_fits(settings, paths or [], dataset=dataset)
+        plan = ingest_plans.plan_ingest_fits(settings, paths or [], dataset=dataset)
     _log_plan(plan)
     return plan
 
 
 @task(name="download JSOC", cache_policy=NO_CACHE)
-def download_jsoc_task(settings: Settings, **kwargs: Any) -> lib.IngestPlan:
+def download_jsoc_task(settings: Settings, **kwargs: Any) -> ingest_plans.IngestPlan:
     """Ask JSOC, download the Br files and plan them into shards (staged in the store).
     JSOC is the flaky part of the world: this task retries (``settings.flows.retries``,
     with doubling delays) on top of the library's own per-request retries."""
-    plan = lib.plan_ingest_jsoc(settings, **kwargs)
+    plan = ingest_plans.plan_ingest_jsoc(settings, **kwargs)
     _log_plan(plan)
     return plan
 
 
-def _log_plan(plan: lib.IngestPlan) -> None:
+def _log_plan(plan: ingest_plans.IngestPlan) -> None:
     if plan.done is None:
         get_run_logger().info(
             "%s: %d files or regions in %d shards, %d refused before any shard",
@@ -135,8 +137,8 @@ def ingest_shard_task(settings: Settings, shard) -> dict[str, Any]:
 
 
 @task(name="commit ingest", cache_policy=NO_CACHE)
-def commit_ingest_task(settings: Settings, plan: lib.IngestPlan) -> dict[str, Any]:
-    outcome = lib.commit_ingest(settings, plan)
+def commit_ingest_task(settings: Settings, plan: ingest_plans.IngestPlan) -> dict[str, Any]:
+    outcome = ingest_plans.commit_ingest(settings, plan)
     for source, reason, _ in outcome.outputs.get("quarantined", []) if not outcome.skipped else []:
         get_run_logger().warning("quarantined %s: %s", source, reason)
     return _report(outcome)
@@ -159,7 +161,7 @@ def _make_shards(settings: Settings, shards: list) -> dict[str, Any]:
     return made
 
 
-def _ingest(settings: Settings, plan: lib.IngestPlan) -> dict[str, Any]:
+def _ingest(settings: Settings, plan: ingest_plans.IngestPlan) -> dict[str, Any]:
     """Map the plan's shards over this flow's task runner, then commit once."""
     if plan.done is not None:
         return _report(plan.done)
@@ -169,7 +171,7 @@ def _ingest(settings: Settings, plan: lib.IngestPlan) -> dict[str, Any]:
 
 @task(name="dataset versions", cache_policy=NO_CACHE)
 def dataset_versions_task(settings: Settings) -> list[dict[str, Any]]:
-    rows = lib.dataset_versions_table(settings)
+    rows = ingest_plans.dataset_versions_table(settings)
     create_table_artifact(
         rows, key="dataset-versions", description="Dataset versions (latest with its digest)"
     )
@@ -220,7 +222,9 @@ def flare_direction_task(settings: Settings) -> dict[str, Any]:
         return _report(flare_direction_stage(settings, progress=False))
     except ValueError as err:
         get_run_logger().warning("flare direction not fitted: %s", err)
-        return _report(lib.StageOutcome("flare-direction", True, "", {}, f"not fitted: {err}"))
+        return _report(
+            pipeline_ledger.StageOutcome("flare-direction", True, "", {}, f"not fitted: {err}")
+        )
 
 
 @task(name="query map", cache_policy=NO_CACHE)
@@ -248,8 +252,8 @@ def archives_task(settings: Settings) -> dict[str, Any]:
 
 
 @task(name="plan index", cache_policy=NO_CACHE)
-def plan_index_task(settings: Settings, datasets: list[str] | None) -> lib.IndexPlan:
-    plan = lib.plan_index(settings, datasets=datasets)
+def plan_index_task(settings: Settings, datasets: list[str] | None) -> index_plans.IndexPlan:
+    plan = index_plans.plan_index(settings, datasets=datasets)
     get_run_logger().info(
         "index plan: %s, %d frames in %d shards for encoder %s (live: %s, %d points)",
         plan.mode,
@@ -263,14 +267,16 @@ def plan_index_task(settings: Settings, datasets: list[str] | None) -> lib.Index
 
 
 @task(name="embed shard", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
-def embed_shard_task(settings: Settings, shard: lib.Shard, encoder_key: str) -> dict[str, Any]:
+def embed_shard_task(
+    settings: Settings, shard: index_plans.Shard, encoder_key: str
+) -> dict[str, Any]:
     """One shard on one worker (retried: a worker or the store may fail transiently)."""
-    return lib.embed_shard(settings, shard, encoder_key)
+    return index_plans.embed_shard(settings, shard, encoder_key)
 
 
 @task(name="write index", cache_policy=NO_CACHE)
-def write_index_task(settings: Settings, plan: lib.IndexPlan) -> dict[str, Any]:
-    outcome = lib.apply_index_plan(settings, plan)
+def write_index_task(settings: Settings, plan: index_plans.IndexPlan) -> dict[str, Any]:
+    outcome = index_plans.apply_index_plan(settings, plan)
     get_run_logger().info(outcome.message)
     create_table_artifact(
         [
@@ -465,7 +471,7 @@ def run_index_flow(settings: Settings, datasets: list[str] | None = None, **para
 def flares_task(settings: Settings, source: str | None = None) -> dict[str, Any]:
     """A newer flare table from ``settings.flares.source`` (path or URL) becomes a catalogue
     version; the live index's real frames get their flare history and outcome."""
-    return _report(lib.flares_stage(settings, source))
+    return _report(flare_steps.flares_stage(settings, source))
 
 
 @flow(name="flares")
@@ -555,8 +561,8 @@ def pipeline(
         stage("archives", archives_task, settings)
     if evaluate:
         stage("evaluate", evaluate_task, settings)
-    summary = lib.summarize_run(stages, seconds)
-    lib.save_run_summary(settings, summary)
+    summary = runs.summarize_run(stages, seconds)
+    runs.save_run_summary(settings, summary)
     create_table_artifact(summary, key="pipeline-summary", description="What each stage did")
     return stages
 

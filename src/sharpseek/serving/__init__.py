@@ -1,2 +1,3 @@
 """Serving: the binary wire protocol, the model backends (in-process or TorchServe) and the
 TorchServe archives, versions and processes."""
+

@@ -1,9 +1,9 @@
 """A dataset's frames and their embeddings, a batch at a time (bounded memory).
 
 Filling the index is not done here: ``sharpseek index build|update``, the flows and the
-pipeline all take one road, :func:`sharpseek.pipeline.stages.plan_index` (what is missing) ->
-:func:`sharpseek.pipeline.stages.embed_shard` (embedding shards, through the model backends) ->
-:func:`sharpseek.pipeline.stages.apply_index_plan` (the writes, and the alias switch of a new
+pipeline all take one road, :func:`sharpseek.pipeline.index_plans.plan_index` (what is missing) ->
+:func:`sharpseek.pipeline.index_plans.embed_shard` (embedding shards, through the model backends) ->
+:func:`sharpseek.pipeline.index_plans.apply_index_plan` (the writes, and the alias switch of a new
 collection). This module keeps the batch iterator the retrieval evaluation embeds with.
 """
 
