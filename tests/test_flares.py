@@ -585,7 +585,7 @@ def test_links_carry_the_flare_filters():
 
 def test_results_tables_and_json_show_history_and_outcome():
     from sharpseek.search.index import SearchHit
-    from sharpseek.search.searcher import Query, hits_frame, results_to_json
+    from sharpseek.search.results import Query, hits_frame, results_to_json
     from sharpseek.ui.exports import results_table
 
     payload = {

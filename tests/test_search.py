@@ -24,16 +24,11 @@ from typer.testing import CliRunner  # noqa: E402
 
 from sharpseek.config import Settings  # noqa: E402
 from sharpseek.data.images import ImageInputError, export_png, load_image, read_png
+from sharpseek.search.baselines import PhysicsBaseline, baseline_features, filter_mask
 from sharpseek.search.index import EmptyIndexError, EncoderMismatchError, SearchFilter  # noqa: E402
 from sharpseek.search.index.points import region_key  # noqa: E402
-from sharpseek.search.searcher import (
-    PhysicsBaseline,
-    Searcher,
-    baseline_features,
-    filter_mask,
-    jsoc_url,
-    results_to_json,
-)
+from sharpseek.search.results import jsoc_url, results_to_json
+from sharpseek.search.searcher import Searcher
 
 pytest_plugins = ["model_fixtures"]
 torch.set_num_threads(1)

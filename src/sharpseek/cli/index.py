@@ -459,7 +459,8 @@ def search_cmd(
     narrowed by filters sent in the same request; one best frame per region by default."""
     from sharpseek.data.images import ImageInputError, export_png
     from sharpseek.physics.parameters import BASELINE_PARAMETERS, CARD_NATIVE_PARAMETERS
-    from sharpseek.search.searcher import Searcher, results_to_json
+    from sharpseek.search.results import results_to_json
+    from sharpseek.search.searcher import Searcher
     from sharpseek.ui.exports import has_native, summary
 
     settings = _settings(preset, home)

@@ -4,7 +4,7 @@
 2. For each, find its nearest real frame (one best frame per region; the nearest frame is
    its region's best) by three methods: SimSiam (Euclidean distance between embeddings),
    and the paper's baselines, nearest neighbour in the (TUF, R, PSEP) space by normalised
-   Euclidean and by Mahalanobis distance (:class:`sharpseek.search.searcher.PhysicsBaseline`).
+   Euclidean and by Mahalanobis distance (:class:`sharpseek.search.baselines.PhysicsBaseline`).
 3. Pearson and Spearman correlation between query and match, over the queries, for TUF, R,
    PSEP, TPF, TNF, SIGMA, ALPHA and GRAD (pairs where both values are finite; PSEP is
    undefined for a patch that is not bipolar).
@@ -47,9 +47,9 @@ from sharpseek.science.evaluate import (
     same_region_retrieval,
 )
 from sharpseek.science.plotting import magnetogram_grid
+from sharpseek.search.baselines import PhysicsBaseline, baseline_features
 from sharpseek.search.index.build import embedded_batches
 from sharpseek.search.query_map import generated_vectors
-from sharpseek.search.searcher import PhysicsBaseline, baseline_features
 
 __all__ = [
     "METHODS",

@@ -9,10 +9,9 @@ from
   :meth:`Searcher.latent_query`;
 - an **image**: a FITS file (a SHARP ``Br`` segment, preprocessed as ingestion does), a
   ``.npy`` array (B_r in gauss, any size, or a model-space 128 x 128 array), or a PNG written
-  by :func:`sharpseek.data.images.png_bytes` (``sharpseek search --save-query-png``, the UI's Export
-  page), which carries its gauss scale in its metadata; any other PNG is
-  refused (a colour-mapped picture cannot be turned back into gauss), see
-  :meth:`Searcher.image_query`;
+  by :func:`sharpseek.data.images.png_bytes` (``sharpseek search --save-query-png``, the UI's
+  Export page), which carries its gauss scale in its metadata; any other PNG is refused (a
+  colour-mapped picture cannot be turned back into gauss), see :meth:`Searcher.image_query`;
 - an **indexed record**: its stored embedding, :meth:`Searcher.record_query`.
 
 A generated query's embedding (a latent query, an image the caller says was generated, the
@@ -24,13 +23,13 @@ otherwise all find (docs/search.md, "Hubs"). Real queries are searched as embedd
 :meth:`Searcher.hits` sends the embedding and the filter (:class:`SearchFilter`) to the
 index in one request, one best frame per region by default, and returns the index's
 :class:`~sharpseek.search.index.SearchHit` list; :meth:`Searcher.search` returns the same as a
-:class:`pandas.DataFrame` (:func:`hits_frame`): one row per match with its identity, T_REC,
-NOAA numbers, the Euclidean distance in the embedding space (``distance``, smaller is
-closer), a JSOC link, and the query's and the match's parameters side by side
+:class:`pandas.DataFrame` (:func:`sharpseek.search.results.hits_frame`): one row per match with
+its identity, T_REC, NOAA numbers, the Euclidean distance in the embedding space (``distance``,
+smaller is closer), a JSOC link, and the query's and the match's parameters side by side
 (``query_tuf``, ``match_tuf``, ...).
 
 The paper's baselines (nearest neighbour in the normalised (TUF, R, PSEP) space, by
-Euclidean or by Mahalanobis distance): :class:`PhysicsBaseline` and
+Euclidean or by Mahalanobis distance): :class:`sharpseek.search.baselines.PhysicsBaseline` and
 :meth:`Searcher.baseline_search`, on a dataset's manifest.
 
 Real records: sunpy is not a dependency, so :meth:`Searcher.record_fits` gives the raw FITS
@@ -43,13 +42,11 @@ See docs/search.md.
 from __future__ import annotations
 
 import logging
-import math
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
@@ -57,16 +54,16 @@ import pandas as pd
 from sharpseek.config import Settings, get_settings
 from sharpseek.data.dataset import dataset_names, dataset_versions, load_dataset
 from sharpseek.data.fits import read_sharp
-from sharpseek.data.flares import FLARE_COLUMN, flare_columns, flare_summary, parse_record_id
+from sharpseek.data.flares import parse_record_id
 from sharpseek.data.images import ImageInputError, check_model_image, load_image, png_is_generated
 from sharpseek.data.native import magnetogram_beside, native_columns
 from sharpseek.data.store import LocalStore, open_store
 from sharpseek.physics.parameters import (
-    BASELINE_PARAMETERS,
     NATIVE_PARAMETERS,
     SHOWN_PARAMETERS,
     compute_parameters,
 )
+from sharpseek.search.baselines import PhysicsBaseline, _noaa_lists, baseline_features, filter_mask
 from sharpseek.search.index import (
     EmptyIndexError,
     SearchFilter,
@@ -74,208 +71,15 @@ from sharpseek.search.index import (
     VectorIndex,
     open_index_from_settings,
 )
-from sharpseek.search.index.filters import to_tai
-from sharpseek.search.index.points import _noaa_lists as lists
 from sharpseek.search.index.points import region_key
 from sharpseek.search.outlook import query_outlook
 from sharpseek.search.query_map import generated_vectors, load_query_map
+from sharpseek.search.results import Query, _describe, _float, hits_frame
 from sharpseek.serving.backends import TorchServeBackend, open_backend
-
-__all__ = [
-    "PhysicsBaseline",
-    "Query",
-    "Searcher",
-    "baseline_features",
-    "filter_mask",
-    "hits_frame",
-    "jsoc_url",
-    "nearest_regions",
-    "nearest_sharps",
-    "results_to_json",
-]
 
 log = logging.getLogger(__name__)
 
-# ---------------------------------------------------------------------------------------------
-# links, baselines, filters on tables
-
-
-def jsoc_url(
-    series: str, harpnum: int, t_rec: Any, base: str = "http://jsoc.stanford.edu/"
-) -> str | None:
-    """A link to the record at JSOC (its LookData page), or None for a synthetic record.
-
-    >>> jsoc_url("hmi.sharp_cea_720s", 377, pd.Timestamp("2011-02-15 01:36"))
-    'http://jsoc.stanford.edu/ajax/lookdata.html?ds=hmi.sharp_cea_720s%5B377%5D%5B2011.02.15_01%3A36%3A00_TAI%5D'
-    """
-    if not str(series).startswith("hmi."):
-        return None
-    spec = f"{series}[{int(harpnum)}][{pd.Timestamp(t_rec):%Y.%m.%d_%H:%M:%S}_TAI]"
-    return f"{base.rstrip('/')}/ajax/lookdata.html?ds={quote(spec, safe='.')}"
-
-
-def baseline_features(table: pd.DataFrame | Mapping[str, Any]) -> np.ndarray:
-    """(n, 3) float64 (TUF [G px], R [G px], PSEP [model px]) of a table of parameters.
-
-    PSEP is undefined (NaN) for a patch that is not bipolar; here it is taken as 0 px
-    (no separation), so every frame has a place in the space. Any other NaN is an error.
-    """
-    tuf, r, psep = (np.asarray(table[p], dtype=np.float64) for p in BASELINE_PARAMETERS)
-    x = np.stack([tuf, r, np.where(np.isfinite(psep), psep, 0.0)], axis=1)  # (n, 3)
-    if not np.isfinite(x).all():
-        raise ValueError("TUF and R must be finite for the physical baseline")
-    return x
-
-
-@dataclass
-class PhysicsBaseline:
-    """The paper's baselines: nearest neighbour in the (TUF, R, PSEP) space of real frames.
-
-    ``euclidean``: Euclidean distance after normalising each parameter by the mean and
-    standard deviation of the real frames. ``mahalanobis``:
-    sqrt((x1 - x2)^T S^-1 (x1 - x2)) with S the covariance of the real features (scale
-    invariant, so no normalisation). Fitted on the real frames :meth:`fit` is given.
-    """
-
-    features: np.ndarray  # (n, 3) raw features of the real frames
-    mean: np.ndarray
-    std: np.ndarray
-    covariance: np.ndarray
-
-    @classmethod
-    def fit(cls, real: pd.DataFrame) -> PhysicsBaseline:
-        x = baseline_features(real)
-        if len(x) < 4:
-            raise ValueError(f"the physical baseline needs at least 4 real frames, got {len(x)}")
-        std = x.std(axis=0)
-        std[std == 0] = 1.0
-        return cls(x, x.mean(axis=0), std, np.cov(x, rowvar=False))
-
-    def transform(self, x: np.ndarray, metric: str) -> np.ndarray:
-        """Coordinates in which the metric is Euclidean: z-scores, or whitened features."""
-        if metric == "euclidean":
-            return (x - self.mean) / self.std
-        if metric == "mahalanobis":
-            # S^-1 = W W^T with W = L^-T (S = L L^T): |W^T d| is the Mahalanobis distance
-            chol = np.linalg.cholesky(self.covariance + 1e-12 * np.eye(len(self.covariance)))
-            return np.linalg.solve(chol, (x - self.mean).T).T
-        raise ValueError(f"unknown baseline metric {metric!r}; choose euclidean or mahalanobis")
-
-    def distances(self, queries: np.ndarray, metric: str) -> np.ndarray:
-        """(m, n) distances from raw query features (m, 3) to every real frame."""
-        q = self.transform(np.atleast_2d(np.asarray(queries, np.float64)), metric)
-        r = self.transform(self.features, metric)
-        d2 = (q**2).sum(1)[:, None] + (r**2).sum(1)[None, :] - 2 * q @ r.T
-        return np.sqrt(np.clip(d2, 0, None))
-
-
-def filter_mask(table: pd.DataFrame, spec: SearchFilter | None) -> np.ndarray:
-    """Which rows of a manifest satisfy ``spec`` (the same semantics as the index: closed
-    ranges, a null never matches a range, hemisphere strict). For searches over a table,
-    e.g. the baselines; a test checks it against the index on the same rows."""
-    n = len(table)
-    mask = np.ones(n, bool)
-    if spec is None:
-        return mask
-
-    def col(name: str) -> pd.Series:
-        if name not in table.columns:
-            raise ValueError(f"unknown filter field {name!r}: not a column of this table")
-        return table[name]
-
-    def within(values: pd.Series, low: Any, high: Any) -> np.ndarray:
-        v = values.to_numpy()
-        ok = pd.notna(values).to_numpy().copy()
-        if low is not None:
-            ok &= np.where(ok, v >= low, False)
-        if high is not None:
-            ok &= np.where(ok, v <= high, False)
-        return ok
-
-    for name, (low, high) in spec.ranges.items():
-        values = col(name)
-        if pd.api.types.is_datetime64_any_dtype(values):
-            low = None if low is None else to_tai(low)
-            high = None if high is None else to_tai(high)
-        else:
-            values = pd.to_numeric(values, errors="coerce").astype(float)
-            values = values.where(np.isfinite(values))
-        mask &= within(values, low, high)
-    if spec.time is not None:
-        mask &= within(pd.to_datetime(col("t_rec")), *spec.time)
-    if spec.harpnums is not None:
-        mask &= col("harpnum").isin(spec.harpnums).to_numpy()
-    if spec.exclude_harpnums is not None:
-        mask &= ~col("harpnum").isin(spec.exclude_harpnums).to_numpy()
-    if spec.noaa is not None:
-        wanted = set(spec.noaa)
-        lists = _noaa_lists(table)
-        mask &= np.array([bool(wanted & set(ars)) for ars in lists], bool)
-    lat = pd.to_numeric(col("lat_fwt"), errors="coerce") if _uses_lat(spec) else None
-    if spec.hemisphere == "north":
-        mask &= (lat > 0).to_numpy()
-    elif spec.hemisphere == "south":
-        mask &= (lat < 0).to_numpy()
-    if spec.latitude is not None:
-        mask &= within(lat, *spec.latitude)
-    if spec.mu is not None:
-        mask &= within(pd.to_numeric(col("mu"), errors="coerce"), *spec.mu)
-    for name, values in spec.equals.items():
-        mask &= col(name).isin(values).to_numpy()
-    if spec.exclude_regions is not None:
-        regions = [region_key(s, h) for s, h in zip(table["series"], table["harpnum"], strict=True)]
-        mask &= ~np.isin(regions, list(spec.exclude_regions))
-    return mask
-
-
-def _uses_lat(spec: SearchFilter) -> bool:
-    return spec.hemisphere is not None or spec.latitude is not None
-
-
-def _noaa_lists(table: pd.DataFrame) -> list[list[int]]:
-    return lists(table)
-
-
-# ---------------------------------------------------------------------------------------------
-# queries
-
-
-@dataclass
-class Query:
-    """A search query: an embedding, and the active region it stands for.
-
-    Attributes
-    ----------
-    vector : ndarray (dim,) float32
-        The SimSiam embedding.
-    encoder_version : str
-        The encoder that made ``vector``; the live collection must hold the same.
-    kind : "latent", "image" or "record"
-    description : str
-        What it is, e.g. ``seed 7, tuf +2.0`` or the file name or record id.
-    image : ndarray (128, 128) or None
-        The model-space image (None for a record query whose image is not at hand).
-    parameters : dict
-        Its physical parameters: model space (:data:`sharpseek.physics.parameters.SHOWN_PARAMETERS`
-        and more) and, for a real frame (a FITS file, an indexed record), the native ones.
-    region : str or None
-        For a record query, its region (left out of the results by default).
-    latent : ndarray or None
-        For a latent query, z after the shifts.
-    t_rec : Timestamp or None
-        For a record query, its T_REC (naive TAI): the look-alike outlook counts only
-        neighbours whose outcome had closed by then.
-    """
-
-    vector: np.ndarray
-    encoder_version: str
-    kind: str
-    description: str
-    image: np.ndarray | None = None
-    parameters: dict[str, Any] = field(default_factory=dict)
-    region: str | None = None
-    latent: np.ndarray | None = None
-    t_rec: pd.Timestamp | None = None
+__all__ = ["Searcher", "nearest_regions", "nearest_sharps"]
 
 
 def _native_of_file(path: Path) -> dict[str, Any]:
@@ -773,119 +577,7 @@ def nearest_sharps(
     return find
 
 
-def hits_frame(query: Query, hits: Sequence[SearchHit], *, jsoc_base: str) -> pd.DataFrame:
-    """Search hits as the table :meth:`Searcher.search` returns (its columns), best first,
-    with the query's parameters beside each match's; ``attrs["query"]`` describes the query.
-    ``jsoc_base`` is the JSOC server of the links (``settings.jsoc.server_url``).
-    """
-    rows = []
-    for rank, hit in enumerate(hits, start=1):
-        p = hit.payload
-        row = {
-            "rank": rank,
-            "record_id": hit.record_id,
-            "series": p.get("series"),
-            "harpnum": hit.harpnum,
-            "region": hit.region,
-            "t_rec": pd.Timestamp(hit.t_rec),
-            "noaa_ars": hit.noaa_ars,
-            "distance": hit.distance,
-            "lat_fwt": hit.parameter("lat_fwt"),
-            "lon_fwt": hit.parameter("lon_fwt"),
-            "mu": hit.parameter("mu"),
-            "jsoc_url": jsoc_url(str(p.get("series")), hit.harpnum, hit.t_rec, jsoc_base),
-            "dataset_version": p.get("dataset_version"),
-        }
-        row["match_r_jsoc_segment"] = p.get("r_jsoc_segment")
-        # flare history and outcome (labels of what happened around T_REC, never features)
-        row["flares"] = flare_summary(p)
-        for key in flare_columns(p):
-            row[key] = p.get(key)
-        for name in _ALL_SHOWN:
-            row[f"query_{name}"] = _float(query.parameters.get(name))
-            row[f"match_{name}"] = hit.parameter(name)
-        rows.append(row)
-    flare_fields = sorted({k for row in rows for k in row if FLARE_COLUMN.match(k)})
-    columns = _columns()
-    at = columns.index("dataset_version") + 1
-    columns = [*columns[:at], "flares", *flare_fields, *columns[at:]]
-    frame = pd.DataFrame(rows, columns=columns)
-    frame.attrs["query"] = _describe(query)
-    return frame
-
-
-#: Query and match side by side: the model-space parameters (all a generated query has) and
-#: the native-scale ones of a real frame (NaN for a generated query).
-_ALL_SHOWN = (*SHOWN_PARAMETERS, *NATIVE_PARAMETERS)
-
-
-def results_to_json(frame: pd.DataFrame) -> dict[str, Any]:
-    """A search result as plain JSON: ``{"query": {...}, "results": [...]}`` with each match's
-    parameters under ``query`` and ``match`` side by side."""
-    results = []
-    for _, row in frame.iterrows():
-        item = {
-            key: _plain(row[key])
-            for key in frame.columns
-            if not key.startswith(("query_", "match_"))
-        }
-        item["r_jsoc_segment"] = _plain(row.get("match_r_jsoc_segment"))
-        item["parameters"] = {
-            name: {
-                "query": _plain(row[f"query_{name}"]),
-                "match": _plain(row[f"match_{name}"]),
-                "space": "model" if name in SHOWN_PARAMETERS else "native",
-            }
-            for name in _ALL_SHOWN
-            if f"query_{name}" in row
-        }
-        results.append(item)
-    return {"query": frame.attrs.get("query", {}), "results": results}
-
-
-# ---------------------------------------------------------------------------------------------
-def _columns() -> list[str]:
-    base = [
-        "rank", "record_id", "series", "harpnum", "region", "t_rec", "noaa_ars", "distance",
-        "lat_fwt", "lon_fwt", "mu", "jsoc_url", "dataset_version",
-    ]  # fmt: skip
-    base.append("match_r_jsoc_segment")
-    for name in _ALL_SHOWN:
-        base += [f"query_{name}", f"match_{name}"]
-    return base
-
-
-def _describe(query: Query) -> dict[str, Any]:
-    return {
-        "kind": query.kind,
-        "description": query.description,
-        "encoder_version": query.encoder_version,
-        "parameters": {k: _plain(query.parameters.get(k)) for k in _ALL_SHOWN},
-        "r_jsoc_segment": query.parameters.get("r_jsoc_segment"),
-    }
-
-
 def _with_excluded_region(spec: SearchFilter | None, region: str) -> SearchFilter:
     spec = spec or SearchFilter()
     regions = tuple(spec.exclude_regions or ()) + (region,)
     return replace(spec, exclude_regions=regions)
-
-
-def _float(value: Any) -> float:
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        return float("nan")
-    return out
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, pd.Timestamp):
-        return value.isoformat()
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value

@@ -23,7 +23,7 @@ from sharpseek.physics.parameters import (
     POSITION_FIELDS,
     SHOWN_PARAMETERS,
 )
-from sharpseek.search.searcher import jsoc_url as record_url
+from sharpseek.search.results import jsoc_url as record_url
 
 __all__ = ["export_stem", "has_native", "image_npy", "results_table", "share_url", "summary"]
 

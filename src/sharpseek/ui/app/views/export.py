@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from sharpseek.data.images import png_bytes
-from sharpseek.search.searcher import jsoc_url as record_url
+from sharpseek.search.results import jsoc_url as record_url
 from sharpseek.ui import encode_query, export_stem, image_npy, results_table, share_url
 from sharpseek.ui.app import common
 
