@@ -22,7 +22,8 @@ import pytest
 from scipy.stats import spearmanr
 
 from sharpseek.data.preprocess import heliocentric_mu, to_model_space, to_model_space_batch
-from sharpseek.data.synthetic import (
+from sharpseek.data.synthetic import generate_frames, generate_region
+from sharpseek.data.synthetic_model import (
     COMPLEXITY_CLASSES,
     DEFAULT_MODEL,
     PIXEL_AREA_CM2,
@@ -30,10 +31,8 @@ from sharpseek.data.synthetic import (
     SERIES,
     SyntheticFrame,
     SyntheticModel,
-    generate_frames,
-    generate_region,
-    render_gaussians,
 )
+from sharpseek.data.synthetic_sun import render_gaussians
 from sharpseek.physics import parameters as physics
 
 META_KEYS = {
