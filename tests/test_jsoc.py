@@ -33,7 +33,6 @@ from sharpseek.data.jsoc import (
     JsocExportError,
     JsocExportTimeout,
     build_query,
-    export_and_download,
     incremental_queries,
     incremental_query,
     make_client,
@@ -41,6 +40,7 @@ from sharpseek.data.jsoc import (
     prefer_definitive,
     query_records,
 )
+from sharpseek.data.jsoc_export import export_and_download
 
 EMAIL = "researcher@example.org"  # registered on the fake server
 BUILTIN_QUERY = build_query(

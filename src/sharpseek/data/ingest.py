@@ -51,6 +51,7 @@ from sharpseek.data.dataset import (
 )
 from sharpseek.data.exclusion import EXCLUDED_COLUMN, exclusion_reasons, exclusion_rule
 from sharpseek.data.fits import SHARP_SERIES, read_sharp
+from sharpseek.data.jsoc_export import export_and_download
 from sharpseek.data.native import magnetogram_beside, magnetogram_name, native_columns
 from sharpseek.data.preprocess import (
     MIN_PATCH_SIDE,
@@ -468,8 +469,8 @@ def download_jsoc(
     quarantined with that reason.
 
     Downloads go to ``<home>/downloads/`` and resume after a crash (see
-    :func:`sharpseek.data.jsoc.export_and_download`): a rerun of the same request after a crash
-    finds the same files and asks JSOC for nothing more.
+    :func:`sharpseek.data.jsoc_export.export_and_download`): a rerun of the same request after a
+    crash finds the same files and asks JSOC for nothing more.
     """
     store = store or open_store(settings)
     cfg = settings.jsoc
@@ -507,7 +508,7 @@ def download_jsoc(
     downloads = settings.home / "downloads"
     out = JsocDownload(files=[], missing=[], series=series, queries=queries, request_ids=[])
     for query in queries:
-        result = jsoc.export_and_download(
+        result = export_and_download(
             client, query, downloads, progress=progress, **jsoc.export_options(cfg)
         )
         out.files.extend(result.files)
