@@ -225,7 +225,7 @@ def test_the_frames_are_the_indexed_known_outcomes(flare_settings):  # noqa: F81
     """On tests/test_flares.py's frames: known outcomes only, flared = a flare >= M within
     24 h, with their regions and embeddings (the catalogue's version named)."""
     from sharpseek.pipeline.flare_direction_stage import flare_training_frames
-    from sharpseek.pipeline.stages import open_settings_index
+    from sharpseek.pipeline.index_plans import open_settings_index
 
     settings_ = flare_settings.model_copy(
         update={"flares": flare_settings.flares.model_copy(update={"direction_frames": "real"})}
