@@ -31,6 +31,8 @@ import numpy as np
 import pandas as pd
 
 from sharpseek.config import get_settings
+from sharpseek.data import flare_tables as FT
+from sharpseek.data import flare_windows as FW
 from sharpseek.data import flares as F
 from sharpseek.pipeline import flare_steps, index_plans
 
@@ -59,7 +61,7 @@ def main() -> None:
         path.chmod(path.stat().st_mode | 0o200)
     try:
         settings = get_settings(home=home)
-        windows = F.configured_windows(settings.flares)
+        windows = FW.configured_windows(settings.flares)
         loaded, load_s = timed(lambda: flare_steps.load_flares(settings))
         payloads, update_s = timed(lambda: index_plans.update_flare_payloads(settings))
         again, again_load_s = timed(lambda: flare_steps.load_flares(settings))
@@ -82,7 +84,7 @@ def main() -> None:
             .to_dict()
         )
         wide = F.match_flares(
-            F.read_flare_table(settings.flares.source),
+            FT.read_flare_table(settings.flares.source),
             catalogue.harps,
             margin=np.timedelta64(24 * 3600, "s"),
         )["matched_by"].value_counts()
@@ -96,12 +98,12 @@ def main() -> None:
         finally:
             index.close()
         t_index = pd.to_datetime([str(r["t_rec"]).rstrip("Z") for r in real]).to_numpy("M8[s]")
-        index_summary = F.flare_windows(catalogue, [r["harpnum"] for r in real], t_index, windows)
+        index_summary = FW.flare_windows(catalogue, [r["harpnum"] for r in real], t_index, windows)
         headers = pd.read_csv(settings.header_table, usecols=["HARPNUM", "T_REC"])
         t_headers = pd.to_datetime(
             headers["T_REC"].str.replace("_TAI", ""), format="%Y.%m.%d_%H:%M:%S"
         ).to_numpy("M8[s]")
-        header_summary = F.flare_windows(catalogue, headers["HARPNUM"], t_headers, windows)
+        header_summary = FW.flare_windows(catalogue, headers["HARPNUM"], t_headers, windows)
         by_reason = header_summary["unknown_reason"].replace("", "covered").value_counts()
 
         rng = np.random.default_rng(0)
@@ -109,7 +111,7 @@ def main() -> None:
         t_recs = np.datetime64("2010-05-01T00:00:00") + (
             rng.integers(0, 9 * 365 * 120, 100_000) * 720
         ).astype("timedelta64[s]")
-        _, vector_s = timed(lambda: F.flare_windows(catalogue, harps, t_recs, windows))
+        _, vector_s = timed(lambda: FW.flare_windows(catalogue, harps, t_recs, windows))
 
         result = {
             "when": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -22,6 +22,8 @@ import pytest
 from typer.testing import CliRunner
 
 from sharpseek.config import Settings
+from sharpseek.data import flare_tables as FT
+from sharpseek.data import flare_windows as FW
 from sharpseek.data import flares as F
 from sharpseek.data.store import LocalStore
 
@@ -34,7 +36,11 @@ SHARED_HARPS = SHARED / "harps_2010_2019.csv"
 needs_shared = pytest.mark.skipif(
     not SHARED_FLARES.is_file(), reason=f"the shared flare catalogue is absent ({SHARED})"
 )
-WINDOWS = [F.FlareWindow("history", 24), F.FlareWindow("outcome", 24), F.FlareWindow("outcome", 48)]
+WINDOWS = [
+    FW.FlareWindow("history", 24),
+    FW.FlareWindow("outcome", 24),
+    FW.FlareWindow("outcome", 48),
+]
 
 HARPS_CSV = """HARPNUM,T_START,T_END,NOAA_ARS,NX_HMI,NY_HMI
 100,2016.12.29_00:00:00_TAI,2017.01.03_00:00:00_TAI,12620,400,200
@@ -80,8 +86,8 @@ def catalogue(tables, tmp_path):
     store = LocalStore(tmp_path / "home")
     result = F.save_flare_catalogue(
         store,
-        F.read_flare_table(flares),
-        F.read_harp_table(harps),
+        FT.read_flare_table(flares),
+        FT.read_harp_table(harps),
         source=str(flares),
         harps_source=str(harps),
     )
@@ -89,14 +95,14 @@ def catalogue(tables, tmp_path):
 
 
 def one(catalogue, harp: int, t_rec: str) -> dict:
-    return F.flare_windows(catalogue, [harp], [tai(t_rec)], WINDOWS).iloc[0].to_dict()
+    return FW.flare_windows(catalogue, [harp], [tai(t_rec)], WINDOWS).iloc[0].to_dict()
 
 
 # ----------------------------------------------------------------------------------------------
 # parsing
 # ----------------------------------------------------------------------------------------------
 def test_classes_come_from_the_letter_and_the_value_times_ten(tables):
-    table = F.read_flare_table(tables[0])
+    table = FT.read_flare_table(tables[0])
     assert "X9.3" in set(table["goes_class"])
     x93 = table[table["goes_class"] == "X9.3"].iloc[0]
     assert x93["peak_flux"] == pytest.approx(9.3e-4)
@@ -125,14 +131,14 @@ def test_a_bad_row_is_an_error_naming_the_row(tmp_path, line, match):
     lines = FLARES_CSV.splitlines()
     path.write_text("\n".join([lines[0], lines[1], line, *lines[2:]]) + "\n")
     with pytest.raises(F.FlareCatalogueError, match=match):
-        F.read_flare_table(path)
+        FT.read_flare_table(path)
 
 
 def test_a_file_of_another_kind_is_refused(tmp_path):
     path = tmp_path / "other.csv"
     path.write_text("a,b\n1,2\n")
     with pytest.raises(F.FlareCatalogueError, match="missing column"):
-        F.read_flare_table(path)
+        FT.read_flare_table(path)
 
 
 SWPC = """:Product: 20170906events.txt
@@ -154,7 +160,7 @@ SWPC = """:Product: 20170906events.txt
 def test_an_swpc_event_list_gives_its_xra_events(tmp_path):
     path = tmp_path / "events.txt"
     path.write_text(SWPC)
-    table = F.read_flare_table(path)
+    table = FT.read_flare_table(path)
     assert table["goes_class"].tolist() == ["X2.2", "X9.3", "M2.5", "X1.3"]
     assert table["noaa"].tolist() == [12673, 12673, 0, 12673]  # Reg# is NOAA - 10000
     assert str(table["start_utc"].iloc[1]) == "2017-09-06 11:53:00"
@@ -162,7 +168,7 @@ def test_an_swpc_event_list_gives_its_xra_events(tmp_path):
     bad = tmp_path / "bad.txt"
     bad.write_text(SWPC.replace("X9.3    1.0E+00", "Z9.3    1.0E+00"))
     with pytest.raises(F.FlareCatalogueError, match=r"row 10: unknown GOES class 'Z9.3'"):
-        F.read_flare_table(bad)
+        FT.read_flare_table(bad)
 
 
 def test_class_thresholds():
@@ -194,8 +200,8 @@ def test_harpnum_is_confirmed_by_the_harp_table_else_noaa_numbers_are_used(catal
 
 
 def test_a_lifetime_margin_widens_the_match():
-    harps = F.read_harp_table(HARPS_CSV.encode())
-    flare = F.read_flare_table(
+    harps = FT.read_harp_table(HARPS_CSV.encode())
+    flare = FT.read_flare_table(
         b"DATE,START_TIME,CMX,CMX_VALUE,AR,SHARP\n170103,0300,M,10,12620,100\n"
     )
     assert F.match_flares(flare, harps)["matched_by"].tolist() == ["unmatched"]
@@ -282,7 +288,7 @@ def oracle(catalogue, harp: int, t_rec: np.datetime64) -> dict:
 
 
 def _check_against_oracle(catalogue, harps, t_recs):
-    summary = F.flare_windows(catalogue, harps, t_recs, WINDOWS)
+    summary = FW.flare_windows(catalogue, harps, t_recs, WINDOWS)
     for i, (harp, t_rec) in enumerate(zip(harps, t_recs, strict=True)):
         expected = oracle(catalogue, int(harp), t_rec)
         row = summary.iloc[i]
@@ -309,8 +315,8 @@ def shared_catalogue(tmp_path_factory):
     store = LocalStore(tmp_path_factory.mktemp("shared-home"))
     return F.save_flare_catalogue(
         store,
-        F.read_flare_table(SHARED_FLARES),
-        F.read_harp_table(SHARED_HARPS),
+        FT.read_flare_table(SHARED_FLARES),
+        FT.read_harp_table(SHARED_HARPS),
         source=str(SHARED_FLARES),
         harps_source=str(SHARED_HARPS),
     ).catalogue
@@ -352,12 +358,12 @@ def test_versions_are_made_only_when_the_content_changes(tables, tmp_path):
     flares, harps = tables
     store = LocalStore(tmp_path / "h")
     args = dict(source="a", harps_source="b")
-    table, harp_table = F.read_flare_table(flares), F.read_harp_table(harps)
+    table, harp_table = FT.read_flare_table(flares), FT.read_harp_table(harps)
     first = F.save_flare_catalogue(store, table, harp_table, **args)
     again = F.save_flare_catalogue(store, table, harp_table, **args)
     assert (first.created, again.created) == (True, False)
     assert again.catalogue.version == "v0001"
-    more = F.read_flare_table(FLARES_CSV.encode() + b"170102,0100,0110,,,M,50,5e-5,0,12620,100\n")
+    more = FT.read_flare_table(FLARES_CSV.encode() + b"170102,0100,0110,,,M,50,5e-5,0,12620,100\n")
     second = F.save_flare_catalogue(store, more, harp_table, **args)
     assert second.created and second.catalogue.version == "v0002"
     assert F.latest_flare_version(store) == "v0002"
@@ -549,13 +555,13 @@ def test_the_stage_picks_up_a_newer_file_from_a_url(settings, file_server):
 
 
 def test_record_ids_parse():
-    assert F.parse_record_id("hmi.sharp_cea_720s:377:20110215_020000_TAI") == (
+    assert FW.parse_record_id("hmi.sharp_cea_720s:377:20110215_020000_TAI") == (
         "hmi.sharp_cea_720s",
         377,
         np.datetime64("2011-02-15T02:00:00"),
     )
     with pytest.raises(ValueError, match="record id"):
-        F.parse_record_id("hmi.sharp_cea_720s:377:2011")
+        FW.parse_record_id("hmi.sharp_cea_720s:377:2011")
 
 
 def test_summary_text():
@@ -563,7 +569,7 @@ def test_summary_text():
         "history_24h_status": "known", "history_24h_max_class": "X9.3", "history_24h_c": 10,
         "history_24h_m": 3, "outcome_24h_status": "unknown",
     }  # fmt: skip
-    assert F.flare_summary(payload) == "24 h before: X9.3 (3 >=M, 10 >=C); 24 h after: unknown"
+    assert FW.flare_summary(payload) == "24 h before: X9.3 (3 >=M, 10 >=C); 24 h after: unknown"
     assert datetime(2017, 1, 1) - timedelta(hours=24) == datetime(2016, 12, 31)
 
 

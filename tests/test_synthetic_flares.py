@@ -8,6 +8,8 @@ import pandas as pd
 import pytest
 
 from sharpseek.config import Settings
+from sharpseek.data import flare_tables as FT
+from sharpseek.data import flare_windows as FW
 from sharpseek.data import flares as F
 from sharpseek.data.store import LocalStore
 from sharpseek.data.synthetic_flares import SyntheticFlareLaw, synthetic_flare_tables
@@ -28,8 +30,8 @@ def manifest(r_by_harp: dict[int, float], frames: int = 40) -> pd.DataFrame:
 def catalogue(store, flares_csv: str, harps_csv: str, root: str = F.PREFIX):
     return F.save_flare_catalogue(
         store,
-        F.read_flare_table(flares_csv.encode(), "flares"),
-        F.read_harp_table(harps_csv.encode(), "harps"),
+        FT.read_flare_table(flares_csv.encode(), "flares"),
+        FT.read_harp_table(harps_csv.encode(), "harps"),
         source="test",
         harps_source="test",
         root=root,
@@ -114,11 +116,11 @@ def test_synthetic_frames_take_the_synthetic_catalogue_and_real_frames_the_real_
         payloads = {r["record_id"]: r for r in index.scan(["series", "outcome_24h_max_flux"])}
     real = payloads["hmi.sharp_cea_720s:1:20140302_000000_TAI"]
     assert real["outcome_24h_max_flux"] == pytest.approx(2e-4)  # the real X2.0 only
-    expected = F.flare_windows(
+    expected = FW.flare_windows(
         synthetic.catalogue,
         table["harpnum"],
         table["t_rec"].to_numpy("datetime64[s]"),
-        [F.FlareWindow("outcome", 24)],
+        [FW.FlareWindow("outcome", 24)],
     )
     got = [
         payloads[f"synthetic:{h}:{pd.Timestamp(t):%Y%m%d_%H%M%S}_TAI"].get("outcome_24h_max_flux")

@@ -5,5 +5,4 @@ physically meaningful latent directions, and use them as queries to find real SD
 SHARPs that look alike and share the physics.
 """
 
-
 __version__ = "0.1.0"

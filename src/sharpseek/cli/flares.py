@@ -249,12 +249,8 @@ def evaluate_outlook_cmd(
 
 
 def _record_flares(settings, record_ids: list[str], version: str | None) -> list[dict[str, Any]]:
-    from sharpseek.data.flares import (
-        configured_windows,
-        load_flare_catalogue,
-        parse_record_id,
-        window_text,
-    )
+    from sharpseek.data.flare_windows import configured_windows, parse_record_id, window_text
+    from sharpseek.data.flares import load_flare_catalogue
     from sharpseek.data.store import open_store
     from sharpseek.pipeline.flare_steps import frame_flares
 
@@ -353,7 +349,8 @@ def plot_cmd(
     home: HomeOpt = None,
 ) -> None:
     """A timeline of the record's HARP: its flares (peak class) and the frame's windows."""
-    from sharpseek.data.flares import configured_windows, load_flare_catalogue, parse_record_id
+    from sharpseek.data.flare_windows import configured_windows, parse_record_id
+    from sharpseek.data.flares import load_flare_catalogue
     from sharpseek.data.store import open_store
     from sharpseek.science.plotting import flare_timeline_figure
 

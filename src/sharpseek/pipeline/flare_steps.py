@@ -15,15 +15,12 @@ from sharpseek.data.dataset import (
     latest_version,
     load_dataset,
 )
+from sharpseek.data.flare_tables import read_flare_table, read_harp_table, read_source
+from sharpseek.data.flare_windows import configured_windows, flare_windows
 from sharpseek.data.flares import (
     SYNTHETIC_PREFIX,
     LoadResult,
-    configured_windows,
-    flare_windows,
     load_flare_catalogue,
-    read_flare_table,
-    read_harp_table,
-    read_source,
     save_flare_catalogue,
 )
 from sharpseek.data.store import open_store
@@ -64,8 +61,8 @@ def load_flares(
 
 
 def frame_flares(settings: Settings, harpnums: Any, t_recs: Any, *, version: str | None = None):
-    """History and outcome (:func:`sharpseek.data.flares.flare_windows`) of any frames, from the
-    store's catalogue (latest, or ``version``) and the settings' windows."""
+    """History and outcome (:func:`sharpseek.data.flare_windows.flare_windows`) of any frames, from
+    the store's catalogue (latest, or ``version``) and the settings' windows."""
     catalogue = load_flare_catalogue(open_store(settings), version)
     return flare_windows(catalogue, harpnums, t_recs, configured_windows(settings.flares))
 

@@ -28,16 +28,14 @@ from sharpseek.data.dataset import (
     load_dataset,
 )
 from sharpseek.data.exclusion import usable_rows
-from sharpseek.data.flares import PREFIX as FLARE_PREFIX
-from sharpseek.data.flares import (
-    SYNTHETIC_PREFIX,
+from sharpseek.data.flare_windows import (
     configured_windows,
     flare_fields,
     flare_payloads,
     flare_windows,
-    latest_flare_version,
-    load_flare_catalogue,
 )
+from sharpseek.data.flares import PREFIX as FLARE_PREFIX
+from sharpseek.data.flares import SYNTHETIC_PREFIX, latest_flare_version, load_flare_catalogue
 from sharpseek.data.store import ObjectStore, open_store
 from sharpseek.models.inference import EncoderModel
 from sharpseek.pipeline.ledger import DatasetRef, dataset_ref

@@ -15,7 +15,7 @@ from urllib.parse import quote
 import numpy as np
 import pandas as pd
 
-from sharpseek.data.flares import FLARE_COLUMN, flare_columns, flare_summary
+from sharpseek.data.flare_windows import FLARE_COLUMN, flare_columns, flare_summary
 from sharpseek.physics.parameters import (
     NATIVE_PARAMETERS,
     SHOWN_PARAMETERS,

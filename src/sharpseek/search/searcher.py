@@ -54,7 +54,7 @@ import pandas as pd
 from sharpseek.config import Settings, get_settings
 from sharpseek.data.dataset import dataset_names, dataset_versions, load_dataset
 from sharpseek.data.fits import read_sharp
-from sharpseek.data.flares import parse_record_id
+from sharpseek.data.flare_windows import parse_record_id
 from sharpseek.data.images import ImageInputError, check_model_image, load_image, png_is_generated
 from sharpseek.data.native import magnetogram_beside, native_columns
 from sharpseek.data.store import LocalStore, open_store

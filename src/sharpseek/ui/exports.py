@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 import numpy as np
 import pandas as pd
 
-from sharpseek.data.flares import flare_columns, flare_summary
+from sharpseek.data.flare_windows import flare_columns, flare_summary
 from sharpseek.physics.parameters import (
     BASELINE_PARAMETERS,
     CARD_NATIVE_PARAMETERS,

@@ -2,4 +2,3 @@
 to ``streamlit run`` (found with importlib.resources), ``views/`` its pages and ``common.py``
 what they share. Only these modules import streamlit.
 """
-

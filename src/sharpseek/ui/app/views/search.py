@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from sharpseek.data.flares import flare_summary
+from sharpseek.data.flare_windows import flare_summary
 from sharpseek.physics.parameters import (
     NATIVE_PARAMETERS,
     NATIVE_UNITS,
