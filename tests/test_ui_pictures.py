@@ -117,6 +117,33 @@ def test_export_names_say_what_the_files_hold_and_the_png_uploads_back(ui_home, 
     assert any(f"Working on {name}" in s.value for s in at.success)
 
 
+def test_a_real_frame_exports_as_jsoc_names_it_and_its_inversion_says_gan(
+    ui_home, br_sample_paths, monkeypatch
+):
+    from streamlit.delta_generator import DeltaGenerator
+    from streamlit.testing.v1 import AppTest
+
+    offered = {}  # label -> file name: what the browser would save
+    original = DeltaGenerator.download_button
+
+    def recording(self, label, data, file_name=None, *args, **kwargs):
+        offered[label] = file_name
+        return original(self, label, data, file_name, *args, **kwargs)
+
+    monkeypatch.setattr(DeltaGenerator, "download_button", recording)
+    path = br_sample_paths[0]  # e.g. hmi.sharp_cea_720s.7115.20170906_120000_TAI.Br.fits
+    jsoc = path.name.removesuffix(".fits")
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.file_uploader(key="upload").upload(path.name, path.read_bytes(), "image/fits").run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    at.sidebar.radio(key="page_choice").set_value("export").run()
+    assert not at.exception, at.exception
+    assert offered["Real frame PNG"] == f"{jsoc}.png"  # the frame, as JSOC names it
+    assert offered["Real frame .npy"] == f"{jsoc}.npy"
+    assert offered["PNG"] == f"{jsoc}-gan.png"  # its GAN reconstruction, not the frame
+
+
 @pytest.mark.parametrize(
     "kwargs, stem",
     [
@@ -128,6 +155,17 @@ def test_export_names_say_what_the_files_hold_and_the_png_uploads_back(ui_home, 
         ),
         ({"fallback": "upload my patch.npy"}, "upload_my_patch"),
         ({"fallback": "synthetic:12:x", "t_rec": None, "series": "s"}, "synthetic_12_x"),
+        (
+            {
+                "series": "hmi.sharp_cea_720s",
+                "harpnum": 377,
+                "t_rec": "2011-02-15T02:00:00",
+                "inverted": True,
+                "shifts": {"r": 0.5},
+            },
+            "hmi.sharp_cea_720s.377.20110215_020000_TAI.Br-gan-r+0.5",
+        ),
+        ({"seed": 4, "inverted": True}, "seed4"),  # a seed's image is no inversion
     ],
 )
 def test_export_stem_names_what_a_file_holds(kwargs, stem):

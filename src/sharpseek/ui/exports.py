@@ -138,13 +138,15 @@ def export_stem(
     t_rec: Any = None,
     segment: str = "Br",
     fallback: str = "image",
+    inverted: bool = False,
 ) -> str:
     """The file name (without extension) of an exported image, saying what it holds.
 
     A real frame is named as JSOC names its segment files (``series.HARPNUM.T_REC_TAI.segment``),
-    a generated image by its seed; the latent shifts applied to either follow, one
-    ``-<parameter><signed shift>`` each; anything else (an upload with no header) keeps
-    ``fallback`` (its file's stem), made safe for a file name.
+    a generated image by its seed; ``inverted``: the image is the GAN's reconstruction of that
+    frame (G(z_hat), a generated image), so ``-gan`` follows the frame's name; the latent
+    shifts applied follow, one ``-<parameter><signed shift>`` each; anything else (an upload
+    with no header) keeps ``fallback`` (its file's stem), made safe for a file name.
 
     >>> export_stem(seed=3, shifts={"tuf": 1.5})
     'seed3-tuf+1.5'
@@ -152,6 +154,9 @@ def export_stem(
     'hmi.sharp_cea_720s.7115.20170906_120000_TAI.Br'
     >>> export_stem(fallback="upload my patch.npy", shifts={"r": -2, "psep": 0})
     'upload_my_patch-r-2'
+    >>> export_stem(series="hmi.sharp_cea_720s", harpnum=7115, t_rec="2017-09-06 12:00",
+    ...             inverted=True, shifts={"tuf": 1})
+    'hmi.sharp_cea_720s.7115.20170906_120000_TAI.Br-gan-tuf+1'
     """
     if series and harpnum is not None and t_rec is not None and not pd.isna(t_rec):
         stem = f"{series}.{int(harpnum)}.{pd.Timestamp(t_rec):%Y%m%d_%H%M%S}_TAI.{segment}"
@@ -162,7 +167,7 @@ def export_stem(
         name = name.rsplit(".", 1)[0] if "." in name else name
         stem = re.sub(r"[^A-Za-z0-9_.+-]+", "_", name).strip("_") or "image"
     moved = "".join(f"-{p}{v:+g}" for p, v in (shifts or {}).items() if v)
-    return stem + moved
+    return stem + ("-gan" if inverted and seed is None else "") + moved
 
 
 def image_npy(image: np.ndarray) -> bytes:

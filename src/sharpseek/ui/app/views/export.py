@@ -32,14 +32,19 @@ def show(wb) -> None:
     st.code(url, language=None)
     state = common.view()
     payload = {} if state.seed is not None else st.session_state.get("base_payload") or {}
+    frame = {  # the real frame worked on, if any: as JSOC names it
+        "series": payload.get("series"),
+        "harpnum": payload.get("harpnum"),
+        "t_rec": payload.get("t_rec"),
+        "fallback": st.session_state.get("base_label") or "image",
+    }
     name = export_stem(  # what the files hold: the seed or frame, with its shifts
         seed=state.seed,
         shifts=state.shifts,
-        series=payload.get("series"),
-        harpnum=payload.get("harpnum"),
-        t_rec=payload.get("t_rec"),
-        fallback=st.session_state.get("base_label") or "image",
+        inverted=common.has_latent(),  # a real frame's GAN reconstruction, not the frame
+        **frame,
     )
+    real = st.session_state.get("base_image") if state.seed is None else None
     if rendered is not None:
         st.subheader("Current image")
         a, b = st.columns(2)
@@ -57,6 +62,24 @@ def show(wb) -> None:
             f"{name}.npy",
             "application/octet-stream",
             key="dl_npy",
+        )
+    if real is not None and common.has_latent():  # the frame itself, beside its inversion
+        stem = export_stem(**frame)
+        a, b = st.columns(2)
+        a.download_button(
+            "Real frame PNG",
+            png_bytes(real, description=stem),
+            f"{stem}.png",
+            "image/png",
+            key="dl_real_png",
+            help=PNG_HELP,
+        )
+        b.download_button(
+            "Real frame .npy",
+            image_npy(real),
+            f"{stem}.npy",
+            "application/octet-stream",
+            key="dl_real_npy",
         )
     matches = st.session_state.get("matches")
     if not matches:
