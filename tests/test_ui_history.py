@@ -4,11 +4,10 @@ results (a search link searches again). The browser side is in tests/e2e."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 
+from sharpseek.cli.ui import app_path
 from sharpseek.search.index import SearchFilter
 from sharpseek.ui import (
     ViewState,
@@ -21,7 +20,7 @@ from sharpseek.ui import (
 
 pytest_plugins = ["model_fixtures", "ui_fixtures"]
 torch.set_num_threads(1)
-APP = str(Path(__file__).resolve().parents[1] / "services" / "frontend" / "app.py")
+APP = str(app_path())  # the Streamlit script shipped in the package
 
 
 def test_the_address_is_written_only_when_the_view_changed():
