@@ -16,9 +16,9 @@ Measured:
   parameter's 16-84 % spread over the generator);
 - targets: median relative error of achieved against requested over ``--requests`` random
   requests (a random seed, one of TUF/PSEP/R, a factor in 0.7..1.5, the others free);
-- inversion error (RMS in G, best of 8 starts, 300 Adam steps) against the heliocentric
-  angle mu of the real Br samples in ``settings.samples_dir`` (five: an illustration, too
-  few for a trend).
+- inversion error (RMS in G, the settings' method; benchmarks/bench_inversion.py compares
+  it with the older Adam path) against the heliocentric angle mu of the real Br samples in
+  ``settings.samples_dir`` (five: an illustration, too few for a trend).
 """
 
 from __future__ import annotations
@@ -127,13 +127,13 @@ def main() -> None:
     inversion = []
     from sharpseek.data.fits import read_sharp
     from sharpseek.data.preprocess import heliocentric_mu, to_model_space
-    from sharpseek.science.inversion import invert
+    from sharpseek.science.inversion import invert_configured
 
     for path in settings.real_sample_paths:
         sharp = read_sharp(path)
         m = sharp.meta
         mu = heliocentric_mu(m["lat_fwt"], m["lon_fwt"], m["crlt_obs"])
-        result = invert(model, to_model_space(sharp.data).image, starts=8, steps=300)
+        result = invert_configured(model, to_model_space(sharp.data).image, settings.directions)
         inversion.append(
             {"file": path.name, "mu": round(float(mu), 4), "rms_gauss": round(result.rms_gauss, 2)}
         )
