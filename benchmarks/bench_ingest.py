@@ -36,7 +36,8 @@ from sharpseek.data.fits import read_sharp
 from sharpseek.data.ingest import fits_records
 from sharpseek.data.preprocess import to_model_space
 from sharpseek.data.store import LocalStore, S3Store
-from sharpseek.physics.parameters import compute_parameters, patch_quantities
+from sharpseek.physics.native import patch_quantities
+from sharpseek.physics.parameters import compute_parameters
 from sharpseek.pipeline.ingest_plans import plan_ingest_fits, run_ingest_plan
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))

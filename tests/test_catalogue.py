@@ -330,7 +330,7 @@ def test_tilt_bound_is_the_exported_ars():
 
 
 def test_stretched_catalogue_meets_the_tilt_on_the_exported_ar(toy_directions, tmp_path):
-    from sharpseek.physics.parameters import native_parameters
+    from sharpseek.physics.native import native_parameters
 
     cat = make_catalogue(
         toy_generate, toy_directions, 4, WIDE, ranges=[Range.parse("tilt>10")], seed=3

@@ -19,7 +19,7 @@ from astropy.io import fits
 from typer.testing import CliRunner
 
 from sharpseek.cli.app import app
-from sharpseek.physics.parameters import NATIVE_PARAMETERS, RSUN_REF, SHARP_PIXEL_SCALE
+from sharpseek.physics.definitions import NATIVE_PARAMETERS, RSUN_REF, SHARP_PIXEL_SCALE
 from sharpseek.science.measure import MEASURE_UNITS, MEASURED, measure_files
 
 runner = CliRunner()

@@ -60,7 +60,7 @@ def test_uploaded_fits_carries_its_native_values(br_sample_paths):
 def test_every_shown_parameter_has_a_definition_that_docs_physics_states():
     from pathlib import Path
 
-    from sharpseek.physics.parameters import (
+    from sharpseek.physics.definitions import (
         NATIVE_PARAMETERS,
         SHOWN_PARAMETERS,
         parameter_definitions,

@@ -22,15 +22,13 @@ from hypothesis import strategies as st
 
 from oracle_physics import oracle_r_jsoc
 from sharpseek.data.fits import read_sharp
-from sharpseek.physics.parameters import (
+from sharpseek.physics.definitions import (
     NATIVE_PARAMETERS,
     NATIVE_UNITS,
     RSUN_REF,
     SHARP_PIXEL_SCALE,
-    native_parameters,
-    r_jsoc,
-    r_jsoc_bin,
 )
+from sharpseek.physics.native import native_parameters, r_jsoc, r_jsoc_bin
 
 PIXEL_MM = (SHARP_PIXEL_SCALE.to_value(u.rad) * RSUN_REF).to_value(u.Mm)  # 0.3644 Mm
 PIXEL_CM2 = ((SHARP_PIXEL_SCALE.to_value(u.rad) * RSUN_REF) ** 2).to_value(u.cm**2)

@@ -19,7 +19,7 @@ from sharpseek.data.preprocess import (
     to_model_space,
     to_model_space_batch,
 )
-from sharpseek.physics.parameters import MODEL_SIZE
+from sharpseek.physics.definitions import MODEL_SIZE
 
 
 def _checkerboard(n: int, value: float) -> np.ndarray:

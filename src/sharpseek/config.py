@@ -6,7 +6,7 @@ order of precedence: keyword overrides, environment variables prefixed ``SHARPSE
 (nested fields with ``__``, e.g. ``SHARPSEEK_SYNTHETIC__REGIONS=50``), then the preset.
 
 The physical definitions (thresholds, the 1000 G scale, ...) are *not* settings: they are the
-contract of ``../shared/design/SCIENCE.md`` and live, once, in :mod:`sharpseek.physics.parameters`.
+contract of ``../shared/design/SCIENCE.md`` and live, once, in :mod:`sharpseek.physics.definitions`.
 """
 
 from __future__ import annotations

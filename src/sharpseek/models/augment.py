@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from sharpseek.models.gan import check_images
-from sharpseek.physics.parameters import MODEL_SIZE
+from sharpseek.physics.definitions import MODEL_SIZE
 
 __all__ = [
     "AugmentConfig",

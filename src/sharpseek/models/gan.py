@@ -81,7 +81,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
-from sharpseek.physics.parameters import MODEL_SIZE
+from sharpseek.physics.definitions import MODEL_SIZE
 
 __all__ = [
     "GANConfig",

@@ -27,7 +27,7 @@ from sharpseek.models.checkpoints import (
     generator_from_checkpoint,
     load_checkpoint,
 )
-from sharpseek.physics.parameters import MODEL_SIZE
+from sharpseek.physics.definitions import MODEL_SIZE
 
 __all__ = [
     "GeneratorModel",

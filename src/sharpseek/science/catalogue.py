@@ -35,14 +35,9 @@ from astropy.io import fits
 from astropy.time import Time
 from tqdm.auto import tqdm
 
-from sharpseek.physics.parameters import (
-    FIELD_SCALE,
-    MODEL_SIZE,
-    RSUN_REF,
-    compute_parameters,
-    native_parameters,
-    patch_quantities,
-)
+from sharpseek.physics.definitions import FIELD_SCALE, MODEL_SIZE, RSUN_REF
+from sharpseek.physics.native import native_parameters, patch_quantities
+from sharpseek.physics.parameters import compute_parameters
 from sharpseek.science.directions import DirectionSet
 from sharpseek.science.flare_direction import FLARE_DIRECTION
 

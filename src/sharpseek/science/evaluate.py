@@ -34,7 +34,7 @@ import torch
 from scipy import linalg, stats
 
 from sharpseek.models.augment import augment
-from sharpseek.physics.parameters import PAPER_PARAMETERS
+from sharpseek.physics.definitions import PAPER_PARAMETERS
 from sharpseek.science.directions import paired_change
 
 __all__ = [

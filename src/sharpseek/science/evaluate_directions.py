@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sharpseek.physics.parameters import BASELINE_PARAMETERS
+from sharpseek.physics.definitions import BASELINE_PARAMETERS
 from sharpseek.science.evaluate import SEED_BLOCKS, shift_effects
 
 __all__ = ["DIRECTION_CHECK_PARAMETERS", "evaluate_directions", "interquartile_ranges"]

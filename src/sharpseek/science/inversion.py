@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from sharpseek.physics.parameters import MODEL_SIZE
+from sharpseek.physics.definitions import MODEL_SIZE
 
 __all__ = [
     "INVERSION_METHODS",

@@ -28,13 +28,9 @@ from sharpseek.data.native import (
     native_columns,
 )
 from sharpseek.data.preprocess import to_model_space
-from sharpseek.physics.parameters import (
-    MODEL_SIZE,
-    PARAMETER_UNITS,
-    SHOWN_PARAMETERS,
-    compute_parameters,
-    patch_quantities,
-)
+from sharpseek.physics.definitions import MODEL_SIZE, PARAMETER_UNITS, SHOWN_PARAMETERS
+from sharpseek.physics.native import patch_quantities
+from sharpseek.physics.parameters import compute_parameters
 
 __all__ = ["MEASURE_UNITS", "MEASURED", "load_model_images", "measure_files"]
 

@@ -22,12 +22,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 from sharpseek.models.augment import augment, augmentation_set
 from sharpseek.models.gan import check_images
-from sharpseek.physics.parameters import (  # noqa: E402
-    FIELD_SCALE,
-    PARAMETER_UNITS,
-    compute_parameters,
-    polarity_maps,
-)
+from sharpseek.physics.definitions import FIELD_SCALE, PARAMETER_UNITS
+from sharpseek.physics.parameters import compute_parameters, polarity_maps
 from sharpseek.science.realism import Comparison  # noqa: E402
 
 __all__ = [

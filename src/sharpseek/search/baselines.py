@@ -12,9 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sharpseek.physics.parameters import (
-    BASELINE_PARAMETERS,
-)
+from sharpseek.physics.definitions import BASELINE_PARAMETERS
 from sharpseek.search.index import (
     SearchFilter,
 )

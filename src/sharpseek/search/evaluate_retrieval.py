@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from sharpseek.physics.parameters import PAPER_PARAMETERS
+from sharpseek.physics.definitions import PAPER_PARAMETERS
 from sharpseek.science.evaluate import (
     SEED_BLOCKS,
     bootstrap_correlation_ci,

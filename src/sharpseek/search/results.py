@@ -16,10 +16,7 @@ import numpy as np
 import pandas as pd
 
 from sharpseek.data.flare_windows import FLARE_COLUMN, flare_columns, flare_summary
-from sharpseek.physics.parameters import (
-    NATIVE_PARAMETERS,
-    SHOWN_PARAMETERS,
-)
+from sharpseek.physics.definitions import NATIVE_PARAMETERS, SHOWN_PARAMETERS
 from sharpseek.search.index import (
     SearchHit,
 )

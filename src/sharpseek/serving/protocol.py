@@ -39,7 +39,8 @@ from typing import Any
 import numpy as np
 
 from sharpseek.models.inference import latent_from_seeds
-from sharpseek.physics.parameters import MODEL_SIZE, compute_parameters
+from sharpseek.physics.definitions import MODEL_SIZE
+from sharpseek.physics.parameters import compute_parameters
 from sharpseek.science.directions import LATENT_LIMIT, apply_shifts, check_eps
 
 __all__ = [

@@ -39,7 +39,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from sharpseek.physics.parameters import MODEL_SIZE, POLARITY_THRESHOLD, R_DILATION_SIZE
+from sharpseek.physics.definitions import MODEL_SIZE, POLARITY_THRESHOLD, R_DILATION_SIZE
 
 __all__ = ["CODE_PARAMETERS", "SOFTNESS", "soft_parameters", "CodeTargets", "code_loss"]
 

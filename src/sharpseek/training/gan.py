@@ -56,7 +56,8 @@ from sharpseek.models.gan import (
     generator_loss,
     r1_penalty,
 )
-from sharpseek.physics.parameters import MODEL_SIZE, compute_parameters
+from sharpseek.physics.definitions import MODEL_SIZE
+from sharpseek.physics.parameters import compute_parameters
 from sharpseek.science.evaluate import QUALITY_PARAMETERS, parameter_distances
 from sharpseek.science.plotting import magnetogram_grid
 from sharpseek.training.codes import CodeTargets, code_loss
