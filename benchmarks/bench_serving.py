@@ -35,6 +35,7 @@ import torch
 
 from sharpseek import __version__
 from sharpseek.config import Settings
+from sharpseek.serving import archives as model_archives
 from sharpseek.serving import torchserve as serving
 from sharpseek.serving.backends import InProcessBackend, TorchServeBackend
 
@@ -204,7 +205,7 @@ def main() -> None:
     load_before = os.getloadavg()
     print("in-process")
     results = {"inprocess": bench(InProcessBackend(settings), repeats)}
-    serving.build_archives(settings, upload=False)
+    model_archives.build_archives(settings, upload=False)
     started = time.perf_counter()
     serving.start(settings)
     startup = time.perf_counter() - started

@@ -460,6 +460,7 @@ def start_torchserve(work: Path) -> tuple[Settings, str]:
     """TorchServe on free ports with untrained tiny models (what it answers is not measured
     here, only that it answers), token auth on; returns its settings and inference token."""
     from model_fixtures import write_untrained_checkpoints
+    from sharpseek.serving import archives as model_archives
     from sharpseek.serving import torchserve as serving
     from sharpseek.serving.backends import read_key_file
 
@@ -482,9 +483,9 @@ def start_torchserve(work: Path) -> tuple[Settings, str]:
         },
     )
     write_untrained_checkpoints(settings)
-    serving.build_archives(settings)
+    model_archives.build_archives(settings)
     serving.start(settings)
-    token = read_key_file(serving.serve_dir(settings) / "key_file.json")["inference"]
+    token = read_key_file(model_archives.serve_dir(settings) / "key_file.json")["inference"]
     return settings, token
 
 

@@ -323,7 +323,7 @@ def test_directions_saved_meanwhile_by_another_fit_are_not_overwritten(cas_store
 
 
 def test_an_archive_marked_current_meanwhile_is_not_overwritten(cas_store):
-    from sharpseek.serving.torchserve import ArchiveConflict, _current_token, _mark_current
+    from sharpseek.serving.archives import ArchiveConflict, _current_token, _mark_current
 
     before = _current_token(cas_store, "generator")
     _mark_current(cas_store, "generator", "generator-aaaa.mar", before)

@@ -268,7 +268,7 @@ def test_stage_flows_skip_what_is_up_to_date(flows, home):
     assert flows.ingest_synthetic_flow()["skipped"]
     rows = flows.dataset_versions_flow()
     assert [(r["dataset"], r["records"]) for r in rows] == [("synthetic", 6)]
-    archives = flows.archives_flow()  # sharpseek.serving.torchserve.build_archives: both models
+    archives = flows.archives_flow()  # sharpseek.serving.archives.build_archives: both models
     assert not archives["skipped"] and len(archives["outputs"]["archives"]) == 2
     assert flows.archives_flow()["skipped"]  # same model versions: not rebuilt
 

@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 from sharpseek.cli.app import app
 from sharpseek.config import Settings
 from sharpseek.data.store import open_store
+from sharpseek.serving import archives as model_archives
 from sharpseek.serving import torchserve as serving
 
 pytest_plugins = ["model_fixtures"]
@@ -41,11 +42,11 @@ def published(untrained_home):
     """Two serving versions in the local store: the first, then a newer generator archive
     (another batch size changes its model-config.yaml, hence its version)."""
     torch.set_num_threads(1)
-    first = {a.model: a.file for a in serving.build_archives(untrained_home)}
+    first = {a.model: a.file for a in model_archives.build_archives(untrained_home)}
     newer_settings = untrained_home.model_copy(
         update={"serve": untrained_home.serve.model_copy(update={"batch_size": 3})}
     )
-    (newer,) = serving.build_archives(newer_settings, models=("generator",))
+    (newer,) = model_archives.build_archives(newer_settings, models=("generator",))
     second = {**first, "generator": newer.file}
     assert second["generator"] != first["generator"]
     return untrained_home, first, second
@@ -54,14 +55,14 @@ def published(untrained_home):
 def test_fetch_current_and_pinned_versions(published, tmp_path):
     settings, first, second = published
     store = open_store(settings)
-    assert serving.store_current_archives(store) == second
-    assert serving.published_versions(store) == sorted(
-        [serving.serving_version(first), serving.serving_version(second)]
+    assert model_archives.store_current_archives(store) == second
+    assert model_archives.published_versions(store) == sorted(
+        [model_archives.serving_version(first), model_archives.serving_version(second)]
     )
 
     current = tmp_path / "current"
     done = serving.fetch_archives(settings, current)
-    assert done["archives"] == second and done["version"] == serving.serving_version(second)
+    assert done["archives"] == second and done["version"] == model_archives.serving_version(second)
     assert json.loads((current / "current.json").read_text()) == second
     assert sorted(p.name for p in current.glob("*.mar")) == sorted(second.values())
     props = _properties(done["config"])
@@ -76,11 +77,11 @@ def test_fetch_current_and_pinned_versions(published, tmp_path):
     pinned = tmp_path / "pinned"
     result = CliRunner().invoke(
         app,
-        ["serve", "fetch", "--to", str(pinned), "--version", serving.serving_version(first),
+        ["serve", "fetch", "--to", str(pinned), "--version", model_archives.serving_version(first),
          "--bind", "0.0.0.0"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert serving.serving_version(first) in result.output
+    assert model_archives.serving_version(first) in result.output
     props = _properties(pinned / "config.properties")
     assert props["load_models"].split(",") == list(first.values())
     port = settings.serve.inference_url.rsplit(":", 1)[1]
@@ -96,7 +97,7 @@ def test_fetch_refuses_unknown_malformed_and_missing(published, tmp_path):
     to = str(tmp_path / "ms")
     result = runner.invoke(app, ["serve", "fetch", "--to", to, "--version", "0123456789ab"])
     assert result.exit_code == 2 and "unknown serving version '0123456789ab'" in _said(result)
-    assert serving.serving_version(first) in _said(result)  # names the published ones
+    assert model_archives.serving_version(first) in _said(result)  # names the published ones
     assert "Traceback" not in result.output
     result = runner.invoke(app, ["serve", "fetch", "--to", to, "--version", "live"])
     assert result.exit_code == 2 and "not a serving version" in _said(result)
@@ -104,7 +105,7 @@ def test_fetch_refuses_unknown_malformed_and_missing(published, tmp_path):
     store = open_store(settings)
     store.delete(f"model-store/encoder/{first['encoder']}")
     result = runner.invoke(
-        app, ["serve", "fetch", "--to", to, "--version", serving.serving_version(first)]
+        app, ["serve", "fetch", "--to", to, "--version", model_archives.serving_version(first)]
     )
     assert result.exit_code == 2 and f"model-store/encoder/{first['encoder']}" in _said(result)
     assert "is missing" in _said(result)
@@ -151,7 +152,7 @@ def test_torchserve_serves_exactly_the_fetched_version(published, tmp_path):
         },
     )
     to = tmp_path / "model-store"
-    serving.fetch_archives(container, to, serving.serving_version(first))
+    serving.fetch_archives(container, to, model_archives.serving_version(first))
     run = tmp_path / "run"
     (run / "tmp").mkdir(parents=True)
     env = dict(os.environ, TMPDIR=str(run / "tmp"), TEMP=str(run / "tmp"), OMP_NUM_THREADS="1")
@@ -183,7 +184,8 @@ def test_torchserve_serves_exactly_the_fetched_version(published, tmp_path):
             time.sleep(1.0)
         assert proc.poll() is None, (run / "out.log").read_text()[-3000:]
         expected = {
-            model: serving.read_archive_info(to / file).version for model, file in first.items()
+            model: model_archives.read_archive_info(to / file).version
+            for model, file in first.items()
         }
         assert served == expected
         ping = httpx.get(f"http://127.0.0.1:{inference}/ping", timeout=5)
@@ -208,7 +210,7 @@ def test_handlers_dir_comes_from_the_settings_when_set(tmp_path):
     import shutil
 
     from sharpseek.config import Settings
-    from sharpseek.serving.torchserve import ServeError, handlers_dir
+    from sharpseek.serving.archives import ServeError, handlers_dir
 
     source = handlers_dir()
     assert (source / "base_handler.py").is_file()

@@ -22,6 +22,7 @@ from sharpseek.config import Settings
 from sharpseek.data.store import open_store
 from sharpseek.models.inference import GeneratorModel
 from sharpseek.science.directions import DirectionSet, fit_directions
+from sharpseek.serving import archives as model_archives
 from sharpseek.serving import torchserve as serving
 from sharpseek.serving.backends import (
     BackendAuthError,
@@ -85,7 +86,7 @@ def server(tmp_path_factory):
         generator.generate, gan_version=generator.version, latent_dim=generator.latent_dim, n=200
     )
     directions.save(open_store(settings))
-    archives = serving.build_archives(settings)
+    archives = model_archives.build_archives(settings)
     state = None
     try:
         state = serving.start(settings)
@@ -95,7 +96,7 @@ def server(tmp_path_factory):
         serving.stop(settings)
         if pid is not None:
             assert serving.group_pids(pid) == [], "TorchServe left processes behind"
-        assert not (serving.serve_dir(settings) / "key_file.json").exists()
+        assert not (model_archives.serve_dir(settings) / "key_file.json").exists()
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +112,7 @@ def backend(server):
 
 
 def _token(settings, api="inference") -> dict:
-    key = read_key_file(serving.serve_dir(settings) / "key_file.json")[api]
+    key = read_key_file(model_archives.serve_dir(settings) / "key_file.json")[api]
     return {"Authorization": f"Bearer {key}"}
 
 
@@ -128,7 +129,7 @@ def test_archives_record_what_they_hold(server):
     assert gen.gan == GeneratorModel.from_settings(settings).version
     directions = DirectionSet.load(open_store(settings), gen.gan)
     assert gen.directions == directions.version and gen.version.startswith(gen.gan + ".")
-    with zipfile.ZipFile(serving.model_store_dir(settings) / gen.file) as mar:
+    with zipfile.ZipFile(model_archives.model_store_dir(settings) / gen.file) as mar:
         names = set(mar.namelist())
     assert {
         "MAR-INF/MANIFEST.json",
@@ -138,7 +139,7 @@ def test_archives_record_what_they_hold(server):
     } <= names
     assert open_store(settings).exists(f"model-store/generator/{gen.file}")
     # same inputs -> same archive version, nothing rewritten
-    again = serving.build_archives(settings, models=("encoder",), upload=False)
+    again = model_archives.build_archives(settings, models=("encoder",), upload=False)
     assert again[0].version == by_model["encoder"].version
 
 
@@ -420,7 +421,7 @@ def test_swap_to_a_new_version_without_a_failed_request(server, backend, tmp_pat
     old = backend.versions()["gan"]
     # "retrain": another generator under the same run name (new weights, new epoch)
     write_untrained_checkpoints(settings, seed=1, epoch=2)
-    (new_archive,) = serving.build_archives(settings, models=("generator",), upload=False)
+    (new_archive,) = model_archives.build_archives(settings, models=("generator",), upload=False)
     assert new_archive.gan != old and new_archive.directions is None
 
     seen, failures, stop = [], [], threading.Event()
@@ -470,7 +471,7 @@ def test_a_key_file_caught_half_written_means_not_ready_yet(tmp_path):
     """TorchServe creates key_file.json, then fills it: read in between it is empty. The start
     loop must take that as "not ready yet" and ask again, not fail (a CI run hit it)."""
     settings = _settings(tmp_path / "home", _free_ports(5))
-    key_file = serving.serve_dir(settings) / "key_file.json"
+    key_file = model_archives.serve_dir(settings) / "key_file.json"
     key_file.parent.mkdir(parents=True)
     key_file.write_text("")
     with pytest.raises(BackendAuthError, match="cannot read TorchServe key file"):

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from sharpseek.config import Settings
+from sharpseek.serving.archives import handlers_dir
 from sharpseek.serving.backends import TorchServeBackend
 from sharpseek.serving.protocol import (
     RequestError,
@@ -19,7 +20,6 @@ from sharpseek.serving.protocol import (
     encode_embed_request,
     max_body_bytes,
 )
-from sharpseek.serving.torchserve import handlers_dir
 
 LATENT_DIM = 8
 

@@ -77,8 +77,8 @@ def _unavailable() -> tuple[type[BaseException], ...]:
     from sharpseek.data.jsoc import JsocError
     from sharpseek.data.store import StoreError
     from sharpseek.search.index import IndexBusyError
+    from sharpseek.serving.archives import ServeError
     from sharpseek.serving.backends import BackendError
-    from sharpseek.serving.torchserve import ServeError
 
     kinds: list[type[BaseException]] = [
         BackendError, IndexBusyError, JsocError, ServeError, StoreError, ConnectionError,
@@ -98,7 +98,7 @@ def _bad_input() -> tuple[type[BaseException], ...]:
     from sharpseek.data.store import ObjectNotFound, StoreConfigError
     from sharpseek.science.directions import DirectionsConflict
     from sharpseek.search.index import EmptyIndexError
-    from sharpseek.serving.torchserve import ArchiveConflict
+    from sharpseek.serving.archives import ArchiveConflict
 
     return (
         ValueError, FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError,

@@ -55,7 +55,7 @@ def build_cmd(
     ] = False,
 ) -> None:
     """Model archives (.mar) of the current checkpoints and directions, versioned."""
-    from sharpseek.serving.torchserve import ServeError, build_archives, model_store_dir
+    from sharpseek.serving.archives import ServeError, build_archives, model_store_dir
 
     settings = _settings(preset, home)
     try:
@@ -75,7 +75,7 @@ def build_cmd(
     console.print(table)
     if upload:
         from sharpseek.data.store import open_store
-        from sharpseek.serving.torchserve import serving_version, store_current_archives
+        from sharpseek.serving.archives import serving_version, store_current_archives
 
         published = store_current_archives(open_store(settings))
         console.print(
@@ -104,7 +104,8 @@ def fetch_cmd(
     home: HomeOpt = None,
 ) -> None:
     """Download published archives from the store and write TorchServe's config for them."""
-    from sharpseek.serving.torchserve import ServeError, fetch_archives
+    from sharpseek.serving.archives import ServeError
+    from sharpseek.serving.torchserve import fetch_archives
 
     settings = _settings(preset, home)
     try:
@@ -123,8 +124,9 @@ def fetch_cmd(
 @serve_app.command("start")
 def start_cmd(preset: PresetOpt = None, home: HomeOpt = None) -> None:
     """Start TorchServe with the current archives; returns when the models are ready."""
+    from sharpseek.serving.archives import ServeError, serve_dir
     from sharpseek.serving.backends import BackendError
-    from sharpseek.serving.torchserve import ServeError, serve_dir, start
+    from sharpseek.serving.torchserve import start
 
     settings = _settings(preset, home)
     try:
@@ -194,8 +196,9 @@ def swap_cmd(
     keep_old: Annotated[bool, typer.Option("--keep-old", help="do not unregister the old")] = False,
 ) -> None:
     """Serve a new archive version without downtime (needs serve.enable_model_api)."""
+    from sharpseek.serving.archives import ServeError
     from sharpseek.serving.backends import BackendError
-    from sharpseek.serving.torchserve import ServeError, swap_model
+    from sharpseek.serving.torchserve import swap_model
 
     settings = _settings(preset, home)
     try:

@@ -37,8 +37,8 @@ from sharpseek.science.directions import (
 )
 from sharpseek.science.directions import calibrate as calibrate_directions
 from sharpseek.search.query_map import load_query_map, query_map_key
+from sharpseek.serving.archives import build_archives
 from sharpseek.serving.backends import InProcessBackend
-from sharpseek.serving.torchserve import build_archives
 from sharpseek.training.common import RunStore, checkpoint_key, load_checkpoint
 from sharpseek.training.encoder import encoder_train_config, train_encoder
 from sharpseek.training.evaluate_models import evaluate_checkpoints
@@ -296,7 +296,7 @@ def evaluate_stage(settings: Settings) -> StageOutcome:
 
 def archives_stage(settings: Settings) -> StageOutcome:
     """Build and publish the TorchServe model archives of the settings' model versions
-    through :func:`sharpseek.serving.torchserve.build_archives`."""
+    through :func:`sharpseek.serving.archives.build_archives`."""
     store = open_store(settings)
     inputs = {
         "gan_version": GeneratorModel.from_settings(settings, store=store).version,
