@@ -12,15 +12,14 @@ import numpy as np
 import pytest
 import torch
 
-from sharpseek.science.catalogue import (
+from sharpseek.science.catalogue import make_catalogue
+from sharpseek.science.catalogue_export import write_csv, write_fits
+from sharpseek.science.catalogue_placement import (
     CatalogueError,
     Placement,
     Range,
     hale_leading_sign,
-    make_catalogue,
     placement_ranges,
-    write_csv,
-    write_fits,
 )
 from sharpseek.science.directions import calibrate, fit_directions
 

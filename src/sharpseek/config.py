@@ -109,8 +109,8 @@ class JsocSettings(BaseModel):
 
 
 class ServeSettings(BaseModel):
-    """Model serving (:mod:`sharpseek.serving.backends`, :mod:`sharpseek.serving.torchserve`,
-    docs/serving.md).
+    """Model serving (:mod:`sharpseek.serving.backends`, :mod:`sharpseek.serving.archives`,
+    :mod:`sharpseek.serving.torchserve`, docs/serving.md).
 
     ``inprocess`` loads the checkpoints in this process; ``torchserve`` talks to a TorchServe
     server over HTTP at the three URLs. Tokens come from the environment only
