@@ -39,7 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_index import DIM, make_manifest  # noqa: E402
 from s3_servers import start_moto_serial  # noqa: E402
 from sharpseek.data.dataset import dataset_versions, load_dataset  # noqa: E402
-from sharpseek.data.store import LocalStore, S3Store  # noqa: E402
+from sharpseek.data.local_store import LocalStore  # noqa: E402
+from sharpseek.data.s3_store import S3Store
 from sharpseek.search.index import EdgeIndex  # noqa: E402
 
 

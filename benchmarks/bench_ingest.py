@@ -34,8 +34,9 @@ from sharpseek.config import Settings
 from sharpseek.data.dataset import PatchDataset, PatchRecord, append_records, load_dataset
 from sharpseek.data.fits import read_sharp
 from sharpseek.data.ingest import fits_records
+from sharpseek.data.local_store import LocalStore
 from sharpseek.data.preprocess import to_model_space
-from sharpseek.data.store import LocalStore, S3Store
+from sharpseek.data.s3_store import S3Store
 from sharpseek.physics.native import patch_quantities
 from sharpseek.physics.parameters import compute_parameters
 from sharpseek.pipeline.ingest_plans import plan_ingest_fits, run_ingest_plan

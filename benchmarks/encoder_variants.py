@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from sharpseek.data.dataset import open_dataset
-from sharpseek.data.store import LocalStore
+from sharpseek.data.local_store import LocalStore
 from sharpseek.models.inference import EncoderModel
 from sharpseek.science.evaluate import same_region_retrieval
 from sharpseek.training.common import subset_whole_regions, training_split

@@ -38,7 +38,7 @@ import torch
 
 from sharpseek import __version__
 from sharpseek.data.dataset import load_dataset
-from sharpseek.data.store import LocalStore
+from sharpseek.data.local_store import LocalStore
 from sharpseek.science.evaluate import QUALITY_PARAMETERS
 from sharpseek.training.evaluate_models import evaluate_checkpoints
 from sharpseek.training.gan import GAN_TRAIN_PRESETS, gan_train_config, train_gan

@@ -29,7 +29,8 @@ import pytest
 
 from sharpseek.data import dataset as dataset_module
 from sharpseek.data.dataset import PatchRecord, append_records, dataset_versions, load_dataset
-from sharpseek.data.store import LocalStore, S3Store
+from sharpseek.data.local_store import LocalStore
+from sharpseek.data.s3_store import S3Store
 
 pytest_plugins = ["s3_servers", "model_fixtures", "ui_fixtures"]
 

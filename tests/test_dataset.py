@@ -19,7 +19,8 @@ from sharpseek.data.dataset import (
     record_id,
     write_dataset,
 )
-from sharpseek.data.store import LocalStore, S3Store
+from sharpseek.data.local_store import LocalStore
+from sharpseek.data.s3_store import S3Store
 
 pytest_plugins = ["s3_servers"]
 
@@ -212,7 +213,7 @@ def test_patch_dataset_works_in_dataloader_workers(tmp_path):
 @pytest.mark.parametrize("name", ["../../etc", "", "a/b", "..", ".hidden", "x" * 65, "a b"])
 def test_a_dataset_name_outside_the_rule_is_refused_before_anything_is_written(tmp_path, name):
     from sharpseek.data.dataset import append_records, check_dataset_name, load_dataset
-    from sharpseek.data.store import LocalStore
+    from sharpseek.data.local_store import LocalStore
 
     store = LocalStore(tmp_path / "home")
     with pytest.raises(ValueError, match="dataset name .*letters, digits"):

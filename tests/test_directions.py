@@ -181,7 +181,7 @@ def test_calibration_curves_rise_along_their_own_direction(toy_directions):
 
 
 def test_direction_set_round_trips_through_the_store(toy_directions, tmp_path):
-    from sharpseek.data.store import LocalStore
+    from sharpseek.data.local_store import LocalStore
     from sharpseek.science.directions import DirectionSet
 
     store = LocalStore(tmp_path)

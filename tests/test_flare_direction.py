@@ -111,7 +111,7 @@ def test_the_flare_direction_is_calibrated_and_judged_like_the_others(toy_set, t
     assert np.all(np.diff(median) > 0)  # the probability rises along +eps
     strength = configured_strength(directions, FLARE_DIRECTION, _strong())
     assert not strength.weak, strength.reason
-    from sharpseek.data.store import LocalStore
+    from sharpseek.data.local_store import LocalStore
 
     store = LocalStore(tmp_path)
     directions.save(store)

@@ -25,7 +25,7 @@ from sharpseek.config import Settings
 from sharpseek.data import flare_tables as FT
 from sharpseek.data import flare_windows as FW
 from sharpseek.data import flares as F
-from sharpseek.data.store import LocalStore
+from sharpseek.data.local_store import LocalStore
 
 pytest_plugins = ["model_fixtures"]
 

@@ -9,7 +9,7 @@ import torch
 from ingest_fixtures import synthetic_dataset
 from sharpseek.config import Settings
 from sharpseek.data.dataset import open_dataset
-from sharpseek.data.store import LocalStore
+from sharpseek.data.local_store import LocalStore
 from sharpseek.models.checkpoints import load_checkpoint
 from sharpseek.models.gan import GANConfig, Generator
 from sharpseek.physics.parameters import compute_parameters

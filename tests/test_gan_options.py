@@ -11,7 +11,7 @@ from torch.nn.utils import parametrize
 from ingest_fixtures import synthetic_dataset
 from sharpseek.config import Settings
 from sharpseek.data.dataset import open_dataset
-from sharpseek.data.store import LocalStore
+from sharpseek.data.local_store import LocalStore
 from sharpseek.models.checkpoints import load_checkpoint, load_generator
 from sharpseek.models.gan import (
     Discriminator,

@@ -17,7 +17,8 @@ from sharpseek.config import Settings, StoreSettings
 from sharpseek.data.dataset import dataset_versions, load_dataset
 from sharpseek.data.ingest import derive_mu, shown_path
 from sharpseek.data.jsoc import DEFINITIVE_SERIES, NRT_SERIES
-from sharpseek.data.store import LocalStore, open_store
+from sharpseek.data.local_store import LocalStore
+from sharpseek.data.store import open_store
 from sharpseek.pipeline.ingest_plans import plan_ingest_fits, plan_ingest_jsoc, run_ingest_plan
 
 pytest_plugins = ["s3_servers"]
@@ -371,7 +372,7 @@ def test_dataset_list_and_show_report_versions_and_quarantine(settings, tmp_path
 def test_fits_ingest_into_an_s3_store_keeps_raw_files_there(settings, samples_dir, moto_server):
     import uuid
 
-    from sharpseek.data.store import S3Store
+    from sharpseek.data.s3_store import S3Store
 
     bucket = "ingest-" + uuid.uuid4().hex[:10]
     store_settings = {"backend": "s3", "endpoint": moto_server.endpoint, "bucket": bucket,

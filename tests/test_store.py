@@ -1,4 +1,4 @@
-"""Tests of sharpseek.data.store.
+"""Tests of the object store: open_store and its interface, local and S3 backends.
 
 One contract suite runs against every backend: LocalStore in a temporary folder, and S3Store
 (minio SDK) against two real S3 server processes on 127.0.0.1: moto (the broad S3 API,
@@ -32,20 +32,20 @@ import pytest
 import urllib3
 from pydantic import SecretStr
 
-import sharpseek.data.store as store_module
+import sharpseek.data.local_store as local_store_module
 from sharpseek.config import Settings
-from sharpseek.data.store import (
-    LocalStore,
+from sharpseek.data.local_store import LocalStore
+from sharpseek.data.object_store import (
     ObjectNotFound,
     ObjectStore,
     PreconditionFailed,
-    S3Store,
     StoreAuthError,
     StoreConfigError,
     StoreError,
     StoreUnavailableError,
-    open_store,
 )
+from sharpseek.data.s3_store import S3Store
+from sharpseek.data.store import open_store
 
 if TYPE_CHECKING:
     from s3_servers import ServerProcess
@@ -431,7 +431,7 @@ def _crash_after_half(dst, chunks, digest):
 
 def test_local_crash_mid_write_leaves_no_object(tmp_path, monkeypatch):
     store = LocalStore(tmp_path)
-    monkeypatch.setattr(store_module, "_write_chunks", _crash_after_half)
+    monkeypatch.setattr(local_store_module, "_write_chunks", _crash_after_half)
     with pytest.raises(RuntimeError, match="simulated crash"):
         store.put_bytes("datasets/v1/images-00000.npy", b"0123456789" * 1000)
     assert not store.exists("datasets/v1/images-00000.npy")
@@ -442,7 +442,7 @@ def test_local_crash_mid_write_leaves_no_object(tmp_path, monkeypatch):
 def test_local_crash_mid_overwrite_keeps_previous_version(tmp_path, monkeypatch):
     store = LocalStore(tmp_path)
     store.put_bytes("models/gan/v1/last.ckpt", b"version 1")
-    monkeypatch.setattr(store_module, "_write_chunks", _crash_after_half)
+    monkeypatch.setattr(local_store_module, "_write_chunks", _crash_after_half)
     with pytest.raises(RuntimeError, match="simulated crash"):
         store.put_bytes("models/gan/v1/last.ckpt", b"version 2, half written")
     assert store.get_bytes("models/gan/v1/last.ckpt") == b"version 1"
@@ -452,7 +452,7 @@ def test_local_killed_process_leaves_only_an_unlisted_temporary(tmp_path):
     # A real crash: the writing process dies (os._exit) halfway, so nothing cleans up.
     script = (
         "import os, sys\n"
-        "import sharpseek.data.store as s\n"
+        "import sharpseek.data.local_store as s\n"
         "def die(dst, chunks, digest):\n"
         "    dst.write(b'partial'); dst.flush(); os._exit(3)\n"
         "s._write_chunks = die\n"
@@ -571,7 +571,7 @@ def test_s3_slow_down_is_retried_with_backoff(moto_server, caplog):
         return None
 
     store = moto_store(moto_server, http_client=fast_pool(_FaultPool, hook=slow_down_twice))
-    with caplog.at_level(logging.WARNING, logger="sharpseek.data.store"):
+    with caplog.at_level(logging.WARNING, logger="sharpseek.data.s3_store"):
         store.put_bytes("a/b.bin", b"payload")
     assert len(faults) == 2
     assert store.get_bytes("a/b.bin") == b"payload"

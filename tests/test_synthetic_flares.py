@@ -11,7 +11,7 @@ from sharpseek.config import Settings
 from sharpseek.data import flare_tables as FT
 from sharpseek.data import flare_windows as FW
 from sharpseek.data import flares as F
-from sharpseek.data.store import LocalStore
+from sharpseek.data.local_store import LocalStore
 from sharpseek.data.synthetic_flares import SyntheticFlareLaw, synthetic_flare_tables
 
 LAW = SyntheticFlareLaw.from_settings(Settings().synthetic)

@@ -20,7 +20,7 @@ import torch.multiprocessing as mp
 from ingest_fixtures import synthetic_dataset
 from sharpseek.config import Settings
 from sharpseek.data.dataset import open_dataset
-from sharpseek.data.store import LocalStore
+from sharpseek.data.local_store import LocalStore
 from sharpseek.models.checkpoints import load_checkpoint, load_encoder, load_generator
 from sharpseek.science.evaluate import (
     frechet_distance,

@@ -106,7 +106,7 @@ def _run_ingest(settings: Settings, plan, *, errors: tuple[type[BaseException], 
     (:func:`sharpseek.pipeline.ingest_plans.run_ingest_plan`, recorded in the pipeline's ledger),
     then report; exit status 3 when something was quarantined, 2 on an error the user can fix."""
     from sharpseek.data.dataset import CommitConflict
-    from sharpseek.data.store import StoreError
+    from sharpseek.data.object_store import StoreError
     from sharpseek.pipeline.ingest_plans import QualityMismatch, run_ingest_plan
 
     started = time.perf_counter()

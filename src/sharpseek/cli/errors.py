@@ -75,7 +75,7 @@ def error_log() -> Path:
 
 def _unavailable() -> tuple[type[BaseException], ...]:
     from sharpseek.data.jsoc import JsocError
-    from sharpseek.data.store import StoreError
+    from sharpseek.data.object_store import StoreError
     from sharpseek.search.index import IndexBusyError
     from sharpseek.serving.archives import ServeError
     from sharpseek.serving.backends import BackendError
@@ -95,7 +95,7 @@ def _unavailable() -> tuple[type[BaseException], ...]:
 
 def _bad_input() -> tuple[type[BaseException], ...]:
     from sharpseek.data.dataset import CommitConflict
-    from sharpseek.data.store import ObjectNotFound, StoreConfigError
+    from sharpseek.data.object_store import ObjectNotFound, StoreConfigError
     from sharpseek.science.directions import DirectionsConflict
     from sharpseek.search.index import EmptyIndexError
     from sharpseek.serving.archives import ArchiveConflict

@@ -36,7 +36,7 @@ def _fail(message: str) -> typer.Exit:
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
-    from sharpseek.data.store import StoreError
+    from sharpseek.data.object_store import StoreError
 
     return (ValueError, KeyError, FileNotFoundError, StoreError, OSError)
 

@@ -55,7 +55,7 @@ def _fail(message: str) -> typer.Exit:
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
-    from sharpseek.data.store import StoreError
+    from sharpseek.data.object_store import StoreError
     from sharpseek.search.index import EmptyIndexError
     from sharpseek.serving.backends import BackendError
 

@@ -25,9 +25,9 @@ near-real-time record of the same (HARPNUM, T_REC).
 Several writers may run at once (two ``sharpseek ingest`` on one home, the flows' commit
 beside a CLI ingest). Each commit claims a fresh version number with a create-if-absent
 put, writes its version, and moves ``LATEST`` with a compare-and-swap from the version it
-built on (:meth:`sharpseek.data.store.ObjectStore.put_if`). A writer that loses the race rebases:
-it takes the other writer's version as its base, keeps its own records that are not in it,
-and commits again under a new number; never a silent overwrite.
+built on (:meth:`sharpseek.data.object_store.ObjectStore.put_if`). A writer that loses the
+race rebases: it takes the other writer's version as its base, keeps its own records that are
+not in it, and commits again under a new number; never a silent overwrite.
 
 Images are float16 (b in [-1, 1]: spacing <= 5e-4, i.e. <= 0.5 G) and every parameter in
 the manifest is computed from the stored values, so what a reader loads is exactly what the
@@ -54,7 +54,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from sharpseek.data.store import LocalStore, ObjectNotFound, ObjectStore, PreconditionFailed
+from sharpseek.data.local_store import LocalStore
+from sharpseek.data.object_store import ObjectNotFound, ObjectStore, PreconditionFailed
 from sharpseek.physics.parameters import MODEL_SIZE
 
 __all__ = [

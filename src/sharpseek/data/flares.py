@@ -55,7 +55,7 @@ import numpy as np
 import pandas as pd
 from astropy.time import Time
 
-from sharpseek.data.store import ObjectNotFound, ObjectStore, PreconditionFailed
+from sharpseek.data.object_store import ObjectNotFound, ObjectStore, PreconditionFailed
 
 __all__ = [
     "CLASS_FLUX",

@@ -53,6 +53,7 @@ from sharpseek.data.exclusion import EXCLUDED_COLUMN, exclusion_reasons, exclusi
 from sharpseek.data.fits import SHARP_SERIES, read_sharp
 from sharpseek.data.jsoc_export import export_and_download
 from sharpseek.data.native import magnetogram_beside, magnetogram_name, native_columns
+from sharpseek.data.object_store import ObjectStore
 from sharpseek.data.preprocess import (
     MIN_PATCH_SIDE,
     clip_field,
@@ -60,7 +61,7 @@ from sharpseek.data.preprocess import (
     small_patch_problem,
     to_model_space,
 )
-from sharpseek.data.store import ObjectStore, open_store
+from sharpseek.data.store import open_store
 from sharpseek.data.synthetic import generate_frames
 from sharpseek.physics.parameters import compute_parameters, patch_quantities
 

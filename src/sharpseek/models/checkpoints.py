@@ -28,7 +28,7 @@ from typing import Any
 import torch
 
 from sharpseek import __version__
-from sharpseek.data.store import check_key
+from sharpseek.data.object_store import check_key
 from sharpseek.models.augment import AugmentConfig
 from sharpseek.models.gan import Discriminator, GANConfig, Generator
 from sharpseek.models.simsiam import SimSiam, SimSiamConfig

@@ -36,7 +36,8 @@ from sharpseek.data.flare_windows import (
 )
 from sharpseek.data.flares import PREFIX as FLARE_PREFIX
 from sharpseek.data.flares import SYNTHETIC_PREFIX, latest_flare_version, load_flare_catalogue
-from sharpseek.data.store import ObjectStore, open_store
+from sharpseek.data.object_store import ObjectStore
+from sharpseek.data.store import open_store
 from sharpseek.models.inference import EncoderModel
 from sharpseek.pipeline.ledger import DatasetRef, dataset_ref
 from sharpseek.pipeline.stages import model_keys

@@ -43,7 +43,8 @@ from sharpseek.data.ingest import (
     synthetic_provenance,
     synthetic_version,
 )
-from sharpseek.data.store import ObjectStore, open_store
+from sharpseek.data.object_store import ObjectStore
+from sharpseek.data.store import open_store
 from sharpseek.pipeline.ledger import (
     Ledger,
     StageOutcome,

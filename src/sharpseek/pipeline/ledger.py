@@ -21,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from sharpseek.data.store import ObjectStore
+from sharpseek.data.object_store import ObjectStore
 
 log = logging.getLogger(__name__)
 

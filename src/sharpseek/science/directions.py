@@ -41,7 +41,7 @@ from scipy.stats import spearmanr
 from sklearn.svm import SVC
 from tqdm.auto import tqdm
 
-from sharpseek.data.store import ObjectNotFound, PreconditionFailed
+from sharpseek.data.object_store import ObjectNotFound, PreconditionFailed
 from sharpseek.physics.parameters import DIRECTION_PARAMETERS, compute_parameters
 
 __all__ = [

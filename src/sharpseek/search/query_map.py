@@ -34,7 +34,8 @@ from typing import Any
 import numpy as np
 
 from sharpseek.data.dataset import latest_version, load_dataset
-from sharpseek.data.store import ObjectNotFound, open_store
+from sharpseek.data.object_store import ObjectNotFound
+from sharpseek.data.store import open_store
 from sharpseek.search.index.build import embedded_batches
 
 __all__ = [

@@ -56,8 +56,9 @@ from sharpseek.data.dataset import dataset_names, dataset_versions, load_dataset
 from sharpseek.data.fits import read_sharp
 from sharpseek.data.flare_windows import parse_record_id
 from sharpseek.data.images import ImageInputError, check_model_image, load_image, png_is_generated
+from sharpseek.data.local_store import LocalStore
 from sharpseek.data.native import magnetogram_beside, native_columns
-from sharpseek.data.store import LocalStore, open_store
+from sharpseek.data.store import open_store
 from sharpseek.physics.definitions import NATIVE_PARAMETERS, SHOWN_PARAMETERS
 from sharpseek.physics.parameters import compute_parameters
 from sharpseek.search.baselines import PhysicsBaseline, _noaa_lists, baseline_features, filter_mask

@@ -37,7 +37,8 @@ from pathlib import Path
 
 from sharpseek import __version__
 from sharpseek.config import Settings
-from sharpseek.data.store import ObjectNotFound, PreconditionFailed, open_store
+from sharpseek.data.object_store import ObjectNotFound, PreconditionFailed
+from sharpseek.data.store import open_store
 from sharpseek.models.inference import EncoderModel, GeneratorModel, _model_key
 from sharpseek.science.directions import DirectionSet
 

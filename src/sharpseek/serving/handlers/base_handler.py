@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from sharpseek.data.store import LocalStore
+from sharpseek.data.local_store import LocalStore
 from sharpseek.serving.protocol import NPZ, RequestError
 
 log = logging.getLogger(__name__)
