@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from sharpseek.physics.parameters import DIRECTION_PARAMETERS, compute_parameters
+from sharpseek.physics.definitions import DIRECTION_PARAMETERS
+from sharpseek.physics.parameters import compute_parameters
 from sharpseek.science.directions.algebra import shift
 from sharpseek.science.directions.boundary import DirectionMethod, train_boundary
 from sharpseek.science.directions.store import DirectionSet

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sharpseek.physics.parameters import DIRECTION_PARAMETERS, compute_parameters
+from sharpseek.physics.definitions import DIRECTION_PARAMETERS
+from sharpseek.physics.parameters import compute_parameters
 from sharpseek.science.directions.shifts import shift_basis
 from sharpseek.science.directions.store import DirectionSet
 
