@@ -27,7 +27,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from sharpseek.search.index.base import (
+from sharpseek.search.index.base import VectorIndex, recall_at_k
+from sharpseek.search.index.edge import EdgeIndex
+from sharpseek.search.index.filters import SearchFilter
+from sharpseek.search.index.points import INDEXED_FIELDS, build_points, point_id, region_key
+from sharpseek.search.index.server import ServerIndex
+from sharpseek.search.index.types import (
     CollectionInfo,
     EmptyIndexError,
     EncoderMismatchError,
@@ -37,14 +42,8 @@ from sharpseek.search.index.base import (
     ReindexResult,
     SearchHit,
     UpsertResult,
-    VectorIndex,
-    iter_batches,
-    recall_at_k,
 )
-from sharpseek.search.index.edge import EdgeIndex
-from sharpseek.search.index.filters import SearchFilter
-from sharpseek.search.index.points import INDEXED_FIELDS, build_points, point_id, region_key
-from sharpseek.search.index.server import ServerIndex
+from sharpseek.search.index.writes import iter_batches
 
 __all__ = [
     "IndexBusyError",

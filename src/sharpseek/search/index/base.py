@@ -6,290 +6,48 @@ queries, one request per search with the filter inside, grouping by region, and 
 A backend (:class:`~sharpseek.search.index.edge.EdgeIndex`,
 :class:`~sharpseek.search.index.server.ServerIndex`) supplies only storage primitives: create and
 drop a collection, read and switch the alias, write, delete, look up, count and query.
+
+Here: the primitives, the collections and the read path; the write path is the mixin
+:class:`~sharpseek.search.index.writes.IndexWrites`, the value types and errors are in
+:mod:`sharpseek.search.index.types`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
-from sharpseek.data.dataset import DEFINITIVE_SERIES, NRT_SERIES, record_id
 from sharpseek.search.index.filters import Condition, SearchFilter
-from sharpseek.search.index.points import (
-    FIELD_KINDS,
-    INDEXED_FIELDS,
-    Points,
-    build_points,
-    point_id,
+from sharpseek.search.index.points import point_id
+from sharpseek.search.index.types import (
+    _MAX_FETCH,
+    CollectionGone,
+    CollectionInfo,
+    EmptyIndexError,
+    EncoderMismatchError,
+    IndexConfig,
+    IndexedRecord,
+    RawHit,
+    SearchHit,
+    _check_query,
+    _check_version,
+    _hit,
 )
+from sharpseek.search.index.writes import IndexWrites
 
 __all__ = [
-    "CollectionInfo",
-    "EmptyIndexError",
-    "EncoderMismatchError",
-    "IndexConfig",
-    "IndexedRecord",
-    "ReindexResult",
-    "SearchHit",
-    "UpsertResult",
     "VectorIndex",
-    "iter_batches",
     "recall_at_k",
 ]
 
 log = logging.getLogger(__name__)
 
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.]*(-[A-Za-z0-9_.]+)*")
-_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
-#: Largest number of points one grouping round asks for.
-_MAX_FETCH = 4096
-#: The metric of every collection (both backends create theirs with Qdrant's ``Euclid``).
-DISTANCE = "euclid"
-#: Raw hit of a backend query: (point id, Qdrant's score, payload); :func:`_hit` turns the
-#: score into :attr:`SearchHit.distance`, once, for every backend.
-RawHit = tuple[str, float, dict[str, Any]]
 
-
-class EmptyIndexError(LookupError):
-    """Search on an index that holds nothing: no live collection, or a live one without points.
-
-    An empty index is an operational fault (nothing was indexed, or indexing failed), not an
-    answer, so it is an error rather than an empty list. A filter that matches no frame in a
-    filled index is an answer: that search returns ``[]``.
-    """
-
-
-class EncoderMismatchError(ValueError):
-    """A vector from one encoder version against a collection of another: distances between
-    embeddings of different encoders mean nothing, so this is refused."""
-
-
-class CollectionGone(RuntimeError):
-    """The collection a request named was dropped meanwhile (the caller re-resolves once)."""
-
-
-class IndexBusyError(RuntimeError):
-    """Another process kept writing to the embedded index for longer than
-    ``IndexConfig.write_timeout_s``; names it. Nothing was written."""
-
-
-@dataclass(frozen=True)
-class IndexConfig:
-    """Settings of an index (one dataclass; the application's settings fill it).
-
-    Attributes
-    ----------
-    name : str
-        The alias (server) or pointer (embedded) naming the live collection; collections are
-        ``<name>--<encoder_version>``.
-    dim : int
-        Dimension of the vectors of new collections (SimSiam projection output: 100).
-    exact_threshold : int
-        Live collections with fewer points than this are searched exactly (brute force);
-        at or above it, with HNSW. The default puts 1,000,000 points on HNSW.
-    hnsw_m, hnsw_ef_construct : int
-        HNSW graph degree and build beam (Qdrant's defaults).
-    hnsw_ef : int
-        HNSW search beam (see docs/index.md for the recall it gives).
-    indexing_threshold_kb : int
-        Segments smaller than this (vectors, in KB) get no HNSW graph and are searched
-        exactly (Qdrant's optimizer setting; 10,000 KB ~ 25,000 vectors of 100 floats).
-    full_scan_threshold_kb : int
-        Qdrant scans (exactly) a segment smaller than this even when it has an HNSW graph,
-        and a filtered search whose candidates are fewer (Qdrant's default, 10,000 KB).
-    batch_size : int
-        Points per write request.
-    write_timeout_s : float
-        Embedded: how long a writer waits for another process's write to the same index
-        folder before it gives up with :class:`IndexBusyError` (readers never wait).
-    extra_fields : mapping of field -> kind
-        Payload indexes beyond :data:`~sharpseek.search.index.points.INDEXED_FIELDS` (kinds:
-        float, integer, datetime, keyword), fixed when a collection is created.
-    """
-
-    name: str = "sharps"
-    dim: int = 100
-    exact_threshold: int = 1_000_000
-    hnsw_m: int = 16
-    hnsw_ef_construct: int = 100
-    hnsw_ef: int = 512
-    indexing_threshold_kb: int = 10_000
-    full_scan_threshold_kb: int = 10_000
-    batch_size: int = 2000
-    write_timeout_s: float = 600.0
-    extra_fields: Mapping[str, str] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if not _NAME.fullmatch(self.name) or "--" in self.name:
-            raise ValueError(f"index name {self.name!r}: use letters, digits, '_', '.', single '-'")
-        for attr in (
-            "dim",
-            "hnsw_m",
-            "hnsw_ef_construct",
-            "hnsw_ef",
-            "indexing_threshold_kb",
-            "full_scan_threshold_kb",
-            "batch_size",
-        ):
-            if int(getattr(self, attr)) < 1:
-                raise ValueError(f"{attr} must be >= 1, got {getattr(self, attr)}")
-        if self.exact_threshold < 0:
-            raise ValueError(f"exact_threshold must be >= 0, got {self.exact_threshold}")
-        for key, kind in self.extra_fields.items():
-            if kind not in FIELD_KINDS:
-                raise ValueError(f"extra field {key!r}: kind {kind!r} not in {FIELD_KINDS}")
-
-    @property
-    def fields(self) -> dict[str, str]:
-        """Payload indexes of a new collection: field name -> kind."""
-        return {**INDEXED_FIELDS, **dict(self.extra_fields)}
-
-
-@dataclass(frozen=True)
-class CollectionInfo:
-    """What a collection is: stored with it (server: collection metadata; embedded: a file)."""
-
-    name: str
-    encoder_version: str
-    dim: int
-    fields: Mapping[str, str]
-    complete: bool = False  # filled to the end by a reindex (only then can it go live)
-    created: str = ""
-    dataset_versions: tuple[str, ...] = ()  # the dataset versions its records came from
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "encoder_version": self.encoder_version,
-            "dim": self.dim,
-            "fields": dict(self.fields),
-            "complete": self.complete,
-            "created": self.created,
-            "dataset_versions": list(self.dataset_versions),
-            "distance": DISTANCE,
-        }
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> CollectionInfo:
-        return cls(
-            name=data["name"],
-            encoder_version=data["encoder_version"],
-            dim=int(data["dim"]),
-            fields=dict(data["fields"]),
-            complete=bool(data.get("complete", False)),
-            created=str(data.get("created", "")),
-            dataset_versions=tuple(data.get("dataset_versions", ())),
-        )
-
-
-@dataclass(frozen=True)
-class SearchHit:
-    """One frame a search found: the one result type from the index up to ``sharpseek
-    search``'s JSON and table and the UI's result cards (plain values only).
-
-    Attributes
-    ----------
-    record_id : str
-    distance : float
-        How far the frame lies from the query, >= 0, smaller is closer. From the index: the
-        Euclidean distance between the query's SimSiam embedding and the frame's, the metric
-        of the collection (Qdrant ``Euclid``; 0 for the same embedding). From the paper's
-        baselines (:meth:`sharpseek.search.searcher.Searcher.baseline_search`): the Euclidean or
-        Mahalanobis distance in the (TUF, R, PSEP) space.
-    harpnum : int
-    t_rec : datetime
-        T_REC, naive TAI.
-    region : str
-        The region key (:func:`~sharpseek.search.index.points.region_key`).
-    payload : dict
-        The stored payload: series, NOAA numbers, position, the physical parameters, ...
-    image : ndarray (128, 128) or None
-        The frame's model-space image where a caller looked it up (the UI does, with
-        :meth:`with_image`); the index leaves it None.
-    """
-
-    record_id: str
-    distance: float
-    harpnum: int
-    t_rec: datetime
-    region: str
-    payload: dict[str, Any]
-    image: np.ndarray | None = field(default=None, compare=False, repr=False)
-
-    @property
-    def series(self) -> str:
-        """The JSOC series (``synthetic`` for synthetic records)."""
-        return str(self.payload.get("series") or "")
-
-    @property
-    def noaa_ars(self) -> list[int]:
-        """The NOAA active-region numbers of the frame (empty when none)."""
-        return [int(n) for n in self.payload.get("noaa_ars") or []]
-
-    @property
-    def similarity(self) -> float:
-        """1 / (1 + distance): 1 is identical, toward 0 far (for display only)."""
-        return 1.0 / (1.0 + self.distance)
-
-    def parameter(self, name: str) -> float:
-        """A physical parameter of the frame from its payload (model units), NaN if absent."""
-        try:
-            return float(self.payload.get(name))
-        except (TypeError, ValueError):
-            return float("nan")
-
-    def with_image(self, image: np.ndarray | None) -> SearchHit:
-        """The same hit carrying the frame's model-space image."""
-        return replace(self, image=image)
-
-
-@dataclass(frozen=True)
-class IndexedRecord:
-    """A stored point looked up by record id (``vector`` when asked for)."""
-
-    record_id: str
-    payload: dict[str, Any]
-    vector: np.ndarray | None = None
-
-
-@dataclass
-class UpsertResult:
-    """What a write did, in records."""
-
-    added: int = 0
-    skipped: int = 0  # already in the collection (or repeated in the input)
-    superseded: int = 0  # NRT records not added because their definitive one is there
-    replaced: int = 0  # NRT points deleted because their definitive record is now there
-
-    def __iadd__(self, other: UpsertResult) -> UpsertResult:
-        self.added += other.added
-        self.skipped += other.skipped
-        self.superseded += other.superseded
-        self.replaced += other.replaced
-        return self
-
-
-@dataclass(frozen=True)
-class ReindexResult:
-    """What a reindex did: the collection now live, the one it replaced, and the counts."""
-
-    collection: str
-    encoder_version: str
-    previous: str | None
-    points: int
-    writes: UpsertResult
-
-
-class VectorIndex(ABC):
+class VectorIndex(IndexWrites, ABC):
     """SimSiam embeddings of SHARP frames, searchable by Euclidean distance with filters.
 
     One collection per encoder version; an alias names the live one. Every search resolves
@@ -484,266 +242,6 @@ class VectorIndex(ABC):
         self._info_cache.pop(name, None)
         self._drop(name)
 
-    # ------------------------------------------------------------------ writing
-    def reindex(
-        self,
-        encoder_version: str,
-        batches: Iterable[tuple[pd.DataFrame, Any]],
-        *,
-        dataset_version: str,
-        drop_previous: bool = False,
-    ) -> ReindexResult:
-        """Fill the collection of a new encoder version beside the live one, then switch.
-
-        Parameters
-        ----------
-        encoder_version : str
-            The encoder that made the vectors; names the collection.
-        batches : iterable of (rows, vectors)
-            Manifest rows (DataFrame) and their embeddings (n, dim), e.g. from
-            :func:`iter_batches`. Consumed once.
-        dataset_version : str
-            The dataset version the rows come from (stored in each payload).
-        drop_previous : bool
-            Delete the previously live collection after the switch (default: keep it, so
-            :meth:`switch` can roll back).
-
-        The alias moves only after the last batch is written, the collection is marked
-        complete and (embedded, at or above ``exact_threshold``) its HNSW graph is built.
-        Until then every search sees the old collection. If a batch fails the alias stays
-        where it was and a rerun resumes: records already in the new collection are skipped.
-        """
-        name = self.collection_name(encoder_version)
-        previous = self._live_name()
-        if name == previous:
-            raise ValueError(
-                f"encoder version {encoder_version!r} is already live ({name}); add records "
-                f"to it with upsert_records"
-            )
-        info = self._read_info(name)
-        if info is None:
-            info = CollectionInfo(
-                name=name,
-                encoder_version=encoder_version,
-                dim=self.config.dim,
-                fields=self.config.fields,
-                created=datetime.now(UTC).isoformat(timespec="seconds"),
-            )
-            self._create(name, info)
-            log.info("index %s: created %s", self.config.name, name)
-        else:
-            self._begin_write(name)
-            log.info("index %s: resuming %s (%d points)", self.config.name, name, self._count(name))
-        totals = UpsertResult()
-        for i, (rows, vectors) in enumerate(batches):
-            totals += self._write(name, info, rows, vectors, dataset_version)
-            log.info("index %s: batch %d, %d points added so far", name, i + 1, totals.added)
-        self._flush(name)
-        points = self._count(name)
-        if points == 0:
-            raise ValueError(
-                f"reindex of {encoder_version!r} wrote no points; the live collection "
-                f"({previous}) is unchanged"
-            )
-        info = self._read_info(name) or info
-        self._write_info(name, replace(info, complete=True))
-        self._after_fill(name, points)
-        self._set_live(name)
-        self._info_cache.pop(name, None)
-        log.info(
-            "index %s: %s is live (%d points; was %s)", self.config.name, name, points, previous
-        )
-        if drop_previous and previous is not None:
-            self._info_cache.pop(previous, None)
-            self._drop(previous)
-        return ReindexResult(name, encoder_version, previous, points, totals)
-
-    def upsert_records(
-        self,
-        rows: pd.DataFrame,
-        vectors: Any,
-        *,
-        encoder_version: str,
-        dataset_version: str,
-    ) -> UpsertResult:
-        """Add to the live collection the records it lacks (incremental indexing).
-
-        Records already present are skipped (counted in ``skipped``). An NRT record whose
-        definitive record is present (or in the same call) is not added (``superseded``);
-        a definitive record deletes its NRT twin (``replaced``). ``encoder_version`` must be
-        the live collection's: embeddings of two encoders never share a collection.
-        """
-        name, info = self._require_live(encoder_version)
-        self._begin_write(name)
-        info = self._read_info(name) or info  # as the last writer left it
-        result = self._write(name, info, rows, vectors, dataset_version)
-        self._flush(name)
-        return result
-
-    def replace_nrt(
-        self,
-        rows: pd.DataFrame,
-        vectors: Any,
-        *,
-        encoder_version: str,
-        dataset_version: str,
-    ) -> UpsertResult:
-        """Definitive records replace their near-real-time twins in the live collection.
-
-        ``rows`` must all be of the definitive series. Each is added (if missing) before its
-        NRT twin (same HARPNUM and T_REC) is deleted, so the frame is never absent.
-        """
-        series = set(rows["series"].astype(str)) if len(rows) else set()
-        if series - {DEFINITIVE_SERIES}:
-            raise ValueError(
-                f"replace_nrt takes records of {DEFINITIVE_SERIES!r} only, got {sorted(series)}"
-            )
-        return self.upsert_records(
-            rows, vectors, encoder_version=encoder_version, dataset_version=dataset_version
-        )
-
-    def _write(
-        self,
-        name: str,
-        info: CollectionInfo,
-        rows: pd.DataFrame,
-        vectors: Any,
-        dataset_version: str,
-    ) -> UpsertResult:
-        points = build_points(
-            rows,
-            vectors,
-            dim=info.dim,
-            dataset_version=dataset_version,
-            encoder_version=info.encoder_version,
-            fields=info.fields,
-        )
-        result = UpsertResult()
-        if not len(points):
-            return result
-        if dataset_version not in info.dataset_versions:
-            info = replace(info, dataset_versions=(*info.dataset_versions, dataset_version))
-            self._write_info(name, info)
-        batch_ids: dict[str, int] = {}
-        for i, pid in enumerate(points.ids):
-            if pid in batch_ids:
-                result.skipped += 1  # repeated in the input: the first one counts
-            else:
-                batch_ids[pid] = i
-        present = self._existing_chunked(name, list(batch_ids))
-        result.skipped += len(present)
-
-        # NRT rows whose definitive twin is stored or comes in this call are superseded
-        nrt = [i for i in batch_ids.values() if points.series[i] == NRT_SERIES]
-        twin_of = {i: point_id(self._twin(points, i, DEFINITIVE_SERIES)) for i in nrt}
-        stored_twins = self._existing_chunked(name, list(set(twin_of.values())))
-        take = []
-        for pid, i in batch_ids.items():
-            if pid in present:
-                continue
-            if i in twin_of and (twin_of[i] in batch_ids or twin_of[i] in stored_twins):
-                result.superseded += 1
-                continue
-            take.append(i)
-        for start in range(0, len(take), self.config.batch_size):
-            chunk = take[start : start + self.config.batch_size]
-            self._upsert(
-                name,
-                [points.ids[i] for i in chunk],
-                points.vectors[chunk],
-                [points.payloads[i] for i in chunk],
-            )
-        result.added = len(take)
-
-        # definitive rows (new or already stored) delete their NRT twins: add first, then
-        # delete, so a search in between sees the frame twice at worst, never not at all
-        definitive = [i for i in batch_ids.values() if points.series[i] == DEFINITIVE_SERIES]
-        nrt_twins = [point_id(self._twin(points, i, NRT_SERIES)) for i in definitive]
-        stale = sorted(self._existing_chunked(name, nrt_twins))
-        for start in range(0, len(stale), self.config.batch_size):
-            self._delete(name, stale[start : start + self.config.batch_size])
-        result.replaced = len(stale)
-        return result
-
-    def scan(self, keys: Sequence[str], *, page: int = 2000) -> Iterator[dict[str, Any]]:
-        """The payload fields ``keys`` (plus ``record_id``) of every point of the live
-        collection, page by page (bounded memory); a field a point lacks is None."""
-        name, _ = self._require_live(None)
-        wanted = ["record_id", *[k for k in keys if k != "record_id"]]
-        offset: Any = None
-        while True:
-            rows, offset = self._scroll(name, offset, page)
-            for _, payload in rows:
-                yield {k: (payload or {}).get(k) for k in wanted}
-            if offset is None:
-                return
-
-    def update_payloads(
-        self, payloads: Mapping[str, Mapping[str, Any]], *, fields: Mapping[str, str]
-    ) -> int:
-        """Set payload fields of stored points in the live collection, vectors untouched.
-
-        Parameters
-        ----------
-        payloads : mapping record id -> {field: value}
-            The fields to set on each record; a None value removes the field (a range
-            filter then never matches it). Records the collection lacks are left out.
-        fields : mapping field -> kind
-            Payload indexes these fields need; created where the collection lacks them (and
-            recorded in its info), so the fields can be filtered on.
-
-        Returns the number of points written. Points with the same new fields are written
-        in one request.
-        """
-        for key, kind in fields.items():
-            if kind not in FIELD_KINDS:
-                raise ValueError(f"field {key!r}: unknown kind {kind!r}; choose {FIELD_KINDS}")
-        name, _ = self._require_live(None)
-        self._begin_write(name)
-        try:
-            info = self._read_info(name) or self._info(name, fresh=True)
-            missing = {k: v for k, v in fields.items() if k not in info.fields}
-            for key, kind in missing.items():
-                self._add_field_index(name, key, kind)
-            if missing:
-                self._write_info(name, replace(info, fields={**info.fields, **missing}))
-                self._info_cache.pop(name, None)
-            ids = {point_id(rid): rid for rid in payloads}
-            present = self._existing_chunked(name, list(ids))
-            groups: dict[str, tuple[dict[str, Any], list[str]]] = {}
-            removals: dict[tuple[str, ...], list[str]] = {}
-            for pid in present:
-                values = payloads[ids[pid]]
-                kept = {k: v for k, v in values.items() if v is not None}
-                text = json.dumps(kept, sort_keys=True, default=str)
-                groups.setdefault(text, (kept, []))[1].append(pid)
-                gone = tuple(sorted(k for k, v in values.items() if v is None))
-                if gone:
-                    removals.setdefault(gone, []).append(pid)
-            for kept, pids in groups.values():
-                for start in range(0, len(pids), self.config.batch_size):
-                    chunk = pids[start : start + self.config.batch_size]
-                    if kept:
-                        self._set_payload(name, chunk, kept)
-            for keys, pids in removals.items():
-                for start in range(0, len(pids), self.config.batch_size):
-                    self._delete_payload(
-                        name, pids[start : start + self.config.batch_size], list(keys)
-                    )
-        finally:
-            self._flush(name)
-        return len(present)
-
-    @staticmethod
-    def _twin(points: Points, i: int, series: str) -> str:
-        return record_id(series, points.harpnums[i], points.t_recs[i])
-
-    def _existing_chunked(self, name: str, ids: list[str]) -> set[str]:
-        found: set[str] = set()
-        for start in range(0, len(ids), self.config.batch_size):
-            found |= self._existing(name, ids[start : start + self.config.batch_size])
-        return found
-
     # ------------------------------------------------------------------ reading
     def search(
         self,
@@ -929,17 +427,6 @@ class VectorIndex(ABC):
         return name, info
 
 
-def iter_batches(
-    rows: pd.DataFrame, vectors: Any, size: int = 2000
-) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
-    """Cut manifest rows and their (n, dim) embeddings into (rows, vectors) batches."""
-    vectors = np.asarray(vectors)
-    if len(vectors) != len(rows):
-        raise ValueError(f"{len(rows)} rows but {len(vectors)} vectors")
-    for start in range(0, len(rows), size):
-        yield rows.iloc[start : start + size], vectors[start : start + size]
-
-
 def recall_at_k(
     index: VectorIndex,
     queries: Any,
@@ -968,49 +455,3 @@ def recall_at_k(
     if not recalls:
         raise ValueError("no query had any exact match: recall is undefined")
     return float(np.mean(recalls))
-
-
-def _check_version(encoder_version: str) -> None:
-    if not isinstance(encoder_version, str) or not _VERSION.fullmatch(encoder_version):
-        raise ValueError(
-            f"encoder version {encoder_version!r}: use 1-100 letters, digits, '_', '.', '-'"
-        )
-
-
-def _check_query(vector: Any, dim: int) -> list[float]:
-    array = np.asarray(vector)
-    if array.dtype == object or not np.issubdtype(array.dtype, np.number):
-        raise ValueError(f"query vector must be numeric, got dtype {array.dtype}")
-    if array.shape != (dim,):
-        raise ValueError(f"query vector has shape {array.shape}; expected ({dim},)")
-    array = array.astype(np.float64)
-    bad = ~np.isfinite(array)
-    if bad.any():
-        raise ValueError(f"query vector has {int(bad.sum())} NaN or infinite value(s)")
-    return array.tolist()
-
-
-def _distance(score: float) -> float:
-    """The distance of a hit from the score Qdrant gives it.
-
-    What Qdrant's score means depends on the collection's metric: for ``Euclid`` (every
-    collection here, :data:`DISTANCE`) it is the Euclidean distance itself, not squared
-    (smaller is closer; both backends, tested against numpy); for ``Cosine`` and ``Dot`` it
-    would be a similarity (larger is closer): changing :data:`DISTANCE` means converting here.
-    """
-    return float(score)
-
-
-def _hit(raw: RawHit) -> SearchHit:
-    _, score, payload = raw
-    payload = dict(payload or {})
-    t_rec = payload.get("t_rec")
-    when = datetime.fromisoformat(t_rec).replace(tzinfo=None) if isinstance(t_rec, str) else t_rec
-    return SearchHit(
-        record_id=str(payload.get("record_id")),
-        distance=_distance(score),
-        harpnum=int(payload.get("harpnum", -1)),
-        t_rec=when,
-        region=str(payload.get("region")),
-        payload=payload,
-    )

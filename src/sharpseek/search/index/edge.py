@@ -54,16 +54,16 @@ from typing import Any
 import numpy as np
 import qdrant_edge as qe
 
-from sharpseek.search.index.base import (
+from sharpseek.search.index.base import VectorIndex
+from sharpseek.search.index.filters import Condition
+from sharpseek.search.index.types import (
     DISTANCE,
     CollectionGone,
     CollectionInfo,
     IndexBusyError,
     IndexConfig,
     RawHit,
-    VectorIndex,
 )
-from sharpseek.search.index.filters import Condition
 
 __all__ = ["EdgeIndex"]
 
@@ -75,7 +75,7 @@ _SCHEMA = {
     "datetime": qe.PayloadSchemaType.Datetime,
     "keyword": qe.PayloadSchemaType.Keyword,
 }
-#: Qdrant's metric of :data:`~sharpseek.search.index.base.DISTANCE` (its score is then the
+#: Qdrant's metric of :data:`~sharpseek.search.index.types.DISTANCE` (its score is then the
 #: distance).
 _METRIC = {"euclid": qe.Distance.Euclid}
 INFO_FILE = "collection.json"

@@ -26,15 +26,15 @@ from qdrant_client import QdrantClient
 from qdrant_client import models as qm
 from qdrant_client.http.exceptions import UnexpectedResponse
 
-from sharpseek.search.index.base import (
+from sharpseek.search.index.base import VectorIndex
+from sharpseek.search.index.filters import Condition
+from sharpseek.search.index.types import (
     DISTANCE,
     CollectionGone,
     CollectionInfo,
     IndexConfig,
     RawHit,
-    VectorIndex,
 )
-from sharpseek.search.index.filters import Condition
 
 __all__ = ["ServerIndex"]
 
@@ -46,7 +46,7 @@ _SCHEMA = {
     "datetime": qm.PayloadSchemaType.DATETIME,
     "keyword": qm.PayloadSchemaType.KEYWORD,
 }
-#: Qdrant's metric of :data:`~sharpseek.search.index.base.DISTANCE` (its score is then the
+#: Qdrant's metric of :data:`~sharpseek.search.index.types.DISTANCE` (its score is then the
 #: distance).
 _METRIC = {"euclid": qm.Distance.EUCLID}
 _META_KEY = "sharpseek"
