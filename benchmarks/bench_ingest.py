@@ -33,7 +33,7 @@ from astropy.io import fits
 from sharpseek.config import Settings
 from sharpseek.data.dataset import PatchDataset, PatchRecord, append_records, load_dataset
 from sharpseek.data.fits import read_sharp
-from sharpseek.data.ingest import fits_records
+from sharpseek.data.ingest_fits import fits_records
 from sharpseek.data.local_store import LocalStore
 from sharpseek.data.preprocess import to_model_space
 from sharpseek.data.s3_store import S3Store

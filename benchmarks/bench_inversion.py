@@ -43,7 +43,7 @@ from sharpseek import __version__
 from sharpseek.config import get_settings
 from sharpseek.data.dataset import load_dataset
 from sharpseek.data.fits import read_sharp
-from sharpseek.data.ingest import derive_mu
+from sharpseek.data.ingest_records import derive_mu
 from sharpseek.data.preprocess import to_model_space
 from sharpseek.data.store import open_store
 from sharpseek.models.inference import GeneratorModel

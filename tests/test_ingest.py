@@ -15,7 +15,8 @@ from fake_jsoc import FakeJsoc, builtin_record_table
 from sharpseek.cli.app import app
 from sharpseek.config import Settings, StoreSettings
 from sharpseek.data.dataset import dataset_versions, load_dataset
-from sharpseek.data.ingest import derive_mu, shown_path
+from sharpseek.data.ingest_fits import shown_path
+from sharpseek.data.ingest_records import derive_mu
 from sharpseek.data.jsoc import DEFINITIVE_SERIES, NRT_SERIES
 from sharpseek.data.local_store import LocalStore
 from sharpseek.data.store import open_store

@@ -31,18 +31,15 @@ from sharpseek.data.dataset import (
 )
 from sharpseek.data.exclusion import exclusion_rule
 from sharpseek.data.ingest import (
-    combine_downloads,
     commit_ingest_shards,
-    download_jsoc,
-    find_fits_files,
-    fits_provenance,
     ingest_shard,
     plan_fits_shards,
     plan_jsoc_shards,
     plan_synthetic_shards,
-    synthetic_provenance,
-    synthetic_version,
 )
+from sharpseek.data.ingest_fits import find_fits_files, fits_provenance
+from sharpseek.data.ingest_jsoc import combine_downloads, download_jsoc
+from sharpseek.data.ingest_synthetic import synthetic_provenance, synthetic_version
 from sharpseek.data.object_store import ObjectStore
 from sharpseek.data.store import open_store
 from sharpseek.pipeline.ledger import (
@@ -229,7 +226,7 @@ def plan_ingest_jsoc(
     already held are skipped at the commit. Without ``incremental``, asks for the record set
     ``start``/``end``/``harpnums``/``noaa`` select (HARPs without a time range: all their
     records). ``noaa``, ``cadence``, ``strict_quality``:
-    as :func:`sharpseek.data.ingest.download_jsoc`.
+    as :func:`sharpseek.data.ingest_jsoc.download_jsoc`.
 
     ``done`` when the same requests delivered exactly the same files (names and bytes) to
     the last run of this stage, whose dataset version is still there.

@@ -80,7 +80,7 @@ INDEXED_FIELDS: dict[str, FieldKind] = {
     "sigma": "float",
     "alpha": "float",
     "grad": "float",
-    # physical units at original resolution (sharpseek.data.ingest.frame_to_record)
+    # physical units at original resolution (sharpseek.data.ingest_records.frame_to_record)
     "flux_mx": "float",
     "flux_strong_mx": "float",
     "flux_positive_mx": "float",
