@@ -677,7 +677,7 @@ def test_update_payloads_sets_and_removes_fields_on_both_backends(backend, fast_
 
 
 def test_cli_flare_options_make_the_filter():
-    from sharpseek.cli.index import _filter
+    from sharpseek.cli.search import _filter
 
     spec = _filter([], None, None, [], [], None, None, None, {"history": "M+", "within": "48h"})
     assert spec.history == ("M+", 48) and spec.outcome is None

@@ -13,27 +13,29 @@ Every error a user can cause ends in one line and exit code 2, never a traceback
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from sharpseek.cli.common import (
     DatasetOpt,
     DatasetVersionOpt,
-    HoldOpt,
     HomeOpt,
     PresetOpt,
     ProgressOpt,
-    ShiftOpt,
-    dataset_name,
-    parse_shifts,
     settings_from,
 )
+from sharpseek.cli.index_access import (
+    console,
+    dataset_of,
+    error_text,
+    fail,
+    open_index,
+    user_errors,
+)
+from sharpseek.cli.search import search_cmd
 from sharpseek.cli.train import _seed_blocks
 
 # The library is imported inside the commands, not here: `sharpseek --help` and every other
@@ -43,46 +45,6 @@ index_app = typer.Typer(
     help="The vector index of SimSiam embeddings (embedded folder or Qdrant server).",
     no_args_is_help=True,
 )
-console = Console()
-
-
-_settings = settings_from
-
-
-def _fail(message: str) -> typer.Exit:
-    console.print(f"[red]error:[/] {escape(message)}", soft_wrap=True)
-    return typer.Exit(code=2)
-
-
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from sharpseek.data.object_store import StoreError
-    from sharpseek.search.index import EmptyIndexError
-    from sharpseek.serving.backends import BackendError
-
-    return (
-        ValueError, KeyError, LookupError, FileNotFoundError, EmptyIndexError, StoreError,
-        BackendError,
-    )  # fmt: skip
-
-
-def _message(err: BaseException) -> str:
-    return str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
-
-
-def _index(settings, dim: int | None = None):
-    from sharpseek.search.index import open_index_from_settings
-
-    try:
-        return open_index_from_settings(settings, dim=dim)
-    except RuntimeError as err:  # e.g. the embedded folder is open in another process
-        raise _fail(str(err)) from None
-
-
-def _dataset(settings, name: str, version: str | None):
-    from sharpseek.data.dataset import load_dataset
-    from sharpseek.data.store import open_store
-
-    return load_dataset(open_store(settings), name, version)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -96,8 +58,8 @@ def status_cmd(
     home: HomeOpt = None,
 ) -> None:
     """Every collection of the index: encoder version, complete, points, live."""
-    settings = _settings(preset, home)
-    with _index(settings) as index:
+    settings = settings_from(preset, home)
+    with open_index(settings) as index:
         status = index.status()
     if as_json:
         typer.echo(json.dumps(status, indent=1, default=str))
@@ -138,7 +100,7 @@ def build_cmd(
 
     from sharpseek.pipeline.index_plans import plan_index, run_index_plan
 
-    settings = _settings(preset, home)
+    settings = settings_from(preset, home)
     started = time.perf_counter()
     try:
         plan = plan_index(
@@ -146,8 +108,8 @@ def build_cmd(
             mode="reindex",
         )  # fmt: skip
         outcome = run_index_plan(settings, plan, drop_previous=drop_previous, progress=progress)
-    except (*_user_errors(), RuntimeError) as err:
-        raise _fail(_message(err)) from None
+    except (*user_errors(), RuntimeError) as err:
+        raise fail(error_text(err)) from None
     ref = plan.datasets[0]
     console.print(
         f"[green]live:[/] {outcome.live_after} ({outcome.points_after} points; added "
@@ -173,15 +135,15 @@ def update_cmd(
     definitive records replace their NRT twins."""
     from sharpseek.pipeline.index_plans import plan_index, run_index_plan
 
-    settings = _settings(preset, home)
+    settings = settings_from(preset, home)
     try:
         plan = plan_index(
             settings, datasets=[dataset], versions=_pinned(dataset, dataset_version),
             mode="update",
         )  # fmt: skip
         outcome = run_index_plan(settings, plan, progress=progress)
-    except (*_user_errors(), RuntimeError) as err:
-        raise _fail(_message(err)) from None
+    except (*user_errors(), RuntimeError) as err:
+        raise fail(error_text(err)) from None
     console.print(
         f"added {outcome.added}, NRT replaced {outcome.replaced}, NRT superseded "
         f"{outcome.superseded}; the live collection holds {outcome.points_after} points"
@@ -195,12 +157,12 @@ def switch_cmd(
     home: HomeOpt = None,
 ) -> None:
     """Make the (complete) collection of an encoder version live: a rollback."""
-    settings = _settings(preset, home)
+    settings = settings_from(preset, home)
     try:
-        with _index(settings) as index:
+        with open_index(settings) as index:
             info = index.switch(encoder_version)
-    except _user_errors() as err:
-        raise _fail(_message(err)) from None
+    except user_errors() as err:
+        raise fail(error_text(err)) from None
     console.print(f"[green]live:[/] {info.name}")
 
 
@@ -211,12 +173,12 @@ def drop_cmd(
     home: HomeOpt = None,
 ) -> None:
     """Delete the collection of an encoder version (the live one is refused)."""
-    settings = _settings(preset, home)
+    settings = settings_from(preset, home)
     try:
-        with _index(settings) as index:
+        with open_index(settings) as index:
             index.drop(encoder_version)
-    except _user_errors() as err:
-        raise _fail(_message(err)) from None
+    except user_errors() as err:
+        raise fail(error_text(err)) from None
     console.print(f"dropped the collection of {encoder_version}")
 
 
@@ -224,10 +186,10 @@ def drop_cmd(
 def optimize_cmd(preset: PresetOpt = None, home: HomeOpt = None) -> None:
     """Embedded: merge segments and build the HNSW graph of the live collection (minutes for
     100k+ points); also speeds up filtered exact searches. A server optimizes by itself."""
-    settings = _settings(preset, home)
-    with _index(settings) as index:
+    settings = settings_from(preset, home)
+    with open_index(settings) as index:
         if index.live() is None:
-            raise _fail("nothing is live yet: `sharpseek index build` first")
+            raise fail("nothing is live yet: `sharpseek index build` first")
         done = index.optimize()
     console.print("optimized" if done else "nothing to do: the server optimizes by itself")
 
@@ -251,7 +213,7 @@ def recall_cmd(
     from sharpseek.search.index import recall_at_k
     from sharpseek.search.searcher import Searcher
 
-    settings = _settings(preset, home)
+    settings = settings_from(preset, home)
     ef = hnsw_ef or settings.index.hnsw_ef
     try:
         with Searcher(settings) as searcher:
@@ -268,8 +230,8 @@ def recall_cmd(
             vectors = backend.embed(backend.generate(seeds=seeds, parameters=False).images)
             points = index.count()
             recall = recall_at_k(index, np.asarray(vectors), k=k, hnsw_ef=ef)
-    except _user_errors() as err:
-        raise _fail(_message(err)) from None
+    except user_errors() as err:
+        raise fail(error_text(err)) from None
     kb = points * live.dim * 4 / 1024
     graph = kb >= max(settings.index.indexing_threshold_kb, index.config.full_scan_threshold_kb)
     result = {
@@ -299,267 +261,6 @@ def recall_cmd(
             f"{index.config.full_scan_threshold_kb} KB): it scans them exactly, so recall "
             "is 1 by construction"
         )
-
-
-# ---------------------------------------------------------------------------------------------
-# sharpseek search
-
-
-def _range(text: str, what: str) -> tuple[Any, Any]:
-    """``low:high`` with either side empty -> (low, high) numbers."""
-    if ":" not in text:
-        raise ValueError(f"{what} {text!r}: write low:high (either side may be empty)")
-    low, high = text.split(":", 1)
-
-    def number(part: str) -> float | None:
-        part = part.strip()
-        if not part:
-            return None
-        try:
-            value = float(part)
-        except ValueError:
-            raise ValueError(f"{what} {text!r}: {part!r} is not a number") from None
-        if not math.isfinite(value):
-            raise ValueError(f"{what} {text!r}: bounds must be finite")
-        return value
-
-    return number(low), number(high)
-
-
-def _filter(
-    ranges: list[str],
-    start: str | None,
-    end: str | None,
-    harps: list[int],
-    noaa: list[int],
-    hemisphere: str | None,
-    latitude: str | None,
-    mu: str | None,
-    flares: dict[str, str | None] | None = None,
-):
-    from sharpseek.search.index import SearchFilter
-
-    flares = flares or {}
-    within = flares.get("within")
-    if within and not (flares.get("history") or flares.get("outcome")):
-        raise ValueError("--within applies to --history or --outcome; give one of them")
-    window = within or "24h"
-    parsed = {}
-    for item in ranges:
-        if "=" not in item:
-            raise ValueError(f"--range {item!r}: write field=low:high, e.g. tuf=2e5:")
-        name, bounds = item.split("=", 1)
-        parsed[name.strip()] = _range(bounds, f"--range {name.strip()}")
-    spec = SearchFilter(
-        ranges=parsed,
-        time=(start, end) if (start or end) else None,
-        harpnums=harps or None,
-        noaa=noaa or None,
-        hemisphere=hemisphere,
-        latitude=_range(latitude, "--lat") if latitude else None,
-        mu=_range(mu, "--mu") if mu else None,
-        history=(flares["history"], window) if flares.get("history") else None,
-        outcome=(flares["outcome"], window) if flares.get("outcome") else None,
-        quiet=(flares["quiet"], flares["quiet_class"]) if flares.get("quiet") else None,
-    )
-    return None if spec.is_empty() else spec
-
-
-def _cell(value: Any) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "—"
-    if isinstance(value, float):
-        return f"{value:.3g}"
-    return str(value)
-
-
-def search_cmd(
-    seed: Annotated[int | None, typer.Option("--seed", min=0, help="query: generated AR")] = None,
-    shift: ShiftOpt = None,
-    hold: HoldOpt = None,
-    image: Annotated[
-        Path | None, typer.Option("--image", help="query: FITS, .npy (gauss) or sharpseek PNG")
-    ] = None,
-    units: Annotated[
-        str, typer.Option("--units", help="of a .npy query: gauss (default) or model")
-    ] = "gauss",
-    record: Annotated[
-        str | None, typer.Option("--record", help="query: an indexed record id")
-    ] = None,
-    k: Annotated[int, typer.Option("--k", "-k", min=1, help="regions (or frames) returned")] = 10,
-    per_region: Annotated[
-        int, typer.Option("--per-region", min=1, help="best frames per region")
-    ] = 1,
-    frames: Annotated[
-        bool, typer.Option("--frames", help="no grouping: the k nearest frames")
-    ] = False,
-    ranges: Annotated[
-        list[str], typer.Option("--range", help="field=low:high, e.g. tuf=2e5: or psep_mm=10:40")
-    ] = [],  # noqa: B006
-    start: Annotated[str | None, typer.Option("--start", help="T_REC from (TAI)")] = None,
-    end: Annotated[str | None, typer.Option("--end", help="T_REC until (TAI)")] = None,
-    harp: Annotated[list[int], typer.Option("--harp", help="only these HARPNUMs")] = [],  # noqa: B006
-    noaa: Annotated[list[int], typer.Option("--noaa", help="only these NOAA ARs")] = [],  # noqa: B006
-    hemisphere: Annotated[str | None, typer.Option("--hemisphere", help="north or south")] = None,
-    lat: Annotated[str | None, typer.Option("--lat", help="LAT_FWT low:high [deg]")] = None,
-    mu: Annotated[str | None, typer.Option("--mu", help="mu low:high")] = None,
-    history: Annotated[
-        str | None,
-        typer.Option("--history", help="a flare of this class or above before T_REC, e.g. M+"),
-    ] = None,
-    outcome: Annotated[
-        str | None,
-        typer.Option("--outcome", help="a flare of this class or above after T_REC, e.g. M+"),
-    ] = None,
-    within: Annotated[
-        str | None,
-        typer.Option("--within", help="window of --history / --outcome, e.g. 24h (default)"),
-    ] = None,
-    quiet: Annotated[
-        str | None,
-        typer.Option(
-            "--quiet", help="no flare >= settings.flares.quiet_class (C) within this, e.g. 48h"
-        ),
-    ] = None,
-    outlook: Annotated[
-        bool,
-        typer.Option(
-            "--outlook",
-            help="also the look-alike flare outlook: how often the k nearest regions flared next",
-        ),
-    ] = False,
-    outlook_k: Annotated[
-        int | None,
-        typer.Option("--outlook-k", min=1, help="regions of the outlook (settings.flares)"),
-    ] = None,
-    outlook_class: Annotated[
-        str | None,
-        typer.Option("--outlook-class", help="class counted by the outlook, e.g. M (default)"),
-    ] = None,
-    method: Annotated[
-        str,
-        typer.Option(
-            "--method", help="simsiam (the index), or euclidean / mahalanobis in (TUF, R, PSEP)"
-        ),
-    ] = "simsiam",
-    dataset: Annotated[
-        str,
-        typer.Option(
-            "--dataset", help="for the baselines: the dataset searched", callback=dataset_name
-        ),
-    ] = "synthetic",
-    save_query_png: Annotated[
-        Path | None, typer.Option("--save-query-png", help="write the query as a sharpseek PNG")
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="print JSON for scripts")] = False,
-    preset: PresetOpt = None,
-    home: HomeOpt = None,
-) -> None:
-    """Search real SHARPs like a query (a generated AR, an image or an indexed record),
-    narrowed by filters sent in the same request; one best frame per region by default."""
-    from sharpseek.data.images import ImageInputError, export_png
-    from sharpseek.physics.parameters import BASELINE_PARAMETERS, CARD_NATIVE_PARAMETERS
-    from sharpseek.search.results import results_to_json
-    from sharpseek.search.searcher import Searcher
-    from sharpseek.ui.exports import has_native, summary
-
-    settings = _settings(preset, home)
-    given = [x is not None for x in (seed, image, record)]
-    if sum(given) != 1:
-        raise _fail("give exactly one query: --seed, --image or --record")
-    if (shift or hold) and seed is None:
-        raise _fail("--shift and --hold apply to a --seed query")
-    if method not in ("simsiam", "euclidean", "mahalanobis"):
-        raise _fail(f"--method {method!r}: choose simsiam, euclidean or mahalanobis")
-    if units not in ("gauss", "model"):
-        raise _fail(f"--units {units!r}: choose gauss or model")
-    try:
-        flare_spec = {
-            "history": history,
-            "outcome": outcome,
-            "within": within,
-            "quiet": quiet,
-            "quiet_class": settings.flares.quiet_class,
-        }
-        spec = _filter(ranges, start, end, harp, noaa, hemisphere, lat, mu, flare_spec)
-        shifts = parse_shifts(shift)
-        with Searcher(settings) as searcher:
-            if seed is not None:
-                query = searcher.latent_query(seed, shifts=shifts, hold=hold or [])
-            elif image is not None:
-                query = searcher.image_query(image, units=units)
-            else:
-                query = searcher.record_query(record)
-            if save_query_png is not None:
-                if query.image is None:
-                    raise ValueError("a record query has no image at hand to save")
-                export_png(
-                    query.image,
-                    save_query_png,
-                    description=query.description,
-                    generated=query.kind == "latent",
-                )
-            if method == "simsiam":
-                frame = searcher.search(
-                    query, k=k, filter=spec, per_region=per_region, group_by_region=not frames
-                )
-            else:
-                table = _dataset(settings, dataset, None).manifest
-                frame = searcher.baseline_search(
-                    query, table, metric=method, k=k, filter=spec, per_region=per_region
-                )
-            # which backend and model versions made the query (none for a stored record)
-            models = searcher.versions() if query.kind != "record" else None
-            look = (
-                searcher.outlook(query, k=outlook_k, threshold=outlook_class)
-                if outlook or outlook_k or outlook_class
-                else None
-            )
-    except (*_user_errors(), ImageInputError) as err:
-        raise _fail(_message(err)) from None
-    if as_json:
-        payload = results_to_json(frame) | {"models": models}
-        if look is not None:
-            payload["outlook"] = look.to_json()
-        typer.echo(json.dumps(payload, indent=1, default=str))
-        return
-    q = frame.attrs["query"]
-    console.print(
-        f"query: {escape(q['description'])} ({q['kind']}; encoder {q.get('encoder_version')})"
-        + (f"; method {method}" if method != "simsiam" else "")
-    )
-    if look is not None:
-        console.print(f"outlook: {escape(look.text())}\n  {escape(look.caveat)}")
-    if frame.empty:
-        console.print("no frame matches the filter")
-        return
-    table = Table(show_lines=True)
-    table.add_column("#", justify="right")
-    table.add_column("record (NOAA, mu, JSOC)", overflow="fold", ratio=3)
-    table.add_column("distance", justify="right")
-    for name in BASELINE_PARAMETERS:
-        table.add_column(f"{name.upper()} (model)\nquery\nmatch", justify="right")
-    table.add_column("match on its native CEA grid", overflow="fold", ratio=2)
-    for _, row in frame.iterrows():
-        noaa_text = ",".join(map(str, row["noaa_ars"])) or "—"
-        where = row["jsoc_url"] or "synthetic record"
-        native = {n: row[f"match_{n}"] for n in CARD_NATIVE_PARAMETERS}
-        flares = f"\nflares: {row['flares']}" if row.get("flares") else ""
-        table.add_row(
-            str(row["rank"]),
-            f"{row['record_id']}\nNOAA {noaa_text}, mu {_cell(row['mu'])}\n{where}{flares}",
-            f"{row['distance']:.3f}",
-            *[
-                f"{_cell(row[f'query_{n}'])}\n{_cell(row[f'match_{n}'])}"
-                for n in BASELINE_PARAMETERS
-            ],
-            summary({**native, "r_jsoc_segment": row["match_r_jsoc_segment"]})
-            if has_native(native)
-            else "—",
-        )
-    console.print(table)
-    if save_query_png is not None:
-        console.print(f"query image: {save_query_png}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -613,10 +314,10 @@ def evaluate_retrieval_cmd(
     from sharpseek.search.searcher import Searcher
 
     blocks = _seed_blocks(seed_blocks)
-    settings = _settings(preset, home)
+    settings = settings_from(preset, home)
     target = out or settings.home / "reports" / "retrieval"
     try:
-        ds = _dataset(settings, dataset, dataset_version)
+        ds = dataset_of(settings, dataset, dataset_version)
         holdout = _encoder_holdout(settings, ds)
         with Searcher(settings) as searcher:
             results = evaluate_retrieval_blocks(
@@ -630,8 +331,8 @@ def evaluate_retrieval_cmd(
                 query_map=searcher.query_map,
             )
         report = write_report(results, ds, target)
-    except _user_errors() as err:
-        raise _fail(_message(err)) from None
+    except user_errors() as err:
+        raise fail(error_text(err)) from None
     for result in results:
         corr = result.correlations
         first = result.meta["seed"]
