@@ -27,12 +27,11 @@ from sharpseek.ui.state import (
     time_text,
     version_problems,
 )
+from sharpseek.ui.upload import NATIVE_FRAME_KEY, read_upload
 from sharpseek.ui.workbench import (
-    NATIVE_FRAME_KEY,
     Rendered,
     SearchView,
     Workbench,
-    read_upload,
     render,
 )
 
