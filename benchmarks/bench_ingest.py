@@ -31,7 +31,8 @@ import torch
 from astropy.io import fits
 
 from sharpseek.config import Settings
-from sharpseek.data.dataset import PatchDataset, PatchRecord, append_records, load_dataset
+from sharpseek.data.dataset import PatchDataset, PatchRecord, load_dataset
+from sharpseek.data.dataset_writer import append_records
 from sharpseek.data.fits import read_sharp
 from sharpseek.data.ingest_fits import fits_records
 from sharpseek.data.local_store import LocalStore

@@ -27,8 +27,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sharpseek.data import dataset as dataset_module
-from sharpseek.data.dataset import PatchRecord, append_records, dataset_versions, load_dataset
+from sharpseek.data import dataset_writer
+from sharpseek.data.dataset import PatchRecord, dataset_versions, load_dataset
+from sharpseek.data.dataset_writer import append_records
 from sharpseek.data.local_store import LocalStore
 from sharpseek.data.s3_store import S3Store
 
@@ -64,7 +65,7 @@ def _store(spec: tuple[str, str, str]):
 
 def _writer(spec, writer: int, n: int, barrier, results) -> None:
     """One writer process: append its records, all writers released together at the commit."""
-    original = dataset_module._Commit._claim
+    original = dataset_writer._Commit._claim
     waited = []
 
     def claim(self, base_ds):
@@ -73,7 +74,7 @@ def _writer(spec, writer: int, n: int, barrier, results) -> None:
             barrier.wait(timeout=120)
         return original(self, base_ds)
 
-    dataset_module._Commit._claim = claim
+    dataset_writer._Commit._claim = claim
     try:
         result = append_records(
             _store(spec), "sharp", _records(writer, n), provenance={"writer": writer},
@@ -138,7 +139,7 @@ def test_concurrent_writers_lose_nothing_and_duplicate_nothing(spec, writers):
 def test_a_named_version_held_by_another_writer_is_not_overwritten(tmp_path):
     store = LocalStore(tmp_path / "home")
     store.put_bytes("datasets/synthetic/recipe-a/claim.json", b'{"writer": "other:1"}')
-    with pytest.raises(dataset_module.CommitConflict, match="other:1"):
+    with pytest.raises(dataset_writer.CommitConflict, match="other:1"):
         append_records(
             store, "synthetic", _records(0, 2), provenance={}, base=None, version="recipe-a"
         )

@@ -11,14 +11,13 @@ from sharpseek.data.dataset import (
     PatchDataset,
     PatchRecord,
     Quarantined,
-    append_records,
     dataset_versions,
     latest_version,
     load_dataset,
     open_dataset,
     record_id,
-    write_dataset,
 )
+from sharpseek.data.dataset_writer import append_records, write_dataset
 from sharpseek.data.local_store import LocalStore
 from sharpseek.data.s3_store import S3Store
 
@@ -212,7 +211,8 @@ def test_patch_dataset_works_in_dataloader_workers(tmp_path):
 
 @pytest.mark.parametrize("name", ["../../etc", "", "a/b", "..", ".hidden", "x" * 65, "a b"])
 def test_a_dataset_name_outside_the_rule_is_refused_before_anything_is_written(tmp_path, name):
-    from sharpseek.data.dataset import append_records, check_dataset_name, load_dataset
+    from sharpseek.data.dataset import check_dataset_name, load_dataset
+    from sharpseek.data.dataset_writer import append_records
     from sharpseek.data.local_store import LocalStore
 
     store = LocalStore(tmp_path / "home")

@@ -105,7 +105,7 @@ def _run_ingest(settings: Settings, plan, *, errors: tuple[type[BaseException], 
     """Plan (``plan()``), make the shards and commit in this process
     (:func:`sharpseek.pipeline.ingest_plans.run_ingest_plan`, recorded in the pipeline's ledger),
     then report; exit status 3 when something was quarantined, 2 on an error the user can fix."""
-    from sharpseek.data.dataset import CommitConflict
+    from sharpseek.data.dataset_writer import CommitConflict
     from sharpseek.data.object_store import StoreError
     from sharpseek.pipeline.ingest_plans import QualityMismatch, run_ingest_plan
 

@@ -94,7 +94,7 @@ def _unavailable() -> tuple[type[BaseException], ...]:
 
 
 def _bad_input() -> tuple[type[BaseException], ...]:
-    from sharpseek.data.dataset import CommitConflict
+    from sharpseek.data.dataset_writer import CommitConflict
     from sharpseek.data.object_store import ObjectNotFound, StoreConfigError
     from sharpseek.science.directions import DirectionsConflict
     from sharpseek.search.index import EmptyIndexError

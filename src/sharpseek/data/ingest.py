@@ -4,9 +4,9 @@ Sources — synthetic (:mod:`sharpseek.data.synthetic`), local FITS as JSOC expo
 itself through drms (:mod:`sharpseek.data.jsoc`) — yield frames (Br in gauss at original
 resolution plus SHARP metadata) that all go through :func:`frame_to_record`: model-space
 conversion, physical-unit quantities at original resolution, mu, data-quality flags. The
-dataset writer (:func:`sharpseek.data.dataset.append_records`) adds the model-space physics per
-shard, keys records by (series, HARPNUM, T_REC), and quarantines what is refused with its
-reason while the rest goes on.
+dataset writer (:func:`sharpseek.data.dataset_writer.append_records`) adds the model-space
+physics per shard, keys records by (series, HARPNUM, T_REC), and quarantines what is refused
+with its reason while the rest goes on.
 
 Every ingest takes one road: a plan cuts the input into :class:`IngestShard` pieces
 (:func:`plan_synthetic_shards`, :func:`plan_fits_shards`, :func:`plan_jsoc_shards` after
@@ -34,12 +34,8 @@ import pandas as pd
 
 from sharpseek import __version__
 from sharpseek.config import Settings
-from sharpseek.data.dataset import (
-    AppendResult,
-    PatchRecord,
-    Quarantined,
-    append_records,
-)
+from sharpseek.data.dataset import PatchRecord, Quarantined
+from sharpseek.data.dataset_writer import AppendResult, append_records
 from sharpseek.data.ingest_fits import (
     file_sha256,
     find_fits_files,
@@ -235,7 +231,7 @@ def ingest_shard(
 ) -> dict[str, Any]:
     """Make one shard's records: read or generate its frames, convert them to model space,
     compute the physics on the float16 images the dataset will hold (exactly what
-    :func:`sharpseek.data.dataset.append_records` would compute), and store them under
+    :func:`sharpseek.data.dataset_writer.append_records` would compute), and store them under
     ``shard.key`` (``images.npy`` float16 (n, 128, 128), ``rows.parquet`` metadata and
     columns, ``physics.parquet``, ``quarantined.json``, then ``done.json`` last: a shard
     exists once ``done.json`` does).
@@ -310,11 +306,11 @@ def commit_ingest_shards(
 ) -> AppendResult:
     """Commit made shards into ``dataset`` through the one dataset writer, in shard order.
 
-    The writer (:func:`sharpseek.data.dataset.append_records`, journaled and idempotent) takes the
-    physics the shards computed instead of computing it again. Every shard must be made
-    first; otherwise nothing is written. ``leading``: inputs refused before any shard (a path
+    The writer (:func:`sharpseek.data.dataset_writer.append_records`, journaled and
+    idempotent) takes the physics the shards computed instead of computing it again. Every
+    shard must be made first; otherwise nothing is written. ``leading``: inputs refused before any shard (a path
     that does not exist). ``base``, ``version``, ``overwrite``: as
-    :func:`sharpseek.data.dataset.append_records`. With ``delete_shards``, the shards' staged
+    :func:`sharpseek.data.dataset_writer.append_records`. With ``delete_shards``, the shards' staged
     records are removed once the version is committed.
     """
     missing = [s.key for s in shards if not store.exists(f"{s.key}/done.json")]

@@ -19,11 +19,7 @@ import astropy.units as u
 import numpy as np
 
 from sharpseek import __version__
-from sharpseek.data.dataset import (
-    PatchRecord,
-    Quarantined,
-    record_id,
-)
+from sharpseek.data.dataset import PatchRecord, Quarantined, record_id
 from sharpseek.data.fits import SHARP_SERIES, read_sharp
 from sharpseek.data.ingest_records import (
     DATASET_SCHEMA,

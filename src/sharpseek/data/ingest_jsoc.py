@@ -17,11 +17,7 @@ import pandas as pd
 from sharpseek import __version__
 from sharpseek.config import Settings
 from sharpseek.data import jsoc
-from sharpseek.data.dataset import (
-    Quarantined,
-    latest_version,
-    load_dataset,
-)
+from sharpseek.data.dataset import Quarantined, latest_version, load_dataset
 from sharpseek.data.ingest_records import (
     DATASET_SCHEMA,
 )

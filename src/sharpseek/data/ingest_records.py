@@ -15,9 +15,7 @@ import astropy.units as u
 import numpy as np
 
 from sharpseek.config import Settings
-from sharpseek.data.dataset import (
-    PatchRecord,
-)
+from sharpseek.data.dataset import PatchRecord
 from sharpseek.data.exclusion import EXCLUDED_COLUMN, exclusion_reasons, exclusion_rule
 from sharpseek.data.native import native_columns
 from sharpseek.data.preprocess import (

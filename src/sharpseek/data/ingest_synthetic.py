@@ -6,9 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from sharpseek import __version__
-from sharpseek.data.dataset import (
-    PatchRecord,
-)
+from sharpseek.data.dataset import PatchRecord
 from sharpseek.data.ingest_records import (
     DATASET_SCHEMA,
     frame_to_record,

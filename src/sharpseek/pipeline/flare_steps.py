@@ -11,10 +11,7 @@ from typing import Any
 import pandas as pd
 
 from sharpseek.config import Settings
-from sharpseek.data.dataset import (
-    latest_version,
-    load_dataset,
-)
+from sharpseek.data.dataset import latest_version, load_dataset
 from sharpseek.data.flare_tables import read_flare_table, read_harp_table, read_source
 from sharpseek.data.flare_windows import configured_windows, flare_windows
 from sharpseek.data.flares import (

@@ -21,12 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from sharpseek.config import Settings
-from sharpseek.data.dataset import (
-    DEFINITIVE_SERIES,
-    NRT_SERIES,
-    latest_version,
-    load_dataset,
-)
+from sharpseek.data.dataset import DEFINITIVE_SERIES, NRT_SERIES, latest_version, load_dataset
 from sharpseek.data.exclusion import usable_rows
 from sharpseek.data.flare_windows import (
     configured_windows,

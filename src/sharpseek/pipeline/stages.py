@@ -22,10 +22,7 @@ from typing import Any, Literal
 import numpy as np
 
 from sharpseek.config import Settings
-from sharpseek.data.dataset import (
-    latest_version,
-    load_dataset,
-)
+from sharpseek.data.dataset import latest_version, load_dataset
 from sharpseek.data.store import open_store
 from sharpseek.models.inference import EncoderModel, GeneratorModel, checkpoint_name
 from sharpseek.pipeline.ledger import Ledger, StageOutcome, _outcome_from, dataset_ref, fingerprint
