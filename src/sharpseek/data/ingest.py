@@ -308,10 +308,10 @@ def commit_ingest_shards(
 
     The writer (:func:`sharpseek.data.dataset_writer.append_records`, journaled and
     idempotent) takes the physics the shards computed instead of computing it again. Every
-    shard must be made first; otherwise nothing is written. ``leading``: inputs refused before any shard (a path
-    that does not exist). ``base``, ``version``, ``overwrite``: as
-    :func:`sharpseek.data.dataset_writer.append_records`. With ``delete_shards``, the shards' staged
-    records are removed once the version is committed.
+    shard must be made first; otherwise nothing is written. ``leading``: inputs refused
+    before any shard (a path that does not exist). ``base``, ``version``, ``overwrite``: as
+    :func:`sharpseek.data.dataset_writer.append_records`. With ``delete_shards``, the
+    shards' staged records are removed once the version is committed.
     """
     missing = [s.key for s in shards if not store.exists(f"{s.key}/done.json")]
     if missing:
