@@ -262,7 +262,7 @@ def test_a_journal_entry_gone_between_listing_and_reading_is_not_an_error(tmp_pa
 
     import pandas as pd
 
-    from sharpseek.data.dataset import _read_journal
+    from sharpseek.data.dataset_writer import _read_journal
 
     store = LocalStore(tmp_path)
     prefix = "datasets/sharp/journal/v0002/"
