@@ -140,28 +140,7 @@ def append_records(
     def flush() -> None:
         if not batch:
             return
-        images = np.stack([_checked_image(r.image, r.record_id) for r in batch]).astype(IMAGE_DTYPE)
-        buffer = io.BytesIO()
-        np.save(buffer, images, allow_pickle=False)
-        data = buffer.getvalue()
-        key = f"datasets/{name}/shards/{hashlib.sha256(data).hexdigest()[:24]}.npy"
-        if not store.exists(key):
-            store.put_bytes(key, data, content_type="application/octet-stream")
-        rows = []
-        for i, rec in enumerate(batch):
-            row = {"record_id": rec.record_id, **rec.meta, **rec.columns}
-            row["content_hash"] = hashlib.sha256(images[i].tobytes()).hexdigest()[:16]
-            row["shard"] = key
-            row["shard_index"] = i
-            rows.append(row)
-        if annotate is not None:
-            extra = annotate(images.astype(np.float32), rows)
-            for i, row in enumerate(rows):
-                row.update({k: _scalar(v[i]) for k, v in extra.items()})
-        journal = io.BytesIO()
-        pd.DataFrame(rows).to_parquet(journal, index=False)
-        journal_key = f"{journal_prefix}{Path(key).stem}.parquet"
-        store.put_bytes(journal_key, journal.getvalue())
+        journal_key, rows = _write_shard(store, name, batch, annotate, journal_prefix)
         journal_keys.append(journal_key)
         new_rows.extend(rows)
         batch.clear()
@@ -190,6 +169,40 @@ def append_records(
 
     commit = _Commit(store, name, base, base_ds, version, explicit, overwrite)
     return commit.run(result, new_rows, quarantined, journal_keys, provenance, shard_size)
+
+
+def _write_shard(
+    store: ObjectStore,
+    name: str,
+    batch: list[PatchRecord],
+    annotate: Annotate | None,
+    journal_prefix: str,
+) -> tuple[str, list[dict[str, Any]]]:
+    """Put one shard of ``batch``'s images (content-addressed, float16 (n, 128, 128)) and
+    journal its manifest rows; return the journal key and the rows."""
+    images = np.stack([_checked_image(r.image, r.record_id) for r in batch]).astype(IMAGE_DTYPE)
+    buffer = io.BytesIO()
+    np.save(buffer, images, allow_pickle=False)
+    data = buffer.getvalue()
+    key = f"datasets/{name}/shards/{hashlib.sha256(data).hexdigest()[:24]}.npy"
+    if not store.exists(key):
+        store.put_bytes(key, data, content_type="application/octet-stream")
+    rows = []
+    for i, rec in enumerate(batch):
+        row = {"record_id": rec.record_id, **rec.meta, **rec.columns}
+        row["content_hash"] = hashlib.sha256(images[i].tobytes()).hexdigest()[:16]
+        row["shard"] = key
+        row["shard_index"] = i
+        rows.append(row)
+    if annotate is not None:
+        extra = annotate(images.astype(np.float32), rows)
+        for i, row in enumerate(rows):
+            row.update({k: _scalar(v[i]) for k, v in extra.items()})
+    journal = io.BytesIO()
+    pd.DataFrame(rows).to_parquet(journal, index=False)
+    journal_key = f"{journal_prefix}{Path(key).stem}.parquet"
+    store.put_bytes(journal_key, journal.getvalue())
+    return journal_key, rows
 
 
 class _Commit:
