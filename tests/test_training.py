@@ -451,8 +451,13 @@ def ddp_result(dataset, tmp_path_factory):
 def test_ddp_gan_on_two_gloo_processes_equals_one_process(ddp_result, dataset, store):
     single = train_gan(gan_cfg(epochs=1), dataset, store, progress=False)
     ddp = load_checkpoint(ddp_result / "store/models/gan/ddp/last.pt", kind="gan")
+    # Not bit-equal: gloo sums the ranks' float32 gradients in another order, and Adam's
+    # division by sqrt(v) magnifies that noise where a gradient is near zero (1.2e-5 at
+    # most in fc.weight, with or without the physical codes). A loss averaged per rank
+    # instead of over the global batch (the codes' PSEP term before it was fixed) moved
+    # fc.weight by 6.4e-4.
     for key, value in single.generator.state_dict().items():
-        assert torch.allclose(ddp["generator"][key], value, atol=1e-5), key
+        assert torch.allclose(ddp["generator"][key], value, atol=5e-5), key
 
 
 @pytest.mark.slow

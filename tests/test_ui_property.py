@@ -8,7 +8,6 @@ from __future__ import annotations
 import io
 import struct
 import zlib
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,12 +15,13 @@ from astropy.io import fits
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from sharpseek.cli.ui import app_path
 from sharpseek.ui.state import PAGES
 
 pytest_plugins = ["model_fixtures", "ui_fixtures"]
 pytestmark = pytest.mark.slow
 
-APP = str(Path(__file__).resolve().parents[1] / "services" / "frontend" / "app.py")
+APP = str(app_path())  # the Streamlit script shipped in the package
 
 KEYS = [
     "v", "page", "seed", "record", "shift", "hold", "f.tuf", "f.r", "time", "hemi", "lat",

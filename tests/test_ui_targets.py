@@ -3,17 +3,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 
+from sharpseek.cli.ui import app_path
 from sharpseek.ui import Workbench
 from sharpseek.ui.targets import held_report, solve_for_view, target_examples
 
 pytest_plugins = ["model_fixtures", "ui_fixtures"]
 torch.set_num_threads(1)
-APP = str(Path(__file__).resolve().parents[1] / "services" / "frontend" / "app.py")
+APP = str(app_path())  # the Streamlit script shipped in the package
 
 
 @pytest.fixture

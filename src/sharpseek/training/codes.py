@@ -33,6 +33,7 @@ max-pool)::
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -124,9 +125,17 @@ def _log_values(
     return torch.stack([torch.log(values[p] + shift[p]) for p in parameters], 1)
 
 
-def code_loss(images: torch.Tensor, codes: torch.Tensor, targets: CodeTargets) -> torch.Tensor:
+def code_loss(
+    images: torch.Tensor,
+    codes: torch.Tensor,
+    targets: CodeTargets,
+    weight_total: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> torch.Tensor:
     """L_code (module docstring) of generated images (N, 1, 128, 128) drawn from latent
-    vectors whose first k coordinates are ``codes`` (N, k); a scalar."""
+    vectors whose first k coordinates are ``codes`` (N, k); a scalar. ``weight_total`` maps
+    this batch's summed weight (a 0-d tensor) to the total the loss is averaged over (None:
+    the batch's own); under DDP the global batch's over the world size, so that the
+    ranks' averaged gradients equal one process's on the whole batch."""
     values, bipolar = soft_parameters(images)
     f = _log_values(values, targets.parameters, targets.r_floor)  # (N, k)
     mu, chol, scale = (t.to(f.device) for t in (targets.mu, targets.chol, targets.scale))
@@ -135,4 +144,7 @@ def code_loss(images: torch.Tensor, codes: torch.Tensor, targets: CodeTargets) -
     weight = torch.ones_like(error)
     if "psep" in targets.parameters:  # PSEP is undefined on a unipolar image
         weight[:, targets.parameters.index("psep")] = bipolar.float()
-    return (error * weight).sum() / weight.sum().clamp(min=1.0)
+    total = weight.sum().detach()
+    if weight_total is not None:
+        total = weight_total(total)
+    return (error * weight).sum() / total.clamp(min=1.0)

@@ -44,6 +44,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 
 from sharpseek.models.gan import (
@@ -335,7 +336,9 @@ class GANTraining(Task):
             # step), and bypassing the DDP wrapper keeps them out of the all-reduce.
             loss_g = generator_loss(self.D(translate(fake, shifts, 2 * b)), config.loss)
         if self.code_targets is not None:  # float32: the surrogates' logs and centroids
-            loss_code = code_loss(fake, z[:, : config.model.codes], self.code_targets)
+            loss_code = code_loss(
+                fake, z[:, : config.model.codes], self.code_targets, self._global_weight
+            )
             metrics["loss_code"] = loss_code.item()
             loss_g = loss_g + config.code_weight * loss_code
         optimiser_step(loss_g, self.opt_g, self.scaler_g)
@@ -343,6 +346,17 @@ class GANTraining(Task):
             ema_update(self.G_eval, self.G, config.ema_decay)
         metrics["loss_g"] = loss_g.item()
         return metrics
+
+    def _global_weight(self, weight_sum: torch.Tensor) -> torch.Tensor:
+        """The code loss's weight summed over the global batch, over the world size (the
+        batch's own for one process): the PSEP term counts bipolar images only, so the
+        ranks' counts differ and a per-rank mean would not average to the global one."""
+        info = self.context.info
+        if not info.distributed:
+            return weight_sum
+        total = weight_sum.clone()
+        dist.all_reduce(total)
+        return total / info.world_size
 
     def _shifts(self, n: int) -> torch.Tensor | None:
         """(3, n, 2) shifts (dy, dx) in px, uniform in [-size/8, size/8], for the real
