@@ -32,7 +32,6 @@ from sharpseek.data.jsoc import (
     JsocDownloadError,
     JsocExportError,
     JsocExportTimeout,
-    build_query,
     incremental_queries,
     incremental_query,
     make_client,
@@ -41,6 +40,7 @@ from sharpseek.data.jsoc import (
     query_records,
 )
 from sharpseek.data.jsoc_export import export_and_download
+from sharpseek.data.jsoc_recordset import build_query
 
 EMAIL = "researcher@example.org"  # registered on the fake server
 BUILTIN_QUERY = build_query(

@@ -22,6 +22,7 @@ from sharpseek.data.ingest_records import (
     DATASET_SCHEMA,
 )
 from sharpseek.data.jsoc_export import export_and_download
+from sharpseek.data.jsoc_recordset import build_query
 from sharpseek.data.object_store import ObjectStore
 from sharpseek.data.store import open_store
 
@@ -115,7 +116,7 @@ def download_jsoc(
         )
     else:
         queries = [
-            jsoc.build_query(
+            build_query(
                 series,
                 start=start,
                 end=end,

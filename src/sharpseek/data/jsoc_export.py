@@ -44,9 +44,8 @@ from sharpseek.data.jsoc import (
     T,
     _log,
     _require_email,
-    _series_of,
-    format_t_rec,
 )
+from sharpseek.data.jsoc_recordset import format_t_rec, series_of
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +93,7 @@ def export_and_download(
     client : drms.Client
         See :func:`make_client`.
     query : str
-        Record set without segments (see :func:`build_query`).
+        Record set without segments (see :func:`sharpseek.data.jsoc_recordset.build_query`).
     dest_dir : str or Path
         Download folder (created when absent).
     email : str
@@ -213,7 +212,7 @@ def _check_export_arguments(
 
 def _expected_records(client, query: str, segments: list[str], retrying) -> list[str]:
     """``series[HARPNUM][T_REC]{segment}`` of every file the export should deliver."""
-    series = _series_of(query)
+    series = series_of(query)
     records = retrying("JSOC query", lambda: client.query(query, key=["HARPNUM", "T_REC"]))
     return [
         _record_name(series, int(h), parse_t_rec(str(t)), seg)
@@ -499,4 +498,4 @@ def _normalise_record(record: Any, filename: str, segments: list[str]) -> str | 
         t_rec = parse_t_rec(m.group("t_rec"))
     except ValueError:
         return None
-    return _record_name(_series_of(m.group("series")), int(m.group("harp")), t_rec, segment)
+    return _record_name(series_of(m.group("series")), int(m.group("harp")), t_rec, segment)
