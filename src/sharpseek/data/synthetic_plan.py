@@ -91,9 +91,20 @@ def _draw_polarity(
     )
 
 
-def _draw_plan(
-    rng: np.random.Generator, start: dt.datetime, duration_days: float, model: SyntheticModel
-) -> _Plan:
+@dataclass(frozen=True)
+class _MainSize:
+    """The main bipole's size at peak flux: what its extra bipoles scale from too."""
+
+    separation_px: float  # footpoint separation [px]
+    spot_scale: float  # spot shares' factor in (0, 1]: small regions hold less flux in spots
+    n_plage: int  # plage elements per polarity
+    lead_spot: float  # leading spot's share of its polarity's flux
+    follow_spot: float  # following spot's share (alpha: 0)
+    follow_spread: float  # following plage radius multiplier (alpha: wider)
+
+
+def _draw_class_and_flux(rng: np.random.Generator, model: SyntheticModel) -> tuple[str, float]:
+    """The Mount Wilson class and log10 of the peak unsigned flux [Mx], clipped."""
     complexity = COMPLEXITY_CLASSES[
         int(rng.choice(len(COMPLEXITY_CLASSES), p=model.complexity_shares))
     ]
@@ -107,9 +118,14 @@ def _draw_plan(
             model.log_flux_max,
         )
     )
-    peak_flux = 10.0**log_flux
+    return complexity, log_flux
 
-    # latitude from the butterfly diagram, hemisphere, cycle and Hale's law
+
+def _draw_latitude(
+    rng: np.random.Generator, start: dt.datetime, model: SyntheticModel
+) -> tuple[int, float, bool, int]:
+    """Latitude from the butterfly diagram, hemisphere, cycle and Hale's law: (cycle,
+    latitude [deg], whether the region obeys Hale's law, leading polarity's sign)."""
     cycle, cycle_start = _solar_cycle(start)
     months = max((start - cycle_start).days, 0) / _DAYS_PER_MONTH
     lat_mean = model.lat_mean_start_deg * math.exp(-months / model.lat_drift_months)
@@ -124,35 +140,57 @@ def _draw_plan(
     lat = abs_lat if north else -abs_lat
     hale = bool(rng.random() >= model.anti_hale_fraction)
     leading_sign = _hale_leading_sign(cycle, north) * (1 if hale else -1)
+    return cycle, lat, hale, leading_sign
 
-    # rotation: start longitude so the whole track stays within +-lon_max
+
+def _draw_track(
+    rng: np.random.Generator, lat: float, duration_days: float, model: SyntheticModel
+) -> tuple[float, float]:
+    """Rotation: (rate [deg/day], start longitude [deg]) so the whole track stays within
+    +-lon_max."""
     rate = _synodic_rate_deg_per_day(lat, model)
     span = rate * duration_days
     if span > 2 * model.lon_max_deg:
         rate = 2 * model.lon_max_deg / duration_days
         span = 2 * model.lon_max_deg
     lon0 = float(rng.uniform(-model.lon_max_deg, model.lon_max_deg - span))
+    return rate, lon0
 
-    # Joy's law with scatter, and a relaxing offset during emergence
+
+def _draw_tilt(rng: np.random.Generator, lat: float, model: SyntheticModel) -> tuple[float, float]:
+    """Joy's law with scatter, and a relaxing offset during emergence: (final tilt [deg],
+    offset at emergence [deg])."""
+    abs_lat = abs(lat)
     tilt = -math.copysign(model.joy_slope * abs_lat, lat) + rng.normal(0.0, model.tilt_scatter_deg)
     tilt = float(np.clip(tilt, -model.tilt_max_deg, model.tilt_max_deg))
     tilt_offset = float(rng.normal(0.0, model.tilt_emergence_offset_deg))
+    return tilt, tilt_offset
 
-    # life cycle
+
+def _draw_life_cycle(
+    rng: np.random.Generator, complexity: str, model: SyntheticModel
+) -> tuple[float, float, float, float]:
+    """(s_peak, f_start, tau, spot_tau): the peak time and the start flux share, and the
+    decay times of the flux and of the spots, in units of the window."""
     peak_range = model.alpha_peak_at if complexity == "alpha" else model.peak_at
     s_peak = float(rng.uniform(*peak_range))
     f_start = float(rng.uniform(*model.start_flux_fraction))
     f_end = float(rng.uniform(*model.end_flux_fraction))
     tau = (1.0 - s_peak) / math.log(1.0 / f_end)
     spot_tau = tau * (1.0 if complexity == "alpha" else model.spot_decay_ratio)
+    return s_peak, f_start, tau, spot_tau
 
-    # the main bipole
+
+def _draw_main_size(
+    rng: np.random.Generator, complexity: str, log_flux: float, model: SyntheticModel
+) -> _MainSize:
+    """The main bipole's separation (grows with flux), spot shares and plage elements."""
+    peak_flux = 10.0**log_flux
     d_mm = (
         model.separation_mm_at_1e21
         * (peak_flux / 1e21) ** model.separation_flux_exponent
         * 10.0 ** rng.normal(0.0, model.separation_scatter_dex)
     )
-    d_px = d_mm / PIXEL_MM
     spot_scale = float(
         np.clip(
             (log_flux - model.log_flux_min) / model.spot_full_log_flux_above,
@@ -174,77 +212,110 @@ def _draw_plan(
         lead_spot = float(rng.uniform(*model.leading_spot_fraction))
         follow_spot = 0.0
         follow_spread = model.alpha_following_spread
+    return _MainSize(d_mm / PIXEL_MM, spot_scale, n_plage, lead_spot, follow_spot, follow_spread)
 
+
+def _draw_beta_gamma_bipoles(
+    rng: np.random.Generator, peak_flux: float, main: _MainSize, model: SyntheticModel
+) -> list[_Bipole]:
+    """1-2 smaller bipoles of random orientation around the main one (peak flux in Mx)."""
     extra: list[_Bipole] = []
-    main_share = 1.0
-    if complexity == "beta-gamma":
-        n_extra = int(rng.integers(model.beta_gamma_bipoles[0], model.beta_gamma_bipoles[1] + 1))
-        for _ in range(n_extra):
-            share = float(rng.uniform(*model.beta_gamma_flux_share))
-            main_share -= share
-            phi = share * peak_flux
-            d_sec = (
-                model.separation_mm_at_1e21
-                * (phi / 1e21) ** model.separation_flux_exponent
-                / PIXEL_MM
-            )
-            r = float(rng.uniform(*model.beta_gamma_offset)) * d_px
-            theta = float(rng.uniform(0.0, 2 * math.pi))
-            sign = int(rng.choice([-1, 1]))
-            n_sec = max(round(n_plage * model.beta_gamma_plage_share), 6)
-            lead_frac, follow_frac = model.beta_gamma_spot_fraction
-            extra.append(
-                _Bipole(
-                    share=share,
-                    separation_px=d_sec,
-                    angle_deg=float(rng.uniform(-180.0, 180.0)),
-                    centre=(r * math.cos(theta), r * math.sin(theta)),
-                    leading=_draw_polarity(rng, sign, lead_frac * spot_scale, n_sec, model),
-                    following=_draw_polarity(rng, -sign, follow_frac * spot_scale, n_sec, model),
-                    plage_radius_px=model.plage_spread_fraction * d_sec,
-                )
-            )
-    elif complexity == "delta":
-        share = float(rng.uniform(*model.delta_flux_share))
-        main_share -= share
-        phi_spot = model.delta_spot_fraction * 0.5 * share * peak_flux  # each delta spot
-        s_delta = float(_sigma_for(np.array(phi_spot), np.array(model.delta_spot_field_g)))
-        s_lead = float(
-            _sigma_for(
-                np.array(0.5 * lead_spot * main_share * peak_flux),
-                _spot_field_g(np.array(0.5 * lead_spot * main_share * peak_flux), model),
-            )
+    n_extra = int(rng.integers(model.beta_gamma_bipoles[0], model.beta_gamma_bipoles[1] + 1))
+    for _ in range(n_extra):
+        share = float(rng.uniform(*model.beta_gamma_flux_share))
+        phi = share * peak_flux
+        d_sec = (
+            model.separation_mm_at_1e21 * (phi / 1e21) ** model.separation_flux_exponent / PIXEL_MM
         )
+        r = float(rng.uniform(*model.beta_gamma_offset)) * main.separation_px
         theta = float(rng.uniform(0.0, 2 * math.pi))
-        touch = s_lead + s_delta  # the pair's near spot touches the leading spot's penumbra
-        sep = model.delta_pair_separation_sigmas * s_delta
-        # near spot (opposite to the leading polarity) at `touch`, far spot further out
-        centre = ((touch + sep / 2) * math.cos(theta), (touch + sep / 2) * math.sin(theta))
-        n_d = model.delta_plage_elements
-        frac = model.delta_spot_fraction
+        sign = int(rng.choice([-1, 1]))
+        n_sec = max(round(main.n_plage * model.beta_gamma_plage_share), 6)
+        lead_frac, follow_frac = model.beta_gamma_spot_fraction
+        scale = main.spot_scale
         extra.append(
             _Bipole(
                 share=share,
-                separation_px=sep,
-                angle_deg=math.degrees(theta),  # "leading" end = far end: same sign as main lead
-                centre=centre,
-                anchored=True,
-                leading=_draw_polarity(
-                    rng, leading_sign, frac, n_d, model, spot_field_g=model.delta_spot_field_g
-                ),
-                following=_draw_polarity(
-                    rng, -leading_sign, frac, n_d, model, spot_field_g=model.delta_spot_field_g
-                ),
-                plage_radius_px=model.delta_plage_radius_sigmas * s_delta,
+                separation_px=d_sec,
+                angle_deg=float(rng.uniform(-180.0, 180.0)),
+                centre=(r * math.cos(theta), r * math.sin(theta)),
+                leading=_draw_polarity(rng, sign, lead_frac * scale, n_sec, model),
+                following=_draw_polarity(rng, -sign, follow_frac * scale, n_sec, model),
+                plage_radius_px=model.plage_spread_fraction * d_sec,
             )
         )
+    return extra
+
+
+def _draw_delta_pair(
+    rng: np.random.Generator,
+    peak_flux: float,
+    main: _MainSize,
+    leading_sign: int,
+    model: SyntheticModel,
+) -> _Bipole:
+    """A compact pair of strong opposite spots inside the leading spot's penumbra, anchored
+    to the main bipole's leading footpoint (peak flux in Mx)."""
+    share = float(rng.uniform(*model.delta_flux_share))
+    main_share = 1.0 - share
+    phi_spot = model.delta_spot_fraction * 0.5 * share * peak_flux  # each delta spot
+    s_delta = float(_sigma_for(np.array(phi_spot), np.array(model.delta_spot_field_g)))
+    lead_flux = 0.5 * main.lead_spot * main_share * peak_flux
+    s_lead = float(_sigma_for(np.array(lead_flux), _spot_field_g(np.array(lead_flux), model)))
+    theta = float(rng.uniform(0.0, 2 * math.pi))
+    touch = s_lead + s_delta  # the pair's near spot touches the leading spot's penumbra
+    sep = model.delta_pair_separation_sigmas * s_delta
+    # near spot (opposite to the leading polarity) at `touch`, far spot further out
+    centre = ((touch + sep / 2) * math.cos(theta), (touch + sep / 2) * math.sin(theta))
+    n_d = model.delta_plage_elements
+    frac = model.delta_spot_fraction
+    field = model.delta_spot_field_g
+    return _Bipole(
+        share=share,
+        separation_px=sep,
+        angle_deg=math.degrees(theta),  # "leading" end = far end: same sign as main lead
+        centre=centre,
+        anchored=True,
+        leading=_draw_polarity(rng, leading_sign, frac, n_d, model, spot_field_g=field),
+        following=_draw_polarity(rng, -leading_sign, frac, n_d, model, spot_field_g=field),
+        plage_radius_px=model.delta_plage_radius_sigmas * s_delta,
+    )
+
+
+def _draw_plan(
+    rng: np.random.Generator, start: dt.datetime, duration_days: float, model: SyntheticModel
+) -> _Plan:
+    """A region's fixed draws for a window of ``duration_days`` from ``start`` (TAI).
+
+    The draws come from ``rng`` in a fixed order (class and flux, latitude, track, tilt, life
+    cycle, main bipole size, extra bipoles, main bipole polarities): the synthetic dataset
+    depends on it.
+    """
+    complexity, log_flux = _draw_class_and_flux(rng, model)
+    peak_flux = 10.0**log_flux
+    cycle, lat, hale, leading_sign = _draw_latitude(rng, start, model)
+    rate, lon0 = _draw_track(rng, lat, duration_days, model)
+    tilt, tilt_offset = _draw_tilt(rng, lat, model)
+    s_peak, f_start, tau, spot_tau = _draw_life_cycle(rng, complexity, model)
+    size = _draw_main_size(rng, complexity, log_flux, model)
+    extra: list[_Bipole] = []
+    if complexity == "beta-gamma":
+        extra = _draw_beta_gamma_bipoles(rng, peak_flux, size, model)
+    elif complexity == "delta":
+        extra = [_draw_delta_pair(rng, peak_flux, size, leading_sign, model)]
+    main_share = 1.0
+    for bipole in extra:
+        main_share -= bipole.share
+    d_px, n_plage = size.separation_px, size.n_plage
     main = _Bipole(
         share=main_share,
         separation_px=d_px,
         angle_deg=tilt,
         centre=(0.0, 0.0),
-        leading=_draw_polarity(rng, leading_sign, lead_spot, n_plage, model),
-        following=_draw_polarity(rng, -leading_sign, follow_spot, n_plage, model, follow_spread),
+        leading=_draw_polarity(rng, leading_sign, size.lead_spot, n_plage, model),
+        following=_draw_polarity(
+            rng, -leading_sign, size.follow_spot, n_plage, model, size.follow_spread
+        ),
         plage_radius_px=model.plage_spread_fraction * d_px,
     )
     return _Plan(
