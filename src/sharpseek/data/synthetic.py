@@ -106,6 +106,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -121,7 +122,7 @@ from sharpseek.data.synthetic_model import (
     SyntheticFrame,
     SyntheticModel,
 )
-from sharpseek.data.synthetic_plan import _components, _draw_plan, _evolve
+from sharpseek.data.synthetic_plan import _components, _draw_plan, _Evolution, _evolve, _Plan
 from sharpseek.data.synthetic_sun import _b0_deg, _carrington_l0_deg, _network, render_gaussians
 
 __all__ = ["generate_frames", "generate_region"]
@@ -175,8 +176,39 @@ def generate_region(
     times = [k / (frames - 1) if frames > 1 else max(plan.s_peak, 0.0) for k in range(frames)]
     evolutions = [_evolve(plan, s, model) for s in times]
     comps = [_components(plan, ev, model) for ev in evolutions]
+    box = _harp_box(comps, model)
+    out: list[SyntheticFrame] = []
+    for k, (ev, comp) in enumerate(zip(evolutions, comps, strict=True)):
+        t_rec = start + k * cadence
+        days = k * cadence.total_seconds() / 86400.0
+        pointing = _pointing(plan, comp, box, t_rec, days)
+        br = _render_br(rng, comp, box, pointing, model)
+        out.append(
+            SyntheticFrame(
+                br=br,
+                meta=_frame_meta(harpnum, t_rec, box, pointing),
+                truth=_frame_truth(plan, ev, comp, box, k, times[k]),
+            )
+        )
+    return out
 
-    # the HARP box: fixed, enclosing every AR component of every frame
+
+@dataclass(frozen=True)
+class _HarpBox:
+    """A region's fixed HARP box: the patch size [px] and the box centre in relative px (the
+    main bipole's centre is 0, 0); relative px + (off_x, off_y) = patch px."""
+
+    nx: int
+    ny: int
+    cx: float
+    cy: float
+    off_x: float
+    off_y: float
+
+
+def _harp_box(comps: list, model: SyntheticModel) -> _HarpBox:
+    """The box enclosing every AR component of every frame (``comps``: one
+    :func:`_components` result per frame) at +-``box_extent_sigmas``, plus the margins."""
     ext = model.box_extent_sigmas
     x_lo = min(float(np.min(c[0] - ext * c[2])) for c in comps)
     x_hi = max(float(np.max(c[0] + ext * c[2])) for c in comps)
@@ -189,88 +221,125 @@ def generate_region(
     # relative px -> patch px: the box centre goes to the patch centre
     box_cx, box_cy = 0.5 * (x_lo + x_hi), 0.5 * (y_lo + y_hi)
     off_x, off_y = (nx - 1) / 2 - box_cx, (ny - 1) / 2 - box_cy
+    return _HarpBox(nx, ny, box_cx, box_cy, off_x, off_y)
 
+
+@dataclass(frozen=True)
+class _Pointing:
+    """Where one frame lies on the Sun [deg]: its flux-weighted centre, the patch centre and
+    the observer (B0, Carrington L0); ``coslat`` scales CEA x offsets to longitude."""
+
+    lat_fwt: float
+    lon_fwt: float
+    lat_patch: float
+    lon_patch: float
+    b0: float
+    l0: float
+    coslat: float
+
+
+def _pointing(
+    plan: _Plan, comp: tuple, box: _HarpBox, t_rec: dt.datetime, days: float
+) -> _Pointing:
+    """The frame's :class:`_Pointing` at ``days`` after the first frame: patch-centred CEA,
+    so local px offsets are heliographic offsets (``comp``: its :func:`_components`)."""
+    x, y, _, flux, _ = comp
     coslat = math.cos(math.radians(plan.lat_deg))
-    peak_flux = 10.0**plan.log_peak_flux
     cdelt = PIXEL_DEG
-    out: list[SyntheticFrame] = []
-    for k, (ev, (x, y, sig, flux, main_info)) in enumerate(zip(evolutions, comps, strict=True)):
-        t_rec = start + k * cadence
-        days = k * cadence.total_seconds() / 86400.0
-        lon_c = plan.lon0_deg + plan.rate_deg_per_day * days  # main bipole centre
-        b0 = _b0_deg(t_rec)
-        l0 = _carrington_l0_deg(t_rec)
+    lon_c = plan.lon0_deg + plan.rate_deg_per_day * days  # main bipole centre
+    abs_f = np.abs(flux)
+    fx = float(np.sum(abs_f * x) / np.sum(abs_f))
+    fy = float(np.sum(abs_f * y) / np.sum(abs_f))
+    return _Pointing(
+        lat_fwt=plan.lat_deg + fy * cdelt,
+        lon_fwt=lon_c + fx * cdelt / coslat,
+        lat_patch=plan.lat_deg + box.cy * cdelt,
+        lon_patch=lon_c + box.cx * cdelt / coslat,
+        b0=_b0_deg(t_rec),
+        l0=_carrington_l0_deg(t_rec),
+        coslat=coslat,
+    )
 
-        amp = flux / (2 * np.pi * sig**2 * PIXEL_AREA_CM2)  # peak field [G]
-        br = render_gaussians(ny, nx, x + off_x, y + off_y, sig, amp)  # (ny, nx) [G]
-        br += _network(rng, ny, nx, model)
 
-        # patch-centred CEA: local px offsets -> heliographic offsets
-        abs_f = np.abs(flux)
-        fx = float(np.sum(abs_f * x) / np.sum(abs_f))
-        fy = float(np.sum(abs_f * y) / np.sum(abs_f))
-        lat_fwt = plan.lat_deg + fy * cdelt
-        lon_fwt = lon_c + fx * cdelt / coslat
-        lat_p = plan.lat_deg + box_cy * cdelt
-        lon_p = lon_c + box_cx * cdelt / coslat
+def _render_br(
+    rng: np.random.Generator,
+    comp: tuple,
+    box: _HarpBox,
+    pointing: _Pointing,
+    model: SyntheticModel,
+) -> np.ndarray:
+    """The frame's Br [G], float32 (ny, nx): the AR components, the quiet-Sun network, then
+    per-pixel noise that grows toward the limb, NaN beyond it (two draws from ``rng``)."""
+    x, y, sig, flux, _ = comp
+    nx, ny, cdelt = box.nx, box.ny, PIXEL_DEG
+    amp = flux / (2 * np.pi * sig**2 * PIXEL_AREA_CM2)  # peak field [G]
+    br = render_gaussians(ny, nx, x + box.off_x, y + box.off_y, sig, amp)  # (ny, nx) [G]
+    br += _network(rng, ny, nx, model)
+    lat_px = pointing.lat_patch + (np.arange(ny, dtype=np.float32) - (ny - 1) / 2) * cdelt
+    lon_px = (
+        pointing.lon_patch
+        + (np.arange(nx, dtype=np.float32) - (nx - 1) / 2) * cdelt / pointing.coslat
+    )
+    mu_px = np.asarray(
+        heliocentric_mu(lat_px[:, None], lon_px[None, :], pointing.b0), dtype=np.float32
+    )  # (ny, nx)
+    mu_c = np.clip(mu_px, 0.0, 1.0)
+    sigma_noise = np.sqrt(
+        (model.noise_los_g * mu_c) ** 2 + model.noise_transverse_g**2 * (1.0 - mu_c**2)
+    )
+    br += sigma_noise * rng.standard_normal((ny, nx), dtype=np.float32)
+    br[mu_px <= 0] = np.nan
+    return br.astype(np.float32, copy=False)
 
-        # per-pixel mu: noise grows toward the limb, NaN beyond it
-        lat_px = lat_p + (np.arange(ny, dtype=np.float32) - (ny - 1) / 2) * cdelt  # (ny,)
-        lon_px = lon_p + (np.arange(nx, dtype=np.float32) - (nx - 1) / 2) * cdelt / coslat
-        mu_px = np.asarray(
-            heliocentric_mu(lat_px[:, None], lon_px[None, :], b0), dtype=np.float32
-        )  # (ny, nx)
-        mu_c = np.clip(mu_px, 0.0, 1.0)
-        sigma_noise = np.sqrt(
-            (model.noise_los_g * mu_c) ** 2 + model.noise_transverse_g**2 * (1.0 - mu_c**2)
-        )
-        br += sigma_noise * rng.standard_normal((ny, nx), dtype=np.float32)
-        br[mu_px <= 0] = np.nan
-        br = br.astype(np.float32, copy=False)
 
-        sep_px, lead_xy, follow_xy = main_info
-        tilt = ev.tilt_deg
-        meta = {
-            "series": SERIES,
-            "harpnum": int(harpnum),
-            "t_rec": t_rec,
-            "noaa_ar": 0,
-            "noaa_ars": "",
-            "quality": 0,
-            "naxis1": nx,
-            "naxis2": ny,
-            "cdelt1": cdelt,
-            "rsun_ref": RSUN_M,
-            "lat_fwt": float(lat_fwt),
-            "lon_fwt": float(lon_fwt),
-            "crval1": float((lon_p + l0) % 360.0),
-            "crval2": float(lat_p),
-            "crln_obs": float(l0),
-            "crlt_obs": float(b0),
-            "mu": float(heliocentric_mu(lat_fwt, lon_fwt, b0)),
-            "usflux": float("nan"),
-            "r_value": float("nan"),
-        }
-        truth = {
-            "flux_mx": float(np.sum(abs_f)),
-            "separation_mm": float(sep_px * PIXEL_MM),
-            "separation_px": float(sep_px),
-            "tilt_deg": float(tilt),
-            "leading_sign": int(plan.leading_sign),
-            "hale": plan.hale,
-            "joy": bool(-math.copysign(1.0, plan.lat_deg) * tilt > 0),
-            "complexity": plan.complexity,
-            "phase": "emerging" if times[k] < plan.s_peak else "decaying",
-            "frame": k,
-            "region_peak_flux_mx": float(peak_flux),
-            "cycle": plan.cycle,
-            "lead_x_px": float(lead_xy[0] + off_x),
-            "lead_y_px": float(lead_xy[1] + off_y),
-            "follow_x_px": float(follow_xy[0] + off_x),
-            "follow_y_px": float(follow_xy[1] + off_y),
-        }
-        out.append(SyntheticFrame(br=br, meta=meta, truth=truth))
-    return out
+def _frame_meta(harpnum: int, t_rec: dt.datetime, box: _HarpBox, pointing: _Pointing) -> dict:
+    """The frame's SHARP-like header keywords (metadata names)."""
+    lat_fwt, lon_fwt, b0, l0 = pointing.lat_fwt, pointing.lon_fwt, pointing.b0, pointing.l0
+    return {
+        "series": SERIES,
+        "harpnum": int(harpnum),
+        "t_rec": t_rec,
+        "noaa_ar": 0,
+        "noaa_ars": "",
+        "quality": 0,
+        "naxis1": box.nx,
+        "naxis2": box.ny,
+        "cdelt1": PIXEL_DEG,
+        "rsun_ref": RSUN_M,
+        "lat_fwt": float(lat_fwt),
+        "lon_fwt": float(lon_fwt),
+        "crval1": float((pointing.lon_patch + l0) % 360.0),
+        "crval2": float(pointing.lat_patch),
+        "crln_obs": float(l0),
+        "crlt_obs": float(b0),
+        "mu": float(heliocentric_mu(lat_fwt, lon_fwt, b0)),
+        "usflux": float("nan"),
+        "r_value": float("nan"),
+    }
+
+
+def _frame_truth(plan: _Plan, ev: _Evolution, comp: tuple, box: _HarpBox, k: int, s: float) -> dict:
+    """The true generating quantities of frame ``k`` at life time ``s``."""
+    flux, (sep_px, lead_xy, follow_xy) = comp[3], comp[4]
+    tilt = ev.tilt_deg
+    return {
+        "flux_mx": float(np.sum(np.abs(flux))),
+        "separation_mm": float(sep_px * PIXEL_MM),
+        "separation_px": float(sep_px),
+        "tilt_deg": float(tilt),
+        "leading_sign": int(plan.leading_sign),
+        "hale": plan.hale,
+        "joy": bool(-math.copysign(1.0, plan.lat_deg) * tilt > 0),
+        "complexity": plan.complexity,
+        "phase": "emerging" if s < plan.s_peak else "decaying",
+        "frame": k,
+        "region_peak_flux_mx": float(10.0**plan.log_peak_flux),
+        "cycle": plan.cycle,
+        "lead_x_px": float(lead_xy[0] + box.off_x),
+        "lead_y_px": float(lead_xy[1] + box.off_y),
+        "follow_x_px": float(follow_xy[0] + box.off_x),
+        "follow_y_px": float(follow_xy[1] + box.off_y),
+    }
 
 
 def _window_steps(cadence: dt.timedelta, frames: int, model: SyntheticModel) -> int:
