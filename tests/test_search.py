@@ -1,4 +1,5 @@
-"""Tests of sharpseek.search.searcher, sharpseek.search.evaluate_retrieval and their CLI (issue 6).
+"""Tests of sharpseek.search.searcher, sharpseek.search.evaluate_retrieval, its report
+(sharpseek.search.retrieval_report) and their CLI (issue 6).
 
 One small home per module: untrained tiny models (seconds), a synthetic dataset of 12
 regions x 4 frames, and an embedded index built from it. Expected results come from numpy

@@ -1,6 +1,7 @@
 """``sharpseek index ...``, ``sharpseek search`` and ``sharpseek evaluate retrieval``: thin
 shells over :mod:`sharpseek.search.index`, :mod:`sharpseek.search.searcher` and
-:mod:`sharpseek.search.evaluate_retrieval` (parse, check, one call, report).
+:mod:`sharpseek.search.evaluate_retrieval` with
+:mod:`sharpseek.search.retrieval_report` (parse, check, one call, report).
 
 Register in ``cli/app.py``::
 
@@ -306,11 +307,8 @@ def evaluate_retrieval_cmd(
     bootstrap intervals, hubness (distinct nearest frames, top-5 share, 10-occurrence
     skewness); same-region retrieval over all frames and over the encoder's held-out regions
     beside PCA of the pixels; a markdown report with PNGs beside the paper's numbers."""
-    from sharpseek.search.evaluate_retrieval import (
-        METHOD_LABELS,
-        evaluate_retrieval_blocks,
-        write_report,
-    )
+    from sharpseek.search.evaluate_retrieval import METHOD_LABELS, evaluate_retrieval_blocks
+    from sharpseek.search.retrieval_report import write_report
     from sharpseek.search.searcher import Searcher
 
     blocks = _seed_blocks(seed_blocks)
