@@ -1,5 +1,5 @@
 """Tests of the native-scale measures of a real patch:
-sharpseek.physics.parameters.native_parameters, r_jsoc.
+sharpseek.physics.native.native_parameters, r_jsoc.
 
 Reference numbers and what they test:
 - ``oracle_physics.oracle_r_jsoc`` (a slow, loop-by-loop transcription of JSOC's computeR as

@@ -237,7 +237,7 @@ def dataset_show_cmd(
     """A dataset version: provenance, parameter ranges and its quarantine list."""
     from sharpseek.data.dataset import load_dataset
     from sharpseek.data.store import open_store
-    from sharpseek.physics.parameters import PARAMETER_UNITS
+    from sharpseek.physics.definitions import PARAMETER_UNITS
 
     store = open_store(_settings(preset, home))
     try:
@@ -381,7 +381,7 @@ def measure_cmd(
     its CEA grid (docs/physics.md says which to quote)."""
     import json
 
-    from sharpseek.physics.parameters import PARAMETER_UNITS
+    from sharpseek.physics.definitions import PARAMETER_UNITS
     from sharpseek.science.measure import MEASURE_UNITS, load_model_images, measure_files
     from sharpseek.science.plotting import polarity_panels
 

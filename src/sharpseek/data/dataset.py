@@ -52,7 +52,7 @@ import torch
 
 from sharpseek.data.local_store import LocalStore
 from sharpseek.data.object_store import ObjectNotFound, ObjectStore
-from sharpseek.physics.parameters import MODEL_SIZE
+from sharpseek.physics.definitions import MODEL_SIZE
 
 __all__ = [
     "Dataset",

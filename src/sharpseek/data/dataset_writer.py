@@ -47,7 +47,7 @@ from sharpseek.data.dataset import (
 )
 from sharpseek.data.local_store import LocalStore
 from sharpseek.data.object_store import ObjectNotFound, ObjectStore, PreconditionFailed
-from sharpseek.physics.parameters import MODEL_SIZE
+from sharpseek.physics.definitions import MODEL_SIZE
 
 __all__ = ["Annotate", "AppendResult", "CommitConflict", "append_records", "write_dataset"]
 

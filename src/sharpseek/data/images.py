@@ -19,7 +19,7 @@ from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
 from sharpseek.data.fits import read_sharp
 from sharpseek.data.preprocess import clip_field, small_patch_problem, to_model_space
-from sharpseek.physics.parameters import FIELD_SCALE, MODEL_SIZE
+from sharpseek.physics.definitions import FIELD_SCALE, MODEL_SIZE
 
 __all__ = [
     "PNG_SCALE_KEY",

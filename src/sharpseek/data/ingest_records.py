@@ -22,7 +22,8 @@ from sharpseek.data.preprocess import (
     heliocentric_mu,
     to_model_space,
 )
-from sharpseek.physics.parameters import compute_parameters, patch_quantities
+from sharpseek.physics.native import patch_quantities
+from sharpseek.physics.parameters import compute_parameters
 
 __all__ = [
     "DATASET_SCHEMA",

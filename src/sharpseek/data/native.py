@@ -1,7 +1,7 @@
 """Native-scale measures of a real frame: from its data and metadata to the native parameters.
 
 Every real frame — ingested, uploaded as a query, measured with ``sharpseek measure`` — is
-measured on its own CEA grid by :func:`sharpseek.physics.parameters.native_parameters` (SCIENCE.md,
+measured on its own CEA grid by :func:`sharpseek.physics.native.native_parameters` (SCIENCE.md,
 "Geometry of a real patch" and "JSOC's R"), beside the model-space parameters of its squashed
 128 x 128 image. This module turns a frame's metadata (CDELT1, RSUN_REF, DSUN_OBS, LAT_FWT)
 into that call's Quantities and its result into plain columns, and finds the line-of-sight
@@ -20,13 +20,13 @@ import numpy as np
 from astropy.constants import au
 
 from sharpseek.data.fits import read_sharp
-from sharpseek.physics.parameters import (
+from sharpseek.physics.definitions import (
     NATIVE_PARAMETERS,
     NATIVE_UNITS,
     RSUN_REF,
     SHARP_PIXEL_SCALE,
-    native_parameters,
 )
+from sharpseek.physics.native import native_parameters
 
 __all__ = [
     "NATIVE_COLUMNS",

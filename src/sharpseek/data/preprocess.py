@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from sharpseek.physics.parameters import FIELD_SCALE, MODEL_SIZE
+from sharpseek.physics.definitions import FIELD_SCALE, MODEL_SIZE
 
 __all__ = [
     "MIN_PATCH_SIDE",

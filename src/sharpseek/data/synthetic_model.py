@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import astropy.units as u
 import numpy as np
 
-from sharpseek.physics.parameters import RSUN_REF, SHARP_PIXEL_SCALE
+from sharpseek.physics.definitions import RSUN_REF, SHARP_PIXEL_SCALE
 
 __all__ = ["DEFAULT_MODEL", "SERIES", "SyntheticFrame", "SyntheticModel"]
 

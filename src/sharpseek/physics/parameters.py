@@ -41,52 +41,15 @@ from tqdm.auto import tqdm
 from sharpseek.physics.alpha_grad import _alpha_operators, _gradient_sum, _ring_power
 from sharpseek.physics.definitions import (
     ALPHA_MAX_RING,
-    BASELINE_PARAMETERS,
-    CARD_NATIVE_PARAMETERS,
-    DIRECTION_PARAMETERS,
     FIELD_SCALE,
     MODEL_SIZE,
-    NATIVE_PARAMETERS,
-    NATIVE_UNITS,
-    PARAMETER_UNITS,
-    POSITION_FIELDS,
-    RSUN_REF,
-    SHARP_PIXEL_SCALE,
-    SHIFT_PARAMETERS,
-    SHOWN_PARAMETERS,
     SIGMA_BINS,
-    parameter_definitions,
 )
-from sharpseek.physics.native import cea_pixel_side, native_parameters, patch_quantities
 from sharpseek.physics.neutral_line import _TH, _inversion_region, _polarity_masks
 from sharpseek.physics.sigma_fit import _fit_sigma, _histogram_counts
 from sharpseek.physics.workspace import _Workspace
 
-# Besides this module's own two functions, the names the data, cli and ui modules and
-# science/directions still import from here: other helpers split those at the same time as this
-# package (issue 19). Their homes are sharpseek.physics.definitions and sharpseek.physics.native,
-# from which every other module imports them.
-__all__ = [
-    "compute_parameters",
-    "polarity_maps",
-    "BASELINE_PARAMETERS",
-    "CARD_NATIVE_PARAMETERS",
-    "DIRECTION_PARAMETERS",
-    "FIELD_SCALE",
-    "MODEL_SIZE",
-    "NATIVE_PARAMETERS",
-    "NATIVE_UNITS",
-    "PARAMETER_UNITS",
-    "POSITION_FIELDS",
-    "RSUN_REF",
-    "SHARP_PIXEL_SCALE",
-    "SHIFT_PARAMETERS",
-    "SHOWN_PARAMETERS",
-    "parameter_definitions",
-    "cea_pixel_side",
-    "native_parameters",
-    "patch_quantities",
-]
+__all__ = ["compute_parameters", "polarity_maps"]
 
 _G_PER_B = FIELD_SCALE.to_value(u.G)  # 1000 G per unit of b
 _SIGMA_GROUP = 2048  # histograms fitted together: the fit's per-step overhead is per group

@@ -33,7 +33,6 @@ from tqdm.auto import tqdm
 
 from sharpseek.physics.definitions import FIELD_SCALE, MODEL_SIZE
 from sharpseek.physics.parameters import compute_parameters
-from sharpseek.science.catalogue_export import write_csv, write_fits
 from sharpseek.science.catalogue_placement import (
     CatalogueError,
     Placement,
@@ -46,15 +45,7 @@ from sharpseek.science.catalogue_placement import (
 from sharpseek.science.directions import DirectionSet
 from sharpseek.science.flare_direction import FLARE_DIRECTION
 
-# Besides its own names, those that cli/directions.py imports from here (CatalogueError,
-# Placement, Range, write_csv, write_fits): another helper splits that module at the same time
-# (issue 19). Their homes are catalogue_placement and catalogue_export.
 __all__ = [
-    "CatalogueError",
-    "Placement",
-    "Range",
-    "write_csv",
-    "write_fits",
     "Catalogue",
     "CatalogueEntry",
     "NearestFn",

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 from matplotlib.offsetbox import AnnotationBbox, OffsetImage
 
-from sharpseek.physics.parameters import PARAMETER_UNITS, compute_parameters
+from sharpseek.physics.definitions import PARAMETER_UNITS
+from sharpseek.physics.parameters import compute_parameters
 from sharpseek.science.directions import DirectionSet, project_2d, shift
 from sharpseek.science.plotting import (
     FIELD_SCALE_G,

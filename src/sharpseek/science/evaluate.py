@@ -63,7 +63,7 @@ __all__ = [
 ]
 
 #: The paper's eight parameters, compared between generated and real distributions (the
-#: list lives once, in :mod:`sharpseek.physics.parameters`).
+#: list lives once, in :mod:`sharpseek.physics.definitions`).
 QUALITY_PARAMETERS = PAPER_PARAMETERS
 
 #: Two disjoint blocks of generator seeds: every figure is reported on both (tune on one,

@@ -61,7 +61,7 @@ class Query:
     image : ndarray (128, 128) or None
         The model-space image (None for a record query whose image is not at hand).
     parameters : dict
-        Its physical parameters: model space (:data:`sharpseek.physics.parameters.SHOWN_PARAMETERS`
+        Its physical parameters: model space (:data:`sharpseek.physics.definitions.SHOWN_PARAMETERS`
         and more) and, for a real frame (a FITS file, an indexed record), the native ones.
     region : str or None
         For a record query, its region (left out of the results by default).

@@ -345,7 +345,7 @@ class Searcher:
         in the embedding space, smaller is closer: :attr:`SearchHit.distance`),
         ``lat_fwt``, ``lon_fwt``, ``mu``, ``jsoc_url`` (None for synthetic records),
         ``dataset_version``, and ``query_<p>`` / ``match_<p>`` for each of
-        :data:`sharpseek.physics.parameters.SHOWN_PARAMETERS`. ``attrs["query"]`` describes the
+        :data:`sharpseek.physics.definitions.SHOWN_PARAMETERS`. ``attrs["query"]`` describes the
         query.
 
         Raises

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from sharpseek.data.flare_windows import flare_columns, flare_summary
-from sharpseek.physics.parameters import (
+from sharpseek.physics.definitions import (
     BASELINE_PARAMETERS,
     CARD_NATIVE_PARAMETERS,
     NATIVE_PARAMETERS,
@@ -39,7 +39,7 @@ def summary(values: Mapping[str, Any]) -> str:
     with its unit, to 3 significant digits.
 
     A real frame (:func:`has_native`) is summarised first by its native values
-    (:data:`~sharpseek.physics.parameters.CARD_NATIVE_PARAMETERS`, with the segment JSOC's R was computed
+    (:data:`~sharpseek.physics.definitions.CARD_NATIVE_PARAMETERS`, with the segment JSOC's R was computed
     on), then by the model-space baseline (TUF, R, PSEP of the 128x128 image, in the units of
     docs/physics.md); anything else — a generated image — by the model-space baseline alone.
     Where the frame's disk position is known (``mu``, ``lat_fwt``, ``lon_fwt``), it follows.

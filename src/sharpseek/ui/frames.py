@@ -18,7 +18,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from sharpseek.physics.parameters import MODEL_SIZE, RSUN_REF, SHARP_PIXEL_SCALE, cea_pixel_side
+from sharpseek.physics.definitions import MODEL_SIZE, RSUN_REF, SHARP_PIXEL_SCALE
+from sharpseek.physics.native import cea_pixel_side
 
 __all__ = ["TrueAspect", "cea_pixel_mm", "true_aspect"]
 

@@ -29,12 +29,8 @@ from sharpseek.data.dataset import dataset_names, dataset_versions, latest_versi
 from sharpseek.data.images import check_model_image
 from sharpseek.data.store import open_store
 from sharpseek.models.inference import GeneratorModel
-from sharpseek.physics.parameters import (
-    NATIVE_PARAMETERS,
-    SHIFT_PARAMETERS,
-    compute_parameters,
-    polarity_maps,
-)
+from sharpseek.physics.definitions import NATIVE_PARAMETERS, SHIFT_PARAMETERS
+from sharpseek.physics.parameters import compute_parameters, polarity_maps
 from sharpseek.science.directions import Target, configured_strength, solve_targets
 from sharpseek.science.flare_direction import FLARE_DIRECTION
 from sharpseek.science.inversion import invert_configured, representation_warning

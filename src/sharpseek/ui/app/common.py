@@ -7,7 +7,7 @@ import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from sharpseek.config import Settings
-from sharpseek.physics.parameters import parameter_definitions
+from sharpseek.physics.definitions import parameter_definitions
 from sharpseek.science.plotting import magnetogram_panel_rgb, model_panel_rgb
 from sharpseek.ui import (
     ViewState,

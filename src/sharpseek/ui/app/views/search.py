@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from sharpseek.data.flare_windows import flare_summary
-from sharpseek.physics.parameters import (
+from sharpseek.physics.definitions import (
     NATIVE_PARAMETERS,
     NATIVE_UNITS,
     PARAMETER_UNITS,

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from sharpseek.physics.parameters import PARAMETER_UNITS, SHOWN_PARAMETERS
+from sharpseek.physics.definitions import PARAMETER_UNITS, SHOWN_PARAMETERS
 from sharpseek.science.plotting import model_panel_rgb, polarity_rgb
 from sharpseek.ui.app import common
 from sharpseek.ui.targets import held_report, solve_for_view, target_examples
