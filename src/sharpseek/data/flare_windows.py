@@ -129,15 +129,65 @@ def flare_windows(
     if harp.shape != t.shape:
         raise ValueError(f"{harp.size} HARP numbers but {t.size} T_REC values")
     n = harp.size
+    key, flux = _flare_keys(catalogue)
+    cum_c = np.concatenate([[0], np.cumsum(flux >= CLASS_FLUX["C"] * (1 - 1e-9))])
+    cum_m = np.concatenate([[0], np.cumsum(flux >= CLASS_FLUX["M"] * (1 - 1e-9))])
+    padded = np.concatenate([flux, [0.0]])  # reduceat needs every index < len
+    harp_reason, alive_from, alive_until = _harp_coverage(catalogue, harp)
+    out: dict[str, Any] = {
+        "flare_catalogue": [catalogue.version] * n,
+        "unknown_reason": harp_reason,
+    }
+    seconds = t.astype(np.int64)
+    for window in windows:
+        lo_off, hi_off = window.offsets()
+        start, end = t + lo_off, t + hi_off
+        base = harp * _HARP_SHIFT + seconds
+        lo = np.searchsorted(key, base + lo_off.astype(np.int64), side="left")
+        hi = np.searchsorted(key, base + hi_off.astype(np.int64), side="left")
+        bounds = np.empty(2 * n, np.int64)
+        bounds[0::2], bounds[1::2] = lo, hi
+        peak = np.maximum.reduceat(padded, bounds)[0::2] if n else np.zeros(0)
+        peak = np.where(hi > lo, peak, 0.0)
+        reason = _window_reason(
+            catalogue, harp_reason, start, end, alive_from=alive_from, alive_until=alive_until
+        )
+        known = reason == ""
+        name = window.name
+        out[f"{name}_status"] = np.where(known, "known", "unknown")
+        out[f"{name}_max_class"] = [
+            (class_name(p) if p > 0 else "none") if k else None
+            for p, k in zip(peak, known, strict=True)
+        ]
+        out[f"{name}_max_flux"] = [
+            float(p) if k else None for p, k in zip(peak, known, strict=True)
+        ]
+        out[f"{name}_c"] = [
+            int(v) if k else None for v, k in zip(cum_c[hi] - cum_c[lo], known, strict=True)
+        ]
+        out[f"{name}_m"] = [
+            int(v) if k else None for v, k in zip(cum_m[hi] - cum_m[lo], known, strict=True)
+        ]
+        out[f"{name}_reason"] = reason
+    return pd.DataFrame({k: pd.Series(list(v), dtype=object) for k, v in out.items()})
+
+
+def _flare_keys(catalogue: FlareCatalogue) -> tuple[np.ndarray, np.ndarray]:
+    """The matched flares sorted by (HARPNUM, start): their search keys (HARPNUM *
+    ``_HARP_SHIFT`` + start in TAI seconds, int64, shape (m,)) and peak fluxes [W m^-2]."""
     flares = catalogue.matched.sort_values(["harpnum", "start_tai"], kind="stable")
     key = flares["harpnum"].to_numpy(np.int64) * _HARP_SHIFT + flares["start_tai"].to_numpy(
         "datetime64[s]"
     ).astype(np.int64)
-    flux = flares["peak_flux"].to_numpy(float)
-    cum_c = np.concatenate([[0], np.cumsum(flux >= CLASS_FLUX["C"] * (1 - 1e-9))])
-    cum_m = np.concatenate([[0], np.cumsum(flux >= CLASS_FLUX["M"] * (1 - 1e-9))])
-    padded = np.concatenate([flux, [0.0]])  # reduceat needs every index < len
+    return key, flares["peak_flux"].to_numpy(float)
 
+
+def _harp_coverage(
+    catalogue: FlareCatalogue, harp: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per frame (``harp``: HARPNUMs, shape (n,)): why its HARP is not covered ("" when it
+    is; object array), and the HARP's lifetime widened by the catalogue's margin
+    (datetime64[s], NaT where unknown)."""
     covered = {
         int(h): bool(len(ars))
         for h, ars in zip(catalogue.harps["harpnum"], catalogue.harps["noaa_ars"], strict=True)
@@ -163,51 +213,34 @@ def flare_windows(
     alive_until = lifetimes["t_end"].reindex(harp).to_numpy("datetime64[s]") + margin
     no_lifetime = (harp_reason == "") & (np.isnat(alive_from) | np.isnat(alive_until))
     harp_reason[no_lifetime] = "HARP's lifetime is blank in the HARP table"
+    return harp_reason, alive_from, alive_until
+
+
+def _window_reason(
+    catalogue: FlareCatalogue,
+    harp_reason: np.ndarray,
+    start: np.ndarray,
+    end: np.ndarray,
+    *,
+    alive_from: np.ndarray,
+    alive_until: np.ndarray,
+) -> np.ndarray:
+    """Why each frame's window [start, end) is unknown ("" when known; object array, shape
+    (n,)): its HARP's reason first, then the catalogue's coverage, then the HARP's
+    lifetime."""
     first, last = catalogue.coverage
-    out: dict[str, Any] = {
-        "flare_catalogue": [catalogue.version] * n,
-        "unknown_reason": harp_reason,
-    }
-    seconds = t.astype(np.int64)
-    for window in windows:
-        lo_off, hi_off = window.offsets()
-        start, end = t + lo_off, t + hi_off
-        base = harp * _HARP_SHIFT + seconds
-        lo = np.searchsorted(key, base + lo_off.astype(np.int64), side="left")
-        hi = np.searchsorted(key, base + hi_off.astype(np.int64), side="left")
-        bounds = np.empty(2 * n, np.int64)
-        bounds[0::2], bounds[1::2] = lo, hi
-        peak = np.maximum.reduceat(padded, bounds)[0::2] if n else np.zeros(0)
-        peak = np.where(hi > lo, peak, 0.0)
-        reason = harp_reason.copy()
-        past = (reason == "") & (end > last)
-        reason[past] = f"window ends after the catalogue's last flare ({last} TAI)"
-        before = (reason == "") & (start < first)
-        reason[before] = f"window starts before the catalogue's first flare ({first} TAI)"
-        # a window reaching the HARP's last record + margin is still covered: a flare that
-        # starts exactly then is matched (the lifetime test is closed)
-        late = (reason == "") & (end - np.timedelta64(1, "s") > alive_until)
-        reason[late] = "window reaches past the HARP's lifetime (T_END + margin)"
-        early = (reason == "") & (start < alive_from)
-        reason[early] = "window starts before the HARP's lifetime (T_START - margin)"
-        known = reason == ""
-        name = window.name
-        out[f"{name}_status"] = np.where(known, "known", "unknown")
-        out[f"{name}_max_class"] = [
-            (class_name(p) if p > 0 else "none") if k else None
-            for p, k in zip(peak, known, strict=True)
-        ]
-        out[f"{name}_max_flux"] = [
-            float(p) if k else None for p, k in zip(peak, known, strict=True)
-        ]
-        out[f"{name}_c"] = [
-            int(v) if k else None for v, k in zip(cum_c[hi] - cum_c[lo], known, strict=True)
-        ]
-        out[f"{name}_m"] = [
-            int(v) if k else None for v, k in zip(cum_m[hi] - cum_m[lo], known, strict=True)
-        ]
-        out[f"{name}_reason"] = reason
-    return pd.DataFrame({k: pd.Series(list(v), dtype=object) for k, v in out.items()})
+    reason = harp_reason.copy()
+    past = (reason == "") & (end > last)
+    reason[past] = f"window ends after the catalogue's last flare ({last} TAI)"
+    before = (reason == "") & (start < first)
+    reason[before] = f"window starts before the catalogue's first flare ({first} TAI)"
+    # a window reaching the HARP's last record + margin is still covered: a flare that
+    # starts exactly then is matched (the lifetime test is closed)
+    late = (reason == "") & (end - np.timedelta64(1, "s") > alive_until)
+    reason[late] = "window reaches past the HARP's lifetime (T_END + margin)"
+    early = (reason == "") & (start < alive_from)
+    reason[early] = "window starts before the HARP's lifetime (T_START - margin)"
+    return reason
 
 
 def flare_payloads(summary: pd.DataFrame, windows: Sequence[FlareWindow]) -> list[dict[str, Any]]:
