@@ -81,7 +81,7 @@ def run_demo(
     stages = run_pipeline_flow(settings, samples=samples)
     console.print(stages_table(stages, time.perf_counter() - started))
     console.print(f"[green]pipeline done[/] in {time.perf_counter() - started:.0f} s")
-    from sharpseek.pipeline.runs import run_summaries, runs_figure
+    from sharpseek.pipeline.run_summaries import run_summaries, runs_figure
 
     runs = run_summaries(settings, last=2)
     figure = runs_figure(

@@ -50,10 +50,11 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from sharpseek.config import Settings, get_settings
 from sharpseek.data.ingest import ingest_shard
 from sharpseek.data.store import open_store
-from sharpseek.pipeline import flare_steps, index_plans, ingest_plans, runs
+from sharpseek.pipeline import flare_steps, index_plans, ingest_plans
 from sharpseek.pipeline import ledger as pipeline_ledger
 from sharpseek.pipeline import stages as lib
 from sharpseek.pipeline.flare_direction_stage import flare_direction_stage
+from sharpseek.pipeline.run_summaries import save_run_summary, summarize_run
 
 
 def settings_for(home: str | None = None, preset: str | None = None, **extra: Any) -> Settings:
@@ -561,8 +562,8 @@ def pipeline(
         stage("archives", archives_task, settings)
     if evaluate:
         stage("evaluate", evaluate_task, settings)
-    summary = runs.summarize_run(stages, seconds)
-    runs.save_run_summary(settings, summary)
+    summary = summarize_run(stages, seconds)
+    save_run_summary(settings, summary)
     create_table_artifact(summary, key="pipeline-summary", description="What each stage did")
     return stages
 
