@@ -38,7 +38,7 @@ from sharpseek.data.ingest import (
     plan_synthetic_shards,
 )
 from sharpseek.data.ingest_fits import find_fits_files, fits_provenance
-from sharpseek.data.ingest_jsoc import combine_downloads, download_jsoc
+from sharpseek.data.ingest_jsoc import JsocDownload, combine_downloads, download_jsoc
 from sharpseek.data.ingest_synthetic import synthetic_provenance, synthetic_version
 from sharpseek.data.object_store import ObjectStore
 from sharpseek.data.store import open_store
@@ -246,48 +246,29 @@ def plan_ingest_jsoc(
     series = jsoc.NRT_SERIES if nrt else settings.jsoc.series
     store = open_store(settings)
     _check_dataset_quality(settings, store, dataset)  # before asking JSOC for anything
-    held = latest_version(store, dataset) is not None
-    selects = start is not None or bool(harpnums) or bool(noaa)  # a record set of its own
-    if not held and not selects:
-        raise ValueError(
-            f"dataset {dataset!r} is empty: the first JSOC ingest needs a start time "
-            "or HARP/NOAA numbers to know what to ask for"
+    requests = _jsoc_requests(
+        dataset,
+        held=latest_version(store, dataset) is not None,
+        start=start,
+        end=end,
+        harpnums=harpnums,
+        noaa=noaa,
+        nrt=nrt,
+        incremental=incremental,
+    )
+    downloads = [
+        _download_request(
+            settings,
+            request,
+            series=series,
+            cadence=cadence,
+            strict_quality=strict_quality,
+            dataset=dataset,
+            store=store,
+            progress=progress,
         )
-    requests: list[dict[str, Any]] = []
-    if incremental and held:
-        requests.append({"end": end, "harpnums": harpnums, "incremental": True})
-    if (selects and (not incremental or not held)) or (
-        start is not None and (harpnums or noaa or nrt)
-    ):
-        # a first run, a plain request, new HARPs or recent NRT days: the record set asked
-        # for (a time range, or every record of the HARPs); held records are skipped
-        requests.append({"start": start, "end": end, "harpnums": harpnums, "noaa": noaa})
-    if not requests:
-        raise ValueError(
-            "nothing to ask JSOC for: give a start time, HARP or NOAA numbers, or ask for "
-            "the records after those held (incremental)"
-        )
-    downloads = []
-    for request in requests:
-        try:
-            downloads.append(
-                download_jsoc(
-                    settings,
-                    series=series,
-                    cadence=cadence,
-                    strict_quality=strict_quality,
-                    dataset=dataset,
-                    store=store,
-                    progress=progress,
-                    **request,
-                )  # fmt: skip
-            )
-        except OSError as err:  # URLError, refused, reset, timeout: name JSOC and the URL
-            reason = getattr(err, "reason", None) or err
-            raise jsoc.JsocError(
-                f"JSOC is unreachable at {settings.jsoc.server_url} ({reason}); "
-                "nothing was ingested"
-            ) from err
+        for request in requests
+    ]
     download = combine_downloads(downloads, series=series)
     files, _ = find_fits_files(download.files)
     inputs = {
@@ -309,6 +290,56 @@ def plan_ingest_jsoc(
         download, dataset=dataset, shard_files=settings.flows.ingest_shard_size, store=store
     )
     return plan
+
+
+def _jsoc_requests(
+    dataset: str,
+    *,
+    held: bool,
+    start: str | None,
+    end: str | None,
+    harpnums: Sequence[int] | None,
+    noaa: Sequence[int] | None,
+    nrt: bool,
+    incremental: bool,
+) -> list[dict[str, Any]]:
+    """The requests of :func:`plan_ingest_jsoc` (``held``: the dataset has a version), each
+    the keyword arguments of one :func:`sharpseek.data.ingest_jsoc.download_jsoc`: the
+    records after those held (incremental), then the record set asked for."""
+    selects = start is not None or bool(harpnums) or bool(noaa)  # a record set of its own
+    if not held and not selects:
+        raise ValueError(
+            f"dataset {dataset!r} is empty: the first JSOC ingest needs a start time "
+            "or HARP/NOAA numbers to know what to ask for"
+        )
+    requests: list[dict[str, Any]] = []
+    if incremental and held:
+        requests.append({"end": end, "harpnums": harpnums, "incremental": True})
+    if (selects and (not incremental or not held)) or (
+        start is not None and (harpnums or noaa or nrt)
+    ):
+        # a first run, a plain request, new HARPs or recent NRT days: the record set asked
+        # for (a time range, or every record of the HARPs); held records are skipped
+        requests.append({"start": start, "end": end, "harpnums": harpnums, "noaa": noaa})
+    if not requests:
+        raise ValueError(
+            "nothing to ask JSOC for: give a start time, HARP or NOAA numbers, or ask for "
+            "the records after those held (incremental)"
+        )
+    return requests
+
+
+def _download_request(settings: Settings, request: dict[str, Any], **options: Any) -> JsocDownload:
+    """One request's :func:`sharpseek.data.ingest_jsoc.download_jsoc` (``options``: its
+    other keyword arguments); an unreachable JSOC raises
+    :class:`sharpseek.data.jsoc.JsocError` naming the URL."""
+    try:
+        return download_jsoc(settings, **options, **request)
+    except OSError as err:  # URLError, refused, reset, timeout: name JSOC and the URL
+        reason = getattr(err, "reason", None) or err
+        raise jsoc.JsocError(
+            f"JSOC is unreachable at {settings.jsoc.server_url} ({reason}); nothing was ingested"
+        ) from err
 
 
 def commit_ingest(settings: Settings, plan: IngestPlan) -> StageOutcome:
