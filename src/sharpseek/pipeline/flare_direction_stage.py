@@ -10,6 +10,7 @@ index, reaches the models in this process, and adds the direction to the stored
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -17,14 +18,16 @@ import numpy as np
 
 from sharpseek.config import Settings
 from sharpseek.data.flares import class_threshold
+from sharpseek.data.object_store import ObjectStore
 from sharpseek.data.store import open_store
 from sharpseek.models.inference import GeneratorModel
 from sharpseek.pipeline.ledger import Ledger, StageOutcome, _outcome_from, fingerprint
-from sharpseek.science.directions import DirectionSet
+from sharpseek.science.directions import Boundary, DirectionSet
 from sharpseek.science.flare_direction import (
     FLARE_DIRECTION,
     FLARE_FEATURES,
     MIN_FRAMES,
+    FlareClassifier,
     fit_flare_direction,
     train_flare_classifier,
 )
@@ -107,12 +110,56 @@ def flare_direction_stage(
         No flare outcomes in the index, one class only, too few frames or regions, an index
         built by another encoder: one line naming the input.
     """
-    cfg, dcfg = settings.flares, settings.directions
     store = open_store(settings)
     model = GeneratorModel.from_settings(settings, store=store)
     backend = InProcessBackend(settings, generator=model)
     gan_version = model.version
     base = DirectionSet.load(store, gan_version)  # the physical directions come first
+    encoder_version, frames = _live_training_frames(settings, backend)
+    n = int(settings.flares.direction_samples)
+    dcfg = settings.directions
+    eps = np.linspace(-dcfg.calibration_eps_max, dcfg.calibration_eps_max, dcfg.calibration_steps)
+    inputs = _stage_inputs(
+        settings, gan_version, base, encoder_version, frames, n=n, seed=seed, eps=eps
+    )
+    fp = fingerprint(inputs)
+    ledger = Ledger(store)
+    entry = ledger.current(STAGE, fp, exists=_direction_stored(store, gan_version, fp))
+    if entry is not None:
+        return _outcome_from(STAGE, entry, f"flare direction of {gan_version}")
+    replaces = DirectionSet.token(store, gan_version)
+    classifier = _train_classifier(settings, frames, encoder_version, seed=seed)
+    boundary = _fit_direction(
+        settings, backend, store, classifier, base, n=n, seed=seed, eps=eps, progress=progress
+    )
+    base.boundaries[FLARE_DIRECTION] = replace(boundary, extra=boundary.extra | {"fingerprint": fp})
+    key = base.save(store, replaces=replaces)
+    outputs = _stage_outputs(gan_version, key, frames, classifier, boundary)
+    ledger.record(STAGE, fp, inputs, outputs)
+    validation = classifier.validation
+    return StageOutcome(
+        STAGE,
+        False,
+        fp,
+        outputs,
+        f"flare direction of {gan_version}: classifier on {len(frames['flared'])} "
+        f"{frames['kind']} frames (held-out-region AUC {validation['auc']:.2f}), direction "
+        f"accuracy {boundary.accuracy:.2f} on {n} generated images",
+    )
+
+
+def _live_training_frames(
+    settings: Settings, backend: InProcessBackend
+) -> tuple[str, dict[str, Any]]:
+    """The settings' encoder version and the live index's training frames
+    (:func:`flare_training_frames`), once the live collection is checked to hold that
+    encoder's embeddings.
+
+    Raises
+    ------
+    ValueError
+        No live collection, or one embedded by another encoder (reindex first).
+    """
     index = open_index_from_settings(settings)
     try:
         live = index.live()
@@ -124,12 +171,27 @@ def flare_direction_stage(
                 f"the live index holds embeddings of encoder {live.encoder_version}, the "
                 f"settings' encoder is {encoder_version}: reindex first (sharpseek index build)"
             )
-        frames = flare_training_frames(index, settings)
+        return encoder_version, flare_training_frames(index, settings)
     finally:
         index.close()
-    n = int(cfg.direction_samples)
-    eps = np.linspace(-dcfg.calibration_eps_max, dcfg.calibration_eps_max, dcfg.calibration_steps)
-    inputs: dict[str, Any] = {
+
+
+def _stage_inputs(
+    settings: Settings,
+    gan_version: str,
+    base: DirectionSet,
+    encoder_version: str,
+    frames: dict[str, Any],
+    *,
+    n: int,
+    seed: int,
+    eps: np.ndarray,
+) -> dict[str, Any]:
+    """What the stage's fingerprint covers: the generator, its physical directions, the
+    encoder, the training frames (kind, counts, flare catalogues), the classifier's settings,
+    the ``n`` generated samples, the seed and the calibration grid ``eps`` (latent units)."""
+    cfg, dcfg = settings.flares, settings.directions
+    return {
         "gan_version": gan_version,
         "directions": _physical(base).version,  # refit when the physical ones are
         "encoder_version": encoder_version,
@@ -150,8 +212,13 @@ def flare_direction_stage(
         "seed": seed,
         "calibration": {"eps": eps.tolist(), "n_z": int(dcfg.calibration_n_z)},
     }
-    fp = fingerprint(inputs)
-    ledger = Ledger(store)
+
+
+def _direction_stored(
+    store: ObjectStore, gan_version: str, fp: str
+) -> Callable[[dict[str, Any]], bool]:
+    """The ledger's check that a recorded run's output is still there: the generator's stored
+    set holds a flare direction fitted with fingerprint ``fp``."""
 
     def stored(outputs: dict[str, Any]) -> bool:
         try:
@@ -160,11 +227,16 @@ def flare_direction_stage(
             return False
         return have is not None and have.extra.get("fingerprint") == fp
 
-    entry = ledger.current(STAGE, fp, exists=stored)
-    if entry is not None:
-        return _outcome_from(STAGE, entry, f"flare direction of {gan_version}")
-    replaces = DirectionSet.token(store, gan_version)
-    classifier = train_flare_classifier(
+    return stored
+
+
+def _train_classifier(
+    settings: Settings, frames: dict[str, Any], encoder_version: str, *, seed: int
+) -> FlareClassifier:
+    """The flare classifier on the training frames, with the settings' outlook (class,
+    hours), held-out fraction of regions, regularisation ``C`` and components."""
+    cfg = settings.flares
+    return train_flare_classifier(
         frames["parameters"],
         frames["vectors"],
         frames["flared"],
@@ -177,6 +249,23 @@ def flare_direction_stage(
         components=cfg.direction_components,
         encoder_version=encoder_version,
     )
+
+
+def _fit_direction(
+    settings: Settings,
+    backend: InProcessBackend,
+    store: ObjectStore,
+    classifier: FlareClassifier,
+    base: DirectionSet,
+    *,
+    n: int,
+    seed: int,
+    eps: np.ndarray,
+    progress: bool,
+) -> Boundary:
+    """The flare direction of ``base``'s generator from ``n`` generated images labelled by
+    the classifier (their search vectors through the stored query map), calibrated on the
+    grid ``eps`` (latent units)."""
     query_map = load_query_map(settings, backend, store)
 
     def embed(images: np.ndarray) -> np.ndarray:  # the search vectors of generated images
@@ -184,7 +273,7 @@ def flare_direction_stage(
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # empty images: NaN parameters
-        boundary = fit_flare_direction(
+        return fit_flare_direction(
             backend.images,
             embed,
             classifier,
@@ -192,13 +281,23 @@ def flare_direction_stage(
             n=n,
             seed=seed,
             calibration_eps=eps,
-            calibration_n_z=int(dcfg.calibration_n_z),
+            calibration_n_z=int(settings.directions.calibration_n_z),
             progress=progress,
         )
-    base.boundaries[FLARE_DIRECTION] = replace(boundary, extra=boundary.extra | {"fingerprint": fp})
-    key = base.save(store, replaces=replaces)
+
+
+def _stage_outputs(
+    gan_version: str,
+    key: str,
+    frames: dict[str, Any],
+    classifier: FlareClassifier,
+    boundary: Boundary,
+) -> dict[str, Any]:
+    """What the ledger records of a run: the stored set's key, the frames' kind, the
+    classifier's held-out AUC and Brier skill, the direction's accuracy and its cosines with
+    the physical directions (rounded to 3 decimals)."""
     validation = classifier.validation
-    outputs = {
+    return {
         "gan_version": gan_version,
         "key": key,
         "frames": frames["kind"],
@@ -207,13 +306,3 @@ def flare_direction_stage(
         "accuracy": round(boundary.accuracy, 3),
         "cosines": {k: round(v, 3) for k, v in boundary.extra["cosines"].items()},
     }
-    ledger.record(STAGE, fp, inputs, outputs)
-    return StageOutcome(
-        STAGE,
-        False,
-        fp,
-        outputs,
-        f"flare direction of {gan_version}: classifier on {len(frames['flared'])} "
-        f"{frames['kind']} frames (held-out-region AUC {validation['auc']:.2f}), direction "
-        f"accuracy {boundary.accuracy:.2f} on {n} generated images",
-    )
