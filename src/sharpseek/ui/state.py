@@ -146,16 +146,8 @@ def decode_query(params: Mapping[str, Any]) -> ViewState:
         Naming the parameter and what is wrong: an unknown parameter, a format version this
         sharpseek cannot read, a number that is not one, an inverted range.
     """
-    p = {str(k): (v[-1] if isinstance(v, list | tuple) else str(v)) for k, v in params.items()}
-    unknown = sorted(k for k in p if k not in _KNOWN and not k.startswith("f."))
-    if unknown:
-        raise ValueError(f"link parameter(s) {', '.join(unknown)} not understood")
-    version = p.get("v", str(URL_FORMAT))
-    if version != str(URL_FORMAT):
-        raise ValueError(
-            f"link format v={version}: this sharpseek reads format {URL_FORMAT} only "
-            "(the link was made by another version of sharpseek)"
-        )
+    p = _plain(params)
+    _check_link_format(p)
     state = ViewState()
     page = p.get("page", "generate")
     if page not in PAGES:
@@ -165,20 +157,62 @@ def decode_query(params: Mapping[str, Any]) -> ViewState:
         state.seed = _int(p["seed"], "seed", minimum=0, maximum=2**63 - 1)  # as the protocol
     state.record = p.get("record") or None
     if p.get("shift"):
-        for item in p["shift"].split(","):
-            name, sep, amount = item.partition(":")
-            if not sep or not _NAME.fullmatch(name):
-                raise ValueError(f"shift={p['shift']!r}: write name:eps pairs, e.g. tuf:1.5")
-            eps = _float(amount, f"shift of {name}")
-            try:
-                state.shifts[name] = check_eps(name, eps)  # the protocol's one rule
-            except ValueError as err:
-                raise ValueError(f"shift={p['shift']!r}: {err}") from None
+        state.shifts = _decode_shifts(p["shift"])
     if p.get("hold"):
-        state.hold = [h for h in p["hold"].split(",") if h]
-        for h in state.hold:
-            if not _NAME.fullmatch(h):
-                raise ValueError(f"hold={p['hold']!r}: {h!r} is not a parameter name")
+        state.hold = _decode_hold(p["hold"])
+    state.filters = _decode_filters(p)
+    if "k" in p:
+        state.limit = _int(p["k"], "k", minimum=1, maximum=100)
+    if "per" in p:
+        state.per_region = _int(p["per"], "per", minimum=1, maximum=20)
+    state.gan = p.get("gan") or None
+    state.directions = p.get("dirs") or None
+    state.index = p.get("index") or None
+    return state
+
+
+def _check_link_format(p: Mapping[str, str]) -> None:
+    """Refuse a link with a parameter this format does not have, or of another format
+    version (``v``), by name."""
+    unknown = sorted(k for k in p if k not in _KNOWN and not k.startswith("f."))
+    if unknown:
+        raise ValueError(f"link parameter(s) {', '.join(unknown)} not understood")
+    version = p.get("v", str(URL_FORMAT))
+    if version != str(URL_FORMAT):
+        raise ValueError(
+            f"link format v={version}: this sharpseek reads format {URL_FORMAT} only "
+            "(the link was made by another version of sharpseek)"
+        )
+
+
+def _decode_shifts(text: str) -> dict[str, float]:
+    """The ``shift`` parameter (``name:eps,...``) as {direction name: eps}, each eps checked
+    by the protocol's rule (:func:`~sharpseek.science.directions.check_eps`)."""
+    shifts: dict[str, float] = {}
+    for item in text.split(","):
+        name, sep, amount = item.partition(":")
+        if not sep or not _NAME.fullmatch(name):
+            raise ValueError(f"shift={text!r}: write name:eps pairs, e.g. tuf:1.5")
+        eps = _float(amount, f"shift of {name}")
+        try:
+            shifts[name] = check_eps(name, eps)  # the protocol's one rule
+        except ValueError as err:
+            raise ValueError(f"shift={text!r}: {err}") from None
+    return shifts
+
+
+def _decode_hold(text: str) -> list[str]:
+    """The ``hold`` parameter (``name,...``) as the held parameter names, in link order."""
+    hold = [h for h in text.split(",") if h]
+    for h in hold:
+        if not _NAME.fullmatch(h):
+            raise ValueError(f"hold={text!r}: {h!r} is not a parameter name")
+    return hold
+
+
+def _decode_filters(p: Mapping[str, str]) -> SearchFilter:
+    """The search filter a link names: ``f.<field>`` ranges, then time, hemisphere, latitude,
+    mu, HARP and NOAA numbers, flare history, outcome and quiet (checked in that order)."""
     f: dict[str, Any] = {"ranges": {}}
     for key, text in p.items():
         if key.startswith("f."):
@@ -203,6 +237,17 @@ def decode_query(params: Mapping[str, Any]) -> ViewState:
         f["harpnums"] = [_int(x, "harp", minimum=0) for x in p["harp"].split(",") if x] or None
     if p.get("noaa"):
         f["noaa"] = [_int(x, "noaa", minimum=0) for x in p["noaa"].split(",") if x] or None
+    f.update(_decode_flares(p))
+    try:
+        return SearchFilter(**f)
+    except ValueError as err:
+        raise ValueError(f"link filters: {err}") from None
+
+
+def _decode_flares(p: Mapping[str, str]) -> dict[str, tuple[str, str]]:
+    """The flare filters of a link as SearchFilter arguments: ``hist``/``out`` as
+    (class, hours) pairs (``M+:24h``), ``quiet`` as (hours, class) (``48h:C``)."""
+    f: dict[str, tuple[str, str]] = {}
     for key, name in (("hist", "history"), ("out", "outcome")):
         if p.get(key):
             cls, sep, hours = p[key].partition(":")
@@ -214,18 +259,7 @@ def decode_query(params: Mapping[str, Any]) -> ViewState:
         if not sep:
             raise ValueError(f"quiet={p['quiet']!r}: write hours:class, e.g. 48h:C")
         f["quiet"] = (hours, cls)
-    try:
-        state.filters = SearchFilter(**f)
-    except ValueError as err:
-        raise ValueError(f"link filters: {err}") from None
-    if "k" in p:
-        state.limit = _int(p["k"], "k", minimum=1, maximum=100)
-    if "per" in p:
-        state.per_region = _int(p["per"], "per", minimum=1, maximum=20)
-    state.gan = p.get("gan") or None
-    state.directions = p.get("dirs") or None
-    state.index = p.get("index") or None
-    return state
+    return f
 
 
 def _plain(params: Mapping[str, Any]) -> dict[str, str]:

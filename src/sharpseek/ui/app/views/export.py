@@ -16,12 +16,45 @@ PNG_HELP = (
 
 
 def show(wb) -> None:
+    """The Export page: the shareable link, the current image (and the real frame it
+    inverts), then the last search's results and a match's image."""
     st.header("Export")
     common.show_messages()
     rendered, error = common.guarded(common.current_render, wb)
     if error:
         st.error(error)
     common.sync_url()
+    _share_link()
+    state = common.view()
+    name, frame = _export_names(state)
+    real = st.session_state.get("base_image") if state.seed is None else None
+    if rendered is not None:
+        st.subheader("Current image")
+        _image_downloads(
+            rendered.image,
+            name,
+            description=name,
+            labels=("PNG", "Model-space .npy"),
+            keys=("dl_png", "dl_npy"),
+        )
+    if real is not None and common.has_latent():  # the frame itself, beside its inversion
+        stem = export_stem(**frame)
+        _image_downloads(
+            real,
+            stem,
+            description=stem,
+            labels=("Real frame PNG", "Real frame .npy"),
+            keys=("dl_real_png", "dl_real_npy"),
+        )
+    matches = st.session_state.get("matches")
+    if not matches:
+        st.info("Run a search to export its results.")
+        return
+    _search_results(wb, matches, name)
+
+
+def _share_link() -> None:
+    """The view's shareable URL (this server's address with the view's query string)."""
     base = st.context.url or "http://localhost:8501/"
     url = share_url(base, encode_query(common.view()))
     st.subheader("Shareable link")
@@ -30,7 +63,11 @@ def show(wb) -> None:
         "opening it redraws this view, or says which version is gone."
     )
     st.code(url, language=None)
-    state = common.view()
+
+
+def _export_names(state) -> tuple[str, dict]:
+    """The current image's file stem, and the real frame worked on as ``export_stem``'s
+    series, harpnum, t_rec and fallback (the first three None for a seed's image)."""
     payload = {} if state.seed is not None else st.session_state.get("base_payload") or {}
     frame = {  # the real frame worked on, if any: as JSOC names it
         "series": payload.get("series"),
@@ -44,47 +81,35 @@ def show(wb) -> None:
         inverted=common.has_latent(),  # a real frame's GAN reconstruction, not the frame
         **frame,
     )
-    real = st.session_state.get("base_image") if state.seed is None else None
-    if rendered is not None:
-        st.subheader("Current image")
-        a, b = st.columns(2)
-        a.download_button(
-            "PNG",
-            png_bytes(rendered.image, description=name),
-            f"{name}.png",
-            "image/png",
-            key="dl_png",
-            help=PNG_HELP,
-        )
-        b.download_button(
-            "Model-space .npy",
-            image_npy(rendered.image),
-            f"{name}.npy",
-            "application/octet-stream",
-            key="dl_npy",
-        )
-    if real is not None and common.has_latent():  # the frame itself, beside its inversion
-        stem = export_stem(**frame)
-        a, b = st.columns(2)
-        a.download_button(
-            "Real frame PNG",
-            png_bytes(real, description=stem),
-            f"{stem}.png",
-            "image/png",
-            key="dl_real_png",
-            help=PNG_HELP,
-        )
-        b.download_button(
-            "Real frame .npy",
-            image_npy(real),
-            f"{stem}.npy",
-            "application/octet-stream",
-            key="dl_real_npy",
-        )
-    matches = st.session_state.get("matches")
-    if not matches:
-        st.info("Run a search to export its results.")
-        return
+    return name, frame
+
+
+def _image_downloads(
+    image, stem: str, *, description: str, labels: tuple[str, str], keys: tuple[str, str]
+) -> None:
+    """Two download buttons side by side for one model-space image ((128, 128) gauss):
+    sharpseek's magnetogram PNG and the array as .npy, both named ``stem``."""
+    a, b = st.columns(2)
+    a.download_button(
+        labels[0],
+        png_bytes(image, description=description),
+        f"{stem}.png",
+        "image/png",
+        key=keys[0],
+        help=PNG_HELP,
+    )
+    b.download_button(
+        labels[1],
+        image_npy(image),
+        f"{stem}.npy",
+        "application/octet-stream",
+        key=keys[1],
+    )
+
+
+def _search_results(wb, matches, name: str) -> None:
+    """The last search's results: the table as CSV, a JSOC link per match, and one picked
+    match's image as PNG and .npy."""
     st.subheader("Search results")
     table = results_table(
         matches, st.session_state.get("query_params"), jsoc_url=wb.settings.jsoc.server_url
@@ -110,20 +135,11 @@ def show(wb) -> None:
     )
     m = matches[pick]
     if m.image is not None:
-        a, b = st.columns(2)
         stem = export_stem(series=m.series, harpnum=m.harpnum, t_rec=m.t_rec, fallback=m.record_id)
-        a.download_button(
-            "Match PNG",
-            png_bytes(m.image, description=m.record_id),
-            f"{stem}.png",
-            "image/png",
-            key="dl_match_png",
-            help=PNG_HELP,
-        )
-        b.download_button(
-            "Match .npy",
-            image_npy(m.image),
-            f"{stem}.npy",
-            "application/octet-stream",
-            key="dl_match_npy",
+        _image_downloads(
+            m.image,
+            stem,
+            description=m.record_id,
+            labels=("Match PNG", "Match .npy"),
+            keys=("dl_match_png", "dl_match_npy"),
         )
