@@ -150,46 +150,21 @@ def _flare_filters(wb, saved: SearchFilter):
 
 
 def show(wb) -> None:
+    """The Search page: the current image (or the real patch) as the query, the filters and
+    the search button beside it, then the results: flare outlook, thumbnails, parameter
+    table and a match compared with the query."""
     st.header("Search")
     common.show_messages()
     state = common.view()
-    source = "generated"
-    if st.session_state.get("base_image") is not None and common.has_latent():
-        choice = st.radio(
-            "Query",
-            ["the real patch", "its GAN inversion, with the shifts"],
-            horizontal=True,
-            key="query_source",
-        )
-        source = "real" if choice == "the real patch" else "generated"
-    if source == "real":
-        rendered, error = common.guarded(common.real_render)
-    else:
-        rendered, error = common.guarded(common.current_render, wb)
-    if error:
-        st.error(f"Could not draw the query: {error}")
-        return
+    source = _query_source()
+    rendered = _query_render(wb, source)
     if rendered is None:
-        st.info("Pick an active region on the Generate page first: it becomes the query.")
         return
     values, error = common.guarded(wb.indexed_values)
     if error:
         st.error(f"The index cannot be read: {error}")
         return
-    left, right = st.columns([1, 2])
-    with left:
-        st.image(model_panel_rgb(rendered.image), caption="query (the current image)")
-    with right:
-        try:
-            filters = _filters(wb, values)
-        except ValueError as err:
-            st.error(f"Filter not applied: {err}")
-            filters = None
-        k1, k2 = st.columns(2)
-        st.session_state.setdefault("limit", state.limit)
-        limit = k1.number_input("Results", 1, 100, key="limit")
-        one = k2.checkbox("One result per region", value=state.per_region == 1, key="one_per")
-        go = st.button("Search", key="search", type="primary", disabled=filters is None)
+    filters, limit, one, go = _search_form(wb, state, rendered, values)
     if go and filters is not None:
         before = (state.filters, state.limit, state.per_region)
         state.filters, state.limit, state.per_region = filters, int(limit), 1
@@ -210,6 +185,66 @@ def show(wb) -> None:
     if not matches:
         st.info("No indexed record matches these filters.")
         return
+    _thumbnails(matches)
+    _parameter_table(matches)
+    _compare(matches)
+
+
+def _query_source() -> str:
+    """What the search looks for: "real" (the real patch itself) or "generated" (the GAN's
+    image with the shifts); the choice is offered only for a real patch with a latent."""
+    if st.session_state.get("base_image") is not None and common.has_latent():
+        choice = st.radio(
+            "Query",
+            ["the real patch", "its GAN inversion, with the shifts"],
+            horizontal=True,
+            key="query_source",
+        )
+        return "real" if choice == "the real patch" else "generated"
+    return "generated"
+
+
+def _query_render(wb, source: str):
+    """The query image drawn from ``source`` ("real" or "generated"), or None after saying
+    why there is none (an error, or no active region picked yet)."""
+    if source == "real":
+        rendered, error = common.guarded(common.real_render)
+    else:
+        rendered, error = common.guarded(common.current_render, wb)
+    if error:
+        st.error(f"Could not draw the query: {error}")
+        return None
+    if rendered is None:
+        st.info("Pick an active region on the Generate page first: it becomes the query.")
+    return rendered
+
+
+def _search_form(
+    wb, state, rendered, values: pd.DataFrame
+) -> tuple[SearchFilter | None, int, bool, bool]:
+    """The query image beside the filters, result count, one-per-region box and Search
+    button, their start values from the view ``state``; returns (the filter, or None if a
+    widget's value is bad; the result count; one result per region; Search pressed)."""
+    left, right = st.columns([1, 2])
+    with left:
+        st.image(model_panel_rgb(rendered.image), caption="query (the current image)")
+    with right:
+        try:
+            filters = _filters(wb, values)
+        except ValueError as err:
+            st.error(f"Filter not applied: {err}")
+            filters = None
+        k1, k2 = st.columns(2)
+        st.session_state.setdefault("limit", state.limit)
+        limit = k1.number_input("Results", 1, 100, key="limit")
+        one = k2.checkbox("One result per region", value=state.per_region == 1, key="one_per")
+        go = st.button("Search", key="search", type="primary", disabled=filters is None)
+    return filters, limit, one, go
+
+
+def _thumbnails(matches) -> None:
+    """The matches as a grid of thumbnails, COLUMNS wide, each with its HARP, T_REC, NOAA
+    numbers, similarity, labelled values and flares around T_REC."""
     st.image(colour_bar_rgb(), caption="the thumbnails' scale: B_r, north up, west right")
     for row in range(0, len(matches), COLUMNS):
         cols = st.columns(COLUMNS)
@@ -225,6 +260,11 @@ def show(wb) -> None:
                     f"NOAA {noaa}  \nsimilarity {m.similarity:.3f} (distance {m.distance:.3f})"
                     f"  \n{shown}" + (f"  \nflares: {flares}" if flares else "")
                 )
+
+
+def _parameter_table(matches) -> None:
+    """One row per parameter (model space, then native), with its unit, the query's value
+    and each match's."""
     query = st.session_state.get("query_params", {})
     rows = (*SHOWN_PARAMETERS, *NATIVE_PARAMETERS)
     table = pd.DataFrame(
@@ -241,6 +281,10 @@ def show(wb) -> None:
     )
     st.dataframe(table, hide_index=True, key="results_table")
 
+
+def _compare(matches) -> None:
+    """One picked match beside the query: its pictures and values, then query, match and
+    match − query on one scale (model space, gauss)."""
     st.subheader("Compare")
     pick = st.selectbox(
         "Match",
