@@ -24,7 +24,7 @@ from fake_jsoc import (
     builtin_record_table,
     real_record_table,
 )
-from sharpseek.config import JsocSettings
+from sharpseek.config import JsocSettings, mask_email
 from sharpseek.data.fits import read_sharp
 from sharpseek.data.jsoc import (
     DEFINITIVE_SERIES,
@@ -35,7 +35,6 @@ from sharpseek.data.jsoc import (
     incremental_queries,
     incremental_query,
     make_client,
-    mask_email,
     prefer_definitive,
     query_records,
 )
