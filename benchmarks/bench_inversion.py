@@ -61,6 +61,32 @@ def timed(call):
     return result, time.perf_counter() - wall, time.process_time() - cpu
 
 
+def seed_scatter(model, images, cfg, seeds, slow_rms, new_rms) -> dict:
+    """Both methods depend on their seed (Adam's random starts, the candidates): the mean rms
+    [G] over the real samples for each of ``seeds`` (the first already measured: its
+    ``slow_rms`` and ``new_rms`` per sample), and its mean and standard deviation over the
+    seeds, per method."""
+    per_seed = {"slow": [float(np.mean(slow_rms))], "new": [float(np.mean(new_rms))]}
+    for seed in seeds[1:]:
+        per_seed["slow"].append(
+            float(np.mean([invert(model, im, seed=seed, **SLOW).rms_gauss for im in images]))
+        )
+        per_seed["new"].append(
+            float(
+                np.mean([invert_configured(model, im, cfg, seed=seed).rms_gauss for im in images])
+            )
+        )
+        print(f"seed {seed}: slow {per_seed['slow'][-1]:.2f} G, new {per_seed['new'][-1]:.2f} G")
+    return {
+        "seeds": seeds,
+        "mean_rms_gauss": per_seed,
+        "over_seeds": {
+            m: {"mean": float(np.mean(v)), "std": float(np.std(v, ddof=1)) if len(v) > 1 else 0.0}
+            for m, v in per_seed.items()
+        },
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/inversion.json"))
@@ -68,6 +94,9 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=40, help="training frames to invert")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--scatter-seeds", type=int, default=3, help="further seeds for both methods' seed scatter"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     settings = get_settings()
@@ -167,6 +196,14 @@ def main() -> None:
         "real_samples_warned": int(sum(s["new"]["warned"] for s in samples)),
         "figure": str(figure),
     }
+    report["seed_scatter"] = seed_scatter(
+        model,
+        images,
+        cfg,
+        [args.seed + i for i in range(1 + args.scatter_seeds)],
+        [s["slow"]["rms_gauss"] for s in samples],
+        [s["new"]["rms_gauss"] for s in samples],
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report["mean"], indent=2))
