@@ -13,7 +13,8 @@ from sharpseek.data.local_store import LocalStore
 from sharpseek.models.checkpoints import load_checkpoint
 from sharpseek.models.gan import GANConfig, Generator
 from sharpseek.physics.parameters import compute_parameters
-from sharpseek.training.codes import CodeTargets, _log_values, code_loss, soft_parameters
+from sharpseek.physics.surrogates import soft_parameters
+from sharpseek.training.codes import CodeTargets, _log_values, code_loss
 from sharpseek.training.gan import GANTrainConfig, gan_train_config, train_gan
 
 

@@ -102,14 +102,16 @@ def _shifted(
 ):
     """(shifted z (d,), the TargetResult or None): ``z0`` moved by ``shifts`` or to the
     ``target`` specs; the library's warnings printed, its errors a one-line exit 2."""
-    from sharpseek.science.directions import Target, apply_shifts, solve_targets
+    from sharpseek.science.directions import Target, solve_targets
 
     result = None
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", UserWarning)
             if shifts:
-                z1 = apply_shifts(directions, z0, shifts, hold_list)
+                # the backend shifts (the set's hold method runs where the generator is)
+                z = z0[None].astype(np.float32)
+                z1 = backend.generate(z, shifts=shifts, hold=hold_list, parameters=False).z[0]
             else:
                 targets = [Target.parse(t) for t in target]
                 result = solve_targets(backend.images, directions, z0, targets, hold=hold_list)

@@ -193,7 +193,7 @@ def directions_stage(
     version = model.version
     n = int(samples or cfg.samples)
     n_z = int(calibration_n_z or cfg.calibration_n_z)
-    method = DirectionMethod(fit=cfg.fit, step=cfg.step, ridge_alpha=cfg.ridge_alpha)
+    method = DirectionMethod(fit=cfg.fit, step=cfg.step, ridge_alpha=cfg.ridge_alpha, hold=cfg.hold)
     inputs: dict[str, Any] = {"gan_version": version, "samples": n, "seed": seed}
     # the method and the stored format are part of the recipe: a set of an older format
     # (no calibration of how often a shift raises its parameter) is refitted once

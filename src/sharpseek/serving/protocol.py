@@ -41,7 +41,7 @@ import numpy as np
 from sharpseek.models.inference import latent_from_seeds
 from sharpseek.physics.definitions import MODEL_SIZE
 from sharpseek.physics.parameters import compute_parameters
-from sharpseek.science.directions import LATENT_LIMIT, apply_shifts, check_eps
+from sharpseek.science.directions import LATENT_LIMIT, check_eps, shift_and_hold
 
 __all__ = [
     "GenerateRequest",
@@ -310,7 +310,9 @@ def _check_latents(z: np.ndarray) -> None:
 
 def _latents(request: GenerateRequest, model, directions) -> np.ndarray:
     """z of one request after its shifts (float32 (n, latent_dim)), by
-    :func:`sharpseek.science.directions.apply_shifts`; its errors become :class:`RequestError`."""
+    :func:`sharpseek.science.directions.shift_and_hold` (the set's hold method: a measured
+    hold generates and measures here, on the server); its errors become
+    :class:`RequestError`."""
     z = request.z if request.z is not None else latent_from_seeds(request.seeds, model.latent_dim)
     if request.z is not None and (z.ndim != 2 or z.shape[1] != model.latent_dim):
         raise RequestError(
@@ -328,7 +330,7 @@ def _latents(request: GenerateRequest, model, directions) -> np.ndarray:
             "(fit them with `sharpseek directions fit`, then rebuild the archive)"
         )
     try:
-        return apply_shifts(directions, z, request.shifts, request.hold).astype(np.float32)
+        return shift_and_hold(model, directions, z, request.shifts, request.hold).astype(np.float32)
     except KeyError as err:
         raise RequestError(f"unknown direction: {err.args[0]}") from None
     except ValueError as err:

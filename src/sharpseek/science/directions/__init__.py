@@ -13,8 +13,10 @@ Small pure functions, arrays in and arrays out:
   boundaries (conditional manipulation), with a diagnostic; :func:`step_scale` is the length
   of a unit step along the conditioned direction in the method's unit of eps;
 - :func:`shift` moves latent vectors along one or several directions (raw arrays);
-- :func:`apply_shifts` moves them along named parameters' directions, holding others: the
-  one implementation every shell and server calls;
+- :func:`apply_shifts` moves them along named parameters' directions, holding others by the
+  linear rule; :func:`shift_and_hold` is the one call every shell and server makes with a
+  generator at hand: the set's hold method, linear or measured on the images
+  (:mod:`.hold`);
 - :func:`project_2d` is the paper's 2-D view of a boundary (Fig. 4).
 
 Shapes: latent vectors ``z`` are (n, d); directions (d,) unit vectors or (k, d) stacks.
@@ -26,7 +28,8 @@ editing" (InterFaceGAN), arXiv:1907.10786.
 The package is split by job: :mod:`.boundary` (labels and one boundary), :mod:`.algebra`
 (conditioning, steps, shifts of raw arrays), :mod:`.store` (the stored :class:`DirectionSet`),
 :mod:`.fit` (fit and calibrate a set), :mod:`.strength` (how strong a direction is),
-:mod:`.targets` (physical targets) and :mod:`.shifts` (named shifts, the eps rule). The names
+:mod:`.targets` (physical targets), :mod:`.shifts` (named shifts, the eps rule) and
+:mod:`.hold` (the measured hold). The names
 below are imported from here by the shells, servers and tests (dozens of call sites), so this
 package keeps them as its public interface.
 """
@@ -50,6 +53,7 @@ from sharpseek.science.directions.boundary import (
     train_boundary,
 )
 from sharpseek.science.directions.fit import calibrate, fit_directions, sample_parameters
+from sharpseek.science.directions.hold import HoldResult, measured_hold, shift_and_hold
 from sharpseek.science.directions.shifts import (
     LATENT_LIMIT,
     apply_shifts,
@@ -93,6 +97,9 @@ __all__ = [
     "paired_change",
     "fit_directions",
     "apply_shifts",
+    "HoldResult",
+    "measured_hold",
+    "shift_and_hold",
     "check_eps",
     "LATENT_LIMIT",
     "held_changes",

@@ -30,6 +30,7 @@ REDUNDANT_COSINE = 0.05
 DEGENERATE_NORM = 1e-3
 FIT_METHODS = ("svm", "ridge")
 STEP_UNITS = ("latent", "sigma", "spread")
+HOLD_METHODS = ("linear", "measured")
 #: Below this response gain (standard deviations of the parameter per latent unit) a step in
 #: "spread" units is computed as if the gain were this: at most 1 / MIN_GAIN latent units per
 #: eps, so a direction that explains almost nothing cannot throw z far out of the prior.
@@ -57,11 +58,16 @@ class DirectionMethod:
         eps / (gain (n . c)) latent units, gain = the slope of the standardised target on
         n . z (``Boundary.extra["gain"]``, :func:`response_gain`; :func:`step_scale`).
     ridge_alpha : L2 penalty of the ridge fit (on sums over samples, z standard normal).
+    hold : ``"linear"``: held parameters' normals are projected out of the shifted direction
+        (the paper's conditional manipulation); ``"measured"``: the plain shift, then a
+        correction until the held parameters measure what they did at the start
+        (:mod:`sharpseek.science.directions.hold`; TUF, PSEP and R, the others linearly).
     """
 
     fit: str = "svm"
     step: str = "latent"
     ridge_alpha: float = 1.0
+    hold: str = "linear"
 
     def __post_init__(self) -> None:
         if self.fit not in FIT_METHODS:
@@ -70,6 +76,8 @@ class DirectionMethod:
             raise ValueError(f"direction step {self.step!r} unknown; use one of {STEP_UNITS}")
         if not self.ridge_alpha >= 0:
             raise ValueError(f"ridge_alpha must be >= 0, got {self.ridge_alpha}")
+        if self.hold not in HOLD_METHODS:
+            raise ValueError(f"direction hold {self.hold!r} unknown; use one of {HOLD_METHODS}")
 
     def describe(self) -> str:
         fit = "linear SVM (paper)" if self.fit == "svm" else "ridge on log parameter"
@@ -78,7 +86,8 @@ class DirectionMethod:
             "sigma": "sigma of the decision value",
             "spread": "standard deviations of the parameter",
         }[self.step]
-        return f"{fit}, eps in {unit}"
+        held = ", held by measurement" if self.hold == "measured" else ""
+        return f"{fit}, eps in {unit}{held}"
 
 
 @dataclass(frozen=True)

@@ -84,7 +84,11 @@ class DirectionSet:
     def _data(self) -> dict[str, Any]:
         extra: dict[str, Any] = {}
         if self.format >= 2:  # a format-1 set keeps its stored form, hence its version
-            extra = {"format": self.format, "method": asdict(self.method)}
+            method = asdict(self.method)
+            if method["hold"] == "linear":
+                # the rule of every set stored before the field existed: their versions stay
+                del method["hold"]
+            extra = {"format": self.format, "method": method}
         return {
             **extra,
             "gan_version": self.gan_version,
