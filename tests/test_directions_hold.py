@@ -191,3 +191,22 @@ def test_the_backend_holds_by_measurement_where_the_generator_is(toy, tmp_path):
         moved = np.abs(answer.parameters[name] - before[name]) / _iqr(directions, name)
         assert np.median(moved) < 0.05, name
     assert np.median(answer.parameters["r"] / before["r"]) > 1.2
+
+
+def test_a_target_with_a_measured_hold_solves_the_plain_shift_then_holds(toy):
+    from sharpseek.science.directions import Target, solve_targets
+
+    model, directions, z = toy
+    z0 = z[3]
+
+    def held_shift(eps):
+        return shift_and_hold(model, directions, z0, {"tuf": float(eps[0])}, ["r"])
+
+    result = solve_targets(
+        model.generate, directions, z0, [Target.parse("tuf=x1.3")], hold=["r"], shift=held_shift
+    )
+    start = _measured(model, z0[None])
+    assert result.converged
+    assert abs(result.achieved["tuf"] / start["tuf"][0] - 1.3) < 0.05
+    assert abs(result.held_end["r"] - result.held_start["r"]) < 0.05 * _iqr(directions, "r")
+    np.testing.assert_allclose(result.z, held_shift(result.eps))

@@ -114,7 +114,15 @@ def _shifted(
                 z1 = backend.generate(z, shifts=shifts, hold=hold_list, parameters=False).z[0]
             else:
                 targets = [Target.parse(t) for t in target]
-                result = solve_targets(backend.images, directions, z0, targets, hold=hold_list)
+                names = [t.parameter for t in targets]
+
+                def held_shift(eps: np.ndarray) -> np.ndarray:
+                    chosen = dict(zip(names, map(float, eps), strict=True))
+                    return backend.generate(z0[None], shifts=chosen, hold=hold_list).z[0]
+
+                result = solve_targets(
+                    backend.images, directions, z0, targets, hold=hold_list, shift=held_shift
+                )
                 z1 = result.z
         for w in caught:
             if issubclass(w.category, UserWarning):

@@ -48,6 +48,7 @@ __all__ = [
     "MEASURED_PARAMETERS",
     "HoldResult",
     "gauss_newton_step",
+    "linear_holds",
     "measured_hold",
     "shift_and_hold",
     "surrogate_jacobian",
@@ -250,6 +251,15 @@ def measured_hold(
     return HoldResult(z=best, residual=best_error, iterations=run)
 
 
+def linear_holds(directions: DirectionSet, hold: Sequence[str]) -> list[str]:
+    """The ``hold`` parameters the set's hold method keeps by the linear rule (projected out
+    of the shifted directions): all of them for ``"linear"``, those without a surrogate for
+    ``"measured"``."""
+    if directions.method.hold == "linear":
+        return list(hold)
+    return [h for h in hold if h not in MEASURED_PARAMETERS]
+
+
 def shift_and_hold(
     model,
     directions: DirectionSet,
@@ -270,11 +280,10 @@ def shift_and_hold(
     -------
     ndarray float64, the shape of ``z``. Raises as :func:`apply_shifts` does.
     """
-    linear_rule = directions.method.hold == "linear"
-    if linear_rule or not shifts or not set(hold) & set(MEASURED_PARAMETERS):
+    linear = linear_holds(directions, hold)
+    if not shifts or len(linear) == len(hold):
         return apply_shifts(directions, z, shifts, hold)
     shift_basis(directions, list(shifts), hold)  # the linear rule's checks and messages
-    linear = [h for h in hold if h not in MEASURED_PARAMETERS]
     shifted = apply_shifts(directions, z, shifts, linear)
     rows = np.atleast_2d(shifted)
     result = measured_hold(

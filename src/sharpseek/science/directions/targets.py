@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import re
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from sharpseek.physics.definitions import DIRECTION_PARAMETERS
 from sharpseek.physics.parameters import compute_parameters
+from sharpseek.science.directions.hold import linear_holds
 from sharpseek.science.directions.shifts import shift_basis
 from sharpseek.science.directions.store import DirectionSet
 
@@ -83,14 +85,19 @@ def solve_targets(
     max_iterations: int = 25,
     max_step: float = 1.0,
     max_eps: float = 6.0,
+    shift: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> TargetResult:
     """Shift ``z0`` along the target parameters' directions until they reach their targets.
 
-    The directions of the targets are conditioned on the ``hold`` parameters (their
-    boundaries' normals are projected out), so held quantities change as little as the
-    latent geometry allows; the result reports how much they did move. The shifts are found
-    by damped Newton steps on the measured parameters (a finite-difference Jacobian of the
-    k targets against their k directions): units of the physics, not of the SVM normal.
+    With the linear hold (``directions.method.hold``, the paper's) the directions of the
+    targets are conditioned on the ``hold`` parameters (their boundaries' normals are
+    projected out), so held quantities change as little as the latent geometry allows. With
+    the measured hold, whose correction keeps the shifted parameters at their plain shift's
+    values, the solver finds the eps of the plain shift (conditioned only on held parameters
+    without a surrogate) and ``shift`` applies them with the hold. The result reports how
+    much the held ones moved. The shifts are found by damped Newton steps on the measured
+    parameters (a finite-difference Jacobian of the k targets against their k directions):
+    units of the physics, not of the SVM normal.
 
     Parameters
     ----------
@@ -102,10 +109,14 @@ def solve_targets(
     tolerance : relative error at which a value target counts as reached.
     max_eps : beyond this |eps| the request leaves the region the directions were fitted and
         calibrated on: the solver stops there and says so.
+    shift : eps (k,) -> the latent (d,) of that shift with the ``hold`` (e.g. a backend's
+        generate with shifts and hold; :func:`~sharpseek.science.directions.shift_and_hold`):
+        the result's z and its achieved and held values. None: z0 + eps @ basis.
     """
     z0 = np.asarray(z0, dtype=np.float64).reshape(-1)
     names = _check_request(directions, z0, targets, hold)
-    basis = shift_basis(directions, names, hold)  # (k, d)
+    shift_basis(directions, names, hold)  # the hold's own checks and messages
+    basis = shift_basis(directions, names, linear_holds(directions, hold))  # (k, d)
 
     def measure(eps_rows: np.ndarray) -> dict[str, np.ndarray]:
         z = z0[None, :] + eps_rows @ basis  # (m, d)
@@ -141,11 +152,13 @@ def solve_targets(
             break
         current = np.array([measure(eps[None])[n][0] for n in names])
         converged = _reached(directions, targets, current, target_vec, tolerance)
-    end = measure(eps[None])
+    z_end = z0 + eps @ basis if shift is None else np.asarray(shift(eps), np.float64)
+    params = compute_parameters(np.asarray(generate(z_end[None].astype(np.float32))))
+    end = {k: np.asarray(v, dtype=float) for k, v in params.items()}
     for message in messages:
         warnings.warn(message, UserWarning, stacklevel=2)
     return TargetResult(
-        z=z0 + eps @ basis,
+        z=z_end,
         eps=eps,
         start=start,
         requested=dict(zip(names, target_vec.tolist(), strict=True)),
