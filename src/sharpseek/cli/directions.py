@@ -233,6 +233,7 @@ def plot_directions_cmd(
     try:
         with backend, warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
+            z0 = backend.generate(seeds=[seed], parameters=False).z[0]
             paths = [
                 dp.boundary_view(
                     backend.images, directions, parameter, folder / f"directions-2d-{parameter}.png"
@@ -240,10 +241,13 @@ def plot_directions_cmd(
                 dp.shift_strips(
                     backend.images,
                     directions,
-                    backend.generate(seeds=[seed], parameters=False).z[0],
+                    z0,
                     parameter,
                     hold_list,
                     folder / f"directions-strips-{parameter}.png",
+                    held_shift=lambda e: backend.generate(
+                        z0[None], shifts={parameter: e}, hold=hold_list, parameters=False
+                    ).z[0],
                 ),
             ]
             if directions.calibration:

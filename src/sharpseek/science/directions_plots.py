@@ -7,7 +7,7 @@ project's diverging scale (:mod:`sharpseek.science.plotting`), origin lower (nor
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -89,18 +89,23 @@ def shift_strips(
     path: str | Path,
     *,
     eps: Sequence[float] = (-3, -2, -1, 0, 1, 2, 3),
+    held_shift: Callable[[float], np.ndarray] | None = None,
 ) -> Path:
     """Fig. 5: one AR shifted along ``parameter``'s direction (top row) and along it
-    conditioned on ``hold`` (bottom row), the parameter and the held ones printed under
-    each image."""
+    holding ``hold`` (bottom row), the parameter and the held ones printed under each image.
+
+    ``held_shift`` maps an eps to the held shift's latent (d,) by the set's hold method
+    (e.g. a backend's generate with shifts and hold); None: the linear rule here."""
     eps = np.asarray(eps, dtype=float)
     plain = directions.step(parameter)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        conditioned = directions.step(parameter, hold=tuple(hold))
+    if held_shift is None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            conditioned = directions.step(parameter, hold=tuple(hold))
+        held_shift = lambda e: shift(z0[None], conditioned, e)[0]  # noqa: E731
     rows = []
-    for n in (plain, conditioned):
-        z = np.stack([shift(z0[None], n, e)[0] for e in eps]).astype(np.float32)
+    for move in (lambda e: shift(z0[None], plain, e)[0], held_shift):
+        z = np.stack([move(float(e)) for e in eps]).astype(np.float32)
         images = np.asarray(generate(z))
         rows.append((images, compute_parameters(images)))
     shown = [parameter, *hold]
@@ -115,7 +120,9 @@ def shift_strips(
             if r == 0:
                 ax.set_title(f"eps = {e:+g}", fontsize=8)
         axes[r, 0].set_ylabel(
-            f"along {parameter}" if r == 0 else f"{parameter} | hold {', '.join(hold)}",
+            f"along {parameter}"
+            if r == 0
+            else f"{parameter} | hold {', '.join(hold)} ({directions.method.hold})",
             fontsize=8,
         )
     if im is not None:

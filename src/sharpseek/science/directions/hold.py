@@ -13,16 +13,17 @@ z1 is corrected by damped Gauss-Newton steps until the measured held parameters 
 their start values and the shifted ones at their values after the plain shift::
 
     r_j(z)  = (v_j(z) - goal_j) / IQR_j                  v by compute_parameters (exact)
-    A_ji    = d r_j / d z_i                              the surrogates' slope at z1, then
-                                                         Broyden's update after each step
+    A_ji    = d r_j / d z_i                              through the surrogates, at each z
     dz      = -P A^T (A P A^T + damping I)^-1 r         the smallest step that zeroes r
 
 with IQR_j the interquartile range of parameter j over the set's fitting sample, and P the
 projection away from the normals of the parameters without a surrogate that are shifted or
 held (their decision values stay as the linear rule leaves them). The residual is always
-measured exactly; the surrogates (:mod:`sharpseek.physics.surrogates`) only give the first
-slope, and each measured step corrects it (Broyden's secant update: J dz = dr for the step
-taken), so an error in them costs iterations, not accuracy. Each row stops at ``HOLD_TOLERANCE`` and
+measured exactly; the surrogates (:mod:`sharpseek.physics.surrogates`) only give the slope,
+so an error in them costs iterations, not accuracy. (Tried and not kept: one surrogate slope
+at z1 updated by Broyden's secant rule after each measured step, which saves the gradients of
+every later iteration: on the demo GAN it left R's held TUF 0.5 IQR away where this reaches
+0.03; docs/directions.md.) Each row stops at ``HOLD_TOLERANCE`` and
 keeps its best iterate. A held parameter undefined at the start (PSEP of a unipolar image)
 is not held.
 """
@@ -178,19 +179,6 @@ def _surrogate_slopes(
     return slope * (scale / spread)[:, :, None]
 
 
-def _broyden(
-    jacobian: np.ndarray, step: np.ndarray, before: np.ndarray, after: np.ndarray
-) -> np.ndarray:
-    """Broyden's update of each row's (k, d) Jacobian after a ``step`` (d,) moved its
-    residual from ``before`` to ``after`` (k,): J + (dr - J dz) dz^T / |dz|^2, so J dz = dr.
-    A constraint whose residual is undefined on either side keeps its row."""
-    change = after - before  # (n, k)
-    miss = change - np.einsum("nkd,nd->nk", jacobian, step)
-    miss = np.where(np.isfinite(miss), miss, 0.0)
-    norm2 = np.maximum((step**2).sum(axis=1), 1e-12)[:, None, None]
-    return jacobian + miss[:, :, None] * step[:, None, :] / norm2
-
-
 def measured_hold(
     model,
     directions: DirectionSet,
@@ -225,7 +213,6 @@ def measured_hold(
     )
     best, best_error = z.copy(), np.full(len(z), np.inf)
     active = np.arange(len(z))
-    jacobian = previous = None
     run = 0
     for run in range(iterations + 1):
         values = _measure(model, z[active], names)
@@ -236,18 +223,13 @@ def measured_hold(
         better = error < best_error[active]
         best[active[better]] = z[active[better]]
         best_error[active[better]] = error[better]
-        if jacobian is None:
-            jacobian = _surrogate_slopes(model, z, values, names, spread)
-        else:  # Broyden: make the slope agree with the step just measured
-            jacobian[active] = _broyden(jacobian[active], *previous, residual)
         todo = error > tolerance
         if run == iterations or not todo.any():
             break
-        active, residual = active[todo], residual[todo]
+        active, values, residual = active[todo], values[todo], residual[todo]
         residual = np.where(np.isfinite(goal[active]), residual, np.nan)
-        step = gauss_newton_step(jacobian[active], residual, fixed=normals)
-        z[active] = z[active] + step
-        previous = (step, residual)
+        jacobian = _surrogate_slopes(model, z[active], values, names, spread)
+        z[active] = z[active] + gauss_newton_step(jacobian, residual, fixed=normals)
     return HoldResult(z=best, residual=best_error, iterations=run)
 
 
