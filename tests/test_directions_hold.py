@@ -210,3 +210,11 @@ def test_a_target_with_a_measured_hold_solves_the_plain_shift_then_holds(toy):
     assert abs(result.achieved["tuf"] / start["tuf"][0] - 1.3) < 0.05
     assert abs(result.held_end["r"] - result.held_start["r"]) < 0.05 * _iqr(directions, "r")
     np.testing.assert_allclose(result.z, held_shift(result.eps))
+
+
+def test_a_measured_hold_works_inside_a_servers_inference_mode(toy):
+    model, directions, z = toy
+    expected = shift_and_hold(model, directions, z[:4], {"tuf": 1.0}, ["r"])
+    with torch.inference_mode():
+        inside = shift_and_hold(model, directions, z[:4], {"tuf": 1.0}, ["r"])
+    np.testing.assert_allclose(inside, expected)

@@ -129,9 +129,10 @@ def surrogate_jacobian(
     device = next(generator.parameters()).device
     out = np.empty((len(z), len(names), z.shape[1]))
     for start in range(0, len(z), batch_size):
-        zt = torch.tensor(z[start : start + batch_size], dtype=torch.float32, device=device)
-        zt.requires_grad_(True)
-        with torch.enable_grad():
+        # a caller may run under no_grad or inference_mode (a server's forward pass)
+        with torch.inference_mode(False), torch.enable_grad():
+            zt = torch.tensor(z[start : start + batch_size], dtype=torch.float32, device=device)
+            zt.requires_grad_(True)
             values, _ = soft_parameters(generator(zt))
             outputs = {
                 "tuf": torch.log(values["tuf"]),
