@@ -209,14 +209,15 @@ def measured_hold(
     spread = _spreads(directions, names)
     normals = np.stack([directions[f].normal for f in fixed]) if fixed else None
     z = np.array(z_shifted, np.float64, copy=True)
-    goal = np.concatenate(
-        [_measure(model, z, keep), _measure(model, np.asarray(z_start, np.float64), hold)], axis=1
-    )
+    values = _measure(model, z, names)  # the shifted images, measured once for goal and start
+    start = _measure(model, np.asarray(z_start, np.float64), hold)
+    goal = np.concatenate([values[:, : len(keep)], start], axis=1)
     best, best_error = z.copy(), np.full(len(z), np.inf)
     active = np.arange(len(z))
     run = 0
     for run in range(iterations + 1):
-        values = _measure(model, z[active], names)
+        if run:
+            values = _measure(model, z[active], names)
         residual = (values - goal[active]) / spread  # (a, k)
         # a constraint without a goal does not count; one whose value became undefined does
         counted = np.where(np.isfinite(goal[active]), np.abs(residual), 0.0)
