@@ -100,6 +100,29 @@ def test_noise_field_is_a_function_of_z_alone_and_white_at_128px():
     assert torch.allclose(G1(z), G_plain(z), atol=1e-3)  # exp(-12) * n^3 / sqrt(15) < 1e-3
 
 
+def test_clip_output_is_the_datas_clip_with_a_straight_through_gradient():
+    torch.manual_seed(0)
+    z = torch.randn(4, 8)
+    G_tanh = Generator(GANConfig(generator="upsample", noise=True, **MICRO)).eval()
+    G_clip = Generator(GANConfig(generator="upsample", noise=True, output="clip", **MICRO))
+    G_clip.load_state_dict(G_tanh.state_dict())
+    with torch.no_grad():  # a strong field: past the clip in places, inside it elsewhere
+        G_clip.to_field.bias.fill_(0.9)
+        G_tanh.to_field.bias.fill_(0.9)
+    b_clip, b_tanh = G_clip(z), G_tanh(z)
+    assert b_clip.min() >= -1 and b_clip.max() <= 1
+    assert (b_clip == 1).float().mean() > 0.01  # plateaus at exactly +1, as the data's spots
+    assert (b_tanh == 1).sum() == 0  # tanh never reaches them
+    inside = b_clip.abs() < 1
+    assert torch.allclose(torch.atanh(b_tanh[inside]), b_clip[inside], atol=1e-4)
+    # A clipped pixel still passes a gradient back (straight-through), so it can come back.
+    field = torch.full((1, 1, 2, 2), 1.5, requires_grad=True)
+    G_clip._output(field).sum().backward()
+    assert torch.equal(field.grad, torch.ones_like(field))
+    with pytest.raises(ValueError, match="output must be one of"):
+        GANConfig(output="sigmoid")
+
+
 def test_noise_needs_the_upsampling_generator_and_bad_options_are_named():
     with pytest.raises(ValueError, match="noise needs generator='upsample'"):
         GANConfig(noise=True)
@@ -277,11 +300,13 @@ def test_cli_switches_the_options_and_names_a_bad_one(tmp_path):
     assert bad.exit_code == 2 and "loss must be one of" in " ".join(bad.output.split())
     args = ["--generator", "paper", "--no-noise", "--no-spectral-norm", "--loss", "bce"]
     args += ["--ema", "0", "--augment", "translation", "--r1", "0.5", "--lr-d", "1e-4"]
+    args += ["--output", "clip"]
     ran = runner.invoke(app, [*base, *args, "--width", "0.25", "--no-progress"])
     assert ran.exit_code == 0, ran.output
     ckpt = load_checkpoint("models/gan/tiny-seed0/last.pt", store=LocalStore(home), kind="gan")
     config = ckpt["config"]
     assert (config["model"]["generator"], config["model"]["spectral_norm"]) == ("paper", False)
+    assert config["model"]["output"] == "clip"
     assert (config["loss"], config["augment"], config["r1_gamma"], config["lr_d"]) == (
         "bce",
         "translation",

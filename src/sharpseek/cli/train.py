@@ -141,6 +141,9 @@ def train_gan_cmd(
     spectral_norm: Annotated[
         bool | None, typer.Option("--spectral-norm/--no-spectral-norm", help="on D's layers")
     ] = None,
+    output: Annotated[
+        str | None, typer.Option("--output", help="G's last step: tanh (paper) or clip")
+    ] = None,
     loss: Annotated[str | None, typer.Option("--loss", help="bce (paper) or hinge")] = None,
     lr_d: Annotated[float | None, typer.Option("--lr-d", help="D's learning rate")] = None,
     r1_gamma: Annotated[float | None, typer.Option("--r1", help="R1 penalty weight")] = None,
@@ -183,6 +186,7 @@ def train_gan_cmd(
                 internal_size=internal_size,
                 noise=noise,
                 spectral_norm=spectral_norm,
+                output=output,
                 codes=codes,
                 code_gain=code_gain,
             )

@@ -88,6 +88,7 @@ __all__ = [
     "GAN_PRESETS",
     "GAN_LOSSES",
     "GENERATORS",
+    "OUTPUTS",
     "NOISE_SEED",
     "gan_config",
     "Generator",
@@ -99,6 +100,9 @@ __all__ = [
 ]
 
 GENERATORS = ("paper", "upsample")
+#: The generator's last non-linearity: the paper's ``tanh``, or ``clip``, the data's own
+#: clip to [-1, 1] (model space, SCIENCE.md) with a straight-through gradient.
+OUTPUTS = ("tanh", "clip")
 GAN_LOSSES = ("bce", "hinge")
 #: Seed of the fixed matrix that turns z into the noise image (``noise=True``).
 NOISE_SEED = 17
@@ -125,6 +129,7 @@ class GANConfig:
     codes: int = 0  # leading latent coordinates kept out of the noise field (physical codes)
     code_gain: float = 1.0  # the codes' factor at G's input (sqrt(97 / 3) ~ 5.7: their share)
     spectral_norm: bool = False  # spectral normalisation of every discriminator layer
+    output: str = "tanh"  # G's last non-linearity: "tanh" (paper) or "clip" (the data's clip)
 
     def __post_init__(self):
         if self.latent_dim < 1:
@@ -140,6 +145,8 @@ class GANConfig:
                 f"GANConfig.internal_size must be a multiple of 8 in 8..{MODEL_SIZE}, "
                 f"got {self.internal_size}"
             )
+        if self.output not in OUTPUTS:
+            raise ValueError(f"GANConfig.output must be one of {OUTPUTS}, got {self.output!r}")
         if self.noise and self.generator != "upsample":
             raise ValueError("GANConfig.noise needs generator='upsample'")
         if not self.code_gain > 0:
@@ -235,7 +242,7 @@ class Generator(nn.Module):
         x = F.leaky_relu(self.up1(x), slope)  # (N, c64, 31, 31)
         x = F.leaky_relu(self.up2(x), slope)  # (N, c32, 63, 63)
         x = F.pad(x, (0, 1, 0, 1))  # (N, c32, 64, 64): right and bottom
-        x = torch.tanh(self.up3(x))  # (N, 1, 129, 129)
+        x = self._output(self.up3(x))  # (N, 1, 129, 129)
         return x[:, :, :MODEL_SIZE, :MODEL_SIZE]  # (N, 1, 128, 128)
 
     def _upsample(self, z: torch.Tensor) -> torch.Tensor:
@@ -250,13 +257,20 @@ class Generator(nn.Module):
         size = (MODEL_SIZE, MODEL_SIZE)
         field = F.interpolate(self.to_field(x), size=size, mode="bilinear", align_corners=False)
         if not self.config.noise:
-            return torch.tanh(field)  # (N, 1, 128, 128)
+            return self._output(field)  # (N, 1, 128, 128)
         amplitude = torch.exp(self.to_amplitude(x).clamp(-12.0, 0.0))  # (N, 2, S, S)
         amplitude = F.interpolate(amplitude, size=size, mode="bilinear", align_corners=False)
         n = (z[:, self.config.codes :].float() @ self.noise_matrix.T).view(-1, 1, *size)
         n = n.to(field.dtype)
         noise = torch.cat([n, n**3 / 15**0.5], dim=1)  # (N, 2, 128, 128), unit variance each
-        return torch.tanh(field + (amplitude * noise).sum(1, keepdim=True))  # (N, 1, 128, 128)
+        return self._output(field + (amplitude * noise).sum(1, keepdim=True))  # (N, 1, 128, 128)
+
+    def _output(self, x: torch.Tensor) -> torch.Tensor:
+        """The last non-linearity: tanh, or the data's clip to [-1, 1] with the identity's
+        gradient (straight-through), so a pixel past the clip can still be pulled back."""
+        if self.config.output == "tanh":
+            return torch.tanh(x)
+        return x + (x.clamp(-1.0, 1.0) - x).detach()
 
     def sample(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
         """``n`` images from z ~ N(0, I) drawn with ``generator`` (on this module's device)."""
