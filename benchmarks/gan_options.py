@@ -45,8 +45,13 @@ from sharpseek.training.gan import GAN_TRAIN_PRESETS, gan_train_config, train_ga
 
 TINY = GAN_TRAIN_PRESETS["tiny"]
 _UPSAMPLE = {"generator": "upsample", "internal_size": TINY.model.internal_size}
-_SN_HINGE = {"loss": "hinge", "lr": TINY.lr, "lr_d": TINY.lr_d, "betas": TINY.betas}
+# G 2e-4 and D 1e-3: the two learning rates these rows were measured with (the tiny preset's
+# until G's rate was raised to D's, the last rows)
+_SN_HINGE = {"loss": "hinge", "lr": 2e-4, "lr_d": 1e-3, "betas": TINY.betas}
 _TINY_MODEL = {**_UPSAMPLE, "noise": True, "spectral_norm": True}
+# the physical codes of TUF, PSEP and R at weight 3, without the moving average
+_CODES_3 = ({**_TINY_MODEL, "codes": 3}, {**_SN_HINGE, "ema_decay": 0.0, "code_weight": 3.0})
+_G_FAST = {"lr": TINY.lr}
 
 #: name -> (model overrides, training overrides) on the ``paper`` preset at the tiny width and
 #: the tiny schedule; each adds one option to the one before it up to the tiny preset
@@ -57,22 +62,34 @@ OPTION_SETS: dict[str, tuple[dict, dict]] = {
     "+ noise field": ({**_UPSAMPLE, "noise": True}, {}),
     "+ spectral norm, hinge, two learning rates": (_TINY_MODEL, _SN_HINGE),
     "+ EMA": (_TINY_MODEL, {**_SN_HINGE, "ema_decay": 0.99}),
-    "+ physical codes, EMA off (= tiny)": (
+    "+ codes of TUF, PSEP, R, EMA off": _CODES_3,
+    "+ clip output (instead of tanh)": ({**_CODES_3[0], "output": "clip"}, _CODES_3[1]),
+    "+ batch 16": (_CODES_3[0], {**_CODES_3[1], "batch_size": 16}),
+    "+ G's learning rate 1e-3 (= D's)": (_CODES_3[0], {**_CODES_3[1], **_G_FAST}),
+    "+ G's learning rate 1e-3, codes of TUF and PSEP only (= tiny)": (
         {**_TINY_MODEL, "codes": TINY.model.codes},
-        {**_SN_HINGE, "ema_decay": TINY.ema_decay, "code_weight": TINY.code_weight},
+        {
+            **_SN_HINGE,
+            **_G_FAST,
+            "ema_decay": TINY.ema_decay,
+            "code_weight": TINY.code_weight,
+            "code_parameters": TINY.code_parameters,
+        },
     ),
     "tiny + translation": (
         {**_TINY_MODEL, "codes": TINY.model.codes},
         {
             **_SN_HINGE,
+            **_G_FAST,
             "ema_decay": TINY.ema_decay,
             "code_weight": TINY.code_weight,
+            "code_parameters": TINY.code_parameters,
             "augment": "translation",
         },
     ),
 }
 PAPER_PRESET = "paper preset (width 1)"
-TINY_SET = "+ physical codes, EMA off (= tiny)"
+TINY_SET = "+ G's learning rate 1e-3, codes of TUF and PSEP only (= tiny)"
 
 
 def option_config(name: str, paper_epochs: int):

@@ -133,6 +133,7 @@ def test_micro_run_with_codes_records_the_code_loss(tmp_path):
         fixed_size=8,
         grid_size=4,
         code_weight=1.0,
+        code_parameters=("tuf", "psep", "r"),
     )
     store = LocalStore(tmp_path / "store")
     run = train_gan(config, ds, store, progress=False)

@@ -175,11 +175,11 @@ class GANConfig:
 
 
 #: Named model sizes. ``tiny``: the half-width upsampling generator at 64 px with the noise
-#: field (off the 3 physical codes) and a spectral-norm discriminator (docs/training.md
-#: measures each option).
+#: field (off the 2 physical codes, TUF and PSEP) and a spectral-norm discriminator
+#: (docs/training.md measures each option).
 GAN_PRESETS: dict[str, GANConfig] = {
     "paper": GANConfig(),
-    "tiny": GANConfig(width=0.5, generator="upsample", noise=True, spectral_norm=True, codes=3),
+    "tiny": GANConfig(width=0.5, generator="upsample", noise=True, spectral_norm=True, codes=2),
 }
 
 

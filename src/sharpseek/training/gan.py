@@ -167,12 +167,14 @@ GAN_TRAIN_PRESETS: dict[str, GANTrainConfig] = {
         model=GAN_PRESETS["tiny"],
         epochs=10,
         fixed_size=128,
-        lr=2e-4,
+        lr=1e-3,  # G as fast as D: 900 steps are few (training.md, "G's learning rate")
         lr_d=1e-3,
         betas=(0.0, 0.9),
         loss="hinge",
         ema_decay=0.0,  # off since the codes: the average lags a fast-moving G (training.md)
         code_weight=3.0,
+        # R's code drew mixed-polarity stripes along the inversion line (training.md)
+        code_parameters=("tuf", "psep"),
     ),
 }
 
