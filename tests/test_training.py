@@ -338,7 +338,7 @@ def test_existing_run_without_resume_is_an_error(gan_run, dataset):
 def test_resume_with_another_config_is_refused(gan_run, dataset):
     store, _ = gan_run
     with pytest.raises(ValueError, match=r"its config differs in \['lr'\]"):
-        train_gan(gan_cfg(epochs=4, lr=1e-3), dataset, store, resume=True, progress=False)
+        train_gan(gan_cfg(epochs=4, lr=3e-4), dataset, store, resume=True, progress=False)
 
 
 def test_missing_checkpoint_names_the_key(store):
