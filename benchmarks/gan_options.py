@@ -76,6 +76,16 @@ OPTION_SETS: dict[str, tuple[dict, dict]] = {
             "code_parameters": TINY.code_parameters,
         },
     ),
+    "tiny + EMA 0.99": (
+        {**_TINY_MODEL, "codes": TINY.model.codes},
+        {
+            **_SN_HINGE,
+            **_G_FAST,
+            "ema_decay": 0.99,
+            "code_weight": TINY.code_weight,
+            "code_parameters": TINY.code_parameters,
+        },
+    ),
     "tiny + translation": (
         {**_TINY_MODEL, "codes": TINY.model.codes},
         {
