@@ -173,7 +173,7 @@ GAN_TRAIN_PRESETS: dict[str, GANTrainConfig] = {
         loss="hinge",
         ema_decay=0.0,  # off since the codes: the average lags a fast-moving G (training.md)
         code_weight=3.0,
-        # R's code drew mixed-polarity stripes along the inversion line (training.md)
+        # R's code cost more realism than it gave (training.md, "G's learning rate and R's code")
         code_parameters=("tuf", "psep"),
     ),
 }
