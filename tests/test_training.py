@@ -449,15 +449,19 @@ def ddp_result(dataset, tmp_path_factory):
 
 @pytest.mark.slow
 def test_ddp_gan_on_two_gloo_processes_equals_one_process(ddp_result, dataset, store):
-    single = train_gan(gan_cfg(epochs=1), dataset, store, progress=False)
+    config = gan_cfg(epochs=1)
+    single = train_gan(config, dataset, store, progress=False)
     ddp = load_checkpoint(ddp_result / "store/models/gan/ddp/last.pt", kind="gan")
     # Not bit-equal: gloo sums the ranks' float32 gradients in another order, and Adam's
-    # division by sqrt(v) magnifies that noise where a gradient is near zero (1.2e-5 at
-    # most in fc.weight, with or without the physical codes). A loss averaged per rank
-    # instead of over the global batch (the codes' PSEP term before it was fixed) moved
-    # fc.weight by 6.4e-4.
+    # division by sqrt(v) magnifies that noise where a gradient is near zero, up to a step of
+    # the learning rate (at most 1.2e-5 in fc.weight at G's rate 2e-4, 2.8e-4 at 1e-3; the
+    # mean over fc.weight 5e-6). A loss averaged per rank instead of over the global batch
+    # (the codes' PSEP term before it was fixed) moved fc.weight by 6.4e-4 at 2e-4: 3.2 steps.
+    # So: no weight more than half a step apart, and the mean a hundredth of a step.
     for key, value in single.generator.state_dict().items():
-        assert torch.allclose(ddp["generator"][key], value, atol=5e-5), key
+        difference = (ddp["generator"][key] - value).abs()
+        assert difference.max() <= 0.5 * config.lr, key
+        assert difference.mean() <= 0.01 * config.lr, key
 
 
 @pytest.mark.slow
