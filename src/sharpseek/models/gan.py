@@ -32,7 +32,7 @@ field cannot draw)::
 
     a1, a2 = exp(Conv2d 1x1 (32 -> 2) of the S-px features), bilinear to 128   amplitude maps
     n = P z', P a fixed (128*128, latent_dim - codes) matrix          unit-variance noise image
-    b = Tanh(m at 128 + a1 * n + a2 * n^3 / sqrt(15))
+    b = Tanh(m at 128 + a1 * n + a2 * n^3 / sqrt(15))   (or the clip of output="clip", below)
 
 Two noise images because the data's weak field is not Gaussian: HMI noise (Gaussian) and the
 network's small strong elements (a heavy tail). A Gaussian alone wide enough to give the
@@ -52,6 +52,11 @@ P is drawn from ``NOISE_SEED``, not stored (checkpoints stay small); no convolut
 log starts at log(``NOISE_START``) (the weights near zero): HMI-like noise of a few gauss to
 tens of gauss, not the unit noise a default initialisation would draw, which Adam's small
 steps take thousands of steps to bring down; it is clamped to [-12, 0] (a <= 1000 G).
+
+``output="clip"`` ends either generator in the data's own clip to [-1, 1] instead of Tanh
+(model space is the clipped field, SCIENCE.md), with the identity's gradient (straight-through)
+so a pixel past the clip is still pulled back: a spot's core can sit at exactly 1000 G, as the
+data's umbrae do, where Tanh only approaches it.
 
 Discriminator (``spectral_norm=True`` wraps every layer in spectral normalisation)::
 
