@@ -52,6 +52,17 @@ _TINY_MODEL = {**_UPSAMPLE, "noise": True, "spectral_norm": True}
 # the physical codes of TUF, PSEP and R at weight 3, without the moving average
 _CODES_3 = ({**_TINY_MODEL, "codes": 3}, {**_SN_HINGE, "ema_decay": 0.0, "code_weight": 3.0})
 _G_FAST = {"lr": TINY.lr}
+# the tiny preset itself (the assertion in main() checks it), which the last sets vary
+_TINY = (
+    {**_TINY_MODEL, "codes": TINY.model.codes},
+    {
+        **_SN_HINGE,
+        **_G_FAST,
+        "ema_decay": TINY.ema_decay,
+        "code_weight": TINY.code_weight,
+        "code_parameters": TINY.code_parameters,
+    },
+)
 
 #: name -> (model overrides, training overrides) on the ``paper`` preset at the tiny width and
 #: the tiny schedule; each adds one option to the one before it up to the tiny preset
@@ -66,37 +77,9 @@ OPTION_SETS: dict[str, tuple[dict, dict]] = {
     "+ clip output (instead of tanh)": ({**_CODES_3[0], "output": "clip"}, _CODES_3[1]),
     "+ batch 16": (_CODES_3[0], {**_CODES_3[1], "batch_size": 16}),
     "+ G's learning rate 1e-3 (= D's)": (_CODES_3[0], {**_CODES_3[1], **_G_FAST}),
-    "+ G's learning rate 1e-3, codes of TUF and PSEP only (= tiny)": (
-        {**_TINY_MODEL, "codes": TINY.model.codes},
-        {
-            **_SN_HINGE,
-            **_G_FAST,
-            "ema_decay": TINY.ema_decay,
-            "code_weight": TINY.code_weight,
-            "code_parameters": TINY.code_parameters,
-        },
-    ),
-    "tiny + EMA 0.99": (
-        {**_TINY_MODEL, "codes": TINY.model.codes},
-        {
-            **_SN_HINGE,
-            **_G_FAST,
-            "ema_decay": 0.99,
-            "code_weight": TINY.code_weight,
-            "code_parameters": TINY.code_parameters,
-        },
-    ),
-    "tiny + translation": (
-        {**_TINY_MODEL, "codes": TINY.model.codes},
-        {
-            **_SN_HINGE,
-            **_G_FAST,
-            "ema_decay": TINY.ema_decay,
-            "code_weight": TINY.code_weight,
-            "code_parameters": TINY.code_parameters,
-            "augment": "translation",
-        },
-    ),
+    "+ G's learning rate 1e-3, codes of TUF and PSEP only (= tiny)": _TINY,
+    "tiny + EMA 0.99": (_TINY[0], {**_TINY[1], "ema_decay": 0.99}),
+    "tiny + translation": (_TINY[0], {**_TINY[1], "augment": "translation"}),
 }
 PAPER_PRESET = "paper preset (width 1)"
 TINY_SET = "+ G's learning rate 1e-3, codes of TUF and PSEP only (= tiny)"
