@@ -76,6 +76,25 @@ def test_upsampling_generator_draws_at_its_internal_size_then_128(internal):
     assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in G.modules())
 
 
+def test_bilinear_upsampling_draws_no_blocks_where_nearest_draws_2x2_blocks():
+    """One doubling of a one-hot feature map: nearest copies the pixel into a 2x2 block of
+    equal values, bilinear spreads it with the weights 3/4 and 1/4 (align_corners=False)."""
+    x = torch.zeros(1, 1, 4, 4)
+    x[0, 0, 1, 2] = 1.0
+    nearest = Generator(GANConfig(generator="upsample", **MICRO))._double(x)[0, 0]
+    bilinear = Generator(GANConfig(generator="upsample", upsampling="bilinear", **MICRO))
+    spread = bilinear._double(x)[0, 0]
+    assert nearest.shape == spread.shape == (8, 8)
+    assert torch.equal(nearest[2:4, 4:6], torch.ones(2, 2)) and nearest.sum() == 4
+    assert torch.allclose(spread[2:4, 4:6], torch.full((2, 2), 0.75**2))
+    assert torch.isclose(spread[1, 4], torch.tensor(0.25 * 0.75))
+    assert torch.isclose(spread.sum(), torch.tensor(4.0))  # the same flux, spread
+    G = Generator(GANConfig(generator="upsample", upsampling="bilinear", noise=True, **MICRO))
+    assert G(torch.randn(2, 8)).shape == (2, 1, 128, 128)
+    with pytest.raises(ValueError, match="upsampling must be one of"):
+        GANConfig(upsampling="bicubic")
+
+
 def test_noise_field_is_a_function_of_z_alone_and_white_at_128px():
     G1 = Generator(GANConfig(generator="upsample", noise=True, **MICRO)).eval()
     G2 = Generator(GANConfig(generator="upsample", noise=True, **MICRO)).eval()
@@ -300,13 +319,13 @@ def test_cli_switches_the_options_and_names_a_bad_one(tmp_path):
     assert bad.exit_code == 2 and "loss must be one of" in " ".join(bad.output.split())
     args = ["--generator", "paper", "--no-noise", "--no-spectral-norm", "--loss", "bce"]
     args += ["--ema", "0", "--augment", "translation", "--r1", "0.5", "--lr-d", "1e-4"]
-    args += ["--output", "clip"]
+    args += ["--output", "clip", "--upsampling", "bilinear"]
     ran = runner.invoke(app, [*base, *args, "--width", "0.25", "--no-progress"])
     assert ran.exit_code == 0, ran.output
     ckpt = load_checkpoint("models/gan/tiny-seed0/last.pt", store=LocalStore(home), kind="gan")
     config = ckpt["config"]
     assert (config["model"]["generator"], config["model"]["spectral_norm"]) == ("paper", False)
-    assert config["model"]["output"] == "clip"
+    assert (config["model"]["output"], config["model"]["upsampling"]) == ("clip", "bilinear")
     assert (config["loss"], config["augment"], config["r1_gamma"], config["lr_d"]) == (
         "bce",
         "translation",

@@ -135,6 +135,9 @@ def train_gan_cmd(
     internal_size: Annotated[
         int | None, typer.Option("--internal-size", help="px the upsample generator draws at")
     ] = None,
+    upsampling: Annotated[
+        str | None, typer.Option("--upsampling", help="upsample G's x2: nearest or bilinear")
+    ] = None,
     noise: Annotated[
         bool | None, typer.Option("--noise/--no-noise", help="upsample G's 128-px noise field")
     ] = None,
@@ -184,6 +187,7 @@ def train_gan_cmd(
                 width=width,
                 generator=generator,
                 internal_size=internal_size,
+                upsampling=upsampling,
                 noise=noise,
                 spectral_norm=spectral_norm,
                 output=output,

@@ -16,13 +16,14 @@ stride 2, padding 0)::
     ConvTranspose2d(32 -> 1) + Tanh                    -> (N, 1, 129, 129)
     keep [:128, :128]                                  -> (N, 1, 128, 128)
 
-Upsampling generator (``generator="upsample"``): nearest-neighbour x2 then a 3x3 convolution
+Upsampling generator (``generator="upsample"``): x2 (``upsampling``: nearest-neighbour, or
+bilinear, which leaves no 2x2 blocks for the convolution to undo) then a 3x3 convolution
 (padding 1) instead of transposed convolutions (whose uneven kernel overlap draws the
 checkerboard), at an internal resolution of ``internal_size`` px (S = 64 by default),
 bilinear to 128 px; ``s = S / 8``::
 
     Linear(100 -> 64*s*s) + LeakyReLU(0.2)             -> (N, 64, S/8, S/8)
-    [x2 nearest, Conv2d 3x3 + LeakyReLU(0.2)] x 3      -> (N, 64 / 64 / 32, S/4 / S/2 / S)
+    [x2, Conv2d 3x3 + LeakyReLU(0.2)] x 3              -> (N, 64 / 64 / 32, S/4 / S/2 / S)
     Conv2d 3x3 (32 -> 1)                               -> (N, 1, S, S)  the smooth field m
     bilinear to 128                                    -> (N, 1, 128, 128)
     Tanh                                               -> b
@@ -94,6 +95,7 @@ __all__ = [
     "GAN_LOSSES",
     "GENERATORS",
     "OUTPUTS",
+    "UPSAMPLINGS",
     "NOISE_SEED",
     "gan_config",
     "Generator",
@@ -105,6 +107,9 @@ __all__ = [
 ]
 
 GENERATORS = ("paper", "upsample")
+#: How the upsampling generator doubles its resolution before each 3x3 convolution:
+#: ``nearest`` (each pixel a 2x2 block) or ``bilinear`` (no blocks for the convolution to undo).
+UPSAMPLINGS = ("nearest", "bilinear")
 #: The generator's last non-linearity: the paper's ``tanh``, or ``clip``, the data's own
 #: clip to [-1, 1] (model space, SCIENCE.md) with a straight-through gradient.
 OUTPUTS = ("tanh", "clip")
@@ -130,6 +135,7 @@ class GANConfig:
     negative_slope: float = 0.2  # LeakyReLU slope
     generator: str = "paper"  # "paper" (transposed convolutions) or "upsample"
     internal_size: int = 64  # px the upsampling generator draws at (then bilinear to 128)
+    upsampling: str = "nearest"  # the upsampling generator's x2: "nearest" or "bilinear"
     noise: bool = False  # upsampling generator: a learned-amplitude noise field at 128 px
     codes: int = 0  # leading latent coordinates kept out of the noise field (physical codes)
     code_gain: float = 1.0  # the codes' factor at G's input (sqrt(97 / 3) ~ 5.7: their share)
@@ -149,6 +155,10 @@ class GANConfig:
             raise ValueError(
                 f"GANConfig.internal_size must be a multiple of 8 in 8..{MODEL_SIZE}, "
                 f"got {self.internal_size}"
+            )
+        if self.upsampling not in UPSAMPLINGS:
+            raise ValueError(
+                f"GANConfig.upsampling must be one of {UPSAMPLINGS}, got {self.upsampling!r}"
             )
         if self.output not in OUTPUTS:
             raise ValueError(f"GANConfig.output must be one of {OUTPUTS}, got {self.output!r}")
@@ -258,7 +268,7 @@ class Generator(nn.Module):
             z_in = z
         x = F.leaky_relu(self.fc(z_in), slope).view(-1, self.c64, s, s)  # (N, c64, S/8, S/8)
         for conv in (self.conv1, self.conv2, self.conv3):  # (N, c, S/4), (S/2), (S)
-            x = F.leaky_relu(conv(F.interpolate(x, scale_factor=2, mode="nearest")), slope)
+            x = F.leaky_relu(conv(self._double(x)), slope)
         size = (MODEL_SIZE, MODEL_SIZE)
         field = F.interpolate(self.to_field(x), size=size, mode="bilinear", align_corners=False)
         if not self.config.noise:
@@ -269,6 +279,12 @@ class Generator(nn.Module):
         n = n.to(field.dtype)
         noise = torch.cat([n, n**3 / 15**0.5], dim=1)  # (N, 2, 128, 128), unit variance each
         return self._output(field + (amplitude * noise).sum(1, keepdim=True))  # (N, 1, 128, 128)
+
+    def _double(self, x: torch.Tensor) -> torch.Tensor:
+        """x (N, C, H, W) -> (N, C, 2H, 2W) by ``config.upsampling``."""
+        if self.config.upsampling == "nearest":
+            return F.interpolate(x, scale_factor=2, mode="nearest")
+        return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
 
     def _output(self, x: torch.Tensor) -> torch.Tensor:
         """The last non-linearity: tanh, or the data's clip to [-1, 1] with the identity's
