@@ -8,6 +8,7 @@ The ``pipeline`` flow (:mod:`sharpseek.pipeline.flows`) saves one per run; the d
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,15 +38,21 @@ def summarize_run(
             reused, message = True, f"{len(value['rows'])} dataset versions listed"
         else:
             reused, message = bool(value.get("skipped")), str(value.get("message", ""))
+        took = seconds.get(name)
         rows.append(
             {
                 "stage": name,
                 "ran": not reused,
-                "seconds": round(float(seconds.get(name, float("nan"))), 2),
+                "seconds": round(float(took), 2) if _is_time(took) else None,
                 "message": message,
             }
         )
     return rows
+
+
+def _is_time(value: Any) -> bool:
+    """Whether a stage's seconds were recorded (a finite number; None or NaN: not)."""
+    return value is not None and math.isfinite(float(value))
 
 
 def save_run_summary(settings: Settings, rows: list[dict[str, Any]]) -> str:
@@ -77,11 +84,16 @@ def runs_figure(runs: Sequence[Sequence[Mapping[str, Any]]], path: Path, *, labe
     )  # fmt: skip
     for ax, run, label in zip(axes[0], runs, labels, strict=True):
         names = [r["stage"] for r in run][::-1]
-        secs = [max(float(r["seconds"]), 0.0) for r in run][::-1]
+        # a stage without a recorded time gets no bar and says so, and counts for no time
+        timed = [_is_time(r.get("seconds")) for r in run][::-1]
+        secs = [
+            max(float(r["seconds"]), 0.0) if t else 0.0
+            for r, t in zip(run[::-1], timed, strict=True)
+        ]
         colours = ["tab:orange" if r["ran"] else "tab:grey" for r in run][::-1]
         ax.barh(names, secs, color=colours)
-        for y, s in enumerate(secs):
-            ax.text(s, y, f" {s:.0f} s", va="center", fontsize=8)
+        for y, (s, t) in enumerate(zip(secs, timed, strict=True)):
+            ax.text(s, y, f" {s:.0f} s" if t else " time not recorded", va="center", fontsize=8)
         ax.set_xlabel("seconds")
         ax.set_title(f"{label}: {sum(secs) / 60:.1f} min in the stages")
         ax.set_xlim(0, max(secs) * 1.25 + 1)
