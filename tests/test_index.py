@@ -44,7 +44,7 @@ from sharpseek.search.index import (
     recall_at_k,
     region_key,
 )
-from sharpseek.search.index.filters import to_tai
+from sharpseek.search.index.filters import parse_bounds, to_tai
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:Payload indexes have no effect:UserWarning"),
@@ -269,6 +269,28 @@ def test_build_points_refuses_bad_vectors(vectors, match):
 def test_inverted_range_is_refused_naming_the_field():
     with pytest.raises(ValueError, match="inverted range of 'tuf'"):
         SearchFilter(ranges={"tuf": (5e5, 1e5)})
+
+
+@pytest.mark.parametrize(
+    ("text", "separator", "bounds"),
+    [("2e5:", ":", (2e5, None)), (":40", ":", (None, 40.0)), (" -5 ..5", "..", (-5.0, 5.0))],
+)
+def test_typed_bounds_parse_with_either_side_open(text, separator, bounds):
+    assert parse_bounds(text, "--range tuf", separator) == bounds
+
+
+@pytest.mark.parametrize(
+    ("text", "separator", "message"),
+    [
+        ("5", ":", r"--range tuf '5': write low:high \(either side may be empty\)"),
+        ("5:1", "..", r"--range tuf '5:1': write low..high"),
+        ("a:1", ":", r"--range tuf 'a:1': 'a' is not a number"),
+        ("inf:", ":", r"--range tuf 'inf:': bounds must be finite"),
+    ],
+)
+def test_typed_bounds_name_the_input_and_what_is_wrong(text, separator, message):
+    with pytest.raises(ValueError, match=message):
+        parse_bounds(text, "--range tuf", separator)
 
 
 def test_inverted_time_range_is_refused():

@@ -35,27 +35,6 @@ from sharpseek.cli.index_access import (
 # command would otherwise load torch, pandas, astropy and qdrant first (sharpseek/cli/app.py).
 
 
-def _range(text: str, what: str) -> tuple[Any, Any]:
-    """``low:high`` with either side empty -> (low, high) numbers."""
-    if ":" not in text:
-        raise ValueError(f"{what} {text!r}: write low:high (either side may be empty)")
-    low, high = text.split(":", 1)
-
-    def number(part: str) -> float | None:
-        part = part.strip()
-        if not part:
-            return None
-        try:
-            value = float(part)
-        except ValueError:
-            raise ValueError(f"{what} {text!r}: {part!r} is not a number") from None
-        if not math.isfinite(value):
-            raise ValueError(f"{what} {text!r}: bounds must be finite")
-        return value
-
-    return number(low), number(high)
-
-
 def _filter(
     ranges: list[str],
     start: str | None,
@@ -68,6 +47,7 @@ def _filter(
     flares: dict[str, str | None] | None = None,
 ):
     from sharpseek.search.index import SearchFilter
+    from sharpseek.search.index.filters import parse_bounds
 
     flares = flares or {}
     within = flares.get("within")
@@ -79,15 +59,15 @@ def _filter(
         if "=" not in item:
             raise ValueError(f"--range {item!r}: write field=low:high, e.g. tuf=2e5:")
         name, bounds = item.split("=", 1)
-        parsed[name.strip()] = _range(bounds, f"--range {name.strip()}")
+        parsed[name.strip()] = parse_bounds(bounds, f"--range {name.strip()}")
     spec = SearchFilter(
         ranges=parsed,
         time=(start, end) if (start or end) else None,
         harpnums=harps or None,
         noaa=noaa or None,
         hemisphere=hemisphere,
-        latitude=_range(latitude, "--lat") if latitude else None,
-        mu=_range(mu, "--mu") if mu else None,
+        latitude=parse_bounds(latitude, "--lat") if latitude else None,
+        mu=parse_bounds(mu, "--mu") if mu else None,
         history=(flares["history"], window) if flares.get("history") else None,
         outcome=(flares["outcome"], window) if flares.get("outcome") else None,
         quiet=(flares["quiet"], flares["quiet_class"]) if flares.get("quiet") else None,

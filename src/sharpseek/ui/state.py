@@ -27,7 +27,7 @@ from typing import Any
 import pandas as pd
 
 from sharpseek.science.directions import check_eps
-from sharpseek.search.index.filters import SearchFilter, to_tai
+from sharpseek.search.index.filters import SearchFilter, parse_bounds, to_tai
 
 __all__ = [
     "PAGES",
@@ -219,7 +219,7 @@ def _decode_filters(p: Mapping[str, str]) -> SearchFilter:
             name = key[2:]
             if not _NAME.fullmatch(name):
                 raise ValueError(f"{key}: {name!r} is not a field name")
-            f["ranges"][name] = _range(text, key)
+            f["ranges"][name] = parse_bounds(text, key, "..")
     if p.get("time"):
         start, sep, end = p["time"].partition("..")
         if not sep or not (start or end):
@@ -230,9 +230,9 @@ def _decode_filters(p: Mapping[str, str]) -> SearchFilter:
             raise ValueError(f"hemi={p['hemi']!r}: choose north or south")
         f["hemisphere"] = p["hemi"]
     if p.get("lat"):
-        f["latitude"] = _range(p["lat"], "lat")
+        f["latitude"] = parse_bounds(p["lat"], "lat", "..")
     if p.get("mu"):
-        f["mu"] = _range(p["mu"], "mu")
+        f["mu"] = parse_bounds(p["mu"], "mu", "..")
     if p.get("harp"):
         f["harpnums"] = [_int(x, "harp", minimum=0) for x in p["harp"].split(",") if x] or None
     if p.get("noaa"):
@@ -379,14 +379,3 @@ def _float(text: str, name: str) -> float:
     if not math.isfinite(value):
         raise ValueError(f"{name}={text!r} must be finite")
     return value
-
-
-def _range(text: str, name: str) -> tuple[float | None, float | None]:
-    low, sep, high = str(text).partition("..")
-    if not sep:
-        raise ValueError(f"{name}={text!r}: write low..high (either side may be empty)")
-    lo = _float(low, name) if low else None
-    hi = _float(high, name) if high else None
-    if lo is not None and hi is not None and lo > hi:
-        raise ValueError(f"{name}={text!r}: inverted range (low > high)")
-    return lo, hi

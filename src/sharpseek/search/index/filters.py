@@ -32,7 +32,7 @@ from astropy.time import Time
 from sharpseek.data.flares import class_threshold
 from sharpseek.search.index.points import rfc3339
 
-__all__ = ["Condition", "SearchFilter", "to_tai"]
+__all__ = ["Condition", "SearchFilter", "parse_bounds", "to_tai"]
 
 Bound = float | int | datetime | str | None
 HEMISPHERES = ("north", "south")
@@ -278,6 +278,30 @@ def _flare_key(kind: str, hours: int, fields: Mapping[str, str]) -> str:
             + (f"(it holds {held})" if held else "(load a catalogue: sharpseek flares load FILE)")
         )
     return key
+
+
+def parse_bounds(text: str, name: str, separator: str = ":") -> tuple[float | None, float | None]:
+    """``low<separator>high`` as typed by a user (the CLI's ``tuf=2e5:``, a link's
+    ``f.tuf=2e5..``) -> (low, high) numbers, an empty side None. Errors name the input
+    (``name``) and what is wrong with it; whether low <= high is :class:`SearchFilter`'s
+    check, the same for every caller."""
+    low, sep, high = str(text).partition(separator)
+    if not sep:
+        raise ValueError(f"{name} {text!r}: write low{separator}high (either side may be empty)")
+
+    def number(part: str) -> float | None:
+        part = part.strip()
+        if not part:
+            return None
+        try:
+            value = float(part)
+        except ValueError:
+            raise ValueError(f"{name} {text!r}: {part!r} is not a number") from None
+        if not math.isfinite(value):
+            raise ValueError(f"{name} {text!r}: bounds must be finite")
+        return value
+
+    return number(low), number(high)
 
 
 def _pair(bounds: Any, what: str) -> tuple[Bound, Bound]:
