@@ -193,6 +193,26 @@ def test_the_backend_holds_by_measurement_where_the_generator_is(toy, tmp_path):
     assert np.median(answer.parameters["r"] / before["r"]) > 1.2
 
 
+def test_the_backends_held_shift_is_its_generate_with_shifts_and_hold(toy, tmp_path):
+    """The ``shift`` callable the CLI's target solver and direction figures take: one eps per
+    named parameter (a bare number for one), the set's hold method applied by the backend."""
+    model, directions, z = toy
+    backend = InProcessBackend(
+        Settings(home=tmp_path, preset="tiny"), generator=model, directions=directions
+    )
+    z0 = z[5].astype(np.float32)
+    one = backend.held_shift(z0, ["r"], ["tuf"])
+    answer = backend.generate(z0[None], shifts={"r": 1.5}, hold=["tuf"], parameters=False)
+    np.testing.assert_allclose(one(1.5), answer.z[0])
+    np.testing.assert_allclose(one(np.array([1.5])), answer.z[0])
+    two = backend.held_shift(z0, ["r", "psep"], ["tuf"])
+    both = backend.generate(z0[None], shifts={"r": 1.0, "psep": -0.5}, hold=["tuf"]).z[0]
+    np.testing.assert_allclose(two(np.array([1.0, -0.5])), both)
+    assert not np.allclose(two(np.array([1.0, -0.5])), one(1.0))
+    with pytest.raises(ValueError):  # an eps per parameter, no more
+        two(np.array([1.0, -0.5, 2.0]))
+
+
 def test_a_target_with_a_measured_hold_solves_the_plain_shift_then_holds(toy):
     from sharpseek.science.directions import Target, solve_targets
 

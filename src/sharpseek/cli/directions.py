@@ -245,9 +245,7 @@ def plot_directions_cmd(
                     parameter,
                     hold_list,
                     folder / f"directions-strips-{parameter}.png",
-                    held_shift=lambda e: backend.generate(
-                        z0[None], shifts={parameter: e}, hold=hold_list, parameters=False
-                    ).z[0],
+                    held_shift=backend.held_shift(z0, [parameter], hold_list),
                 ),
             ]
             if directions.calibration:

@@ -114,12 +114,7 @@ def _shifted(
                 z1 = backend.generate(z, shifts=shifts, hold=hold_list, parameters=False).z[0]
             else:
                 targets = [Target.parse(t) for t in target]
-                names = [t.parameter for t in targets]
-
-                def held_shift(eps: np.ndarray) -> np.ndarray:
-                    chosen = dict(zip(names, map(float, eps), strict=True))
-                    return backend.generate(z0[None], shifts=chosen, hold=hold_list).z[0]
-
+                held_shift = backend.held_shift(z0, [t.parameter for t in targets], hold_list)
                 result = solve_targets(
                     backend.images, directions, z0, targets, hold=hold_list, shift=held_shift
                 )

@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +121,22 @@ class ModelBackend:
         unmeasured: the ``generate(z)`` callable the solvers take (targets, catalogues,
         figures)."""
         return self.generate(np.asarray(z, np.float32), parameters=False).images
+
+    def held_shift(
+        self, z0: np.ndarray, parameters: Sequence[str], hold: Sequence[str] = ()
+    ) -> Callable[[np.ndarray | float], np.ndarray]:
+        """eps (k,) (one per name of ``parameters``; a number when k = 1) -> the latent (d,)
+        of ``z0`` (d,) shifted by them holding ``hold``, by the served set's hold method:
+        the ``shift`` the target solver and the direction figures take."""
+        z = np.asarray(z0, np.float32).reshape(1, -1)
+        names, held = list(parameters), list(hold)
+
+        def shifted(eps: np.ndarray | float) -> np.ndarray:
+            steps = np.atleast_1d(np.asarray(eps, dtype=float))
+            shifts = dict(zip(names, map(float, steps), strict=True))
+            return self.generate(z, shifts=shifts, hold=held, parameters=False).z[0]
+
+        return shifted
 
     def load_directions(self):
         """The :class:`~sharpseek.science.directions.DirectionSet` the generator is served with, for
