@@ -32,7 +32,6 @@ Two drms 0.9 facts this module works around:
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -46,7 +45,7 @@ from astropy.time import Time
 from drms.config import ServerConfig
 from drms.json import HttpJsonClient
 
-from sharpseek.config import JsocSettings, mask_email
+from sharpseek.config import JsocSettings
 from sharpseek.data.fits import KEYWORDS, SHARP_SERIES, parse_t_rec
 from sharpseek.data.jsoc_recordset import as_tai, build_query, parse_cadence, series_of
 
@@ -64,7 +63,8 @@ __all__ = [
     "prefer_definitive",
 ]
 
-_log = logging.getLogger(__name__)
+#: The logger of what is said to and heard from JSOC (queries and exports alike).
+logger = logging.getLogger(__name__)
 
 DEFINITIVE_SERIES, NRT_SERIES = SHARP_SERIES
 
@@ -72,7 +72,6 @@ DEFINITIVE_SERIES, NRT_SERIES = SHARP_SERIES
 STATUS_DONE = 0
 STATUS_PENDING = (1, 2, 6)  # 1 processing, 2 queued, 6 not (yet) registered on the server
 STATUS_NOT_FOUND = 6
-_PENDING_WORDS = {1: "processing", 2: "queued", 6: "not yet registered"}
 
 EMAIL_ENV = "SHARPSEEK_JSOC__EMAIL"
 REGISTER_URL = "http://jsoc.stanford.edu/ajax/register_email.html"
@@ -80,10 +79,6 @@ REGISTER_URL = "http://jsoc.stanford.edu/ajax/register_email.html"
 #: Socket timeout of one file download (connect and each read), seconds; drms uses 60 too.
 HTTP_TIMEOUT_SECONDS = 60.0
 
-_STATE_VERSION = 1
-_RECORD = re.compile(
-    r"^\s*(?P<series>[\w.]+)\[(?P<harp>\d+)\]\[(?P<t_rec>[^\]]+)\](?:\{(?P<seg>[^}]*)\})?\s*$"
-)
 
 T = TypeVar("T")
 
@@ -356,7 +351,7 @@ def prefer_definitive(records: pd.DataFrame) -> pd.DataFrame:
     out = out[[not d for d in drop]].reset_index(drop=True)
     replaced = int(sum(drop))
     if replaced:
-        _log.info("%d near-real-time record(s) replaced by definitive ones", replaced)
+        logger.info("%d near-real-time record(s) replaced by definitive ones", replaced)
     return out
 
 
@@ -381,21 +376,6 @@ def make_client(jsoc: JsocSettings) -> drms.Client:
     config["http_download_baseurl"] = root
     config["name"] = "JSOC" if root == base["http_download_baseurl"] else f"JSOC at {root}"
     return drms.Client(server=ServerConfig(config))
-
-
-def _require_email(email: str | None) -> str:
-    if email is None or not str(email).strip():
-        raise ValueError(
-            "JSOC exports need a JSOC-registered email address: set "
-            f"{EMAIL_ENV}=you@example.org (register it at {REGISTER_URL})"
-        )
-    email = str(email).strip()
-    if "@" not in email:
-        raise ValueError(
-            f"{mask_email(email)} is not an email address; set {EMAIL_ENV} to the address "
-            f"registered with JSOC ({REGISTER_URL})"
-        )
-    return email
 
 
 def export_options(jsoc: JsocSettings) -> dict[str, Any]:

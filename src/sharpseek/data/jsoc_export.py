@@ -29,9 +29,6 @@ from sharpseek import __version__
 from sharpseek.config import mask_email
 from sharpseek.data.fits import parse_t_rec
 from sharpseek.data.jsoc import (
-    _PENDING_WORDS,
-    _RECORD,
-    _STATE_VERSION,
     EMAIL_ENV,
     HTTP_TIMEOUT_SECONDS,
     REGISTER_URL,
@@ -42,14 +39,18 @@ from sharpseek.data.jsoc import (
     JsocExportError,
     JsocExportTimeout,
     T,
-    _log,
-    _require_email,
 )
+from sharpseek.data.jsoc import logger as jsoc_logger
 from sharpseek.data.jsoc_recordset import format_t_rec, series_of
 
-log = logging.getLogger(__name__)
-
 __all__ = ["export_and_download"]
+
+_PENDING_WORDS = {1: "processing", 2: "queued", 6: "not yet registered"}
+#: The version of the resumable export's state file (``.export-<key>.json``).
+_STATE_VERSION = 1
+_RECORD = re.compile(
+    r"^\s*(?P<series>[\w.]+)\[(?P<harp>\d+)\]\[(?P<t_rec>[^\]]+)\](?:\{(?P<seg>[^}]*)\})?\s*$"
+)
 
 
 # ---------------------------------------------------------------- export and download
@@ -115,7 +116,7 @@ def export_and_download(
     progress : bool
         Show a tqdm progress bar of the downloads.
     logger : logging.Logger, optional
-        Where to log (default: this module's logger).
+        Where to log (default: the JSOC logger, ``sharpseek.data.jsoc``).
 
     Returns
     -------
@@ -134,7 +135,7 @@ def export_and_download(
     JsocDownloadError
         Files still failing after the retries; a rerun resumes with them.
     """
-    log = logger or _log
+    log = logger or jsoc_logger
     email = _require_email(email)
     segments = _check_export_arguments(query, segments, method, protocol)
     dest = Path(dest_dir)
@@ -499,3 +500,18 @@ def _normalise_record(record: Any, filename: str, segments: list[str]) -> str | 
     except ValueError:
         return None
     return _record_name(series_of(m.group("series")), int(m.group("harp")), t_rec, segment)
+
+
+def _require_email(email: str | None) -> str:
+    if email is None or not str(email).strip():
+        raise ValueError(
+            "JSOC exports need a JSOC-registered email address: set "
+            f"{EMAIL_ENV}=you@example.org (register it at {REGISTER_URL})"
+        )
+    email = str(email).strip()
+    if "@" not in email:
+        raise ValueError(
+            f"{mask_email(email)} is not an email address; set {EMAIL_ENV} to the address "
+            f"registered with JSOC ({REGISTER_URL})"
+        )
+    return email
