@@ -32,6 +32,7 @@ from sharpseek.data.object_store import (
     _check_folder,
     _check_metadata,
     _check_prefix,
+    _check_put_file,
     _download_atomically,
     _sha256_file,
     check_key,
@@ -143,11 +144,7 @@ class LocalStore(ObjectStore):
         content_type: str | None = None,
         metadata: Mapping[str, str] | None = None,
     ) -> str:
-        check_key(key)
-        meta, ctype = _check_metadata(metadata, content_type)
-        source = Path(path)
-        if not source.is_file():
-            raise FileNotFoundError(f"cannot put {key!r}: no file at {source}")
+        source, meta, ctype = _check_put_file(key, path, metadata, content_type)
         return self._put(key, _file_chunks(source), ctype, meta, explicit=content_type)
 
     def _put(

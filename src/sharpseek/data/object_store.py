@@ -197,6 +197,22 @@ def _check_metadata(
     return out, content_type or DEFAULT_CONTENT_TYPE
 
 
+def _check_put_file(
+    key: str,
+    path: str | os.PathLike[str],
+    metadata: Mapping[str, str] | None,
+    content_type: str | None,
+) -> tuple[Path, dict[str, str], str]:
+    """A ``put_file``'s checks, the same in every store: the key, the metadata and content
+    type (:func:`_check_metadata`), and a file at ``path``. Returns (file, metadata, type)."""
+    check_key(key)
+    meta, ctype = _check_metadata(metadata, content_type)
+    source = Path(path)
+    if not source.is_file():
+        raise FileNotFoundError(f"cannot put {key!r}: no file at {source}")
+    return source, meta, ctype
+
+
 # --------------------------------------------------------------------------------------------
 # The interface
 

@@ -45,6 +45,7 @@ from sharpseek.data.object_store import (
     _check_folder,
     _check_metadata,
     _check_prefix,
+    _check_put_file,
     _download_atomically,
     _sha256_file,
     check_key,
@@ -339,11 +340,7 @@ class S3Store(ObjectStore):
         content_type: str | None = None,
         metadata: Mapping[str, str] | None = None,
     ) -> str:
-        check_key(key)
-        meta, ctype = _check_metadata(metadata, content_type)
-        source = Path(path)
-        if not source.is_file():
-            raise FileNotFoundError(f"cannot put {key!r}: no file at {source}")
+        source, meta, ctype = _check_put_file(key, path, metadata, content_type)
         sha = _sha256_file(source)
         return self._put(key, lambda: source.open("rb"), source.stat().st_size, sha, ctype, meta)
 
