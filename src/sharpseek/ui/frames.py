@@ -18,13 +18,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from sharpseek.physics.definitions import MODEL_SIZE, RSUN_REF, SHARP_PIXEL_SCALE
+from sharpseek.physics.definitions import FIELD_SCALE, MODEL_SIZE, RSUN_REF, SHARP_PIXEL_SCALE
 from sharpseek.physics.native import cea_pixel_side
 
 __all__ = ["TrueAspect", "cea_pixel_mm", "true_aspect"]
 
 #: Model-space b = B_r / FIELD_SCALE [G].
-_FIELD_SCALE_G = 1000.0
+_FIELD_SCALE_G = FIELD_SCALE.to_value(u.G)
 
 
 def cea_pixel_mm(meta: dict[str, Any]) -> float:
