@@ -39,7 +39,9 @@ import torch
 from sharpseek import __version__
 from sharpseek.data.dataset import load_dataset
 from sharpseek.data.local_store import LocalStore
+from sharpseek.models.inference import latent_from_seeds
 from sharpseek.science.evaluate import QUALITY_PARAMETERS
+from sharpseek.science.plotting import magnetogram_grid
 from sharpseek.training.evaluate_models import evaluate_checkpoints
 from sharpseek.training.gan import GAN_TRAIN_PRESETS, gan_train_config, train_gan
 
@@ -80,9 +82,20 @@ OPTION_SETS: dict[str, tuple[dict, dict]] = {
     "+ G's learning rate 1e-3, codes of TUF and PSEP only (= tiny)": _TINY,
     "tiny + EMA 0.99": (_TINY[0], {**_TINY[1], "ema_decay": 0.99}),
     "tiny + translation": (_TINY[0], {**_TINY[1], "augment": "translation"}),
+    "tiny + bilinear upsampling": ({**_TINY[0], "upsampling": "bilinear"}, _TINY[1]),
+    "tiny + bilinear upsampling, 128 px across (x) and 64 px along (y)": (
+        {**_TINY[0], "upsampling": "bilinear", "internal_width": 128},
+        _TINY[1],
+    ),
+    "tiny + bilinear upsampling at 128 px": (
+        {**_TINY[0], "upsampling": "bilinear", "internal_size": 128},
+        _TINY[1],
+    ),
 }
 PAPER_PRESET = "paper preset (width 1)"
 TINY_SET = "+ G's learning rate 1e-3, codes of TUF and PSEP only (= tiny)"
+#: The seeds of the samples each set draws with ``--figures`` (the demo grid's first six).
+FIGURE_SEEDS = list(range(6))
 
 
 def option_config(name: str, paper_epochs: int):
@@ -168,6 +181,9 @@ def main() -> None:
     parser.add_argument("--paper-epochs", type=int, default=2)
     parser.add_argument("--samples", type=int, default=1000, help="generated images per block")
     parser.add_argument("--docs", type=Path, default=Path("docs/training.md"))
+    parser.add_argument(
+        "--figures", type=Path, default=None, help="folder for each set's samples (PNG)"
+    )
     parser.add_argument("--docs-only", action="store_true", help="rewrite --docs, train nothing")
     parser.add_argument(
         "--merge", type=Path, nargs="*", default=[], help="add these runs' sets to --out"
@@ -211,8 +227,10 @@ def main() -> None:
             version = f"option-{names.index(name)}"
             load = os.getloadavg()[0]
             t0 = time.perf_counter()
-            train_gan(config, ds, store, version=version, overwrite=True, progress=False)
+            run = train_gan(config, ds, store, version=version, overwrite=True, progress=False)
             seconds = time.perf_counter() - t0
+            if args.figures:
+                print(samples_figure(run.generator, name, config.epochs, args.figures), flush=True)
             report = evaluate_checkpoints(
                 store, gan=f"models/gan/{version}/last.pt", n_generated=args.samples
             )["gan"]
@@ -233,6 +251,22 @@ def main() -> None:
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps(result, indent=1, default=str) + "\n")
             write_docs(args.docs, result)
+
+
+def samples_figure(generator, name: str, epochs: int, folder: Path) -> Path:
+    """The samples of seeds ``FIGURE_SEEDS`` (the same latent vectors for every set) as
+    magnetograms in gauss: ``<folder>/gan-option-<name as a slug>.png``."""
+    z = torch.from_numpy(latent_from_seeds(FIGURE_SEEDS, generator.config.latent_dim))
+    with torch.no_grad():
+        images = generator.eval()(z)[:, 0].numpy()  # (n, 128, 128), b in [-1, 1]
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:60]
+    return magnetogram_grid(
+        images,
+        folder / f"gan-option-{slug}.png",
+        titles=[f"seed {s}" for s in FIGURE_SEEDS],
+        ncols=len(FIGURE_SEEDS),
+        suptitle=f"{name} (epoch {epochs})",
+    )
 
 
 if __name__ == "__main__":

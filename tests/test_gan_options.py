@@ -4,6 +4,8 @@ the moving-average generator, translation augmentation, and configs older than t
 
 Losses and penalties are checked against hand computations; training on micro runs."""
 
+from dataclasses import replace
+
 import pytest
 import torch
 from torch.nn.utils import parametrize
@@ -74,6 +76,25 @@ def test_upsampling_generator_draws_at_its_internal_size_then_128(internal):
     }
     assert out.shape == (3, 1, 128, 128) and out.abs().max() <= 1
     assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in G.modules())
+
+
+def test_an_internal_width_draws_finer_across_than_along():
+    """internal_width 64 with internal_size 32: every feature map twice as wide (x) as tall."""
+    config = GANConfig(width=0.5, generator="upsample", internal_size=32, internal_width=64)
+    G = Generator(config)
+    shapes, out = _shapes(G, torch.randn(3, 100), ["fc", "conv1", "conv2", "conv3", "to_field"])
+    assert shapes == {
+        "fc": (3, 32 * 4 * 8),
+        "conv1": (3, 32, 8, 16),
+        "conv2": (3, 32, 16, 32),
+        "conv3": (3, 16, 32, 64),
+        "to_field": (3, 1, 32, 64),
+    }
+    assert out.shape == (3, 1, 128, 128)
+    G_noise = Generator(replace(config, noise=True))
+    assert G_noise(torch.randn(2, 100)).shape == (2, 1, 128, 128)
+    with pytest.raises(ValueError, match="internal_width must be a multiple of 8"):
+        GANConfig(generator="upsample", internal_width=100)
 
 
 def test_bilinear_upsampling_draws_no_blocks_where_nearest_draws_2x2_blocks():
@@ -319,13 +340,14 @@ def test_cli_switches_the_options_and_names_a_bad_one(tmp_path):
     assert bad.exit_code == 2 and "loss must be one of" in " ".join(bad.output.split())
     args = ["--generator", "paper", "--no-noise", "--no-spectral-norm", "--loss", "bce"]
     args += ["--ema", "0", "--augment", "translation", "--r1", "0.5", "--lr-d", "1e-4"]
-    args += ["--output", "clip", "--upsampling", "bilinear"]
+    args += ["--output", "clip", "--upsampling", "bilinear", "--internal-width", "32"]
     ran = runner.invoke(app, [*base, *args, "--width", "0.25", "--no-progress"])
     assert ran.exit_code == 0, ran.output
     ckpt = load_checkpoint("models/gan/tiny-seed0/last.pt", store=LocalStore(home), kind="gan")
     config = ckpt["config"]
     assert (config["model"]["generator"], config["model"]["spectral_norm"]) == ("paper", False)
     assert (config["model"]["output"], config["model"]["upsampling"]) == ("clip", "bilinear")
+    assert config["model"]["internal_width"] == 32
     assert (config["loss"], config["augment"], config["r1_gamma"], config["lr_d"]) == (
         "bce",
         "translation",

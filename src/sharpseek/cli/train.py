@@ -135,6 +135,9 @@ def train_gan_cmd(
     internal_size: Annotated[
         int | None, typer.Option("--internal-size", help="px the upsample generator draws at")
     ] = None,
+    internal_width: Annotated[
+        int | None, typer.Option("--internal-width", help="px across (x) it draws at")
+    ] = None,
     upsampling: Annotated[
         str | None, typer.Option("--upsampling", help="upsample G's x2: nearest or bilinear")
     ] = None,
@@ -187,6 +190,7 @@ def train_gan_cmd(
                 width=width,
                 generator=generator,
                 internal_size=internal_size,
+                internal_width=internal_width,
                 upsampling=upsampling,
                 noise=noise,
                 spectral_norm=spectral_norm,

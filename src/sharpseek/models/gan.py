@@ -19,8 +19,9 @@ stride 2, padding 0)::
 Upsampling generator (``generator="upsample"``): x2 (``upsampling``: nearest-neighbour, or
 bilinear, which leaves no 2x2 blocks for the convolution to undo) then a 3x3 convolution
 (padding 1) instead of transposed convolutions (whose uneven kernel overlap draws the
-checkerboard), at an internal resolution of ``internal_size`` px (S = 64 by default),
-bilinear to 128 px; ``s = S / 8``::
+checkerboard), at an internal resolution of ``internal_size`` px (S = 64 by default;
+``internal_width`` px across, x, where given: every feature map then has S/8.. rows and
+internal_width/8.. columns), bilinear to 128 px; ``s = S / 8``::
 
     Linear(100 -> 64*s*s) + LeakyReLU(0.2)             -> (N, 64, S/8, S/8)
     [x2, Conv2d 3x3 + LeakyReLU(0.2)] x 3              -> (N, 64 / 64 / 32, S/4 / S/2 / S)
@@ -136,6 +137,7 @@ class GANConfig:
     generator: str = "paper"  # "paper" (transposed convolutions) or "upsample"
     internal_size: int = 64  # px the upsampling generator draws at (then bilinear to 128)
     upsampling: str = "nearest"  # the upsampling generator's x2: "nearest" or "bilinear"
+    internal_width: int | None = None  # px across (x) it draws at; None: internal_size
     noise: bool = False  # upsampling generator: a learned-amplitude noise field at 128 px
     codes: int = 0  # leading latent coordinates kept out of the noise field (physical codes)
     code_gain: float = 1.0  # the codes' factor at G's input (sqrt(97 / 3) ~ 5.7: their share)
@@ -155,6 +157,11 @@ class GANConfig:
             raise ValueError(
                 f"GANConfig.internal_size must be a multiple of 8 in 8..{MODEL_SIZE}, "
                 f"got {self.internal_size}"
+            )
+        width = self.internal_width
+        if width is not None and (width % 8 or not 8 <= width <= MODEL_SIZE):
+            raise ValueError(
+                f"GANConfig.internal_width must be a multiple of 8 in 8..{MODEL_SIZE}, got {width}"
             )
         if self.upsampling not in UPSAMPLINGS:
             raise ValueError(
@@ -227,8 +234,9 @@ class Generator(nn.Module):
             self.up2 = nn.ConvTranspose2d(c64, c32, kernel_size=3, stride=2, padding=0)
             self.up3 = nn.ConvTranspose2d(c32, 1, kernel_size=3, stride=2, padding=0)
             return
-        self.start = config.internal_size // 8
-        self.fc = nn.Linear(config.latent_dim, c64 * self.start**2)
+        self.start = config.internal_size // 8  # rows (y) of the first feature map
+        self.start_x = (config.internal_width or config.internal_size) // 8  # its columns (x)
+        self.fc = nn.Linear(config.latent_dim, c64 * self.start * self.start_x)
         self.conv1 = nn.Conv2d(c64, c64, kernel_size=3, padding=1)
         self.conv2 = nn.Conv2d(c64, c64, kernel_size=3, padding=1)
         self.conv3 = nn.Conv2d(c64, c32, kernel_size=3, padding=1)
@@ -266,7 +274,7 @@ class Generator(nn.Module):
             z_in = torch.cat([z[:, :k] * self.config.code_gain, z[:, k:]], 1)
         else:
             z_in = z
-        x = F.leaky_relu(self.fc(z_in), slope).view(-1, self.c64, s, s)  # (N, c64, S/8, S/8)
+        x = F.leaky_relu(self.fc(z_in), slope).view(-1, self.c64, s, self.start_x)  # S/8 rows
         for conv in (self.conv1, self.conv2, self.conv3):  # (N, c, S/4), (S/2), (S)
             x = F.leaky_relu(conv(self._double(x)), slope)
         size = (MODEL_SIZE, MODEL_SIZE)

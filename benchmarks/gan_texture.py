@@ -1,0 +1,134 @@
+"""How generated textures are oriented and sized beside the data's: what the sample grids show
+and the generator targets do not measure (issue 17: vertical bands, blocks, worms).
+
+For the dataset's frames and for each generator given, on model-space images b:
+
+- gradient anisotropy <(db/dx)^2> / <(db/dy)^2> over the pixels of three bands of |b|
+  (20-100 G, 100-300 G, > 300 G): 1 for isotropic structure, > 1 for structure drawn
+  narrower across (x) than along (y);
+- the size of strong-field structure: the share of the pixels with |b| > 100 G whose
+  neighbour 2 px away (along x, along y) is strong too (larger: wider structure);
+
+and a figure: the samples of seeds 0..3 of each generator (rows) beside four of the dataset's
+frames, at full resolution and one colour scale in gauss.
+
+    .venv/bin/python benchmarks/gan_texture.py --home <demo home> \\
+        --generator "tiny=<home>/models/gan/tiny-seed0/last.pt" [--generator L=PATH ...] \\
+        --out benchmarks/results/gan_texture.json --figure docs/images/gan-texture.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from sharpseek.data.dataset import load_dataset  # noqa: E402
+from sharpseek.data.local_store import LocalStore  # noqa: E402
+from sharpseek.models.checkpoints import generator_from_checkpoint  # noqa: E402
+from sharpseek.models.inference import latent_from_seeds  # noqa: E402
+from sharpseek.science.plotting import FIELD_SCALE_G, MAGNETOGRAM_CMAP  # noqa: E402
+
+#: |b| bands [G] of the gradient anisotropy.
+BANDS_G = ((20.0, 100.0), (100.0, 300.0), (300.0, np.inf))
+#: |b| [G] above which a pixel counts as strong field for the structure size.
+STRONG_G = 100.0
+FIGURE_SEEDS = [0, 1, 2, 3]
+FIGURE_FRAMES = [5, 400, 1200, 2000]
+
+
+def texture(images: np.ndarray) -> dict[str, float]:
+    """Anisotropy per |b| band and strong-field neighbour shares of images (n, 128, 128)."""
+    b = np.asarray(images, dtype=np.float64) * FIELD_SCALE_G  # gauss
+    dx = np.diff(b, axis=2)[:, :-1, :]  # (n, 127, 127): d/dx at each pixel
+    dy = np.diff(b, axis=1)[:, :, :-1]
+    size = np.abs(b[:, :-1, :-1])
+    out = {}
+    for low, high in BANDS_G:
+        band = (size > low) & (size <= high)
+        name = f"anisotropy_{low:.0f}_{'up' if np.isinf(high) else f'{high:.0f}'}_G"
+        out[name] = float(np.mean(dx[band] ** 2) / np.mean(dy[band] ** 2))
+    strong = np.abs(b) > STRONG_G
+    count = max(int(strong.sum()), 1)
+    out["strong_neighbour_x"] = float((strong[:, :, 2:] & strong[:, :, :-2]).sum() / count)
+    out["strong_neighbour_y"] = float((strong[:, 2:, :] & strong[:, :-2, :]).sum() / count)
+    out["strong_share"] = float(strong.mean())
+    return out
+
+
+def generated(path: Path, seeds: list[int]) -> np.ndarray:
+    G = generator_from_checkpoint(torch.load(path, map_location="cpu", weights_only=False))
+    z = torch.from_numpy(latent_from_seeds(seeds, G.config.latent_dim))
+    with torch.no_grad():
+        return G.eval()(z)[:, 0].numpy()
+
+
+def figure(rows: dict[str, np.ndarray], path: Path) -> Path:
+    fig, axes = plt.subplots(
+        len(rows), 4, figsize=(4 * 2.3 + 1.4, 2.3 * len(rows) + 0.5), squeeze=False,
+        layout="constrained",
+    )  # fmt: skip
+    im = None
+    for r, (label, images) in enumerate(rows.items()):
+        for c in range(4):
+            ax = axes[r, c]
+            im = ax.imshow(
+                images[c] * FIELD_SCALE_G,
+                cmap=MAGNETOGRAM_CMAP,
+                vmin=-1000,
+                vmax=1000,
+                origin="lower",
+                interpolation="nearest",
+            )
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[r, 0].set_ylabel(label, fontsize=9)
+    fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.6).set_label(r"$B_r$ [G]")
+    fig.suptitle("seeds 0-3 of each generator; bottom: dataset frames (model space, 128 px)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--home", type=Path, required=True)
+    parser.add_argument("--dataset", default="synthetic")
+    parser.add_argument("--generator", action="append", default=[], help="LABEL=CHECKPOINT")
+    parser.add_argument("--samples", type=int, default=400, help="generated images each")
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--figure", type=Path, default=None)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    ds = load_dataset(LocalStore(args.home), args.dataset)
+    step = max(1, len(ds) // args.samples)
+    frames = np.asarray(ds.images(range(0, len(ds), step)), dtype=np.float32)
+    result = {"dataset": {"images": len(frames), **texture(frames)}}
+    rows = {}
+    for spec in args.generator:
+        label, sep, path = spec.partition("=")
+        if not sep:
+            raise SystemExit(f"--generator {spec!r}: write LABEL=CHECKPOINT")
+        images = generated(Path(path), list(range(args.samples)))
+        result[label] = {"checkpoint": path, "images": len(images), **texture(images)}
+        rows[label] = images[: len(FIGURE_SEEDS)]
+    for label, row in result.items():
+        print(label, {k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()})
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=1) + "\n")
+    if args.figure:
+        rows["dataset frames"] = np.asarray(ds.images(FIGURE_FRAMES), dtype=np.float32)
+        print(figure(rows, args.figure))
+
+
+if __name__ == "__main__":
+    main()
