@@ -83,6 +83,10 @@ OPTION_SETS: dict[str, tuple[dict, dict]] = {
     "tiny + EMA 0.99": (_TINY[0], {**_TINY[1], "ema_decay": 0.99}),
     "tiny + translation": (_TINY[0], {**_TINY[1], "augment": "translation"}),
     "tiny + bilinear upsampling": ({**_TINY[0], "upsampling": "bilinear"}, _TINY[1]),
+    "tiny + 128 px across (x) and 64 px along (y)": (
+        {**_TINY[0], "internal_width": 128},
+        _TINY[1],
+    ),
     "tiny + bilinear upsampling, 128 px across (x) and 64 px along (y)": (
         {**_TINY[0], "upsampling": "bilinear", "internal_width": 128},
         _TINY[1],
