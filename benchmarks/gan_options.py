@@ -36,10 +36,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gan_texture import dataset_frames, samples, texture  # benchmarks/ (run as a script)
 from sharpseek import __version__
 from sharpseek.data.dataset import load_dataset
 from sharpseek.data.local_store import LocalStore
-from sharpseek.models.inference import latent_from_seeds
 from sharpseek.science.evaluate import QUALITY_PARAMETERS
 from sharpseek.science.plotting import magnetogram_grid
 from sharpseek.training.evaluate_models import evaluate_checkpoints
@@ -98,6 +98,8 @@ OPTION_SETS: dict[str, tuple[dict, dict]] = {
 }
 PAPER_PRESET = "paper preset (width 1)"
 TINY_SET = "+ G's learning rate 1e-3, codes of TUF and PSEP only (= tiny)"
+#: Images of each set (seeds 0..) and of the dataset whose texture is measured.
+TEXTURE_SAMPLES = 400
 #: The seeds of the samples each set draws with ``--figures`` (the demo grid's first six).
 FIGURE_SEEDS = list(range(6))
 
@@ -226,6 +228,7 @@ def main() -> None:
         shutil.copytree(home / "datasets" / args.dataset, Path(tmp) / "datasets" / args.dataset)
         store = LocalStore(tmp)
         ds = load_dataset(store, args.dataset)
+        result["dataset_texture"] = texture(dataset_frames(ds, TEXTURE_SAMPLES))
         for name in names:
             config = option_config(name, args.paper_epochs)
             version = f"option-{names.index(name)}"
@@ -235,6 +238,8 @@ def main() -> None:
             seconds = time.perf_counter() - t0
             if args.figures:
                 print(samples_figure(run.generator, name, config.epochs, args.figures), flush=True)
+            # what the grids show: the orientation and size of the texture (gan_texture.py)
+            drawn = texture(samples(run.generator, list(range(TEXTURE_SAMPLES))))
             report = evaluate_checkpoints(
                 store, gan=f"models/gan/{version}/last.pt", n_generated=args.samples
             )["gan"]
@@ -245,6 +250,7 @@ def main() -> None:
                 "load_average_before": round(load, 2),
                 "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                 "blocks": summary(report),
+                "texture": drawn,
             }
             b = result["sets"][name]["blocks"]
             print(
@@ -260,9 +266,7 @@ def main() -> None:
 def samples_figure(generator, name: str, epochs: int, folder: Path) -> Path:
     """The samples of seeds ``FIGURE_SEEDS`` (the same latent vectors for every set) as
     magnetograms in gauss: ``<folder>/gan-option-<name as a slug>.png``."""
-    z = torch.from_numpy(latent_from_seeds(FIGURE_SEEDS, generator.config.latent_dim))
-    with torch.no_grad():
-        images = generator.eval()(z)[:, 0].numpy()  # (n, 128, 128), b in [-1, 1]
+    images = samples(generator, FIGURE_SEEDS)  # (n, 128, 128), b in [-1, 1]
     slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:60]
     return magnetogram_grid(
         images,

@@ -63,11 +63,22 @@ def texture(images: np.ndarray) -> dict[str, float]:
     return out
 
 
+def samples(generator, seeds: list[int]) -> np.ndarray:
+    """The images (n, 128, 128) of ``seeds`` drawn by ``generator`` (a Generator)."""
+    z = torch.from_numpy(latent_from_seeds(seeds, generator.config.latent_dim))
+    with torch.no_grad():
+        return generator.eval()(z)[:, 0].numpy()
+
+
 def generated(path: Path, seeds: list[int]) -> np.ndarray:
     G = generator_from_checkpoint(torch.load(path, map_location="cpu", weights_only=False))
-    z = torch.from_numpy(latent_from_seeds(seeds, G.config.latent_dim))
-    with torch.no_grad():
-        return G.eval()(z)[:, 0].numpy()
+    return samples(G, seeds)
+
+
+def dataset_frames(ds, n: int) -> np.ndarray:
+    """About ``n`` frames (m, 128, 128) spread evenly over the dataset."""
+    step = max(1, len(ds) // n)
+    return np.asarray(ds.images(range(0, len(ds), step)), dtype=np.float32)
 
 
 def figure(rows: dict[str, np.ndarray], path: Path) -> Path:
@@ -109,8 +120,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     ds = load_dataset(LocalStore(args.home), args.dataset)
-    step = max(1, len(ds) // args.samples)
-    frames = np.asarray(ds.images(range(0, len(ds), step)), dtype=np.float32)
+    frames = dataset_frames(ds, args.samples)
     result = {"dataset": {"images": len(frames), **texture(frames)}}
     rows = {}
     for spec in args.generator:
