@@ -198,7 +198,10 @@ def main() -> None:
     if args.docs_only:
         result = json.loads(args.out.read_text())
         for other in args.merge:  # runs made in parallel, each with its own --out
-            result["sets"].update(json.loads(other.read_text())["sets"])
+            measured = json.loads(other.read_text())
+            result["sets"].update(measured["sets"])
+            if "dataset_texture" in measured:
+                result["dataset_texture"] = measured["dataset_texture"]
         order = [*OPTION_SETS, PAPER_PRESET]
         result["sets"] = dict(sorted(result["sets"].items(), key=lambda kv: order.index(kv[0])))
         args.out.write_text(json.dumps(result, indent=1, default=str) + "\n")
