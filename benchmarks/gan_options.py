@@ -81,6 +81,8 @@ OPTION_SETS: dict[str, tuple[dict, dict]] = {
     "+ G's learning rate 1e-3 (= D's)": (_CODES_3[0], {**_CODES_3[1], **_G_FAST}),
     "+ G's learning rate 1e-3, codes of TUF and PSEP only (= tiny)": _TINY,
     "tiny + EMA 0.99": (_TINY[0], {**_TINY[1], "ema_decay": 0.99}),
+    "tiny + EMA 0.98": (_TINY[0], {**_TINY[1], "ema_decay": 0.98}),
+    "tiny + EMA 0.95": (_TINY[0], {**_TINY[1], "ema_decay": 0.95}),
     "tiny + translation": (_TINY[0], {**_TINY[1], "augment": "translation"}),
     "tiny + bilinear upsampling": ({**_TINY[0], "upsampling": "bilinear"}, _TINY[1]),
     "tiny + 128 px across (x) and 64 px along (y)": (
