@@ -13,8 +13,11 @@ and a figure: the samples of seeds 0..3 of each generator (rows) beside four of 
 frames, at full resolution and one colour scale in gauss.
 
     .venv/bin/python benchmarks/gan_texture.py --home <demo home> \\
-        --generator "tiny=<home>/models/gan/tiny-seed0/last.pt" [--generator L=PATH ...] \\
+        [--generator LABEL=CHECKPOINT ...] \\
         --out benchmarks/results/gan_texture.json --figure docs/images/gan-texture.png
+
+Without ``--generator``: the home's GAN (its settings' ``models.gan`` and ``gan_checkpoint``),
+as ``make bench`` runs it.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from sharpseek.config import Settings  # noqa: E402
 from sharpseek.data.dataset import load_dataset  # noqa: E402
 from sharpseek.data.local_store import LocalStore  # noqa: E402
 from sharpseek.models.checkpoints import generator_from_checkpoint  # noqa: E402
@@ -73,6 +77,13 @@ def samples(generator, seeds: list[int]) -> np.ndarray:
 def generated(path: Path, seeds: list[int]) -> np.ndarray:
     G = generator_from_checkpoint(torch.load(path, map_location="cpu", weights_only=False))
     return samples(G, seeds)
+
+
+def home_gan(home: Path) -> str:
+    """``LABEL=CHECKPOINT`` of the GAN a home's settings name (the one it searches with)."""
+    models = Settings(home=home).models
+    path = home / "models" / "gan" / models.gan / f"{models.gan_checkpoint}.pt"
+    return f"the home's GAN ({models.gan}, {models.gan_checkpoint})={path}"
 
 
 def dataset_frames(ds, n: int) -> np.ndarray:
@@ -123,7 +134,8 @@ def main() -> None:
     frames = dataset_frames(ds, args.samples)
     result = {"dataset": {"images": len(frames), **texture(frames)}}
     rows = {}
-    for spec in args.generator:
+    specs = args.generator or [home_gan(args.home)]
+    for spec in specs:
         label, sep, path = spec.partition("=")
         if not sep:
             raise SystemExit(f"--generator {spec!r}: write LABEL=CHECKPOINT")
