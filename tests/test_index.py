@@ -285,7 +285,7 @@ def test_typed_bounds_parse_with_either_side_open(text, separator, bounds):
         ("5", ":", r"--range tuf '5': write low:high \(either side may be empty\)"),
         ("5:1", "..", r"--range tuf '5:1': write low..high"),
         ("a:1", ":", r"--range tuf 'a:1': 'a' is not a number"),
-        ("inf:", ":", r"--range tuf 'inf:': bounds must be finite"),
+        ("inf:", ":", r"--range tuf 'inf:': 'inf' must be finite"),
     ],
 )
 def test_typed_bounds_name_the_input_and_what_is_wrong(text, separator, message):

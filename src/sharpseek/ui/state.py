@@ -18,7 +18,6 @@ Query string (format 1)::
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -27,7 +26,7 @@ from typing import Any
 import pandas as pd
 
 from sharpseek.science.directions import check_eps
-from sharpseek.search.index.filters import SearchFilter, parse_bounds, to_tai
+from sharpseek.search.index.filters import SearchFilter, parse_bounds, parse_finite, to_tai
 
 __all__ = [
     "PAGES",
@@ -193,7 +192,7 @@ def _decode_shifts(text: str) -> dict[str, float]:
         name, sep, amount = item.partition(":")
         if not sep or not _NAME.fullmatch(name):
             raise ValueError(f"shift={text!r}: write name:eps pairs, e.g. tuf:1.5")
-        eps = _float(amount, f"shift of {name}")
+        eps = parse_finite(amount, f"shift of {name}")
         try:
             shifts[name] = check_eps(name, eps)  # the protocol's one rule
         except ValueError as err:
@@ -368,14 +367,4 @@ def _int(text: str, name: str, *, minimum: int | None = None, maximum: int | Non
         raise ValueError(f"{name}={value} must be at least {minimum}")
     if maximum is not None and value > maximum:
         raise ValueError(f"{name}={value} must be at most {maximum}")
-    return value
-
-
-def _float(text: str, name: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"{name}={text!r} is not a number") from None
-    if not math.isfinite(value):
-        raise ValueError(f"{name}={text!r} must be finite")
     return value

@@ -32,7 +32,7 @@ from astropy.time import Time
 from sharpseek.data.flares import class_threshold
 from sharpseek.search.index.points import rfc3339
 
-__all__ = ["Condition", "SearchFilter", "parse_bounds", "to_tai"]
+__all__ = ["Condition", "SearchFilter", "parse_bounds", "parse_finite", "to_tai"]
 
 Bound = float | int | datetime | str | None
 HEMISPHERES = ("north", "south")
@@ -291,17 +291,20 @@ def parse_bounds(text: str, name: str, separator: str = ":") -> tuple[float | No
 
     def number(part: str) -> float | None:
         part = part.strip()
-        if not part:
-            return None
-        try:
-            value = float(part)
-        except ValueError:
-            raise ValueError(f"{name} {text!r}: {part!r} is not a number") from None
-        if not math.isfinite(value):
-            raise ValueError(f"{name} {text!r}: bounds must be finite")
-        return value
+        return parse_finite(part, f"{name} {text!r}") if part else None
 
     return number(low), number(high)
+
+
+def parse_finite(text: str, name: str) -> float:
+    """A finite number as typed by a user; errors name the input (``name``) and the text."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{name}: {text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{name}: {text!r} must be finite")
+    return value
 
 
 def _pair(bounds: Any, what: str) -> tuple[Bound, Bound]:
