@@ -243,10 +243,11 @@ def main() -> None:
             t0 = time.perf_counter()
             run = train_gan(config, ds, store, version=version, overwrite=True, progress=False)
             seconds = time.perf_counter() - t0
+            images = samples(run.generator, list(range(TEXTURE_SAMPLES)))  # seeds 0..
             if args.figures:
-                print(samples_figure(run.generator, name, config.epochs, args.figures), flush=True)
+                print(samples_figure(images, name, config.epochs, args.figures), flush=True)
             # what the grids show: the orientation and size of the texture (gan_texture.py)
-            drawn = texture(samples(run.generator, list(range(TEXTURE_SAMPLES))))
+            drawn = texture(images)
             report = evaluate_checkpoints(
                 store, gan=f"models/gan/{version}/last.pt", n_generated=args.samples
             )["gan"]
@@ -270,10 +271,11 @@ def main() -> None:
             write_docs(args.docs, result)
 
 
-def samples_figure(generator, name: str, epochs: int, folder: Path) -> Path:
-    """The samples of seeds ``FIGURE_SEEDS`` (the same latent vectors for every set) as
-    magnetograms in gauss: ``<folder>/gan-option-<name as a slug>.png``."""
-    images = samples(generator, FIGURE_SEEDS)  # (n, 128, 128), b in [-1, 1]
+def samples_figure(images: np.ndarray, name: str, epochs: int, folder: Path) -> Path:
+    """The samples of seeds ``FIGURE_SEEDS`` (the same latent vectors for every set; ``images``
+    (n, 128, 128) of seeds 0.., b) as magnetograms in gauss:
+    ``<folder>/gan-option-<name as a slug>.png``."""
+    images = images[FIGURE_SEEDS]
     slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:60]
     return magnetogram_grid(
         images,

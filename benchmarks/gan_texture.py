@@ -26,19 +26,15 @@ import argparse
 import json
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import torch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from sharpseek.config import Settings  # noqa: E402
-from sharpseek.data.dataset import load_dataset  # noqa: E402
-from sharpseek.data.local_store import LocalStore  # noqa: E402
-from sharpseek.models.checkpoints import generator_from_checkpoint  # noqa: E402
-from sharpseek.models.inference import latent_from_seeds  # noqa: E402
-from sharpseek.science.plotting import FIELD_SCALE_G, MAGNETOGRAM_CMAP  # noqa: E402
+from sharpseek.config import Settings
+from sharpseek.data.dataset import load_dataset
+from sharpseek.data.local_store import LocalStore
+from sharpseek.models.checkpoints import load_generator
+from sharpseek.models.inference import latent_from_seeds
+from sharpseek.science.plotting import FIELD_SCALE_G, magnetogram_grid
 
 #: |b| bands [G] of the gradient anisotropy.
 BANDS_G = ((20.0, 100.0), (100.0, 300.0), (300.0, np.inf))
@@ -75,8 +71,7 @@ def samples(generator, seeds: list[int]) -> np.ndarray:
 
 
 def generated(path: Path, seeds: list[int]) -> np.ndarray:
-    G = generator_from_checkpoint(torch.load(path, map_location="cpu", weights_only=False))
-    return samples(G, seeds)
+    return samples(load_generator(path), seeds)
 
 
 def home_gan(home: Path) -> str:
@@ -93,31 +88,16 @@ def dataset_frames(ds, n: int) -> np.ndarray:
 
 
 def figure(rows: dict[str, np.ndarray], path: Path) -> Path:
-    fig, axes = plt.subplots(
-        len(rows), 4, figsize=(4 * 2.3 + 1.4, 2.3 * len(rows) + 0.5), squeeze=False,
-        layout="constrained",
-    )  # fmt: skip
-    im = None
-    for r, (label, images) in enumerate(rows.items()):
-        for c in range(4):
-            ax = axes[r, c]
-            im = ax.imshow(
-                images[c] * FIELD_SCALE_G,
-                cmap=MAGNETOGRAM_CMAP,
-                vmin=-1000,
-                vmax=1000,
-                origin="lower",
-                interpolation="nearest",
-            )
-            ax.set_xticks([])
-            ax.set_yticks([])
-        axes[r, 0].set_ylabel(label, fontsize=9)
-    fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.6).set_label(r"$B_r$ [G]")
-    fig.suptitle("seeds 0-3 of each generator; bottom: dataset frames (model space, 128 px)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    """Four images of each row (label -> images), one row each, in gauss on one scale."""
+    images = np.concatenate([images[:4] for images in rows.values()])
+    titles = [f"{label}, {i}" for label in rows for i in range(4)]
+    return magnetogram_grid(
+        images,
+        path,
+        titles=titles,
+        ncols=4,
+        suptitle="seeds 0-3 of each generator; last row: dataset frames (model space, 128 px)",
+    )
 
 
 def main() -> None:
