@@ -4,6 +4,7 @@ the moving-average generator, translation augmentation, and configs older than t
 
 Losses and penalties are checked against hand computations; training on micro runs."""
 
+import math
 from dataclasses import replace
 
 import pytest
@@ -122,7 +123,7 @@ def test_noise_field_is_a_function_of_z_alone_and_white_at_128px():
     # Two builds draw the same noise matrix (not stored in checkpoints).
     assert torch.equal(G1.noise_matrix, G2.noise_matrix)
     assert "noise_matrix" not in G1.state_dict()
-    z = torch.randn(64, 8)
+    z = torch.randn(64, 8, generator=torch.Generator().manual_seed(0))
     n = (z @ G1.noise_matrix.T).view(64, 128, 128)
     assert torch.equal(G1(z), G1(z))
     # Unit variance per pixel for |z|^2 ~ latent_dim; neighbours correlate as the blur says
@@ -137,7 +138,10 @@ def test_noise_field_is_a_function_of_z_alone_and_white_at_128px():
         G1.to_amplitude.weight.zero_()
         G_plain = Generator(GANConfig(generator="upsample", noise=False, **MICRO)).eval()
         G_plain.load_state_dict(G1.state_dict(), strict=False)
-    assert torch.allclose(G1(z), G_plain(z), atol=1e-3)  # exp(-12) * n^3 / sqrt(15) < 1e-3
+    # tanh is 1-Lipschitz: the outputs differ by at most exp(-12) (|n| + |n|^3 / sqrt(15)),
+    # about 1e-3 where |n| reaches 8 (a fixed 1e-3 failed for 2 latent draws in 60)
+    bound = math.exp(-12) * (n.abs() + n.abs() ** 3 / 15**0.5).max().item()
+    assert (G1(z) - G_plain(z)).abs().max().item() <= bound + 1e-6
 
 
 def test_clip_output_is_the_datas_clip_with_a_straight_through_gradient():

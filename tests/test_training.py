@@ -6,9 +6,11 @@ The quality margins asserted at the end were measured first with these fixed see
 (docs/training.md gives the figures); they test consistency of training, not accuracy.
 """
 
+import gc
 import os
 import socket
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -16,6 +18,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from torch.nn.parallel import DistributedDataParallel
 
 from ingest_fixtures import synthetic_dataset
 from sharpseek.config import Settings
@@ -431,6 +434,10 @@ def _ddp_worker(rank, world_size, port, dataset_path, store_root, out_dir):
             gathered = [torch.zeros_like(flat) for _ in range(world_size)]
             dist.all_gather(gathered, flat)
             torch.save(gathered, os.path.join(out_dir, f"{name}-rank{rank}.pt"))
+        # fit lets go of its DDP wrappers: one alive when the group goes aborts the process
+        # at exit now and then (gloo: "terminate called without an active exception")
+        wrappers = sum(isinstance(o, DistributedDataParallel) for o in gc.get_objects())
+        Path(out_dir, f"wrappers-rank{rank}.txt").write_text(str(wrappers))
     finally:
         dist.destroy_process_group()
 
@@ -470,6 +477,8 @@ def test_ddp_keeps_the_replicas_identical(ddp_result):
         rank0, rank1 = torch.load(ddp_result / f"{name}-rank0.pt")
         assert torch.equal(rank0, rank1), name
     assert (ddp_result / "store/models/encoder/ddp/last.pt").is_file()
+    for rank in (0, 1):
+        assert (ddp_result / f"wrappers-rank{rank}.txt").read_text() == "0", rank
 
 
 # ------------------------------------------------------------------------- quality measures

@@ -27,6 +27,7 @@ its base seed from) are saved with the task's state at each epoch's end.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import time
 from collections.abc import Callable
@@ -125,6 +126,17 @@ class Task:
     def save_artefacts(self, run: RunStore, epoch: int) -> None:
         """Write pictures of the epoch into the run's folder (rank 0 only)."""
 
+    def release_parallel(self) -> None:
+        """Replace each DistributedDataParallel wrapper among the task's attributes by the
+        module it wraps. A wrapper holds the process group; one still alive when the group
+        is destroyed aborts its process at exit now and then (gloo: "terminate called
+        without an active exception", one run in five of the two-process test)."""
+        wrapped = [name for name, value in vars(self).items() if isinstance(value, DDP)]
+        for name in wrapped:
+            setattr(self, name, getattr(self, name).module)
+        if wrapped:
+            gc.collect()  # DDP's reducer sits in reference cycles
+
 
 T = TypeVar("T", bound=Task)
 
@@ -219,6 +231,9 @@ def fit(
                     dist.barrier()
                 if on_epoch_end is not None:
                     on_epoch_end(epoch, row)
+        task.release_parallel()
+        if info.distributed:
+            dist.barrier()  # every rank's wrappers gone before the group is
     return Fitted(task, version, run.prefix, history, best)
 
 
