@@ -276,7 +276,6 @@ def test_presets_paper_keeps_the_paper_recipe_and_tiny_records_its_options():
     assert (paper.loss, paper.ema_decay, paper.augment, paper.r1_gamma) == ("bce", 0, "none", 0)
     assert (paper.lr, paper.betas, paper.batch_size) == (5e-4, (0.9, 0.999), 32)
     assert tiny.model.generator == "upsample" and tiny.to_dict()["model"]["generator"]
-    assert tiny.ema_decay == 0.98 and tiny.to_dict()["ema_decay"] == 0.98
 
 
 def test_micro_run_with_every_option_saves_the_average_as_the_generator(tmp_path):
@@ -344,7 +343,7 @@ def test_cli_switches_the_options_and_names_a_bad_one(tmp_path):
     bad = runner.invoke(app, [*base, "--loss", "wasserstein"])
     assert bad.exit_code == 2 and "loss must be one of" in " ".join(bad.output.split())
     args = ["--generator", "paper", "--no-noise", "--no-spectral-norm", "--loss", "bce"]
-    args += ["--ema", "0", "--augment", "translation", "--r1", "0.5", "--lr-d", "1e-4"]
+    args += ["--ema", "0.5", "--augment", "translation", "--r1", "0.5", "--lr-d", "1e-4"]
     args += ["--output", "clip", "--upsampling", "bilinear", "--internal-width", "32"]
     ran = runner.invoke(app, [*base, *args, "--width", "0.25", "--no-progress"])
     assert ran.exit_code == 0, ran.output
@@ -353,7 +352,7 @@ def test_cli_switches_the_options_and_names_a_bad_one(tmp_path):
     assert (config["model"]["generator"], config["model"]["spectral_norm"]) == ("paper", False)
     assert (config["model"]["output"], config["model"]["upsampling"]) == ("clip", "bilinear")
     assert config["model"]["internal_width"] == 32
-    assert config["ema_decay"] == 0.0  # the flag over the tiny preset's 0.98
+    assert config["ema_decay"] == 0.5  # the flag over the tiny preset's 0
     assert (config["loss"], config["augment"], config["r1_gamma"], config["lr_d"]) == (
         "bce",
         "translation",
