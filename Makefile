@@ -52,6 +52,7 @@ bench: $(STAMP_DEV) $(STAMP_DEMO) ## benchmarks; figures written to benchmarks/r
 	$(PY) benchmarks/bench_outlook.py --home $${SHARPSEEK_HOME:-.sharpseek} --out benchmarks/results/outlook.json --figure docs/images/outlook-reliability.png
 	$(PY) benchmarks/bench_ui.py --home $${SHARPSEEK_HOME:-.sharpseek} --out benchmarks/results/ui.json  # chromium: Shift update, browser test
 	$(PY) benchmarks/bench_hold.py --home $${SHARPSEEK_HOME:-.sharpseek} --out benchmarks/results/hold.json
+	$(PY) benchmarks/psep_codes.py --home $${SHARPSEEK_HOME:-.sharpseek} --out benchmarks/results/psep_codes.json  # what the PSEP code asks for against what G draws
 	$(PY) benchmarks/gan_texture.py --home $${SHARPSEEK_HOME:-.sharpseek} --out benchmarks/results/gan_texture.json --figure docs/images/gan-texture.png  # the generated texture beside the data's
 	$(PY) benchmarks/bench_flare_direction.py --home $${SHARPSEEK_HOME:-.sharpseek} --out benchmarks/results/flare_direction.json --figure docs/images/flare-direction-outlook.png
 	# bench_evaluation exits non-zero naming each missed target (issue 17) after writing its

@@ -85,6 +85,11 @@ OPTION_SETS: dict[str, tuple[dict, dict]] = {
     "tiny + EMA 0.95": (_TINY[0], {**_TINY[1], "ema_decay": 0.95}),
     "tiny, seed 1": (_TINY[0], {**_TINY[1], "seed": 1}),
     "tiny + EMA 0.98, seed 1": (_TINY[0], {**_TINY[1], "ema_decay": 0.98, "seed": 1}),
+    "tiny + empirical code marginals": (_TINY[0], {**_TINY[1], "code_marginals": "empirical"}),
+    "tiny + empirical code marginals, seed 1": (
+        _TINY[0],
+        {**_TINY[1], "code_marginals": "empirical", "seed": 1},
+    ),
     "tiny + translation": (_TINY[0], {**_TINY[1], "augment": "translation"}),
     "tiny + bilinear upsampling": ({**_TINY[0], "upsampling": "bilinear"}, _TINY[1]),
     "tiny + 128 px across (x) and 64 px along (y)": (

@@ -85,6 +85,59 @@ def test_code_targets_hold_the_datasets_joint_log_parameters_and_the_loss_reads_
         CodeTargets.from_images(images, ("tuf", "sigma"))
 
 
+def test_empirical_marginals_ask_for_the_datas_quantiles_and_keep_its_rank_correlation():
+    # log PSEP-like values skewed to the left (bounded above), and a second parameter tied
+    # to the first: the Gaussian of their mean and sd asks for the wrong median
+    rng = np.random.default_rng(0)
+    first = 3.8 - rng.exponential(0.4, 5000)
+    second = 0.7 * first + rng.normal(0, 0.2, 5000)
+    f = torch.from_numpy(np.stack([first, second], 1))
+    gaussian = CodeTargets.from_log_values(f, ("psep", "tuf"), 1e-6, "gaussian")
+    empirical = CodeTargets.from_log_values(f, ("psep", "tuf"), 1e-6, "empirical")
+    codes = torch.randn(40000, 2, generator=torch.Generator().manual_seed(1))
+    asked_g, asked_e = gaussian.wanted(codes).double(), empirical.wanted(codes).double()
+    levels = torch.tensor([0.1, 0.5, 0.9], dtype=torch.float64)
+    data_q = torch.quantile(f, levels, dim=0)
+    # the data's deciles and median, to within sampling and the 201 levels' interpolation
+    torch.testing.assert_close(torch.quantile(asked_e, levels, dim=0), data_q, atol=0.02, rtol=0)
+    assert (torch.quantile(asked_g, 0.5, dim=0)[0] - data_q[1, 0]).abs() > 0.05  # bell's median
+
+    def spearman(x):
+        return np.corrcoef(x.argsort(0).argsort(0).T.numpy())[0, 1]
+
+    assert spearman(asked_e) == pytest.approx(spearman(f), abs=0.02)
+    # the Gaussian path is the one before the option: mu + L c
+    torch.testing.assert_close(asked_g.float(), gaussian.mu + codes @ gaussian.chol.T)
+    # one code alone moves its parameter monotonically, from the data's minimum to maximum
+    line = torch.zeros(101, 2)
+    line[:, 0] = torch.linspace(-8, 8, 101)
+    along = empirical.wanted(line)[:, 0]
+    assert bool((along.diff() >= 0).all())
+    assert along[0].item() == pytest.approx(f[:, 0].min().item(), abs=1e-5)
+    assert along[-1].item() == pytest.approx(f[:, 0].max().item(), abs=1e-5)
+    with pytest.raises(ValueError, match="code marginals must be one of"):
+        CodeTargets.from_log_values(f, ("psep", "tuf"), 1e-6, "uniform")
+    with pytest.raises(ValueError, match="code_marginals must be one of"):
+        GANTrainConfig(code_marginals="uniform")
+
+
+def test_empirical_codes_of_each_images_own_ranks_cost_next_to_nothing():
+    images = _bipoles(64, seed=1)
+    targets = CodeTargets.from_images(images, ("tuf", "psep"), "empirical")
+    x = torch.from_numpy(images).float()[:, None]
+    soft, _ = soft_parameters(x)
+    f = _log_values(soft, targets.parameters, targets.r_floor).double()
+    # the code that asks for an image's own values: its normal scores, decorrelated
+    ranks = f.argsort(0).argsort(0).double() + 1
+    scores = torch.special.ndtri(ranks / (len(f) + 1)).float()
+    own = torch.linalg.solve_triangular(targets.chol, scores.T, upper=False).T
+    # asked: the data's quantile at rank/(n+1), within a rank of the image's own value
+    assert code_loss(x, own, targets).item() < 0.02
+    assert (
+        code_loss(x, torch.randn(64, 2, generator=torch.Generator().manual_seed(0)), targets) > 0.05
+    )
+
+
 def test_the_noise_field_never_reads_the_code_coordinates():
     config = GANConfig(generator="upsample", noise=True, codes=3, width=0.25, latent_dim=8)
     G = Generator(config).eval()

@@ -345,6 +345,7 @@ def test_cli_switches_the_options_and_names_a_bad_one(tmp_path):
     args = ["--generator", "paper", "--no-noise", "--no-spectral-norm", "--loss", "bce"]
     args += ["--ema", "0.5", "--augment", "translation", "--r1", "0.5", "--lr-d", "1e-4"]
     args += ["--output", "clip", "--upsampling", "bilinear", "--internal-width", "32"]
+    args += ["--code-marginals", "empirical"]
     ran = runner.invoke(app, [*base, *args, "--width", "0.25", "--no-progress"])
     assert ran.exit_code == 0, ran.output
     ckpt = load_checkpoint("models/gan/tiny-seed0/last.pt", store=LocalStore(home), kind="gan")
@@ -353,6 +354,7 @@ def test_cli_switches_the_options_and_names_a_bad_one(tmp_path):
     assert (config["model"]["output"], config["model"]["upsampling"]) == ("clip", "bilinear")
     assert config["model"]["internal_width"] == 32
     assert config["ema_decay"] == 0.5  # the flag over the tiny preset's 0
+    assert config["code_marginals"] == "empirical"
     assert (config["loss"], config["augment"], config["r1_gamma"], config["lr_d"]) == (
         "bce",
         "translation",

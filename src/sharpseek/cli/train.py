@@ -168,6 +168,10 @@ def train_gan_cmd(
     code_weight: Annotated[
         float | None, typer.Option("--code-weight", help="physical code loss weight (0: off)")
     ] = None,
+    code_marginals: Annotated[
+        str | None,
+        typer.Option("--code-marginals", help="codes ask for: gaussian or empirical quantiles"),
+    ] = None,
     seed: SeedOpt = None,
     precision: PrecisionOpt = None,
     num_workers: WorkersOpt = None,
@@ -209,6 +213,7 @@ def train_gan_cmd(
                 ema_decay=ema_decay,
                 augment=augment,
                 code_weight=code_weight,
+                code_marginals=code_marginals,
                 seed=seed,
                 precision=precision,
                 num_workers=num_workers,

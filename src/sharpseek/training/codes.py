@@ -20,6 +20,14 @@ generator's loss is L_G + ``code_weight`` * L_code. The directions are still fit
 measurement (sharpseek directions fit) on z ~ N(0, I): nothing tells them which coordinates
 the codes are.
 
+``marginals = "empirical"`` keeps the dependence but not the bell: the log parameters are
+not Gaussian (log PSEP is skewed to the left, bounded by the patch: its mean-and-sd
+Gaussian asks for a median PSEP of 27 px where the frames have 32), so a code instead asks
+for the data's own quantiles through a Gaussian copula::
+
+    f_p = Q_p(Phi((L' c)_p))      Q_p the quantile function of f_p over the frames,
+                                  L' L'^T the correlation of their normal scores
+
 The differentiable surrogates of TUF, PSEP and R are
 :func:`sharpseek.physics.surrogates.soft_parameters`; the codes read them as::
 
@@ -37,26 +45,36 @@ import torch.nn.functional as F
 
 from sharpseek.physics.surrogates import SURROGATE_PARAMETERS, soft_parameters
 
-__all__ = ["CODE_PARAMETERS", "CodeTargets", "code_loss"]
+__all__ = ["CODE_MARGINALS", "CODE_PARAMETERS", "CodeTargets", "code_loss"]
 
 #: The parameters a code may carry (the order of the latent coordinates is the config's).
 CODE_PARAMETERS = SURROGATE_PARAMETERS
+#: What each code's parameter is drawn from: a Gaussian of the data's mean and covariance of
+#: the logs, or the data's own quantiles (module docstring).
+CODE_MARGINALS = ("gaussian", "empirical")
+#: Quantile levels 0, 1/200, ..., 1 that hold the empirical marginals.
+QUANTILE_LEVELS = 201
 
 
 @dataclass(frozen=True)
 class CodeTargets:
     """The dataset's joint distribution of the log surrogates ``f`` of ``parameters``: mean
-    ``mu`` (k,), Cholesky factor ``chol`` (k, k) of the covariance, standard deviations
-    ``scale`` (k,), and ``r_floor`` [b] (module docstring)."""
+    ``mu`` (k,), standard deviations ``scale`` (k,), ``r_floor`` [b], and either (Gaussian
+    marginals) ``chol`` (k, k) the Cholesky factor of the covariance, or (empirical) ``chol``
+    that of the normal scores' correlation and ``quantiles`` (k, QUANTILE_LEVELS) of each f_p
+    (module docstring)."""
 
     parameters: tuple[str, ...]
     mu: torch.Tensor
     chol: torch.Tensor
     scale: torch.Tensor
     r_floor: float
+    quantiles: torch.Tensor | None = None  # None: Gaussian marginals
 
     @classmethod
-    def from_images(cls, images: np.ndarray, parameters: tuple[str, ...]) -> CodeTargets:
+    def from_images(
+        cls, images: np.ndarray, parameters: tuple[str, ...], marginals: str = "gaussian"
+    ) -> CodeTargets:
         """From real frames (n, 128, 128) in b; only bipolar frames count."""
         unknown = [p for p in parameters if p not in CODE_PARAMETERS]
         if unknown:
@@ -77,10 +95,44 @@ class CodeTargets:
         positive = r[r > 0]
         r_floor = float(np.percentile(positive.numpy(), 5)) if len(positive) else 1e-6
         f = _log_values({p: v[bipolar] for p, v in values.items()}, parameters, r_floor)
+        return cls.from_log_values(f, parameters, r_floor, marginals)
+
+    @classmethod
+    def from_log_values(
+        cls, f: torch.Tensor, parameters: tuple[str, ...], r_floor: float, marginals: str
+    ) -> CodeTargets:
+        """From the log values f (n, k) of n frames (module docstring)."""
+        if marginals not in CODE_MARGINALS:
+            raise ValueError(f"code marginals must be one of {CODE_MARGINALS}, got {marginals!r}")
+        f = f.double()
         mu = f.mean(0)
-        cov = torch.cov(f.T).reshape(len(parameters), len(parameters))
-        chol = torch.linalg.cholesky(cov + 1e-9 * torch.eye(len(parameters), dtype=cov.dtype))
-        return cls(tuple(parameters), mu.float(), chol.float(), cov.diag().sqrt().float(), r_floor)
+        k = len(parameters)
+        cov = torch.cov(f.T).reshape(k, k)
+        quantiles = None
+        if marginals == "empirical":
+            levels = torch.linspace(0, 1, QUANTILE_LEVELS, dtype=f.dtype)
+            quantiles = torch.quantile(f, levels, dim=0).T.contiguous().float()  # (k, Q)
+            ranks = f.argsort(0).argsort(0).double() + 1  # 1..n per parameter
+            scores = torch.special.ndtri(ranks / (len(f) + 1))
+            joint = torch.corrcoef(scores.T).reshape(k, k)
+        else:
+            joint = cov
+        chol = torch.linalg.cholesky(joint + 1e-9 * torch.eye(k, dtype=joint.dtype))
+        scale = cov.diag().sqrt().float()
+        return cls(tuple(parameters), mu.float(), chol.float(), scale, r_floor, quantiles)
+
+    def wanted(self, codes: torch.Tensor) -> torch.Tensor:
+        """The log values f (N, k) that codes (N, k) ask for."""
+        g = codes.float() @ self.chol.to(codes.device).T  # (N, k)
+        if self.quantiles is None:
+            return self.mu.to(codes.device) + g
+        quantiles = self.quantiles.to(codes.device)  # (k, Q)
+        position = torch.special.ndtr(g) * (quantiles.shape[1] - 1)  # (N, k) in [0, Q - 1]
+        low = position.floor().clamp(max=quantiles.shape[1] - 2).long()
+        part = position - low
+        rows = torch.arange(quantiles.shape[0], device=codes.device)
+        below, above = quantiles[rows, low], quantiles[rows, low + 1]  # (N, k) each
+        return below + part * (above - below)
 
 
 def _log_values(
@@ -104,9 +156,8 @@ def code_loss(
     ranks' averaged gradients equal one process's on the whole batch."""
     values, bipolar = soft_parameters(images)
     f = _log_values(values, targets.parameters, targets.r_floor)  # (N, k)
-    mu, chol, scale = (t.to(f.device) for t in (targets.mu, targets.chol, targets.scale))
-    wanted = mu + codes.float() @ chol.T  # (N, k)
-    error = F.huber_loss(f / scale, wanted / scale, reduction="none")  # (N, k)
+    scale = targets.scale.to(f.device)
+    error = F.huber_loss(f / scale, targets.wanted(codes) / scale, reduction="none")  # (N, k)
     weight = torch.ones_like(error)
     if "psep" in targets.parameters:  # PSEP is undefined on a unipolar image
         weight[:, targets.parameters.index("psep")] = bipolar.float()

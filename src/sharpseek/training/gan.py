@@ -61,7 +61,7 @@ from sharpseek.physics.definitions import MODEL_SIZE
 from sharpseek.physics.parameters import compute_parameters
 from sharpseek.science.evaluate import QUALITY_PARAMETERS, parameter_distances
 from sharpseek.science.plotting import magnetogram_grid
-from sharpseek.training.codes import CodeTargets, code_loss
+from sharpseek.training.codes import CODE_MARGINALS, CodeTargets, code_loss
 from sharpseek.training.common import (
     STREAM_FIXED,
     STREAM_LATENT,
@@ -112,6 +112,7 @@ class GANTrainConfig:
     # model.codes; L_G + code_weight * L_code (0: off)
     code_weight: float = 0.0
     code_parameters: tuple[str, ...] = ("tuf", "psep", "r")
+    code_marginals: str = "gaussian"  # or "empirical": the data's quantiles (codes.py)
 
     def __post_init__(self):
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
@@ -126,6 +127,11 @@ class GANTrainConfig:
             )
         if not 0 <= self.ema_decay < 1:
             raise ValueError(f"GANTrainConfig.ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.code_marginals not in CODE_MARGINALS:
+            raise ValueError(
+                f"GANTrainConfig.code_marginals must be one of {CODE_MARGINALS}, "
+                f"got {self.code_marginals!r}"
+            )
         if self.code_weight < 0:
             raise ValueError(f"GANTrainConfig.code_weight must be >= 0, got {self.code_weight}")
         if self.code_weight > 0 and self.model.codes != len(self.code_parameters):
@@ -305,7 +311,9 @@ class GANTraining(Task):
         if config.code_weight > 0:
             rows = np.sort(rng.choice(train_rows, size=min(2000, len(train_rows)), replace=False))
             images = context.dataset.images(rows)
-            self.code_targets = CodeTargets.from_images(images, config.code_parameters)
+            self.code_targets = CodeTargets.from_images(
+                images, config.code_parameters, config.code_marginals
+            )
 
     def begin_epoch(self, epoch: int) -> dict[str, Any]:
         self.z_gen = epoch_generator(self.config.seed, epoch, STREAM_LATENT)
