@@ -438,3 +438,30 @@ def test_directions_stage_generates_through_the_backend_as_the_generator_would(u
     for name, boundary in direct.boundaries.items():
         np.testing.assert_allclose(stored.boundaries[name].normal, boundary.normal, rtol=1e-6)
     assert lib.directions_stage(settings, progress=False).skipped
+
+
+def test_a_run_whose_config_predates_an_option_at_its_default_is_adopted_not_retrained(tmp_path):
+    settings = Settings(home=tmp_path / "home", preset="tiny")
+    ingest_synthetic(settings, regions=12, frames=4, seed=0)  # a batch of 32 to train on
+    first = lib.train_stage(settings, "gan", epochs=1, progress=False)
+    assert not first.skipped
+    store = open_store(settings)
+    run = lib.RunStore(store, "gan", first.outputs["run"])
+    ckpt = lib.load_checkpoint(run.key("last.pt"), store=store, kind="gan")
+    weights = {k: v.clone() for k, v in ckpt["generator"].items()}
+    # the run as the version before `code_marginals` wrote it, its ledger record gone
+    del ckpt["config"]["code_marginals"]
+    run.save(ckpt, ["last.pt"])
+    store.delete(pipeline_ledger.Ledger.key("train-gan"))
+    again = lib.train_stage(settings, "gan", epochs=1, progress=False)
+    assert again.skipped and "finished run found; adopted" in again.message
+    kept = lib.load_checkpoint(run.key("last.pt"), store=store, kind="gan")["generator"]
+    assert all(torch.equal(kept[k], weights[k]) for k in weights)
+    # a field missing where the run differs from its default is another recipe: stale
+    current = lib.gan_train_config("tiny", epochs=1).to_dict()
+    older = {k: v for k, v in current.items() if k != "code_weight"}
+    stored = lib._stored_config("gan", {"config": older})
+    assert stored["code_weight"] == 0.0 and current["code_weight"] == 3.0
+    # a field this version does not know is compared as stored (never equal)
+    newer = {**current, "field_of_a_later_version": 1}
+    assert lib._stored_config("gan", {"config": newer}) == lib._plain(newer)

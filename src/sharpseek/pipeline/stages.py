@@ -37,9 +37,9 @@ from sharpseek.search.query_map import load_query_map, query_map_key
 from sharpseek.serving.archives import build_archives
 from sharpseek.serving.backends import InProcessBackend
 from sharpseek.training.common import RunStore, checkpoint_key, load_checkpoint
-from sharpseek.training.encoder import encoder_train_config, train_encoder
+from sharpseek.training.encoder import EncoderTrainConfig, encoder_train_config, train_encoder
 from sharpseek.training.evaluate_models import evaluate_checkpoints
-from sharpseek.training.gan import gan_train_config, train_gan
+from sharpseek.training.gan import GANTrainConfig, gan_train_config, train_gan
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,19 @@ def _run_name(settings: Settings, kind: str) -> str:
 
 def _plain(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
+
+
+def _stored_config(kind: str, ckpt: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint's training config as this version reads it: a field added since the
+    checkpoint was written takes its default, which is the behaviour from before the field
+    existed, so a run is not stale only because the config gained an option. A config this
+    version cannot read (a field it does not know) is compared as stored."""
+    stored = ckpt.get("config") or {}
+    config_type = GANTrainConfig if kind == "gan" else EncoderTrainConfig
+    try:
+        return _plain(config_type.from_dict(stored).to_dict())
+    except (TypeError, ValueError):
+        return _plain(stored)
 
 
 def train_stage(
@@ -108,7 +121,8 @@ def train_stage(
     if run.has_checkpoints() and run.exists("last.pt"):
         ckpt = load_checkpoint(run.key("last.pt"), store=store, kind=kind)
         same_data = ckpt.get("dataset") == {"name": ds.name, "version": ds.version}
-        same_config = _plain(ckpt.get("config")) == config_dict
+        stored = _stored_config(kind, ckpt)
+        same_config = stored == config_dict
         if same_data and same_config and int(ckpt.get("epoch", 0)) >= config.epochs:
             # a finished run the ledger did not know (trained by hand): adopt it
             outputs = {"run": run_name, "last": run.key("last.pt"), "epoch": ckpt["epoch"]}
@@ -117,7 +131,7 @@ def train_stage(
                 stage, True, fp, outputs, f"{kind} {run_name}: finished run found; adopted"
             )
         without_epochs = {k: v for k, v in config_dict.items() if k != "epochs"}
-        old = {k: v for k, v in _plain(ckpt.get("config", {})).items() if k != "epochs"}
+        old = {k: v for k, v in stored.items() if k != "epochs"}
         if same_data and old == without_epochs and int(ckpt.get("epoch", 0)) < config.epochs:
             resume = True
             log.info("%s %s: resuming at epoch %s", kind, run_name, ckpt.get("epoch"))
