@@ -130,7 +130,7 @@ class Task:
         """Replace each DistributedDataParallel wrapper among the task's attributes by the
         module it wraps. A wrapper holds the process group; one still alive when the group
         is destroyed aborts its process at exit now and then (gloo: "terminate called
-        without an active exception", one run in five of the two-process test)."""
+        without an active exception", 2 runs in 20 of the two-process test)."""
         wrapped = [name for name, value in vars(self).items() if isinstance(value, DDP)]
         for name in wrapped:
             setattr(self, name, getattr(self, name).module)
