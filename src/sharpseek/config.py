@@ -163,6 +163,13 @@ class ServeSettings(BaseModel):
     startup_timeout_seconds: float = Field(
         300.0, gt=0, description="wait for TorchServe and its models to be ready [s]"
     )
+    drain_seconds: float = Field(
+        5.0,
+        ge=0,
+        description="a swap waits this long after the old version's queue is empty before "
+        "unregistering it, so that the request a worker holds is answered (TorchServe shows "
+        "no busy workers and kills them when it unregisters); above the slowest request [s]",
+    )
 
 
 class ModelSettings(BaseModel):

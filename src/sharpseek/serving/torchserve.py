@@ -469,13 +469,46 @@ def status(settings: Settings) -> dict:
     return out
 
 
+def drain_version(settings: Settings, model: str, version: str) -> float:
+    """Wait until no request is left with ``model`` ``version``, which is no longer the default.
+
+    TorchServe unregisters a version by stopping its workers at once: a request a worker
+    holds is answered "500 Worker died", and it offers no way to wait for it
+    (pytorch/serve#1101; scaling to 0 workers does the same). Its description shows the
+    queue (``jobQueueStatus.pendingRequests``) but not which workers are busy. So: wait for
+    the queue to empty (at most ``serve.startup_timeout_seconds``), then
+    ``serve.drain_seconds`` more for the requests the workers took from it.
+
+    Returns the seconds waited.
+    """
+    started = time.monotonic()
+    deadline = started + settings.serve.startup_timeout_seconds
+    while True:
+        described = management_request(settings, "GET", f"/models/{model}/{version}")
+        pending = sum(
+            int((entry.get("jobQueueStatus") or {}).get("pendingRequests", 0))
+            for entry in described
+        )
+        if pending == 0:
+            break
+        if time.monotonic() > deadline:
+            raise ServeError(
+                f"{model} version {version}: {pending} requests still queued after "
+                f"{settings.serve.startup_timeout_seconds} s (serve.startup_timeout_seconds); "
+                "not unregistered"
+            )
+        time.sleep(0.05)
+    time.sleep(settings.serve.drain_seconds)
+    return time.monotonic() - started
+
+
 def swap_model(settings: Settings, archive: str, *, unregister_old: bool = True) -> dict:
     """Serve ``archive`` (a file in the model store) instead of the model's current version.
 
     Through the management API (``serve.enable_model_api`` must be on): register the new
     version and wait for its workers (``synchronous=true``), make it the default version —
-    from then on new requests go to it — then unregister the old versions, whose queued
-    requests finish first. Requests keep being answered throughout (tests/test_serving.py).
+    from then on new requests go to it — then drain each old version (:func:`drain_version`)
+    and unregister it. Requests keep being answered throughout (tests/test_serving.py).
 
     Returns ``{"model", "version", "previous"}``.
     """
@@ -498,6 +531,7 @@ def swap_model(settings: Settings, archive: str, *, unregister_old: bool = True)
     if unregister_old:
         for version in previous:
             if version != info.version:
+                drain_version(settings, info.model, version)
                 management_request(settings, "DELETE", f"/models/{info.model}/{version}")
     current = current_archives(settings)
     current[info.model] = archive
