@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PresetName = Literal["tiny", "paper"]
@@ -205,6 +205,23 @@ class IndexSettings(BaseModel):
         "sharps", description="alias of the live collection; collections are <name>--<encoder>"
     )
     dim: int = Field(100, ge=1, description="embedding dimension (the encoder's output)")
+    spaces: tuple[Literal["region", "symmetric"], ...] = Field(
+        ("region", "symmetric"),
+        description="the embedding spaces each frame is indexed in (Qdrant named vectors): "
+        "region (real queries search it) and symmetric (generated queries); "
+        "sharpseek.search.spaces",
+    )
+
+    @field_validator("spaces")
+    @classmethod
+    def _region_first(cls, spaces: tuple[str, ...]) -> tuple[str, ...]:
+        # real queries and the stored vector of a record (outlooks, the flare classifier)
+        # are region vectors: the region space comes first, each space once
+        if not spaces or spaces[0] != "region" or len(set(spaces)) != len(spaces):
+            raise ValueError(
+                f"index.spaces must start with 'region' and name each space once, got {spaces}"
+            )
+        return spaces
     exact_threshold: int = Field(
         1_000_000,
         ge=0,
@@ -233,6 +250,8 @@ class RetrievalSettings(BaseModel):
     spread of the indexed frames' embeddings (measured on ``frames`` frames of the training
     dataset and ``generated`` images of seeds ``first_seed ..``, outside the evaluation's
     seed blocks 0.. and 100000..): the hubness cure, chosen by measurement (issue 17).
+    Generated queries search the ``generated_space`` (by default the ``symmetric`` one of
+    :mod:`sharpseek.search.spaces`), and their map is fitted in it.
     """
 
     query_map: bool = Field(
@@ -242,6 +261,13 @@ class RetrievalSettings(BaseModel):
     generated: int = Field(1000, ge=2, description="generated images the map measures")
     first_seed: int = Field(
         1_000_000, ge=0, description="first seed of those images (outside evaluated blocks)"
+    )
+    generated_space: Literal["region", "symmetric"] = Field(
+        "symmetric",
+        description="where generated queries search: symmetric (the encoder's embedding "
+        "averaged over the 16 rotations, reflections and polarity flips of the image: "
+        "orientation, layout and polarity order do not decide the match) or region (the "
+        "encoder's embedding as it is, where real queries search); docs/search.md",
     )
 
 

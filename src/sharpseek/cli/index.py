@@ -327,6 +327,7 @@ def evaluate_retrieval_cmd(
                 progress=progress,
                 n_boot=bootstrap,
                 query_map=searcher.query_map,
+                space=searcher.query_space(generated=True),
             )
         report = write_report(results, ds, target)
     except user_errors() as err:
@@ -360,6 +361,11 @@ def evaluate_retrieval_cmd(
             f"same-region on {held['regions']} held-out regions: "
             + ", ".join(
                 f"{m} {held[m]:.3f}" for m in ("simsiam", "pca", "euclidean", "mahalanobis")
+            )
+            + "".join(
+                f"; in the {k.removeprefix('simsiam_')} space {v:.3f}"
+                for k, v in held.items()
+                if k.startswith("simsiam_")
             )
         )
     console.print(f"report: {report}")

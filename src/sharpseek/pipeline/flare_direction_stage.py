@@ -264,12 +264,14 @@ def _fit_direction(
     progress: bool,
 ) -> Boundary:
     """The flare direction of ``base``'s generator from ``n`` generated images labelled by
-    the classifier (their search vectors through the stored query map), calibrated on the
+    the classifier (their region vectors through the stored region-space query map), calibrated on the
     grid ``eps`` (latent units)."""
-    query_map = load_query_map(settings, backend, store)
+    # The classifier learnt from the indexed frames' region vectors: generated images are
+    # embedded in that space too (not the symmetric one generated queries search).
+    query_map = load_query_map(settings, backend, store, space="region")
 
-    def embed(images: np.ndarray) -> np.ndarray:  # the search vectors of generated images
-        return generated_vectors(backend, images, query_map)
+    def embed(images: np.ndarray) -> np.ndarray:  # region vectors of generated images, mapped
+        return generated_vectors(backend, images, query_map, space="region")
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # empty images: NaN parameters

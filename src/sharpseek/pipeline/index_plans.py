@@ -42,6 +42,7 @@ from sharpseek.search.index import (
     UpsertResult,
     open_index_from_settings,
 )
+from sharpseek.search.spaces import check_space, space_vectors
 from sharpseek.serving.backends import BackendError, InProcessBackend, RequestError, open_backend
 
 log = logging.getLogger(__name__)
@@ -89,11 +90,15 @@ def plan_shards(
     version: str,
     encoder_version: str,
     shard_size: int,
+    spaces: Sequence[str] = ("region",),
 ) -> list[Shard]:
     """Cut ``rows`` of a manifest into shards of at most ``shard_size`` (in row order).
 
-    A shard's key is made from the encoder version and its records' ids and content hashes,
-    so the same frames embedded by the same encoder map to the same stored result.
+    A shard's key is made from the encoder version, its records' ids and content hashes and
+    the embedding spaces (:mod:`sharpseek.search.spaces`), so the same frames embedded by the
+    same encoder map to the same stored result: ``<digest>.npy`` (one (n, dim) array) for
+    the region space alone, ``<digest>--<space>+<space>.npz`` (one array per space) for
+    several.
     """
     if shard_size < 1:
         raise ValueError(f"shard_size must be >= 1, got {shard_size}")
@@ -105,9 +110,15 @@ def plan_shards(
         digest = hashlib.sha256()
         for rid, content in part[["record_id", "content_hash"]].astype(str).itertuples(False):
             digest.update(f"{rid}\t{content}\n".encode())
-        key = f"{EMBEDDINGS_PREFIX}/{encoder_version}/{dataset}/{digest.hexdigest()[:20]}.npy"
+        name = digest.hexdigest()[:20] + _shard_suffix(spaces)
+        key = f"{EMBEDDINGS_PREFIX}/{encoder_version}/{dataset}/{name}"
         shards.append(Shard(dataset, version, chunk, key, encoder_version))
     return shards
+
+
+def _shard_suffix(spaces: Sequence[str]) -> str:
+    names = [check_space(s) for s in spaces]
+    return ".npy" if names == ["region"] else "--" + "+".join(names) + ".npz"
 
 
 @dataclass
@@ -170,7 +181,9 @@ def plan_index(
     try:
         live = index.live()
         points_before = index.count() if live is not None else 0
-        same = live is not None and live.encoder_version == encoder.version
+        # the encoder's collection with the configured spaces (another set of spaces, or an
+        # index of before the spaces: a new collection, as for a new encoder)
+        same = live is not None and live.name == index.collection_name(encoder.version)
         if mode == "reindex" and same:
             raise ValueError(
                 f"encoder version {encoder.version!r} is already live ({live.name}); add the "
@@ -201,6 +214,7 @@ def plan_index(
             version=ds.version,
             encoder_version=encoder.version,
             shard_size=settings.flows.shard_size,
+            spaces=tuple(settings.index.spaces),
         )
     chosen: Literal["reindex", "update", "none"] = "update" if same else "reindex"
     if chosen == "reindex" and not shards:
@@ -274,7 +288,9 @@ def embedding_backend(
 
 def embed_shard(settings: Settings, shard: Shard, encoder_key: str) -> dict[str, Any]:
     """Embed one shard's frames through the model backend of its encoder version
-    (:func:`embedding_backend`) and store the vectors (float32 (n, dim) .npy) at its key.
+    (:func:`embedding_backend`) in each of ``settings.index.spaces`` and store the vectors at
+    its key (:func:`plan_shards`: float32 (n, dim) .npy for the region space alone, an .npz of
+    one such array per space for several).
 
     Runs on any worker that can reach the store; a shard already stored is not recomputed.
     Returns ``{"key", "n", "cached"}``.
@@ -287,14 +303,18 @@ def embed_shard(settings: Settings, shard: Shard, encoder_key: str) -> dict[str,
     ds = load_dataset(store, shard.dataset, shard.version)
     images = ds.images(shard.rows)
     version = shard.encoder_version or _checkpoint_version(store, encoder_key)
+    spaces = tuple(settings.index.spaces)
     backend = embedding_backend(settings, encoder_key, version)
-    vectors = np.asarray(backend.embed(images), dtype=np.float32)
+    vectors = space_vectors(backend.embed, images, spaces)
     if not isinstance(backend, InProcessBackend) and backend.versions()["encoder"] != version:
         # the server rolled to another encoder version while embedding: embed here instead
         backend = embedding_backend(settings, encoder_key, version, served=False)
-        vectors = np.asarray(backend.embed(images), dtype=np.float32)
+        vectors = space_vectors(backend.embed, images, spaces)
     buffer = io.BytesIO()
-    np.save(buffer, vectors, allow_pickle=False)
+    if shard.key.endswith(".npz"):
+        np.savez(buffer, **vectors)
+    else:
+        np.save(buffer, vectors["region"], allow_pickle=False)
     store.put_bytes(shard.key, buffer.getvalue())
     return {"key": shard.key, "n": len(shard), "cached": False}
 
@@ -303,8 +323,18 @@ def _checkpoint_version(store: ObjectStore, key: str) -> str:
     return EncoderModel.from_checkpoint(key, store=store).version
 
 
-def _load_vectors(store: ObjectStore, key: str) -> np.ndarray:
-    return np.load(io.BytesIO(store.get_bytes(key)), allow_pickle=False)
+def _load_vectors(store: ObjectStore, key: str) -> np.ndarray | dict[str, np.ndarray]:
+    """A shard's vectors: (n, dim) (.npy), or ``{space: (n, dim)}`` (.npz)."""
+    loaded = np.load(io.BytesIO(store.get_bytes(key)), allow_pickle=False)
+    if isinstance(loaded, np.ndarray):
+        return loaded
+    with loaded:
+        return {name: loaded[name] for name in loaded.files}
+
+
+def _vectors_dim(vectors: np.ndarray | Mapping[str, np.ndarray]) -> int:
+    first = vectors if isinstance(vectors, np.ndarray) else next(iter(vectors.values()))
+    return int(np.asarray(first).shape[1])
 
 
 @dataclass
@@ -370,7 +400,7 @@ def apply_index_plan(
 
     dim = None
     if plan.shards:
-        dim = int(_load_vectors(store, plan.shards[0].key).shape[1])
+        dim = _vectors_dim(_load_vectors(store, plan.shards[0].key))
     index = open_settings_index(settings, dim=dim)
     outcome = IndexOutcome(
         plan.mode, plan.encoder_version, plan.live_before, None, plan.points_before, 0

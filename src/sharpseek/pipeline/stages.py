@@ -257,11 +257,12 @@ def directions_stage(
 
 def query_map_stage(settings: Settings) -> StageOutcome:
     """The generated-query map (:mod:`sharpseek.search.query_map`) of the settings' GAN and encoder
-    over the training dataset, fitted and stored unless it is there (then this takes a
-    moment): the UI's first generated search need not wait for it."""
+    over the training dataset, in the space generated queries search
+    (``retrieval.generated_space``), fitted and stored unless it is there (then this takes
+    a moment): the UI's first generated search need not wait for it."""
     store = open_store(settings)
     backend = InProcessBackend(settings)
-    where = query_map_key(settings, backend, store)
+    where = query_map_key(settings, backend, store, settings.retrieval.generated_space)
     stored = where is not None and store.exists(where[0])
     fitted = load_query_map(settings, backend, store)
     outputs = {"key": None if where is None else where[0]}

@@ -44,6 +44,7 @@ from sharpseek.science.evaluate import (
 from sharpseek.search.baselines import PhysicsBaseline, baseline_features
 from sharpseek.search.index.build import embedded_batches
 from sharpseek.search.query_map import generated_vectors
+from sharpseek.search.spaces import check_space, space_vectors
 
 __all__ = [
     "METHODS",
@@ -99,7 +100,7 @@ class RetrievalEvaluation:
     hubness: dict[str, dict[str, Any]] = field(default_factory=dict)
     k_occurrence: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     same_region_held_out: dict[str, Any] = field(default_factory=dict)
-    vectors: np.ndarray | None = field(default=None, repr=False)
+    vectors: dict[str, np.ndarray] | None = field(default=None, repr=False)
 
 
 def correlations(
@@ -199,9 +200,10 @@ def evaluate_retrieval(
     max_real: int | None = None,
     progress: bool = False,
     n_boot: int = 1000,
-    real_vectors: np.ndarray | None = None,
+    real_vectors: dict[str, np.ndarray] | None = None,
     same_region: dict[str, float] | None = None,
     query_map=None,
+    space: str = "region",
 ) -> RetrievalEvaluation:
     """The paper's retrieval analysis of the generator + encoder of ``backend`` on ``dataset``.
 
@@ -220,38 +222,64 @@ def evaluate_retrieval(
     n_boot : int
         Bootstrap resamples of each correlation's 95 % interval (0: none).
     real_vectors, same_region : optional
-        The real frames' embeddings and same-region scores of an earlier call on the same
-        frames (another seed block), reused.
+        The real frames' vectors (``{space: (n_real, dim)}``) and same-region scores of an
+        earlier call on the same frames (another seed block), reused.
     query_map : :class:`sharpseek.search.query_map.GeneratedQueryMap`, optional
         Moves the generated queries' embeddings onto the frames' distribution, as search
         does (:func:`sharpseek.search.query_map.generated_vectors`); None: the raw embeddings.
+    space : str
+        The embedding space generated queries search (:mod:`sharpseek.search.spaces`) when
+        there is no ``query_map`` (a map carries its own). Real queries (same-region
+        retrieval) search the ``region`` space, as the search does.
     """
     if n_queries < 3:
         raise ValueError(f"n_queries must be at least 3 for correlations, got {n_queries}")
     rows = _searched_rows(dataset, max_real, seed)
     real = dataset.manifest.iloc[rows].reset_index(drop=True)
+    space = check_space(query_map.space if query_map is not None else space)
     vectors = real_vectors
-    if vectors is None:
-        vectors = np.concatenate(
-            [v for _, v in embedded_batches(dataset, backend, rows, progress=progress)]
-        )
-    images, queries, q_vectors = _generated_queries(backend, seed, n_queries, query_map)
+    if vectors is None or space not in vectors:
+        vectors = frame_vectors(dataset, backend, rows, ("region", space), progress=progress)
+    images, queries, q_vectors = _generated_queries(backend, seed, n_queries, query_map, space)
     versions = backend.versions()
     baseline = PhysicsBaseline.fit(real)
-    neighbours = _ten_nearest(q_vectors, vectors, queries, baseline)
+    neighbours = _ten_nearest(q_vectors, vectors[space], queries, baseline)
     matches = {method: nb[:, 0] for method, nb in neighbours.items()}
     return RetrievalEvaluation(
         correlations=_correlation_table(queries, real, matches, n_boot=n_boot, seed=seed),
         queries=queries,
         matches=matches,
         real=real,
-        same_region=same_region or _same_region_scores(vectors, baseline, real),
-        meta=_evaluation_meta(dataset, real, n_queries, seed, versions, query_map),
+        same_region=same_region or _same_region_scores(vectors["region"], baseline, real),
+        meta=_evaluation_meta(dataset, real, n_queries, seed, versions, query_map)
+        | {"space": space},
         query_images=images,
         hubness={method: hubness(nb, len(real)) for method, nb in neighbours.items()},
         k_occurrence={m: k_occurrence(nb, len(real)) for m, nb in neighbours.items()},
         vectors=vectors,
     )
+
+
+def frame_vectors(
+    dataset, backend, rows: np.ndarray, spaces: Sequence[str], *, progress: bool = False
+) -> dict[str, np.ndarray]:
+    """The vectors ``{space: (len(rows), dim)}`` of the dataset frames at ``rows`` in each of
+    ``spaces`` (one pass over the frames; :func:`sharpseek.search.spaces.space_vectors`)."""
+    names = list(dict.fromkeys(spaces))
+    embedder = _MultiSpaceEmbedder(backend, names)
+    parts = [v for _, v in embedded_batches(dataset, embedder, rows, progress=progress)]
+    return {name: np.concatenate([p[name] for p in parts]) for name in names}
+
+
+class _MultiSpaceEmbedder:
+    """``embed(images)`` -> ``{space: vectors}`` for :func:`embedded_batches`."""
+
+    def __init__(self, backend, spaces: Sequence[str]) -> None:
+        self.backend = backend
+        self.spaces = list(spaces)
+
+    def embed(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        return space_vectors(self.backend.embed, images, self.spaces)
 
 
 def _searched_rows(dataset, max_real: int | None, seed: int) -> np.ndarray:
@@ -268,14 +296,14 @@ def _searched_rows(dataset, max_real: int | None, seed: int) -> np.ndarray:
 
 
 def _generated_queries(
-    backend, seed: int, n_queries: int, query_map
+    backend, seed: int, n_queries: int, query_map, space: str
 ) -> tuple[np.ndarray, pd.DataFrame, np.ndarray]:
     """The generated queries of seeds ``seed .. seed + n_queries - 1``: their model-space
     images (n, H, W), their parameters (one row per query, a ``seed`` column first) and
-    their embeddings (n, d), mapped by ``query_map`` when given."""
+    their vectors (n, d) in ``space``, mapped by ``query_map`` when given."""
     generated = backend.generate(seeds=list(range(seed, seed + n_queries)))
     images, params = generated.images, generated.parameters
-    q_vectors = generated_vectors(backend, images, query_map)
+    q_vectors = generated_vectors(backend, images, query_map, space=space)
     queries = pd.DataFrame({k: np.asarray(v) for k, v in params.items()})
     queries.insert(0, "seed", np.arange(seed, seed + n_queries))
     return images, queries, q_vectors
@@ -369,6 +397,7 @@ def evaluate_retrieval_blocks(
     progress: bool = False,
     n_boot: int = 1000,
     query_map=None,
+    space: str = "region",
 ) -> list[RetrievalEvaluation]:
     """:func:`evaluate_retrieval` for each seed block (queries ``b .. b + n - 1``), the
     real side (embeddings, same-region scores) computed once; with ``holdout_harpnums``
@@ -396,6 +425,7 @@ def evaluate_retrieval_blocks(
                 real_vectors=None if first is None else first.vectors,
                 same_region=None if first is None else first.same_region,
                 query_map=query_map,
+                space=space,
             )
         )
     if holdout_harpnums is not None:
@@ -409,12 +439,20 @@ def evaluate_retrieval_blocks(
             return dataset.images(manifest_rows.loc[ids].to_numpy())
 
         held = held_out_same_region(
-            first.vectors,
+            first.vectors["region"],
             PhysicsBaseline.fit(first.real),
             first.real,
             images,
             holdout_harpnums,
         )
+        searched = first.meta["space"]
+        if held and searched != "region":  # what real queries would find in that space
+            rows = np.flatnonzero(first.real["harpnum"].isin(list(holdout_harpnums)).to_numpy())
+            held[f"simsiam_{searched}"] = same_region_retrieval(
+                first.vectors[searched][rows],
+                first.real["harpnum"].to_numpy()[rows],
+                first.real["t_rec"].to_numpy()[rows],
+            )
         for result in results:
             result.same_region_held_out = held
     return results

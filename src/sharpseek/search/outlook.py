@@ -219,14 +219,16 @@ def query_outlook(
     query_region: str | None = None,
     encoder_version: str | None = None,
     kind: str | None = None,
+    space: str | None = None,
 ) -> Outlook:
     """:func:`look_alike_outlook` of a query embedding on a
     :class:`~sharpseek.search.index.VectorIndex`.
 
     One request: the ``k`` nearest regions among frames that carry the outcome window (a
     flare catalogue wrote it), observed by the cutoff, not of the query's region, of
-    ``kind`` (``real``: the SHARP series; ``synthetic``; None: both); the rule is applied
-    again to what comes back.
+    ``kind`` (``real``: the SHARP series; ``synthetic``; None: both), nearest in the
+    embedding ``space`` of ``vector`` (None: the collection's first, ``region``); the rule
+    is applied again to what comes back.
     """
     series = {"real": [DEFINITIVE_SERIES, NRT_SERIES], "synthetic": ["synthetic"], None: None}
     if kind not in series:
@@ -245,7 +247,12 @@ def query_outlook(
         exclude_regions=[query_region] if query_region is not None else None,
     )
     hits = index.search(
-        vector, limit=int(k), filter=spec, group_by_harp=True, encoder_version=encoder_version
+        vector,
+        limit=int(k),
+        filter=spec,
+        group_by_harp=True,
+        encoder_version=encoder_version,
+        space=space,
     )
     found = look_alike_outlook(
         hits_candidates(hits),

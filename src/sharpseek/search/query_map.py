@@ -17,9 +17,11 @@ indexed frames and real (uploaded, FITS, indexed) queries are left as the encode
 them: they *are* the reference distribution. A generator that matched the data would give
 the identity.
 
-One map per (encoder version, GAN version, frames dataset version), stored in the store at
-``query-maps/<encoder version>/<gan version>--<dataset>-<version>.json`` the first time it
-is needed (:func:`load_query_map`); the search (CLI, notebook, catalogues), the UI and
+One map per (encoder version, GAN version, frames dataset version, embedding space), stored
+in the store at ``query-maps/<encoder version>/<gan version>--<dataset>-<version>.json`` (the
+``region`` space: the encoder's embeddings as they are) or ``...--symmetric.json`` (the
+``symmetric`` space of :mod:`sharpseek.search.spaces`, where generated queries search) the
+first time it is needed (:func:`load_query_map`); the search (CLI, notebook, catalogues), the UI and
 ``sharpseek evaluate retrieval`` all get their generated queries' vectors through
 :func:`generated_vectors`, whichever backend (in-process or TorchServe) embedded them.
 """
@@ -37,6 +39,7 @@ from sharpseek.data.dataset import latest_version, load_dataset
 from sharpseek.data.object_store import ObjectNotFound
 from sharpseek.data.store import open_store
 from sharpseek.search.index.build import embedded_batches
+from sharpseek.search.spaces import SpaceEmbedder, check_space, space_vectors
 
 __all__ = [
     "GeneratedQueryMap",
@@ -60,6 +63,7 @@ class GeneratedQueryMap:
     first_seed, generated : the generated images measured (seeds ``first_seed ..
         first_seed + generated - 1``)
     mean_frames, std_frames, mean_generated, std_generated : ndarray (dim,) float64
+    space : the embedding space of both (:data:`sharpseek.search.spaces.SPACES`)
     """
 
     encoder_version: str
@@ -71,6 +75,7 @@ class GeneratedQueryMap:
     std_frames: np.ndarray
     mean_generated: np.ndarray
     std_generated: np.ndarray
+    space: str = "region"
 
     @classmethod
     def fit(
@@ -82,6 +87,7 @@ class GeneratedQueryMap:
         generator_version: str,
         frames: dict[str, Any],
         first_seed: int,
+        space: str = "region",
     ) -> GeneratedQueryMap:
         """The map from the embeddings (n, dim) of indexed frames and of generated images
         (at least 2 of each; a dimension that does not vary keeps scale 1)."""
@@ -107,6 +113,7 @@ class GeneratedQueryMap:
             std_frames=_spread(a),
             mean_generated=b.mean(0),
             std_generated=_spread(b),
+            space=check_space(space),
         )
 
     @property
@@ -148,9 +155,14 @@ class GeneratedQueryMap:
         return cls(**data)
 
     @staticmethod
-    def key(encoder_version: str, generator_version: str, dataset: str) -> str:
-        """Where the map of these versions and frames dataset (``name/version``) is stored."""
-        return f"query-maps/{encoder_version}/{generator_version}--{dataset.replace('/', '-')}.json"
+    def key(
+        encoder_version: str, generator_version: str, dataset: str, space: str = "region"
+    ) -> str:
+        """Where the map of these versions, frames dataset (``name/version``) and space is
+        stored (the region space's key is the one maps had before there were two spaces)."""
+        suffix = "" if check_space(space) == "region" else f"--{space}"
+        name = f"{generator_version}--{dataset.replace('/', '-')}{suffix}"
+        return f"query-maps/{encoder_version}/{name}.json"
 
 
 def _spread(x: np.ndarray) -> np.ndarray:
@@ -168,21 +180,24 @@ def fit_query_map(
     first_seed: int,
     seed: int = 0,
     batch_size: int = 500,
+    space: str = "region",
 ) -> GeneratedQueryMap:
     """Measure the map: embed up to ``frames`` frames of ``dataset`` (a seeded sample) and
     ``generated`` images of seeds ``first_seed ..`` with ``backend``
-    (:class:`sharpseek.serving.backends.ModelBackend`), ``batch_size`` at a time."""
+    (:class:`sharpseek.serving.backends.ModelBackend`) in ``space``, ``batch_size`` at a
+    time."""
+    embedder = SpaceEmbedder(backend, space)
     n = len(dataset.manifest)
     rows = np.arange(n)
     if frames < n:
         rows = np.sort(np.random.default_rng(seed).choice(n, frames, replace=False))
     frame_vectors = np.concatenate(
-        [v for _, v in embedded_batches(dataset, backend, rows, batch_size=batch_size)]
+        [v for _, v in embedded_batches(dataset, embedder, rows, batch_size=batch_size)]
     )
     parts = []
     for start in range(first_seed, first_seed + generated, batch_size):
         seeds = list(range(start, min(start + batch_size, first_seed + generated)))
-        parts.append(backend.embed(backend.generate(seeds=seeds, parameters=False).images))
+        parts.append(embedder.embed(backend.generate(seeds=seeds, parameters=False).images))
     versions = backend.versions()
     return GeneratedQueryMap.fit(
         frame_vectors,
@@ -195,34 +210,39 @@ def fit_query_map(
             "requested": frames,
         },
         first_seed=first_seed,
+        space=space,
     )
 
 
-def query_map_key(settings, backend, store) -> tuple[str, str, str] | None:
-    """(store key, dataset name, dataset version) of the map of the backend's models over
-    the latest version of ``settings.flows.training_dataset``; None when that dataset is
-    absent."""
+def query_map_key(settings, backend, store, space: str = "region") -> tuple[str, str, str] | None:
+    """(store key, dataset name, dataset version) of the map of the backend's models in
+    ``space`` over the latest version of ``settings.flows.training_dataset``; None when that
+    dataset is absent."""
     name = settings.flows.training_dataset
     version = latest_version(store, name)
     if version is None:
         return None
     versions = backend.versions()
     return (
-        GeneratedQueryMap.key(versions["encoder"], versions["gan"], f"{name}/{version}"),
+        GeneratedQueryMap.key(versions["encoder"], versions["gan"], f"{name}/{version}", space),
         name,
         version,
     )
 
 
-def load_query_map(settings, backend, store=None) -> GeneratedQueryMap | None:
+def load_query_map(
+    settings, backend, store=None, *, space: str | None = None
+) -> GeneratedQueryMap | None:
     """The map of the backend's models over the frames of ``settings.flows.training_dataset``
-    (its latest version), fitted and stored the first time; None when
+    (its latest version) in ``space`` (default ``settings.retrieval.generated_space``, where
+    generated queries search), fitted and stored the first time; None when
     ``settings.retrieval.query_map`` is off or that dataset is absent."""
     cfg = settings.retrieval
     if not cfg.query_map:
         return None
+    space = check_space(space or cfg.generated_space)
     store = store if store is not None else open_store(settings)
-    where = query_map_key(settings, backend, store)
+    where = query_map_key(settings, backend, store, space)
     if where is None:
         log.warning(
             "no dataset %r to fit the generated-query map on: queries unmapped",
@@ -232,10 +252,11 @@ def load_query_map(settings, backend, store=None) -> GeneratedQueryMap | None:
     key, name, version = where
     try:
         found = GeneratedQueryMap.from_json(store.get_bytes(key).decode())
-        if (found.first_seed, found.generated, found.frames.get("requested")) == (
+        if (found.first_seed, found.generated, found.frames.get("requested"), found.space) == (
             cfg.first_seed,
             cfg.generated,
             cfg.frames,
+            space,
         ):
             return found
     except ObjectNotFound:
@@ -247,15 +268,25 @@ def load_query_map(settings, backend, store=None) -> GeneratedQueryMap | None:
         frames=cfg.frames,
         generated=cfg.generated,
         first_seed=cfg.first_seed,
+        space=space,
     )
     store.put_bytes(key, fitted.to_json().encode(), content_type="application/json")
     return fitted
 
 
-def generated_vectors(backend, images: np.ndarray, query_map: GeneratedQueryMap | None):
-    """The search vectors (n, dim) float32 of generated images: the backend's embeddings,
-    moved by ``query_map`` (checked against the backend's versions) when there is one."""
-    vectors = np.asarray(backend.embed(images), np.float32)
+def generated_vectors(
+    backend,
+    images: np.ndarray,
+    query_map: GeneratedQueryMap | None,
+    *,
+    space: str = "region",
+):
+    """The search vectors (n, dim) float32 of generated images: their vectors in the
+    query map's space (``space`` when there is no map; :func:`sharpseek.search.spaces.space_vectors`
+    of the backend's ``embed``), moved by ``query_map`` (checked against the backend's
+    versions) when there is one."""
+    space = query_map.space if query_map is not None else space
+    vectors = space_vectors(backend.embed, images, space)
     if query_map is None:
         return vectors
     versions = backend.versions()

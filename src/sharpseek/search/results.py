@@ -70,6 +70,10 @@ class Query:
     t_rec : Timestamp or None
         For a record query, its T_REC (naive TAI): the look-alike outlook counts only
         neighbours whose outcome had closed by then.
+    space : str
+        The embedding space of ``vector`` and of the indexed vectors it is compared with
+        (:mod:`sharpseek.search.spaces`): ``region`` for real queries, the settings'
+        ``retrieval.generated_space`` for generated ones.
     """
 
     vector: np.ndarray
@@ -81,6 +85,7 @@ class Query:
     region: str | None = None
     latent: np.ndarray | None = None
     t_rec: pd.Timestamp | None = None
+    space: str = "region"
 
 
 def hits_frame(query: Query, hits: Sequence[SearchHit], *, jsoc_base: str) -> pd.DataFrame:
@@ -170,6 +175,7 @@ def _describe(query: Query) -> dict[str, Any]:
         "kind": query.kind,
         "description": query.description,
         "encoder_version": query.encoder_version,
+        "space": query.space,
         "parameters": {k: _plain(query.parameters.get(k)) for k in _ALL_SHOWN},
         "r_jsoc_segment": query.parameters.get("r_jsoc_segment"),
     }

@@ -172,13 +172,20 @@ class Searcher:
             self._query_map = load_query_map(self.settings, self.backend, self.store) or False
         return self._query_map or None
 
+    def query_space(self, *, generated: bool) -> str:
+        """The embedding space a query searches (:mod:`sharpseek.search.spaces`): generated
+        images ``settings.retrieval.generated_space``, real ones ``region``."""
+        return self.settings.retrieval.generated_space if generated else "region"
+
     def query_vectors(self, images: np.ndarray, *, generated: bool) -> np.ndarray:
-        """Search vectors (n, dim) of model-space images (n, 128, 128): their embeddings,
-        moved by :attr:`query_map` when the images are ``generated``
+        """Search vectors (n, dim) of model-space images (n, 128, 128) in
+        :meth:`query_space`: a real image's embedding; a generated image's vector in the
+        generated space, moved by :attr:`query_map`
         (:func:`sharpseek.search.query_map.generated_vectors`)."""
         if not generated:
             return np.asarray(self.backend.embed(images), np.float32)
-        return generated_vectors(self.backend, images, self.query_map)
+        space = self.query_space(generated=True)
+        return generated_vectors(self.backend, images, self.query_map, space=space)
 
     @property
     def index(self) -> VectorIndex:
@@ -239,6 +246,7 @@ class Searcher:
             image=image,
             parameters=_rows(result.parameters, 1)[0],
             latent=result.z[0],
+            space=self.query_space(generated=True),
         )
 
     def image_query(
@@ -267,6 +275,7 @@ class Searcher:
             description=str(image) if is_path else "image",
             image=b,
             parameters=parameters,
+            space=self.query_space(generated=generated),
         )
 
     def record_query(self, record_id: str) -> Query:
@@ -323,6 +332,7 @@ class Searcher:
             per_region=per_region,
             exact=exact,
             encoder_version=query.encoder_version,
+            space=query.space,
         )
 
     def search(
@@ -393,6 +403,7 @@ class Searcher:
                 description=f"image {i}",
                 image=images[i],
                 parameters=params[i],
+                space=self.query_space(generated=generated),
             )
             out.append(self.search(query, k=k, filter=filter))
         return out
@@ -421,6 +432,7 @@ class Searcher:
             query_t_rec=query.t_rec,
             query_region=query.region,
             encoder_version=query.encoder_version,
+            space=query.space,
             kind=(
                 None
                 if query.region is None
