@@ -22,6 +22,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -29,8 +30,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from sharpseek.config import Settings
 from sharpseek.data.dataset import DEFINITIVE_SERIES, NRT_SERIES, record_id
 from sharpseek.search.index import (
+    CollectionInfo,
     EdgeIndex,
     EmptyIndexError,
     EncoderMismatchError,
@@ -38,7 +41,9 @@ from sharpseek.search.index import (
     IndexConfig,
     SearchFilter,
     ServerIndex,
+    SpaceMissingError,
     build_points,
+    index_config,
     iter_batches,
     point_id,
     recall_at_k,
@@ -804,3 +809,261 @@ def test_server_local_mode_on_disk_persists_alias_and_metadata(tmp_path):
         assert reopened.search(query_near(2), limit=4) == before
     finally:
         reopened.close()
+
+
+# ----------------------------------------------------------------------------------------------
+# two spaces per frame (named vectors): "region" and "symmetric"
+# ----------------------------------------------------------------------------------------------
+SPACES = ("region", "symmetric")
+#: The "symmetric" vectors: row i gets row n-1-i's region vector, so the two spaces disagree
+#: on which frame is nearest to a query (and grouping by region ranks other regions first).
+SYMMETRIC = VECTORS[::-1].copy()
+IN_SPACE = {"region": VECTORS, "symmetric": SYMMETRIC}
+
+
+def both_spaces(start: int = 0, stop: int | None = None) -> dict[str, np.ndarray]:
+    return {space: vectors[start:stop] for space, vectors in IN_SPACE.items()}
+
+
+@pytest.fixture(params=BACKENDS)
+def two_spaces(request, fast_dir):
+    """An empty index whose new collections have the spaces "region" and "symmetric"."""
+    idx = open_backend(request.param, fast_dir / "index", IndexConfig(spaces=SPACES))
+    yield idx
+    idx.close()
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def filled_two(request, tmp_path_factory):
+    """ROWS live under "enc-a" with both spaces (read-only tests)."""
+    folder = tmp_path_factory.mktemp("filled-two")
+    if SHM.is_dir():
+        folder = Path(tempfile.mkdtemp(prefix="sharpseek-index-", dir=SHM))
+    idx = open_backend(request.param, folder, IndexConfig(spaces=SPACES))
+    idx.reindex("enc-a", iter_batches(ROWS, IN_SPACE, 64), dataset_version="v0001")
+    yield idx
+    idx.close()
+    if folder.is_relative_to(SHM):
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _distances(space: str, query: np.ndarray) -> dict[str, float]:
+    d = np.linalg.norm(IN_SPACE[space].astype(np.float64) - query, axis=1)
+    return dict(zip(ROWS["record_id"], d, strict=True))
+
+
+@pytest.mark.parametrize("space", SPACES)
+def test_search_in_each_space_finds_the_nearest_frames_in_that_space(filled_two, space):
+    query = query_near(5)
+    expected = brute(ROWS, IN_SPACE[space], query)
+    assert brute(ROWS, VECTORS, query)[0] != brute(ROWS, SYMMETRIC, query)[0]  # they disagree
+    hits = filled_two.search(query, limit=8, group_by_harp=False, exact=True, space=space)
+    assert hits[0].record_id == expected[0]
+    distance = _distances(space, query)
+    np.testing.assert_allclose(
+        [h.distance for h in hits], [distance[r] for r in expected[:8]], rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        [h.distance for h in hits], [distance[h.record_id] for h in hits], rtol=1e-5
+    )
+
+
+def test_search_defaults_to_the_first_space(filled_two):
+    query = query_near(9)
+    default = filled_two.search(query, limit=5, group_by_harp=False, exact=True)
+    region = filled_two.search(query, limit=5, group_by_harp=False, exact=True, space="region")
+    assert default == region
+
+
+@pytest.mark.parametrize("space", SPACES)
+@pytest.mark.parametrize(("limit", "per_region"), [(5, 1), (4, 3)])
+def test_grouped_search_groups_by_region_in_the_space_searched(
+    filled_two, space, limit, per_region
+):
+    query = query_near(40)
+    hits = filled_two.search(query, limit=limit, per_region=per_region, exact=True, space=space)
+    expected = brute_grouped(ROWS, IN_SPACE[space], query, limit, per_region)
+    harp = dict(zip(ROWS["record_id"], ROWS["harpnum"], strict=True))
+    distance = _distances(space, query)
+    assert [h.harpnum for h in hits] == [harp[r] for r in expected]
+    np.testing.assert_allclose(
+        [h.distance for h in hits], [distance[r] for r in expected], rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        [h.distance for h in hits], [distance[h.record_id] for h in hits], rtol=1e-5
+    )
+
+
+def test_recall_at_k_in_either_space_is_one_where_search_is_exact(filled_two):
+    for space in SPACES:
+        assert recall_at_k(filled_two, IN_SPACE[space][:3], k=5, space=space) == 1.0
+
+
+def test_get_returns_the_vectors_of_every_space(filled_two):
+    rids = ROWS["record_id"].iloc[[4, 7]].tolist()
+    found = filled_two.get(rids, with_vector=True)
+    assert [r.record_id for r in found] == rids
+    for record, row in zip(found, (4, 7), strict=True):
+        assert set(record.vectors) == set(SPACES)
+        np.testing.assert_allclose(record.vector, VECTORS[row], rtol=1e-6)
+        np.testing.assert_allclose(record.vectors["region"], VECTORS[row], rtol=1e-6)
+        np.testing.assert_allclose(record.vectors["symmetric"], SYMMETRIC[row], rtol=1e-6)
+        assert record.vectors["symmetric"].dtype == np.float32
+    assert filled_two.get(rids[:1])[0].vectors is None
+
+
+def test_get_of_a_single_space_collection_gives_its_vector_as_region(filled):
+    record = filled.get([ROWS["record_id"].iloc[4]], with_vector=True)[0]
+    assert list(record.vectors) == ["region"]
+    np.testing.assert_allclose(record.vectors["region"], record.vector)
+
+
+def test_status_and_live_name_the_spaces(filled_two, filled):
+    assert filled_two.live().spaces == SPACES
+    assert filled_two.status()["collections"][0]["spaces"] == list(SPACES)
+    assert filled.live().spaces == ("region",)
+    assert filled.status()["collections"][0]["spaces"] == ["region"]
+
+
+def test_a_space_the_live_collection_lacks_is_a_clear_error(filled):
+    with pytest.raises(SpaceMissingError) as caught:
+        filled.search(query_near(0), space="symmetric")
+    message = str(caught.value)
+    assert "sharps--enc-a" in message and "'symmetric'" in message
+    assert "['region']" in message and "reindex" in message
+    assert isinstance(caught.value, ValueError)
+    assert filled.search(query_near(0), space="region") == filled.search(query_near(0))
+
+
+@pytest.mark.parametrize(
+    ("vectors", "match"),
+    [
+        (VECTORS[:20], r"has spaces \['region', 'symmetric'\] but the vectors were given as one"),
+        ({"region": VECTORS[:20]}, r"missing \['symmetric'\], extra \[\]"),
+        (
+            {**both_spaces(0, 20), "flipped": VECTORS[:20]},
+            r"given for \['region', 'symmetric', 'flipped'\] \(missing \[\], extra \['flipped'\]",
+        ),
+        ({"region": VECTORS[:20], "symmetric": VECTORS[:20, :50]}, r"'symmetric' vectors have"),
+    ],
+)
+def test_vectors_not_matching_the_collections_spaces_are_refused_before_any_write(
+    two_spaces, vectors, match
+):
+    rows = ROWS.head(20)
+    with pytest.raises(ValueError, match=match) as caught:
+        two_spaces.reindex("enc-a", [(rows, vectors)], dataset_version="v1")
+    if "spaces" in match or "missing" in match:
+        assert "collection sharps--enc-a" in str(caught.value)
+    assert two_spaces.status()["collections"] == []  # not even created
+    two_spaces.reindex("enc-a", [(rows, both_spaces(0, 20))], dataset_version="v1")
+    with pytest.raises(ValueError, match=match):
+        two_spaces.upsert_records(
+            ROWS.iloc[20:40],
+            {k: v[:20] for k, v in vectors.items()} if isinstance(vectors, dict) else vectors,
+            encoder_version="enc-a",
+            dataset_version="v2",
+        )
+    assert two_spaces.count() == 20
+    assert two_spaces.live().dataset_versions == ("v1",)
+
+
+def test_a_single_space_collection_takes_an_array_or_its_one_space(index):
+    index.reindex("enc-a", [(ROWS.head(10), VECTORS[:10])], dataset_version="v1")
+    result = index.upsert_records(
+        ROWS.iloc[10:20], {"region": VECTORS[10:20]}, encoder_version="enc-a", dataset_version="v1"
+    )
+    assert result.added == 10
+    with pytest.raises(ValueError, match=r"has spaces \['region'\].*extra \['symmetric'\]"):
+        index.upsert_records(
+            ROWS.iloc[20:30], both_spaces(20, 30), encoder_version="enc-a", dataset_version="v1"
+        )
+    assert index.count() == 20
+
+
+def test_writes_with_both_spaces_stay_idempotent_and_replace_nrt_twins(two_spaces):
+    base = ROWS[ROWS["harpnum"] > 3]
+    definitive = ROWS[ROWS["harpnum"] <= 3]
+    nrt = _nrt_twins(definitive)
+    rows = pd.concat([base, nrt])
+    order = np.r_[np.flatnonzero(ROWS["harpnum"] > 3), np.flatnonzero(ROWS["harpnum"] <= 3)]
+    vectors = {space: IN_SPACE[space][order] for space in SPACES}
+    two_spaces.reindex("enc-a", iter_batches(rows, vectors, 50), dataset_version="v1")
+    again = two_spaces.upsert_records(rows, vectors, encoder_version="enc-a", dataset_version="v1")
+    assert (again.added, again.skipped) == (0, len(ROWS))
+    mask = (ROWS["harpnum"] <= 3).to_numpy()
+    definitive_vectors = {space: IN_SPACE[space][mask] for space in SPACES}
+    first = two_spaces.replace_nrt(
+        definitive, definitive_vectors, encoder_version="enc-a", dataset_version="v2"
+    )
+    assert (first.added, first.replaced) == (len(definitive), len(definitive))
+    second = two_spaces.replace_nrt(
+        definitive, definitive_vectors, encoder_version="enc-a", dataset_version="v2"
+    )
+    assert (second.added, second.skipped, second.replaced) == (0, len(definitive), 0)
+    assert two_spaces.count() == len(ROWS)
+    row = int(np.flatnonzero(mask)[0])
+    hits = two_spaces.search(SYMMETRIC[row], limit=1, group_by_harp=False, space="symmetric")
+    assert hits[0].record_id == ROWS["record_id"].iloc[row]
+    assert hits[0].series == DEFINITIVE_SERIES
+
+
+def test_a_collection_info_without_spaces_is_a_single_region_collection(index):
+    index.reindex("enc-a", [(ROWS.head(30), VECTORS[:30])], dataset_version="v1")
+    name = index.collection_name("enc-a")
+    legacy = index.live().to_json()
+    del legacy["spaces"]
+    if isinstance(index, EdgeIndex):
+        (index.path / "collections" / name / "collection.json").write_text(json.dumps(legacy))
+    else:
+        index.client.update_collection(name, metadata={"sharpseek": legacy})
+    index._info_cache.clear()
+    assert index.live().spaces == ("region",)
+    assert CollectionInfo.from_json(legacy).spaces == ("region",)
+    hits = index.search(VECTORS[3], limit=1, group_by_harp=False, exact=True)
+    assert hits[0].record_id == ROWS["record_id"].iloc[3]
+    added = index.upsert_records(
+        ROWS.iloc[30:40], VECTORS[30:40], encoder_version="enc-a", dataset_version="v1"
+    )
+    assert added.added == 10
+
+
+def test_collection_info_keeps_its_spaces_through_json():
+    info = CollectionInfo("sharps--e", "e", DIM, {"region": "keyword"}, spaces=SPACES)
+    assert CollectionInfo.from_json(json.loads(json.dumps(info.to_json()))).spaces == SPACES
+    assert info.named_vectors and not CollectionInfo("sharps--e", "e", DIM, {}).named_vectors
+
+
+@pytest.mark.parametrize(
+    ("spaces", "match"),
+    [
+        ((), "at least one space"),
+        (("region", "region"), "name a space twice"),
+        (("Region",), r"must match \[a-z\]"),
+        (("2d",), r"must match \[a-z\]"),
+        (("region-x",), r"must match \[a-z\]"),
+        ("region", "sequence of names"),
+    ],
+)
+def test_bad_spaces_are_refused(spaces, match):
+    with pytest.raises(ValueError, match=match):
+        IndexConfig(spaces=spaces)
+
+
+def test_index_config_takes_the_spaces_of_the_settings_where_they_have_them(tmp_path):
+    settings = Settings(home=tmp_path)
+    fields = {k: v for k, v in vars(settings.index).items() if k != "spaces"}
+    without = SimpleNamespace(index=SimpleNamespace(**fields))
+    assert index_config(without).spaces == ("region",)
+    with_spaces = SimpleNamespace(index=SimpleNamespace(**fields, spaces=["region", "symmetric"]))
+    assert index_config(with_spaces).spaces == SPACES
+
+
+def test_iter_batches_cuts_every_space_alike():
+    batches = list(iter_batches(ROWS, IN_SPACE, 100))
+    assert [len(rows) for rows, _ in batches] == [100, 100, 40]
+    rows, vectors = batches[1]
+    assert set(vectors) == set(SPACES)
+    np.testing.assert_array_equal(vectors["symmetric"], SYMMETRIC[100:200])
+    with pytest.raises(ValueError, match="240 rows but 10 'symmetric' vectors"):
+        list(iter_batches(ROWS, {"region": VECTORS, "symmetric": SYMMETRIC[:10]}))

@@ -8,8 +8,10 @@ One interface, :class:`VectorIndex`, two backends:
   qdrant-client's local mode as the tests' stand-in for a server.
 
 A point is one frame: id from (series, HARPNUM, T_REC), vector = the 100-d SimSiam projection
-output (SCIENCE.md), payload = the manifest row (physics in model space and physical units,
-T_REC, HARPNUM, NOAA numbers, position, QUALITY) plus dataset and encoder versions.
+output (SCIENCE.md), or one per vector space as Qdrant named vectors (``region`` and
+``symmetric``; :mod:`~sharpseek.search.index.spaces`), payload = the manifest row (physics in
+model space and physical units, T_REC, HARPNUM, NOAA numbers, position, QUALITY) plus dataset
+and encoder versions.
 Retrieval is by Euclidean distance; a hit's ``distance`` is that distance (smaller is closer).
 
 Typical use::
@@ -41,6 +43,7 @@ from sharpseek.search.index.types import (
     IndexedRecord,
     ReindexResult,
     SearchHit,
+    SpaceMissingError,
     UpsertResult,
 )
 from sharpseek.search.index.writes import iter_batches
@@ -58,6 +61,7 @@ __all__ = [
     "SearchFilter",
     "SearchHit",
     "ServerIndex",
+    "SpaceMissingError",
     "UpsertResult",
     "VectorIndex",
     "build_points",
@@ -96,8 +100,11 @@ def open_index(
 
 
 def index_config(settings, *, dim: int | None = None) -> IndexConfig:
-    """The :class:`IndexConfig` of ``settings.index`` (``dim``: override, e.g. an encoder's)."""
+    """The :class:`IndexConfig` of ``settings.index`` (``dim``: override, e.g. an encoder's;
+    ``spaces`` from ``settings.index.spaces`` where the settings have it)."""
     section = settings.index
+    spaces = getattr(section, "spaces", None)
+    extra = {} if spaces is None else {"spaces": tuple(spaces)}
     return IndexConfig(
         name=section.collection,
         dim=int(dim if dim is not None else section.dim),
@@ -108,6 +115,7 @@ def index_config(settings, *, dim: int | None = None) -> IndexConfig:
         indexing_threshold_kb=section.indexing_threshold_kb,
         batch_size=section.batch_size,
         write_timeout_s=section.write_timeout_s,
+        **extra,
     )
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -86,13 +86,23 @@ class VectorIndex(IndexWrites, ABC):
 
     @abstractmethod
     def _create(self, name: str, info: CollectionInfo) -> None:
-        """Create an empty collection with its payload indexes and store ``info``."""
+        """Create an empty collection with its payload indexes and store ``info``: one
+        unnamed vector per point, or one named vector per space where
+        ``info.named_vectors``, each (info.dim,), Euclidean."""
 
     @abstractmethod
     def _drop(self, name: str) -> None: ...
 
     @abstractmethod
-    def _upsert(self, name: str, ids: list[str], vectors: np.ndarray, payloads: list) -> None: ...
+    def _upsert(
+        self,
+        name: str,
+        ids: list[str],
+        vectors: np.ndarray | dict[str, np.ndarray],
+        payloads: list,
+    ) -> None:
+        """Write points: ``vectors`` float32 (n, dim), the unnamed vectors, or (a collection
+        of named vectors) space -> float32 (n, dim)."""
 
     @abstractmethod
     def _delete(self, name: str, ids: list[str]) -> None: ...
@@ -115,12 +125,15 @@ class VectorIndex(IndexWrites, ABC):
         must_not: list[Condition],
         exact: bool,
         hnsw_ef: int,
+        using: str | None = None,
     ) -> list[RawHit]:
-        """Nearest points first, the filter in the same request."""
+        """Nearest points first, the filter in the same request; ``using``: the named
+        vector to search (None: the unnamed one)."""
 
     @abstractmethod
     def _retrieve(self, name: str, ids: list[str], with_vector: bool) -> list[tuple]:
-        """(id, payload, vector or None) of the stored ``ids``."""
+        """(id, payload, vector or None) of the stored ``ids``; the vector a list of floats,
+        or space -> list of floats in a collection of named vectors."""
 
     def _scroll(self, name: str, offset: Any, limit: int) -> tuple[list[tuple[str, dict]], Any]:
         """One page of (point id, payload) of ``name`` from ``offset`` (None: the start) and
@@ -189,7 +202,8 @@ class VectorIndex(IndexWrites, ABC):
         return 0 if name is None else self._count(name)
 
     def status(self) -> dict[str, Any]:
-        """Every collection of this index: encoder version, completeness, points, liveness."""
+        """Every collection of this index: encoder version, completeness, points, liveness,
+        vector spaces."""
         live = self._live_name()
         rows = []
         for name in sorted(self._names()):
@@ -206,6 +220,7 @@ class VectorIndex(IndexWrites, ABC):
                     "live": name == live,
                     "created": info.created,
                     "dataset_versions": list(info.dataset_versions),
+                    "spaces": list(info.spaces),
                 }
             )
         return {
@@ -254,6 +269,7 @@ class VectorIndex(IndexWrites, ABC):
         exact: bool | None = None,
         hnsw_ef: int | None = None,
         encoder_version: str | None = None,
+        space: str | None = None,
     ) -> list[SearchHit]:
         """Frames nearest to ``vector`` (Euclidean), best first (smallest
         :attr:`SearchHit.distance` first).
@@ -277,6 +293,9 @@ class VectorIndex(IndexWrites, ABC):
         encoder_version : str, optional
             The encoder that made ``vector``; a different live encoder is an error. Give it
             whenever known.
+        space : str, optional
+            The vector space searched (``region``: real queries; ``symmetric``: generated
+            ones); default the live collection's first space. Grouping uses it too.
 
         Raises
         ------
@@ -284,6 +303,8 @@ class VectorIndex(IndexWrites, ABC):
             Nothing is live, or the live collection has no points.
         EncoderMismatchError
             ``encoder_version`` differs from the live collection's.
+        SpaceMissingError
+            The live collection has no ``space`` (a ValueError; reindex with it).
         ValueError
             A vector of the wrong shape or with NaN/inf; an unknown filter field; bad limits.
         """
@@ -294,16 +315,19 @@ class VectorIndex(IndexWrites, ABC):
         ef = int(hnsw_ef or self.config.hnsw_ef)
         for attempt in range(2):
             name, info = self._require_live(encoder_version, search=True)
+            using = info.using(space)
             query = _check_query(vector, info.dim)
             must, must_not = (filter or SearchFilter()).conditions(info.fields)
             use_exact = self._size(name) < self.config.exact_threshold if exact is None else exact
             try:
                 if group_by_harp:
                     raw = self._grouped(
-                        name, query, limit, per_region, must, must_not, bool(use_exact), ef
+                        name, query, limit, per_region, must, must_not, bool(use_exact), ef, using
                     )
                 else:
-                    raw = self._query(name, query, limit, must, must_not, bool(use_exact), ef)
+                    raw = self._query(
+                        name, query, limit, must, must_not, bool(use_exact), ef, using
+                    )
                 break
             except CollectionGone:
                 if attempt:
@@ -332,8 +356,12 @@ class VectorIndex(IndexWrites, ABC):
         return [r for r in record_ids if point_id(r) not in present]
 
     def get(self, record_ids: Sequence[str], *, with_vector: bool = False) -> list[IndexedRecord]:
-        """The stored records among ``record_ids`` (in that order; missing ones left out)."""
-        name, _ = self._require_live(None)
+        """The stored records among ``record_ids`` (in that order; missing ones left out).
+
+        ``with_vector``: each record's :attr:`IndexedRecord.vector` (float32 (dim,), the first
+        space) and :attr:`IndexedRecord.vectors` (space -> float32 (dim,), every space).
+        """
+        name, info = self._require_live(None)
         by_id = {
             str(pid): (payload, vector)
             for pid, payload, vector in self._retrieve(
@@ -345,8 +373,9 @@ class VectorIndex(IndexWrites, ABC):
             found = by_id.get(point_id(rid))
             if found is not None:
                 payload, vector = found
-                vec = None if vector is None else np.asarray(vector, dtype=np.float32)
-                out.append(IndexedRecord(rid, payload or {}, vec))
+                vectors = None if vector is None else _by_space(vector, info.spaces)
+                first = None if vectors is None else vectors[info.spaces[0]]
+                out.append(IndexedRecord(rid, payload or {}, first, vectors))
         return out
 
     def _grouped(
@@ -359,8 +388,10 @@ class VectorIndex(IndexWrites, ABC):
         must_not: list[Condition],
         exact: bool,
         hnsw_ef: int,
+        using: str | None = None,
     ) -> list[RawHit]:
-        """The best ``per_region`` frames of the ``limit`` regions nearest to ``vector``.
+        """The best ``per_region`` frames of the ``limit`` regions nearest to ``vector`` in
+        the named vector ``using`` (None: the unnamed one).
 
         Exact (for exact search): rounds of nearest-point queries, each excluding the regions
         already found (the first frame of a region met in distance order is its best, so
@@ -372,7 +403,9 @@ class VectorIndex(IndexWrites, ABC):
         fetch = max(2 * limit * per_region, 16)
         while len(groups) < limit:
             excluded = [Condition("region", "any", tuple(groups))] if groups else []
-            hits = self._query(name, vector, fetch, must, must_not + excluded, exact, hnsw_ef)
+            hits = self._query(
+                name, vector, fetch, must, must_not + excluded, exact, hnsw_ef, using
+            )
             exhausted = len(hits) < fetch
             new = []
             for hit in hits:
@@ -393,7 +426,7 @@ class VectorIndex(IndexWrites, ABC):
             if len(group) < per_region and region not in complete:
                 only = [*must, Condition("region", "any", (region,))]
                 groups[region] = self._query(
-                    name, vector, per_region, only, must_not, exact, hnsw_ef
+                    name, vector, per_region, only, must_not, exact, hnsw_ef, using
                 )
         return [hit for group in groups.values() for hit in group]
 
@@ -434,8 +467,10 @@ def recall_at_k(
     k: int = 10,
     hnsw_ef: int | None = None,
     filter: SearchFilter | None = None,
+    space: str | None = None,
 ) -> float:
-    """Mean recall@k of HNSW search against exact search on the live collection.
+    """Mean recall@k of HNSW search against exact search on the live collection, in the
+    vector space ``space`` (default its first); ``queries`` (q, dim) or (dim,).
 
     For each query, the fraction of the exact k nearest frames (no grouping) that the HNSW
     search returns. Where no HNSW graph is built (below the backend's indexing threshold,
@@ -444,14 +479,30 @@ def recall_at_k(
     queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
     recalls = []
     for query in queries:
-        truth = index.search(query, limit=k, filter=filter, group_by_harp=False, exact=True)
+        truth = index.search(
+            query, limit=k, filter=filter, group_by_harp=False, exact=True, space=space
+        )
         if not truth:
             continue
         found = index.search(
-            query, limit=k, filter=filter, group_by_harp=False, exact=False, hnsw_ef=hnsw_ef
+            query,
+            limit=k,
+            filter=filter,
+            group_by_harp=False,
+            exact=False,
+            hnsw_ef=hnsw_ef,
+            space=space,
         )
         expected = {h.record_id for h in truth}
         recalls.append(len(expected & {h.record_id for h in found}) / len(expected))
     if not recalls:
         raise ValueError("no query had any exact match: recall is undefined")
     return float(np.mean(recalls))
+
+
+def _by_space(stored: Any, spaces: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """A point's stored vector(s) as space -> float32 (dim,): the named vectors of a
+    collection of several spaces, or the one unnamed vector as the first space's."""
+    if isinstance(stored, Mapping):
+        return {space: np.asarray(stored[space], dtype=np.float32) for space in spaces}
+    return {spaces[0]: np.asarray(stored, dtype=np.float32)}

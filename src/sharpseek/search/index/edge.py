@@ -187,8 +187,10 @@ class EdgeIndex(VectorIndex):
         return f"gen-{number + 1:06d}"
 
     def _shard_config(self, info: CollectionInfo) -> qe.EdgeConfig:
+        """One unnamed vector, or one named vector per space: (info.dim,), Euclidean."""
+        params = qe.EdgeVectorParams(size=info.dim, distance=_METRIC[DISTANCE])
         return qe.EdgeConfig(
-            vectors=qe.EdgeVectorParams(size=info.dim, distance=_METRIC[DISTANCE]),
+            vectors={s: params for s in info.spaces} if info.named_vectors else params,
             hnsw_config=qe.HnswIndexConfig(
                 m=self.config.hnsw_m,
                 ef_construct=self.config.hnsw_ef_construct,
@@ -415,8 +417,18 @@ class EdgeIndex(VectorIndex):
             self._optimize(name)
 
     # ------------------------------------------------------------------ points
-    def _upsert(self, name: str, ids: list[str], vectors: np.ndarray, payloads: list) -> None:
-        rows = vectors.tolist()
+    def _upsert(
+        self,
+        name: str,
+        ids: list[str],
+        vectors: np.ndarray | dict[str, np.ndarray],
+        payloads: list,
+    ) -> None:
+        if isinstance(vectors, dict):  # named vectors: one {space: vector} per point
+            lists = {space: array.tolist() for space, array in vectors.items()}
+            rows: list = [{s: v[i] for s, v in lists.items()} for i in range(len(ids))]
+        else:
+            rows = vectors.tolist()
         points = [qe.Point(i, v, p) for i, v, p in zip(ids, rows, payloads, strict=True)]
         self._shard(name).update(qe.UpdateOperation.upsert_points(points))
 
@@ -466,10 +478,11 @@ class EdgeIndex(VectorIndex):
         must_not: list[Condition],
         exact: bool,
         hnsw_ef: int,
+        using: str | None = None,
     ) -> list[RawHit]:
         request = qe.QueryRequest(
             limit=limit,
-            query=qe.Query.Nearest(vector),
+            query=qe.Query.Nearest(vector, using=using),
             filter=_filter(must, must_not),
             with_payload=True,
             params=qe.SearchParams(hnsw_ef=hnsw_ef, exact=exact),

@@ -6,7 +6,8 @@ A point is one SHARP frame (or synthetic frame):
   ``series:HARPNUM:T_REC`` (:func:`sharpseek.data.dataset.record_id`), so re-adding a record
   overwrites the same point (idempotent) and a synthetic record (series ``synthetic``) can
   never take the id of a real one;
-- its **vector** is the SimSiam embedding (the 100-d projection output, SCIENCE.md);
+- its **vector** is the SimSiam embedding (the 100-d projection output, SCIENCE.md), or one
+  per space of the collection (:mod:`sharpseek.search.index.spaces`);
 - its **payload** is the manifest row: identity, T_REC as an RFC 3339 datetime, NOAA numbers
   (``noaa_ar`` as JSOC gives it, 0 = none; ``noaa_ars`` as a list of ints), position (LAT_FWT,
   LON_FWT, mu), QUALITY, every physical parameter in model space and in physical units, plus
@@ -20,14 +21,15 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
 from sharpseek.data.dataset import DEFINITIVE_SERIES, NRT_SERIES
+from sharpseek.search.index.spaces import DEFAULT_SPACES, SpaceVectors, space_vectors
 
 __all__ = [
     "FIELD_KINDS",
@@ -155,7 +157,8 @@ def rfc3339(value: Any) -> str:
 
 @dataclass
 class Points:
-    """Points ready to write, in row order. ``vectors`` is float32 (n, dim)."""
+    """Points ready to write, in row order. ``vectors`` is float32 (n, dim): the first
+    space's; ``by_space`` maps every space to its float32 (n, dim) vectors."""
 
     ids: list[str]
     record_ids: list[str]
@@ -164,6 +167,7 @@ class Points:
     series: list[str]
     harpnums: list[int]
     t_recs: list[pd.Timestamp]
+    by_space: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -171,12 +175,14 @@ class Points:
 
 def build_points(
     rows: pd.DataFrame,
-    vectors: Any,
+    vectors: SpaceVectors,
     *,
     dim: int,
     dataset_version: str,
     encoder_version: str,
     fields: Mapping[str, str] = INDEXED_FIELDS,
+    spaces: Sequence[str] = DEFAULT_SPACES,
+    collection: str = "the collection",
 ) -> Points:
     """Manifest rows and their embeddings -> :class:`Points`.
 
@@ -186,19 +192,24 @@ def build_points(
         Manifest rows (:attr:`sharpseek.data.dataset.Dataset.manifest`): at least ``series``,
         ``harpnum`` and ``t_rec`` (naive datetime, TAI). A ``record_id`` column, when present,
         must agree with the identity computed from those three.
-    vectors : array-like (n, dim)
-        The embeddings of the rows, in order; finite.
+    vectors : array-like (n, dim) or mapping space -> array-like (n, dim)
+        The embeddings of the rows, in order; finite. An array where ``spaces`` has one
+        space; else a mapping with exactly ``spaces`` as keys
+        (:func:`~sharpseek.search.index.spaces.space_vectors`).
     fields : mapping
         Indexed fields and their kinds: their values are coerced to that kind (a value that
         cannot be is an error naming the column), so every point of a collection agrees with
         its payload indexes.
+    spaces : sequence of str
+        The spaces of the collection written to (the first is its default); ``collection``
+        names it in the errors.
     """
     if not isinstance(rows, pd.DataFrame):
         raise TypeError(f"rows must be a pandas DataFrame, got {type(rows).__name__}")
     missing = [c for c in _REQUIRED if c not in rows.columns]
     if missing:
         raise ValueError(f"rows lack the identity column(s) {missing}")
-    vectors = _check_vectors(vectors, len(rows), dim)
+    by_space = space_vectors(vectors, spaces, n=len(rows), dim=dim, collection=collection)
     rows = rows.reset_index(drop=True)
 
     t_rec = pd.to_datetime(rows["t_rec"])
@@ -239,28 +250,13 @@ def build_points(
     return Points(
         ids=[point_id(r) for r in rids],
         record_ids=rids,
-        vectors=vectors,
+        vectors=by_space[tuple(spaces)[0]],
         payloads=payloads,
         series=series.tolist(),
         harpnums=harpnum,
         t_recs=list(t_rec),
+        by_space=by_space,
     )
-
-
-def _check_vectors(vectors: Any, n: int, dim: int) -> np.ndarray:
-    array = np.asarray(vectors)
-    if array.dtype == object or not np.issubdtype(array.dtype, np.number):
-        raise ValueError(f"vectors must be numeric, got dtype {array.dtype}")
-    if array.ndim != 2 or array.shape != (n, dim):
-        raise ValueError(f"vectors have shape {array.shape}; expected ({n}, {dim}) for {n} rows")
-    array = array.astype(np.float32)
-    bad = ~np.isfinite(array).all(axis=1)
-    if bad.any():
-        raise ValueError(
-            f"{int(bad.sum())} vector(s) have NaN or infinite values (first at row "
-            f"{int(np.flatnonzero(bad)[0])}); an embedding must be finite"
-        )
-    return array
 
 
 def _integers(column: pd.Series, name: str) -> list[int]:

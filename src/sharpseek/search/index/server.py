@@ -141,9 +141,11 @@ class ServerIndex(VectorIndex):
         ]
 
     def _create(self, name: str, info: CollectionInfo) -> None:
+        """One unnamed vector, or one named vector per space: (info.dim,), Euclidean."""
+        params = qm.VectorParams(size=info.dim, distance=_METRIC[DISTANCE])
         self.client.create_collection(
             name,
-            vectors_config=qm.VectorParams(size=info.dim, distance=_METRIC[DISTANCE]),
+            vectors_config={s: params for s in info.spaces} if info.named_vectors else params,
             hnsw_config=qm.HnswConfigDiff(
                 m=self.config.hnsw_m,
                 ef_construct=self.config.hnsw_ef_construct,
@@ -162,8 +164,18 @@ class ServerIndex(VectorIndex):
         self.client.delete_collection(name)
 
     # ------------------------------------------------------------------ points
-    def _upsert(self, name: str, ids: list[str], vectors: np.ndarray, payloads: list) -> None:
-        batch = qm.Batch(ids=list(ids), vectors=vectors.tolist(), payloads=list(payloads))
+    def _upsert(
+        self,
+        name: str,
+        ids: list[str],
+        vectors: np.ndarray | dict[str, np.ndarray],
+        payloads: list,
+    ) -> None:
+        if isinstance(vectors, dict):  # named vectors: space -> (n, dim)
+            lists: Any = {space: array.tolist() for space, array in vectors.items()}
+        else:
+            lists = vectors.tolist()
+        batch = qm.Batch(ids=list(ids), vectors=lists, payloads=list(payloads))
         with _gone(name):
             self.client.upsert(name, points=batch, wait=True)
 
@@ -224,11 +236,13 @@ class ServerIndex(VectorIndex):
         must_not: list[Condition],
         exact: bool,
         hnsw_ef: int,
+        using: str | None = None,
     ) -> list[RawHit]:
         with _gone(name):
             response = self.client.query_points(
                 name,
                 query=vector,
+                using=using,
                 limit=limit,
                 query_filter=_filter(must, must_not),
                 search_params=qm.SearchParams(hnsw_ef=hnsw_ef, exact=exact),
@@ -246,13 +260,16 @@ class ServerIndex(VectorIndex):
         must_not: list[Condition],
         exact: bool,
         hnsw_ef: int,
+        using: str | None = None,
     ) -> list[RawHit]:
-        """Qdrant's own grouping (``query_points_groups`` on ``region``): one request."""
+        """Qdrant's own grouping (``query_points_groups`` on ``region``, in the named vector
+        ``using``, None the unnamed one): one request."""
         with _gone(name):
             response = self.client.query_points_groups(
                 name,
                 group_by="region",
                 query=vector,
+                using=using,
                 limit=limit,
                 group_size=per_region,
                 query_filter=_filter(must, must_not),

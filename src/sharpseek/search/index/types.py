@@ -20,6 +20,7 @@ from sharpseek.search.index.points import (
     FIELD_KINDS,
     INDEXED_FIELDS,
 )
+from sharpseek.search.index.spaces import DEFAULT_SPACES, check_spaces, stored_as_named
 
 __all__ = [
     "DISTANCE",
@@ -28,6 +29,7 @@ __all__ = [
     "EncoderMismatchError",
     "CollectionGone",
     "IndexBusyError",
+    "SpaceMissingError",
     "IndexConfig",
     "CollectionInfo",
     "SearchHit",
@@ -70,6 +72,12 @@ class IndexBusyError(RuntimeError):
     ``IndexConfig.write_timeout_s``; names it. Nothing was written."""
 
 
+class SpaceMissingError(ValueError):
+    """A search in a space (named vector) the live collection does not have: names the
+    collection, the space asked for and the spaces it has; a reindex with that space in
+    ``IndexConfig.spaces`` makes one that has it."""
+
+
 @dataclass(frozen=True)
 class IndexConfig:
     """Settings of an index (one dataclass; the application's settings fill it).
@@ -102,6 +110,10 @@ class IndexConfig:
     extra_fields : mapping of field -> kind
         Payload indexes beyond :data:`~sharpseek.search.index.points.INDEXED_FIELDS` (kinds:
         float, integer, datetime, keyword), fixed when a collection is created.
+    spaces : tuple of str
+        The vector spaces of new collections, each (dim,) per point; the first is the
+        default of searches. Exactly ``("region",)``: one unnamed vector per point; else
+        Qdrant named vectors (:mod:`sharpseek.search.index.spaces`).
     """
 
     name: str = "sharps"
@@ -115,8 +127,10 @@ class IndexConfig:
     batch_size: int = 2000
     write_timeout_s: float = 600.0
     extra_fields: Mapping[str, str] = field(default_factory=dict)
+    spaces: tuple[str, ...] = DEFAULT_SPACES
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "spaces", check_spaces(self.spaces, "IndexConfig.spaces"))
         if not _NAME.fullmatch(self.name) or "--" in self.name:
             raise ValueError(f"index name {self.name!r}: use letters, digits, '_', '.', single '-'")
         for attr in (
@@ -144,7 +158,11 @@ class IndexConfig:
 
 @dataclass(frozen=True)
 class CollectionInfo:
-    """What a collection is: stored with it (server: collection metadata; embedded: a file)."""
+    """What a collection is: stored with it (server: collection metadata; embedded: a file).
+
+    ``spaces``: its vector spaces, each (dim,) per point, the first the default of searches;
+    a stored info without them (written before spaces existed) has ``("region",)``.
+    """
 
     name: str
     encoder_version: str
@@ -153,6 +171,31 @@ class CollectionInfo:
     complete: bool = False  # filled to the end by a reindex (only then can it go live)
     created: str = ""
     dataset_versions: tuple[str, ...] = ()  # the dataset versions its records came from
+    spaces: tuple[str, ...] = DEFAULT_SPACES
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "spaces", check_spaces(self.spaces, f"{self.name} spaces"))
+
+    @property
+    def named_vectors(self) -> bool:
+        """Whether its points hold Qdrant named vectors, one per space (else one unnamed
+        vector: spaces exactly ``("region",)``)."""
+        return stored_as_named(self.spaces)
+
+    def using(self, space: str | None) -> str | None:
+        """The Qdrant vector name of ``space`` (None: the first space) for a query: the
+        space itself, or None (the unnamed vector) in a single ``("region",)`` collection.
+
+        Raises :class:`SpaceMissingError` when the collection lacks ``space``.
+        """
+        space = self.spaces[0] if space is None else space
+        if space not in self.spaces:
+            raise SpaceMissingError(
+                f"collection {self.name} has no {space!r} vectors (its spaces: "
+                f"{list(self.spaces)}); reindex with {space!r} in IndexConfig.spaces "
+                f"(settings index.spaces) to search it"
+            )
+        return space if self.named_vectors else None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -163,6 +206,7 @@ class CollectionInfo:
             "complete": self.complete,
             "created": self.created,
             "dataset_versions": list(self.dataset_versions),
+            "spaces": list(self.spaces),
             "distance": DISTANCE,
         }
 
@@ -176,6 +220,7 @@ class CollectionInfo:
             complete=bool(data.get("complete", False)),
             created=str(data.get("created", "")),
             dataset_versions=tuple(data.get("dataset_versions", ())),
+            spaces=tuple(data.get("spaces", DEFAULT_SPACES)),
         )
 
 
@@ -242,11 +287,16 @@ class SearchHit:
 
 @dataclass(frozen=True)
 class IndexedRecord:
-    """A stored point looked up by record id (``vector`` when asked for)."""
+    """A stored point looked up by record id (vectors when asked for).
+
+    ``vector``: float32 (dim,), the collection's first space; ``vectors``: space -> float32
+    (dim,) for every space of the collection. Both None unless asked for.
+    """
 
     record_id: str
     payload: dict[str, Any]
     vector: np.ndarray | None = None
+    vectors: dict[str, np.ndarray] | None = None
 
 
 @dataclass

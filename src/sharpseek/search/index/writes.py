@@ -8,6 +8,7 @@ ones); :func:`iter_batches` cuts a manifest and its embeddings into batches for 
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -20,6 +21,7 @@ import pandas as pd
 
 from sharpseek.data.dataset import DEFINITIVE_SERIES, NRT_SERIES, record_id
 from sharpseek.search.index.points import FIELD_KINDS, Points, build_points, point_id
+from sharpseek.search.index.spaces import SpaceVectors, slice_vectors, space_vectors
 from sharpseek.search.index.types import CollectionInfo, ReindexResult, UpsertResult
 
 __all__ = [
@@ -31,14 +33,24 @@ log = logging.getLogger(__name__)
 
 
 def iter_batches(
-    rows: pd.DataFrame, vectors: Any, size: int = 2000
-) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
-    """Cut manifest rows and their (n, dim) embeddings into (rows, vectors) batches."""
-    vectors = np.asarray(vectors)
-    if len(vectors) != len(rows):
-        raise ValueError(f"{len(rows)} rows but {len(vectors)} vectors")
+    rows: pd.DataFrame, vectors: SpaceVectors, size: int = 2000
+) -> Iterator[tuple[pd.DataFrame, SpaceVectors]]:
+    """Cut manifest rows and their embeddings into (rows, vectors) batches of ``size`` rows.
+
+    ``vectors``: an array (n, dim), or a mapping space -> array (n, dim) (each batch then a
+    mapping of the same spaces, arrays (size, dim)).
+    """
+    if isinstance(vectors, Mapping):
+        vectors = {str(space): np.asarray(array) for space, array in vectors.items()}
+        for space, array in vectors.items():
+            if len(array) != len(rows):
+                raise ValueError(f"{len(rows)} rows but {len(array)} {space!r} vectors")
+    else:
+        vectors = np.asarray(vectors)
+        if len(vectors) != len(rows):
+            raise ValueError(f"{len(rows)} rows but {len(vectors)} vectors")
     for start in range(0, len(rows), size):
-        yield rows.iloc[start : start + size], vectors[start : start + size]
+        yield rows.iloc[start : start + size], slice_vectors(vectors, start, start + size)
 
 
 class IndexWrites:
@@ -63,8 +75,10 @@ class IndexWrites:
         encoder_version : str
             The encoder that made the vectors; names the collection.
         batches : iterable of (rows, vectors)
-            Manifest rows (DataFrame) and their embeddings (n, dim), e.g. from
-            :func:`iter_batches`. Consumed once.
+            Manifest rows (DataFrame) and their embeddings, e.g. from :func:`iter_batches`:
+            an array (n, dim) where the collection has one space, else a mapping space ->
+            array (n, dim) with exactly its spaces (``config.spaces`` for a new collection).
+            Consumed once; the first batch is checked before the collection is created.
         dataset_version : str
             The dataset version the rows come from (stored in each payload).
         drop_previous : bool
@@ -84,6 +98,13 @@ class IndexWrites:
                 f"to it with upsert_records"
             )
         info = self._read_info(name)
+        batches = iter(batches)
+        first = next(batches, None)
+        if first is not None:  # refuse vectors of the wrong spaces before creating anything
+            spaces = self.config.spaces if info is None else info.spaces
+            dim = self.config.dim if info is None else info.dim
+            space_vectors(first[1], spaces, n=len(first[0]), dim=dim, collection=name)
+            batches = itertools.chain([first], batches)
         if info is None:
             info = CollectionInfo(
                 name=name,
@@ -91,6 +112,7 @@ class IndexWrites:
                 dim=self.config.dim,
                 fields=self.config.fields,
                 created=datetime.now(UTC).isoformat(timespec="seconds"),
+                spaces=self.config.spaces,
             )
             self._create(name, info)
             log.info("index %s: created %s", self.config.name, name)
@@ -124,7 +146,7 @@ class IndexWrites:
     def upsert_records(
         self,
         rows: pd.DataFrame,
-        vectors: Any,
+        vectors: SpaceVectors,
         *,
         encoder_version: str,
         dataset_version: str,
@@ -135,6 +157,10 @@ class IndexWrites:
         definitive record is present (or in the same call) is not added (``superseded``);
         a definitive record deletes its NRT twin (``replaced``). ``encoder_version`` must be
         the live collection's: embeddings of two encoders never share a collection.
+
+        ``vectors``: an array (n, dim) where the live collection has one space, else a
+        mapping space -> array (n, dim) with exactly its spaces; anything else is a
+        ValueError naming the collection and both sets of spaces, before any write.
         """
         name, info = self._require_live(encoder_version)
         self._begin_write(name)
@@ -146,7 +172,7 @@ class IndexWrites:
     def replace_nrt(
         self,
         rows: pd.DataFrame,
-        vectors: Any,
+        vectors: SpaceVectors,
         *,
         encoder_version: str,
         dataset_version: str,
@@ -170,7 +196,7 @@ class IndexWrites:
         name: str,
         info: CollectionInfo,
         rows: pd.DataFrame,
-        vectors: Any,
+        vectors: SpaceVectors,
         dataset_version: str,
     ) -> UpsertResult:
         points = build_points(
@@ -180,6 +206,8 @@ class IndexWrites:
             dataset_version=dataset_version,
             encoder_version=info.encoder_version,
             fields=info.fields,
+            spaces=info.spaces,
+            collection=name,
         )
         result = UpsertResult()
         if not len(points):
@@ -210,11 +238,12 @@ class IndexWrites:
             take.append(i)
         for start in range(0, len(take), self.config.batch_size):
             chunk = take[start : start + self.config.batch_size]
+            if info.named_vectors:
+                stored: Any = {space: array[chunk] for space, array in points.by_space.items()}
+            else:
+                stored = points.vectors[chunk]
             self._upsert(
-                name,
-                [points.ids[i] for i in chunk],
-                points.vectors[chunk],
-                [points.payloads[i] for i in chunk],
+                name, [points.ids[i] for i in chunk], stored, [points.payloads[i] for i in chunk]
             )
         result.added = len(take)
 
