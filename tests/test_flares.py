@@ -401,7 +401,11 @@ def settings(tables, fast_home):
     from sharpseek.search.index import iter_batches
 
     flares, harps = tables
-    settings = Settings(home=fast_home, flares={"source": str(flares), "harps": str(harps)})
+    settings = Settings(
+        home=fast_home,
+        flares={"source": str(flares), "harps": str(harps)},
+        index={"spaces": ("region",)},  # random 4-d vectors: one space
+    )
     rows = pd.DataFrame(
         {
             "series": ["hmi.sharp_cea_720s"] * len(FRAMES) + ["synthetic"],

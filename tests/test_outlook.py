@@ -119,6 +119,7 @@ def flare_settings(tmp_path):
     (tmp_path / "harps.csv").write_text(TF.HARPS_CSV)
     settings_ = Settings(
         home=tmp_path / "home",
+        index={"spaces": ("region",)},  # random 4-d vectors: one space
         flares={"source": str(tmp_path / "flares.csv"), "harps": str(tmp_path / "harps.csv")},
     )
     rows = pd.DataFrame(
@@ -241,7 +242,7 @@ def test_a_record_query_counts_regions_of_its_own_kind(tmp_path):
     from sharpseek.pipeline.index_plans import open_settings_index
     from sharpseek.search.index import iter_batches
 
-    settings_ = Settings(home=tmp_path / "home")
+    settings_ = Settings(home=tmp_path / "home", index={"spaces": ("region",)})
     rows = pd.DataFrame(
         {
             "series": ["hmi.sharp_cea_720s"] * 3 + ["synthetic"] * 3,

@@ -13,6 +13,7 @@ from sharpseek.data.store import open_store
 from sharpseek.pipeline import index_plans, ingest_plans
 from sharpseek.pipeline import ledger as pipeline_ledger
 from sharpseek.pipeline import stages as lib
+from sharpseek.search.spaces import space_vectors
 
 pytest_plugins = ["model_fixtures"]
 
@@ -170,6 +171,34 @@ def test_synthetic_recipe_made_under_another_clip_is_refused_not_reused(tmp_path
     assert float(np.abs(ds.images()).max()) <= 0.5 + 1e-3
 
 
+def test_an_index_of_before_the_spaces_is_rebuilt_beside_it_with_both(untrained_home):
+    """A live collection of the same encoder with the region space only (an index built
+    before the symmetric space existed) is not updated in place: the plan fills a new
+    collection with both spaces, which goes live; the old one stays for a rollback."""
+    from sharpseek.search.index import SpaceMissingError
+
+    region_only = untrained_home.model_copy(
+        update={"index": untrained_home.index.model_copy(update={"spaces": ("region",)})}
+    )
+    ingest_synthetic(untrained_home, regions=2, frames=3, seed=1)
+    old = index_plans.plan_index(region_only, datasets=["synthetic"])
+    index_plans.run_index_plan(region_only, old, progress=False)
+    with index_plans.open_settings_index(region_only) as index:
+        assert index.live().spaces == ("region",)
+        with pytest.raises(SpaceMissingError, match="symmetric"):
+            index.search(np.zeros(index.live().dim, np.float32), space="symmetric")
+    plan = index_plans.plan_index(untrained_home, datasets=["synthetic"])
+    assert plan.mode == "reindex" and plan.n_frames == 6  # same encoder, new collection
+    outcome = index_plans.run_index_plan(untrained_home, plan, progress=False)
+    with index_plans.open_settings_index(untrained_home) as index:
+        live = index.live()
+        assert live.spaces == ("region", "symmetric") and outcome.live_after == live.name
+        assert live.name.endswith("--region-symmetric") and live.name != old.live_before
+        assert len(index.status()["collections"]) == 2
+        assert index.search(np.zeros(live.dim, np.float32), space="symmetric", limit=2)
+    assert index_plans.plan_index(untrained_home, datasets=["synthetic"]).mode == "none"
+
+
 def test_index_plan_then_update_embeds_exactly_the_new_frames(untrained_home):
     settings = untrained_home.model_copy(
         update={"flows": untrained_home.flows.model_copy(update={"shard_size": 7})}
@@ -192,11 +221,12 @@ def test_index_plan_then_update_embeds_exactly_the_new_frames(untrained_home):
     store = open_store(settings)
     ds = load_dataset(store, "synthetic")
     shard = plan.shards[1]
-    stored = np.load(store.open_read(shard.key))
-    direct = EncoderModel.from_checkpoint(plan.encoder_key, store=store).embed(
-        ds.images(shard.rows)
-    )
-    np.testing.assert_allclose(stored, direct, rtol=1e-5, atol=1e-6)
+    stored = dict(np.load(store.open_read(shard.key)))
+    encoder = EncoderModel.from_checkpoint(plan.encoder_key, store=store)
+    direct = space_vectors(encoder.embed, ds.images(shard.rows))  # both spaces
+    assert set(stored) == set(direct) == {"region", "symmetric"}
+    for space in direct:
+        np.testing.assert_allclose(stored[space], direct[space], rtol=1e-5, atol=1e-6)
 
     assert index_plans.plan_index(settings, datasets=["synthetic"]).mode == "none"
     # a longer recipe is another dataset version with one more frame per region
@@ -398,11 +428,12 @@ def test_embedding_uses_torchserve_only_when_it_serves_the_plans_encoder(
     monkeypatch.setattr(index_plans, "open_backend", lambda s: server)  # the embedding's backend
     index_plans._BACKENDS.clear()
     index_plans.embed_shard(settings, plan.shards[0], plan.encoder_key)
-    stored = np.load(open_store(settings).open_read(plan.shards[0].key))
-    if serves_the_plans_version:
-        assert server.calls == 1 and (stored == 7.0).all()
+    stored = dict(np.load(open_store(settings).open_read(plan.shards[0].key)))
+    assert set(stored) == {"region", "symmetric"}  # both spaces (an .npz)
+    if serves_the_plans_version:  # 16 symmetries, the first one the region vector
+        assert server.calls == 16 and all((v == 7.0).all() for v in stored.values())
     else:  # another version: the checkpoint of the plan's version, in this process
-        assert server.calls == 0 and stored.shape[1] != 3
+        assert server.calls == 0 and all(v.shape[1] != 3 for v in stored.values())
     index_plans._BACKENDS.clear()
 
 

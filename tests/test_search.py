@@ -30,6 +30,7 @@ from sharpseek.search.index import EmptyIndexError, EncoderMismatchError, Search
 from sharpseek.search.index.points import region_key  # noqa: E402
 from sharpseek.search.results import jsoc_url, results_to_json
 from sharpseek.search.searcher import Searcher
+from sharpseek.search.spaces import space_vectors
 
 pytest_plugins = ["model_fixtures"]
 torch.set_num_threads(1)
@@ -289,10 +290,18 @@ def test_latent_query_with_shift_moves_z_along_the_stored_direction(home, search
     expected = gen.latent([3])[0] + 2.5 * normal
     assert np.allclose(query.latent, expected)
     encoder = searcher.backend.encoder
-    raw = encoder.embed(gen.generate(expected[None].astype(np.float32)))
-    # a generated query: its embedding moved by the stored query map of these models
+    image = gen.generate(expected[None].astype(np.float32))
+    raw = space_vectors(encoder.embed, image, "symmetric")
+    # a generated query: its symmetric vector moved by the stored query map of these models
+    assert query.space == "symmetric" and searcher.query_map.space == "symmetric"
     assert np.allclose(query.vector, searcher.query_map.apply(raw)[0], atol=1e-5)
     assert query.description == "seed 3, tuf +2.5"
+    # ... and it is searched among the frames' symmetric vectors
+    _, ds, _ = home
+    symmetric = space_vectors(encoder.embed, ds.images(), "symmetric")
+    hits = searcher.hits(query, k=3)
+    expected_ids = numpy_grouped(symmetric, ds.manifest, query.vector, 3)
+    assert [h.record_id for h in hits] == expected_ids
 
 
 def test_nearest_regions_gives_each_image_its_k_regions(home, searcher):
@@ -443,6 +452,7 @@ def test_cli_evaluate_retrieval_writes_a_labelled_report(home, tmp_path):
     assert result.exit_code == 0, result.output
     report = (tmp_path / "retrieval.md").read_text()
     assert "**synthetic**" in report and "12 regions" in report
+    assert "in the **symmetric** space" in report
     assert "0.78 (0.79)" in report  # the paper's TUF beside ours
     for name in ("eval-fig7.png", "eval-fig8.png", "eval-fig9.png", "retrieval.json"):
         assert (tmp_path / name).stat().st_size > 0
@@ -461,11 +471,11 @@ def test_cli_evaluate_retrieval_writes_a_labelled_report(home, tmp_path):
         from sharpseek.serving.backends import open_backend
 
         with open_backend(settings) as backend, Searcher(settings, backend=backend) as own:
-            q = own.query_map.apply(
-                backend.embed(backend.generate(seeds=[first, first + 7]).images)
-            )
+            images = backend.generate(seeds=[first, first + 7]).images
+            q = own.query_map.apply(space_vectors(backend.embed, images, "symmetric"))
+            frames = space_vectors(backend.embed, ds.images(), "symmetric")
         for qi, row in zip(q, (got["matches"][0], got["matches"][7]), strict=True):
-            dist = [float(np.linalg.norm(qi.astype(float) - v.astype(float))) for v in vectors]
+            dist = [float(np.linalg.norm(qi.astype(float) - v.astype(float))) for v in frames]
             assert row["simsiam"] == ds.manifest["record_id"].iloc[int(np.argmin(dist))]
         hub = got["hubness"]["simsiam"]
         counts = {}
@@ -560,28 +570,31 @@ def test_the_query_map_is_fitted_once_stored_and_used_for_generated_queries_only
     fitted = searcher.query_map
     versions = searcher.versions()
     assert fitted.check(versions["encoder"], versions["gan"]) is None
-    key = GeneratedQueryMap.key(versions["encoder"], versions["gan"], f"{ds.name}/{ds.version}")
-    assert searcher.store.exists(key)
+    dataset = f"{ds.name}/{ds.version}"
+    key = GeneratedQueryMap.key(versions["encoder"], versions["gan"], dataset, "symmetric")
+    assert searcher.store.exists(key) and fitted.space == "symmetric"
     assert (fitted.first_seed, fitted.generated) == (10**6, 1000)  # outside both eval blocks
     assert fitted.frames == {"dataset": f"{ds.name}/{ds.version}", "count": len(ds.manifest),
                              "requested": 2000}  # fmt: skip
-    # frames measured as the index holds them
-    assert np.allclose(fitted.mean_frames, vectors.astype(np.float64).mean(0), atol=1e-5)
+    # frames measured as the index holds them, in the symmetric space
+    symmetric = space_vectors(searcher.backend.embed, ds.images(), "symmetric")
+    assert np.allclose(fitted.mean_frames, symmetric.astype(np.float64).mean(0), atol=1e-5)
     with Searcher(settings) as again:  # loaded from the store, not refitted
         assert again.query_map.to_json() == fitted.to_json()
     image = ds.images([5])[0]
-    real = searcher.image_query(image)  # a real patch: searched as embedded
-    assert np.allclose(real.vector, vectors[5], atol=1e-5)
+    real = searcher.image_query(image)  # a real patch: searched as embedded, region space
+    assert np.allclose(real.vector, vectors[5], atol=1e-5) and real.space == "region"
     generated = searcher.image_query(image, generated=True)
-    assert np.allclose(generated.vector, fitted.apply(vectors[5]), atol=1e-5)
+    assert np.allclose(generated.vector, fitted.apply(symmetric[5]), atol=1e-5)
+    assert generated.space == "symmetric"
     off = settings.model_copy(
         update={"retrieval": settings.retrieval.model_copy(update={"query_map": False})}
     )
     with Searcher(off) as plain:
         assert plain.query_map is None
-        query = plain.latent_query(3)
-        raw = plain.backend.embed(query.image[None])[0]
-        assert np.allclose(query.vector, raw)
+        query = plain.latent_query(3)  # unmapped, still in the generated space
+        raw = space_vectors(plain.backend.embed, query.image[None], "symmetric")[0]
+        assert np.allclose(query.vector, raw, atol=1e-6)
 
 
 def test_the_pipeline_fits_the_query_map_once(home):

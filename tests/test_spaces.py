@@ -138,3 +138,49 @@ def test_a_query_map_carries_its_space_and_generated_vectors_follow_it(tmp_path)
     assert GeneratedQueryMap.key("enc", "gan", "d/v1", "symmetric") == (
         "query-maps/enc/gan--d-v1--symmetric.json"
     )
+
+
+class _Dataset:
+    """The frames of :func:`test_index.make_rows`, each image a constant row of its vector."""
+
+    def __init__(self, rows, images):
+        self.manifest, self._images, self.name, self.version = rows, images, "d", "v1"
+
+    def images(self, rows):
+        return self._images[np.asarray(rows, int)]
+
+
+class _GeneratingBackend(_Backend):
+    def generate(self, seeds, parameters=False):
+        rng = np.random.default_rng(seeds[0])
+        images = rng.uniform(-1, 1, (len(seeds), 128, 128)).astype(np.float32)
+        return type("G", (), {"images": images})()
+
+
+def test_the_map_reads_the_frames_vectors_from_the_index_and_gets_the_same_map(tmp_path):
+    from sharpseek.search.index import IndexConfig, iter_batches, open_index
+    from sharpseek.search.query_map import fit_query_map
+    from test_index import make_rows
+
+    rows = make_rows(regions=6, frames=5)
+    rng = np.random.default_rng(1)
+    images = rng.uniform(-1, 1, (len(rows), 128, 128)).astype(np.float32)
+    dataset, backend = _Dataset(rows, images), _GeneratingBackend()
+    vectors = space_vectors(backend.embed, images)
+    config = IndexConfig(dim=8, spaces=SPACES)
+    with open_index("embedded", path=tmp_path / "index", config=config) as index:
+        index.reindex("enc-e0001-aaaa", iter_batches(rows, vectors), dataset_version="v1")
+        calls = []
+        counting = _GeneratingBackend()
+        counting.embed = lambda x: calls.append(len(x)) or backend.embed(x)
+        kwargs = {"frames": 20, "generated": 4, "first_seed": 10**6, "space": "symmetric"}
+        from_index = fit_query_map(counting, dataset, index=index, **kwargs)
+        embedded_again = fit_query_map(backend, dataset, **kwargs)
+        assert sum(calls) == 16 * 4  # only the generated images were embedded
+        # another encoder's backend does not read this collection: it embeds the frames
+        calls.clear()
+        counting.versions = lambda: {"encoder": "enc-e0002-cccc", "gan": "gan-e0001-bbbb"}
+        fit_query_map(counting, dataset, index=index, **kwargs)
+        assert sum(calls) == 16 * (20 + 4)
+    for name in ("mean_frames", "std_frames", "mean_generated", "std_generated"):
+        assert np.allclose(getattr(from_index, name), getattr(embedded_again, name), atol=1e-6)

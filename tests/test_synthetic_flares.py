@@ -82,7 +82,7 @@ def test_synthetic_frames_take_the_synthetic_catalogue_and_real_frames_the_real_
     from sharpseek.pipeline.index_plans import open_settings_index, update_flare_payloads
     from sharpseek.search.index import iter_batches
 
-    settings = Settings(home=tmp_path / "home")
+    settings = Settings(home=tmp_path / "home", index={"spaces": ("region",)})
     store = LocalStore(settings.home)
     table = manifest({1: 4.0, 2: 1.0}, frames=12)
     flares_csv, harps_csv = synthetic_flare_tables(table, seed=0, cadence_hours=6, law=LAW)

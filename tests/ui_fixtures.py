@@ -22,6 +22,7 @@ def build_ui_home(settings: Settings) -> dict:
     from sharpseek.models.inference import EncoderModel, GeneratorModel
     from sharpseek.science.directions import calibrate, fit_directions
     from sharpseek.search.index import iter_batches, open_index_from_settings
+    from sharpseek.search.spaces import space_vectors
 
     torch.set_num_threads(1)
     write_untrained_checkpoints(settings)
@@ -42,13 +43,15 @@ def build_ui_home(settings: Settings) -> dict:
     rows, vectors = [], []
     for group, images in dataset.iter_shards():
         rows.append(group)
-        vectors.append(enc.embed(images))
+        vectors.append(space_vectors(enc.embed, images, settings.index.spaces))  # both spaces
     import pandas as pd
 
     index = open_index_from_settings(settings)
     index.reindex(
         enc.version,
-        iter_batches(pd.concat(rows), np.concatenate(vectors)),
+        iter_batches(
+            pd.concat(rows), {s: np.concatenate([v[s] for v in vectors]) for s in vectors[0]}
+        ),
         dataset_version=dataset.version,
     )
     index.close()

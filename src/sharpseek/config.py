@@ -222,6 +222,7 @@ class IndexSettings(BaseModel):
                 f"index.spaces must start with 'region' and name each space once, got {spaces}"
             )
         return spaces
+
     exact_threshold: int = Field(
         1_000_000,
         ge=0,

@@ -264,8 +264,8 @@ def _fit_direction(
     progress: bool,
 ) -> Boundary:
     """The flare direction of ``base``'s generator from ``n`` generated images labelled by
-    the classifier (their region vectors through the stored region-space query map), calibrated on the
-    grid ``eps`` (latent units)."""
+    the classifier (their region vectors through the stored region-space query map),
+    calibrated on the grid ``eps`` (latent units)."""
     # The classifier learnt from the indexed frames' region vectors: generated images are
     # embedded in that space too (not the symmetric one generated queries search).
     query_map = load_query_map(settings, backend, store, space="region")

@@ -33,6 +33,7 @@ from sharpseek.science.directions import (
     fit_directions,
 )
 from sharpseek.science.directions import calibrate as calibrate_directions
+from sharpseek.search.index import open_index_from_settings
 from sharpseek.search.query_map import load_query_map, query_map_key
 from sharpseek.serving.archives import build_archives
 from sharpseek.serving.backends import InProcessBackend
@@ -264,7 +265,8 @@ def query_map_stage(settings: Settings) -> StageOutcome:
     backend = InProcessBackend(settings)
     where = query_map_key(settings, backend, store, settings.retrieval.generated_space)
     stored = where is not None and store.exists(where[0])
-    fitted = load_query_map(settings, backend, store)
+    with open_index_from_settings(settings) as index:  # the frames' vectors, when it has them
+        fitted = load_query_map(settings, backend, store, index=index)
     outputs = {"key": None if where is None else where[0]}
     if fitted is None:
         return StageOutcome("query-map", True, "", outputs, "generated-query map: off")

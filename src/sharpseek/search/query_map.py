@@ -181,19 +181,26 @@ def fit_query_map(
     seed: int = 0,
     batch_size: int = 500,
     space: str = "region",
+    index=None,
 ) -> GeneratedQueryMap:
     """Measure the map: embed up to ``frames`` frames of ``dataset`` (a seeded sample) and
     ``generated`` images of seeds ``first_seed ..`` with ``backend``
     (:class:`sharpseek.serving.backends.ModelBackend`) in ``space``, ``batch_size`` at a
-    time."""
+    time. The frames' vectors are read from ``index`` (a
+    :class:`~sharpseek.search.index.VectorIndex`) instead when its live collection is of the
+    backend's encoder, holds ``space`` and every sampled frame: the same vectors, without
+    embedding them again (16 embeddings per frame in the symmetric space)."""
     embedder = SpaceEmbedder(backend, space)
     n = len(dataset.manifest)
     rows = np.arange(n)
     if frames < n:
         rows = np.sort(np.random.default_rng(seed).choice(n, frames, replace=False))
-    frame_vectors = np.concatenate(
-        [v for _, v in embedded_batches(dataset, embedder, rows, batch_size=batch_size)]
-    )
+    ids = dataset.manifest["record_id"].astype(str).to_numpy()[rows].tolist()
+    frame_vectors = _indexed_vectors(index, ids, space, backend.versions()["encoder"])
+    if frame_vectors is None:
+        frame_vectors = np.concatenate(
+            [v for _, v in embedded_batches(dataset, embedder, rows, batch_size=batch_size)]
+        )
     parts = []
     for start in range(first_seed, first_seed + generated, batch_size):
         seeds = list(range(start, min(start + batch_size, first_seed + generated)))
@@ -214,6 +221,26 @@ def fit_query_map(
     )
 
 
+def _indexed_vectors(
+    index, record_ids: list[str], space: str, encoder_version: str
+) -> np.ndarray | None:
+    """The stored ``space`` vectors (n, dim) of ``record_ids`` in the live collection of
+    ``index``; None when there is no index, its live collection is of another encoder or
+    lacks the space, or it lacks one of the records."""
+    if index is None:
+        return None
+    live = index.live()
+    if live is None or live.encoder_version != encoder_version or space not in live.spaces:
+        return None
+    found: dict[str, np.ndarray] = {}
+    for start in range(0, len(record_ids), 1000):
+        for record in index.get(record_ids[start : start + 1000], with_vector=True):
+            found[record.record_id] = (record.vectors or {}).get(space)
+    if len(found) != len(record_ids) or any(v is None for v in found.values()):
+        return None
+    return np.stack([found[r] for r in record_ids]).astype(np.float32)
+
+
 def query_map_key(settings, backend, store, space: str = "region") -> tuple[str, str, str] | None:
     """(store key, dataset name, dataset version) of the map of the backend's models in
     ``space`` over the latest version of ``settings.flows.training_dataset``; None when that
@@ -231,11 +258,12 @@ def query_map_key(settings, backend, store, space: str = "region") -> tuple[str,
 
 
 def load_query_map(
-    settings, backend, store=None, *, space: str | None = None
+    settings, backend, store=None, *, space: str | None = None, index=None
 ) -> GeneratedQueryMap | None:
     """The map of the backend's models over the frames of ``settings.flows.training_dataset``
     (its latest version) in ``space`` (default ``settings.retrieval.generated_space``, where
-    generated queries search), fitted and stored the first time; None when
+    generated queries search), fitted and stored the first time (reading the frames' vectors
+    from ``index`` where it holds them: :func:`fit_query_map`); None when
     ``settings.retrieval.query_map`` is off or that dataset is absent."""
     cfg = settings.retrieval
     if not cfg.query_map:
@@ -269,6 +297,7 @@ def load_query_map(
         generated=cfg.generated,
         first_seed=cfg.first_seed,
         space=space,
+        index=index,
     )
     store.put_bytes(key, fitted.to_json().encode(), content_type="application/json")
     return fitted

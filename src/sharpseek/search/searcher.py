@@ -169,7 +169,9 @@ class Searcher:
         """The :class:`~sharpseek.search.query_map.GeneratedQueryMap` of the backend's models
         (fitted and stored on first use), or None when ``settings.retrieval.query_map`` is off."""
         if self._query_map is None:
-            self._query_map = load_query_map(self.settings, self.backend, self.store) or False
+            self._query_map = (
+                load_query_map(self.settings, self.backend, self.store, index=self.index) or False
+            )
         return self._query_map or None
 
     def query_space(self, *, generated: bool) -> str:

@@ -9,7 +9,7 @@ One interface, :class:`VectorIndex`, two backends:
 
 A point is one frame: id from (series, HARPNUM, T_REC), vector = the 100-d SimSiam projection
 output (SCIENCE.md), or one per vector space as Qdrant named vectors (``region`` and
-``symmetric``; :mod:`~sharpseek.search.index.spaces`), payload = the manifest row (physics in
+``symmetric``; :mod:`~sharpseek.search.index.named_vectors`), payload = the manifest row (physics in
 model space and physical units, T_REC, HARPNUM, NOAA numbers, position, QUALITY) plus dataset
 and encoder versions.
 Retrieval is by Euclidean distance; a hit's ``distance`` is that distance (smaller is closer).

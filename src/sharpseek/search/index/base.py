@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from sharpseek.search.index.filters import Condition, SearchFilter
+from sharpseek.search.index.named_vectors import DEFAULT_SPACES
 from sharpseek.search.index.points import point_id
 from sharpseek.search.index.types import (
     _MAX_FETCH,
@@ -187,9 +188,14 @@ class VectorIndex(IndexWrites, ABC):
 
     # ------------------------------------------------------------------ collections
     def collection_name(self, encoder_version: str) -> str:
-        """The collection of ``encoder_version``: ``<name>--<encoder_version>``."""
+        """The collection of ``encoder_version`` with the configured spaces:
+        ``<name>--<encoder_version>`` for the region space alone (as before spaces existed),
+        ``<name>--<encoder_version>--<space>-<space>`` for several (a collection of the same
+        encoder with other spaces is another collection, built beside the live one)."""
         _check_version(encoder_version)
-        return f"{self.config.name}--{encoder_version}"
+        spaces = tuple(self.config.spaces)
+        suffix = "" if spaces == DEFAULT_SPACES else "--" + "-".join(spaces)
+        return f"{self.config.name}--{encoder_version}{suffix}"
 
     def live(self) -> CollectionInfo | None:
         """The live collection's info, or None when nothing is live yet."""

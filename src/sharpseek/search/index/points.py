@@ -7,7 +7,7 @@ A point is one SHARP frame (or synthetic frame):
   overwrites the same point (idempotent) and a synthetic record (series ``synthetic``) can
   never take the id of a real one;
 - its **vector** is the SimSiam embedding (the 100-d projection output, SCIENCE.md), or one
-  per space of the collection (:mod:`sharpseek.search.index.spaces`);
+  per space of the collection (:mod:`sharpseek.search.index.named_vectors`);
 - its **payload** is the manifest row: identity, T_REC as an RFC 3339 datetime, NOAA numbers
   (``noaa_ar`` as JSOC gives it, 0 = none; ``noaa_ars`` as a list of ints), position (LAT_FWT,
   LON_FWT, mu), QUALITY, every physical parameter in model space and in physical units, plus
@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from sharpseek.data.dataset import DEFINITIVE_SERIES, NRT_SERIES
-from sharpseek.search.index.spaces import DEFAULT_SPACES, SpaceVectors, space_vectors
+from sharpseek.search.index.named_vectors import DEFAULT_SPACES, SpaceVectors, vectors_by_space
 
 __all__ = [
     "FIELD_KINDS",
@@ -195,7 +195,7 @@ def build_points(
     vectors : array-like (n, dim) or mapping space -> array-like (n, dim)
         The embeddings of the rows, in order; finite. An array where ``spaces`` has one
         space; else a mapping with exactly ``spaces`` as keys
-        (:func:`~sharpseek.search.index.spaces.space_vectors`).
+        (:func:`~sharpseek.search.index.named_vectors.vectors_by_space`).
     fields : mapping
         Indexed fields and their kinds: their values are coerced to that kind (a value that
         cannot be is an error naming the column), so every point of a collection agrees with
@@ -209,7 +209,7 @@ def build_points(
     missing = [c for c in _REQUIRED if c not in rows.columns]
     if missing:
         raise ValueError(f"rows lack the identity column(s) {missing}")
-    by_space = space_vectors(vectors, spaces, n=len(rows), dim=dim, collection=collection)
+    by_space = vectors_by_space(vectors, spaces, n=len(rows), dim=dim, collection=collection)
     rows = rows.reset_index(drop=True)
 
     t_rec = pd.to_datetime(rows["t_rec"])

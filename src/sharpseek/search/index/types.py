@@ -16,11 +16,11 @@ from typing import Any
 
 import numpy as np
 
+from sharpseek.search.index.named_vectors import DEFAULT_SPACES, check_spaces, stored_as_named
 from sharpseek.search.index.points import (
     FIELD_KINDS,
     INDEXED_FIELDS,
 )
-from sharpseek.search.index.spaces import DEFAULT_SPACES, check_spaces, stored_as_named
 
 __all__ = [
     "DISTANCE",
@@ -113,7 +113,7 @@ class IndexConfig:
     spaces : tuple of str
         The vector spaces of new collections, each (dim,) per point; the first is the
         default of searches. Exactly ``("region",)``: one unnamed vector per point; else
-        Qdrant named vectors (:mod:`sharpseek.search.index.spaces`).
+        Qdrant named vectors (:mod:`sharpseek.search.index.named_vectors`).
     """
 
     name: str = "sharps"

@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 
 from sharpseek.data.dataset import DEFINITIVE_SERIES, NRT_SERIES, record_id
+from sharpseek.search.index.named_vectors import SpaceVectors, slice_vectors, vectors_by_space
 from sharpseek.search.index.points import FIELD_KINDS, Points, build_points, point_id
-from sharpseek.search.index.spaces import SpaceVectors, slice_vectors, space_vectors
 from sharpseek.search.index.types import CollectionInfo, ReindexResult, UpsertResult
 
 __all__ = [
@@ -103,7 +103,7 @@ class IndexWrites:
         if first is not None:  # refuse vectors of the wrong spaces before creating anything
             spaces = self.config.spaces if info is None else info.spaces
             dim = self.config.dim if info is None else info.dim
-            space_vectors(first[1], spaces, n=len(first[0]), dim=dim, collection=name)
+            vectors_by_space(first[1], spaces, n=len(first[0]), dim=dim, collection=name)
             batches = itertools.chain([first], batches)
         if info is None:
             info = CollectionInfo(

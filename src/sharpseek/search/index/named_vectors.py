@@ -12,7 +12,7 @@ collection stores Qdrant named vectors, one per space. :func:`stored_as_named` s
 
 Writes give the vectors of ``n`` rows as an array (n, dim), accepted where a collection has
 one space, or as a mapping space -> array (n, dim) whose keys are exactly the collection's
-spaces; :func:`space_vectors` checks either and returns the mapping.
+spaces; :func:`vectors_by_space` checks either and returns the mapping.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ __all__ = [
     "check_spaces",
     "check_vectors",
     "slice_vectors",
-    "space_vectors",
+    "vectors_by_space",
     "stored_as_named",
 ]
 
@@ -86,7 +86,7 @@ def check_vectors(vectors: Any, n: int, dim: int, space: str | None = None) -> n
     return array
 
 
-def space_vectors(
+def vectors_by_space(
     vectors: SpaceVectors,
     spaces: Sequence[str],
     *,
