@@ -133,20 +133,8 @@ def main() -> None:
                 nb = _csls_nearest(q, frames, to_queries)
             else:
                 nb = _nearest(to_queries(q), base, k=10)
-            hub = hubness(nb, len(real))
-            match = real.iloc[nb[:, 0]].reset_index(drop=True)
-            corr = {c["parameter"]: c for c in correlations(params, match, names=PARAMS)}
-            rows.append(
-                {
-                    "variant": variant,
-                    "seeds": f"{first}..{first + args.queries - 1}",
-                    "distinct_nearest": hub["distinct_nearest"],
-                    "top5_share": hub["top5_share"],
-                    **{f"pearson_{p}": corr[p]["pearson"] for p in PARAMS},
-                    **{f"spearman_{p}": corr[p]["spearman"] for p in PARAMS},
-                    "same_region_held_out": same_region,
-                }
-            )
+            seeds = f"{first}..{first + args.queries - 1}"
+            rows.append({"variant": variant, **match_row(nb, real, params, seeds, same_region)})
     result = {
         "what": "issue 17: hubness cures side by side (benchmarks/hubness_variants.py)",
         "home": str(home),
@@ -156,10 +144,34 @@ def main() -> None:
         "seconds": round(time.perf_counter() - t0, 1),
         "rows": rows,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1, default=str) + "\n")
-    print(markdown(result))
-    print(f"wrote {args.out}")
+    save_result(result, args.out, markdown(result))
+
+
+def match_row(
+    neighbours: np.ndarray, real: pd.DataFrame, params: pd.DataFrame, seeds: str, same_region
+) -> dict:
+    """One block's figures: hubness of the queries' ``neighbours`` (n, 10) among the frames
+    ``real``, Pearson and Spearman of :data:`PARAMS` between each query (``params``) and its
+    nearest frame, and the variant's held-out same-region retrieval."""
+    hub = hubness(neighbours, len(real))
+    match = real.iloc[neighbours[:, 0]].reset_index(drop=True)
+    corr = {c["parameter"]: c for c in correlations(params, match, names=PARAMS)}
+    return {
+        "seeds": seeds,
+        "distinct_nearest": hub["distinct_nearest"],
+        "top5_share": hub["top5_share"],
+        **{f"pearson_{p}": corr[p]["pearson"] for p in PARAMS},
+        **{f"spearman_{p}": corr[p]["spearman"] for p in PARAMS},
+        "same_region_held_out": same_region,
+    }
+
+
+def save_result(result: dict, out: Path, table: str) -> None:
+    """Write ``result`` as JSON to ``out`` and print its markdown ``table``."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1, default=str) + "\n")
+    print(table)
+    print(f"wrote {out}")
 
 
 def markdown(result: dict) -> str:

@@ -19,7 +19,6 @@ About 5 minutes on 2 cores for the demo (16 embeddings of 6,600 images).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from pathlib import Path
@@ -27,18 +26,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from hubness_variants import PARAMS, match_row, save_result
 from sharpseek.config import Settings
 from sharpseek.data.dataset import latest_version, load_dataset
 from sharpseek.data.store import open_store
 from sharpseek.models.checkpoints import load_checkpoint
 from sharpseek.pipeline.stages import model_keys
-from sharpseek.science.evaluate import SEED_BLOCKS, hubness, same_region_retrieval
-from sharpseek.search.evaluate_retrieval import _nearest, correlations
+from sharpseek.science.evaluate import SEED_BLOCKS, same_region_retrieval
+from sharpseek.search.evaluate_retrieval import _nearest
 from sharpseek.search.query_map import GeneratedQueryMap
 from sharpseek.search.spaces import SYMMETRIES, symmetry
 from sharpseek.serving.backends import open_backend
 
-PARAMS = ("tuf", "r", "psep", "grad")
 REFERENCE = 10**6
 
 # name -> (elements averaged (indices into SYMMETRIES), weight of the plain embedding mixed in)
@@ -108,20 +107,8 @@ def main() -> None:
         same_region = same_region_retrieval(base[held], harp[held], t_rec[held])
         for first, (orbit, params) in blocks.items():
             nb = _nearest(qmap.apply(space_of(orbit, elements, weight)), base, k=10)
-            hub = hubness(nb, len(real))
-            match = real.iloc[nb[:, 0]].reset_index(drop=True)
-            corr = {c["parameter"]: c for c in correlations(params, match, names=PARAMS)}
-            rows.append(
-                {
-                    "space": space,
-                    "seeds": f"{first}..{first + args.queries - 1}",
-                    "distinct_nearest": hub["distinct_nearest"],
-                    "top5_share": hub["top5_share"],
-                    **{f"pearson_{p}": corr[p]["pearson"] for p in PARAMS},
-                    **{f"spearman_{p}": corr[p]["spearman"] for p in PARAMS},
-                    "same_region_held_out": same_region,
-                }
-            )
+            seeds = f"{first}..{first + args.queries - 1}"
+            rows.append({"space": space, **match_row(nb, real, params, seeds, same_region)})
     result = {
         "what": "issue 17: embedding spaces for generated queries (benchmarks/space_variants.py)",
         "home": str(home),
@@ -131,10 +118,7 @@ def main() -> None:
         "seconds": round(time.perf_counter() - t0, 1),
         "rows": rows,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1, default=str) + "\n")
-    print(markdown(result))
-    print(f"wrote {args.out}")
+    save_result(result, args.out, markdown(result))
 
 
 def markdown(result: dict) -> str:
