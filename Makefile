@@ -54,6 +54,8 @@ bench: $(STAMP_DEV) $(STAMP_DEMO) ## benchmarks; figures written to benchmarks/r
 	$(PY) benchmarks/bench_hold.py --home $${SHARPSEEK_HOME:-.sharpseek} --out benchmarks/results/hold.json
 	$(PY) benchmarks/psep_codes.py --home $${SHARPSEEK_HOME:-.sharpseek} --out benchmarks/results/psep_codes.json  # what the PSEP code asks for against what G draws
 	$(PY) benchmarks/gan_texture.py --home $${SHARPSEEK_HOME:-.sharpseek} --out benchmarks/results/gan_texture.json --figure docs/images/gan-texture.png  # the generated texture beside the data's
+	SHARPSEEK_HOME=$${SHARPSEEK_HOME:-.sharpseek} $(PY) benchmarks/space_variants.py --out benchmarks/results/space_variants.json  # where generated queries search (region / symmetric spaces)
+	SHARPSEEK_HOME=$${SHARPSEEK_HOME:-.sharpseek} $(PY) benchmarks/space_figure.py 7 docs/images/search-spaces.png
 	$(PY) benchmarks/bench_flare_direction.py --home $${SHARPSEEK_HOME:-.sharpseek} --out benchmarks/results/flare_direction.json --figure docs/images/flare-direction-outlook.png
 	# bench_evaluation exits non-zero naming each missed target (issue 17) after writing its
 	# figures; the docs are written from them either way, then the miss fails `make bench`
