@@ -383,9 +383,15 @@ def test_cli_search_json_and_index_status(home):
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert len(data["results"]) == 3 and all(r["lat_fwt"] > 0 for r in data["results"])
+    assert data["query"]["space"] == "symmetric"  # a generated query
     status = _cli("index", "status", "--json")
     assert status.exit_code == 0
-    assert json.loads(status.output)["collections"][0]["points"] == 48
+    collection = json.loads(status.output)["collections"][0]
+    assert collection["points"] == 48 and collection["spaces"] == ["region", "symmetric"]
+    from sharpseek.cli.app import app
+
+    table = runner.invoke(app, ["index", "status"], env={"COLUMNS": "220"})  # a wide terminal
+    assert table.exit_code == 0 and "region, symmetric" in table.output
     update = _cli("index", "update", "--no-progress")
     assert update.exit_code == 0 and "added 0" in update.output
 

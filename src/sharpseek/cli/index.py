@@ -58,7 +58,8 @@ def status_cmd(
     preset: PresetOpt = None,
     home: HomeOpt = None,
 ) -> None:
-    """Every collection of the index: encoder version, complete, points, live."""
+    """Every collection of the index: encoder version, embedding spaces, complete, points,
+    live."""
     settings = settings_from(preset, home)
     with open_index(settings) as index:
         status = index.status()
@@ -67,12 +68,14 @@ def status_cmd(
         return
     where = settings.index_dir if settings.index.backend == "embedded" else settings.index.url
     table = Table(title=f"index {status['alias']!r} ({status['backend']}: {where})")
-    for col in ("collection", "encoder", "points", "complete", "live", "datasets", "created"):
+    columns = ("collection", "encoder", "spaces", "points", "complete", "live", "datasets")
+    for col in (*columns, "created"):
         table.add_column(col)
     for c in status["collections"]:
         table.add_row(
             c["collection"],
             c["encoder_version"],
+            ", ".join(c.get("spaces", ("region",))),
             str(c["points"]),
             "yes" if c["complete"] else "no",
             "[green]live[/]" if c["live"] else "",
