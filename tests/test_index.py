@@ -930,7 +930,7 @@ def test_a_space_the_live_collection_lacks_is_a_clear_error(filled):
         filled.search(query_near(0), space="symmetric")
     message = str(caught.value)
     assert "sharps--enc-a" in message and "'symmetric'" in message
-    assert "['region']" in message and "reindex" in message
+    assert "['region']" in message and "sharpseek index build" in message
     assert isinstance(caught.value, ValueError)
     assert filled.search(query_near(0), space="region") == filled.search(query_near(0))
 

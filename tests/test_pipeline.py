@@ -187,6 +187,14 @@ def test_an_index_of_before_the_spaces_is_rebuilt_beside_it_with_both(untrained_
         assert index.live().spaces == ("region",)
         with pytest.raises(SpaceMissingError, match="symmetric"):
             index.search(np.zeros(index.live().dim, np.float32), space="symmetric")
+    # a generated query is refused at once, naming the fix, before any map is fitted
+    from sharpseek.data.store import open_store
+    from sharpseek.search.searcher import Searcher
+
+    with Searcher(untrained_home) as searcher:
+        with pytest.raises(SpaceMissingError, match="sharpseek index build"):
+            searcher.latent_query(3)
+        assert not list(open_store(untrained_home).list("query-maps/"))
     plan = index_plans.plan_index(untrained_home, datasets=["synthetic"])
     assert plan.mode == "reindex" and plan.n_frames == 6  # same encoder, new collection
     outcome = index_plans.run_index_plan(untrained_home, plan, progress=False)

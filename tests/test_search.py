@@ -388,9 +388,14 @@ def test_cli_search_json_and_index_status(home):
     assert status.exit_code == 0
     collection = json.loads(status.output)["collections"][0]
     assert collection["points"] == 48 and collection["spaces"] == ["region", "symmetric"]
-    from sharpseek.cli.app import app
+    from sharpseek.cli import index_access
 
-    table = runner.invoke(app, ["index", "status"], env={"COLUMNS": "220"})  # a wide terminal
+    wide = pytest.MonkeyPatch()  # a wide terminal, whatever width the console started with
+    wide.setattr(index_access.console, "width", 220)
+    try:
+        table = _cli("index", "status")
+    finally:
+        wide.undo()
     assert table.exit_code == 0 and "region, symmetric" in table.output
     update = _cli("index", "update", "--no-progress")
     assert update.exit_code == 0 and "added 0" in update.output

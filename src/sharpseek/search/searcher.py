@@ -187,6 +187,9 @@ class Searcher:
         if not generated:
             return np.asarray(self.backend.embed(images), np.float32)
         space = self.query_space(generated=True)
+        live = self.index.live()
+        if live is not None:  # an index without the space: say so before fitting its map
+            live.using(space)
         return generated_vectors(self.backend, images, self.query_map, space=space)
 
     @property

@@ -74,7 +74,7 @@ class IndexBusyError(RuntimeError):
 
 class SpaceMissingError(ValueError):
     """A search in a space (named vector) the live collection does not have: names the
-    collection, the space asked for and the spaces it has; a reindex with that space in
+    collection, the space asked for and the spaces it has; a rebuild with that space in
     ``IndexConfig.spaces`` makes one that has it."""
 
 
@@ -192,8 +192,9 @@ class CollectionInfo:
         if space not in self.spaces:
             raise SpaceMissingError(
                 f"collection {self.name} has no {space!r} vectors (its spaces: "
-                f"{list(self.spaces)}); reindex with {space!r} in IndexConfig.spaces "
-                f"(settings index.spaces) to search it"
+                f"{list(self.spaces)}, an index built before that space); rebuild it with "
+                f"`sharpseek index build` (or `make demo`), {space!r} in settings "
+                f"index.spaces (IndexConfig.spaces)"
             )
         return space if self.named_vectors else None
 
