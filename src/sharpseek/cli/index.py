@@ -70,7 +70,7 @@ def status_cmd(
     table = Table(title=f"index {status['alias']!r} ({status['backend']}: {where})")
     columns = ("collection", "encoder", "spaces", "points", "complete", "live", "datasets")
     for col in (*columns, "created"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")  # long names wrap in a narrow terminal, whole
     for c in status["collections"]:
         table.add_row(
             c["collection"],
