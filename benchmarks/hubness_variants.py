@@ -101,11 +101,7 @@ def main() -> None:
     settings = Settings(home=home)
     store = open_store(settings)
     t0 = time.perf_counter()
-    name = settings.flows.training_dataset
-    ds = load_dataset(store, name, latest_version(store, name))
-    real = ds.manifest.reset_index(drop=True)
-    ckpt = load_checkpoint(model_keys(settings)["encoder"], store=store)
-    held = real["harpnum"].isin((ckpt.get("splits") or {}).get("holdout_harpnums", [])).to_numpy()
+    ds, real, held = training_frames(settings, store)
     with open_backend(settings) as backend:
         frames = np.concatenate([v for _, v in embedded_batches(ds, backend)]).astype(np.float64)
         blocks = {}
@@ -145,6 +141,17 @@ def main() -> None:
         "rows": rows,
     }
     save_result(result, args.out, markdown(result))
+
+
+def training_frames(settings: Settings, store) -> tuple:
+    """The training dataset, its manifest (n rows, 0-based) and which rows (n,) bool are
+    frames of the regions the settings' encoder held out."""
+    name = settings.flows.training_dataset
+    ds = load_dataset(store, name, latest_version(store, name))
+    real = ds.manifest.reset_index(drop=True)
+    ckpt = load_checkpoint(model_keys(settings)["encoder"], store=store)
+    held = real["harpnum"].isin((ckpt.get("splits") or {}).get("holdout_harpnums", [])).to_numpy()
+    return ds, real, held
 
 
 def match_row(

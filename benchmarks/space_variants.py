@@ -26,12 +26,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hubness_variants import PARAMS, match_row, save_result
+from hubness_variants import PARAMS, match_row, save_result, training_frames
 from sharpseek.config import Settings
-from sharpseek.data.dataset import latest_version, load_dataset
 from sharpseek.data.store import open_store
-from sharpseek.models.checkpoints import load_checkpoint
-from sharpseek.pipeline.stages import model_keys
 from sharpseek.science.evaluate import SEED_BLOCKS, same_region_retrieval
 from sharpseek.search.evaluate_retrieval import _nearest
 from sharpseek.search.query_map import GeneratedQueryMap
@@ -74,11 +71,7 @@ def main() -> None:
     settings = Settings(home=home)
     store = open_store(settings)
     t0 = time.perf_counter()
-    name = settings.flows.training_dataset
-    ds = load_dataset(store, name, latest_version(store, name))
-    real = ds.manifest.reset_index(drop=True)
-    ckpt = load_checkpoint(model_keys(settings)["encoder"], store=store)
-    held = real["harpnum"].isin((ckpt.get("splits") or {}).get("holdout_harpnums", [])).to_numpy()
+    ds, real, held = training_frames(settings, store)
     with open_backend(settings) as backend:
         images = np.concatenate(
             [ds.images(np.arange(s, min(s + 500, len(real)))) for s in range(0, len(real), 500)]

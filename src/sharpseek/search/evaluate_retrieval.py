@@ -44,7 +44,7 @@ from sharpseek.science.evaluate import (
 from sharpseek.search.baselines import PhysicsBaseline, baseline_features
 from sharpseek.search.index.build import embedded_batches
 from sharpseek.search.query_map import generated_vectors
-from sharpseek.search.spaces import check_space, space_vectors
+from sharpseek.search.spaces import SpaceEmbedder, check_space
 
 __all__ = [
     "METHODS",
@@ -265,21 +265,10 @@ def frame_vectors(
 ) -> dict[str, np.ndarray]:
     """The vectors ``{space: (len(rows), dim)}`` of the dataset frames at ``rows`` in each of
     ``spaces`` (one pass over the frames; :func:`sharpseek.search.spaces.space_vectors`)."""
-    names = list(dict.fromkeys(spaces))
-    embedder = _MultiSpaceEmbedder(backend, names)
+    names = tuple(dict.fromkeys(spaces))
+    embedder = SpaceEmbedder(backend, names)
     parts = [v for _, v in embedded_batches(dataset, embedder, rows, progress=progress)]
     return {name: np.concatenate([p[name] for p in parts]) for name in names}
-
-
-class _MultiSpaceEmbedder:
-    """``embed(images)`` -> ``{space: vectors}`` for :func:`embedded_batches`."""
-
-    def __init__(self, backend, spaces: Sequence[str]) -> None:
-        self.backend = backend
-        self.spaces = list(spaces)
-
-    def embed(self, images: np.ndarray) -> dict[str, np.ndarray]:
-        return space_vectors(self.backend.embed, images, self.spaces)
 
 
 def _searched_rows(dataset, max_real: int | None, seed: int) -> np.ndarray:

@@ -169,6 +169,9 @@ class Searcher:
         """The :class:`~sharpseek.search.query_map.GeneratedQueryMap` of the backend's models
         (fitted and stored on first use), or None when ``settings.retrieval.query_map`` is off."""
         if self._query_map is None:
+            live = self.index.live()
+            if live is not None:  # an index without the space: say so before fitting its map
+                live.using(self.query_space(generated=True))
             self._query_map = (
                 load_query_map(self.settings, self.backend, self.store, index=self.index) or False
             )
@@ -187,9 +190,6 @@ class Searcher:
         if not generated:
             return np.asarray(self.backend.embed(images), np.float32)
         space = self.query_space(generated=True)
-        live = self.index.live()
-        if live is not None:  # an index without the space: say so before fitting its map
-            live.using(space)
         return generated_vectors(self.backend, images, self.query_map, space=space)
 
     @property

@@ -100,12 +100,16 @@ def space_vectors(
 
 
 class SpaceEmbedder:
-    """A backend seen through one space: ``embed(images)`` gives that space's vectors (n, dim)
-    (what :func:`sharpseek.search.index.build.embedded_batches` and the query map take)."""
+    """A backend seen through one space, or several: ``embed(images)`` gives that space's
+    vectors (n, dim), or ``{space: (n, dim)}`` for a sequence of spaces (one pass; what
+    :func:`sharpseek.search.index.build.embedded_batches` and the query map take)."""
 
-    def __init__(self, backend, space: str) -> None:
+    def __init__(self, backend, spaces: str | Sequence[str]) -> None:
         self.backend = backend
-        self.space = check_space(space)
+        names = [spaces] if isinstance(spaces, str) else list(spaces)
+        for name in names:
+            check_space(name)
+        self.spaces = spaces if isinstance(spaces, str) else tuple(names)
 
-    def embed(self, images: np.ndarray) -> np.ndarray:
-        return space_vectors(self.backend.embed, images, self.space)
+    def embed(self, images: np.ndarray) -> np.ndarray | dict[str, np.ndarray]:
+        return space_vectors(self.backend.embed, images, self.spaces)
