@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import json
 import os
 import platform
@@ -104,6 +105,41 @@ OPTION_SETS: dict[str, tuple[dict, dict]] = {
         {**_TINY[0], "upsampling": "bilinear", "internal_size": 128},
         _TINY[1],
     ),
+    "tiny + linear learning-rate decay": (_TINY[0], {**_TINY[1], "lr_decay": "linear"}),
+    "tiny + linear learning-rate decay, seed 1": (
+        _TINY[0],
+        {**_TINY[1], "lr_decay": "linear", "seed": 1},
+    ),
+    "tiny + heavy-tailed noise of its own, blurred 1 px": (
+        {**_TINY[0], "blob_blur_px": 1.0},
+        _TINY[1],
+    ),
+    "tiny + heavy-tailed noise of its own, blurred 1 px, seed 1": (
+        {**_TINY[0], "blob_blur_px": 1.0},
+        {**_TINY[1], "seed": 1},
+    ),
+    "tiny + heavy-tailed noise of its own, blurred 2 px": (
+        {**_TINY[0], "blob_blur_px": 2.0},
+        _TINY[1],
+    ),
+    "tiny + a second convolution at 16 and 32 px": ({**_TINY[0], "refine": True}, _TINY[1]),
+    "tiny + a second convolution at 16 and 32 px, seed 1": (
+        {**_TINY[0], "refine": True},
+        {**_TINY[1], "seed": 1},
+    ),
+    "tiny + a second convolution at 16 and 32 px, heavy-tailed noise blurred 1 px": (
+        {**_TINY[0], "refine": True, "blob_blur_px": 1.0},
+        _TINY[1],
+    ),
+    "tiny + a second convolution at 16 and 32 px, heavy-tailed noise blurred 1 px, seed 1": (
+        {**_TINY[0], "refine": True, "blob_blur_px": 1.0},
+        {**_TINY[1], "seed": 1},
+    ),
+    "tiny + code weight 6": (_TINY[0], {**_TINY[1], "code_weight": 6.0}),
+    "tiny + code weight 6, empirical code marginals": (
+        _TINY[0],
+        {**_TINY[1], "code_weight": 6.0, "code_marginals": "empirical"},
+    ),
 }
 PAPER_PRESET = "paper preset (width 1)"
 TINY_SET = "+ G's learning rate 1e-3, codes of TUF and PSEP only (= tiny)"
@@ -118,13 +154,9 @@ def option_config(name: str, paper_epochs: int):
     if name == PAPER_PRESET:
         return gan_train_config("paper", epochs=paper_epochs, fixed_size=TINY.fixed_size)
     model, train = OPTION_SETS[name]
+    schedule = {"epochs": TINY.epochs, "fixed_size": TINY.fixed_size, "r1_gamma": TINY.r1_gamma}
     return gan_train_config(
-        "paper",
-        model={"width": TINY.model.width, **model},
-        epochs=TINY.epochs,
-        fixed_size=TINY.fixed_size,
-        r1_gamma=TINY.r1_gamma,
-        **train,
+        "paper", model={"width": TINY.model.width, **model}, **{**schedule, **train}
     )
 
 
@@ -281,7 +313,9 @@ def samples_figure(images: np.ndarray, name: str, epochs: int, folder: Path) -> 
     (n, 128, 128) of seeds 0.., b) as magnetograms in gauss:
     ``<folder>/gan-option-<name as a slug>.png``."""
     images = images[FIGURE_SEEDS]
-    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:60]
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    if len(slug) > 60:  # cut, with the full name's hash so that two long names stay apart
+        slug = f"{slug[:51]}-{hashlib.sha1(name.encode()).hexdigest()[:8]}"
     return magnetogram_grid(
         images,
         folder / f"gan-option-{slug}.png",

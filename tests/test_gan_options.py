@@ -144,6 +144,47 @@ def test_noise_field_is_a_function_of_z_alone_and_white_at_128px():
     assert (G1(z) - G_plain(z)).abs().max().item() <= bound + 1e-6
 
 
+def test_heavy_tailed_noise_of_its_own_is_wider_independent_and_off_by_default():
+    z = torch.randn(64, 8, generator=torch.Generator().manual_seed(0))
+    plain = Generator(GANConfig(generator="upsample", noise=True, **MICRO)).eval()
+    assert not hasattr(plain, "blob_matrix")  # default: the cube of the Gaussian part's image
+    G = Generator(GANConfig(generator="upsample", noise=True, blob_blur_px=2.0, **MICRO)).eval()
+    G.load_state_dict(plain.state_dict())  # the option adds no weights
+    assert "blob_matrix" not in G.state_dict() and torch.equal(G.noise_matrix, plain.noise_matrix)
+    blobs = (z @ G.blob_matrix.T).view(64, 128, 128)
+    n = (z @ G.noise_matrix.T).view(64, 128, 128)
+    assert blobs.std().item() == pytest.approx(1.0, abs=0.1)
+
+    def corr(a, b):
+        return torch.corrcoef(torch.stack([a.flatten(), b.flatten()]))[0, 1].item()
+
+    # A 2 px blur: neighbours correlate as exp(-d^2 / (4 * 2^2)), 0.94 at 1 px, 0.37 at 4 px
+    assert corr(blobs[:, :, :-1], blobs[:, :, 1:]) == pytest.approx(0.94, abs=0.03)
+    assert corr(blobs[:, :, :-4], blobs[:, :, 4:]) == pytest.approx(0.37, abs=0.05)
+    assert abs(corr(blobs, n)) < 0.02  # drawn from its own seed
+    assert not torch.equal(G(z), plain(z))
+    with pytest.raises(ValueError, match="blob_blur_px needs noise=True"):
+        GANConfig(generator="upsample", blob_blur_px=1.0)
+    with pytest.raises(ValueError, match="blob_blur_px must be in"):
+        GANConfig(generator="upsample", noise=True, blob_blur_px=-1.0)
+
+
+def test_refine_adds_a_convolution_after_the_first_two_doublings_only():
+    plain = Generator(GANConfig(generator="upsample", noise=True, **MICRO))
+    G = Generator(GANConfig(generator="upsample", noise=True, refine=True, **MICRO))
+    channels = G.conv1.out_channels
+    added = sum(p.numel() for p in G.parameters()) - sum(p.numel() for p in plain.parameters())
+    assert added == 2 * (channels * channels * 9 + channels)  # two 3x3 convolutions, c -> c
+    seen = []
+    for conv in (G.refine1, G.refine2, G.conv3):
+        conv.register_forward_hook(lambda m, i, o: seen.append(tuple(o.shape[-2:])))
+    assert G(torch.randn(2, 8)).shape == (2, 1, 128, 128)
+    size = G.config.internal_size
+    assert seen == [(size // 4, size // 4), (size // 2, size // 2), (size, size)]
+    with pytest.raises(ValueError, match="refine needs generator='upsample'"):
+        GANConfig(refine=True)
+
+
 def test_clip_output_is_the_datas_clip_with_a_straight_through_gradient():
     torch.manual_seed(0)
     z = torch.randn(4, 8)
@@ -313,6 +354,40 @@ def test_micro_run_with_every_option_saves_the_average_as_the_generator(tmp_path
     assert {"loss_d", "loss_g", "r1", "ks_mean"} <= run.history[-1].keys()
 
 
+def test_linear_decay_holds_the_first_half_then_falls_by_equal_steps():
+    config = GANTrainConfig(epochs=10, lr_decay="linear")
+    factors = [config.lr_factor(e) for e in range(1, 11)]
+    assert factors[:5] == [1.0] * 5
+    assert factors[5:] == pytest.approx([5 / 6, 4 / 6, 3 / 6, 2 / 6, 1 / 6])
+    assert [GANTrainConfig(epochs=10).lr_factor(e) for e in (1, 10)] == [1.0, 1.0]
+    assert GANTrainConfig(epochs=1, lr_decay="linear").lr_factor(1) == 0.5
+    with pytest.raises(ValueError, match="lr_decay must be one of"):
+        GANTrainConfig(lr_decay="cosine")
+
+
+def test_micro_run_with_decay_steps_both_optimisers_each_epoch_and_resumes_on_it(tmp_path):
+    home = tmp_path / "home"
+    ds = synthetic_dataset(Settings(home=home, preset="tiny"), regions=8, frames=4, seed=0)
+    ds = open_dataset(home / "datasets" / ds.name / ds.version)
+    config = gan_train_config(
+        "tiny", model=MICRO, epochs=4, batch_size=8, fixed_size=8, grid_size=4, lr_decay="linear"
+    )
+    store = LocalStore(tmp_path / "store")
+
+    def crash_after_three(epoch, row):
+        if epoch == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_gan(config, ds, store, progress=False, on_epoch_end=crash_after_three)
+    run = train_gan(config, ds, store, progress=False, resume=True)
+    lrs = [row["lr_g"] for row in run.history if row["epoch"] > 0]
+    assert lrs == pytest.approx([c * config.lr for c in (1, 1, 2 / 3, 1 / 3)])
+    ckpt = load_checkpoint(f"{run.prefix}last.pt", store=store, kind="gan")
+    (g_group,), (d_group,) = ckpt["opt_g"]["param_groups"], ckpt["opt_d"]["param_groups"]
+    assert (g_group["lr"], d_group["lr"]) == pytest.approx((config.lr / 3, config.lr_d / 3))
+
+
 def test_micro_run_of_the_paper_recipe_keeps_one_generator(tmp_path):
     home = tmp_path / "home"
     ds = synthetic_dataset(Settings(home=home, preset="tiny"), regions=8, frames=4, seed=0)
@@ -342,10 +417,14 @@ def test_cli_switches_the_options_and_names_a_bad_one(tmp_path):
     base = ["train", "gan", "--home", str(home), "--epochs", "1", "--batch-size", "8"]
     bad = runner.invoke(app, [*base, "--loss", "wasserstein"])
     assert bad.exit_code == 2 and "loss must be one of" in " ".join(bad.output.split())
+    blob = runner.invoke(app, [*base, "--no-noise", "--blob-blur", "1", "--no-progress"])
+    assert blob.exit_code == 2 and "blob_blur_px needs noise=True" in " ".join(blob.output.split())
+    paper = runner.invoke(app, [*base, "--generator", "paper", "--no-noise", "--refine"])
+    assert paper.exit_code == 2 and "refine needs generator" in " ".join(paper.output.split())
     args = ["--generator", "paper", "--no-noise", "--no-spectral-norm", "--loss", "bce"]
     args += ["--ema", "0.5", "--augment", "translation", "--r1", "0.5", "--lr-d", "1e-4"]
     args += ["--output", "clip", "--upsampling", "bilinear", "--internal-width", "32"]
-    args += ["--code-marginals", "empirical"]
+    args += ["--code-marginals", "empirical", "--lr-decay", "linear"]
     ran = runner.invoke(app, [*base, *args, "--width", "0.25", "--no-progress"])
     assert ran.exit_code == 0, ran.output
     ckpt = load_checkpoint("models/gan/tiny-seed0/last.pt", store=LocalStore(home), kind="gan")
@@ -354,7 +433,7 @@ def test_cli_switches_the_options_and_names_a_bad_one(tmp_path):
     assert (config["model"]["output"], config["model"]["upsampling"]) == ("clip", "bilinear")
     assert config["model"]["internal_width"] == 32
     assert config["ema_decay"] == 0.5  # the flag over the tiny preset's 0
-    assert config["code_marginals"] == "empirical"
+    assert config["code_marginals"] == "empirical" and config["lr_decay"] == "linear"
     assert (config["loss"], config["augment"], config["r1_gamma"], config["lr_d"]) == (
         "bce",
         "translation",

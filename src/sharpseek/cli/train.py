@@ -162,6 +162,14 @@ def train_gan_cmd(
     codes: Annotated[
         int | None, typer.Option("--codes", help="latent coordinates of the physical codes")
     ] = None,
+    blob_blur: Annotated[
+        float | None,
+        typer.Option("--blob-blur", help="px blur of the heavy-tailed noise's own image (0: off)"),
+    ] = None,
+    refine: Annotated[
+        bool | None,
+        typer.Option("--refine/--no-refine", help="a second conv after the 16 and 32 px doublings"),
+    ] = None,
     code_gain: Annotated[
         float | None, typer.Option("--code-gain", help="the codes' factor at G's input")
     ] = None,
@@ -171,6 +179,10 @@ def train_gan_cmd(
     code_marginals: Annotated[
         str | None,
         typer.Option("--code-marginals", help="codes ask for: gaussian or empirical quantiles"),
+    ] = None,
+    lr_decay: Annotated[
+        str | None,
+        typer.Option("--lr-decay", help="none, or linear over the second half of the epochs"),
     ] = None,
     seed: SeedOpt = None,
     precision: PrecisionOpt = None,
@@ -201,6 +213,8 @@ def train_gan_cmd(
                 output=output,
                 codes=codes,
                 code_gain=code_gain,
+                blob_blur_px=blob_blur,
+                refine=refine,
             )
             or None,
             **_overrides(
@@ -214,6 +228,7 @@ def train_gan_cmd(
                 augment=augment,
                 code_weight=code_weight,
                 code_marginals=code_marginals,
+                lr_decay=lr_decay,
                 seed=seed,
                 precision=precision,
                 num_workers=num_workers,

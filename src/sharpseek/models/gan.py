@@ -25,6 +25,7 @@ internal_width/8.. columns), bilinear to 128 px; ``s = S / 8``::
 
     Linear(100 -> 64*s*s) + LeakyReLU(0.2)             -> (N, 64, S/8, S/8)
     [x2, Conv2d 3x3 + LeakyReLU(0.2)] x 3              -> (N, 64 / 64 / 32, S/4 / S/2 / S)
+      (``refine=True``: a second Conv2d 3x3 + LeakyReLU after the first two, at S/4 and S/2)
     Conv2d 3x3 (32 -> 1)                               -> (N, 1, S, S)  the smooth field m
     bilinear to 128                                    -> (N, 1, 128, 128)
     Tanh                                               -> b
@@ -55,6 +56,12 @@ log starts at log(``NOISE_START``) (the weights near zero): HMI-like noise of a 
 tens of gauss, not the unit noise a default initialisation would draw, which Adam's small
 steps take thousands of steps to bring down; it is clamped to [-12, 0] (a <= 1000 G).
 
+``blob_blur_px`` > 0 (off by default) gives the heavy-tailed part an image of its own,
+``n_b = P_b z'``, P_b drawn from ``NOISE_SEED + 1`` and blurred by ``blob_blur_px``:
+``a2 * n_b^3 / sqrt(15)`` then draws isolated elements a few pixels wide (the cube keeps the
+peaks of a smooth field), the size of the data's plage elements at 128 px, instead of single
+strong pixels.
+
 ``output="clip"`` ends either generator in the data's own clip to [-1, 1] instead of Tanh
 (model space is the clipped field, SCIENCE.md), with the identity's gradient (straight-through)
 so a pixel past the clip is still pulled back: a spot's core can sit at exactly 1000 G, as the
@@ -80,6 +87,7 @@ Miyato et al. 2018)::
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
@@ -139,6 +147,12 @@ class GANConfig:
     upsampling: str = "nearest"  # the upsampling generator's x2: "nearest" or "bilinear"
     internal_width: int | None = None  # px across (x) it draws at; None: internal_size
     noise: bool = False  # upsampling generator: a learned-amplitude noise field at 128 px
+    # Gaussian sigma [128-px pixels] of the heavy-tailed noise image's own blur; 0: the
+    # heavy-tailed part is the cube of the Gaussian part's image (blurred NOISE_BLUR_PX)
+    blob_blur_px: float = 0.0
+    # a second 3x3 convolution (+ LeakyReLU) after each doubling below the internal size
+    # (at S/4 and S/2), where it is cheap: room to smooth the doublings' edges away
+    refine: bool = False
     codes: int = 0  # leading latent coordinates kept out of the noise field (physical codes)
     code_gain: float = 1.0  # the codes' factor at G's input (sqrt(97 / 3) ~ 5.7: their share)
     spectral_norm: bool = False  # spectral normalisation of every discriminator layer
@@ -171,6 +185,12 @@ class GANConfig:
             raise ValueError(f"GANConfig.output must be one of {OUTPUTS}, got {self.output!r}")
         if self.noise and self.generator != "upsample":
             raise ValueError("GANConfig.noise needs generator='upsample'")
+        if not 0 <= self.blob_blur_px <= 4:
+            raise ValueError(f"GANConfig.blob_blur_px must be in [0, 4], got {self.blob_blur_px}")
+        if self.refine and self.generator != "upsample":
+            raise ValueError("GANConfig.refine needs generator='upsample'")
+        if self.blob_blur_px and not self.noise:
+            raise ValueError("GANConfig.blob_blur_px needs noise=True")
         if not self.code_gain > 0:
             raise ValueError(f"GANConfig.code_gain must be > 0, got {self.code_gain}")
         if not 0 <= self.codes < self.latent_dim:
@@ -241,12 +261,18 @@ class Generator(nn.Module):
         self.conv2 = nn.Conv2d(c64, c64, kernel_size=3, padding=1)
         self.conv3 = nn.Conv2d(c64, c32, kernel_size=3, padding=1)
         self.to_field = nn.Conv2d(c32, 1, kernel_size=3, padding=1)
+        if config.refine:
+            self.refine1 = nn.Conv2d(c64, c64, kernel_size=3, padding=1)
+            self.refine2 = nn.Conv2d(c64, c64, kernel_size=3, padding=1)
         if config.noise:
             self.to_amplitude = nn.Conv2d(c32, 2, kernel_size=1)
             with torch.no_grad():
                 self.to_amplitude.bias.copy_(torch.log(torch.tensor(NOISE_START)))
             noise_dim = config.latent_dim - config.codes  # the codes never move the noise
             self.register_buffer("noise_matrix", noise_matrix(noise_dim), persistent=False)
+            if config.blob_blur_px:
+                blobs = noise_matrix(noise_dim, config.blob_blur_px, NOISE_SEED + 1)
+                self.register_buffer("blob_matrix", blobs, persistent=False)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         if z.ndim != 2 or z.shape[1] != self.config.latent_dim:
@@ -275,8 +301,11 @@ class Generator(nn.Module):
         else:
             z_in = z
         x = F.leaky_relu(self.fc(z_in), slope).view(-1, self.c64, s, self.start_x)  # S/8 rows
-        for conv in (self.conv1, self.conv2, self.conv3):  # (N, c, S/4), (S/2), (S)
-            x = F.leaky_relu(conv(self._double(x)), slope)
+        refines = (self.refine1, self.refine2, None) if self.config.refine else (None,) * 3
+        for conv, refine in zip((self.conv1, self.conv2, self.conv3), refines, strict=True):
+            x = F.leaky_relu(conv(self._double(x)), slope)  # (N, c, S/4), (S/2), (S)
+            if refine is not None:
+                x = F.leaky_relu(refine(x), slope)
         size = (MODEL_SIZE, MODEL_SIZE)
         field = F.interpolate(self.to_field(x), size=size, mode="bilinear", align_corners=False)
         if not self.config.noise:
@@ -285,7 +314,11 @@ class Generator(nn.Module):
         amplitude = F.interpolate(amplitude, size=size, mode="bilinear", align_corners=False)
         n = (z[:, self.config.codes :].float() @ self.noise_matrix.T).view(-1, 1, *size)
         n = n.to(field.dtype)
-        noise = torch.cat([n, n**3 / 15**0.5], dim=1)  # (N, 2, 128, 128), unit variance each
+        blobs = n
+        if self.config.blob_blur_px:
+            blobs = (z[:, self.config.codes :].float() @ self.blob_matrix.T).view(-1, 1, *size)
+            blobs = blobs.to(field.dtype)
+        noise = torch.cat([n, blobs**3 / 15**0.5], dim=1)  # (N, 2, 128, 128), unit variance each
         return self._output(field + (amplitude * noise).sum(1, keepdim=True))  # (N, 1, 128, 128)
 
     def _double(self, x: torch.Tensor) -> torch.Tensor:
@@ -308,16 +341,19 @@ class Generator(nn.Module):
         return self(z)
 
 
-def noise_matrix(latent_dim: int) -> torch.Tensor:
+def noise_matrix(
+    latent_dim: int, blur_px: float = NOISE_BLUR_PX, seed: int = NOISE_SEED
+) -> torch.Tensor:
     """P (128*128, latent_dim): column j is a white N(0, 1) 128 x 128 image drawn from
-    ``NOISE_SEED``, blurred by a Gaussian of ``NOISE_BLUR_PX`` (circular), scaled so P z has
-    pixel variance |z|^2 / latent_dim."""
-    g = torch.Generator().manual_seed(NOISE_SEED)
+    ``seed``, blurred by a Gaussian of ``blur_px`` (circular), scaled so P z has pixel
+    variance |z|^2 / latent_dim."""
+    g = torch.Generator().manual_seed(seed)
     white = torch.randn(latent_dim, 1, MODEL_SIZE, MODEL_SIZE, generator=g)
-    offsets = torch.arange(-2, 3, dtype=torch.float32)
-    kernel = torch.exp(-(offsets**2) / (2 * NOISE_BLUR_PX**2))
-    kernel = (kernel[:, None] * kernel[None, :])[None, None]  # (1, 1, 5, 5)
-    blurred = F.conv2d(F.pad(white, (2, 2, 2, 2), mode="circular"), kernel)
+    reach = max(2, math.ceil(3 * blur_px))
+    offsets = torch.arange(-reach, reach + 1, dtype=torch.float32)
+    kernel = torch.exp(-(offsets**2) / (2 * blur_px**2))
+    kernel = (kernel[:, None] * kernel[None, :])[None, None]  # (1, 1, 2r+1, 2r+1)
+    blurred = F.conv2d(F.pad(white, (reach,) * 4, mode="circular"), kernel)
     blurred = blurred / blurred.std()  # unit variance per pixel over columns
     return blurred.view(latent_dim, -1).T.contiguous() / latent_dim**0.5
 

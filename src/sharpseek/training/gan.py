@@ -73,6 +73,7 @@ from sharpseek.training.loop import Context, Task, fit, optimiser_step
 
 __all__ = [
     "GAN_AUGMENTS",
+    "GAN_LR_DECAYS",
     "GANTrainConfig",
     "GAN_TRAIN_PRESETS",
     "gan_train_config",
@@ -83,6 +84,8 @@ __all__ = [
 
 
 GAN_AUGMENTS = ("none", "translation")
+#: How the learning rates change over a run (:meth:`GANTrainConfig.lr_factor`).
+GAN_LR_DECAYS = ("none", "linear")
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,9 @@ class GANTrainConfig:
     code_weight: float = 0.0
     code_parameters: tuple[str, ...] = ("tuf", "psep", "r")
     code_marginals: str = "gaussian"  # or "empirical": the data's quantiles (codes.py)
+    # "linear": both learning rates fall linearly over the second half of the epochs
+    # (:meth:`lr_factor`); "none": constant (the paper's)
+    lr_decay: str = "none"
 
     def __post_init__(self):
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
@@ -131,6 +137,10 @@ class GANTrainConfig:
             raise ValueError(
                 f"GANTrainConfig.code_marginals must be one of {CODE_MARGINALS}, "
                 f"got {self.code_marginals!r}"
+            )
+        if self.lr_decay not in GAN_LR_DECAYS:
+            raise ValueError(
+                f"GANTrainConfig.lr_decay must be one of {GAN_LR_DECAYS}, got {self.lr_decay!r}"
             )
         if self.code_weight < 0:
             raise ValueError(f"GANTrainConfig.code_weight must be >= 0, got {self.code_weight}")
@@ -157,6 +167,16 @@ class GANTrainConfig:
         """A config from its dict; fields it lacks (runs older than an option) take the
         paper's values."""
         return cls(**data)
+
+    def lr_factor(self, epoch: int) -> float:
+        """The learning rates' factor during epoch ``epoch`` (1-based): 1 throughout without
+        decay; with ``lr_decay="linear"`` 1 over the first half of the epochs, then falling
+        by equal steps to 1 / (E - E // 2 + 1) in the last (E = epochs; the schedule of
+        CycleGAN, which ends a GAN's run where its networks move least)."""
+        half = self.epochs // 2
+        if self.lr_decay == "none" or epoch <= half:
+            return 1.0
+        return (self.epochs - epoch + 1) / (self.epochs - half + 1)
 
     @property
     def best_window(self) -> int:
@@ -268,6 +288,7 @@ class GANTraining(Task):
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=config.lr, betas=config.betas)
         lr_d = config.lr if config.lr_d is None else config.lr_d
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=lr_d, betas=config.betas)
+        self.base_lrs = (config.lr, lr_d)
         self.scaler_g, self.scaler_d = context.amp.scaler(), context.amp.scaler()
         # G_eval: what is measured, drawn and loaded from the checkpoint ("generator").
         self.G_eval = self.G
@@ -317,7 +338,11 @@ class GANTraining(Task):
 
     def begin_epoch(self, epoch: int) -> dict[str, Any]:
         self.z_gen = epoch_generator(self.config.seed, epoch, STREAM_LATENT)
-        return {}
+        factor = self.config.lr_factor(epoch)
+        for optimiser, base in zip((self.opt_g, self.opt_d), self.base_lrs, strict=True):
+            for group in optimiser.param_groups:
+                group["lr"] = base * factor
+        return {"lr_g": self.base_lrs[0] * factor} if self.config.lr_decay != "none" else {}
 
     def step(self, real: torch.Tensor) -> dict[str, float]:
         """D on real and G(z) (detached), then G against the updated D; real (b, 1, 128, 128)
