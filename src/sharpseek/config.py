@@ -445,7 +445,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "synthetic": {"regions": 300, "frames": 12, "cadence_hours": 6.0},
         "physics_chunk_size": 256,
         "jsoc": {"cadence": "1h"},
-        # At the CPU demo's 10 epochs the paper's "best" (an early epoch) is still far from
+        # At the CPU demo's 16 epochs the paper's "best" (an early epoch) is still far from
         # real images; the last epoch is the better generator (docs/training.md).
         "models": {
             "gan": "tiny-seed0",

@@ -216,12 +216,14 @@ class GANConfig:
         return cls(**data)
 
 
-#: Named model sizes. ``tiny``: the half-width upsampling generator at 64 px with the noise
-#: field (off the 2 physical codes, TUF and PSEP) and a spectral-norm discriminator
-#: (docs/training.md measures each option).
+#: Named model sizes. ``tiny``: the half-width upsampling generator at 64 px with a second
+#: convolution at 16 and 32 px, the noise field (off the 2 physical codes, TUF and PSEP) and
+#: a spectral-norm discriminator (docs/training.md measures each option).
 GAN_PRESETS: dict[str, GANConfig] = {
     "paper": GANConfig(),
-    "tiny": GANConfig(width=0.5, generator="upsample", noise=True, spectral_norm=True, codes=2),
+    "tiny": GANConfig(
+        width=0.5, generator="upsample", refine=True, noise=True, spectral_norm=True, codes=2
+    ),
 }
 
 

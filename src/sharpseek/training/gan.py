@@ -184,14 +184,15 @@ class GANTrainConfig:
         return max(1, math.floor(self.epochs * self.best_fraction))
 
 
-#: Training presets. ``tiny``: the half-width GAN with physical codes, 10 epochs (about 2
-#: minutes on 2 CPU cores over the 2,880 training frames of the synthetic demo data).
+#: Training presets. ``tiny``: the half-width GAN with physical codes, 16 epochs (about 5
+#: minutes on 2 CPU cores over the 2,880 training frames of the synthetic demo data; at 10
+#: the second convolution had not yet paid off: docs/training.md).
 GAN_TRAIN_PRESETS: dict[str, GANTrainConfig] = {
     "paper": GANTrainConfig(preset="paper", model=GAN_PRESETS["paper"]),
     "tiny": GANTrainConfig(
         preset="tiny",
         model=GAN_PRESETS["tiny"],
-        epochs=10,
+        epochs=16,
         fixed_size=128,
         lr=1e-3,  # G as fast as D: 900 steps are few (training.md, "G's learning rate")
         lr_d=1e-3,
