@@ -83,7 +83,10 @@ OPTION_SETS: dict[str, tuple[dict, dict]] = {
     "+ clip output (instead of tanh)": ({**_CODES_3[0], "output": "clip"}, _CODES_3[1]),
     "+ batch 16": (_CODES_3[0], {**_CODES_3[1], "batch_size": 16}),
     "+ G's learning rate 1e-3 (= D's)": (_CODES_3[0], {**_CODES_3[1], **_G_FAST}),
-    "+ G's learning rate 1e-3, codes of TUF and PSEP only (= tiny before the second convolution)": _TINY,
+    (
+        "+ G's learning rate 1e-3, codes of TUF and PSEP only "
+        "(= tiny before the second convolution)"
+    ): _TINY,
     "tiny + EMA 0.99": (_TINY[0], {**_TINY[1], "ema_decay": 0.99}),
     "tiny + EMA 0.98": (_TINY[0], {**_TINY[1], "ema_decay": 0.98}),
     "tiny + EMA 0.95": (_TINY[0], {**_TINY[1], "ema_decay": 0.95}),
