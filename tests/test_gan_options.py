@@ -421,7 +421,8 @@ def test_cli_switches_the_options_and_names_a_bad_one(tmp_path):
     assert blob.exit_code == 2 and "blob_blur_px needs noise=True" in " ".join(blob.output.split())
     paper = runner.invoke(app, [*base, "--generator", "paper", "--no-noise", "--refine"])
     assert paper.exit_code == 2 and "refine needs generator" in " ".join(paper.output.split())
-    args = ["--generator", "paper", "--no-noise", "--no-spectral-norm", "--loss", "bce"]
+    args = ["--generator", "paper", "--no-noise", "--no-refine", "--no-spectral-norm"]
+    args += ["--loss", "bce"]
     args += ["--ema", "0.5", "--augment", "translation", "--r1", "0.5", "--lr-d", "1e-4"]
     args += ["--output", "clip", "--upsampling", "bilinear", "--internal-width", "32"]
     args += ["--code-marginals", "empirical", "--lr-decay", "linear"]

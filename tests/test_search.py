@@ -503,8 +503,12 @@ def test_catalogue_hook_gives_each_ar_its_nearest_real_sharps(home, searcher, tm
     images = ds.images([3, 30]) * 1.5  # a balanced AR may exceed 1000 G: clipped, as the model sees
     found = nearest_sharps(2, searcher=searcher)(images)
     clipped = np.clip(images, -1, 1)
-    expected_vectors = searcher.query_map.apply(searcher.backend.encoder.embed(clipped))
-    assert found == [numpy_grouped(vectors, ds.manifest, v, 2) for v in expected_vectors]
+    # catalogue ARs are generated: searched in the generated space, moved by its map
+    assert searcher.query_space(generated=True) == "symmetric"
+    embed = searcher.backend.encoder.embed
+    expected_vectors = searcher.query_map.apply(space_vectors(embed, clipped, "symmetric"))
+    frames = space_vectors(embed, ds.images(), "symmetric")
+    assert found == [numpy_grouped(frames, ds.manifest, v, 2) for v in expected_vectors]
     empty = settings.model_copy(
         update={"index": settings.index.model_copy(update={"path": tmp_path / "none"})}
     )
