@@ -72,7 +72,12 @@ class ViewState:
 
 
 def _num(value: float) -> str:
-    return "" if value is None else format(float(value), ".12g")
+    """The shortest text that reads back as exactly ``value`` (a range's bound rounded to
+    fewer digits would drop the frame that sits on it when the link is opened)."""
+    if value is None:
+        return ""
+    text = repr(float(value))
+    return text[:-2] if text.endswith(".0") else text
 
 
 def _pair_text(pair) -> str:
