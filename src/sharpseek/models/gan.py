@@ -314,12 +314,13 @@ class Generator(nn.Module):
             return self._output(field)  # (N, 1, 128, 128)
         amplitude = torch.exp(self.to_amplitude(x).clamp(-12.0, 0.0))  # (N, 2, S, S)
         amplitude = F.interpolate(amplitude, size=size, mode="bilinear", align_corners=False)
-        n = (z[:, self.config.codes :].float() @ self.noise_matrix.T).view(-1, 1, *size)
-        n = n.to(field.dtype)
-        blobs = n
-        if self.config.blob_blur_px:
-            blobs = (z[:, self.config.codes :].float() @ self.blob_matrix.T).view(-1, 1, *size)
-            blobs = blobs.to(field.dtype)
+        z_noise = z[:, self.config.codes :].float()  # the codes never move the noise
+
+        def image(matrix: torch.Tensor) -> torch.Tensor:  # (N, 1, 128, 128)
+            return (z_noise @ matrix.T).view(-1, 1, *size).to(field.dtype)
+
+        n = image(self.noise_matrix)
+        blobs = image(self.blob_matrix) if self.config.blob_blur_px else n
         noise = torch.cat([n, blobs**3 / 15**0.5], dim=1)  # (N, 2, 128, 128), unit variance each
         return self._output(field + (amplitude * noise).sum(1, keepdim=True))  # (N, 1, 128, 128)
 
