@@ -151,6 +151,14 @@ OPTION_SETS: dict[str, tuple[dict, dict]] = {
         _TINY[0],
         {**_TINY[1], "code_weight": 6.0, "code_marginals": "empirical"},
     ),
+    "tiny (16 epochs, second convolution) + flux balance 1": (
+        {**_TINY[0], "refine": True},
+        {**_TINY[1], "epochs": 16, "balance_weight": 1.0},
+    ),
+    "tiny (16 epochs, second convolution) + flux balance 0.3": (
+        {**_TINY[0], "refine": True},
+        {**_TINY[1], "epochs": 16, "balance_weight": 0.3},
+    ),
 }
 PAPER_PRESET = "paper preset (width 1)"
 #: The set that is the ``tiny`` preset (main() checks it).
@@ -187,6 +195,8 @@ def summary(report: dict) -> dict:
             "bipolar_share_generated": held["bipolar_share_generated"],
             "bipolar_share_real": held["bipolar_share_real"],
             "spectral_high_ratio": held["spectral_high_ratio"],
+            "flux_imbalance_generated": held.get("flux_imbalance_generated"),
+            "flux_imbalance_real": held.get("flux_imbalance_real"),
             "copy_ratio": entry["memorisation"]["pixels"]["ratio"],
         }
     return out
@@ -207,6 +217,14 @@ COLUMNS = (  # (header, one block's figure as text)
     ),
     ("spectral ratio r > 32", lambda b: f"{b['spectral_high_ratio']:.2f}"),
     ("copy ratio", lambda b: f"{b['copy_ratio']:.2f}"),
+    (
+        "median flux imbalance: generated / real",
+        lambda b: (
+            f"{b['flux_imbalance_generated']:.2f} / {b['flux_imbalance_real']:.2f}"
+            if b.get("flux_imbalance_generated") is not None
+            else "-"
+        ),
+    ),
 )
 
 

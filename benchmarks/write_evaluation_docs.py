@@ -26,6 +26,13 @@ METHODS = {
 }
 
 
+def _imbalance(m: dict) -> str:
+    """Median |TPF - TNF| / (TPF + TNF), generated / real ("-" in reports from before it)."""
+    if m.get("flux_imbalance_generated") is None:
+        return "-"
+    return f"{m['flux_imbalance_generated']:.2f} / {m['flux_imbalance_real']:.2f}"
+
+
 def _f(value, digits: int = 2) -> str:
     if value is None:
         return "—"
@@ -79,9 +86,10 @@ def section_models(report: dict) -> str:
             )
     lines += [
         "",
-        "| seeds | against | median PSEP ratio | bipolar: generated / real | spectral share "
-        "beyond r = 32: generated / real (ratio) | Frechet (SimSiam) |",
-        "|---|---|---|---|---|---|",
+        "| seeds | against | median PSEP ratio | bipolar: generated / real | median flux "
+        "imbalance: generated / real | spectral share beyond r = 32: generated / real (ratio) "
+        "| Frechet (SimSiam) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for block in gan["blocks"].values():
         for side in ("train", "held_out"):
@@ -89,7 +97,8 @@ def section_models(report: dict) -> str:
             lines.append(
                 f"| {block['seeds'][0]}.. | {side.replace('_', ' ')} | "
                 f"{_f(m['psep_median_ratio'])} | {m['bipolar_share_generated']:.1%} / "
-                f"{m['bipolar_share_real']:.1%} | {m['spectral_high_share_generated']:.2e} / "
+                f"{m['bipolar_share_real']:.1%} | {_imbalance(m)} | "
+                f"{m['spectral_high_share_generated']:.2e} / "
                 f"{m['spectral_high_share_real']:.2e} ({_f(m['spectral_high_ratio'])}) | "
                 f"{_f(m.get('frechet_simsiam'), 1)} |"
             )

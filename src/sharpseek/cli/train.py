@@ -184,6 +184,10 @@ def train_gan_cmd(
         str | None,
         typer.Option("--lr-decay", help="none, or linear over the second half of the epochs"),
     ] = None,
+    balance_weight: Annotated[
+        float | None,
+        typer.Option("--balance-weight", help="flux balance loss weight (0: off)"),
+    ] = None,
     seed: SeedOpt = None,
     precision: PrecisionOpt = None,
     num_workers: WorkersOpt = None,
@@ -229,6 +233,7 @@ def train_gan_cmd(
                 code_weight=code_weight,
                 code_marginals=code_marginals,
                 lr_decay=lr_decay,
+                balance_weight=balance_weight,
                 seed=seed,
                 precision=precision,
                 num_workers=num_workers,

@@ -11,6 +11,11 @@ max-pool)::
     psep = | centroid(b+ P) - centroid(b- N) |                            model px
     r    = mean |b| * dil7(P) * dil7(N)                                   (R / (1000 G 128^2))
 
+and, for the flux balance of GAN training (``balance_weight``), the signed imbalance of the
+fluxes over P and N (SCIENCE.md's TPF and TNF), unitless in [-1, 1]::
+
+    imbalance = (sum b+ P - sum b- N) / (sum b+ P + sum b- N)
+
 They are approximations for gradients only: every value sharpseek reports comes from
 :func:`~sharpseek.physics.parameters.compute_parameters`.
 """
@@ -22,7 +27,13 @@ import torch.nn.functional as F
 
 from sharpseek.physics.definitions import MODEL_SIZE, POLARITY_THRESHOLD, R_DILATION_SIZE
 
-__all__ = ["MIN_POLARITY_MASS", "SOFTNESS", "SURROGATE_PARAMETERS", "soft_parameters"]
+__all__ = [
+    "MIN_POLARITY_MASS",
+    "SOFTNESS",
+    "SURROGATE_PARAMETERS",
+    "soft_flux_imbalance",
+    "soft_parameters",
+]
 
 #: The parameters with a differentiable surrogate.
 SURROGATE_PARAMETERS = ("tuf", "psep", "r")
@@ -37,9 +48,7 @@ def soft_parameters(images: torch.Tensor) -> tuple[dict[str, torch.Tensor], torc
     """Differentiable surrogates of TUF, PSEP and R (module docstring) of images
     (N, 1, 128, 128) in b; returns ({name: (N,)}, bipolar (N,) bool)."""
     b = images[:, 0].float()  # (N, 128, 128)
-    pos = torch.sigmoid((b - _TH) / SOFTNESS)
-    neg = torch.sigmoid((-b - _TH) / SOFTNESS)
-    w_pos, w_neg = b.clamp(min=0) * pos, (-b).clamp(min=0) * neg  # |b|-weights of P, N
+    pos, neg, w_pos, w_neg = _soft_polarities(b)
     axis = torch.arange(MODEL_SIZE, dtype=b.dtype, device=b.device)
     m_pos, m_neg = w_pos.sum((1, 2)), w_neg.sum((1, 2))  # (N,)
 
@@ -55,3 +64,18 @@ def soft_parameters(images: torch.Tensor) -> tuple[dict[str, torch.Tensor], torc
     r = (b.abs() * dilate(pos) * dilate(neg)).mean((1, 2))
     bipolar = (m_pos > MIN_POLARITY_MASS) & (m_neg > MIN_POLARITY_MASS)
     return {"tuf": b.abs().mean((1, 2)), "psep": psep, "r": r}, bipolar
+
+
+def soft_flux_imbalance(images: torch.Tensor) -> torch.Tensor:
+    """Differentiable signed flux imbalance (module docstring) of images (N, 1, 128, 128)
+    in b: (N,) in [-1, 1]; 0 for an image with no flux beyond the threshold."""
+    _, _, w_pos, w_neg = _soft_polarities(images[:, 0].float())
+    m_pos, m_neg = w_pos.sum((1, 2)), w_neg.sum((1, 2))  # (N,) [b px]
+    return (m_pos - m_neg) / (m_pos + m_neg).clamp(min=1e-6)
+
+
+def _soft_polarities(b: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Soft masks P, N of b (N, 128, 128) and their |b|-weights b+ P, b- N, each (N, 128, 128)."""
+    pos = torch.sigmoid((b - _TH) / SOFTNESS)
+    neg = torch.sigmoid((-b - _TH) / SOFTNESS)
+    return pos, neg, b.clamp(min=0) * pos, (-b).clamp(min=0) * neg

@@ -36,6 +36,7 @@ from scipy import linalg, stats
 from sharpseek.models.augment import augment
 from sharpseek.physics.definitions import PAPER_PARAMETERS
 from sharpseek.science.directions import paired_change
+from sharpseek.science.realism import flux_balance
 
 __all__ = [
     "QUALITY_PARAMETERS",
@@ -480,6 +481,10 @@ def realism_summary(
     - ``psep_median_ratio``: median PSEP of the bipolar generated images / that of the
       bipolar real ones (1 = alike);
     - ``bipolar_share_generated``, ``bipolar_share_real``: share with PSEP defined;
+    - ``flux_imbalance_generated``, ``flux_imbalance_real``: median |TPF - TNF| / (TPF + TNF)
+      over the images with flux beyond the threshold (where both tables have TPF and TNF): an
+      active region's two polarities carry nearly equal flux, which the eight parameters'
+      separate distributions do not check;
     - ``spectral_high_share_generated``, ``_real`` and ``spectral_high_ratio``: mean share of
       |F|^2 beyond ``radius`` (:func:`spectral_high_share`), and their ratio (1 = alike; a
       checkerboard texture lifts it).
@@ -493,6 +498,11 @@ def realism_summary(
     )
     out["bipolar_share_generated"] = float(np.isfinite(g).mean())
     out["bipolar_share_real"] = float(np.isfinite(r).mean())
+    if all("tpf" in t and "tnf" in t for t in (generated, real)):
+        for side, table in (("generated", generated), ("real", real)):
+            u = np.abs(flux_balance(np.asarray(table["tpf"]), np.asarray(table["tnf"])))
+            u = u[np.isfinite(u)]
+            out[f"flux_imbalance_{side}"] = float(np.median(u)) if len(u) else float("nan")
     sg = float(np.nanmean(spectral_high_share(generated_images, radius)))
     sr = float(np.nanmean(spectral_high_share(real_images, radius)))
     out["spectral_high_share_generated"] = sg

@@ -28,6 +28,17 @@ for the data's own quantiles through a Gaussian copula::
     f_p = Q_p(Phi((L' c)_p))      Q_p the quantile function of f_p over the frames,
                                   L' L'^T the correlation of their normal scores
 
+The flux balance (option ``balance_weight``) reads one more quantity back from every
+generated image: the signed imbalance u = (F+ - F-) / (F+ + F-) of the fluxes over P and N
+(:func:`sharpseek.physics.surrogates.soft_flux_imbalance`). An active region's two
+polarities carry nearly equal flux (the demo data: median |u| 0.03), but the codes' PSEP can
+be met by a strong spot and weak, far-away flux of the other sign (the demo GAN of 16
+epochs: median |u| 0.28). With s the root mean square of u over the training frames::
+
+    L_balance = mean over images of huber(u(G(z)) / s)
+
+and the generator's loss gains ``balance_weight`` * L_balance.
+
 The differentiable surrogates of TUF, PSEP and R are
 :func:`sharpseek.physics.surrogates.soft_parameters`; the codes read them as::
 
@@ -43,9 +54,20 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from sharpseek.physics.surrogates import SURROGATE_PARAMETERS, soft_parameters
+from sharpseek.physics.surrogates import (
+    SURROGATE_PARAMETERS,
+    soft_flux_imbalance,
+    soft_parameters,
+)
 
-__all__ = ["CODE_MARGINALS", "CODE_PARAMETERS", "CodeTargets", "code_loss"]
+__all__ = [
+    "CODE_MARGINALS",
+    "CODE_PARAMETERS",
+    "CodeTargets",
+    "balance_loss",
+    "balance_scale",
+    "code_loss",
+]
 
 #: The parameters a code may carry (the order of the latent coordinates is the config's).
 CODE_PARAMETERS = SURROGATE_PARAMETERS
@@ -165,3 +187,24 @@ def code_loss(
     if weight_total is not None:
         total = weight_total(total)
     return (error * weight).sum() / total.clamp(min=1.0)
+
+
+def balance_scale(images: np.ndarray) -> float:
+    """s of L_balance: the root mean square of the soft flux imbalance over frames
+    (n, 128, 128) in b (module docstring); at least 0.01 (a dataset of exactly balanced
+    frames would otherwise make any imbalance infinitely costly)."""
+    with torch.no_grad():
+        parts = [
+            soft_flux_imbalance(torch.from_numpy(chunk).float()[:, None])
+            for chunk in np.array_split(images, max(1, len(images) // 256))
+        ]
+    u = torch.cat(parts).double()
+    return max(0.01, float(u.pow(2).mean().sqrt()))
+
+
+def balance_loss(images: torch.Tensor, scale: float) -> torch.Tensor:
+    """L_balance (module docstring) of generated images (N, 1, 128, 128); a scalar. A mean
+    over this rank's images: every image counts, so under DDP the ranks' averaged gradients
+    equal one process's on the whole batch."""
+    u = soft_flux_imbalance(images)  # (N,)
+    return F.huber_loss(u / scale, torch.zeros_like(u), reduction="mean")

@@ -61,7 +61,13 @@ from sharpseek.physics.definitions import MODEL_SIZE
 from sharpseek.physics.parameters import compute_parameters
 from sharpseek.science.evaluate import QUALITY_PARAMETERS, parameter_distances
 from sharpseek.science.plotting import magnetogram_grid
-from sharpseek.training.codes import CODE_MARGINALS, CodeTargets, code_loss
+from sharpseek.training.codes import (
+    CODE_MARGINALS,
+    CodeTargets,
+    balance_loss,
+    balance_scale,
+    code_loss,
+)
 from sharpseek.training.common import (
     STREAM_FIXED,
     STREAM_LATENT,
@@ -116,6 +122,9 @@ class GANTrainConfig:
     code_weight: float = 0.0
     code_parameters: tuple[str, ...] = ("tuf", "psep", "r")
     code_marginals: str = "gaussian"  # or "empirical": the data's quantiles (codes.py)
+    # flux balance: L_G + balance_weight * L_balance, the generated images' flux imbalance
+    # over the training frames' (codes.py; 0: off)
+    balance_weight: float = 0.0
     # "linear": both learning rates fall linearly over the second half of the epochs
     # (:meth:`lr_factor`); "none": constant (the paper's)
     lr_decay: str = "none"
@@ -141,6 +150,10 @@ class GANTrainConfig:
         if self.lr_decay not in GAN_LR_DECAYS:
             raise ValueError(
                 f"GANTrainConfig.lr_decay must be one of {GAN_LR_DECAYS}, got {self.lr_decay!r}"
+            )
+        if self.balance_weight < 0:
+            raise ValueError(
+                f"GANTrainConfig.balance_weight must be >= 0, got {self.balance_weight}"
             )
         if self.code_weight < 0:
             raise ValueError(f"GANTrainConfig.code_weight must be >= 0, got {self.code_weight}")
@@ -330,12 +343,16 @@ class GANTraining(Task):
         harps = self.real_table["harpnum"].to_numpy()[picked]
         self.grid_real_titles = [f"dataset HARP {int(h)}" for h in harps]
         self.code_targets = None  # the dataset's joint log parameters the codes ask for
-        if config.code_weight > 0:
+        self.balance_scale = None  # s of L_balance: the training frames' RMS imbalance
+        if config.code_weight > 0 or config.balance_weight > 0:
             rows = np.sort(rng.choice(train_rows, size=min(2000, len(train_rows)), replace=False))
             images = context.dataset.images(rows)
-            self.code_targets = CodeTargets.from_images(
-                images, config.code_parameters, config.code_marginals
-            )
+            if config.code_weight > 0:
+                self.code_targets = CodeTargets.from_images(
+                    images, config.code_parameters, config.code_marginals
+                )
+            if config.balance_weight > 0:
+                self.balance_scale = balance_scale(images)
 
     def begin_epoch(self, epoch: int) -> dict[str, Any]:
         self.z_gen = epoch_generator(self.config.seed, epoch, STREAM_LATENT)
@@ -379,6 +396,10 @@ class GANTraining(Task):
             )
             metrics["loss_code"] = loss_code.item()
             loss_g = loss_g + config.code_weight * loss_code
+        if self.balance_scale is not None:
+            loss_balance = balance_loss(fake, self.balance_scale)
+            metrics["loss_balance"] = loss_balance.item()
+            loss_g = loss_g + config.balance_weight * loss_balance
         optimiser_step(loss_g, self.opt_g, self.scaler_g)
         if self.G_eval is not self.G:
             ema_update(self.G_eval, self.G, config.ema_decay)
