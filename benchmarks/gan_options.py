@@ -151,6 +151,14 @@ OPTION_SETS: dict[str, tuple[dict, dict]] = {
         _TINY[0],
         {**_TINY[1], "code_weight": 6.0, "code_marginals": "empirical"},
     ),
+    "tiny (16 epochs, second convolution) + bilinear upsampling": (
+        {**_TINY[0], "refine": True, "upsampling": "bilinear"},
+        {**_TINY[1], "epochs": 16},
+    ),
+    "tiny (16 epochs, second convolution) + bilinear upsampling, seed 1": (
+        {**_TINY[0], "refine": True, "upsampling": "bilinear"},
+        {**_TINY[1], "epochs": 16, "seed": 1},
+    ),
     "tiny (16 epochs, second convolution) + flux balance 1": (
         {**_TINY[0], "refine": True},
         {**_TINY[1], "epochs": 16, "balance_weight": 1.0},

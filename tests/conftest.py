@@ -39,3 +39,16 @@ def header_table_path() -> Path:
     if not HEADER_TABLE.is_file():
         pytest.skip(f"real SHARP header table not found at {HEADER_TABLE}")
     return HEADER_TABLE
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread for a test (``pytestmark = pytest.mark.usefixtures("one_thread")``):
+    on a shared 2-core machine, two threads waiting on each other at every operation made the
+    training tests up to 10x slower; one thread is steady."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

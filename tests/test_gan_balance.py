@@ -19,13 +19,7 @@ from sharpseek.science.evaluate import realism_summary
 from sharpseek.training.codes import balance_loss, balance_scale
 from sharpseek.training.gan import GANTrainConfig, gan_train_config, train_gan
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _bipole(positive_peak: float, negative_peak: float, width: float = 5.0) -> np.ndarray:

@@ -17,13 +17,7 @@ from sharpseek.physics.surrogates import soft_parameters
 from sharpseek.training.codes import CodeTargets, _log_values, code_loss
 from sharpseek.training.gan import GANTrainConfig, gan_train_config, train_gan
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _bipoles(n: int, seed: int = 0) -> np.ndarray:

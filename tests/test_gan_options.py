@@ -36,12 +36,7 @@ from sharpseek.training.gan import (
 MICRO = {"width": 0.25, "latent_dim": 8}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _shapes(module, x, names):
