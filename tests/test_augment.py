@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from sharpseek.models import AugmentConfig, augment, augmentation_set
+from sharpseek.models.augment import AUGMENTATION_SETS, gaussian_blur
 from sharpseek.physics.parameters import compute_parameters
 from sharpseek.science.plotting import augmented_pairs_figure
 
@@ -141,3 +142,38 @@ def test_augmented_pairs_figure_is_written(tmp_path):
     x = torch.stack([_bipole(10.0)[0], _bipole(-10.0)[0]])
     path = augmented_pairs_figure(x, tmp_path / "pairs.png")
     assert path.is_file() and path.stat().st_size > 10_000
+
+
+def test_blur_widens_a_point_by_its_sigma_and_keeps_its_flux():
+    point = torch.zeros(3, 1, 128, 128)
+    point[:, 0, 64, 64] = 1.0
+    sigma = torch.tensor([0.0, 1.0, 2.5])
+    out = gaussian_blur(point, sigma)
+    assert torch.equal(out[0], point[0])  # sigma 0 leaves the image as it was
+    for i in (1, 2):
+        w = out[i, 0]
+        assert float(w.sum()) == pytest.approx(1.0, abs=1e-5)  # flux kept
+        variance_x = float((w * (XX - 64) ** 2).sum())  # second moment along x
+        assert variance_x == pytest.approx(float(sigma[i]) ** 2, rel=0.02)
+
+
+def test_blur_set_blurs_each_view_by_its_own_draw_within_the_bound():
+    x = _blob(sx=1.0, sy=1.0)[None, None].expand(64, 1, 128, 128).contiguous()
+    blur = augmentation_set("blur")
+    assert blur.blur_px == 1.5 and not blur.is_identity
+    out = augment(x, blur, torch.Generator().manual_seed(0))
+    peaks = out.flatten(1).max(1).values  # a wider blur lowers the peak
+    assert float(peaks.max()) <= float(x.max()) + 1e-6
+    assert float(peaks.std()) > 0.01  # the views differ
+    again = augment(x, blur, torch.Generator().manual_seed(0))
+    assert torch.equal(out, again)
+    # the size a blur of at most 1.5 px can give: sqrt(1 + 1.5^2) px
+    size = _moments(out)[3] / np.sqrt(2)
+    assert float(size.max()) <= np.sqrt(1 + 1.5**2) + 0.05
+
+
+def test_blur_is_off_in_every_other_set_and_in_old_checkpoints():
+    assert all(c.blur_px == 0 for n, c in AUGMENTATION_SETS.items() if n != "blur")
+    assert AugmentConfig.from_dict({"name": "paper"}).blur_px == 0
+    with pytest.raises(ValueError, match="blur_px"):
+        AugmentConfig("bad", blur_px=-1.0)

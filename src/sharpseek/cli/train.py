@@ -280,7 +280,7 @@ def train_encoder_cmd(
         str | None,
         typer.Option(
             "--augment",
-            help="augmentation set: paper, tilt-sensitive, none, no-zoom, flip or dihedral",
+            help="augmentation set: paper, tilt-sensitive, none, no-zoom, flip, dihedral or blur",
         ),
     ] = None,
     epochs: EpochsOpt = None,

@@ -8,7 +8,9 @@ Each image gets its own random affine map, drawn from a seeded ``torch.Generator
 - vertical flip (with probability 1/2): y -> -y, north <-> south. This reverses the sign of
   the tilt (Joy <-> anti-Joy), so a flip-invariant encoder cannot tell them apart;
 - quarter turns (``quarter_turns``, after the affine map): a random multiple of 90 deg,
-  exact (``torch.rot90``, no resampling).
+  exact (``torch.rot90``, no resampling);
+- blur (``blur_px``, last): a Gaussian of standard deviation uniform in [0, ``blur_px``] model
+  pixels (SimCLR's blur), which leaves the encoder indifferent to the finest texture.
 
 Pixels brought in from outside the patch are 0 (no field). Parameters are drawn on the CPU
 from the generator, then applied with ``F.affine_grid`` / ``F.grid_sample`` (bilinear) on the
@@ -18,7 +20,8 @@ Named sets (:data:`AUGMENTATION_SETS`): ``paper`` (SCIENCE.md: shift 10 px, zoom
 rotation +-20 deg, vertical flip), ``tilt-sensitive`` (no flip, rotation +-5 deg: for searches
 about tilt and orientation), ``none``, and three measured for issue 17's retrieval targets:
 ``no-zoom`` (the paper's set with shifts of 5 px and no zoom), ``flip`` (the north-south
-flip only) and ``dihedral`` (flip and quarter turns).
+flip only), ``dihedral`` (flip and quarter turns) and ``blur`` (the blur alone, up to 1.5 px:
+the finest texture is where generated images differ most from the frames).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ __all__ = [
     "augmentation_set",
     "random_affine",
     "augment",
+    "gaussian_blur",
 ]
 
 
@@ -58,6 +62,8 @@ class AugmentConfig:
     # a random multiple of 90 deg (after the affine map): exact, no resampling, and TUF, R,
     # PSEP and GRAD are unchanged by it
     quarter_turns: bool = False
+    # Gaussian blur of sigma uniform in [0, blur_px] model px, after everything else; 0: off
+    blur_px: float = 0.0
 
     def __post_init__(self):
         object.__setattr__(self, "zoom", tuple(float(v) for v in self.zoom))
@@ -71,6 +77,8 @@ class AugmentConfig:
                 f"AugmentConfig.shift_px and rotation_deg must be >= 0, got {self.shift_px}, "
                 f"{self.rotation_deg}"
             )
+        if not 0 <= self.blur_px <= 8:
+            raise ValueError(f"AugmentConfig.blur_px must be in [0, 8], got {self.blur_px}")
 
     @property
     def is_identity(self) -> bool:
@@ -80,6 +88,7 @@ class AugmentConfig:
             and self.rotation_deg == 0
             and not self.vflip
             and not self.quarter_turns
+            and self.blur_px == 0
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -102,12 +111,15 @@ AUGMENTATION_SETS: dict[str, AugmentConfig] = {
     "dihedral": AugmentConfig(
         "dihedral", shift_px=0.0, zoom=(1.0, 1.0), rotation_deg=0.0, quarter_turns=True
     ),
+    "blur": AugmentConfig(
+        "blur", shift_px=0.0, zoom=(1.0, 1.0), rotation_deg=0.0, vflip=False, blur_px=1.5
+    ),
 }
 
 
 def augmentation_set(name: str, **overrides: Any) -> AugmentConfig:
     """The named augmentation set (``paper``, ``tilt-sensitive``, ``none``, ``no-zoom``,
-    ``flip``, ``dihedral``), with overrides."""
+    ``flip``, ``dihedral``, ``blur``), with overrides."""
     if name not in AUGMENTATION_SETS:
         raise ValueError(
             f"unknown augmentation set {name!r}; choose one of {sorted(AUGMENTATION_SETS)}"
@@ -157,7 +169,7 @@ def augment(
     check_images(images)
     if config.is_identity:
         return images.clone()
-    if replace(config, quarter_turns=False).is_identity:  # turns only: no resampling at all
+    if replace(config, quarter_turns=False, blur_px=0.0).is_identity:  # no resampling at all
         out = images.clone()
     else:
         theta = random_affine(images.shape[0], config, generator).to(images.device, images.dtype)
@@ -170,4 +182,22 @@ def augment(
         for k in (1, 2, 3):
             chosen = (turns == k).to(out.device)
             out[chosen] = torch.rot90(out[chosen], k, dims=(2, 3))
+    if config.blur_px > 0:
+        sigma = torch.rand(images.shape[0], generator=generator) * config.blur_px  # (N,) CPU
+        out = gaussian_blur(out, sigma.to(out.device))
     return out
+
+
+def gaussian_blur(images: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """Each image (N, 1, H, W) blurred by a Gaussian of its own ``sigma`` (N,) [px] (0: left
+    as it is), separably, with zeros beyond the patch (as the affine maps bring in)."""
+    reach = max(1, math.ceil(3 * float(sigma.max())))
+    offsets = torch.arange(-reach, reach + 1, device=images.device, dtype=images.dtype)
+    s = sigma.to(images.dtype).clamp(min=1e-3)[:, None]  # (N, 1)
+    kernel = torch.exp(-(offsets[None] ** 2) / (2 * s**2))  # (N, 2r+1)
+    kernel = kernel / kernel.sum(1, keepdim=True)
+    n, _, h, w = images.shape
+    x = images.reshape(1, n, h, w)  # one group per image
+    x = F.conv2d(x, kernel[:, None, :, None], padding=(reach, 0), groups=n)  # along y
+    x = F.conv2d(x, kernel[:, None, None, :], padding=(0, reach), groups=n)  # along x
+    return x.reshape(n, 1, h, w)
