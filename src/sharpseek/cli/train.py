@@ -450,8 +450,9 @@ def evaluate_models_cmd(
 ) -> None:
     """Quality measures of the models (the settings' current GAN and encoder unless named):
     the GAN against the frames it trained on and the HARPs it held out, for each seed block
-    (KS and Wasserstein per parameter, median PSEP ratio, bipolar share, spectral share
-    beyond radius 32, memorisation in pixels and encoder space, Frechet in SimSiam space);
+    (KS and Wasserstein per parameter, median PSEP ratio, bipolar share, median flux
+    imbalance, spectral share beyond radius 32, memorisation in pixels and encoder space,
+    Frechet in SimSiam space);
     the encoder's same-region retrieval on its held-out HARPs beside PCA and physics, and
     augmentation robustness."""
     from sharpseek.data.store import open_store
