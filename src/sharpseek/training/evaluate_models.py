@@ -67,10 +67,10 @@ def evaluate_generator_blocks(
     ``train`` and ``held_out`` are (images (m, 128, 128), manifest rows). Per block:
     ``train`` and ``held_out`` (:func:`sharpseek.science.evaluate.realism_summary`: KS and W1/std
     per parameter, median PSEP ratio, bipolar shares, median flux imbalances, spectral share
-    beyond radius 32 and its ratio; ``frechet_simsiam`` against held-out frames given an encoder) and
-    ``memorisation`` (:func:`sharpseek.science.evaluate.memorisation` in ``pixels`` and, given an
-    encoder, ``encoder`` space: generated and held-out frames to their nearest training
-    frame).
+    beyond radius 32 and its ratio; ``frechet_simsiam`` against held-out frames given an
+    encoder) and ``memorisation`` (:func:`sharpseek.science.evaluate.memorisation` in
+    ``pixels`` and, given an encoder, ``encoder`` space: generated and held-out frames to
+    their nearest training frame).
     """
     train_images, train_table = train
     held_images, held_table = held_out
