@@ -3,7 +3,8 @@ process, as `sharpseek ingest synthetic|fits` makes them."""
 
 from __future__ import annotations
 
-from sharpseek.data.dataset import Dataset, load_dataset
+from sharpseek.config import Settings
+from sharpseek.data.dataset import Dataset, load_dataset, open_dataset
 from sharpseek.data.store import open_store
 from sharpseek.pipeline import ingest_plans
 
@@ -21,3 +22,10 @@ def fits_dataset(settings, paths, *, dataset: str = "sharp") -> Dataset:
     plan = ingest_plans.plan_ingest_fits(settings, paths, dataset=dataset)
     ingest_plans.run_ingest_plan(settings, plan, progress=False)
     return load_dataset(open_store(settings), dataset)
+
+
+def micro_dataset(home) -> Dataset:
+    """The 8-region, 4-frame synthetic dataset of the micro training runs in ``home`` (a
+    path), opened from its folder as training reads it."""
+    ds = synthetic_dataset(Settings(home=home, preset="tiny"), regions=8, frames=4, seed=0)
+    return open_dataset(home / "datasets" / ds.name / ds.version)

@@ -8,9 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from ingest_fixtures import synthetic_dataset
-from sharpseek.config import Settings
-from sharpseek.data.dataset import open_dataset
+from ingest_fixtures import micro_dataset
 from sharpseek.data.local_store import LocalStore
 from sharpseek.models.checkpoints import load_checkpoint
 from sharpseek.physics.parameters import compute_parameters
@@ -89,9 +87,7 @@ def test_the_realism_summary_reports_the_median_imbalance_of_each_side():
 
 
 def test_micro_run_with_the_balance_records_its_loss(tmp_path):
-    home = tmp_path / "home"
-    ds = synthetic_dataset(Settings(home=home, preset="tiny"), regions=8, frames=4, seed=0)
-    ds = open_dataset(home / "datasets" / ds.name / ds.version)
+    ds = micro_dataset(tmp_path / "home")
     config = gan_train_config(
         "tiny",
         model={"width": 0.25, "latent_dim": 8, "codes": 2},

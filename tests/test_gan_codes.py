@@ -6,9 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from ingest_fixtures import synthetic_dataset
-from sharpseek.config import Settings
-from sharpseek.data.dataset import open_dataset
+from ingest_fixtures import micro_dataset
 from sharpseek.data.local_store import LocalStore
 from sharpseek.models.checkpoints import load_checkpoint
 from sharpseek.models.gan import GANConfig, Generator
@@ -169,9 +167,7 @@ def test_presets_paper_has_no_codes_and_tiny_records_them():
 
 
 def test_micro_run_with_codes_records_the_code_loss(tmp_path):
-    home = tmp_path / "home"
-    ds = synthetic_dataset(Settings(home=home, preset="tiny"), regions=8, frames=4, seed=0)
-    ds = open_dataset(home / "datasets" / ds.name / ds.version)
+    ds = micro_dataset(tmp_path / "home")
     config = gan_train_config(
         "tiny",
         model={"width": 0.25, "latent_dim": 8, "codes": 3},

@@ -11,9 +11,8 @@ import pytest
 import torch
 from torch.nn.utils import parametrize
 
-from ingest_fixtures import synthetic_dataset
+from ingest_fixtures import micro_dataset, synthetic_dataset
 from sharpseek.config import Settings
-from sharpseek.data.dataset import open_dataset
 from sharpseek.data.local_store import LocalStore
 from sharpseek.models.checkpoints import load_checkpoint, load_generator
 from sharpseek.models.gan import (
@@ -315,9 +314,7 @@ def test_presets_paper_keeps_the_paper_recipe_and_tiny_records_its_options():
 
 
 def test_micro_run_with_every_option_saves_the_average_as_the_generator(tmp_path):
-    home = tmp_path / "home"
-    ds = synthetic_dataset(Settings(home=home, preset="tiny"), regions=8, frames=4, seed=0)
-    ds = open_dataset(home / "datasets" / ds.name / ds.version)
+    ds = micro_dataset(tmp_path / "home")
     config = gan_train_config(
         "tiny",
         model=MICRO,
@@ -361,9 +358,7 @@ def test_linear_decay_holds_the_first_half_then_falls_by_equal_steps():
 
 
 def test_micro_run_with_decay_steps_both_optimisers_each_epoch_and_resumes_on_it(tmp_path):
-    home = tmp_path / "home"
-    ds = synthetic_dataset(Settings(home=home, preset="tiny"), regions=8, frames=4, seed=0)
-    ds = open_dataset(home / "datasets" / ds.name / ds.version)
+    ds = micro_dataset(tmp_path / "home")
     config = gan_train_config(
         "tiny", model=MICRO, epochs=4, batch_size=8, fixed_size=8, grid_size=4, lr_decay="linear"
     )
@@ -384,9 +379,7 @@ def test_micro_run_with_decay_steps_both_optimisers_each_epoch_and_resumes_on_it
 
 
 def test_micro_run_of_the_paper_recipe_keeps_one_generator(tmp_path):
-    home = tmp_path / "home"
-    ds = synthetic_dataset(Settings(home=home, preset="tiny"), regions=8, frames=4, seed=0)
-    ds = open_dataset(home / "datasets" / ds.name / ds.version)
+    ds = micro_dataset(tmp_path / "home")
     config = gan_train_config(
         "paper", model=MICRO, epochs=1, batch_size=8, fixed_size=8, grid_size=4
     )

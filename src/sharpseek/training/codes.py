@@ -101,14 +101,9 @@ class CodeTargets:
         unknown = [p for p in parameters if p not in CODE_PARAMETERS]
         if unknown:
             raise ValueError(f"code_parameters: {unknown} unknown; choose from {CODE_PARAMETERS}")
-        parts, flags = [], []
-        with torch.no_grad():
-            for chunk in np.array_split(images, max(1, len(images) // 256)):
-                values, bipolar = soft_parameters(torch.from_numpy(chunk).float()[:, None])
-                parts.append(values)
-                flags.append(bipolar)
-        values = {p: torch.cat([v[p] for v in parts]).double() for p in parameters}
-        bipolar = torch.cat(flags)
+        parts = _over_frames(images, soft_parameters)  # [(values, bipolar)] per chunk
+        values = {p: torch.cat([v[p] for v, _ in parts]).double() for p in parameters}
+        bipolar = torch.cat([flags for _, flags in parts])
         if int(bipolar.sum()) < 2 * len(parameters) + 2:
             raise ValueError(
                 f"code targets need bipolar training frames; found {int(bipolar.sum())}"
@@ -157,6 +152,16 @@ class CodeTargets:
         return below + part * (above - below)
 
 
+def _over_frames(images: np.ndarray, reader: Callable) -> list:
+    """``reader`` (a surrogate of :mod:`sharpseek.physics.surrogates`) applied without
+    gradients to frames (n, 128, 128) in b, 256 at a time; its outputs, one per chunk."""
+    with torch.no_grad():
+        return [
+            reader(torch.from_numpy(chunk).float()[:, None])
+            for chunk in np.array_split(images, max(1, len(images) // 256))
+        ]
+
+
 def _log_values(
     values: dict[str, torch.Tensor], parameters: tuple[str, ...], r_floor: float
 ) -> torch.Tensor:
@@ -193,12 +198,7 @@ def balance_scale(images: np.ndarray) -> float:
     """s of L_balance: the root mean square of the soft flux imbalance over frames
     (n, 128, 128) in b (module docstring); at least 0.01 (a dataset of exactly balanced
     frames would otherwise make any imbalance infinitely costly)."""
-    with torch.no_grad():
-        parts = [
-            soft_flux_imbalance(torch.from_numpy(chunk).float()[:, None])
-            for chunk in np.array_split(images, max(1, len(images) // 256))
-        ]
-    u = torch.cat(parts).double()
+    u = torch.cat(_over_frames(images, soft_flux_imbalance)).double()
     return max(0.01, float(u.pow(2).mean().sqrt()))
 
 
