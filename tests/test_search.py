@@ -82,6 +82,19 @@ def numpy_grouped(vectors, manifest, query, k, per_region=1, mask=None):
     return [r for g in groups.values() for r in g]
 
 
+def slow_reranked(image, record_ids, vectors, query_vector, manifest, images, k):
+    """The picture re-ranking of candidates (nearest first) written out: embedding distance
+    over its median plus 2 x the picture distance (8 px blocks, nearest of the query's 16
+    symmetries; tests/test_picture.py's loops) over its median; the first ``k`` record ids."""
+    from test_picture import slow_picture_distance
+
+    rows = [int(np.flatnonzero(manifest["record_id"].to_numpy() == r)[0]) for r in record_ids]
+    d = np.array([np.linalg.norm(vectors[r].astype(float) - query_vector) for r in rows])
+    p = np.array([slow_picture_distance(image, images[r], 8) for r in rows])
+    score = d / np.median(d) + 2.0 * p / np.median(p)
+    return [record_ids[i] for i in np.argsort(score, kind="stable")[:k]]
+
+
 # ---------------------------------------------------------------------------------------------
 # images in and out
 
@@ -296,12 +309,33 @@ def test_latent_query_with_shift_moves_z_along_the_stored_direction(home, search
     assert query.space == "symmetric" and searcher.query_map.space == "symmetric"
     assert np.allclose(query.vector, searcher.query_map.apply(raw)[0], atol=1e-5)
     assert query.description == "seed 3, tuf +2.5"
-    # ... and it is searched among the frames' symmetric vectors
+    # ... and it is searched among the frames' symmetric vectors: its 20 nearest regions
+    # (all 12 here), re-ranked by their picture
     _, ds, _ = home
     symmetric = space_vectors(encoder.embed, ds.images(), "symmetric")
     hits = searcher.hits(query, k=3)
-    expected_ids = numpy_grouped(symmetric, ds.manifest, query.vector, 3)
+    candidates = numpy_grouped(symmetric, ds.manifest, query.vector, 20)
+    expected_ids = slow_reranked(
+        query.image, candidates, symmetric, query.vector, ds.manifest, ds.images(), 3
+    )
     assert [h.record_id for h in hits] == expected_ids
+    # with the re-ranking off, the embedding order
+    settings = home[0].model_copy(
+        update={"retrieval": home[0].retrieval.model_copy(update={"rerank_candidates": 0})}
+    )
+    with Searcher(settings, backend=searcher.backend, index=searcher.index) as plain:
+        ids = [h.record_id for h in plain.hits(plain.latent_query(3, shifts={"tuf": 2.5}), k=3)]
+    assert ids == numpy_grouped(symmetric, ds.manifest, query.vector, 3)
+    # two frames per region: regions in the order of their best-scored frame, each with its
+    # two nearest frames
+    pairs = [h.record_id for h in searcher.hits(query, k=3, per_region=2)]
+    grouped = numpy_grouped(symmetric, ds.manifest, query.vector, 20, per_region=2)
+    ranked = slow_reranked(
+        query.image, grouped, symmetric, query.vector, ds.manifest, ds.images(), len(grouped)
+    )
+    harp = ds.manifest.set_index("record_id")["harpnum"]
+    first_regions = list(dict.fromkeys(harp[r] for r in ranked))[:3]
+    assert pairs == [r for h in first_regions for r in grouped if harp[r] == h]
 
 
 def test_nearest_regions_gives_each_image_its_k_regions(home, searcher):
@@ -478,16 +512,18 @@ def test_cli_evaluate_retrieval_writes_a_labelled_report(home, tmp_path):
         assert all(r["pearson_lo"] <= r["pearson"] <= r["pearson_hi"] for r in got["correlations"]
                    if r["pearson"] is not None)  # fmt: skip
         assert [m["seed"] for m in got["matches"]] == list(range(first, first + 30))
-        # each query's SimSiam match is its nearest frame, by a plain loop over the frames
         from sharpseek.serving.backends import open_backend
 
         with open_backend(settings) as backend, Searcher(settings, backend=backend) as own:
             images = backend.generate(seeds=[first, first + 7]).images
             q = own.query_map.apply(space_vectors(backend.embed, images, "symmetric"))
             frames = space_vectors(backend.embed, ds.images(), "symmetric")
-        for qi, row in zip(q, (got["matches"][0], got["matches"][7]), strict=True):
-            dist = [float(np.linalg.norm(qi.astype(float) - v.astype(float))) for v in frames]
-            assert row["simsiam"] == ds.manifest["record_id"].iloc[int(np.argmin(dist))]
+        # each query's SimSiam match: the first of its 20 nearest regions' best frames (all
+        # 12 regions here) re-ranked by their picture, as the search does
+        for image, qi, row in zip(images, q, (got["matches"][0], got["matches"][7]), strict=True):
+            candidates = numpy_grouped(frames, ds.manifest, qi.astype(float), 20)
+            best = slow_reranked(image, candidates, frames, qi, ds.manifest, ds.images(), 1)
+            assert row["simsiam"] == best[0]
         hub = got["hubness"]["simsiam"]
         counts = {}
         for m in got["matches"]:
@@ -508,7 +544,14 @@ def test_catalogue_hook_gives_each_ar_its_nearest_real_sharps(home, searcher, tm
     embed = searcher.backend.encoder.embed
     expected_vectors = searcher.query_map.apply(space_vectors(embed, clipped, "symmetric"))
     frames = space_vectors(embed, ds.images(), "symmetric")
-    assert found == [numpy_grouped(frames, ds.manifest, v, 2) for v in expected_vectors]
+    # ... and their nearest regions re-ranked by the picture, as every generated query's
+    expected = [
+        slow_reranked(
+            image, numpy_grouped(frames, ds.manifest, v, 20), frames, v, ds.manifest, ds.images(), 2
+        )
+        for image, v in zip(clipped, expected_vectors, strict=True)
+    ]
+    assert found == expected
     empty = settings.model_copy(
         update={"index": settings.index.model_copy(update={"path": tmp_path / "none"})}
     )

@@ -252,7 +252,9 @@ class RetrievalSettings(BaseModel):
     dataset and ``generated`` images of seeds ``first_seed ..``, outside the evaluation's
     seed blocks 0.. and 100000..): the hubness cure, chosen by measurement (issue 17).
     Generated queries search the ``generated_space`` (by default the ``symmetric`` one of
-    :mod:`sharpseek.search.spaces`), and their map is fitted in it.
+    :mod:`sharpseek.search.spaces`), and their map is fitted in it. Their
+    ``rerank_candidates`` nearest regions are then put in order by embedding and picture
+    distance together (:mod:`sharpseek.search.picture`, docs/search.md "Picture re-ranking").
     """
 
     query_map: bool = Field(
@@ -270,6 +272,28 @@ class RetrievalSettings(BaseModel):
         "orientation, layout and polarity order do not decide the match) or region (the "
         "encoder's embedding as it is, where real queries search); docs/search.md",
     )
+    rerank_candidates: int = Field(
+        20,
+        ge=0,
+        description="a generated query's nearest regions re-ranked by their picture "
+        "(sharpseek.search.picture; 0: off, the embedding order)",
+    )
+    rerank_pool_px: int = Field(
+        8, ge=1, le=128, description="block size of the coarse pictures compared [px]"
+    )
+    rerank_picture_weight: float = Field(
+        2.0, ge=0, description="weight of the picture distance beside the embedding distance"
+    )
+
+    @model_validator(mode="after")
+    def _pool_divides_patch(self):
+        patch = 128  # physics.definitions.MODEL_SIZE (settings import nothing of sharpseek)
+        if patch % self.rerank_pool_px:
+            raise ValueError(
+                f"retrieval.rerank_pool_px {self.rerank_pool_px} must divide the patch size "
+                f"{patch} px"
+            )
+        return self
 
 
 class DirectionsSettings(BaseModel):

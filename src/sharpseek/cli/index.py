@@ -311,6 +311,7 @@ def evaluate_retrieval_cmd(
     skewness); same-region retrieval over all frames and over the encoder's held-out regions
     beside PCA of the pixels; a markdown report with PNGs beside the paper's numbers."""
     from sharpseek.search.evaluate_retrieval import METHOD_LABELS, evaluate_retrieval_blocks
+    from sharpseek.search.picture import PictureRerank
     from sharpseek.search.retrieval_report import write_report
     from sharpseek.search.searcher import Searcher
 
@@ -331,6 +332,7 @@ def evaluate_retrieval_cmd(
                 n_boot=bootstrap,
                 query_map=searcher.query_map,
                 space=searcher.query_space(generated=True),
+                rerank=PictureRerank.from_settings(settings),
             )
         report = write_report(results, ds, target)
     except user_errors() as err:

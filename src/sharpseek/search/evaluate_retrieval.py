@@ -25,7 +25,7 @@ figures (:mod:`sharpseek.search.retrieval_figures`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -43,6 +43,7 @@ from sharpseek.science.evaluate import (
 )
 from sharpseek.search.baselines import PhysicsBaseline, baseline_features
 from sharpseek.search.index.build import embedded_batches
+from sharpseek.search.picture import PictureRerank
 from sharpseek.search.query_map import generated_vectors
 from sharpseek.search.spaces import SpaceEmbedder, check_space
 
@@ -101,6 +102,7 @@ class RetrievalEvaluation:
     k_occurrence: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     same_region_held_out: dict[str, Any] = field(default_factory=dict)
     vectors: dict[str, np.ndarray] | None = field(default=None, repr=False)
+    frame_pictures: np.ndarray | None = field(default=None, repr=False)
 
 
 def correlations(
@@ -204,6 +206,8 @@ def evaluate_retrieval(
     same_region: dict[str, float] | None = None,
     query_map=None,
     space: str = "region",
+    rerank: PictureRerank | None = None,
+    frame_pictures: np.ndarray | None = None,
 ) -> RetrievalEvaluation:
     """The paper's retrieval analysis of the generator + encoder of ``backend`` on ``dataset``.
 
@@ -231,6 +235,13 @@ def evaluate_retrieval(
         The embedding space generated queries search (:mod:`sharpseek.search.spaces`) when
         there is no ``query_map`` (a map carries its own). Real queries (same-region
         retrieval) search the ``region`` space, as the search does.
+    rerank : :class:`sharpseek.search.picture.PictureRerank`, optional
+        Re-ranks each generated query's nearest regions by their picture, as the search
+        does (``PictureRerank.from_settings``): a query's SimSiam match and its 10 nearest
+        frames are then the first 10 of its ``rerank.candidates`` nearest regions' best
+        frames, re-ranked. None: the nearest frames by embedding distance.
+    frame_pictures : optional
+        The searched frames' coarse pictures of an earlier call (another seed block), reused.
     """
     if n_queries < 3:
         raise ValueError(f"n_queries must be at least 3 for correlations, got {n_queries}")
@@ -244,6 +255,14 @@ def evaluate_retrieval(
     versions = backend.versions()
     baseline = PhysicsBaseline.fit(real)
     neighbours = _ten_nearest(q_vectors, vectors[space], queries, baseline)
+    if rerank is not None:
+        if frame_pictures is None:
+            frame_pictures = np.concatenate(
+                [rerank.pictures(dataset.images(part)) for part in np.array_split(rows, 16)]
+            )
+        neighbours["simsiam"] = _reranked_nearest(
+            q_vectors, vectors[space], images, frame_pictures, real["harpnum"].to_numpy(), rerank
+        )
     matches = {method: nb[:, 0] for method, nb in neighbours.items()}
     return RetrievalEvaluation(
         correlations=_correlation_table(queries, real, matches, n_boot=n_boot, seed=seed),
@@ -252,11 +271,12 @@ def evaluate_retrieval(
         real=real,
         same_region=same_region or _same_region_scores(vectors["region"], baseline, real),
         meta=_evaluation_meta(dataset, real, n_queries, seed, versions, query_map)
-        | {"space": space},
+        | {"space": space, "rerank": None if rerank is None else asdict(rerank)},
         query_images=images,
         hubness={method: hubness(nb, len(real)) for method, nb in neighbours.items()},
         k_occurrence={m: k_occurrence(nb, len(real)) for m, nb in neighbours.items()},
         vectors=vectors,
+        frame_pictures=frame_pictures,
     )
 
 
@@ -312,6 +332,36 @@ def _ten_nearest(
             k=10,
         )
     return neighbours
+
+
+def _reranked_nearest(
+    q_vectors: np.ndarray,
+    vectors: np.ndarray,
+    query_images: np.ndarray,
+    frame_pictures: np.ndarray,
+    regions: np.ndarray,
+    rerank: PictureRerank,
+    k: int = 10,
+    chunk: int = 256,
+) -> np.ndarray:
+    """Each query's ``rerank.candidates`` nearest regions (the nearest frame of each, as the
+    search groups them) re-ranked by :meth:`PictureRerank.order`; the first ``k`` frames
+    (n_queries, k) (fewer columns when there are fewer regions), best first."""
+    base = np.asarray(vectors, np.float64)
+    norms = (base**2).sum(1)
+    n_cols = min(k, len(np.unique(regions)))
+    out = np.empty((len(q_vectors), n_cols), dtype=int)
+    for start in range(0, len(q_vectors), chunk):
+        q = np.asarray(q_vectors[start : start + chunk], np.float64)
+        d2 = np.maximum(norms[None, :] - 2 * q @ base.T + (q**2).sum(1)[:, None], 0)
+        for j, row in enumerate(np.argsort(d2, axis=1, kind="stable")):
+            _, first = np.unique(regions[row], return_index=True)
+            best = row[np.sort(first)[: rerank.candidates]]  # each region's nearest frame
+            order = rerank.order(
+                query_images[start + j], frame_pictures[best], np.sqrt(d2[j, best])
+            )
+            out[start + j] = best[order][:n_cols]
+    return out
 
 
 def _correlation_table(
@@ -387,6 +437,7 @@ def evaluate_retrieval_blocks(
     n_boot: int = 1000,
     query_map=None,
     space: str = "region",
+    rerank: PictureRerank | None = None,
 ) -> list[RetrievalEvaluation]:
     """:func:`evaluate_retrieval` for each seed block (queries ``b .. b + n - 1``), the
     real side (embeddings, same-region scores) computed once; with ``holdout_harpnums``
@@ -415,6 +466,8 @@ def evaluate_retrieval_blocks(
                 same_region=None if first is None else first.same_region,
                 query_map=query_map,
                 space=space,
+                rerank=rerank,
+                frame_pictures=None if first is None else first.frame_pictures,
             )
         )
     if holdout_harpnums is not None:

@@ -74,6 +74,9 @@ class Query:
         The embedding space of ``vector`` and of the indexed vectors it is compared with
         (:mod:`sharpseek.search.spaces`): ``region`` for real queries, the settings'
         ``retrieval.generated_space`` for generated ones.
+    generated : bool
+        The image came from the generator (a seed, a shift, a generated PNG): its nearest
+        regions are re-ranked by their picture (:mod:`sharpseek.search.picture`).
     """
 
     vector: np.ndarray
@@ -86,6 +89,7 @@ class Query:
     latent: np.ndarray | None = None
     t_rec: pd.Timestamp | None = None
     space: str = "region"
+    generated: bool = False
 
 
 def hits_frame(query: Query, hits: Sequence[SearchHit], *, jsoc_base: str) -> pd.DataFrame:

@@ -105,6 +105,7 @@ def _header_lines(results: Sequence[RetrievalEvaluation]) -> list[str]:
         f"(seed blocks {blocks}); embeddings by `{meta['encoder']}`.",
         _space_line(meta.get("space", "region")),
         _query_map_line(meta.get("query_map")),
+        _rerank_line(meta.get("rerank")),
         "- Match: the nearest frame (one best frame per region: the nearest frame is its "
         "region's best). Baselines: nearest frame in (TUF, R, PSEP), normalised by the real "
         "frames' mean and std (Euclidean) or by Mahalanobis distance with their covariance; "
@@ -120,6 +121,18 @@ def _header_lines(results: Sequence[RetrievalEvaluation]) -> list[str]:
         )
     lines.append("")
     return lines
+
+
+def _rerank_line(rerank: dict | None) -> str:
+    """The header's line on the picture re-ranking of the SimSiam matches."""
+    if not rerank:
+        return "- SimSiam match: by embedding distance alone (no picture re-ranking)."
+    return (
+        f"- SimSiam match: each query's {rerank['candidates']} nearest regions (their best "
+        "frames) re-ranked by embedding and picture distance together "
+        f"({rerank['pool_px']} px blocks, picture weight {rerank['picture_weight']:g}; "
+        "sharpseek.search.picture); the match is the first."
+    )
 
 
 def _space_line(space: str) -> str:

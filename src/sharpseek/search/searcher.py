@@ -71,6 +71,7 @@ from sharpseek.search.index import (
 )
 from sharpseek.search.index.points import region_key
 from sharpseek.search.outlook import query_outlook
+from sharpseek.search.picture import PictureRerank
 from sharpseek.search.query_map import generated_vectors, load_query_map
 from sharpseek.search.results import Query, _describe, _float, hits_frame
 from sharpseek.serving.backends import TorchServeBackend, open_backend
@@ -131,6 +132,7 @@ class Searcher:
         self._store = store
         self._versions: dict[str, str | None] | None = None
         self._query_map: Any = None
+        self._datasets: dict[tuple[str, str], tuple[Any, dict[str, int]]] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, **parts: Any) -> Searcher:
@@ -252,6 +254,7 @@ class Searcher:
             parameters=_rows(result.parameters, 1)[0],
             latent=result.z[0],
             space=self.query_space(generated=True),
+            generated=True,
         )
 
     def image_query(
@@ -281,6 +284,7 @@ class Searcher:
             image=b,
             parameters=parameters,
             space=self.query_space(generated=generated),
+            generated=generated,
         )
 
     def record_query(self, record_id: str) -> Query:
@@ -320,7 +324,10 @@ class Searcher:
         One request to the index, with the filter inside. By default one best frame per
         region (``k`` regions); ``per_region`` frames of each; ``group_by_region=False``
         for ``k`` frames. A record query leaves its own region out unless
-        ``include_own_region``.
+        ``include_own_region``. A generated query with its image asks for
+        ``settings.retrieval.rerank_candidates`` hits (when more than ``k``) and keeps the
+        ``k`` best by embedding and picture distance together
+        (:mod:`sharpseek.search.picture`; each hit's ``distance`` stays the embedding's).
 
         Raises
         ------
@@ -329,9 +336,12 @@ class Searcher:
         spec = filter
         if query.region is not None and not include_own_region:
             spec = _with_excluded_region(spec, query.region)
-        return self.index.search(
+        rerank = PictureRerank.from_settings(self.settings)
+        if not (query.generated and query.image is not None):
+            rerank = None
+        found = self.index.search(
             query.vector,
-            limit=k,
+            limit=k if rerank is None else max(k, rerank.candidates),
             filter=spec,
             group_by_harp=group_by_region,
             per_region=per_region,
@@ -339,6 +349,16 @@ class Searcher:
             encoder_version=query.encoder_version,
             space=query.space,
         )
+        if rerank is None or len(found) < 2:
+            return found
+        pictures = rerank.pictures(self.frame_images([h.record_id for h in found]))
+        distances = np.array([h.distance for h in found])
+        ordered = [found[i] for i in rerank.order(query.image, pictures, distances)]
+        if not group_by_region:
+            return ordered[:k]
+        # regions in the order of their best-scored frame; a region's frames as the index gave them
+        regions = list(dict.fromkeys(h.region for h in ordered))[:k]
+        return [h for region in regions for h in found if h.region == region]
 
     def search(
         self,
@@ -409,6 +429,7 @@ class Searcher:
                 image=images[i],
                 parameters=params[i],
                 space=self.query_space(generated=generated),
+                generated=generated,
             )
             out.append(self.search(query, k=k, filter=filter))
         return out
@@ -504,22 +525,38 @@ class Searcher:
         return frame
 
     # ------------------------------------------------------------------ records
+    def _loaded(self, name: str, version: str) -> tuple[Any, dict[str, int]]:
+        """A dataset version and its record ids' manifest rows, loaded once per searcher."""
+        key = (name, version)
+        if key not in self._datasets:
+            ds = load_dataset(self.store, name, version)
+            ids = ds.manifest["record_id"].astype(str).to_numpy()
+            self._datasets[key] = (ds, {r: i for i, r in enumerate(ids)})
+        return self._datasets[key]
+
     def _dataset_of(self, record_id: str):
+        for ds, rows in self._datasets.values():
+            if record_id in rows:
+                return ds, rows[record_id]
         found = self.index.get([record_id])
         wanted = str(found[0].payload.get("dataset_version")) if found else None
         for name in dataset_names(self.store):
             versions = dataset_versions(self.store, name)
             for version in ([wanted] if wanted in versions else []) + versions[::-1]:
-                ds = load_dataset(self.store, name, version)
-                rows = np.flatnonzero(ds.manifest["record_id"].to_numpy() == record_id)
-                if len(rows):
-                    return ds, int(rows[0])
+                ds, rows = self._loaded(name, version)
+                if record_id in rows:
+                    return ds, rows[record_id]
         raise KeyError(f"record {record_id!r} is in no dataset of {self.store.describe()}")
 
     def record_image(self, record_id: str) -> np.ndarray:
         """The model-space image (128, 128) float32 of a record, from its dataset."""
         ds, row = self._dataset_of(record_id)
         return ds.images([row])[0]
+
+    def frame_images(self, record_ids: Sequence[str]) -> np.ndarray:
+        """The model-space images (n, 128, 128) float32 of indexed records, from their
+        datasets (each dataset version loaded once per searcher)."""
+        return np.stack([self.record_image(r) for r in record_ids]).astype(np.float32)
 
     def record_fits(self, record_id: str) -> Path | None:
         """The raw FITS file of a real record (a local path; downloaded to a temporary
