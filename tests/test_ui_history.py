@@ -72,6 +72,8 @@ def test_a_search_link_lands_with_its_results(ui_home, index_version):
     headings = [h.value for h in at.subheader]
     assert any(h.endswith("result(s)") and not h.startswith("0") for h in headings), headings
     assert len(at.session_state["matches"]) <= 4
+    # a generated query's results say they are re-ranked by their picture
+    assert any("re-ranked by embedding and picture" in c.value for c in at.caption)
     # the same link without index= names a view before any search: no results
     fresh = AppTest.from_file(APP, default_timeout=120)
     fresh.query_params.update(link)

@@ -185,6 +185,12 @@ def show(wb) -> None:
     if not matches:
         st.info("No indexed record matches these filters.")
         return
+    if source != "real" and wb.settings.retrieval.rerank_candidates:
+        st.caption(
+            f"A generated query: its {wb.settings.retrieval.rerank_candidates} nearest regions "
+            "re-ranked by embedding and picture distance together; the distance shown is the "
+            "embedding's (docs/search.md, 'Picture re-ranking')."
+        )
     _thumbnails(matches)
     _parameter_table(matches)
     _compare(matches)
