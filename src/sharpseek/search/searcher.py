@@ -59,7 +59,7 @@ from sharpseek.data.images import ImageInputError, check_model_image, load_image
 from sharpseek.data.local_store import LocalStore
 from sharpseek.data.native import magnetogram_beside, native_columns
 from sharpseek.data.store import open_store
-from sharpseek.physics.definitions import NATIVE_PARAMETERS, SHOWN_PARAMETERS
+from sharpseek.physics.definitions import MODEL_SIZE, NATIVE_PARAMETERS, SHOWN_PARAMETERS
 from sharpseek.physics.parameters import compute_parameters
 from sharpseek.search.baselines import PhysicsBaseline, _noaa_lists, baseline_features, filter_mask
 from sharpseek.search.index import (
@@ -555,8 +555,17 @@ class Searcher:
 
     def frame_images(self, record_ids: Sequence[str]) -> np.ndarray:
         """The model-space images (n, 128, 128) float32 of indexed records, from their
-        datasets (each dataset version loaded once per searcher)."""
-        return np.stack([self.record_image(r) for r in record_ids]).astype(np.float32)
+        datasets (each dataset version loaded once per searcher, its frames read in one call)."""
+        out = np.empty((len(record_ids), MODEL_SIZE, MODEL_SIZE), np.float32)
+        groups: dict[int, tuple[Any, list[int], list[int]]] = {}
+        for i, record_id in enumerate(record_ids):
+            ds, row = self._dataset_of(record_id)
+            _, positions, rows = groups.setdefault(id(ds), (ds, [], []))
+            positions.append(i)
+            rows.append(row)
+        for ds, positions, rows in groups.values():
+            out[positions] = ds.images(rows)
+        return out
 
     def record_fits(self, record_id: str) -> Path | None:
         """The raw FITS file of a real record (a local path; downloaded to a temporary
