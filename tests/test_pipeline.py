@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -216,7 +218,11 @@ def test_index_plan_then_update_embeds_exactly_the_new_frames(untrained_home):
     assert plan.mode == "reindex" and plan.n_frames == 12 and len(plan.shards) == 2
     with pytest.raises(RuntimeError, match="not embedded"):
         index_plans.apply_index_plan(settings, plan)  # nothing written before every shard exists
-    results = [index_plans.embed_shard(settings, s, plan.encoder_key) for s in plan.shards]
+    # the shards embed side by side, as the thread runner maps them (one per core)
+    with ThreadPoolExecutor(2) as pool:
+        results = list(
+            pool.map(lambda s: index_plans.embed_shard(settings, s, plan.encoder_key), plan.shards)
+        )
     assert not any(r["cached"] for r in results)
     assert index_plans.embed_shard(settings, plan.shards[0], plan.encoder_key)["cached"]
     outcome = index_plans.apply_index_plan(settings, plan)

@@ -436,7 +436,9 @@ def task_runner_for(settings: Settings):
                 "dashboard_address": ":0",  # any free port: never clash with another cluster
             },
         )
-    return ThreadPoolTaskRunner(max_workers=max(1, (os.cpu_count() or 2) // 2))
+    # one shard per core: each embeds on one torch thread of its own (embed_shard; torch
+    # sets a thread count per calling thread, so the flow's own thread keeps its count)
+    return ThreadPoolTaskRunner(max_workers=max(1, os.cpu_count() or 1))
 
 
 def _index(settings: Settings, datasets: list[str] | None) -> dict[str, Any]:
