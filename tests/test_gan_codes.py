@@ -161,9 +161,11 @@ def test_presets_paper_has_no_codes_and_tiny_records_them():
     paper, tiny = gan_train_config("paper"), gan_train_config("tiny")
     assert (paper.code_weight, paper.model.codes) == (0.0, 0)
     assert tiny.code_weight > 0 and tiny.model.codes == len(tiny.code_parameters)
-    # configs written before the option load without codes
+    assert (paper.code_marginals, tiny.code_marginals) == ("gaussian", "empirical")
+    # configs written before the option load without codes, and before empirical marginals
+    # with the Gaussian ones they were trained with
     old = GANTrainConfig.from_dict({"preset": "tiny", "model": {"latent_dim": 100}})
-    assert (old.code_weight, old.model.codes) == (0.0, 0)
+    assert (old.code_weight, old.model.codes, old.code_marginals) == (0.0, 0, "gaussian")
 
 
 def test_micro_run_with_codes_records_the_code_loss(tmp_path):

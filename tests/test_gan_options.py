@@ -413,7 +413,7 @@ def test_cli_switches_the_options_and_names_a_bad_one(tmp_path):
     args += ["--loss", "bce"]
     args += ["--ema", "0.5", "--augment", "translation", "--r1", "0.5", "--lr-d", "1e-4"]
     args += ["--output", "clip", "--upsampling", "bilinear", "--internal-width", "32"]
-    args += ["--code-marginals", "empirical", "--lr-decay", "linear"]
+    args += ["--code-marginals", "gaussian", "--lr-decay", "linear"]
     ran = runner.invoke(app, [*base, *args, "--width", "0.25", "--no-progress"])
     assert ran.exit_code == 0, ran.output
     ckpt = load_checkpoint("models/gan/tiny-seed0/last.pt", store=LocalStore(home), kind="gan")
@@ -422,7 +422,8 @@ def test_cli_switches_the_options_and_names_a_bad_one(tmp_path):
     assert (config["model"]["output"], config["model"]["upsampling"]) == ("clip", "bilinear")
     assert config["model"]["internal_width"] == 32
     assert config["ema_decay"] == 0.5  # the flag over the tiny preset's 0
-    assert config["code_marginals"] == "empirical" and config["lr_decay"] == "linear"
+    assert config["code_marginals"] == "gaussian"  # the flag over the tiny preset's empirical
+    assert config["lr_decay"] == "linear"
     assert (config["loss"], config["augment"], config["r1_gamma"], config["lr_d"]) == (
         "bce",
         "translation",
