@@ -494,8 +494,8 @@ def test_a_run_whose_config_predates_an_option_at_its_default_is_adopted_not_ret
     run = lib.RunStore(store, "gan", first.outputs["run"])
     ckpt = lib.load_checkpoint(run.key("last.pt"), store=store, kind="gan")
     weights = {k: v.clone() for k, v in ckpt["generator"].items()}
-    # the run as the version before `code_marginals` wrote it, its ledger record gone
-    del ckpt["config"]["code_marginals"]
+    # the run as the version before `balance_weight` wrote it, its ledger record gone
+    del ckpt["config"]["balance_weight"]
     run.save(ckpt, ["last.pt"])
     store.delete(pipeline_ledger.Ledger.key("train-gan"))
     again = lib.train_stage(settings, "gan", epochs=1, progress=False)
