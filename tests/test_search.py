@@ -84,14 +84,15 @@ def numpy_grouped(vectors, manifest, query, k, per_region=1, mask=None):
 
 def slow_reranked(image, record_ids, vectors, query_vector, manifest, images, k):
     """The picture re-ranking of candidates (nearest first) written out: embedding distance
-    over its median plus 2 x the picture distance (8 px blocks, nearest of the query's 16
-    symmetries; tests/test_picture.py's loops) over its median; the first ``k`` record ids."""
+    over its median plus 3 x the gradient picture's distance (8 px blocks, nearest of the
+    query's 16 symmetries; tests/test_picture.py's loops) over its median; the first ``k``
+    record ids."""
     from test_picture import slow_picture_distance
 
     rows = [int(np.flatnonzero(manifest["record_id"].to_numpy() == r)[0]) for r in record_ids]
     d = np.array([np.linalg.norm(vectors[r].astype(float) - query_vector) for r in rows])
-    p = np.array([slow_picture_distance(image, images[r], 8) for r in rows])
-    score = d / np.median(d) + 2.0 * p / np.median(p)
+    p = np.array([slow_picture_distance(image, images[r], 8, "gradient") for r in rows])
+    score = d / np.median(d) + 3.0 * p / np.median(p)
     return [record_ids[i] for i in np.argsort(score, kind="stable")[:k]]
 
 
@@ -309,12 +310,13 @@ def test_latent_query_with_shift_moves_z_along_the_stored_direction(home, search
     assert query.space == "symmetric" and searcher.query_map.space == "symmetric"
     assert np.allclose(query.vector, searcher.query_map.apply(raw)[0], atol=1e-5)
     assert query.description == "seed 3, tuf +2.5"
-    # ... and it is searched among the frames' symmetric vectors: its 20 nearest regions
-    # (all 12 here), re-ranked by their picture
+    # ... and it is searched among the frames' symmetric vectors: its 10 nearest regions
+    # (of 12 here), re-ranked by their picture
     _, ds, _ = home
+    assert home[0].retrieval.rerank_candidates == 10
     symmetric = space_vectors(encoder.embed, ds.images(), "symmetric")
     hits = searcher.hits(query, k=3)
-    candidates = numpy_grouped(symmetric, ds.manifest, query.vector, 20)
+    candidates = numpy_grouped(symmetric, ds.manifest, query.vector, 10)
     expected_ids = slow_reranked(
         query.image, candidates, symmetric, query.vector, ds.manifest, ds.images(), 3
     )
@@ -329,7 +331,7 @@ def test_latent_query_with_shift_moves_z_along_the_stored_direction(home, search
     # two frames per region: regions in the order of their best-scored frame, each with its
     # two nearest frames
     pairs = [h.record_id for h in searcher.hits(query, k=3, per_region=2)]
-    grouped = numpy_grouped(symmetric, ds.manifest, query.vector, 20, per_region=2)
+    grouped = numpy_grouped(symmetric, ds.manifest, query.vector, 10, per_region=2)
     ranked = slow_reranked(
         query.image, grouped, symmetric, query.vector, ds.manifest, ds.images(), len(grouped)
     )
@@ -518,10 +520,10 @@ def test_cli_evaluate_retrieval_writes_a_labelled_report(home, tmp_path):
             images = backend.generate(seeds=[first, first + 7]).images
             q = own.query_map.apply(space_vectors(backend.embed, images, "symmetric"))
             frames = space_vectors(backend.embed, ds.images(), "symmetric")
-        # each query's SimSiam match: the first of its 20 nearest regions' best frames (all
+        # each query's SimSiam match: the first of its 10 nearest regions' best frames (of
         # 12 regions here) re-ranked by their picture, as the search does
         for image, qi, row in zip(images, q, (got["matches"][0], got["matches"][7]), strict=True):
-            candidates = numpy_grouped(frames, ds.manifest, qi.astype(float), 20)
+            candidates = numpy_grouped(frames, ds.manifest, qi.astype(float), 10)
             best = slow_reranked(image, candidates, frames, qi, ds.manifest, ds.images(), 1)
             assert row["simsiam"] == best[0]
         hub = got["hubness"]["simsiam"]
@@ -547,7 +549,7 @@ def test_catalogue_hook_gives_each_ar_its_nearest_real_sharps(home, searcher, tm
     # ... and their nearest regions re-ranked by the picture, as every generated query's
     expected = [
         slow_reranked(
-            image, numpy_grouped(frames, ds.manifest, v, 20), frames, v, ds.manifest, ds.images(), 2
+            image, numpy_grouped(frames, ds.manifest, v, 10), frames, v, ds.manifest, ds.images(), 2
         )
         for image, v in zip(clipped, expected_vectors, strict=True)
     ]

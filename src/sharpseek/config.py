@@ -273,7 +273,7 @@ class RetrievalSettings(BaseModel):
         "encoder's embedding as it is, where real queries search); docs/search.md",
     )
     rerank_candidates: int = Field(
-        20,
+        10,
         ge=0,
         description="a generated query's nearest regions re-ranked by their picture "
         "(sharpseek.search.picture; 0: off, the embedding order)",
@@ -282,7 +282,13 @@ class RetrievalSettings(BaseModel):
         8, ge=1, le=128, description="block size of the coarse pictures compared [px]"
     )
     rerank_picture_weight: float = Field(
-        2.0, ge=0, description="weight of the picture distance beside the embedding distance"
+        3.0, ge=0, description="weight of the picture distance beside the embedding distance"
+    )
+    rerank_picture: Literal["gradient", "signed"] = Field(
+        "gradient",
+        description="the coarse picture compared (sharpseek.search.picture.PICTURES): "
+        "gradient, sqrt of each block's mean |grad B| (where structures and polarity "
+        "boundaries sit), or signed, each block's mean B as sign(B) sqrt(|B|)",
     )
 
     @model_validator(mode="after")

@@ -9,11 +9,20 @@ search returns them) are put in order of
 
 (medians over the query's own candidates, so both terms are of order 1 whatever the
 encoder's scale), where ``d_picture`` compares the *coarse pictures* of query and frame: each
-image averaged over ``pool_px`` x ``pool_px`` blocks (a 16 x 16 grid at 8 px), then given
-sign(b) sqrt(|b|) so that plage and weak flux count beside the strongest spots, and the
+image reduced to a grid of ``pool_px`` x ``pool_px`` blocks (a 16 x 16 grid at 8 px), and the
 Euclidean distance taken between the frame's picture and the nearest of the 16 pictures that
 rotations by 90 deg, reflections and the polarity flip make of the query's (the symmetries
 of the symmetric space where generated queries search, :mod:`sharpseek.search.spaces`).
+
+Two pictures (:data:`PICTURES`; ``retrieval.rerank_picture``):
+
+- ``gradient`` (the default): sqrt of each block's mean |grad b| (b in model units, the
+  gradient per pixel by central differences). It is bright at spot edges and between
+  opposite polarities, where Schrijver's R counts its flux, and dark in spot interiors and
+  the quiet background; it marks where the structures sit and how far apart, whatever
+  their sign.
+- ``signed``: each block's mean b as sign(b) sqrt(|b|), so plage and weak flux count beside
+  the strongest spots (the first re-ranking: it lifted PSEP and cost R; docs/search.md).
 
 Why: the symmetric space holds where polarities sit relative to each other only as far as
 the encoder learnt it from region pairs, and the generated queries' cloud is off the
@@ -34,6 +43,7 @@ import numpy as np
 from sharpseek.search.spaces import SYMMETRIES, symmetry
 
 __all__ = [
+    "PICTURES",
     "PictureRerank",
     "coarse_pictures",
     "orbit_pictures",
@@ -42,10 +52,28 @@ __all__ = [
 ]
 
 
-def coarse_pictures(images: np.ndarray, pool_px: int) -> np.ndarray:
+#: The coarse pictures a re-ranking can compare (module docstring).
+PICTURES: tuple[str, ...] = ("gradient", "signed")
+
+
+def _check_picture(picture: str) -> str:
+    if picture not in PICTURES:
+        raise ValueError(f"unknown picture {picture!r}: one of {', '.join(PICTURES)}")
+    return picture
+
+
+def _block_means(images: np.ndarray, pool_px: int) -> np.ndarray:
+    n, h, w = images.shape
+    return images.reshape(n, h // pool_px, pool_px, w // pool_px, pool_px).mean((2, 4))
+
+
+def coarse_pictures(images: np.ndarray, pool_px: int, picture: str) -> np.ndarray:
     """Model-space images (n, H, W) -> their coarse pictures (n, (H/pool_px)*(W/pool_px))
-    float32: the mean of each ``pool_px`` x ``pool_px`` block, as sign(b) sqrt(|b|) (b in
-    model units, so in [-1, 1])."""
+    float32, one value per ``pool_px`` x ``pool_px`` block (b in model units, in [-1, 1]):
+    ``gradient``: sqrt of the block's mean |grad b| [model units per pixel], the gradient by
+    central differences (one-sided on the border); ``signed``: the block's mean b as
+    sign(b) sqrt(|b|)."""
+    _check_picture(picture)
     images = np.asarray(images, np.float32)
     if images.ndim == 2:
         images = images[None]
@@ -54,17 +82,26 @@ def coarse_pictures(images: np.ndarray, pool_px: int) -> np.ndarray:
     n, h, w = images.shape
     if pool_px < 1 or h % pool_px or w % pool_px:
         raise ValueError(f"pool_px {pool_px} must divide the image size {h} x {w}")
-    blocks = images.reshape(n, h // pool_px, pool_px, w // pool_px, pool_px).mean((2, 4))
-    return (np.sign(blocks) * np.sqrt(np.abs(blocks))).reshape(n, -1).astype(np.float32)
+    if picture == "gradient":
+        if min(h, w) < 2:
+            raise ValueError(f"a gradient picture needs images of 2 x 2 px or more, got {h} x {w}")
+        along_y, along_x = np.gradient(images, axis=(1, 2))
+        pictures = np.sqrt(_block_means(np.hypot(along_x, along_y), pool_px))
+    else:
+        blocks = _block_means(images, pool_px)
+        pictures = np.sign(blocks) * np.sqrt(np.abs(blocks))
+    return pictures.reshape(n, -1).astype(np.float32)
 
 
-def orbit_pictures(image: np.ndarray, pool_px: int) -> np.ndarray:
-    """The coarse pictures (16, m) of the 16 images the symmetries of
+def orbit_pictures(image: np.ndarray, pool_px: int, picture: str) -> np.ndarray:
+    """The coarse ``picture`` s (16, m) of the 16 images the symmetries of
     :data:`sharpseek.search.spaces.SYMMETRIES` make of one model-space image (H, W)."""
     image = np.asarray(image, np.float32)
     if image.ndim != 2 or image.shape[0] != image.shape[1]:
         raise ValueError(f"a query image must be square (H, H), got shape {image.shape}")
-    return np.concatenate([coarse_pictures(symmetry(image[None], *g), pool_px) for g in SYMMETRIES])
+    return np.concatenate(
+        [coarse_pictures(symmetry(image[None], *g), pool_px, picture) for g in SYMMETRIES]
+    )
 
 
 def picture_distances(orbit: np.ndarray, frame_pictures: np.ndarray) -> np.ndarray:
@@ -108,14 +145,19 @@ def rerank_order(
 class PictureRerank:
     """The re-ranking of a generated query's nearest regions (module docstring): its
     ``candidates`` nearest (one best frame per region) in order of embedding and picture
-    distance, pictures of ``pool_px`` blocks, the picture term weighted ``picture_weight``.
+    distance, ``picture`` s (:data:`PICTURES`) of ``pool_px`` blocks, the picture term
+    weighted ``picture_weight``.
     The settings' ``retrieval.rerank_*`` (:meth:`from_settings`); the search
     (:meth:`sharpseek.search.searcher.Searcher.hits`) and ``sharpseek evaluate retrieval``
     both use it."""
 
-    candidates: int = 20
+    candidates: int = 10
     pool_px: int = 8
-    picture_weight: float = 2.0
+    picture_weight: float = 3.0
+    picture: str = "gradient"
+
+    def __post_init__(self) -> None:
+        _check_picture(self.picture)
 
     @classmethod
     def from_settings(cls, settings) -> PictureRerank | None:
@@ -124,11 +166,13 @@ class PictureRerank:
         cfg = settings.retrieval
         if cfg.rerank_candidates == 0:
             return None
-        return cls(cfg.rerank_candidates, cfg.rerank_pool_px, cfg.rerank_picture_weight)
+        return cls(
+            cfg.rerank_candidates, cfg.rerank_pool_px, cfg.rerank_picture_weight, cfg.rerank_picture
+        )
 
     def pictures(self, images: np.ndarray) -> np.ndarray:
-        """:func:`coarse_pictures` of frames (n, H, W) at this block size."""
-        return coarse_pictures(images, self.pool_px)
+        """:func:`coarse_pictures` of frames (n, H, W): this picture, this block size."""
+        return coarse_pictures(images, self.pool_px, self.picture)
 
     def order(
         self,
@@ -139,5 +183,6 @@ class PictureRerank:
         """Positions (k,) of a query's candidates, best first: the query's model-space image
         (H, W), the candidates' pictures (k, m) (:meth:`pictures`) and their embedding
         distances (k,), nearest first."""
-        distances = picture_distances(orbit_pictures(query_image, self.pool_px), frame_pictures)
+        orbit = orbit_pictures(query_image, self.pool_px, self.picture)
+        distances = picture_distances(orbit, frame_pictures)
         return rerank_order(embedding_distances, distances, self.picture_weight)

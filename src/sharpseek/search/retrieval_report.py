@@ -130,7 +130,8 @@ def _rerank_line(rerank: dict | None) -> str:
     return (
         f"- SimSiam match: each query's {rerank['candidates']} nearest regions (their best "
         "frames) re-ranked by embedding and picture distance together "
-        f"({rerank['pool_px']} px blocks, picture weight {rerank['picture_weight']:g}; "
+        f"({rerank.get('picture', 'signed')} pictures of {rerank['pool_px']} px blocks, "
+        f"picture weight {rerank['picture_weight']:g}; "
         "sharpseek.search.picture); the match is the first."
     )
 

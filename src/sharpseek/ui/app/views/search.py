@@ -188,7 +188,8 @@ def show(wb) -> None:
     if source != "real" and wb.settings.retrieval.rerank_candidates:
         st.caption(
             f"A generated query: its {wb.settings.retrieval.rerank_candidates} nearest regions "
-            "re-ranked by embedding and picture distance together; the distance shown is the "
+            "re-ranked by embedding and picture distance together (the "
+            f"{wb.settings.retrieval.rerank_picture} picture); the distance shown is the "
             "embedding's (docs/search.md, 'Picture re-ranking')."
         )
     _thumbnails(matches)
