@@ -1,5 +1,6 @@
 """docs/images/search-rerank.png: generated queries and their five nearest regions by
-embedding distance alone (re-ranking off) and re-ranked by their picture (the default)
+embedding distance alone (re-ranking off), re-ranked with the signed picture of before
+(20 candidates, weight 2) and with the gradient picture (the default now)
 (docs/search.md, "Picture re-ranking").
 
     SHARPSEEK_HOME=<demo home> .venv/bin/python benchmarks/rerank_figure.py \\
@@ -14,18 +15,21 @@ from sharpseek.config import get_settings
 out = sys.argv[1] if len(sys.argv) > 1 else "docs/images/search-rerank.png"
 seeds = [int(s) for s in sys.argv[2:]] or [7, 11, 12]
 base = get_settings()
+variants = {
+    "embedding only": with_retrieval(base, rerank_candidates=0),
+    "signed picture": with_retrieval(
+        base, rerank_candidates=20, rerank_picture_weight=2.0, rerank_picture="signed"
+    ),
+    f"{base.retrieval.rerank_picture} picture": base,
+}
 rows = [
-    seed_row(
-        with_retrieval(base, rerank_candidates=n),
-        seed,
-        f"seed {seed} ({'re-ranked' if n else 'embedding only'})",
-    )
+    seed_row(settings, seed, f"seed {seed} ({label})")
     for seed in seeds
-    for n in (0, base.retrieval.rerank_candidates)
+    for label, settings in variants.items()
 ]
 draw_rows(
     rows,
     out,
     "generated queries (left) and their 5 nearest regions: by embedding distance alone, "
-    "then re-ranked by their picture",
+    "re-ranked by the signed picture (before), by the gradient picture (now)",
 )

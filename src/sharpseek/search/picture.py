@@ -94,7 +94,7 @@ def coarse_pictures(images: np.ndarray, pool_px: int, picture: str) -> np.ndarra
 
 
 def orbit_pictures(image: np.ndarray, pool_px: int, picture: str) -> np.ndarray:
-    """The coarse ``picture`` s (16, m) of the 16 images the symmetries of
+    """The coarse pictures of kind ``picture`` (16, m) of the 16 images the symmetries of
     :data:`sharpseek.search.spaces.SYMMETRIES` make of one model-space image (H, W)."""
     image = np.asarray(image, np.float32)
     if image.ndim != 2 or image.shape[0] != image.shape[1]:
@@ -145,8 +145,8 @@ def rerank_order(
 class PictureRerank:
     """The re-ranking of a generated query's nearest regions (module docstring): its
     ``candidates`` nearest (one best frame per region) in order of embedding and picture
-    distance, ``picture`` s (:data:`PICTURES`) of ``pool_px`` blocks, the picture term
-    weighted ``picture_weight``.
+    distance, pictures of kind ``picture`` (:data:`PICTURES`) of ``pool_px`` blocks, the
+    picture term weighted ``picture_weight``.
     The settings' ``retrieval.rerank_*`` (:meth:`from_settings`); the search
     (:meth:`sharpseek.search.searcher.Searcher.hits`) and ``sharpseek evaluate retrieval``
     both use it."""
