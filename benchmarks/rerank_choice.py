@@ -29,7 +29,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 SELECTION = {"sel": 1_001_000, "sel2": 1_002_000}
 EVALUATION = {"b0": 0, "b1": 100_000}
@@ -42,8 +41,17 @@ def cache(out: Path, queries: int) -> None:
     from sharpseek.config import get_settings
     from sharpseek.data.dataset import latest_version, load_dataset
     from sharpseek.data.store import open_store
-    from sharpseek.search.evaluate_retrieval import _generated_queries, frame_vectors
-    from sharpseek.search.picture import PICTURES, coarse_pictures, orbit_pictures
+    from sharpseek.search.evaluate_retrieval import (
+        _generated_queries,
+        frame_vectors,
+        region_best_frames,
+    )
+    from sharpseek.search.picture import (
+        PICTURES,
+        coarse_pictures,
+        orbit_pictures,
+        picture_distances,
+    )
     from sharpseek.search.query_map import load_query_map
     from sharpseek.serving.backends import open_backend
 
@@ -69,25 +77,15 @@ def cache(out: Path, queries: int) -> None:
         q_params.to_parquet(out / f"{block}.parquet")
         q = q_vectors.astype(np.float64)
         d2 = np.maximum(norms[None] - 2 * q @ base.T + (q**2).sum(1)[:, None], 0)
-        cand = np.empty((queries, CANDIDATES), int)
-        for j, row in enumerate(np.argsort(d2, axis=1, kind="stable")):
-            _, first_of_region = np.unique(regions[row], return_index=True)
-            cand[j] = row[np.sort(first_of_region)[:CANDIDATES]]
+        order = np.argsort(d2, axis=1, kind="stable")
+        cand = np.stack([region_best_frames(row, regions, CANDIDATES) for row in order])
         arrays[f"{block}_cand"] = cand
         arrays[f"{block}_embedding"] = np.sqrt(np.take_along_axis(d2, cand, 1))
         for p in PICTURES:
             arrays[f"{block}_{p}"] = np.stack(
                 [
-                    np.sqrt(
-                        (
-                            (
-                                orbit_pictures(q_images[j], POOL_PX, p)[:, None]
-                                - frame_pictures[p][cand[j]][None]
-                            )
-                            ** 2
-                        )
-                        .sum(-1)
-                        .min(0)
+                    picture_distances(
+                        orbit_pictures(q_images[j], POOL_PX, p), frame_pictures[p][cand[j]]
                     )
                     for j in range(queries)
                 ]
@@ -113,6 +111,7 @@ def _load(run: Path, blocks: tuple[str, ...]):
 def figures(run: Path, blocks: list[str], picture: str, candidates: int, weight: float) -> dict:
     """Distinct nearest frames, top-5 share and Pearson of the four target parameters of the
     queries of ``blocks`` and their re-ranked first match."""
+    from sharpseek.search.evaluate_retrieval import correlations
     from sharpseek.search.picture import rerank_order
 
     frames, queries, joined = _load(run, tuple(blocks))
@@ -125,10 +124,8 @@ def figures(run: Path, blocks: list[str], picture: str, candidates: int, weight:
         "distinct": len(np.unique(match)),
         "top5": float(np.sort(np.bincount(match))[::-1][:5].sum() / len(match)),
     }
-    for name in TARGETS:
-        a, b = queries[name].to_numpy(float), frames[name].to_numpy(float)[match]
-        ok = np.isfinite(a) & np.isfinite(b)
-        out[name] = float(stats.pearsonr(a[ok], b[ok]).statistic)
+    for row in correlations(queries, frames.iloc[match].reset_index(drop=True), list(TARGETS)):
+        out[row["parameter"]] = row["pearson"]
     return out
 
 

@@ -355,13 +355,20 @@ def _reranked_nearest(
         q = np.asarray(q_vectors[start : start + chunk], np.float64)
         d2 = np.maximum(norms[None, :] - 2 * q @ base.T + (q**2).sum(1)[:, None], 0)
         for j, row in enumerate(np.argsort(d2, axis=1, kind="stable")):
-            _, first = np.unique(regions[row], return_index=True)
-            best = row[np.sort(first)[: rerank.candidates]]  # each region's nearest frame
+            best = region_best_frames(row, regions, rerank.candidates)
             order = rerank.order(
                 query_images[start + j], frame_pictures[best], np.sqrt(d2[j, best])
             )
             out[start + j] = best[order][:n_cols]
     return out
+
+
+def region_best_frames(order: np.ndarray, regions: np.ndarray, k: int) -> np.ndarray:
+    """The first ``k`` regions' best frames (k,) of frame rows ``order`` (nearest first), as
+    the search groups them: each region's first row in ``order``, regions in order of it.
+    ``regions`` (n_frames,) gives each frame row's region."""
+    _, first = np.unique(regions[order], return_index=True)
+    return order[np.sort(first)[:k]]
 
 
 def _correlation_table(

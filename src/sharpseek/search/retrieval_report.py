@@ -130,7 +130,7 @@ def _rerank_line(rerank: dict | None) -> str:
     return (
         f"- SimSiam match: each query's {rerank['candidates']} nearest regions (their best "
         "frames) re-ranked by embedding and picture distance together "
-        f"({rerank.get('picture', 'signed')} pictures of {rerank['pool_px']} px blocks, "
+        f"({rerank['picture']} pictures of {rerank['pool_px']} px blocks, "
         f"picture weight {rerank['picture_weight']:g}; "
         "sharpseek.search.picture); the match is the first."
     )
